@@ -1,0 +1,3 @@
+"""ztsim: a Zero Trust SIM platform."""
+
+__version__ = "0.1.0"

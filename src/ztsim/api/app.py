@@ -1,0 +1,28 @@
+"""The FastAPI application: routers under /api/v1, problem details, one context."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ztsim import __version__
+from ztsim.api import problems, routes_events, routes_identity, routes_inventory
+from ztsim.api.context import ApiContext
+from ztsim.api.problems import problem_doc
+
+API_PREFIX = "/api/v1"
+
+# Every route may answer with these; documented so clients (and schemathesis) know.
+_COMMON_PROBLEMS = problem_doc(401, 403, 404, 409, 422)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="ztsim",
+        version=__version__,
+        description="Zero Trust SIM platform: identities, SIM inventory, devices and events.",
+    )
+    app.state.ctx = ctx
+    problems.install(app)
+    for module in (routes_identity, routes_inventory, routes_events):
+        app.include_router(module.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
+    return app

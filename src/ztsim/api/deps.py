@@ -1,0 +1,62 @@
+"""Authentication and authorisation, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from ztsim.api.context import ApiContext
+from ztsim.errors import Forbidden, Unauthenticated
+from ztsim.identity import token_store
+from ztsim.identity.roles import Permission, Principal, allows
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ApiContext)
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+
+def _principal(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("a bearer token is required")
+    with ctx.tx() as conn:
+        principal = token_store.authenticate(conn, token.strip(), ctx.clock())
+    if principal is None:
+        raise Unauthenticated("the token is unknown, expired or revoked")
+    return principal
+
+
+AnyPrincipal = Annotated[Principal, Depends(_principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    def check(principal: AnyPrincipal) -> Principal:
+        if not allows(principal.role, permission):
+            raise Forbidden(f"role {principal.role.value} may not {permission.value}")
+        return principal
+
+    check.__name__ = f"require_{permission.name.lower()}"
+    return check
+
+
+OrgRead = Annotated[Principal, Depends(require(Permission.ORG_READ))]
+OrgWrite = Annotated[Principal, Depends(require(Permission.ORG_WRITE))]
+IdentitiesRead = Annotated[Principal, Depends(require(Permission.IDENTITIES_READ))]
+IdentitiesWrite = Annotated[Principal, Depends(require(Permission.IDENTITIES_WRITE))]
+TokensRead = Annotated[Principal, Depends(require(Permission.TOKENS_READ))]
+TokensWrite = Annotated[Principal, Depends(require(Permission.TOKENS_WRITE))]
+SimsRead = Annotated[Principal, Depends(require(Permission.SIMS_READ))]
+SimsWrite = Annotated[Principal, Depends(require(Permission.SIMS_WRITE))]
+BindingsWrite = Annotated[Principal, Depends(require(Permission.BINDINGS_WRITE))]
+DevicesRead = Annotated[Principal, Depends(require(Permission.DEVICES_READ))]
+DevicesWrite = Annotated[Principal, Depends(require(Permission.DEVICES_WRITE))]
+ImportsRead = Annotated[Principal, Depends(require(Permission.IMPORTS_READ))]
+ImportsWrite = Annotated[Principal, Depends(require(Permission.IMPORTS_WRITE))]
+EventsRead = Annotated[Principal, Depends(require(Permission.EVENTS_READ))]

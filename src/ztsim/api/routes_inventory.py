@@ -1,0 +1,281 @@
+"""Routes for SIMs, devices, bindings and stock imports. A `self` token sees only
+its own identity's SIMs and devices; for it, everything else does not exist (404)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Connection
+
+from ztsim.api.context import ApiContext
+from ztsim.api.deps import (
+    BindingsWrite,
+    Ctx,
+    DevicesRead,
+    DevicesWrite,
+    ImportsRead,
+    ImportsWrite,
+    SimsRead,
+    SimsWrite,
+)
+from ztsim.api.problems import problem_response
+from ztsim.api.schemas import (
+    AssignIn,
+    BindingIn,
+    DeviceIn,
+    DeviceOut,
+    Page,
+    ReasonIn,
+    RequiredReasonIn,
+    SimOut,
+    StockImportOut,
+)
+from ztsim.errors import InvalidInput, NotFound
+from ztsim.identity.roles import Principal
+from ztsim.inventory import repository as repo
+from ztsim.inventory import service
+from ztsim.inventory.lifecycle import SimAction, SimState
+from ztsim.inventory.models import Device, Sim, SimKind
+from ztsim.inventory.stock import parse_stock_csv
+
+router = APIRouter()
+Limit = Annotated[int, Query(ge=1, le=1000)]
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def _sim_out(sim: Sim) -> SimOut:
+    return SimOut.model_validate(sim, from_attributes=True)
+
+
+def _visible_sim(conn: Connection, p: Principal, iccid: str) -> Sim:
+    sim = repo.get_sim(conn, p.org_id, iccid)
+    if p.own_identity is not None and sim.identity_id != p.own_identity:
+        raise NotFound("SIM not found")
+    return sim
+
+
+@router.get("/sims", tags=["sims"])
+def list_sims(
+    ctx: Ctx,
+    p: SimsRead,
+    state: SimState | None = None,
+    kind: SimKind | None = None,
+    identity_id: str | None = None,
+    imsi: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[SimOut]:
+    if p.own_identity is not None:
+        identity_id = p.own_identity if identity_id in (None, p.own_identity) else "-"
+    with ctx.tx() as conn:
+        items, next_cursor = repo.list_sims(
+            conn,
+            p.org_id,
+            repo.SimFilter(state=state, kind=kind, identity_id=identity_id, imsi=imsi),
+            limit=limit,
+            cursor=cursor,
+        )
+    return Page[SimOut](items=[_sim_out(s) for s in items], next_cursor=next_cursor)
+
+
+@router.get("/sims/{iccid}", tags=["sims"])
+def get_sim(ctx: Ctx, p: SimsRead, iccid: str) -> SimOut:
+    with ctx.tx() as conn:
+        return _sim_out(_visible_sim(conn, p, iccid))
+
+
+def _transition(
+    ctx: ApiContext,
+    p: Principal,
+    iccid: str,
+    action: SimAction,
+    reason: str,
+    identity_id: str | None = None,
+) -> SimOut:
+    with ctx.tx() as conn:
+        sim = service.change_state(
+            conn,
+            p.org_id,
+            iccid,
+            action,
+            actor=p.actor,
+            reason=reason,
+            now=ctx.clock(),
+            identity_id=identity_id,
+        )
+        return _sim_out(sim)
+
+
+@router.post("/sims/{iccid}/assign", tags=["sims"])
+def assign_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: AssignIn) -> SimOut:
+    return _transition(ctx, p, iccid, SimAction.ASSIGN, body.reason, body.identity_id)
+
+
+@router.post("/sims/{iccid}/activate", tags=["sims"])
+def activate_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: ReasonIn) -> SimOut:
+    return _transition(ctx, p, iccid, SimAction.ACTIVATE, body.reason)
+
+
+@router.post("/sims/{iccid}/suspend", tags=["sims"])
+def suspend_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: RequiredReasonIn) -> SimOut:
+    return _transition(ctx, p, iccid, SimAction.SUSPEND, body.reason)
+
+
+@router.post("/sims/{iccid}/resume", tags=["sims"])
+def resume_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: ReasonIn) -> SimOut:
+    return _transition(ctx, p, iccid, SimAction.RESUME, body.reason)
+
+
+@router.post("/sims/{iccid}/retire", tags=["sims"])
+def retire_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: RequiredReasonIn) -> SimOut:
+    return _transition(ctx, p, iccid, SimAction.RETIRE, body.reason)
+
+
+@router.put("/sims/{iccid}/binding", tags=["sims"])
+def set_binding(ctx: Ctx, p: BindingsWrite, iccid: str, body: BindingIn) -> SimOut:
+    with ctx.tx() as conn:
+        sim = service.set_binding(
+            conn,
+            p.org_id,
+            iccid,
+            body.device_id,
+            actor=p.actor,
+            reason=body.reason,
+            now=ctx.clock(),
+        )
+        return _sim_out(sim)
+
+
+# -- devices ------------------------------------------------------------------------------
+
+
+def _device_out(d: Device) -> DeviceOut:
+    return DeviceOut.model_validate(d, from_attributes=True)
+
+
+@router.post("/devices", status_code=201, tags=["devices"])
+def create_device(ctx: Ctx, p: DevicesWrite, body: DeviceIn) -> DeviceOut:
+    with ctx.tx() as conn:
+        device = service.register_device(
+            conn,
+            p.org_id,
+            imei=body.imei,
+            eid=body.eid,
+            owner_id=body.owner_id,
+            name=body.name,
+            actor=p.actor,
+            now=ctx.clock(),
+        )
+        return _device_out(device)
+
+
+@router.get("/devices", tags=["devices"])
+def list_devices(
+    ctx: Ctx,
+    p: DevicesRead,
+    owner_id: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[DeviceOut]:
+    if p.own_identity is not None:
+        owner_id = p.own_identity if owner_id in (None, p.own_identity) else "-"
+    with ctx.tx() as conn:
+        items, next_cursor = repo.list_devices(
+            conn, p.org_id, owner_id=owner_id, limit=limit, cursor=cursor
+        )
+    return Page[DeviceOut](items=[_device_out(d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/devices/{device_id}", tags=["devices"])
+def get_device(ctx: Ctx, p: DevicesRead, device_id: str) -> DeviceOut:
+    with ctx.tx() as conn:
+        device = repo.get_device(conn, p.org_id, device_id)
+    if p.own_identity is not None and device.owner_id != p.own_identity:
+        raise NotFound("device not found")
+    return _device_out(device)
+
+
+# -- stock imports ------------------------------------------------------------------------
+
+_CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+async def _read_limited(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD_BYTES:
+            raise InvalidInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/stock-imports",
+    status_code=201,
+    tags=["sims"],
+    openapi_extra=_CSV_BODY,
+    responses={201: {"model": StockImportOut}},
+)
+async def import_stock(
+    request: Request,
+    ctx: Ctx,
+    p: ImportsWrite,
+    filename: Annotated[
+        str, Query(min_length=1, max_length=255, pattern=r"^[^\x00]+$")
+    ] = "upload.csv",
+    kind: SimKind = SimKind.PHYSICAL,
+) -> JSONResponse:
+    """Import a vendor batch file (CSV). All or nothing: a file with any bad row imports
+    nothing and answers 422 with every row's error; the attempt is recorded either way."""
+    raw = await _read_limited(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the file is not UTF-8 text") from None
+
+    def run() -> StockImportOut:
+        parsed = parse_stock_csv(text)
+        with ctx.tx() as conn:
+            record = service.import_stock(
+                conn,
+                ctx.sealer,
+                p.org_id,
+                parsed,
+                filename=filename,
+                kind=kind,
+                actor=p.actor,
+                now=ctx.clock(),
+            )
+        return StockImportOut.model_validate(record, from_attributes=True)
+
+    out = await run_in_threadpool(run)
+    if out.status != "imported":
+        return problem_response(422, "the file has errors; nothing was imported", out.errors)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/stock-imports", tags=["sims"])
+def list_imports(ctx: Ctx, p: ImportsRead) -> list[StockImportOut]:
+    with ctx.tx() as conn:
+        return [
+            StockImportOut.model_validate(r, from_attributes=True)
+            for r in repo.list_imports(conn, p.org_id)
+        ]
+
+
+@router.get("/stock-imports/{import_id}", tags=["sims"])
+def get_import(ctx: Ctx, p: ImportsRead, import_id: str) -> StockImportOut:
+    with ctx.tx() as conn:
+        return StockImportOut.model_validate(
+            repo.get_import(conn, p.org_id, import_id), from_attributes=True
+        )

@@ -1,0 +1,204 @@
+"""Request and response bodies. Responses never carry K, OPc, PIN, PUK or a token's
+hash; the one response that carries a token is its creation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+
+def _storable(text: str) -> str:
+    # Text the database can hold on every backend: no NUL, no lone surrogates.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return text
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_storable),
+]
+Reason = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_storable)]
+RequiredReason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    AfterValidator(_storable),
+]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+    AfterValidator(_storable),
+]
+ObjectId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+T = TypeVar("T")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+# -- identity -----------------------------------------------------------------------------
+
+
+class OrgOut(BaseModel):
+    id: str
+    name: str
+    slug: str
+    tofu_binding: bool
+    created_at: datetime
+
+
+class OrgPatch(Request):
+    tofu_binding: bool | None = None
+
+
+class MeOut(BaseModel):
+    org_id: str
+    role: str
+    token_id: str
+    identity_id: str | None
+
+
+class IdentityIn(Request):
+    kind: Literal["user", "service"]
+    name: Name
+    email: Email | None = None
+    external_id: Name | None = None
+
+
+class IdentityPatch(Request):
+    name: Name | None = None
+    enabled: bool | None = None
+
+
+class IdentityOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    email: str | None
+    external_id: str | None
+    enabled: bool
+    created_at: datetime
+
+
+class CollectionIn(Request):
+    name: Name
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    member_ids: list[str]
+    created_at: datetime
+
+
+class TokenIn(Request):
+    name: Name
+    role: Literal["admin", "operator", "analyst", "auditor", "self"]
+    identity_id: ObjectId | None = None
+    expires_at: AwareDatetime | None = None
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    identity_id: str | None
+    prefix: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself. Shown once; store it now.")
+
+
+# -- inventory ----------------------------------------------------------------------------
+
+
+class SimOut(BaseModel):
+    iccid: str
+    imsi: str
+    msisdn: str | None
+    kind: str
+    state: str
+    identity_id: str | None
+    device_id: str | None
+    bound_at: datetime | None
+    import_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssignIn(Request):
+    identity_id: ObjectId
+    reason: Reason = ""
+
+
+class ReasonIn(Request):
+    reason: Reason = ""
+
+
+class RequiredReasonIn(Request):
+    reason: RequiredReason
+
+
+class BindingIn(Request):
+    device_id: ObjectId | None
+    reason: RequiredReason
+
+
+class DeviceIn(Request):
+    imei: Annotated[str, StringConstraints(pattern=r"^[0-9]{15,16}$")]
+    eid: Annotated[str, StringConstraints(pattern=r"^[0-9]{32}$")] | None = None
+    owner_id: ObjectId | None = None
+    name: Annotated[str, StringConstraints(max_length=200), AfterValidator(_storable)] = ""
+
+
+class DeviceOut(BaseModel):
+    id: str
+    imei: str
+    eid: str | None
+    owner_id: str | None
+    name: str
+    created_at: datetime
+
+
+class StockImportOut(BaseModel):
+    id: str
+    filename: str
+    status: str
+    rows: int
+    imported: int
+    errors: list[dict[str, Any]]
+    actor: str
+    created_at: datetime
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    kind: str
+    actor: str
+    subject: str
+    outcome: str
+    reason: str
+    payload: dict[str, Any]

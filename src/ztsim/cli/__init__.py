@@ -1,0 +1,1 @@
+"""The `ztsim` command line (Typer + Rich)."""

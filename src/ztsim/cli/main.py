@@ -1,0 +1,245 @@
+"""`ztsim`: run the platform and administer it locally.
+
+Admin commands work on the database directly (they run where the data lives);
+remote administration goes through the REST API with a token.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ztsim.clock import utc_now
+from ztsim.errors import ZtsimError
+from ztsim.identity import repository as identities
+from ztsim.identity import token_store
+from ztsim.identity.roles import Role
+from ztsim.inventory import repository as inventory
+from ztsim.inventory import service
+from ztsim.inventory.lifecycle import SimAction, SimState
+from ztsim.inventory.models import SimKind
+from ztsim.inventory.stock import parse_stock_csv
+from ztsim.node import platform as node
+from ztsim.sealing import KEY_BYTES, format_key
+
+app = typer.Typer(help="ztsim: a Zero Trust SIM platform.", no_args_is_help=True)
+sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="The key-encryption key that seals SIM secrets.", no_args_is_help=True)
+app.add_typer(sims_app, name="sims")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./ztsim-data).")
+]
+OrgOpt = Annotated[str | None, typer.Option("--org", help="Org slug (default: the only org).")]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _platform(
+    config: Path | None, data_dir: Path | None, *, create_key: bool = False
+) -> node.Platform:
+    try:
+        return node.build(node.settings_from(config, data_dir=data_dir), create_key=create_key)
+    except ZtsimError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: ZtsimError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def init(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    org_name: Annotated[str, typer.Option("--org-name")] = "My Company",
+    slug: Annotated[str, typer.Option("--slug")] = "default",
+) -> None:
+    """Create the data directory, the master key, the first org and its first admin token."""
+    platform = _platform(config, data_dir, create_key=True)
+    try:
+        org, token = node.init_org(platform, org_name, slug)
+    except ZtsimError as exc:
+        raise _fail(exc) from None
+    out.print(f"Created org [bold]{org.name}[/bold] ({org.slug}) in {platform.settings.data_dir}")
+    out.print("Admin token (shown once, store it now):")
+    out.print(token, markup=False, highlight=False)
+
+
+@app.command()
+def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Run every role in one process (today: the API) on the configured database."""
+    platform = _platform(config, data_dir, create_key=True)
+    node.serve_api(platform)
+
+
+@sims_app.command("import")
+def sims_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    kind: Annotated[SimKind, typer.Option("--kind")] = SimKind.PHYSICAL,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import a SIM vendor batch file (CSV), all or nothing."""
+    platform = _platform(config, data_dir)
+    text = file.read_text(encoding="utf-8-sig")
+    total = max(text.count("\n"), 1)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        checking = progress.add_task("checking", total=total)
+        parsed = parse_stock_csv(text, on_progress=lambda n: progress.update(checking, completed=n))
+        progress.update(checking, completed=total)
+        storing = progress.add_task("sealing and storing", total=len(parsed.rows))
+        try:
+            with platform.engine.begin() as conn:
+                org_id = identities.find_org(conn, org).id
+                record = service.import_stock(
+                    conn,
+                    platform.sealer,
+                    org_id,
+                    parsed,
+                    filename=file.name,
+                    kind=kind,
+                    actor=_actor(),
+                    now=utc_now(),
+                    on_progress=lambda n: progress.update(storing, completed=n),
+                )
+        except ZtsimError as exc:
+            raise _fail(exc) from None
+    if record.status != "imported":
+        table = Table("line", "field", "error", title=f"{file.name}: nothing imported")
+        for e in record.errors:
+            table.add_row(str(e["line"]), str(e["field"]), str(e["message"]))
+        err.print(table)
+        raise typer.Exit(1)
+    out.print(f"Imported {record.imported} SIMs from {file.name} (import {record.id}).")
+    if parsed.ignored_columns:
+        out.print(f"Ignored columns: {', '.join(parsed.ignored_columns)}")
+
+
+@sims_app.command("list")
+def sims_list(
+    state: Annotated[SimState | None, typer.Option("--state")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List SIMs (ordered by ICCID)."""
+    platform = _platform(config, data_dir)
+    try:
+        with platform.engine.begin() as conn:
+            org_id = identities.find_org(conn, org).id
+            sims, more = inventory.list_sims(
+                conn, org_id, inventory.SimFilter(state=state), limit=limit
+            )
+    except ZtsimError as exc:
+        raise _fail(exc) from None
+    table = Table("ICCID", "IMSI", "MSISDN", "kind", "state", "identity")
+    for s in sims:
+        table.add_row(s.iccid, s.imsi, s.msisdn or "", s.kind, s.state, s.identity_id or "")
+    out.print(table)
+    if more:
+        out.print(f"(more than {limit}; use --limit or the API's cursor)")
+
+
+@sims_app.command("suspend")
+def sims_suspend(
+    iccid: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Suspend an active SIM."""
+    platform = _platform(config, data_dir)
+    try:
+        with platform.engine.begin() as conn:
+            org_id = identities.find_org(conn, org).id
+            sim = service.change_state(
+                conn, org_id, iccid, SimAction.SUSPEND, actor=_actor(), reason=reason, now=utc_now()
+            )
+    except ZtsimError as exc:
+        raise _fail(exc) from None
+    out.print(f"SIM {sim.iccid} is {sim.state}.")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[Role, typer.Option("--role")],
+    name: Annotated[str, typer.Option("--name")] = "cli",
+    identity: Annotated[str | None, typer.Option("--identity", help="For --role self.")] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an API token; it is printed once."""
+    platform = _platform(config, data_dir)
+    try:
+        with platform.engine.begin() as conn:
+            org_id = identities.find_org(conn, org).id
+            info, token = token_store.issue(
+                conn,
+                org_id,
+                name=name,
+                role=role,
+                identity_id=identity,
+                created_by=_actor(),
+                now=utc_now(),
+            )
+    except ZtsimError as exc:
+        raise _fail(exc) from None
+    err.print(f"Token {info.id} ({info.role}), shown once:")
+    out.print(token, markup=False, highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option("--new-key-file", help="With ZTSIM_MASTER_KEY: the new key, saved first."),
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Re-wrap every sealed secret under a new key-encryption key."""
+    platform = _platform(config, data_dir)
+    try:
+        count = node.rotate_master_key(platform, new_key_file)
+    except ZtsimError as exc:
+        raise _fail(exc) from None
+    out.print(f"Re-sealed {count} rows under the new key-encryption key.")
+    if new_key_file is not None:
+        out.print("Now set ZTSIM_MASTER_KEY to the new key and restart every node.")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random key-encryption key (for ZTSIM_MASTER_KEY)."""
+    out.print(format_key(os.urandom(KEY_BYTES)), markup=False, highlight=False)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy metadata, engines (SQLite embedded, PostgreSQL at scale), migrations."""

@@ -1,0 +1,222 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+Every row that belongs to a tenant carries `org_id`, and every query in the
+repositories filters on it: that is how org isolation is enforced. Alembic
+migrations under `migrations/versions` must produce exactly this metadata (a test
+compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names keep migrations portable between SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite would otherwise return naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# An id that is an auto-incrementing BIGINT on PostgreSQL and a rowid alias on SQLite.
+SerialId = BigInteger().with_variant(Integer(), "sqlite")
+
+ID = 32  # uuid4 hex
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("tofu_binding", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320)),
+    Column("external_id", String(200)),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "email"),
+    UniqueConstraint("org_id", "external_id"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", String(ID), ForeignKey("groups.id"), primary_key=True),
+    Column("identity_id", String(ID), ForeignKey("identities.id"), primary_key=True),
+)
+
+fleets = Table(
+    "fleets",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+fleet_members = Table(
+    "fleet_members",
+    metadata,
+    Column("fleet_id", String(ID), ForeignKey("fleets.id"), primary_key=True),
+    Column("identity_id", String(ID), ForeignKey("identities.id"), primary_key=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("identity_id", String(ID), ForeignKey("identities.id")),
+    # SHA-256 of the token: tokens carry 256 random bits, so a plain hash is enough.
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("imei", String(15), nullable=False),
+    Column("eid", String(32)),
+    Column("owner_id", String(ID), ForeignKey("identities.id")),
+    Column("name", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "imei"),
+)
+
+stock_imports = Table(
+    "stock_imports",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("filename", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("imported", Integer, nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+sims = Table(
+    "sims",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    # ICCID and IMSI are unique across orgs: a SIM exists once, and the AAA looks it up by IMSI.
+    Column("iccid", String(20), nullable=False, unique=True),
+    Column("imsi", String(15), nullable=False, unique=True),
+    Column("msisdn", String(15), unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("identity_id", String(ID), ForeignKey("identities.id")),
+    Column("device_id", String(ID), ForeignKey("devices.id")),
+    Column("bound_at", UtcDateTime),
+    Column("k_sealed", LargeBinary, nullable=False),
+    Column("opc_sealed", LargeBinary, nullable=False),
+    Column("pin_sealed", LargeBinary),
+    Column("puk_sealed", LargeBinary),
+    Column("import_id", String(ID), ForeignKey("stock_imports.id")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "org_id", "iccid"),
+    Index(None, "org_id", "state", "iccid"),
+    Index(None, "org_id", "identity_id"),
+    Index(None, "device_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("payload", JSON, nullable=False),
+    Index(None, "org_id", "id"),
+    Index(None, "org_id", "kind", "id"),
+    Index(None, "org_id", "subject", "id"),
+    Index(None, "org_id", "time"),
+)
+
+# Which columns hold sealed secrets, and which column of the same row is their
+# associated data: key rotation re-wraps exactly these.
+SEALED_COLUMNS: tuple[tuple[Table, str, tuple[str, ...]], ...] = (
+    (sims, "iccid", ("k_sealed", "opc_sealed", "pin_sealed", "puk_sealed")),
+)

@@ -1,0 +1,1 @@
+"""One append-only event log for every plane: admin audit, authentication, sessions, DNS."""

@@ -1,0 +1,1 @@
+"""Orgs (tenants), identities (users and service identities), groups, fleets, tokens, roles."""

@@ -1,0 +1,84 @@
+"""Roles and what each may do. Pure: the API asks `allows()` before every handler runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"  # SIM operations
+    ANALYST = "analyst"  # reads events
+    AUDITOR = "auditor"  # reads everything, changes nothing
+    SELF = "self"  # an employee's own SIM, device and data only
+
+
+class Permission(StrEnum):
+    ORG_READ = "org:read"
+    ORG_WRITE = "org:write"
+    IDENTITIES_READ = "identities:read"
+    IDENTITIES_WRITE = "identities:write"
+    TOKENS_READ = "tokens:read"
+    TOKENS_WRITE = "tokens:write"
+    SIMS_READ = "sims:read"
+    SIMS_WRITE = "sims:write"
+    BINDINGS_WRITE = "bindings:write"
+    DEVICES_READ = "devices:read"
+    DEVICES_WRITE = "devices:write"
+    IMPORTS_READ = "imports:read"
+    IMPORTS_WRITE = "imports:write"
+    EVENTS_READ = "events:read"
+
+
+_READS = frozenset(p for p in Permission if p.value.endswith(":read"))
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.ORG_READ,
+            Permission.IDENTITIES_READ,
+            Permission.SIMS_READ,
+            Permission.SIMS_WRITE,
+            Permission.DEVICES_READ,
+            Permission.DEVICES_WRITE,
+            Permission.IMPORTS_READ,
+            Permission.IMPORTS_WRITE,
+        }
+    ),
+    Role.ANALYST: frozenset({Permission.ORG_READ, Permission.EVENTS_READ}),
+    Role.AUDITOR: _READS,
+    # Scoped by the handlers to the token's own identity.
+    Role.SELF: frozenset(
+        {
+            Permission.ORG_READ,
+            Permission.SIMS_READ,
+            Permission.DEVICES_READ,
+            Permission.EVENTS_READ,
+        }
+    ),
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return permission in GRANTS[role]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: always one org, one role; a `self` principal also one identity."""
+
+    org_id: str
+    role: Role
+    token_id: str
+    identity_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.token_id}"
+
+    @property
+    def own_identity(self) -> str | None:
+        """The identity every read is narrowed to, or None for org-wide roles."""
+        return self.identity_id if self.role is Role.SELF else None

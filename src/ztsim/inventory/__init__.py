@@ -1,0 +1,1 @@
+"""SIMs (physical and eSIM), their lifecycle, stock import, devices and SIM-to-device binding."""

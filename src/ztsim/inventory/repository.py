@@ -1,0 +1,249 @@
+"""SIMs, devices and stock imports in the database. Every query is scoped by org."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from ztsim.clock import new_id
+from ztsim.db import schema
+from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
+from ztsim.errors import Conflict, NotFound
+from ztsim.inventory.lifecycle import SimState
+from ztsim.inventory.models import Device, Sim, SimKind, StockImport
+
+_s = schema.sims
+_d = schema.devices
+_imp = schema.stock_imports
+
+_SIM_COLUMNS = (
+    _s.c.iccid,
+    _s.c.org_id,
+    _s.c.imsi,
+    _s.c.msisdn,
+    _s.c.kind,
+    _s.c.state,
+    _s.c.identity_id,
+    _s.c.device_id,
+    _s.c.bound_at,
+    _s.c.import_id,
+    _s.c.created_at,
+    _s.c.updated_at,
+)
+
+
+def _sim(m: RowMapping) -> Sim:
+    return Sim(
+        m["iccid"],
+        m["org_id"],
+        m["imsi"],
+        m["msisdn"],
+        SimKind(m["kind"]),
+        SimState(m["state"]),
+        m["identity_id"],
+        m["device_id"],
+        m["bound_at"],
+        m["import_id"],
+        m["created_at"],
+        m["updated_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SimFilter:
+    state: SimState | None = None
+    kind: SimKind | None = None
+    identity_id: str | None = None
+    imsi: str | None = None
+
+
+def get_sim(conn: Connection, org_id: str, iccid: str) -> Sim:
+    row = conn.execute(
+        select(*_SIM_COLUMNS).where(_s.c.org_id == org_id, _s.c.iccid == iccid)
+    ).first()
+    if row is None:
+        raise NotFound("SIM not found")
+    return _sim(row._mapping)
+
+
+def list_sims(
+    conn: Connection, org_id: str, f: SimFilter, *, limit: int = 100, cursor: str | None = None
+) -> tuple[list[Sim], str | None]:
+    """Ordered by ICCID; keyset pagination on the (org_id, iccid) index."""
+    check_limit(limit)
+    stmt = select(*_SIM_COLUMNS).where(_s.c.org_id == org_id)
+    if f.state is not None:
+        stmt = stmt.where(_s.c.state == f.state.value)
+    if f.kind is not None:
+        stmt = stmt.where(_s.c.kind == f.kind.value)
+    if f.identity_id is not None:
+        stmt = stmt.where(_s.c.identity_id == f.identity_id)
+    if f.imsi is not None:
+        stmt = stmt.where(_s.c.imsi == f.imsi)
+    if cursor is not None:
+        stmt = stmt.where(_s.c.iccid > decode_cursor(cursor, str))
+    rows = conn.execute(stmt.order_by(_s.c.iccid).limit(limit + 1)).all()
+    page = [_sim(r._mapping) for r in rows[:limit]]
+    return page, (encode_cursor(page[-1].iccid) if len(rows) > limit else None)
+
+
+def existing(conn: Connection, column: str, values: Sequence[str]) -> set[str]:
+    """Which of `values` already exist in a unique SIM column, across all orgs."""
+    col = _s.c[column]
+    found: set[str] = set()
+    for start in range(0, len(values), 500):
+        chunk = list(values[start : start + 500])
+        found.update(conn.scalars(select(col).where(col.in_(chunk))))
+    return found
+
+
+def insert_sims(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+    conn.execute(insert(_s), list(rows))
+
+
+def change_state(
+    conn: Connection,
+    org_id: str,
+    iccid: str,
+    expected: SimState,
+    target: SimState,
+    now: datetime,
+    **values: Any,
+) -> None:
+    """Compare-and-set on the state, so two concurrent transitions cannot both win."""
+    result = conn.execute(
+        update(_s)
+        .where(_s.c.org_id == org_id, _s.c.iccid == iccid, _s.c.state == expected.value)
+        .values(state=target.value, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise Conflict("the SIM changed meanwhile; try again")
+
+
+def set_binding(
+    conn: Connection, org_id: str, iccid: str, device_id: str | None, now: datetime
+) -> None:
+    conn.execute(
+        update(_s)
+        .where(_s.c.org_id == org_id, _s.c.iccid == iccid)
+        .values(device_id=device_id, bound_at=now if device_id else None, updated_at=now)
+    )
+
+
+# -- devices ------------------------------------------------------------------------------
+
+
+def _device(m: RowMapping) -> Device:
+    return Device(
+        m["id"], m["org_id"], m["imei"], m["eid"], m["owner_id"], m["name"], m["created_at"]
+    )
+
+
+def create_device(
+    conn: Connection,
+    org_id: str,
+    *,
+    imei: str,
+    eid: str | None,
+    owner_id: str | None,
+    name: str,
+    now: datetime,
+) -> Device:
+    taken = conn.execute(select(_d.c.id).where(_d.c.org_id == org_id, _d.c.imei == imei)).first()
+    if taken is not None:
+        raise Conflict("a device with that IMEI is registered")
+    device_id = new_id()
+    conn.execute(
+        insert(_d).values(
+            id=device_id,
+            org_id=org_id,
+            imei=imei,
+            eid=eid,
+            owner_id=owner_id,
+            name=name,
+            created_at=now,
+        )
+    )
+    return get_device(conn, org_id, device_id)
+
+
+def get_device(conn: Connection, org_id: str, device_id: str) -> Device:
+    row = conn.execute(select(_d).where(_d.c.org_id == org_id, _d.c.id == device_id)).first()
+    if row is None:
+        raise NotFound("device not found")
+    return _device(row._mapping)
+
+
+def find_device_by_imei(conn: Connection, org_id: str, imei: str) -> Device | None:
+    row = conn.execute(select(_d).where(_d.c.org_id == org_id, _d.c.imei == imei)).first()
+    return None if row is None else _device(row._mapping)
+
+
+def list_devices(
+    conn: Connection,
+    org_id: str,
+    *,
+    owner_id: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[Device], str | None]:
+    check_limit(limit)
+    stmt = select(_d).where(_d.c.org_id == org_id)
+    if owner_id is not None:
+        stmt = stmt.where(_d.c.owner_id == owner_id)
+    if cursor is not None:
+        stmt = stmt.where(_d.c.id > decode_cursor(cursor, str))
+    rows = conn.execute(stmt.order_by(_d.c.id).limit(limit + 1)).all()
+    page = [_device(r._mapping) for r in rows[:limit]]
+    return page, (encode_cursor(page[-1].id) if len(rows) > limit else None)
+
+
+# -- stock imports ------------------------------------------------------------------------
+
+
+def _import(m: RowMapping) -> StockImport:
+    return StockImport(
+        m["id"],
+        m["org_id"],
+        m["filename"],
+        m["status"],
+        m["rows"],
+        m["imported"],
+        list(m["errors"]),
+        m["actor"],
+        m["created_at"],
+    )
+
+
+def record_import(conn: Connection, record: StockImport) -> None:
+    conn.execute(
+        insert(_imp).values(
+            id=record.id,
+            org_id=record.org_id,
+            filename=record.filename,
+            status=record.status,
+            rows=record.rows,
+            imported=record.imported,
+            errors=record.errors,
+            actor=record.actor,
+            created_at=record.created_at,
+        )
+    )
+
+
+def get_import(conn: Connection, org_id: str, import_id: str) -> StockImport:
+    row = conn.execute(select(_imp).where(_imp.c.org_id == org_id, _imp.c.id == import_id)).first()
+    if row is None:
+        raise NotFound("stock import not found")
+    return _import(row._mapping)
+
+
+def list_imports(conn: Connection, org_id: str) -> list[StockImport]:
+    rows = conn.execute(
+        select(_imp).where(_imp.c.org_id == org_id).order_by(_imp.c.created_at.desc(), _imp.c.id)
+    )
+    return [_import(r._mapping) for r in rows]

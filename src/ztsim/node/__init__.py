@@ -1,0 +1,1 @@
+"""The composition root: reads settings, builds services, starts servers."""

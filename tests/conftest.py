@@ -1,0 +1,1 @@
+"""Shared test fixtures. Package-specific fixtures live beside their tests."""
