@@ -48,7 +48,9 @@ def test_make_auts_reproduces_osmocom() -> None:
 @pytest.mark.parametrize(
     "expectation",
     RESYNC["sqn_after_resync_expectations"],
-    ids=lambda e: f"bitlen{e['ind_bitlen']}-ind{e['ind']}-{e.get('next_sqn', e.get('then_next_vector_sqn'))}",
+    ids=lambda e: (
+        f"bitlen{e['ind_bitlen']}-ind{e['ind']}-{e.get('next_sqn', e.get('then_next_vector_sqn'))}"
+    ),
 )
 def test_sqn_after_resync(expectation: dict[str, int]) -> None:
     # The HE had issued SQN 0x22 (the osmocom vector), then got the AUTS.
@@ -201,3 +203,23 @@ def test_after_resync_the_next_sqn_is_accepted(seq_ms: int, ind: int) -> None:
     state = sqnmod.resync(stale, window.highest_sqn)
     sqn, _ = sqnmod.next_sqn(state, (ind + 1) % 32)
     assert window.check(sqn) is SqnVerdict.FRESH
+
+
+@given(st.integers(0, 8), st.integers(0, (1 << 40) - 1), st.data())
+def test_next_sqn_matches_the_osmocom_formula(
+    bits: int, last_sqn: int, data: st.DataObject
+) -> None:
+    assert "2^ind_bitlen" in RESYNC["next_sqn_formula"]
+    ind = data.draw(st.integers(0, (1 << bits) - 1))
+    # next = ((sqn + 2^ind_bitlen) & ~(2^ind_bitlen - 1)) + ind, from aka.json.
+    expected = ((last_sqn + (1 << bits)) & ~((1 << bits) - 1)) + ind
+    sqn, _ = sqnmod.next_sqn(SqnState.from_last_sqn(last_sqn, bits), ind)
+    assert sqn == expected
+
+
+def test_error_types_are_invalid_input() -> None:
+    from ztsim.aka.suci import SuciError as ReexportedSuciError
+
+    assert issubclass(sqnmod.ResyncError, InvalidInput)
+    assert issubclass(ReexportedSuciError, InvalidInput)
+    assert issubclass(SqnError, InvalidInput)

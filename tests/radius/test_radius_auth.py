@@ -75,7 +75,9 @@ def test_two_message_authenticators_are_refused() -> None:
         verify_request(doubled, SECRET)
 
 
-@pytest.mark.parametrize("code", [Code.ACCOUNTING_REQUEST, Code.DISCONNECT_REQUEST, Code.COA_REQUEST])
+@pytest.mark.parametrize(
+    "code", [Code.ACCOUNTING_REQUEST, Code.DISCONNECT_REQUEST, Code.COA_REQUEST]
+)
 def test_hashed_request_authenticator_matches_rfc2866_formula(code: Code) -> None:
     packet = sign_request(Packet(code, 9, bytes(16), (Attribute(44, b"sess-1"),)), SECRET)
     wire = packet.encode()

@@ -124,7 +124,7 @@ def test_attribute_of_length_two_is_an_empty_value() -> None:
 
 
 def test_largest_packet_round_trips_and_one_more_octet_is_refused() -> None:
-    filler = [Attribute(26, bytes(253))] * 16 + [Attribute(25, bytes(12))]
+    filler = [Attribute(26, bytes(253))] * 15 + [Attribute(25, bytes(249))]
     packet = Packet(Code.ACCESS_ACCEPT, 1, bytes(16), tuple(filler))
     assert packet.length == 4096
     assert Packet.decode(packet.encode()) == packet

@@ -6,6 +6,8 @@ and 2G-only equipment still ask for.
 
 from ztsim.aka._check import fixed, ranged
 
+__all__ = ["c2", "c3"]
+
 
 def c2(res: bytes) -> bytes:
     """SRES = XOR of the four 32-bit words of RES zero-padded to 128 bits."""

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from ztsim.aka.errors import SuciError
 
+__all__ = ["SuciError", "decrypt", "encrypt"]
+
 # TS 24.501 9.11.3.4 / TS 33.501 C.3.1: protection scheme identifiers.
 NULL_SCHEME = 0
 PROFILE_A = 1
@@ -56,10 +58,11 @@ def _shared(
     private: x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey, scheme: int, public: bytes
 ) -> bytes:
     """Z from ECDH; `SuciError` if `public` is not a usable point of the curve."""
+    is_x25519 = isinstance(private, x25519.X25519PrivateKey)
+    if is_x25519 and len(public) != PROFILE_A_KEY_LENGTH:
+        raise SuciError(f"Profile A public key must be {PROFILE_A_KEY_LENGTH} bytes")
     try:
         if isinstance(private, x25519.X25519PrivateKey):
-            if len(public) != PROFILE_A_KEY_LENGTH:
-                raise SuciError(f"Profile A public key must be {PROFILE_A_KEY_LENGTH} bytes")
             # An all-zero result (small-order point) makes OpenSSL raise ValueError.
             return private.exchange(x25519.X25519PublicKey.from_public_bytes(public))
         point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)

@@ -13,6 +13,20 @@ import hmac
 from ztsim.aka._check import fixed, ranged, text
 from ztsim.aka.errors import AkaInputError
 
+__all__ = [
+    "AkaInputError",
+    "ck_ik_prime",
+    "encode_plmn_id",
+    "hxres_star",
+    "kamf",
+    "kasme",
+    "kausf",
+    "kdf",
+    "kseaf",
+    "serving_network_name",
+    "xres_star",
+]
+
 # TS 33.401 A.2: FC for KASME.
 FC_KASME = 0x10
 # RFC 5448 3.3 (and TS 33.402 A.2): FC for CK' and IK'.

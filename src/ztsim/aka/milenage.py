@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ztsim.aka._check import fixed
 
+__all__ = ["Milenage", "derive_opc"]
+
 _MASK = (1 << 128) - 1
 
 # TS 35.206 4.1: rotation amounts r1..r5, in bits towards the most significant end.

@@ -35,6 +35,22 @@ from dataclasses import dataclass, field, replace
 from ztsim.aka.errors import ResyncError, SqnError
 from ztsim.aka.milenage import Milenage
 
+__all__ = [
+    "ResyncError",
+    "SqnError",
+    "SqnState",
+    "SqnVerdict",
+    "UsimSqnWindow",
+    "check_sqn",
+    "make_auts",
+    "next_sqn",
+    "resync",
+    "split_sqn",
+    "sqn_from_bytes",
+    "sqn_to_bytes",
+    "verify_auts",
+]
+
 # TS 33.102 6.3.2: SQN is 48 bits.
 SQN_BITS = 48
 SQN_MAX = (1 << SQN_BITS) - 1
@@ -180,8 +196,8 @@ class UsimSqnWindow:
         limit = 1 << (SQN_BITS - self.ind_bitlen)
         if any(type(s) is not int or not 0 <= s < limit for s in self.seq_ms):
             raise SqnError("every SEQ_MS must be an int that fits beside IND in 48 bits")
-        check_sqn(self.highest_sqn)
-        if max(self.seq_ms) != self.highest_sqn >> self.ind_bitlen:
+        seq, ind = split_sqn(self.highest_sqn, self.ind_bitlen)
+        if max(self.seq_ms) != seq or self.seq_ms[ind] != seq:
             raise SqnError("highest_sqn must carry the highest SEQ_MS of the array")
         if type(self.delta) is not int or self.delta < 1:
             raise SqnError("delta must be a positive int")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from ztsim.aka import ecies
 from ztsim.aka.errors import SuciError
 
+__all__ = ["Suci", "SuciError", "bcd_decode", "bcd_encode", "conceal", "deconceal"]
+
 _DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 # TS 24.501 9.11.3.4: type of identity 001 = SUCI; SUPI format 000 = IMSI.

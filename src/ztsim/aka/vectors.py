@@ -14,6 +14,8 @@ from ztsim.aka import kdf
 from ztsim.aka._check import fixed
 from ztsim.aka.milenage import Milenage
 
+__all__ = ["Autn", "EpsVector", "FiveGHeVector", "eps_vector", "fiveg_he_vector"]
+
 # TS 33.102 6.3.2: AUTN = SQN^AK (6) || AMF (2) || MAC (8).
 AUTN_LENGTH = 16
 

@@ -88,8 +88,15 @@ def init(
 
 @app.command()
 def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Run every role in one process (today: the API) on the configured database."""
+    """Run every role in one process (today: the API) on the configured database.
+
+    On a fresh data directory it first creates an org and prints its admin token once."""
     platform = _platform(config, data_dir, create_key=True)
+    if not node.has_org(platform):
+        org, token = node.init_org(platform, "My Company", "default")
+        out.print(f"Created org [bold]{org.name}[/bold]. Admin token (shown once, store it now):")
+        out.print(token, markup=False, highlight=False)
+    out.print(f"API: http://{platform.settings.api_host}:{platform.settings.api_port}/docs")
     node.serve_api(platform)
 
 

@@ -19,6 +19,8 @@ build time, so a client cannot craft a name that collides on purpose, and the
 key (unlike Python's `hash`) lets forked workers share one buffer.
 """
 
+from __future__ import annotations
+
 import struct
 import sys
 from array import array
@@ -81,7 +83,7 @@ class DomainStoreBuilder:
         if allow_mask is not None:
             self.add_names(parsed.allowed_subtree, allow_mask, subtree=True)
 
-    def build(self, key: bytes) -> "DomainStore":
+    def build(self, key: bytes) -> DomainStore:
         """Freeze into a `DomainStore`; `key` is 16 secret random bytes (e.g. os.urandom)."""
         if not isinstance(key, bytes) or len(key) != KEY_SIZE:
             raise InvalidDomain(f"store key must be {KEY_SIZE} bytes")
@@ -164,7 +166,7 @@ class DomainStore:
         self._below = view[exact_end:].cast("Q")
 
     @classmethod
-    def from_buffer(cls, buffer: bytes | memoryview) -> "DomainStore":
+    def from_buffer(cls, buffer: bytes | memoryview) -> DomainStore:
         return cls(buffer)
 
     def to_bytes(self) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -106,11 +106,13 @@ def parse_stock_csv(
 ) -> StockFile:
     text = text.removeprefix("\ufeff")
     first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text), _sniff_dialect(first_line))
+    reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(first_line))
     try:
         headers = next(reader)
     except StopIteration:
         return StockFile((), (RowError(1, "file", "the file is empty"),), ())
+    except csv.Error as exc:
+        return StockFile((), (RowError(1, "file", f"not a CSV file: {exc}"),), ())
     columns, errors, ignored = _map_headers(headers)
     if errors:
         return StockFile((), tuple(errors), tuple(ignored))
@@ -118,7 +120,7 @@ def parse_stock_csv(
     rows: list[StockRow] = []
     data_rows = 0
     seen: dict[str, dict[str, int]] = {"iccid": {}, "imsi": {}, "msisdn": {}}
-    for values in reader:
+    for values in _rows(reader, errors):
         line = reader.line_num
         if not any(v.strip() for v in values):
             continue
@@ -141,6 +143,19 @@ def parse_stock_csv(
     if not rows and not errors:
         errors.append(RowError(1, "file", "the file has no SIM rows"))
     return StockFile(tuple(rows), tuple(errors), tuple(ignored), data_rows)
+
+
+def _rows(reader: Iterator[list[str]], errors: list[RowError]) -> Iterator[list[str]]:
+    """The reader's rows; a CSV syntax error ends the file with a reported error."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = getattr(reader, "line_num", 0)
+            errors.append(RowError(line, "file", f"CSV syntax error: {exc}"))
+            return
 
 
 def _parse_row(

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
 from ztsim.clock import utc_now
+from ztsim.db import schema
 from ztsim.db.engine import make_engine, upgrade
 from ztsim.errors import InvalidInput
 from ztsim.events import store as events
@@ -68,6 +69,11 @@ def init_org(platform: Platform, name: str, slug: str) -> tuple[Org, str]:
             now,
         )
     return org, token
+
+
+def has_org(platform: Platform) -> bool:
+    with platform.engine.connect() as conn:
+        return conn.execute(select(schema.orgs.c.id).limit(1)).first() is not None
 
 
 def serve_api(platform: Platform) -> None:

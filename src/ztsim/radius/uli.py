@@ -267,8 +267,11 @@ class UserLocationInfo:
     def build(cls, location_type: LocationType, *locations: Location) -> UserLocationInfo:
         """Assemble a value from typed parts, for simulators and tests."""
         field = b"".join(part.encode() for part in locations)
-        decoded = cls.decode(bytes((location_type,)) + field)
-        if decoded.locations != locations:
+        try:
+            decoded = cls.decode(bytes((location_type,)) + field)
+        except RadiusDecodeError:
+            decoded = None
+        if decoded is None or decoded.locations != locations:
             raise RadiusEncodeError(f"parts do not match location type {location_type.name}")
         return decoded
 

@@ -1,0 +1,60 @@
+"""Test data: vendor stock files with random (but registered) secrets."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from support.leaks import LEAKS
+from ztsim.identifiers import Iccid
+
+
+@dataclass(frozen=True)
+class SimSpec:
+    iccid: str
+    imsi: str
+    k: bytes
+    opc: bytes
+    msisdn: str | None
+    pin: str
+    puk: str
+
+
+def make_sims(
+    count: int, *, seed: int = 1, start: int = 0, mcc_mnc: str = "00101"
+) -> list[SimSpec]:
+    rng = random.Random(seed)
+    specs = []
+    for n in range(start, start + count):
+        k = rng.randbytes(16)
+        opc = rng.randbytes(16)
+        pin = f"{rng.randrange(10**4):04d}"
+        puk = f"{rng.randrange(10**8):08d}"
+        for secret in (k, opc, pin, puk):
+            if isinstance(secret, bytes):
+                LEAKS.add_secret(secret)
+        # PIN/PUK are short digit strings: matching them in text would flag every number.
+        specs.append(
+            SimSpec(
+                iccid=Iccid.with_check_digit(f"894400{seed:04d}{n:08d}").value,
+                imsi=f"{mcc_mnc}{seed:02d}{n:08d}",
+                k=k,
+                opc=opc,
+                msisdn=f"4917{seed:02d}{n:07d}",
+                pin=pin,
+                puk=puk,
+            )
+        )
+    return specs
+
+
+def stock_csv(
+    specs: list[SimSpec], *, delimiter: str = ",", headers: tuple[str, ...] | None = None
+) -> str:
+    names = headers or ("ICCID", "IMSI", "Ki", "OPc", "MSISDN", "PIN1", "PUK1")
+    lines = [delimiter.join(names)]
+    for s in specs:
+        lines.append(
+            delimiter.join((s.iccid, s.imsi, s.k.hex(), s.opc.hex(), s.msisdn or "", s.pin, s.puk))
+        )
+    return "\n".join(lines) + "\n"
