@@ -106,7 +106,13 @@ def setup_org(engine: Engine) -> tuple[str, str]:
     with engine.begin() as conn:
         org = identities.create_org(conn, "Bench", "bench", now)
         _, token = token_store.issue(
-            conn, org.id, name="bench", role=Role.ADMIN, identity_id=None, created_by="bench", now=now
+            conn,
+            org.id,
+            name="bench",
+            role=Role.ADMIN,
+            identity_id=None,
+            created_by="bench",
+            now=now,
         )
     return org.id, token
 

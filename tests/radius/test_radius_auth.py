@@ -82,7 +82,9 @@ def test_hashed_request_authenticator_matches_rfc2866_formula(code: Code) -> Non
     packet = sign_request(Packet(code, 9, bytes(16), (Attribute(44, b"sess-1"),)), SECRET)
     wire = packet.encode()
     # RFC 2866 §3: MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
-    expected = hashlib.md5(wire[:4] + bytes(16) + wire[20:] + SECRET.reveal()).digest()
+    expected = hashlib.md5(
+        wire[:4] + bytes(16) + wire[20:] + SECRET.reveal(), usedforsecurity=False
+    ).digest()
     assert packet.authenticator == expected
     verify_request(Packet.decode(wire), SECRET)
     with pytest.raises(RadiusAuthError, match="Request Authenticator"):
@@ -120,7 +122,9 @@ def test_reply_puts_message_authenticator_first_and_verifies() -> None:
     assert [a.type for a in decoded.attributes] == [80, 8, 33, 33]
     assert decoded.get_all(AttributeType.PROXY_STATE) == (b"\x01\x02", b"\x03")
     # RFC 2865 §3 Response Authenticator, recomputed from the octets.
-    expected = hashlib.md5(wire[:4] + request.authenticator + wire[20:] + SECRET.reveal()).digest()
+    expected = hashlib.md5(
+        wire[:4] + request.authenticator + wire[20:] + SECRET.reveal(), usedforsecurity=False
+    ).digest()
     assert decoded.authenticator == expected
     assert wire[22:38] == _independent_ma(wire, request.authenticator, 22)
     verify_reply(decoded, request, SECRET, require_message_authenticator=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 from fastapi.testclient import TestClient
@@ -39,10 +40,21 @@ class OrgHandle:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
+class TestClock:
+    """Real time, shifted by `offset`: tests move it forward to expire things."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
 class ApiHarness:
     def __init__(self, engine: Engine, sealer: Sealer) -> None:
         self.engine = engine
-        self.ctx = ApiContext(engine, sealer)
+        self.clock = TestClock()
+        self.ctx = ApiContext(engine, sealer, self.clock)
         self.app = create_app(self.ctx)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.client.event_hooks = {"request": [], "response": [_record]}

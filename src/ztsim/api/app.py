@@ -12,7 +12,7 @@ from ztsim.api.problems import problem_doc
 API_PREFIX = "/api/v1"
 
 # Every route may answer with these; documented so clients (and schemathesis) know.
-_COMMON_PROBLEMS = problem_doc(401, 403, 404, 409, 422)
+_COMMON_PROBLEMS = problem_doc(400, 401, 403, 404, 409, 413, 422)
 
 
 def create_app(ctx: ApiContext) -> FastAPI:

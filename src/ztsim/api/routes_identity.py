@@ -1,6 +1,6 @@
+# No `from __future__ import annotations`: the group and fleet routes are built in a
+# function, and FastAPI must see their parameter annotations evaluated.
 """Routes for the org, identities, groups, fleets and API tokens."""
-
-from __future__ import annotations
 
 from typing import Annotated, Any
 

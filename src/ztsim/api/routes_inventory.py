@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
@@ -214,7 +214,7 @@ async def _read_limited(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_UPLOAD_BYTES:
-            raise InvalidInput(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+            raise HTTPException(413, f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
         chunks.append(chunk)
     return b"".join(chunks)
 

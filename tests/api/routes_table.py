@@ -1,0 +1,101 @@
+"""Every API route with the roles that may call it and a valid request for it.
+
+Written out by hand, independently of the code's grants: the role and isolation
+tests check the app against this table, and fail when the app has a route this
+table does not know (so a new route cannot escape them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from support.factories import make_sims, stock_csv
+from ztsim.identity.roles import Role
+
+A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
+Ids = dict[str, str]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    roles: frozenset[Role]
+    body: Callable[[Ids], object] | None = None
+    csv: bool = False
+
+
+def _spec(
+    roles: set[Role], body: Callable[[Ids], object] | None = None, csv: bool = False
+) -> RouteSpec:
+    return RouteSpec(frozenset(roles), body, csv)
+
+
+_counter = iter(range(10**6))
+
+
+def _fresh_csv(_ids: Ids) -> str:
+    return stock_csv(make_sims(1, seed=90, start=next(_counter)))
+
+
+ROUTES: dict[tuple[str, str], RouteSpec] = {
+    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S}),
+    ("GET", "/api/v1/org"): _spec({A, OP, N, U, S}),
+    ("PATCH", "/api/v1/org"): _spec({A}, lambda ids: {"tofu_binding": False}),
+    ("POST", "/api/v1/identities"): _spec({A}, lambda ids: {"kind": "user", "name": "New"}),
+    ("GET", "/api/v1/identities"): _spec({A, OP, U}),
+    ("GET", "/api/v1/identities/{identity_id}"): _spec({A, OP, U}),
+    ("PATCH", "/api/v1/identities/{identity_id}"): _spec({A}, lambda ids: {"name": "Renamed"}),
+    ("POST", "/api/v1/groups"): _spec({A}, lambda ids: {"name": f"g{next(_counter)}"}),
+    ("GET", "/api/v1/groups"): _spec({A, OP, U}),
+    ("GET", "/api/v1/groups/{group_id}"): _spec({A, OP, U}),
+    ("PUT", "/api/v1/groups/{group_id}/members/{identity_id}"): _spec({A}),
+    ("DELETE", "/api/v1/groups/{group_id}/members/{identity_id}"): _spec({A}),
+    ("POST", "/api/v1/fleets"): _spec({A}, lambda ids: {"name": f"f{next(_counter)}"}),
+    ("GET", "/api/v1/fleets"): _spec({A, OP, U}),
+    ("GET", "/api/v1/fleets/{fleet_id}"): _spec({A, OP, U}),
+    ("PUT", "/api/v1/fleets/{fleet_id}/members/{identity_id}"): _spec({A}),
+    ("DELETE", "/api/v1/fleets/{fleet_id}/members/{identity_id}"): _spec({A}),
+    ("POST", "/api/v1/tokens"): _spec({A}, lambda ids: {"name": "t", "role": "analyst"}),
+    ("GET", "/api/v1/tokens"): _spec({A, U}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): _spec({A}),
+    ("GET", "/api/v1/sims"): _spec({A, OP, U, S}),
+    ("GET", "/api/v1/sims/{iccid}"): _spec({A, OP, U, S}),
+    ("POST", "/api/v1/sims/{iccid}/assign"): _spec(
+        {A, OP}, lambda ids: {"identity_id": ids["identity_id"]}
+    ),
+    ("POST", "/api/v1/sims/{iccid}/activate"): _spec({A, OP}, lambda ids: {}),
+    ("POST", "/api/v1/sims/{iccid}/suspend"): _spec({A, OP}, lambda ids: {"reason": "test"}),
+    ("POST", "/api/v1/sims/{iccid}/resume"): _spec({A, OP}, lambda ids: {}),
+    ("POST", "/api/v1/sims/{iccid}/retire"): _spec({A, OP}, lambda ids: {"reason": "test"}),
+    ("PUT", "/api/v1/sims/{iccid}/binding"): _spec(
+        {A}, lambda ids: {"device_id": ids["device_id"], "reason": "test"}
+    ),
+    ("POST", "/api/v1/devices"): _spec({A, OP}, lambda ids: {"imei": "356938035643809"}),
+    ("GET", "/api/v1/devices"): _spec({A, OP, U, S}),
+    ("GET", "/api/v1/devices/{device_id}"): _spec({A, OP, U, S}),
+    ("POST", "/api/v1/stock-imports"): _spec({A, OP}, _fresh_csv, csv=True),
+    ("GET", "/api/v1/stock-imports"): _spec({A, OP, U}),
+    ("GET", "/api/v1/stock-imports/{import_id}"): _spec({A, OP, U}),
+    ("GET", "/api/v1/events"): _spec({A, N, U, S}),
+}
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """The app's routes as it publishes them (FastAPI includes routers lazily, so its
+    OpenAPI document is the one complete list)."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/")
+        for method in operations
+    }
+
+
+def fill(template: str, ids: Ids) -> str:
+    path = template
+    for name, value in ids.items():
+        path = path.replace("{" + name + "}", value)
+    assert "{" not in path, f"no test object for a parameter of {template}: add it to the World"
+    return path
