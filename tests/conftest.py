@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from support.leaks import LEAKS
 from ztsim.db.engine import make_engine, upgrade
 from ztsim.db.schema import metadata
 from ztsim.sealing import Sealer
+
+from support.leaks import LEAKS
 
 PG_URL_ENV = "ZTSIM_TEST_DATABASE_URL"
 TEST_KEK = bytes(range(32))

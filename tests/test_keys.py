@@ -4,8 +4,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from support.factories import make_sims, stock_csv
-from tests_clock import NOW
 from ztsim.db import schema
 from ztsim.errors import InvalidInput, SealingError
 from ztsim.identity import repository as identities
@@ -14,6 +12,9 @@ from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.keys import load_sealer, rotate_key_file
 from ztsim.sealing import Sealer, format_key
+
+from support.factories import make_sims, stock_csv
+from tests_clock import NOW
 
 
 def test_first_run_creates_a_private_key_file(tmp_path: Path) -> None:

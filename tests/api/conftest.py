@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine
 
-from support.api import ApiHarness, OrgHandle, harness
-from support.factories import make_sims, stock_csv
 from ztsim.identity.roles import Role
 from ztsim.sealing import Sealer
+
+from support.api import ApiHarness, OrgHandle, harness
+from support.factories import make_sims, stock_csv
 
 
 @dataclass

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from support.factories import make_sims, stock_csv
 from ztsim.identity.roles import Role
+
+from support.factories import make_sims, stock_csv
 
 A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
 Ids = dict[str, str]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from ztsim.identity.roles import Role
+
 from api.conftest import World
 from api.routes_table import ROUTES, app_routes, fill
 from support.api import ApiHarness
-from ztsim.identity.roles import Role
 
 
 def _call(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ztsim.identity.roles import Role
+
 from api.conftest import World
 from support.api import ApiHarness
 from support.factories import make_sims, stock_csv
-from ztsim.identity.roles import Role
 
 
 def test_errors_are_problem_details(api: ApiHarness, two_orgs: tuple[World, World]) -> None:

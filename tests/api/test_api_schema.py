@@ -19,11 +19,12 @@ from schemathesis.checks import (
 )
 from sqlalchemy import Engine
 
+from ztsim.api.app import create_app
+from ztsim.sealing import Sealer
+
 from api.conftest import World, populate
 from support.api import harness
 from support.leaks import LEAKS
-from ztsim.api.app import create_app
-from ztsim.sealing import Sealer
 
 APP = create_app(None)  # type: ignore[arg-type] - the context is set per test below
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)

@@ -1,8 +1,7 @@
 """The hot path: question views, prebuilt answers and truncation, checked with the full codec."""
 
-import struct
-
 import pytest
+from dns_strategies import ednses, names, u16
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +80,8 @@ def test_view_of_root_query() -> None:
         _query() + b"\x00",  # trailing junk
         _query()[:-1],
         _query(edns=Edns())[:-1],
+        _query(edns=Edns())[:-2] + b"\x00\x03" + b"\x00\x0a\x00",  # option header cut short
+        _query(edns=Edns())[:-2] + b"\x00\x05" + b"\x00\x0a\x00\x02\x01",  # option data cut
         bytes.fromhex("000101000001000000000000") + b"\xc0\x0c\x00\x01\x00\x01",  # pointer
     ],
 )
@@ -88,9 +89,7 @@ def test_view_declines(wire: bytes) -> None:
     assert parse_question(wire) is None
 
 
-@given(st.binary(max_size=120))
-@settings(max_examples=1000)
-def test_view_of_arbitrary_bytes_is_none_or_agrees_with_decoder(wire: bytes) -> None:
+def _check_view_against_decoder(wire: bytes) -> None:
     view = parse_question(wire)
     if view is None:
         return
@@ -102,6 +101,28 @@ def test_view_of_arbitrary_bytes_is_none_or_agrees_with_decoder(wire: bytes) -> 
     if message.edns is not None:
         assert view.payload_size == message.edns.payload_size
         assert view.dnssec_ok == message.edns.dnssec_ok
+
+
+@given(names, u16, u16, st.none() | ednses, st.data())
+@settings(max_examples=500)
+def test_view_of_damaged_queries_agrees_with_decoder(
+    name: str, qtype: int, qclass: int, edns: Edns | None, data: st.DataObject
+) -> None:
+    wire = bytearray(
+        Message(
+            id=7, flags=Flag.RD, questions=(Question(name, qtype, qclass),), edns=edns
+        ).to_wire()
+    )
+    for _ in range(data.draw(st.integers(min_value=0, max_value=2))):
+        index = data.draw(st.integers(min_value=0, max_value=len(wire) - 1))
+        wire[index] = data.draw(st.integers(min_value=0, max_value=255))
+    _check_view_against_decoder(bytes(wire))
+
+
+@given(st.binary(max_size=120))
+@settings(max_examples=1000)
+def test_view_of_arbitrary_bytes_is_none_or_agrees_with_decoder(wire: bytes) -> None:
+    _check_view_against_decoder(wire)
 
 
 _ldh = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=12)

@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
 import pytest
 
 from ztsim.dns.block import BlockMode, block_response
@@ -87,7 +88,7 @@ def test_blocked_a_with_ede_and_nsid_query() -> None:
     )
     assert "status: NOERROR" in out
     assert "EDE: 15 (Blocked): 'rule ads.example'" in out
-    assert ["ads.example.com.", "60", "IN", "A", "0.0.0.0"] in _records(out)
+    assert ["ads.example.com.", "60", "IN", "A", "0.0.0.0"] in _records(out)  # noqa: S104
     message = decode_message(query)
     assert message.questions == (Question("ads.example.com", RRType.A),)
     assert message.edns is not None
@@ -120,7 +121,7 @@ def test_no_edns_client_gets_no_opt() -> None:
     assert decode_message(query).edns is None
     assert "EDNS PSEUDOSECTION" not in out
     assert "EDE" not in out
-    assert ["ads.example.com.", "60", "IN", "A", "0.0.0.0"] in _records(out)
+    assert ["ads.example.com.", "60", "IN", "A", "0.0.0.0"] in _records(out)  # noqa: S104
 
 
 def test_nxdomain_filtered() -> None:
@@ -182,8 +183,10 @@ _EXPECTED = [
     ["cdn.example.net.", "120", "IN", "AAAA", "2001:db8::10"],
     ["cdn.example.net.", "60", "IN", "MX", "10", "mail.example.net."],
     ["cdn.example.net.", "60", "IN", "TXT", '"hello"', '"world"'],
-    ["example.net.", "900", "IN", "SOA", "ns.example.net.", "hostmaster.example.net."]
-    + ["2026112401", "7200", "3600", "1209600", "300"],
+    [
+        *("example.net.", "900", "IN", "SOA", "ns.example.net.", "hostmaster.example.net."),
+        *("2026112401", "7200", "3600", "1209600", "300"),
+    ],
 ]
 
 

@@ -94,7 +94,7 @@ def test_detect_and_parse_list() -> None:
 
 
 _line_text = st.text(
-    alphabet=st.sampled_from(list("0.:#!@|^$*/ \tabcé_-19[]") + ["\u3002", "\ufeff", "\x00"]),
+    alphabet=st.sampled_from([*"0.:#!@|^$*/ \tabcé_-19[]", "\u3002", "\ufeff", "\x00"]),
     max_size=30,
 )
 

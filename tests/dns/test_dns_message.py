@@ -1,5 +1,6 @@
 """The full message codec: round trips, RFC layouts, and only DnsDecodeError from bad bytes."""
 
+import contextlib
 import struct
 from dataclasses import replace
 
@@ -38,10 +39,8 @@ def test_corrupted_messages_only_raise_decode_error(message: Message, data: st.D
         index = data.draw(st.integers(min_value=0, max_value=len(wire) - 1))
         wire[index] = data.draw(st.integers(min_value=0, max_value=255))
     cut = data.draw(st.integers(min_value=0, max_value=len(wire)))
-    try:
+    with contextlib.suppress(DnsDecodeError):
         decode_message(bytes(wire[:cut]))
-    except DnsDecodeError:
-        pass
 
 
 def test_query_layout_matches_rfc1035_section_4() -> None:

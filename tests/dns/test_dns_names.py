@@ -23,7 +23,7 @@ from ztsim.dns.names import is_normalized, name_suffixes, normalize_name
         # UTS #46 non-transitional (IDNA 2008): ß stays, where IDNA 2003 gave "fass".
         ("faß.de", "xn--fa-hia.de"),
         # UTS #46 maps the ideographic full stop to a dot and full-width letters to ASCII.
-        ("ｅｘａｍｐｌｅ。com", "example.com"),
+        ("\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\u3002com", "example.com"),
         ("a" * 63 + ".com", "a" * 63 + ".com"),
     ],
 )

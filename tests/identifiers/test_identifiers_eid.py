@@ -1,9 +1,10 @@
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from identifiers_reference import mod97_valid
 
 from ztsim.identifiers import Eid, InvalidIdentifier
+
+from identifiers_reference import mod97_valid
 
 # GSMA SGP.29 v1.0 §2 example EID.
 SGP29_EXAMPLE = "89049032123451234512345678901235"

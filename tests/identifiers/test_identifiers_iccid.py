@@ -1,9 +1,10 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from identifiers_reference import luhn_valid
 
 from ztsim.identifiers import Iccid, InvalidIdentifier
+
+from identifiers_reference import luhn_valid
 
 # Bodies are written by hand; their validity is confirmed by the independent reference check.
 VALID_ICCIDS = [

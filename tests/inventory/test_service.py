@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, select
 
-from support.factories import make_sims, stock_csv
 from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput, NotFound
 from ztsim.events import store as events
@@ -17,6 +16,8 @@ from ztsim.inventory.lifecycle import IllegalTransition, SimAction, SimState
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sealing import Sealer
+
+from support.factories import make_sims, stock_csv
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

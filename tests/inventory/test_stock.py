@@ -2,9 +2,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support.factories import make_sims, stock_csv
 from ztsim.aka.milenage import derive_opc
 from ztsim.inventory.stock import parse_stock_csv
+
+from support.factories import make_sims, stock_csv
 
 
 def test_good_file_parses_every_row() -> None:

@@ -12,13 +12,14 @@ import httpx2
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from support.leaks import LEAKS
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
 from ztsim.clock import utc_now
 from ztsim.identity import repository, token_store
 from ztsim.identity.roles import Role
 from ztsim.sealing import Sealer
+
+from support.leaks import LEAKS
 
 
 def _record(response: httpx2.Response) -> None:

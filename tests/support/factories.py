@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from support.leaks import LEAKS
 from ztsim.identifiers import Iccid
+
+from support.leaks import LEAKS
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A compact, shareable map from domain names to 64-bit category masks.
 
-Layout: an open-addressing table (linear probing, load <= 0.5) of 64-bit slots
+Layout: a one-hash bit prefilter (CRC-32, ~16 bits per name) that turns most
+absent suffixes away cheaply, then an open-addressing table (linear probing, load <= 0.5) of 64-bit slots
 in one flat buffer. A slot holds a 62-bit keyed BLAKE2b hash of the name, a
 "matches subdomains" bit and an occupied bit; a parallel array holds an index
 into a small table of (exact mask, subtree mask) pairs, because real stores
@@ -26,6 +27,7 @@ import sys
 from array import array
 from collections.abc import Iterable
 from hashlib import blake2b
+from zlib import crc32
 
 from ztsim.dns.errors import InvalidDomain
 from ztsim.dns.lists import ParsedList
@@ -33,12 +35,14 @@ from ztsim.dns.names import is_normalized
 
 KEY_SIZE = 16
 _MAGIC = b"ZTDS\x01"
-_HEADER = struct.Struct("=5scc1x16sQQQ")  # magic, index type, byte order, key, slots, names, pairs
+# magic, index type, byte order, key, slots, names, mask pairs, prefilter bits
+_HEADER = struct.Struct("=5scc1x16sQQQQ")
 _BYTE_ORDER = b"<" if sys.byteorder == "little" else b">"
 _HEADER_SIZE = 64  # keeps the arrays after it 8-byte aligned
 _MAX_MASK = (1 << 64) - 1
 _OCCUPIED = 1
 _SUBTREE = 2
+_PREFILTER_BITS_PER_NAME = 16  # at least; ~6% of absent suffixes get past it to the hash
 
 
 def _align8(size: int) -> int:
@@ -93,6 +97,10 @@ class DomainStoreBuilder:
         slots = array("Q", bytes(8 * size))
         pair_index: dict[tuple[int, int], int] = {}
         indexes = array("L", bytes(array("L").itemsize * size))
+        bits = 64
+        while bits < _PREFILTER_BITS_PER_NAME * len(names):
+            bits <<= 1
+        prefilter = bytearray(bits // 8)
         for name in names:
             own_subtree = subtree.get(name, 0)
             inherited = 0
@@ -103,7 +111,10 @@ class DomainStoreBuilder:
             below = own_subtree | inherited
             pair = (exact.get(name, 0) | below, below)
             index = pair_index.setdefault(pair, len(pair_index))
-            digest = blake2b(key + name.encode("ascii"), digest_size=8).digest()
+            encoded = name.encode("ascii")
+            check = crc32(encoded) & (bits - 1)
+            prefilter[check >> 3] |= 1 << (check & 7)
+            digest = blake2b(key + encoded, digest_size=8).digest()
             tag = int.from_bytes(digest, "little") >> 2
             slot = tag % size
             while slots[slot]:
@@ -113,21 +124,33 @@ class DomainStoreBuilder:
         pairs = sorted(pair_index, key=pair_index.__getitem__)
         typecode = _index_typecode(len(pairs))
         values = array(typecode, indexes) if typecode != indexes.typecode else indexes
-        buffer = _serialise(key, slots, values, pairs, len(names))
+        buffer = _serialise(key, slots, values, pairs, len(names), prefilter)
         return DomainStore.from_buffer(buffer)
 
 
 def _serialise(
-    key: bytes, slots: array[int], values: array[int], pairs: list[tuple[int, int]], count: int
+    key: bytes,
+    slots: array[int],
+    values: array[int],
+    pairs: list[tuple[int, int]],
+    count: int,
+    prefilter: bytearray,
 ) -> bytes:
     header = _HEADER.pack(
-        _MAGIC, values.typecode.encode(), _BYTE_ORDER, key, len(slots), count, len(pairs)
+        _MAGIC,
+        values.typecode.encode(),
+        _BYTE_ORDER,
+        key,
+        len(slots),
+        count,
+        len(pairs),
+        len(prefilter) * 8,
     ).ljust(_HEADER_SIZE, b"\0")
     value_bytes = values.tobytes()
     value_bytes += bytes(_align8(len(value_bytes)) - len(value_bytes))
     exact = array("Q", (pair[0] for pair in pairs)).tobytes()
     below = array("Q", (pair[1] for pair in pairs)).tobytes()
-    return b"".join((header, slots.tobytes(), value_bytes, exact, below))
+    return b"".join((header, slots.tobytes(), value_bytes, exact, below, prefilter))
 
 
 class DomainStore:
@@ -137,14 +160,25 @@ class DomainStore:
     workers on one host, not for exchange between machines.
     """
 
-    __slots__ = ("_below", "_buffer", "_count", "_exact", "_prefix", "_size", "_slots", "_values")
+    __slots__ = (
+        "_below",
+        "_bits",
+        "_buffer",
+        "_count",
+        "_exact",
+        "_prefilter",
+        "_prefix",
+        "_size",
+        "_slots",
+        "_values",
+    )
 
     def __init__(self, buffer: bytes | memoryview) -> None:
         """Wrap a buffer from `to_bytes` without copying it; malformed: `InvalidDomain`."""
         view = memoryview(buffer).cast("B")
         if len(view) < _HEADER_SIZE:
             raise InvalidDomain("domain store buffer shorter than its header")
-        magic, typecode_raw, order, key, size, count, pair_count = _HEADER.unpack_from(view)
+        magic, typecode_raw, order, key, size, count, pair_count, bits = _HEADER.unpack_from(view)
         typecode = typecode_raw.decode("latin-1")
         if magic != _MAGIC or typecode not in ("B", "H", "I", "L"):
             raise InvalidDomain("not a domain store buffer (or another version)")
@@ -154,8 +188,11 @@ class DomainStore:
         slots_end = _HEADER_SIZE + 8 * size
         values_end = slots_end + _align8(itemsize * size)
         exact_end = values_end + 8 * pair_count
-        if size < 1 or count >= size or len(view) != exact_end + 8 * pair_count:
+        below_end = exact_end + 8 * pair_count
+        if size < 1 or count >= size or len(view) != below_end + bits // 8:
             raise InvalidDomain("domain store buffer has the wrong length")
+        if bits < 64 or bits & (bits - 1):
+            raise InvalidDomain("domain store prefilter size is not a power of two")
         self._buffer = buffer
         self._prefix = bytes(key)
         self._size: int = size
@@ -163,7 +200,9 @@ class DomainStore:
         self._slots = view[_HEADER_SIZE:slots_end].cast("Q")
         self._values = view[slots_end : slots_end + itemsize * size].cast(typecode)
         self._exact = view[values_end:exact_end].cast("Q")
-        self._below = view[exact_end:].cast("Q")
+        self._below = view[exact_end:below_end].cast("Q")
+        self._prefilter = view[below_end:]
+        self._bits: int = bits - 1
 
     @classmethod
     def from_buffer(cls, buffer: bytes | memoryview) -> DomainStore:
@@ -179,9 +218,17 @@ class DomainStore:
         """(matching name, mask) for a normalised query name, or None if nothing matches."""
         name = qname.encode("ascii") if isinstance(qname, str) else qname
         slots, size, prefix = self._slots, self._size, self._prefix
+        prefilter, bits = self._prefilter, self._bits
         start = 0
         while True:
             suffix = name[start:] if start else name
+            check = crc32(suffix) & bits
+            if not prefilter[check >> 3] >> (check & 7) & 1:
+                dot = name.find(b".", start)
+                if dot < 0:
+                    return None
+                start = dot + 1
+                continue
             tag = int.from_bytes(blake2b(prefix + suffix, digest_size=8).digest(), "little") >> 2
             slot = tag % size
             entry = slots[slot]

@@ -2,7 +2,7 @@
 
 `parse_question` never builds a `Message`. It returns None for anything it does
 not handle cheaply (not a plain one-question QUERY, records other than one OPT,
-names with non-ASCII octets or dots inside a label, malformed bytes); the caller
+names with octets other than letters, digits, '-' and '_', malformed bytes); the caller
 then falls back to `decode_message`, which raises `DnsDecodeError` with the reason.
 Responses are assembled by copying the query's question verbatim (so 0x20 case
 mixing is echoed) and appending prebuilt records.
@@ -31,6 +31,7 @@ _HEADER = struct.Struct("!HHHHHH")
 _U16_PAIR = struct.Struct("!HH")
 _OPT_AFTER_NAME = struct.Struct("!HHIH")  # TYPE, CLASS (payload size), TTL (flags), RDLENGTH
 _NOT_PLAIN_QUERY = 0xF800  # QR set or OPCODE other than QUERY (RFC 1035 §4.1.1)
+_HOSTNAME_OCTETS = b"abcdefghijklmnopqrstuvwxyz0123456789-_."
 _MAX_LABEL = 63  # RFC 1035 §2.3.4; larger length octets are pointers or reserved types
 
 
@@ -39,7 +40,7 @@ class QuestionView(NamedTuple):
 
     id: int
     flags: int  # the 16-bit word after the ID
-    qname: bytes  # lowercased ASCII, no trailing dot, b"" for the root
+    qname: bytes  # lowercased [a-z0-9_-] labels joined by dots, no trailing dot; b"" for root
     qtype: int
     qclass: int
     question_end: int  # offset just after the question, to copy wire[12:question_end]
@@ -79,8 +80,9 @@ def parse_question(wire: bytes) -> QuestionView | None:
     qtype, qclass = _U16_PAIR.unpack_from(wire, pos)
     pos += 4
     qname = b".".join(labels).lower()
-    # A dot inside a label would change the name's suffixes: leave it to the slow path.
-    if labels and (not qname.isascii() or qname.count(b".") != len(labels) - 1):
+    # Only hostname-like octets stay on the fast path (a C-speed check); a dot inside
+    # a label would change the name's suffixes, so such names go the slow way too.
+    if qname.translate(None, _HOSTNAME_OCTETS) or (qname.count(b".") != len(labels) - 1 and labels):
         return None
     if not arcount:
         if pos != size:
@@ -91,6 +93,13 @@ def parse_question(wire: bytes) -> QuestionView | None:
         return None
     rtype, payload, ttl, rdlength = _OPT_AFTER_NAME.unpack_from(wire, pos + 1)
     if rtype != RRType.OPT or pos + 11 + rdlength != size:
+        return None
+    option = pos + 11
+    while option < size:  # RFC 6891 §6.1.2: {code, length, data} options filling RDATA exactly
+        if option + 4 > size:
+            return None
+        option += 4 + ((wire[option + 2] << 8) | wire[option + 3])
+    if option != size:
         return None
     return QuestionView(
         ident,
