@@ -189,6 +189,8 @@ sims = Table(
     Column("pin_sealed", LargeBinary),
     Column("puk_sealed", LargeBinary),
     Column("import_id", String(ID), ForeignKey("stock_imports.id")),
+    # SEQ_HE of TS 33.102 Annex C: advanced atomically by every vector issued.
+    Column("sqn_seq", BigInteger, nullable=False, default=0, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "org_id", "iccid"),
@@ -215,8 +217,22 @@ events = Table(
     Index(None, "org_id", "time"),
 )
 
+# Home-network key pairs for SUCI deconcealment (TS 33.501 Annex C). `id` is the
+# home network public key identifier the UE puts in the SUCI (0..255).
+home_network_keys = Table(
+    "home_network_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("scheme", Integer, nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("private_sealed", LargeBinary, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 # Which columns hold sealed secrets, and which column of the same row is their
 # associated data: key rotation re-wraps exactly these.
 SEALED_COLUMNS: tuple[tuple[Table, str, tuple[str, ...]], ...] = (
     (sims, "iccid", ("k_sealed", "opc_sealed", "pin_sealed", "puk_sealed")),
+    (home_network_keys, "id", ("private_sealed",)),
 )

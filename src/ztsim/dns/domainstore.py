@@ -1,11 +1,12 @@
 """A compact, shareable map from domain names to 64-bit category masks.
 
-Layout: a one-hash bit prefilter (CRC-32, ~16 bits per name) that turns most
-absent suffixes away cheaply, then an open-addressing table (linear probing, load <= 0.5) of 64-bit slots
-in one flat buffer. A slot holds a 62-bit keyed BLAKE2b hash of the name, a
-"matches subdomains" bit and an occupied bit; a parallel array holds an index
-into a small table of (exact mask, subtree mask) pairs, because real stores
-use few distinct masks. No name text is kept: about 20 bytes per name.
+Layout, all in one flat buffer: a one-hash bit prefilter (CRC-32, at least 16
+bits per name) that turns most absent suffixes away cheaply; an open-addressing
+table (linear probing, load <= 0.5) of 64-bit slots, each a 62-bit keyed
+BLAKE2b hash of the name, a "matches subdomains" bit and an occupied bit; a
+parallel array of indexes into a small table of (exact mask, subtree mask)
+pairs, because real stores use few distinct masks. No name text is kept:
+about 20 bytes per name.
 
 Semantics: `lookup` walks the query name and its parents, most specific first,
 one hash probe each. The name itself matches any entry; a parent matches only
@@ -157,7 +158,9 @@ class DomainStore:
     """Read-only name -> mask store over one buffer (bytes, mmap), shareable across forks.
 
     The buffer uses this machine's byte order; it is for sharing between
-    workers on one host, not for exchange between machines.
+    workers on one host, not for exchange between machines. Only the header
+    and lengths are checked: load buffers this host built, since a forged
+    table with no empty slot would make a lookup probe forever.
     """
 
     __slots__ = (
