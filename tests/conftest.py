@@ -117,3 +117,7 @@ def sqlite_engine(sqlite_template: Path, tmp_path: Path) -> Iterator[Engine]:
 @pytest.fixture
 def sealer() -> Sealer:
     return Sealer(TEST_KEK)
+
+
+# API fixtures for every folder: `api` (a harness on SQLite) and `two_orgs`.
+from support.world import api, two_orgs  # noqa: E402, F401

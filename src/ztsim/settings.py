@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
+    # eSIM activation codes (SGP.22 §4.1): the SM-DP+ that serves the profiles, its OID.
+    esim_smdp_address: str = "smdp.example.test"
+    esim_smdp_oid: str | None = None
+    esim_order_ttl_days: int = Field(default=30, ge=1, le=3650)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

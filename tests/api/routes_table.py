@@ -17,6 +17,7 @@ from ztsim.identity.roles import Role
 from support.factories import make_sims, stock_csv
 
 A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
+NET = Role.NETWORK
 Ids = dict[str, str]
 
 
@@ -41,7 +42,7 @@ def _fresh_csv(_ids: Ids) -> str:
 
 
 ROUTES: dict[tuple[str, str], RouteSpec] = {
-    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S}),
+    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S, NET}),
     ("GET", "/api/v1/org"): _spec({A, OP, N, U, S}),
     ("PATCH", "/api/v1/org"): _spec({A}, lambda ids: {"tofu_binding": False}),
     ("POST", "/api/v1/identities"): _spec({A}, lambda ids: {"kind": "user", "name": "New"}),
@@ -80,6 +81,10 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/api/v1/stock-imports"): _spec({A, OP, U}),
     ("GET", "/api/v1/stock-imports/{import_id}"): _spec({A, OP, U}),
     ("GET", "/api/v1/events"): _spec({A, N, U, S}),
+    ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
+        {NET},
+        lambda ids: {"servingNetworkName": "5G:mnc001.mcc001.3gppnetwork.org", "ausfInstanceId": "ausf-1"},
+    ),
 }
 
 
@@ -89,7 +94,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
     return {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
-        if path.startswith("/api/")
+        if path.startswith(("/api/", "/nudm-"))
         for method in operations
     }
 

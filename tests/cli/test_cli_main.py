@@ -149,3 +149,22 @@ def _check_up(proc: subprocess.Popen[str], port: int) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_aka_vector_and_home_network_keys(data_dir: Path, tmp_path: Path) -> None:
+    _init(data_dir)
+    spec = make_sims(1, seed=34)[0]
+    batch = tmp_path / "one.csv"
+    batch.write_text(stock_csv([spec]))
+    assert run(data_dir, "sims", "import", str(batch))[0] == 0
+    code, output = run(data_dir, "aka", "vector", spec.iccid)
+    assert code == 1
+    assert "refused" in output
+    code, output = run(data_dir, "aka", "hn-key", "create", "--id", "7", "--profile", "B")
+    assert code == 0
+    public = re.search(r"\b(0[23][0-9a-f]{64})\b", output)
+    assert public is not None
+    code, output = run(data_dir, "aka", "hn-key", "list")
+    assert public.group(1) in output.replace("\n", "").replace("│", "").replace(" ", "")
+    assert run(data_dir, "aka", "hn-key", "retire", "7")[0] == 0
+    assert run(data_dir, "aka", "hn-key", "retire", "8")[0] == 1

@@ -66,7 +66,7 @@ class ApiHarness:
         with self.engine.begin() as conn:
             org = repository.create_org(conn, slug.title(), slug, now)
             handle = OrgHandle(org.id)
-            for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR):
+            for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.NETWORK):
                 _, token = token_store.issue(
                     conn,
                     org.id,

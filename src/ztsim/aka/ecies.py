@@ -128,3 +128,12 @@ def decrypt(scheme: int, hn_private_key: bytes, scheme_output: bytes) -> bytes:
     if not hmac.compare_digest(_tag(mac_key, ciphertext), scheme_output[-MAC_LENGTH:]):
         raise SuciError("SUCI MAC tag does not verify")
     return _ctr(enc_key, icb, ciphertext)
+
+
+def public_key(scheme: int, hn_private_key: bytes) -> bytes:
+    """The home-network public key a UE is provisioned with, for a raw private key:
+    32 bytes for Profile A, 33 (compressed point) for Profile B."""
+    key = _private_key(scheme, hn_private_key)
+    if isinstance(key, x25519.X25519PrivateKey):
+        return key.public_key().public_bytes(_RAW_ENCODING, _RAW)
+    return key.public_key().public_bytes(serialization.Encoding.X962, _COMPRESSED)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
 from ztsim.clock import Clock, utc_now
+from ztsim.esim.config import EsimConfig
 from ztsim.sealing import Sealer
 
 
@@ -17,6 +19,8 @@ class ApiContext:
     engine: Engine
     sealer: Sealer
     clock: Clock = utc_now
+    random: Callable[[int], bytes] = os.urandom
+    esim: EsimConfig = field(default_factory=EsimConfig)
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:

@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ztsim.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, ZtsimError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# 3GPP service-based interfaces answer with TS 29.571 ProblemDetails instead.
+SBI_PREFIXES = ("/nudm-",)
 log = logging.getLogger("ztsim.api")
 
 
@@ -75,8 +77,21 @@ def install(app: FastAPI) -> None:
         return problem_response(500, "internal error")
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if request.url.path.startswith(SBI_PREFIXES):
+            # TS 29.500 §5.2.7.2: malformed requests are 400 INVALID_MSG_FORMAT with invalidParams.
+            invalid = [
+                {"param": "/".join(str(p) for p in e.get("loc", ())), "reason": str(e.get("msg", ""))}
+                for e in exc.errors()
+            ]
+            body = {
+                "title": "Bad Request",
+                "status": 400,
+                "cause": "INVALID_MSG_FORMAT",
+                "invalidParams": invalid,
+            }
+            return JSONResponse(body, status_code=400, media_type=PROBLEM_MEDIA_TYPE)
         errors = [
             # Echo where and why, never the submitted value: it may be a secret.
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}

@@ -12,10 +12,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ztsim.cli import aka as aka_cli
+from ztsim.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    OrgOpt,
+    err,
+    fail,
+    out,
+    platform_for,
+)
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
 from ztsim.identity import repository as identities
@@ -36,36 +45,11 @@ keys_app = typer.Typer(help="The key-encryption key that seals SIM secrets.", no
 app.add_typer(sims_app, name="sims")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
-
-out = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory (default ./ztsim-data).")
-]
-OrgOpt = Annotated[str | None, typer.Option("--org", help="Org slug (default: the only org).")]
+app.add_typer(aka_cli.app, name="aka")
 
 
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
-
-
-def _platform(
-    config: Path | None, data_dir: Path | None, *, create_key: bool = False
-) -> node.Platform:
-    try:
-        return node.build(node.settings_from(config, data_dir=data_dir), create_key=create_key)
-    except ZtsimError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail(exc: ZtsimError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
 
 
 @app.command()
@@ -76,11 +60,11 @@ def init(
     slug: Annotated[str, typer.Option("--slug")] = "default",
 ) -> None:
     """Create the data directory, the master key, the first org and its first admin token."""
-    platform = _platform(config, data_dir, create_key=True)
+    platform = platform_for(config, data_dir, create_key=True)
     try:
         org, token = node.init_org(platform, org_name, slug)
     except ZtsimError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"Created org [bold]{org.name}[/bold] ({org.slug}) in {platform.settings.data_dir}")
     out.print("Admin token (shown once, store it now):")
     out.print(token, markup=False, highlight=False)
@@ -91,7 +75,7 @@ def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run every role in one process (today: the API) on the configured database.
 
     On a fresh data directory it first creates an org and prints its admin token once."""
-    platform = _platform(config, data_dir, create_key=True)
+    platform = platform_for(config, data_dir, create_key=True)
     if not node.has_org(platform):
         org, token = node.init_org(platform, "My Company", "default")
         out.print(f"Created org [bold]{org.name}[/bold]. Admin token (shown once, store it now):")
@@ -109,7 +93,7 @@ def sims_import(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Import a SIM vendor batch file (CSV), all or nothing."""
-    platform = _platform(config, data_dir)
+    platform = platform_for(config, data_dir)
     text = file.read_text(encoding="utf-8-sig")
     total = max(text.count("\n"), 1)
     columns = (
@@ -138,7 +122,7 @@ def sims_import(
                     on_progress=lambda n: progress.update(storing, completed=n),
                 )
         except ZtsimError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     if record.status != "imported":
         table = Table("line", "field", "error", title=f"{file.name}: nothing imported")
         for e in record.errors:
@@ -159,7 +143,7 @@ def sims_list(
     data_dir: DataDirOpt = None,
 ) -> None:
     """List SIMs (ordered by ICCID)."""
-    platform = _platform(config, data_dir)
+    platform = platform_for(config, data_dir)
     try:
         with platform.engine.begin() as conn:
             org_id = identities.find_org(conn, org).id
@@ -167,7 +151,7 @@ def sims_list(
                 conn, org_id, inventory.SimFilter(state=state), limit=limit
             )
     except ZtsimError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table("ICCID", "IMSI", "MSISDN", "kind", "state", "identity")
     for s in sims:
         table.add_row(s.iccid, s.imsi, s.msisdn or "", s.kind, s.state, s.identity_id or "")
@@ -185,7 +169,7 @@ def sims_suspend(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Suspend an active SIM."""
-    platform = _platform(config, data_dir)
+    platform = platform_for(config, data_dir)
     try:
         with platform.engine.begin() as conn:
             org_id = identities.find_org(conn, org).id
@@ -193,7 +177,7 @@ def sims_suspend(
                 conn, org_id, iccid, SimAction.SUSPEND, actor=_actor(), reason=reason, now=utc_now()
             )
     except ZtsimError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"SIM {sim.iccid} is {sim.state}.")
 
 
@@ -207,7 +191,7 @@ def tokens_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create an API token; it is printed once."""
-    platform = _platform(config, data_dir)
+    platform = platform_for(config, data_dir)
     try:
         with platform.engine.begin() as conn:
             org_id = identities.find_org(conn, org).id
@@ -221,7 +205,7 @@ def tokens_create(
                 now=utc_now(),
             )
     except ZtsimError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     err.print(f"Token {info.id} ({info.role}), shown once:")
     out.print(token, markup=False, highlight=False)
 
@@ -236,11 +220,11 @@ def keys_rotate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Re-wrap every sealed secret under a new key-encryption key."""
-    platform = _platform(config, data_dir)
+    platform = platform_for(config, data_dir)
     try:
         count = node.rotate_master_key(platform, new_key_file)
     except ZtsimError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"Re-sealed {count} rows under the new key-encryption key.")
     if new_key_file is not None:
         out.print("Now set ZTSIM_MASTER_KEY to the new key and restart every node.")

@@ -236,3 +236,129 @@ SEALED_COLUMNS: tuple[tuple[Table, str, tuple[str, ...]], ...] = (
     (sims, "iccid", ("k_sealed", "opc_sealed", "pin_sealed", "puk_sealed")),
     (home_network_keys, "id", ("private_sealed",)),
 )
+
+
+# -- eSIM onboarding (issue 4) --------------------------------------------------------------
+
+# One order per eSIM profile: the activation code handed to an employee and its progress
+# as the SM-DP+ reports it. The matching ID is a bearer secret: looked up by its SHA-256,
+# kept sealed (associated data: the order id) so onboarding packs can be re-rendered.
+esim_orders = Table(
+    "esim_orders",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("identity_id", String(ID), ForeignKey("identities.id"), nullable=False),
+    Column("iccid", String(20), ForeignKey("sims.iccid"), nullable=False, unique=True),
+    Column("eid", String(32)),
+    Column("state", String(16), nullable=False),
+    Column("smdp_address", String(253), nullable=False),
+    Column("smdp_oid", String(200)),
+    Column("matching_id_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("matching_id_sealed", LargeBinary, nullable=False),
+    # SHA-256 of the confirmation code: the form ES2+ hands to the SM-DP+ (SGP.22 §5.3.2).
+    Column("confirmation_hash", LargeBinary(32)),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("replaces_id", String(ID)),
+    Column("replaced_by", String(ID)),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "org_id", "identity_id"),
+    Index(None, "org_id", "state", "id"),
+)
+
+SEALED_COLUMNS = (*SEALED_COLUMNS, (esim_orders, "id", ("matching_id_sealed",)))
+
+
+# -- RADIUS AAA: gateways, IP pools and leases, the session table (issue 5) -----------------
+
+# A packet gateway (PGW/GGSN/SMF) that may ask the AAA server. `address` is an IP address or
+# a prefix; the shared secret is sealed (associated data: the gateway id).
+radius_gateways = Table(
+    "radius_gateways",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    # Unique across orgs: a datagram's source address names exactly one client.
+    Column("address", String(64), nullable=False, unique=True),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("apns", JSON, nullable=False),
+    Column("require_message_authenticator", Boolean, nullable=False, default=True),
+    Column("coa_port", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+# One address pool per org: dynamic addresses come from `cidr`, static ones from `static_cidr`.
+ip_pools = Table(
+    "ip_pools",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, unique=True),
+    Column("cidr", String(64), nullable=False),
+    Column("static_cidr", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Blocks of a pool's dynamic range claimed by one AAA process: the unique constraint is what
+# keeps two processes from handing out the same address.
+ip_blocks = Table(
+    "ip_blocks",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("pool_id", String(ID), ForeignKey("ip_pools.id"), nullable=False),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("start", String(45), nullable=False),
+    Column("owner", String(ID), nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=False),
+    UniqueConstraint("pool_id", "start"),
+)
+
+# A SIM's address: stable (kept across sessions), one per SIM and pool, one SIM per address.
+ip_leases = Table(
+    "ip_leases",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("pool_id", String(ID), ForeignKey("ip_pools.id"), nullable=False),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("address", String(45), nullable=False),
+    Column("imsi", String(15), nullable=False),
+    Column("static", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("pool_id", "address"),
+    UniqueConstraint("pool_id", "imsi"),
+)
+
+# One row per accounting session (gateway, Acct-Session-Id): UE address <-> SIM <-> identity
+# <-> device <-> gateway, with location and RAT. `stopped_at` is NULL while it is live.
+radius_sessions = Table(
+    "radius_sessions",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("gateway_id", String(ID), nullable=False),
+    Column("acct_session_id", String(253), nullable=False),
+    Column("nas_address", String(45), nullable=False),
+    Column("imsi", String(15)),
+    Column("iccid", String(20)),
+    Column("identity_id", String(ID)),
+    Column("device_id", String(ID)),
+    Column("imei", String(16)),
+    Column("ue_address", String(45)),
+    Column("apn", String(253)),
+    Column("rat", String(32)),
+    Column("location", JSON),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("stop_cause", String(64)),
+    UniqueConstraint("gateway_id", "acct_session_id"),
+    Index(None, "org_id", "stopped_at", "id"),
+    Index(None, "org_id", "ue_address"),
+    Index(None, "imsi"),
+)
+
+SEALED_COLUMNS = (*SEALED_COLUMNS, (radius_gateways, "id", ("secret_sealed",)))

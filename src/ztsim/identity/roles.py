@@ -12,6 +12,8 @@ class Role(StrEnum):
     ANALYST = "analyst"  # reads events
     AUDITOR = "auditor"  # reads everything, changes nothing
     SELF = "self"  # an employee's own SIM, device and data only
+    NETWORK = "network"  # a serving node of the org's core (AUSF): authentication vectors only
+    SMDP = "smdp"  # the SM-DP+ that serves the org's eSIM profiles: progress reports only
 
 
 class Permission(StrEnum):
@@ -29,12 +31,20 @@ class Permission(StrEnum):
     IMPORTS_READ = "imports:read"
     IMPORTS_WRITE = "imports:write"
     EVENTS_READ = "events:read"
+    AKA_VECTORS = "aka:vectors"
+    ESIM_READ = "esim:read"
+    ESIM_WRITE = "esim:write"
+    ESIM_REISSUE = "esim:reissue"
+    ESIM_PACK = "esim:pack"  # the pack shows the matching ID: not a plain read
+    ESIM_PROGRESS = "esim:progress"
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))
+_ADMIN = frozenset(Permission) - {Permission.AKA_VECTORS, Permission.ESIM_PROGRESS}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
+    # Vectors go to serving nodes only: an admin token is not an AUSF.
+    Role.ADMIN: _ADMIN,
     Role.OPERATOR: frozenset(
         {
             Permission.ORG_READ,
@@ -45,6 +55,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.DEVICES_WRITE,
             Permission.IMPORTS_READ,
             Permission.IMPORTS_WRITE,
+            Permission.ESIM_READ,
+            Permission.ESIM_WRITE,
+            Permission.ESIM_PACK,
         }
     ),
     Role.ANALYST: frozenset({Permission.ORG_READ, Permission.EVENTS_READ}),
@@ -56,8 +69,12 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.SIMS_READ,
             Permission.DEVICES_READ,
             Permission.EVENTS_READ,
+            Permission.ESIM_READ,
+            Permission.ESIM_PACK,
         }
     ),
+    Role.NETWORK: frozenset({Permission.AKA_VECTORS}),
+    Role.SMDP: frozenset({Permission.ESIM_PROGRESS}),
 }
 
 

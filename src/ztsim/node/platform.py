@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ztsim.clock import utc_now
 from ztsim.db import schema
 from ztsim.db.engine import make_engine, upgrade
 from ztsim.errors import InvalidInput
+from ztsim.esim.config import EsimConfig
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity import repository, token_store
@@ -34,7 +36,15 @@ class Platform:
     sealer: Sealer
 
     def api_context(self) -> ApiContext:
-        return ApiContext(self.engine, self.sealer, utc_now)
+        return ApiContext(self.engine, self.sealer, utc_now, esim=esim_config(self.settings))
+
+
+def esim_config(settings: Settings) -> EsimConfig:
+    return EsimConfig(
+        settings.esim_smdp_address,
+        settings.esim_smdp_oid,
+        timedelta(days=settings.esim_order_ttl_days),
+    )
 
 
 def build(settings: Settings, *, create_key: bool = False) -> Platform:

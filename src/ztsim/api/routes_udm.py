@@ -1,0 +1,146 @@
+"""3GPP TS 29.503 Nudm_UEAuthentication, generate-auth-data: so that a 5G core's AUSF
+can use ztsim as its UDM/ARPF. Field names and error shapes follow the spec
+(ProblemDetails of TS 29.571 with `cause`); callers hold a `network` token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ztsim.aka.errors import SuciError
+from ztsim.aka.suci import deconceal
+from ztsim.api.deps import AkaVectors, Ctx
+from ztsim.api.problems import PROBLEM_MEDIA_TYPE
+from ztsim.errors import NotFound
+from ztsim.udm import hn_keys, service
+
+router = APIRouter(prefix="/nudm-ueau/v1", tags=["nudm-ueau"])
+
+# TS 29.503 / TS 29.571 data types, as their OpenAPI patterns give them.
+_HEX128 = r"^[A-Fa-f0-9]{32}$"
+_SNN = r"^(5G:mnc[0-9]{3}[.]mcc[0-9]{3}[.]3gppnetwork[.]org(:[A-F0-9]{11})?)|5G:NSWO$"
+SUPI_OR_SUCI = r"^(imsi-[0-9]{5,15}|nai-.+|suci-(0-[0-9]{3}-[0-9]{2,3}|[1-7]-.+)-[0-9]{1,4}-(0-0-.+|[a-fA-F1-9]-([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])-[a-fA-F0-9]+)|.+)$"
+
+
+class ResynchronizationInfo(BaseModel):
+    rand: str = Field(pattern=_HEX128)
+    auts: str = Field(pattern=r"^[A-Fa-f0-9]{28}$")
+
+
+class AuthenticationInfoRequest(BaseModel):
+    # Other optional IEs of the spec (supportedFeatures, cellCagInfo, ...) are accepted and ignored.
+    model_config = ConfigDict(extra="ignore")
+
+    servingNetworkName: str = Field(pattern=_SNN, max_length=64)
+    ausfInstanceId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
+    resynchronizationInfo: ResynchronizationInfo | None = None
+
+
+class Av5GHeAka(BaseModel):
+    avType: Literal["5G_HE_AKA"] = "5G_HE_AKA"
+    rand: str
+    xresStar: str
+    autn: str
+    kausf: str
+
+
+class AuthenticationInfoResult(BaseModel):
+    authType: Literal["5G_AKA"] = "5G_AKA"
+    authenticationVector: Av5GHeAka
+    supi: str
+
+
+class ProblemDetails(BaseModel):
+    title: str
+    status: int
+    detail: str | None = None
+    cause: str | None = None
+    invalidParams: list[dict[str, str]] | None = None
+
+
+def sbi_problem(
+    status: int, cause: str, detail: str, invalid: list[dict[str, str]] | None = None
+) -> JSONResponse:
+    titles = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 501: "Not Implemented"}
+    body = ProblemDetails(
+        title=titles.get(status, "Error"),
+        status=status,
+        detail=detail,
+        cause=cause,
+        invalidParams=invalid,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def _doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    schema = ProblemDetails.model_json_schema()
+    return {
+        s: {
+            "description": "ProblemDetails (TS 29.571)",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
+        }
+        for s in statuses
+    }
+
+
+@router.post(
+    "/{supiOrSuci}/security-information/generate-auth-data",
+    response_model=AuthenticationInfoResult,
+    responses=_doc(400, 403, 404, 501),
+)
+def generate_auth_data(
+    ctx: Ctx,
+    p: AkaVectors,
+    supi_or_suci: Annotated[str, Path(alias="supiOrSuci", pattern=SUPI_OR_SUCI, max_length=1024)],
+    body: AuthenticationInfoRequest,
+) -> JSONResponse:
+    with ctx.tx() as conn:
+        if supi_or_suci.startswith("suci-"):
+            try:
+                supi = deconceal(supi_or_suci, hn_keys.active_private_keys(conn, ctx.sealer))
+            except SuciError as exc:
+                if "not supported" in str(exc):
+                    return sbi_problem(501, "UNSUPPORTED_PROTECTION_SCHEME", str(exc))
+                return sbi_problem(403, "AUTHENTICATION_REJECTED", "the SUCI does not deconceal")
+        elif supi_or_suci.startswith("imsi-"):
+            supi = supi_or_suci
+        else:
+            return sbi_problem(404, "USER_NOT_FOUND", "only IMSI-based SUPIs are served")
+        resync = None
+        if body.resynchronizationInfo is not None:
+            resync = service.Resynchronization(
+                bytes.fromhex(body.resynchronizationInfo.rand),
+                bytes.fromhex(body.resynchronizationInfo.auts),
+            )
+        try:
+            result = service.generate(
+                conn,
+                ctx.sealer,
+                p.org_id,
+                supi.removeprefix("imsi-"),
+                serving_network_name=body.servingNetworkName,
+                node_id=body.ausfInstanceId,
+                now=ctx.clock(),
+                rand=ctx.random,
+                resync=resync,
+            )
+        except NotFound:
+            return sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI")
+    if isinstance(result, service.Refusal):
+        return sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason)
+    av = result.vector
+    out = AuthenticationInfoResult(
+        authenticationVector=Av5GHeAka(
+            rand=av.rand.hex(),
+            xresStar=av.xres_star.hex(),
+            autn=av.autn.hex(),
+            kausf=av.kausf.hex(),
+        ),
+        supi=result.supi,
+    )
+    return JSONResponse(out.model_dump())

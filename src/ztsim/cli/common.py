@@ -1,0 +1,38 @@
+"""What every `ztsim` sub-command shares: options, consoles, and opening the platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ztsim.errors import ZtsimError
+from ztsim.node import platform as node
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file.", exists=True, dir_okay=False)
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default ./ztsim-data).")
+]
+OrgOpt = Annotated[str | None, typer.Option("--org", help="Org slug (default: the only org).")]
+
+
+def platform_for(
+    config: Path | None, data_dir: Path | None, *, create_key: bool = False
+) -> node.Platform:
+    try:
+        return node.build(node.settings_from(config, data_dir=data_dir), create_key=create_key)
+    except ZtsimError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def fail(exc: ZtsimError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)

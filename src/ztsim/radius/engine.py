@@ -1,0 +1,222 @@
+"""The access decision, sans-I/O: a request and a frozen snapshot in, a decision out.
+
+The snapshot is everything the decision needs from the inventory (SIMs by IMSI,
+bound devices, identities, orgs, gateways), built off the hot path by
+`ztsim.radius.snapshot`. Nothing here touches a database, a socket or a clock,
+so the same function decides Access-Requests and re-checks live sessions when a
+SIM is suspended or a binding changes (revocation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+
+from ztsim.identifiers import Imei, Imeisv, InvalidIdentifier
+from ztsim.radius.dictionary import DecodedAttributes
+from ztsim.radius.secret import SharedSecret
+
+_ACTIVE = "active"
+# TS 23.003 §2.2: an IMSI is at most 15 digits; MCC + MNC make at least 5.
+_IMSI_DIGITS = range(5, 16)
+
+
+class Reason(StrEnum):
+    """Why a request was accepted or rejected; stored with every decision event."""
+
+    ACCEPTED = "accepted"
+    BOUND_ON_FIRST_ATTACH = "bound_on_first_attach"
+    IMSI_MISSING = "imsi_missing"
+    UNKNOWN_IMSI = "unknown_imsi"
+    SIM_NOT_ACTIVE = "sim_not_active"
+    APN_NOT_ALLOWED = "apn_not_allowed"
+    NO_IDENTITY = "no_identity"
+    IDENTITY_DISABLED = "identity_disabled"
+    IMEI_MISSING = "imei_missing"
+    NO_BOUND_DEVICE = "no_bound_device"
+    IMEI_MISMATCH = "imei_mismatch"
+    CLONE_SUSPECTED = "clone_suspected"
+    NO_ADDRESS = "no_address"
+
+
+# Rejections that point at a cloned SIM or a swapped device: recorded as risk events too.
+RISK_REASONS = frozenset({Reason.IMEI_MISMATCH, Reason.CLONE_SUSPECTED})
+
+# The text a gateway may show or log (Reply-Message); never names a person or a device.
+MESSAGES: Mapping[Reason, str] = {
+    Reason.ACCEPTED: "welcome",
+    Reason.BOUND_ON_FIRST_ATTACH: "welcome",
+    Reason.IMSI_MISSING: "no IMSI in the request",
+    Reason.UNKNOWN_IMSI: "unknown subscriber",
+    Reason.SIM_NOT_ACTIVE: "SIM is not active",
+    Reason.APN_NOT_ALLOWED: "APN not allowed",
+    Reason.NO_IDENTITY: "SIM is not assigned",
+    Reason.IDENTITY_DISABLED: "subscriber is disabled",
+    Reason.IMEI_MISSING: "no IMEISV in the request",
+    Reason.NO_BOUND_DEVICE: "SIM is not bound to a device",
+    Reason.IMEI_MISMATCH: "device is not the one bound to this SIM",
+    Reason.CLONE_SUSPECTED: "SIM is already in use on another device",
+    Reason.NO_ADDRESS: "no address available",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimEntry:
+    iccid: str
+    org_id: str
+    imsi: str
+    state: str
+    identity_id: str | None
+    device_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEntry:
+    id: str
+    org_id: str
+    name: str
+    network: IPv4Network | IPv6Network
+    secret: SharedSecret = field(repr=False)
+    apns: frozenset[str]
+    require_message_authenticator: bool
+    coa_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEntry:
+    id: str
+    org_id: str
+    network: IPv4Network
+    static_network: IPv4Network | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable view of the inventory; replaced whole (or per SIM) on change."""
+
+    sims: Mapping[str, SimEntry] = field(default_factory=dict)  # by IMSI
+    device_imeis: Mapping[str, str] = field(default_factory=dict)  # device id -> IMEI
+    identities_enabled: Mapping[str, bool] = field(default_factory=dict)
+    tofu_orgs: frozenset[str] = frozenset()
+    gateways: tuple[GatewayEntry, ...] = ()
+    pools: Mapping[str, PoolEntry] = field(default_factory=dict)  # by org id
+    _by_address: Mapping[IPv4Address | IPv6Address, GatewayEntry] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        exact = {g.network.network_address: g for g in self.gateways if g.network.num_addresses == 1}
+        object.__setattr__(self, "_by_address", exact)
+
+    def gateway_for(self, source: str) -> GatewayEntry | None:
+        """The registered client a datagram from `source` comes from, or None."""
+        try:
+            address = ip_address(source)
+        except ValueError:
+            return None
+        found = self._by_address.get(address)
+        if found is not None:
+            return found
+        # Longest prefix first, so a host entry inside a registered prefix wins.
+        candidates = [
+            g for g in self.gateways if g.network.version == address.version and address in g.network
+        ]
+        return max(candidates, key=lambda g: g.network.prefixlen, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """What the decision reads from an Access-Request (or a live session)."""
+
+    imsi: str | None
+    imei: str | None
+    apn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    reason: Reason
+    sim: SimEntry | None = None
+    # Trust on first attach: the IMEI to bind to the SIM now.
+    bind_imei: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason in (Reason.ACCEPTED, Reason.BOUND_ON_FIRST_ATTACH)
+
+    @property
+    def risk(self) -> bool:
+        return self.reason in RISK_REASONS
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.reason]
+
+
+def imei_of(value: object) -> str | None:
+    """The 15-digit IMEI from a 3GPP-IMEISV value (16-digit IMEISV or 15-digit IMEI)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 16:
+            return Imeisv(value).imei.value
+        return Imei(value).value
+    except InvalidIdentifier:
+        return None
+
+
+def normalise_apn(value: str) -> str:
+    return value.strip().lower()
+
+
+def access_request(attributes: DecodedAttributes) -> AccessRequest:
+    """IMSI from 3GPP-IMSI (else a User-Name of digits), IMEI from 3GPP-IMEISV, APN from
+    Called-Station-Id (TS 29.061 §16.4.7)."""
+    imsi = attributes.get("3GPP-IMSI")
+    if not isinstance(imsi, str):
+        user = attributes.get("User-Name")
+        imsi = user if isinstance(user, str) and user.isdigit() else None
+    if imsi is not None and (len(imsi) not in _IMSI_DIGITS or not imsi.isdigit()):
+        imsi = None
+    apn = attributes.get("Called-Station-Id")
+    return AccessRequest(
+        imsi=imsi,
+        imei=imei_of(attributes.get("3GPP-IMEISV")),
+        apn=normalise_apn(apn) if isinstance(apn, str) else None,
+    )
+
+
+def decide(
+    snapshot: Snapshot,
+    gateway: GatewayEntry,
+    request: AccessRequest,
+    live_imeis: Collection[str] = (),
+) -> Decision:
+    """Accept or reject. `live_imeis` are the IMEIs of the IMSI's live sessions."""
+    if request.imsi is None:
+        return Decision(Reason.IMSI_MISSING)
+    sim = snapshot.sims.get(request.imsi)
+    # Another org's SIM is, for this gateway, no SIM at all.
+    if sim is None or sim.org_id != gateway.org_id:
+        return Decision(Reason.UNKNOWN_IMSI)
+    if sim.state != _ACTIVE:
+        return Decision(Reason.SIM_NOT_ACTIVE, sim)
+    if request.apn is None or request.apn not in gateway.apns:
+        return Decision(Reason.APN_NOT_ALLOWED, sim)
+    if sim.identity_id is None:
+        return Decision(Reason.NO_IDENTITY, sim)
+    if not snapshot.identities_enabled.get(sim.identity_id, False):
+        return Decision(Reason.IDENTITY_DISABLED, sim)
+    if request.imei is None:
+        return Decision(Reason.IMEI_MISSING, sim)
+    if any(other != request.imei for other in live_imeis):
+        return Decision(Reason.CLONE_SUSPECTED, sim)
+    if sim.device_id is None:
+        if sim.org_id in snapshot.tofu_orgs:
+            return Decision(Reason.BOUND_ON_FIRST_ATTACH, sim, bind_imei=request.imei)
+        return Decision(Reason.NO_BOUND_DEVICE, sim)
+    if snapshot.device_imeis.get(sim.device_id) != request.imei:
+        return Decision(Reason.IMEI_MISMATCH, sim)
+    return Decision(Reason.ACCEPTED, sim)

@@ -1,0 +1,2 @@
+"""The live session table (UE address <-> SIM <-> identity <-> device <-> gateway),
+the address pools that number the sessions, and change notifications that revoke them."""

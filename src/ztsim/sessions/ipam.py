@@ -1,0 +1,186 @@
+"""Address management for the org pools: static and dynamic IPv4 leases, stable per SIM.
+
+Guarantees and how they are kept:
+- One address per SIM and pool, one SIM per address: unique constraints on
+  `ip_leases` (pool, imsi) and (pool, address). A SIM keeps its lease across
+  sessions and restarts, so its address is stable.
+- Never the same address to two live sessions, even across several AAA processes:
+  a process hands out dynamic addresses only from blocks it has claimed, and a block
+  is claimed by inserting (pool, start) under a unique constraint, so the database
+  arbitrates. Within its blocks a process allocates in memory (no database on the
+  hot path) and persists the lease afterwards.
+- Static addresses live in the pool's separate `static_cidr` and are set by an admin.
+
+Left as is: blocks are never returned, so a restarted process starts a fresh block and
+the unused rest of its old blocks stays idle until a pool is re-created.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from ipaddress import IPv4Address, IPv4Network
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ztsim.db import schema
+from ztsim.errors import Conflict, InvalidInput
+from ztsim.radius.engine import PoolEntry
+
+log = logging.getLogger("ztsim.sessions.ipam")
+
+DEFAULT_BLOCK_PREFIX = 24
+# Claim the next block before the current one runs dry, off the hot path.
+LOW_WATER = 32
+
+_leases = schema.ip_leases
+_blocks = schema.ip_blocks
+
+
+def blocks_of(network: IPv4Network, prefix: int = DEFAULT_BLOCK_PREFIX) -> Iterator[IPv4Network]:
+    if network.prefixlen >= prefix:
+        yield network
+    else:
+        yield from network.subnets(new_prefix=prefix)
+
+
+def usable(block: IPv4Network, pool: IPv4Network) -> list[str]:
+    """A block's host addresses, minus the pool's own network and broadcast addresses."""
+    reserved = {pool.network_address, pool.broadcast_address} if pool.prefixlen < 31 else set()
+    return [str(a) for a in block if a not in reserved]
+
+
+class Ipam:
+    """One AAA process's view of the pools: its leases cache and its free addresses."""
+
+    def __init__(self, owner: str, *, block_prefix: int = DEFAULT_BLOCK_PREFIX) -> None:
+        self.owner = owner
+        self._prefix = block_prefix
+        self._leases: dict[tuple[str, str], str] = {}
+        self._taken: dict[str, set[str]] = {}
+        self._free: dict[str, list[str]] = {}
+
+    def load(self, conn: Connection, pool_ids: Iterable[str]) -> None:
+        """Learn every lease of these pools (made by any process)."""
+        ids = list(pool_ids)
+        if not ids:
+            return
+        rows = conn.execute(
+            select(_leases.c.pool_id, _leases.c.imsi, _leases.c.address).where(
+                _leases.c.pool_id.in_(ids)
+            )
+        ).all()
+        for pool_id, imsi, address in rows:
+            self._leases[(pool_id, imsi)] = address
+            self._taken.setdefault(pool_id, set()).add(address)
+
+    def lookup(self, pool: PoolEntry, imsi: str) -> str | None:
+        return self._leases.get((pool.id, imsi))
+
+    def free_count(self, pool: PoolEntry) -> int:
+        return len(self._free.get(pool.id, ()))
+
+    def allocate(self, pool: PoolEntry, imsi: str) -> tuple[str, bool] | None:
+        """The SIM's address and whether it is new; None when this process has no free
+        address left (the caller claims a block, then asks again)."""
+        known = self._leases.get((pool.id, imsi))
+        if known is not None:
+            return known, False
+        free = self._free.get(pool.id)
+        taken = self._taken.setdefault(pool.id, set())
+        while free:
+            address = free.pop()
+            if address not in taken:
+                taken.add(address)
+                self._leases[(pool.id, imsi)] = address
+                return address, True
+        return None
+
+    def claim_block(self, conn: Connection, pool: PoolEntry, now: datetime) -> int:
+        """Claim the next unclaimed block of the pool's dynamic range; the number of free
+        addresses it adds (0 when the pool is exhausted)."""
+        claimed = set(
+            conn.execute(select(_blocks.c.start).where(_blocks.c.pool_id == pool.id)).scalars()
+        )
+        for block in blocks_of(pool.network, self._prefix):
+            start = str(block.network_address)
+            if start in claimed:
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(_blocks).values(
+                            pool_id=pool.id,
+                            org_id=pool.org_id,
+                            start=start,
+                            owner=self.owner,
+                            claimed_at=now,
+                        )
+                    )
+            except IntegrityError:
+                continue  # another process claimed it first
+            taken = self._taken.setdefault(pool.id, set())
+            addresses = [a for a in usable(block, pool.network) if a not in taken]
+            # Popped from the end: reversed, so addresses go out in ascending order.
+            self._free.setdefault(pool.id, [])[:0] = list(reversed(addresses))
+            return len(addresses)
+        return 0
+
+    def forget(self, pool_id: str, imsi: str) -> None:
+        address = self._leases.pop((pool_id, imsi), None)
+        if address is not None:
+            self._taken.get(pool_id, set()).discard(address)
+
+
+def record_lease(
+    conn: Connection, pool: PoolEntry, imsi: str, address: str, now: datetime
+) -> bool:
+    """Persist a dynamic lease; False if the SIM already had one (a race between two
+    processes: the address handed out stays in this process's block, unused by others)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(_leases).values(
+                    pool_id=pool.id,
+                    org_id=pool.org_id,
+                    address=address,
+                    imsi=imsi,
+                    static=False,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        log.warning("lease for a SIM of pool %s already recorded by another process", pool.id)
+        return False
+    return True
+
+
+def assign_static(
+    conn: Connection, pool: PoolEntry, imsi: str, address: str, now: datetime
+) -> None:
+    """Give a SIM a fixed address from the pool's static range, replacing its lease."""
+    if pool.static_network is None:
+        raise InvalidInput("the pool has no static range")
+    try:
+        wanted = IPv4Address(address)
+    except ValueError:
+        raise InvalidInput("the static address is not an IPv4 address") from None
+    if wanted not in pool.static_network:
+        raise InvalidInput("the static address is outside the pool's static range")
+    conn.execute(delete(_leases).where(_leases.c.pool_id == pool.id, _leases.c.imsi == imsi))
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(_leases).values(
+                    pool_id=pool.id,
+                    org_id=pool.org_id,
+                    address=str(wanted),
+                    imsi=imsi,
+                    static=True,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise Conflict("the static address is already leased to another SIM") from None

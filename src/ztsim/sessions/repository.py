@@ -1,0 +1,130 @@
+"""The session table in the database: written by the AAA process (batched, off its hot
+path), read by the API and the DNS gateway. Every read is scoped by org."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, RowMapping, insert, select, update
+
+from ztsim.db import schema
+from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
+from ztsim.sessions.table import Session
+
+_t = schema.radius_sessions
+
+
+def _session(m: RowMapping) -> Session:
+    return Session(
+        org_id=m["org_id"],
+        gateway_id=m["gateway_id"],
+        acct_session_id=m["acct_session_id"],
+        nas_address=m["nas_address"],
+        imsi=m["imsi"],
+        iccid=m["iccid"],
+        identity_id=m["identity_id"],
+        device_id=m["device_id"],
+        imei=m["imei"],
+        ue_address=m["ue_address"],
+        apn=m["apn"],
+        rat=m["rat"],
+        location=m["location"],
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        stopped_at=m["stopped_at"],
+        stop_cause=m["stop_cause"],
+    )
+
+
+def _values(s: Session) -> dict[str, object]:
+    return {
+        "org_id": s.org_id,
+        "gateway_id": s.gateway_id,
+        "acct_session_id": s.acct_session_id,
+        "nas_address": s.nas_address,
+        "imsi": s.imsi,
+        "iccid": s.iccid,
+        "identity_id": s.identity_id,
+        "device_id": s.device_id,
+        "imei": s.imei,
+        "ue_address": s.ue_address,
+        "apn": s.apn,
+        "rat": s.rat,
+        "location": s.location,
+        "started_at": s.started_at,
+        "updated_at": s.updated_at,
+        "stopped_at": s.stopped_at,
+        "stop_cause": s.stop_cause,
+    }
+
+
+def save(conn: Connection, sessions: Iterable[Session]) -> None:
+    """Insert or update by (gateway, Acct-Session-Id). The AAA process is the only writer
+    of its gateways' sessions, so update-then-insert needs no lock."""
+    for s in sessions:
+        values = _values(s)
+        done = conn.execute(
+            update(_t)
+            .where(_t.c.gateway_id == s.gateway_id, _t.c.acct_session_id == s.acct_session_id)
+            .values(**{k: v for k, v in values.items() if k != "started_at"})
+        )
+        if done.rowcount == 0:
+            conn.execute(insert(_t).values(**values))
+
+
+def load_live(conn: Connection) -> list[Session]:
+    rows = conn.execute(select(_t).where(_t.c.stopped_at.is_(None))).mappings()
+    return [_session(m) for m in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    live: bool = True
+    imsi: str | None = None
+    iccid: str | None = None
+    identity_id: str | None = None
+    gateway_id: str | None = None
+    ue_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    id: int
+    session: Session
+
+
+def list_sessions(
+    conn: Connection,
+    org_id: str,
+    f: SessionFilter,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+    at: datetime | None = None,
+) -> tuple[list[StoredSession], str | None]:
+    """Newest first. `at` narrows to sessions live at that instant (who had an address then)."""
+    check_limit(limit)
+    stmt = select(_t).where(_t.c.org_id == org_id)
+    if f.live:
+        stmt = stmt.where(_t.c.stopped_at.is_(None))
+    for column, value in (
+        (_t.c.imsi, f.imsi),
+        (_t.c.iccid, f.iccid),
+        (_t.c.identity_id, f.identity_id),
+        (_t.c.gateway_id, f.gateway_id),
+        (_t.c.ue_address, f.ue_address),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if at is not None:
+        stmt = stmt.where(
+            _t.c.started_at <= at, (_t.c.stopped_at.is_(None)) | (_t.c.stopped_at > at)
+        )
+    if cursor is not None:
+        stmt = stmt.where(_t.c.id < decode_cursor(cursor, int))
+    rows = conn.execute(stmt.order_by(_t.c.id.desc()).limit(limit + 1)).mappings().all()
+    page = [StoredSession(m["id"], _session(m)) for m in rows[:limit]]
+    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    return page, next_cursor

@@ -1,0 +1,127 @@
+"""The in-memory index of live sessions, kept by the AAA process from accounting.
+
+Sessions are keyed by (gateway, Acct-Session-Id) (RFC 2866 §5.5: unique per NAS).
+Every operation is idempotent, so a retransmitted or duplicated Accounting-Request
+changes nothing, and each returns what changed so the caller can persist it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+SessionKey = tuple[str, str]  # (gateway id, Acct-Session-Id)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    org_id: str
+    gateway_id: str
+    acct_session_id: str
+    nas_address: str
+    imsi: str | None
+    iccid: str | None
+    identity_id: str | None
+    device_id: str | None
+    imei: str | None
+    ue_address: str | None
+    apn: str | None
+    rat: str | None
+    location: dict[str, Any] | None
+    started_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None = None
+    stop_cause: str | None = None
+
+    @property
+    def key(self) -> SessionKey:
+        return (self.gateway_id, self.acct_session_id)
+
+    @property
+    def live(self) -> bool:
+        return self.stopped_at is None
+
+
+class SessionIndex:
+    """Live sessions by key, by IMSI and by identity."""
+
+    def __init__(self, sessions: Iterable[Session] = ()) -> None:
+        self._live: dict[SessionKey, Session] = {}
+        self._by_imsi: dict[str, set[SessionKey]] = {}
+        for session in sessions:
+            if session.live:
+                self._add(session)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._live.values()))
+
+    def get(self, key: SessionKey) -> Session | None:
+        return self._live.get(key)
+
+    def for_imsi(self, imsi: str) -> list[Session]:
+        return [self._live[k] for k in self._by_imsi.get(imsi, ())]
+
+    def live_imeis(self, imsi: str) -> set[str]:
+        return {s.imei for s in self.for_imsi(imsi) if s.imei is not None}
+
+    def _add(self, session: Session) -> None:
+        self._live[session.key] = session
+        if session.imsi is not None:
+            self._by_imsi.setdefault(session.imsi, set()).add(session.key)
+
+    def _remove(self, key: SessionKey) -> Session | None:
+        session = self._live.pop(key, None)
+        if session is not None and session.imsi is not None:
+            keys = self._by_imsi.get(session.imsi)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_imsi[session.imsi]
+        return session
+
+    def upsert(self, session: Session) -> Session | None:
+        """Start or update a live session; returns the stored session, or None when the
+        request repeats what is already known (a duplicate changes nothing)."""
+        current = self._live.get(session.key)
+        if current is not None:
+            merged = replace(
+                current,
+                ue_address=session.ue_address or current.ue_address,
+                rat=session.rat or current.rat,
+                location=session.location or current.location,
+                imei=session.imei or current.imei,
+                updated_at=max(current.updated_at, session.updated_at),
+            )
+            if merged == current:
+                return None
+            if current.imsi != merged.imsi:
+                self._remove(current.key)
+            self._add(merged)
+            return merged
+        self._add(session)
+        return session
+
+    def stop(self, key: SessionKey, when: datetime, cause: str) -> Session | None:
+        """End one session; None if it was not live (a repeated Stop changes nothing)."""
+        session = self._remove(key)
+        return None if session is None else replace(session, stopped_at=when, stop_cause=cause)
+
+    def stop_where(
+        self, *, gateway_id: str, imsi: str | None = None, ue_address: str | None = None
+    ) -> list[SessionKey]:
+        """Keys of the live sessions of a gateway, optionally of one IMSI or UE address."""
+        return [
+            k
+            for k, s in self._live.items()
+            if s.gateway_id == gateway_id
+            and (imsi is None or s.imsi == imsi)
+            and (ue_address is None or s.ue_address == ue_address)
+        ]
+
+    def address_in_use(self, ue_address: str, *, except_imsi: str) -> bool:
+        return any(s.ue_address == ue_address and s.imsi != except_imsi for s in self._live.values())

@@ -1,0 +1,91 @@
+"""Two orgs with one object of each kind, for API tests in every folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine
+
+from ztsim.identity.roles import Role
+from ztsim.sealing import Sealer
+
+from support.api import ApiHarness, OrgHandle, harness
+from support.factories import make_sims, stock_csv
+
+
+@dataclass
+class World:
+    """Org-scoped objects, one of each kind, addressable by the API's path parameter names."""
+
+    org: OrgHandle
+    ids: dict[str, str]
+
+
+def populate(h: ApiHarness, slug: str, seed: int) -> World:
+    org = h.new_org(slug)
+    c, auth = h.client, org.auth()
+
+    def post(path: str, body: dict[str, object]) -> dict[str, object]:
+        r = c.post(path, json=body, headers=auth)
+        assert r.status_code == 201, r.text
+        data: dict[str, object] = r.json()
+        return data
+
+    user = post(
+        "/api/v1/identities", {"kind": "user", "name": f"User {slug}", "email": f"u@{slug}.test"}
+    )
+    service = post("/api/v1/identities", {"kind": "service", "name": f"Meter {slug}"})
+    group = post("/api/v1/groups", {"name": "staff"})
+    fleet = post("/api/v1/fleets", {"name": "meters"})
+    c.put(f"/api/v1/groups/{group['id']}/members/{user['id']}", headers=auth)
+    c.put(f"/api/v1/fleets/{fleet['id']}/members/{service['id']}", headers=auth)
+    victim = post("/api/v1/tokens", {"name": "victim", "role": "analyst"})
+    specs = make_sims(3, seed=seed)
+    r = c.post(
+        "/api/v1/stock-imports?filename=batch.csv",
+        content=stock_csv(specs),
+        headers={**auth, "content-type": "text/csv"},
+    )
+    assert r.status_code == 201, r.text
+    iccid = specs[0].iccid
+    assert (
+        c.post(
+            f"/api/v1/sims/{iccid}/assign", json={"identity_id": user["id"]}, headers=auth
+        ).status_code
+        == 200
+    )
+    assert c.post(f"/api/v1/sims/{iccid}/activate", json={}, headers=auth).status_code == 200
+    imei = {1: "490154203237518", 2: "352099001761481"}[seed]
+    device = post("/api/v1/devices", {"imei": imei, "owner_id": user["id"], "name": "phone"})
+    h.add_self_token(org, str(user["id"]))
+    return World(
+        org,
+        {
+            "identity_id": str(user["id"]),
+            "service_id": str(service["id"]),
+            "group_id": str(group["id"]),
+            "fleet_id": str(fleet["id"]),
+            "token_id": str(victim["id"]),
+            "iccid": iccid,
+            "supiOrSuci": f"imsi-{specs[0].imsi}",
+            "spare_iccid": specs[1].iccid,
+            "device_id": str(device["id"]),
+            "import_id": str(r.json()["id"]),
+        },
+    )
+
+
+@pytest.fixture
+def api(sqlite_engine: Engine, sealer: Sealer) -> Iterator[ApiHarness]:
+    with harness(sqlite_engine, sealer) as h:
+        yield h
+
+
+@pytest.fixture
+def two_orgs(api: ApiHarness) -> tuple[World, World]:
+    return populate(api, "alpha", 1), populate(api, "bravo", 2)
+
+
+ALL_ROLES = tuple(Role)
