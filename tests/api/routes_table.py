@@ -17,6 +17,7 @@ from ztsim.identity.roles import Role
 from support.factories import make_sims, stock_csv
 
 A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
+SMDP = Role.SMDP
 NET = Role.NETWORK
 Ids = dict[str, str]
 
@@ -42,7 +43,7 @@ def _fresh_csv(_ids: Ids) -> str:
 
 
 ROUTES: dict[tuple[str, str], RouteSpec] = {
-    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S, NET}),
+    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S, NET, SMDP}),
     ("GET", "/api/v1/org"): _spec({A, OP, N, U, S}),
     ("PATCH", "/api/v1/org"): _spec({A}, lambda ids: {"tofu_binding": False}),
     ("POST", "/api/v1/identities"): _spec({A}, lambda ids: {"kind": "user", "name": "New"}),
@@ -81,9 +82,28 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("GET", "/api/v1/stock-imports"): _spec({A, OP, U}),
     ("GET", "/api/v1/stock-imports/{import_id}"): _spec({A, OP, U}),
     ("GET", "/api/v1/events"): _spec({A, N, U, S}),
+    ("POST", "/api/v1/esim/orders"): _spec(
+        {A, OP}, lambda ids: {"identity_id": ids["identity_id"], "confirmation_code": True}
+    ),
+    ("GET", "/api/v1/esim/orders"): _spec({A, OP, U, S}),
+    ("GET", "/api/v1/esim/orders/{order_id}"): _spec({A, OP, U, S}),
+    ("GET", "/api/v1/esim/orders/{order_id}/pack"): _spec({A, OP, S}),
+    ("POST", "/api/v1/esim/orders/{order_id}/cancel"): _spec({A, OP}, lambda ids: {}),
+    ("POST", "/api/v1/esim/orders/{order_id}/reissue"): _spec({A}, lambda ids: {"reason": "lost"}),
+    ("POST", "/api/v1/esim/progress"): _spec(
+        {SMDP},
+        lambda ids: {
+            "iccid": ids["esim_iccid"],
+            "notification_point_id": 3,
+            "status": "Executed-Success",
+        },
+    ),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
         {NET},
-        lambda ids: {"servingNetworkName": "5G:mnc001.mcc001.3gppnetwork.org", "ausfInstanceId": "ausf-1"},
+        lambda ids: {
+            "servingNetworkName": "5G:mnc001.mcc001.3gppnetwork.org",
+            "ausfInstanceId": "ausf-1",
+        },
     ),
 }
 

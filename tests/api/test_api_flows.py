@@ -188,5 +188,5 @@ def test_list_pagination_over_the_api(api: ApiHarness, two_orgs: tuple[World, Wo
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == 3
+    assert len(seen) == 5  # 3 physical SIMs and 2 eSIMs (support/world.py)
     assert seen == sorted(seen)

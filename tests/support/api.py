@@ -3,6 +3,7 @@ response recorded for the leak scan."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ from ztsim.sealing import Sealer
 
 from support.leaks import LEAKS
 
+ESIM_SHOWS_CODE = re.compile(
+    r"(POST /api/v1/esim/orders(/[^/]+/reissue)?|GET /api/v1/esim/orders/[^/]+/pack)$"
+)
+
 
 def _record(response: httpx2.Response) -> None:
     response.read()
@@ -29,6 +34,17 @@ def _record(response: httpx2.Response) -> None:
     if where == "api POST /api/v1/tokens" and response.status_code == 201:
         # The one response that may show a token: its creation.
         LEAKS.add_secret(response.json()["token"])
+        LEAKS.allow_once(where, response.text)
+    if ESIM_SHOWS_CODE.match(f"{response.request.method} {response.request.url.path}") and (
+        response.status_code in (200, 201)
+    ):
+        # eSIM creation and re-issue show the matching ID (and confirmation code) once; packs
+        # show the matching ID to whoever may print them.
+        if response.status_code == 201:
+            created = response.json()
+            LEAKS.add_secret(created["matching_id"])
+            if created["confirmation_code"]:
+                LEAKS.add_secret(created["confirmation_code"])
         LEAKS.allow_once(where, response.text)
 
 
@@ -66,7 +82,14 @@ class ApiHarness:
         with self.engine.begin() as conn:
             org = repository.create_org(conn, slug.title(), slug, now)
             handle = OrgHandle(org.id)
-            for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.NETWORK):
+            for role in (
+                Role.ADMIN,
+                Role.OPERATOR,
+                Role.ANALYST,
+                Role.AUDITOR,
+                Role.NETWORK,
+                Role.SMDP,
+            ):
                 _, token = token_store.issue(
                     conn,
                     org.id,

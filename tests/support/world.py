@@ -59,6 +59,15 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
     assert c.post(f"/api/v1/sims/{iccid}/activate", json={}, headers=auth).status_code == 200
     imei = {1: "490154203237518", 2: "352099001761481"}[seed]
     device = post("/api/v1/devices", {"imei": imei, "owner_id": user["id"], "name": "phone"})
+    esim_stock = c.post(
+        "/api/v1/stock-imports?filename=esim.csv&kind=esim",
+        content=stock_csv(make_sims(2, seed=seed, start=100)),
+        headers={**auth, "content-type": "text/csv"},
+    )
+    assert esim_stock.status_code == 201, esim_stock.text
+    # A second employee holds the eSIM order, so `user`'s own view stays one SIM.
+    employee = post("/api/v1/identities", {"kind": "user", "name": f"Employee {slug}"})
+    order = post("/api/v1/esim/orders", {"identity_id": employee["id"]})
     h.add_self_token(org, str(user["id"]))
     return World(
         org,
@@ -73,6 +82,8 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "spare_iccid": specs[1].iccid,
             "device_id": str(device["id"]),
             "import_id": str(r.json()["id"]),
+            "order_id": str(order["id"]),
+            "esim_iccid": str(order["iccid"]),
         },
     )
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ztsim import __version__
-from ztsim.api import problems, routes_events, routes_identity, routes_inventory, routes_udm
+from ztsim.api import (
+    problems,
+    routes_esim,
+    routes_events,
+    routes_identity,
+    routes_inventory,
+    routes_udm,
+)
 from ztsim.api.context import ApiContext
 from ztsim.api.problems import problem_doc
 
@@ -23,7 +30,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     problems.install(app)
-    for module in (routes_identity, routes_inventory, routes_events):
+    for module in (routes_identity, routes_inventory, routes_events, routes_esim):
         app.include_router(module.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
     # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
     app.include_router(routes_udm.router, responses=problem_doc(401, 403))

@@ -107,7 +107,7 @@ class CollectionOut(BaseModel):
 
 class TokenIn(Request):
     name: Name
-    role: Literal["admin", "operator", "analyst", "auditor", "self", "network"]
+    role: Literal["admin", "operator", "analyst", "auditor", "self", "network", "smdp"]
     identity_id: ObjectId | None = None
     expires_at: AwareDatetime | None = None
 

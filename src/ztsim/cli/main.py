@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ztsim.cli import aka as aka_cli
+from ztsim.cli import esim as esim_cli
 from ztsim.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -46,6 +47,7 @@ app.add_typer(sims_app, name="sims")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(aka_cli.app, name="aka")
+app.add_typer(esim_cli.app, name="esim")
 
 
 def _actor() -> str:

@@ -22,13 +22,14 @@ from ztsim.esim.activation import ActivationCode
 from ztsim.esim.qr import qr_png, qr_svg
 
 PRIVACY_NOTICE = (
-    "Your employer manages this eSIM with ztsim. It records: the eSIM's numbers (ICCID, "
-    "IMSI, and the EID of the phone it is installed on); which phone it is tied to; when it "
-    "is issued, installed, activated, suspended or replaced, and by whom; and each time the "
-    "phone signs in to the company network (time, phone identity, result, and the mobile "
-    "cell it used, which is a rough location). It does not record the content of your "
-    "calls, messages or web traffic. You can ask your IT team to see what is recorded "
-    "about you."
+    "Your employer manages this eSIM with ztsim. "
+    "It records the eSIM's numbers (ICCID, IMSI) and the EID of the phone it is installed on. "
+    "It records when the eSIM is issued, installed, activated, suspended or replaced, "
+    "and who did it. "
+    "Each time your phone signs in to the company network, it records the time, the phone's "
+    "identity (IMEI), the result and the mobile cell used, which is a rough location. "
+    "It does not record the content of your calls, messages or web traffic. "
+    "You can ask your IT team to see what is recorded about you."
 )
 IOS_STEPS = (
     "Connect to Wi-Fi.",
@@ -188,7 +189,7 @@ def _slug(text: str) -> str:
 
 def entry_folder(page: PackPage) -> str:
     """A zip folder name per employee; the order id keeps namesakes apart."""
-    return f"{_slug(page.employee)}-{page.order_id[:8]}"
+    return f"{_slug(page.employee)}-{page.order_id[:12]}"
 
 
 def write_zip(

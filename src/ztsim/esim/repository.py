@@ -197,3 +197,17 @@ def find_device_by_eid(conn: Connection, org_id: str, eid: str) -> tuple[str, st
         select(_d.c.id, _d.c.owner_id).where(_d.c.org_id == org_id, _d.c.eid == eid).limit(1)
     ).first()
     return None if row is None else (row.id, row.owner_id)
+
+
+def resolve_identities(conn: Connection, org_id: str, keys: Sequence[str]) -> list[str]:
+    """Identity ids for keys that are ids or email addresses, in order; NotFound names the
+    first key that matches nothing."""
+    _i = schema.identities
+    found: list[str] = []
+    for key in keys:
+        column = _i.c.email if "@" in key else _i.c.id
+        ident = conn.scalars(select(_i.c.id).where(_i.c.org_id == org_id, column == key)).first()
+        if ident is None:
+            raise NotFound(f"no identity {key!r} in this org")
+        found.append(ident)
+    return found

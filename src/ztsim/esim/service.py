@@ -51,6 +51,10 @@ from ztsim.sealing import Sealer
 _OPEN = frozenset({OrderState.ISSUED, OrderState.DOWNLOADED, OrderState.INSTALLED})
 
 
+class OpenOrderExists(Conflict):
+    """One open order per identity: a second would hand out a second live profile."""
+
+
 @dataclass(frozen=True)
 class Issued:
     """A new order and what is shown once: the activation code and confirmation code."""
@@ -113,7 +117,7 @@ def create_order(
     identities.get_identity(conn, org_id, identity_id)
     for existing in repo.orders_of(conn, org_id, [identity_id]):
         if effective_state(existing.state, existing.expires_at, now) in _OPEN:
-            raise Conflict("the identity has an open eSIM order: cancel or re-issue it")
+            raise OpenOrderExists("the identity has an open eSIM order: cancel or re-issue it")
     if iccid is None:
         iccid = repo.first_stock_esim(conn, org_id)
         if iccid is None:

@@ -103,7 +103,7 @@ class Snapshot:
     gateways: tuple[GatewayEntry, ...] = ()
     pools: Mapping[str, PoolEntry] = field(default_factory=dict)  # by org id
     _by_address: Mapping[IPv4Address | IPv6Address, GatewayEntry] = field(
-        default_factory=dict, repr=False
+        init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:

@@ -1,0 +1,143 @@
+"""`ztsim esim`: order eSIMs for employees and print their onboarding packs."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Connection
+
+from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, fail, out, platform_for
+from ztsim.clock import utc_now
+from ztsim.errors import InvalidInput, NotFound, ZtsimError
+from ztsim.esim import repository as repo
+from ztsim.esim import service
+from ztsim.esim.pack import write_zip
+from ztsim.identity import repository as identities
+from ztsim.node import platform as node
+
+app = typer.Typer(help="eSIM onboarding: orders and printable packs.", no_args_is_help=True)
+
+UserOpt = Annotated[
+    list[str] | None, typer.Option("--user", help="Identity id or email (repeatable).")
+]
+GroupOpt = Annotated[str | None, typer.Option("--group", help="Every member of this group.")]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _targets(
+    conn: Connection, org_id: str, users: list[str] | None, group: str | None
+) -> list[str]:
+    if not users and not group:
+        raise InvalidInput("name --user or --group")
+    ids = repo.resolve_identities(conn, org_id, users or [])
+    if group is not None:
+        match = [
+            g for g in identities.list_collections(conn, org_id, fleet=False) if g.name == group
+        ]
+        if not match:
+            raise NotFound(f"no group named {group!r}")
+        ids += [m for m in match[0].member_ids if m not in ids]
+    return ids
+
+
+@app.command("order")
+def order(
+    user: UserOpt = None,
+    group: GroupOpt = None,
+    eid: Annotated[str | None, typer.Option("--eid", help="Bind to this eUICC (one user).")] = None,
+    confirmation: Annotated[
+        bool, typer.Option("--confirmation-code", help="Also require a confirmation code.")
+    ] = False,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Order an eSIM for each named employee who has no open order yet."""
+    platform = platform_for(config, data_dir)
+    esim = node.esim_config(platform.settings)
+    table = Table("identity", "order", "ICCID", "confirmation code (shown once)")
+    skipped: list[str] = []
+    try:
+        with platform.engine.begin() as conn:
+            org_id = identities.find_org(conn, org).id
+            targets = _targets(conn, org_id, user, group)
+            if eid is not None and len(targets) != 1:
+                raise InvalidInput("--eid binds one order: name exactly one employee")
+            now = utc_now()
+            for ident in targets:
+                try:
+                    with conn.begin_nested():
+                        issued = service.create_order(
+                            conn,
+                            platform.sealer,
+                            org_id,
+                            ident,
+                            config=esim,
+                            actor=_actor(),
+                            now=now,
+                            rand=os.urandom,
+                            eid=eid,
+                            confirmation=confirmation,
+                        )
+                except service.OpenOrderExists:
+                    skipped.append(ident)
+                    continue
+                o = issued.order
+                table.add_row(ident, o.id, o.iccid, issued.confirmation_code or "")
+    except ZtsimError as exc:
+        raise fail(exc) from None
+    out.print(table)
+    if skipped:
+        out.print(f"{len(skipped)} already had an open order: {', '.join(skipped)}")
+    out.print("Print the packs with: ztsim esim pack --group ... -o pack.zip")
+
+
+@app.command("pack")
+def pack(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The zip to write.")],
+    user: UserOpt = None,
+    group: GroupOpt = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write the onboarding packs (HTML, PDF, QR PNG and SVG per employee) into a zip."""
+    platform = platform_for(config, data_dir)
+    try:
+        with platform.engine.begin() as conn:
+            org_id = identities.find_org(conn, org).id
+            targets = _targets(conn, org_id, user, group)
+            bulk = service.pack_pages(conn, platform.sealer, org_id, targets, utc_now())
+    except ZtsimError as exc:
+        raise fail(exc) from None
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    tmp = output.with_name(output.name + ".part")
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("rendering packs", total=len(bulk.pages))
+        # Packs hold bearer secrets: readable by the owner only, and whole or not at all.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            count = write_zip(
+                bulk.pages, handle, on_progress=lambda n: progress.update(task, completed=n)
+            )
+        tmp.replace(output)
+    out.print(f"Wrote {count} onboarding packs to {output}.")
+    if bulk.skipped:
+        out.print(
+            f"{len(bulk.skipped)} without a usable order (none, used, expired or cancelled): "
+            + ", ".join(bulk.skipped)
+        )

@@ -1,0 +1,220 @@
+"""The gateway's sans-I/O engine: (query bytes, requester, now) -> answer bytes, forward, or drop.
+
+The adapters (UDP, TCP, DoH) resolve the requester, call `handle`, and either
+send the answer, send `Forward.upstream_query` to an upstream and give the
+result (or None if every upstream failed) to `resolved`, or stay silent.
+Common cases never build a `Message`: blocks come from prebuilt record bytes,
+allowed names from the wire cache. The policy snapshot is an attribute,
+swapped by assignment.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from ztsim.dns._wirename import encode_name, text_to_labels
+from ztsim.dns.answercache import AnswerCache, CacheKey, Hit, replay
+from ztsim.dns.answers import address_response, cname_response
+from ztsim.dns.block import BlockMode, block_response
+from ztsim.dns.constants import (
+    FLAG_CD,
+    FLAG_QR,
+    FLAG_RA,
+    FLAG_RD,
+    HEADER_LEN,
+    EdeCode,
+    Opcode,
+    Rcode,
+    RRClass,
+    RRType,
+)
+from ztsim.dns.errors import DnsDecodeError, DnsEncodeError
+from ztsim.dns.fast import (
+    QuestionView,
+    badvers,
+    formerr,
+    opt_record,
+    parse_question,
+    refused,
+    servfail,
+    udp_limit,
+)
+from ztsim.dns.identity import Requester
+from ztsim.dns.message import Flag, Message, decode_message
+from ztsim.dns.policy import Action, BlockAnswer
+from ztsim.dns.querylog import QueryLog
+from ztsim.dns.snapshot import Decision, PolicySnapshot
+from ztsim.dns.truncate import truncate
+
+_HEADER = struct.Struct("!HHHHHH")
+_FAILED_RCODES = (Rcode.SERVFAIL, Rcode.REFUSED)  # RFC 8767 §4: a reason to serve stale
+UNKNOWN_SOURCE_TEXT = "no policy for this source"
+
+
+class Answer(NamedTuple):
+    wire: bytes
+
+
+class Forward(NamedTuple):
+    """Ask an upstream `upstream_query` (ID to be set by the sender), then call `resolved`."""
+
+    query: bytes
+    view: QuestionView
+    key: CacheKey
+    upstream_query: bytes
+    limit: int | None  # the client's UDP limit; None over TCP and DoH
+    cname: str | None = None  # set when the answer is a CNAME to the forwarded name
+
+
+Step = Answer | Forward | None
+
+
+def upstream_query(question: bytes, flags: int, dnssec_ok: bool) -> bytes:
+    """Our query upstream: ID 0 (the sender sets it), RD, the client's CD, our own OPT."""
+    head = _HEADER.pack(0, FLAG_RD | (flags & FLAG_CD), 1, 0, 0, 1)
+    return head + question + opt_record(dnssec_ok)
+
+
+class Engine:
+    def __init__(
+        self,
+        policy: PolicySnapshot,
+        cache: AnswerCache,
+        log: QueryLog | None = None,
+    ) -> None:
+        self.policy = policy
+        self.cache = cache
+        self.log = log
+
+    def handle(self, wire: bytes, who: Requester | None, now: float, *, udp: bool) -> Step:
+        view = parse_question(wire)
+        if view is None:
+            return _slow_path(wire)
+        if view.edns_version:
+            return Answer(badvers(wire, view))  # RFC 6891 §6.1.3: we speak version 0 only
+        if who is None:
+            return Answer(refused(wire, view, EdeCode.PROHIBITED, UNKNOWN_SOURCE_TEXT))
+        if view.qclass != RRClass.IN:
+            return Answer(refused(wire, view, EdeCode.NOT_SUPPORTED, "class not served"))
+        qname = view.name
+        decision = self.policy.decide(who, qname, view.qtype)
+        if self.log is not None:
+            self.log.record(who, qname, view.qtype, decision)
+        limit = udp_limit(view) if udp else None
+        if decision.action is Action.BLOCK:
+            return Answer(self._blocked(wire, view, who, decision))
+        if decision.action is Action.OVERRIDE:
+            if decision.cname is None:
+                return Answer(address_response(wire, view, decision.addresses))
+            return self._cname(wire, view, decision.cname, now, limit)
+        key = (view.qname, view.qtype, view.qclass, view.dnssec_ok)
+        hit = self.cache.get(key, now)
+        if hit is not None:
+            return Answer(self._reply(wire, view, hit, limit))
+        question = wire[HEADER_LEN : view.question_end]
+        return Forward(wire, view, key, upstream_query(question, view.flags, view.dnssec_ok), limit)
+
+    def resolved(self, forward: Forward, response: bytes | None, now: float) -> bytes:
+        """The client's answer once the upstream answered (`response`) or all failed (None)."""
+        wire, view = forward.query, forward.view
+        failed = response is None or len(response) < HEADER_LEN or response[3] & 0xF in _FAILED_RCODES
+        hit: Hit | None = None
+        stale = False
+        if not failed and response is not None:
+            stored = self.cache.put(forward.key, response, now)
+            hit = None if stored is None else Hit(stored, 0, False)
+        else:
+            hit = self.cache.get(forward.key, now, allow_stale=True)
+            stale = hit is not None and hit.stale
+        if hit is None:
+            if view.has_edns:
+                return servfail(wire, view, EdeCode.NO_REACHABLE_AUTHORITY, "no upstream answered")
+            return servfail(wire, view)
+        if forward.cname is not None:
+            target = replay(hit, view.id, view.flags, _stored_question(hit), b"", stale=stale)
+            return _fit(cname_response(wire, view, forward.cname, target), forward.limit)
+        return self._reply(wire, view, hit, forward.limit, stale=stale)
+
+    def _reply(
+        self, wire: bytes, view: QuestionView, hit: Hit, limit: int | None, *, stale: bool = False
+    ) -> bytes:
+        opt = b""
+        if view.has_edns:
+            opt = opt_record(view.dnssec_ok, EdeCode.STALE_ANSWER if stale else None)
+        question = wire[HEADER_LEN : view.question_end]
+        try:
+            reply = replay(hit, view.id, view.flags, question, opt, stale=stale)
+        except DnsEncodeError:
+            return servfail(wire, view)
+        return _fit(reply, limit)
+
+    def _blocked(self, wire: bytes, view: QuestionView, who: Requester, d: Decision) -> bytes:
+        settings = self.policy.settings(who.org_id)
+        mode = settings.block_answer.mode
+        other = BlockMode.REFUSED if settings.block_answer is BlockAnswer.NULL_IP else BlockMode.NODATA
+        return block_response(
+            wire,
+            view,
+            mode,
+            d.ede_code,
+            d.ede_text,
+            ipv4=settings.block_page_ipv4,
+            ipv6=settings.block_page_ipv6,
+            other_types=other,
+        )
+
+    def _cname(
+        self, wire: bytes, view: QuestionView, target: str, now: float, limit: int | None
+    ) -> Step:
+        if view.qtype == RRType.CNAME:
+            return Answer(cname_response(wire, view, target))
+        key = (target.encode("ascii"), view.qtype, view.qclass, view.dnssec_ok)
+        hit = self.cache.get(key, now)
+        if hit is not None:
+            chased = replay(hit, view.id, view.flags, _stored_question(hit), b"")
+            return Answer(_fit(cname_response(wire, view, target, chased), limit))
+        question = bytearray()
+        encode_name(text_to_labels(target), question, None)
+        question += struct.pack("!HH", view.qtype, view.qclass)
+        query = upstream_query(bytes(question), view.flags, view.dnssec_ok)
+        return Forward(wire, view, key, query, limit, target)
+
+
+def _stored_question(hit: Hit) -> bytes:
+    return hit.answer.wire[HEADER_LEN : hit.answer.question_end]
+
+
+def _fit(reply: bytes, limit: int | None) -> bytes:
+    return reply if limit is None else truncate(reply, limit)
+
+
+def _slow_path(wire: bytes) -> Answer | None:
+    """Queries the fast path passes over: FORMERR, NOTIMP, REFUSED or silence."""
+    try:
+        message = decode_message(wire)
+    except DnsDecodeError:
+        reply = formerr(wire)
+        return None if reply is None else Answer(reply)
+    if message.flags & Flag.QR:
+        return None  # never answer a response: no loops between servers
+    if message.opcode != Opcode.QUERY:
+        rcode = Rcode.NOTIMP
+    elif len(message.questions) != 1:
+        rcode = Rcode.FORMERR
+    else:
+        rcode = Rcode.REFUSED  # a name or record layout we do not serve
+    reply = Message(
+        id=message.id,
+        flags=Flag.QR | Flag.RA | (message.flags & Flag.RD),
+        opcode=message.opcode,
+        rcode=rcode,
+        questions=message.questions if rcode != Rcode.FORMERR else (),
+    )
+    try:
+        return Answer(reply.to_wire())
+    except DnsEncodeError:
+        return None
+
+
+__all__ = ["FLAG_QR", "FLAG_RA", "Answer", "Engine", "Forward", "Step", "upstream_query"]

@@ -1,0 +1,314 @@
+"""The AAA role: the server, its background writer, snapshot reloads and revocation.
+
+- Records from the hot path are written in batches by one background task, in a
+  worker thread, one transaction per batch.
+- The snapshot is reloaded whole every `reload_seconds` (this is how a change made by
+  another process reaches this one) and per SIM or identity on `notify()`.
+- After every reload, live sessions whose SIM would no longer be accepted (suspended,
+  retired, identity disabled, device binding changed) get a Disconnect-Request
+  (RFC 5176); the outcome is an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert
+
+from ztsim.clock import Clock, new_id, utc_now
+from ztsim.db import schema
+from ztsim.errors import ZtsimError
+from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.inventory import service as inventory
+from ztsim.radius.builders import framed_ip_address
+from ztsim.radius.coa import CoaClient
+from ztsim.radius.coa import Outcome as CoaOutcome
+from ztsim.radius.dictionary import make_attribute
+from ztsim.radius.engine import AccessRequest, GatewayEntry, PoolEntry, decide
+from ztsim.radius.server import AaaCore, RadiusServer, ReplySettings, start_server
+from ztsim.radius.snapshot import load_snapshot, refresh_sims
+from ztsim.sealing import Sealer
+from ztsim.sessions import repository as sessions_repo
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
+from ztsim.sessions.ipam import Ipam, record_lease
+from ztsim.sessions.table import Session, SessionIndex
+
+log = logging.getLogger("ztsim.radius.aaa")
+
+
+@dataclass
+class _Batch:
+    events: list[dict[str, object]] = field(default_factory=list)
+    sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
+    jobs: list[Callable[[Connection], None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.sessions or self.jobs)
+
+
+class BatchWriter:
+    """The `Sink` of the hot path: collects records, `flush()` writes them in one go."""
+
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._batch = _Batch()
+        self.written_events = 0
+
+    def event(self, event: NewEvent, when: datetime) -> None:
+        # Same row shape as ztsim.events.store.append, with each decision's own time.
+        self._batch.events.append(
+            {
+                "org_id": event.org_id,
+                "time": when,
+                "kind": event.kind,
+                "actor": event.actor,
+                "subject": event.subject,
+                "outcome": event.outcome.value,
+                "reason": event.reason,
+                "payload": event.payload,
+            }
+        )
+
+    def session(self, session: Session) -> None:
+        self._batch.sessions[session.key] = session
+
+    def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None:
+        self._batch.jobs.append(lambda conn: _ignore(record_lease(conn, pool, imsi, address, when)))
+
+    def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None:
+        def job(conn: Connection) -> None:
+            try:
+                with conn.begin_nested():
+                    inventory.bind_on_first_attach(conn, org_id, iccid, imei, now=when)
+            except ZtsimError as exc:
+                log.warning("first-attach binding of a SIM failed: %s", exc)
+
+        self._batch.jobs.append(job)
+
+    def take(self) -> _Batch:
+        batch, self._batch = self._batch, _Batch()
+        return batch
+
+    def write(self, batch: _Batch) -> None:
+        with self._engine.begin() as conn:
+            for job in batch.jobs:
+                job(conn)
+            if batch.sessions:
+                sessions_repo.save(conn, batch.sessions.values())
+            if batch.events:
+                conn.execute(insert(schema.events), batch.events)
+        self.written_events += len(batch.events)
+
+
+def _ignore(_value: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AaaSettings:
+    host: str = "127.0.0.1"
+    auth_port: int = 1812
+    acct_port: int = 1813
+    reply: ReplySettings = field(default_factory=ReplySettings)
+    reload_seconds: float = 30.0
+    flush_seconds: float = 0.05
+    coa_tries: int = 3
+    coa_timeout: float = 1.0
+
+
+class AaaService:
+    """One AAA process. `await start()`, then `notify()` from any thread, `await stop()`."""
+
+    def __init__(
+        self, engine: Engine, sealer: Sealer, settings: AaaSettings, clock: Clock = utc_now
+    ) -> None:
+        self.engine = engine
+        self.sealer = sealer
+        self.settings = settings
+        self.clock = clock
+        self.writer = BatchWriter(engine, sealer)
+        self.ipam = Ipam(new_id())
+        self.coa = CoaClient(tries=settings.coa_tries, timeout=settings.coa_timeout)
+        self.core: AaaCore | None = None
+        self.server: RadiusServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._disconnecting: set[tuple[str, str]] = set()
+        self._claiming: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> RadiusServer:
+        self._loop = asyncio.get_running_loop()
+        snapshot, live = await asyncio.to_thread(self._load_all)
+        self.core = AaaCore(
+            snapshot=snapshot,
+            sessions=SessionIndex(live),
+            ipam=self.ipam,
+            sink=self.writer,
+            claim_block=self._claim_now,
+            reply_settings=self.settings.reply,
+            clock=self.clock,
+            on_low_pool=self._claim_soon,
+        )
+        await self.coa.start(self.settings.host)
+        self.server = await start_server(
+            self.core, self.settings.host, self.settings.auth_port, self.settings.acct_port
+        )
+        self._spawn(self._flush_loop())
+        self._spawn(self._reload_loop())
+        return self.server
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.coa.close()
+        await self.flush()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def flush(self) -> None:
+        batch = self.writer.take()
+        if batch:
+            await asyncio.to_thread(self.writer.write, batch)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing RADIUS records failed; the batch is lost")
+
+    # -- snapshot and pools ------------------------------------------------------------------
+
+    def _load_all(self) -> tuple[object, list[Session]]:
+        with self.engine.begin() as conn:
+            snapshot = load_snapshot(conn, self.sealer)
+            self.ipam.load(conn, [p.id for p in snapshot.pools.values()])
+            live = sessions_repo.load_live(conn)
+        return snapshot, live
+
+    def _claim_now(self, pool: PoolEntry) -> int:
+        with self.engine.begin() as conn:
+            return self.ipam.claim_block(conn, pool, self.clock())
+
+    def _claim_soon(self, pool: PoolEntry) -> None:
+        if pool.id in self._claiming:
+            return
+        self._claiming.add(pool.id)
+
+        async def claim() -> None:
+            try:
+                await asyncio.to_thread(self._claim_now, pool)
+            finally:
+                self._claiming.discard(pool.id)
+
+        self._spawn(claim())
+
+    async def reload(self) -> None:
+        assert self.core is not None
+        snapshot, _ = await asyncio.to_thread(self._load_all)
+        self.core.snapshot = snapshot  # type: ignore[assignment]
+        self._recheck(list(self.core.sessions))
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_seconds)
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading the AAA snapshot failed")
+
+    # -- revocation --------------------------------------------------------------------------
+
+    def notify(self, change: ChangeEvent) -> None:
+        """Thread-safe: called by the API after a committed change."""
+        if self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(lambda: self._spawn(self._apply(change)))
+
+    async def _apply(self, change: ChangeEvent) -> None:
+        core = self.core
+        if core is None:
+            return
+        if change.kind is ChangeKind.NETWORK:
+            await self.reload()
+            return
+
+        def read() -> tuple[object, list[str]]:
+            with self.engine.begin() as conn:
+                snapshot, fresh = refresh_sims(
+                    conn,
+                    core.snapshot,
+                    change.org_id,
+                    iccids=[change.iccid] if change.iccid else [],
+                    identity_id=change.identity_id,
+                )
+            return snapshot, [s.imsi for s in fresh]
+
+        snapshot, imsis = await asyncio.to_thread(read)
+        core.snapshot = snapshot  # type: ignore[assignment]
+        self._recheck([s for imsi in imsis for s in core.sessions.for_imsi(imsi)])
+
+    def _recheck(self, sessions: Iterable[Session]) -> None:
+        core = self.core
+        assert core is not None
+        gateways = {g.id: g for g in core.snapshot.gateways}
+        for s in sessions:
+            gateway = gateways.get(s.gateway_id)
+            if gateway is None or s.key in self._disconnecting:
+                continue
+            decision = decide(core.snapshot, gateway, AccessRequest(s.imsi, s.imei, s.apn))
+            if not decision.accepted:
+                self._disconnecting.add(s.key)
+                self._spawn(self._disconnect(s, gateway, decision.reason.value))
+
+    async def _disconnect(self, s: Session, gateway: GatewayEntry, cause: str) -> None:
+        attributes = [make_attribute("Acct-Session-Id", s.acct_session_id)]
+        if s.imsi:
+            attributes.insert(0, make_attribute("User-Name", s.imsi))
+        if s.ue_address:
+            attributes.append(framed_ip_address(s.ue_address))
+        try:
+            result = await self.coa.disconnect(
+                s.nas_address, gateway.coa_port, gateway.secret, attributes
+            )
+        finally:
+            self._disconnecting.discard(s.key)
+        now = self.clock()
+        ok = result.outcome is CoaOutcome.ACK
+        self.writer.event(
+            NewEvent(
+                s.org_id,
+                "radius.disconnect",
+                "system:revocation",
+                subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-"),
+                Outcome.SUCCESS if ok else Outcome.FAILURE,
+                cause,
+                {
+                    "gateway_id": gateway.id,
+                    "acct_session_id": s.acct_session_id,
+                    "ue_address": s.ue_address,
+                    "result": result.outcome.value,
+                    "attempts": result.attempts,
+                    "error_cause": result.error_cause,
+                },
+            ),
+            now,
+        )
+        if ok and self.core is not None:
+            stopped = self.core.sessions.stop(s.key, now, "disconnected")
+            if stopped is not None:
+                self.writer.session(stopped)
