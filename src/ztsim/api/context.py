@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 from ztsim.clock import Clock, utc_now
 from ztsim.esim.config import EsimConfig
 from ztsim.sealing import Sealer
+from ztsim.sessions.changes import ChangeEvent, ignore
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class ApiContext:
     sealer: Sealer
     clock: Clock = utc_now
     random: Callable[[int], bytes] = os.urandom
+    # Called after a commit that may revoke live sessions (the AAA role listens).
+    notify: Callable[[ChangeEvent], None] = ignore
     esim: EsimConfig = field(default_factory=EsimConfig)
 
     @contextmanager

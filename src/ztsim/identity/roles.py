@@ -32,6 +32,9 @@ class Permission(StrEnum):
     IMPORTS_WRITE = "imports:write"
     EVENTS_READ = "events:read"
     AKA_VECTORS = "aka:vectors"
+    GATEWAYS_READ = "gateways:read"
+    GATEWAYS_WRITE = "gateways:write"
+    SESSIONS_READ = "sessions:read"
     ESIM_READ = "esim:read"
     ESIM_WRITE = "esim:write"
     ESIM_REISSUE = "esim:reissue"
@@ -58,9 +61,12 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ESIM_READ,
             Permission.ESIM_WRITE,
             Permission.ESIM_PACK,
+            Permission.GATEWAYS_READ,
+            Permission.SESSIONS_READ,
         }
     ),
-    Role.ANALYST: frozenset({Permission.ORG_READ, Permission.EVENTS_READ}),
+    # Sessions say who held an address: what an analyst needs to read a DNS or flow log.
+    Role.ANALYST: frozenset({Permission.ORG_READ, Permission.EVENTS_READ, Permission.SESSIONS_READ}),
     Role.AUDITOR: _READS,
     # Scoped by the handlers to the token's own identity.
     Role.SELF: frozenset(

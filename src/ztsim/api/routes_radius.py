@@ -1,0 +1,232 @@
+"""Routes for the AAA configuration (gateways, IP pools) and the live session table.
+
+A gateway's shared secret goes in once, at creation, and never comes out: responses
+say only that one is set. Changes are announced (`ctx.notify`) after commit so a
+running AAA server picks them up at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+
+from ztsim.api.deps import Ctx, require
+from ztsim.api.schemas import Name, Page, Request, _storable
+from ztsim.events import store as events
+from ztsim.events.schema import NewEvent, subject_of
+from ztsim.identity.roles import Permission, Principal
+from ztsim.radius import registry
+from ztsim.radius.coa import DEFAULT_COA_PORT
+from ztsim.sessions import repository as sessions_repo
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
+
+router = APIRouter()
+GatewaysRead = Annotated[Principal, Depends(require(Permission.GATEWAYS_READ))]
+GatewaysWrite = Annotated[Principal, Depends(require(Permission.GATEWAYS_WRITE))]
+SessionsRead = Annotated[Principal, Depends(require(Permission.SESSIONS_READ))]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+Apn = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_storable),
+]
+Secret = Annotated[str, StringConstraints(min_length=16, max_length=128), AfterValidator(_storable)]
+Prefix = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable)]
+
+
+class GatewayIn(Request):
+    name: Name
+    address: Prefix = Field(description="The gateway's source address, or a prefix.")
+    secret: Secret = Field(description="RADIUS shared secret; stored sealed, never returned.")
+    apns: list[Apn] = Field(min_length=1, max_length=50)
+    require_message_authenticator: bool = True
+    coa_port: int = Field(default=DEFAULT_COA_PORT, ge=1, le=65535)
+
+
+class GatewayOut(BaseModel):
+    id: str
+    name: str
+    address: str
+    apns: list[str]
+    require_message_authenticator: bool
+    coa_port: int
+    secret_set: bool = True
+    created_at: datetime
+
+
+class PoolIn(Request):
+    cidr: Prefix
+    static_cidr: Prefix | None = None
+
+
+class PoolOut(BaseModel):
+    id: str
+    cidr: str
+    static_cidr: str | None
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    id: int
+    gateway_id: str
+    acct_session_id: str
+    nas_address: str
+    imsi: str | None
+    iccid: str | None
+    identity_id: str | None
+    device_id: str | None
+    imei: str | None
+    ue_address: str | None
+    apn: str | None
+    rat: str | None
+    location: dict[str, object] | None
+    started_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    stop_cause: str | None
+
+
+def _gateway_out(g: registry.Gateway) -> GatewayOut:
+    return GatewayOut(
+        id=g.id,
+        name=g.name,
+        address=g.address,
+        apns=g.apns,
+        require_message_authenticator=g.require_message_authenticator,
+        coa_port=g.coa_port,
+        created_at=g.created_at,
+    )
+
+
+def _audit(p: Principal, kind: str, subject: str, **payload: object) -> NewEvent:
+    return NewEvent(p.org_id, kind, p.actor, subject, payload=dict(payload))
+
+
+@router.post("/gateways", status_code=201, tags=["radius"])
+def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
+    now = ctx.clock()
+    with ctx.tx() as conn:
+        gateway = registry.create_gateway(
+            conn,
+            ctx.sealer,
+            p.org_id,
+            name=body.name,
+            address=body.address,
+            secret=body.secret,
+            apns=list(body.apns),
+            require_message_authenticator=body.require_message_authenticator,
+            coa_port=body.coa_port,
+            now=now,
+        )
+        events.append(
+            conn,
+            [
+                _audit(
+                    p,
+                    "gateway.created",
+                    subject_of("gateway", gateway.id),
+                    address=gateway.address,
+                    require_message_authenticator=gateway.require_message_authenticator,
+                )
+            ],
+            now,
+        )
+    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
+    return _gateway_out(gateway)
+
+
+@router.get("/gateways", tags=["radius"])
+def list_gateways(ctx: Ctx, p: GatewaysRead) -> list[GatewayOut]:
+    with ctx.tx() as conn:
+        return [_gateway_out(g) for g in registry.list_gateways(conn, p.org_id)]
+
+
+@router.get("/gateways/{gateway_id}", tags=["radius"])
+def get_gateway(ctx: Ctx, p: GatewaysRead, gateway_id: str) -> GatewayOut:
+    with ctx.tx() as conn:
+        return _gateway_out(registry.get_gateway(conn, p.org_id, gateway_id))
+
+
+@router.delete("/gateways/{gateway_id}", status_code=204, tags=["radius"])
+def delete_gateway(ctx: Ctx, p: GatewaysWrite, gateway_id: str) -> Response:
+    now = ctx.clock()
+    with ctx.tx() as conn:
+        registry.delete_gateway(conn, p.org_id, gateway_id)
+        events.append(
+            conn, [_audit(p, "gateway.deleted", subject_of("gateway", gateway_id))], now
+        )
+    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
+    return Response(status_code=204)
+
+
+@router.post("/ip-pools", status_code=201, tags=["radius"])
+def create_pool(ctx: Ctx, p: GatewaysWrite, body: PoolIn) -> PoolOut:
+    now = ctx.clock()
+    with ctx.tx() as conn:
+        pool = registry.create_pool(
+            conn, p.org_id, cidr=body.cidr, static_cidr=body.static_cidr, now=now
+        )
+        events.append(
+            conn,
+            [_audit(p, "ip_pool.created", subject_of("ip_pool", pool.id), cidr=pool.cidr)],
+            now,
+        )
+    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
+    return PoolOut(
+        id=pool.id, cidr=pool.cidr, static_cidr=pool.static_cidr, created_at=pool.created_at
+    )
+
+
+@router.get("/ip-pools", tags=["radius"])
+def list_pools(ctx: Ctx, p: GatewaysRead) -> list[PoolOut]:
+    with ctx.tx() as conn:
+        pools = registry.list_pools(conn, p.org_id)
+    return [
+        PoolOut(id=x.id, cidr=x.cidr, static_cidr=x.static_cidr, created_at=x.created_at)
+        for x in pools
+    ]
+
+
+@router.get("/sessions", tags=["radius"])
+def list_sessions(
+    ctx: Ctx,
+    p: SessionsRead,
+    live: bool = True,
+    imsi: Annotated[str | None, Query(max_length=15)] = None,
+    iccid: Annotated[str | None, Query(max_length=20)] = None,
+    identity_id: Annotated[str | None, Query(max_length=32)] = None,
+    gateway_id: Annotated[str | None, Query(max_length=32)] = None,
+    ue_address: Annotated[str | None, Query(max_length=45)] = None,
+    at: AwareDatetime | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> Page[SessionOut]:
+    """Sessions, newest first: live ones by default; `at` gives who held an address then."""
+    with ctx.tx() as conn:
+        items, next_cursor = sessions_repo.list_sessions(
+            conn,
+            p.org_id,
+            sessions_repo.SessionFilter(
+                live=live,
+                imsi=imsi,
+                iccid=iccid,
+                identity_id=identity_id,
+                gateway_id=gateway_id,
+                ue_address=ue_address,
+            ),
+            limit=limit,
+            cursor=cursor,
+            at=at,
+        )
+    return Page[SessionOut](
+        items=[SessionOut(id=x.id, **_fields(x.session)) for x in items], next_cursor=next_cursor
+    )
+
+
+def _fields(s: object) -> dict[str, object]:
+    names = SessionOut.model_fields.keys() - {"id"}
+    return {n: getattr(s, n) for n in names}
