@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     esim_smdp_address: str = "smdp.example.test"
     esim_smdp_oid: str | None = None
     esim_order_ttl_days: int = Field(default=30, ge=1, le=3650)
+    # RADIUS AAA (RFC 2865 §3: 1812 auth, RFC 2866 §3: 1813 accounting); 0 picks a free port.
+    radius_host: str = "127.0.0.1"
+    radius_auth_port: int = Field(default=1812, ge=0, le=65535)
+    radius_acct_port: int = Field(default=1813, ge=0, le=65535)
+    # The DNS gateway address handed to devices in Access-Accept (MS-Primary-DNS-Server).
+    radius_dns_primary: str | None = None
+    radius_dns_secondary: str | None = None
+    radius_session_timeout: int = Field(default=86400, ge=0, le=2**32 - 1)
+    # DNS gateway: where it listens, the upstream resolvers ("host" or "host:port", port 53
+    # by default), and the TOML policy file (rules, lists, org DNS settings).
+    dns_host: str = "127.0.0.1"
+    dns_port: int = Field(default=5353, ge=1, le=65535)
+    dns_upstreams: list[str] = Field(default_factory=list)
+    dns_policy_file: Path | None = None
+    dns_reload_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between reloads
 
     def resolved_database_url(self) -> str:
         if self.database_url:

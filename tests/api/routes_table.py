@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from ztsim.identity.roles import Role
 
 from support.factories import make_sims, stock_csv
+from support.leaks import LEAKS
 
 A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
 SMDP = Role.SMDP
@@ -36,6 +37,20 @@ def _spec(
 
 
 _counter = iter(range(10**6))
+
+
+_GATEWAY_SECRET = "routes-table-gateway-secret"
+LEAKS.add_secret(_GATEWAY_SECRET)
+
+
+def _new_gateway(_ids: Ids) -> dict[str, object]:
+    n = next(_counter)
+    return {
+        "name": f"gw{n}",
+        "address": f"198.51.100.{n % 256}",
+        "secret": _GATEWAY_SECRET,
+        "apns": ["corp"],
+    }
 
 
 def _fresh_csv(_ids: Ids) -> str:
@@ -98,6 +113,13 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
             "status": "Executed-Success",
         },
     ),
+    ("POST", "/api/v1/gateways"): _spec({A}, _new_gateway),
+    ("GET", "/api/v1/gateways"): _spec({A, OP, U}),
+    ("GET", "/api/v1/gateways/{gateway_id}"): _spec({A, OP, U}),
+    ("DELETE", "/api/v1/gateways/{gateway_id}"): _spec({A}),
+    ("POST", "/api/v1/ip-pools"): _spec({A}, lambda ids: {"cidr": "10.64.0.0/16"}),
+    ("GET", "/api/v1/ip-pools"): _spec({A, OP, U}),
+    ("GET", "/api/v1/sessions"): _spec({A, OP, N, U}),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
         {NET},
         lambda ids: {

@@ -111,6 +111,8 @@ def _free_port() -> int:
 def test_up_serves_the_api_on_a_fresh_data_dir(data_dir: Path) -> None:
     port = _free_port()
     env = {**os.environ, "ZTSIM_DATA_DIR": str(data_dir), "ZTSIM_API_PORT": str(port)}
+    # The AAA server starts too: free ports, never the real 1812/1813 in tests.
+    env |= {"ZTSIM_RADIUS_AUTH_PORT": "0", "ZTSIM_RADIUS_ACCT_PORT": "0"}
     with subprocess.Popen(
         [sys.executable, "-m", "ztsim", "up"],
         env=env,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from esim_decode import needs_chromium, needs_zbarimg, screenshot, zbar_decode, zbar_decode_bytes
 
+from ztsim.errors import InvalidInput
 from ztsim.esim import ActivationCode
 from ztsim.esim.codes import new_matching_id
 from ztsim.esim.pack import (
@@ -21,6 +21,13 @@ from ztsim.esim.pack import (
     write_zip,
 )
 
+from support.esim_decode import (
+    needs_chromium,
+    needs_zbarimg,
+    screenshot,
+    zbar_decode,
+    zbar_decode_bytes,
+)
 from support.leaks import LEAKS
 
 EXPIRES = datetime(2026, 12, 24, 9, 30, tzinfo=UTC)
@@ -59,6 +66,20 @@ def test_pdf_is_one_page_with_the_qr_image() -> None:
     assert pdf.startswith(b"%PDF-")
     assert len(re.findall(rb"/Type /Page\b", pdf)) == 1
     assert len(re.findall(rb"/Subtype /Image", pdf)) == 1
+
+
+def test_the_longest_names_still_fit_one_pdf_page() -> None:
+    p = page("W" * 200)
+    long = PackPage(p.employee, "O" * 200, p.code, p.expires_at, p.order_id)
+    pdf = render_pdf(long)
+    assert len(re.findall(rb"/Type /Page\b", pdf)) == 1
+
+
+def test_a_page_that_would_spill_onto_a_second_sheet_is_refused() -> None:
+    p = page()
+    wordy = PackPage(p.employee, p.org, p.code, p.expires_at, p.order_id, "We log. " * 400)
+    with pytest.raises(InvalidInput, match="one PDF page"):
+        render_pdf(wordy)
 
 
 def test_privacy_notice_is_plain() -> None:

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from esim_decode import needs_chromium, needs_zbarimg, screenshot, zbar_decode, zbar_decode_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +10,13 @@ from ztsim.esim import ActivationCode
 from ztsim.esim.codes import new_matching_id
 from ztsim.esim.qr import qr_png, qr_svg
 
+from support.esim_decode import (
+    needs_chromium,
+    needs_zbarimg,
+    screenshot,
+    zbar_decode,
+    zbar_decode_bytes,
+)
 from support.leaks import LEAKS
 
 ADDRESS = "smdp.example.test"

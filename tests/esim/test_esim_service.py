@@ -25,6 +25,7 @@ from ztsim.esim.orders import (
 )
 from ztsim.events import store as events
 from ztsim.events.store import EventQuery
+from ztsim.identifiers import Eid
 from ztsim.identity import repository as identities
 from ztsim.identity.models import IdentityKind
 from ztsim.inventory import repository as inventory
@@ -32,6 +33,7 @@ from ztsim.inventory import service as sims
 from ztsim.inventory.lifecycle import SimState
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
+from ztsim.keys import rewrap_all
 from ztsim.sealing import Sealer
 
 from support.factories import make_sims, stock_csv
@@ -40,7 +42,7 @@ from support.leaks import LEAKS
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CONFIG = EsimConfig("smdp.example.test", "1.3.6.1.4.1.31746", timedelta(days=30))
 EID = "89049032123451234512345678901235"
-OTHER_EID = "89049032123451234512345678901236"
+OTHER_EID = Eid.with_check_digits("890490321234512345123456789099").value
 P, St = NotificationPoint, ProgressStatus
 
 
@@ -366,3 +368,15 @@ def test_events_never_carry_the_secrets(engine: Engine, sealer: Sealer) -> None:
     assert issued.code.matching_id not in text
     assert issued.confirmation_code is not None
     assert issued.confirmation_code not in text
+
+
+def test_key_rotation_reseals_matching_ids(engine: Engine, sealer: Sealer) -> None:
+    org = _setup(engine, sealer)
+    issued = _order(engine, sealer, org, org.alice)
+    new_key = bytes(range(100, 132))
+    rotated = Sealer(new_key, others=[bytes(range(32))])
+    assert rewrap_all(engine, rotated) >= 5  # 4 SIMs and the order
+    with engine.begin() as conn:
+        order = repo.get_order(conn, org.id, issued.order.id)
+        # Only the new key is needed now.
+        assert service.activation_code(Sealer(new_key), conn, order) == issued.code

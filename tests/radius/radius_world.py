@@ -31,7 +31,7 @@ from support.leaks import LEAKS
 RADCLIENT = shutil.which("radclient")
 SECRET = "aaa-test-shared-secret-0123456789"
 LEAKS.add_secret(SECRET)
-# IMEISV 35349006987332 01 -> IMEI 353490069873320 (Luhn digit 0).
+# IMEISV 35349006987332 01 -> IMEI 353490069873327 (Luhn digit 7).
 IMEISV = "3534900698733201"
 OTHER_IMEISV = "4901542032375100"
 APN = "corp.apn"
@@ -53,7 +53,9 @@ class World:
     device_imei: str
 
 
-def build_world(engine: Engine, sealer: Sealer, *, seed: int = 41, address: str = "127.0.0.1") -> World:
+def build_world(
+    engine: Engine, sealer: Sealer, *, seed: int = 41, address: str = "127.0.0.1"
+) -> World:
     now = datetime.now(UTC)
     specs = make_sims(6, seed=seed)
     with engine.begin() as conn:
@@ -98,7 +100,9 @@ def build_world(engine: Engine, sealer: Sealer, *, seed: int = 41, address: str 
             conn, org.id, imei=IMEISV, eid=None, owner_id=None, name="phone", actor="t", now=now
         )
         for i in (0, 2, 3):
-            service.set_binding(conn, org.id, specs[i].iccid, device.id, actor="t", reason="r", now=now)
+            service.set_binding(
+                conn, org.id, specs[i].iccid, device.id, actor="t", reason="r", now=now
+            )
         identities.update_identity(conn, org.id, other.id, name=None, enabled=False)
         gateway = registry.create_gateway(
             conn,

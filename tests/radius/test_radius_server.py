@@ -10,12 +10,6 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 from sqlalchemy import Engine, select
 
-from ztsim.db import schema
-from ztsim.radius import Code, Packet, SharedSecret, sign_request
-from ztsim.radius.dictionary import make_attribute
-from ztsim.sealing import Sealer
-from ztsim.sessions import repository as sessions_repo
-
 from radius.radius_world import (
     APN,
     OTHER_IMEISV,
@@ -28,6 +22,11 @@ from radius.radius_world import (
     build_world,
     radclient,
 )
+from ztsim.db import schema
+from ztsim.radius import Code, Packet, SharedSecret, sign_request
+from ztsim.radius.dictionary import make_attribute
+from ztsim.sealing import Sealer
+from ztsim.sessions import repository as sessions_repo
 
 pytestmark = pytest.mark.skipif(
     RADCLIENT is None, reason="needs radclient (Debian package freeradius-utils)"
@@ -159,9 +158,7 @@ def test_same_imsi_live_on_another_imei_is_a_clone(
     aaa: RunningAaa, world: World, sqlite_engine: Engine
 ) -> None:
     # A live session for the SIM from a device reporting another IMEI.
-    start = accounting("Start", "clone-1", world.active).replace(
-        "3534900698733201", OTHER_IMEISV
-    )
+    start = accounting("Start", "clone-1", world.active).replace("3534900698733201", OTHER_IMEISV)
     assert "Received Accounting-Response" in radclient(aaa.acct_port, "acct", start)
     out = radclient(aaa.auth_port, "auth", access(world.active))
     assert "Received Access-Reject" in out, out
@@ -243,7 +240,9 @@ def test_accounting_on_ends_every_session_of_the_gateway(
     radclient(aaa.acct_port, "acct", accounting("Start", "on-2", world.unbound))
     aaa.flush()
     assert len(_live(sqlite_engine, world.org_id)) == 2
-    out = radclient(aaa.acct_port, "acct", 'Acct-Status-Type = Accounting-On\nNAS-Identifier = "pgw-1"\n')
+    out = radclient(
+        aaa.acct_port, "acct", 'Acct-Status-Type = Accounting-On\nNAS-Identifier = "pgw-1"\n'
+    )
     assert "Received Accounting-Response" in out, out
     aaa.flush()
     assert _live(sqlite_engine, world.org_id) == []

@@ -13,6 +13,7 @@ from ztsim.sealing import Sealer
 
 from support.api import ApiHarness, OrgHandle, harness
 from support.factories import make_sims, stock_csv
+from support.leaks import LEAKS
 
 
 @dataclass
@@ -68,6 +69,12 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
     # A second employee holds the eSIM order, so `user`'s own view stays one SIM.
     employee = post("/api/v1/identities", {"kind": "user", "name": f"Employee {slug}"})
     order = post("/api/v1/esim/orders", {"identity_id": employee["id"]})
+    gateway_secret = f"gateway-secret-{slug}-0123456789"
+    LEAKS.add_secret(gateway_secret)
+    gateway = post(
+        "/api/v1/gateways",
+        {"name": "pgw", "address": f"192.0.2.{seed}", "secret": gateway_secret, "apns": ["corp"]},
+    )
     h.add_self_token(org, str(user["id"]))
     return World(
         org,
@@ -84,6 +91,7 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "import_id": str(r.json()["id"]),
             "order_id": str(order["id"]),
             "esim_iccid": str(order["iccid"]),
+            "gateway_id": str(gateway["id"]),
         },
     )
 

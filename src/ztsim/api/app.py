@@ -7,10 +7,12 @@ from fastapi import FastAPI
 from ztsim import __version__
 from ztsim.api import (
     problems,
+    routes_dns,
     routes_esim,
     routes_events,
     routes_identity,
     routes_inventory,
+    routes_radius,
     routes_udm,
 )
 from ztsim.api.context import ApiContext
@@ -32,6 +34,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
     problems.install(app)
     for module in (routes_identity, routes_inventory, routes_events, routes_esim):
         app.include_router(module.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
+    app.include_router(routes_radius.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
     # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
     app.include_router(routes_udm.router, responses=problem_doc(401, 403))
+    app.include_router(routes_dns.router)  # RFC 8484 DoH: its own authentication
     return app

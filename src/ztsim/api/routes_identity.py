@@ -35,6 +35,7 @@ from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity import repository, token_store
 from ztsim.identity.models import Collection, IdentityKind
 from ztsim.identity.roles import Principal, Role
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -63,7 +64,8 @@ def patch_org(ctx: Ctx, p: OrgWrite, body: OrgPatch) -> OrgOut:
         events.append(
             conn, [audit(p, "org.updated", subject_of("org", p.org_id), **changes)], ctx.clock()
         )
-        return OrgOut.model_validate(org, from_attributes=True)
+    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
+    return OrgOut.model_validate(org, from_attributes=True)
 
 
 # -- identities ---------------------------------------------------------------------------
@@ -138,7 +140,8 @@ def patch_identity(
             ],
             ctx.clock(),
         )
-        return IdentityOut.model_validate(ident, from_attributes=True)
+    ctx.notify(ChangeEvent(ChangeKind.IDENTITY, p.org_id, identity_id=identity_id))
+    return IdentityOut.model_validate(ident, from_attributes=True)
 
 
 # -- groups and fleets --------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import Device, Sim, SimKind
 from ztsim.inventory.stock import parse_stock_csv
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -106,7 +107,8 @@ def _transition(
             now=ctx.clock(),
             identity_id=identity_id,
         )
-        return _sim_out(sim)
+    ctx.notify(ChangeEvent(ChangeKind.SIM, p.org_id, iccid=iccid))
+    return _sim_out(sim)
 
 
 @router.post("/sims/{iccid}/assign", tags=["sims"])
@@ -146,7 +148,8 @@ def set_binding(ctx: Ctx, p: BindingsWrite, iccid: str, body: BindingIn) -> SimO
             reason=body.reason,
             now=ctx.clock(),
         )
-        return _sim_out(sim)
+    ctx.notify(ChangeEvent(ChangeKind.SIM, p.org_id, iccid=iccid))
+    return _sim_out(sim)
 
 
 # -- devices ------------------------------------------------------------------------------

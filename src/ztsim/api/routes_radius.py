@@ -156,9 +156,7 @@ def delete_gateway(ctx: Ctx, p: GatewaysWrite, gateway_id: str) -> Response:
     now = ctx.clock()
     with ctx.tx() as conn:
         registry.delete_gateway(conn, p.org_id, gateway_id)
-        events.append(
-            conn, [_audit(p, "gateway.deleted", subject_of("gateway", gateway_id))], now
-        )
+        events.append(conn, [_audit(p, "gateway.deleted", subject_of("gateway", gateway_id))], now)
     ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
     return Response(status_code=204)
 

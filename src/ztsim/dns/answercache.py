@@ -12,7 +12,7 @@ import struct
 from typing import NamedTuple
 
 from ztsim.dns.cache import CachedAnswer, patch_id_and_ttls
-from ztsim.dns.constants import HEADER_LEN, Rcode
+from ztsim.dns.constants import FLAG_AA, HEADER_LEN, Rcode
 from ztsim.dns.errors import DnsDecodeError, DnsEncodeError
 
 STALE_TTL = 30  # RFC 8767 §4: TTL of a stale answer
@@ -69,6 +69,8 @@ class AnswerCache:
         """Store an upstream response if it is cacheable; the stored form, or None."""
         if len(response) < HEADER_LEN or response[3] & 0x0F not in _CACHEABLE_RCODES:
             return None
+        # Replayed answers come from us, a forwarder: never authoritative (RFC 1035 §4.1.1).
+        response = response[:2] + bytes([response[2] & ~(FLAG_AA >> 8)]) + response[3:]
         try:
             answer = CachedAnswer.from_wire(response)
         except (DnsDecodeError, DnsEncodeError):
@@ -87,9 +89,7 @@ def replay(
 ) -> bytes:
     """The stored answer for a new query: its ID, RD/CD, letter case and OPT; aged TTLs."""
     answer = hit.answer
-    wire = patch_id_and_ttls(
-        answer, new_id, hit.age, query_flags=flags, question=question, opt=opt
-    )
+    wire = patch_id_and_ttls(answer, new_id, hit.age, query_flags=flags, question=question, opt=opt)
     if not stale:
         return wire
     buf = bytearray(wire)

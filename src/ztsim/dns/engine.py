@@ -19,8 +19,6 @@ from ztsim.dns.answers import address_response, cname_response
 from ztsim.dns.block import BlockMode, block_response
 from ztsim.dns.constants import (
     FLAG_CD,
-    FLAG_QR,
-    FLAG_RA,
     FLAG_RD,
     HEADER_LEN,
     EdeCode,
@@ -118,7 +116,9 @@ class Engine:
     def resolved(self, forward: Forward, response: bytes | None, now: float) -> bytes:
         """The client's answer once the upstream answered (`response`) or all failed (None)."""
         wire, view = forward.query, forward.view
-        failed = response is None or len(response) < HEADER_LEN or response[3] & 0xF in _FAILED_RCODES
+        failed = (
+            response is None or len(response) < HEADER_LEN or response[3] & 0xF in _FAILED_RCODES
+        )
         hit: Hit | None = None
         stale = False
         if not failed and response is not None:
@@ -152,7 +152,9 @@ class Engine:
     def _blocked(self, wire: bytes, view: QuestionView, who: Requester, d: Decision) -> bytes:
         settings = self.policy.settings(who.org_id)
         mode = settings.block_answer.mode
-        other = BlockMode.REFUSED if settings.block_answer is BlockAnswer.NULL_IP else BlockMode.NODATA
+        other = (
+            BlockMode.REFUSED if settings.block_answer is BlockAnswer.NULL_IP else BlockMode.NODATA
+        )
         return block_response(
             wire,
             view,
@@ -204,7 +206,7 @@ def _slow_path(wire: bytes) -> Answer | None:
         rcode = Rcode.FORMERR
     else:
         rcode = Rcode.REFUSED  # a name or record layout we do not serve
-    reply = Message(
+    response = Message(
         id=message.id,
         flags=Flag.QR | Flag.RA | (message.flags & Flag.RD),
         opcode=message.opcode,
@@ -212,9 +214,6 @@ def _slow_path(wire: bytes) -> Answer | None:
         questions=message.questions if rcode != Rcode.FORMERR else (),
     )
     try:
-        return Answer(reply.to_wire())
+        return Answer(response.to_wire())
     except DnsEncodeError:
         return None
-
-
-__all__ = ["FLAG_QR", "FLAG_RA", "Answer", "Engine", "Forward", "Step", "upstream_query"]

@@ -103,7 +103,7 @@ class IdentityResolver:
     __slots__ = ("snapshot",)
 
     def __init__(self, snapshot: IdentitySnapshot | None = None) -> None:
-        self.snapshot = snapshot or IdentitySnapshot()
+        self.snapshot = snapshot if snapshot is not None else IdentitySnapshot()
 
     def swap(self, snapshot: IdentitySnapshot) -> None:
         self.snapshot = snapshot

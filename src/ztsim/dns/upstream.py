@@ -15,34 +15,29 @@ import contextlib
 import random
 import struct
 from dataclasses import dataclass, field
+from typing import cast
 
-from ztsim.dns.constants import FLAG_QR, FLAG_TC, HEADER_LEN, Rcode
-from ztsim.dns.fast import parse_question
+from ztsim.dns.constants import FLAG_TC, HEADER_LEN, Rcode
 
 _ID = struct.Struct("!H")
 _LENGTH = struct.Struct("!H")  # RFC 1035 §4.2.2 / RFC 7766 §8: TCP length prefix
 _MOVE_ON = (Rcode.SERVFAIL, Rcode.REFUSED)
 
 
-def _question(wire: bytes) -> bytes | None:
-    view = parse_question(wire)
-    return None if view is None else wire[HEADER_LEN : view.question_end].lower()
-
-
 def _response_question(wire: bytes) -> bytes | None:
-    """The question of a response, lowercased (parse_question refuses QR set: clear it)."""
-    if len(wire) < HEADER_LEN:
+    """A response's first question, lowercased; None if it has none or it is malformed.
+
+    The first name of a message cannot be compressed (nothing precedes it to
+    point to), so label lengths are followed until the root label.
+    """
+    if len(wire) < HEADER_LEN or wire[4:6] != b"\x00\x01":
         return None
-    cleared = wire[:2] + bytes([wire[2] & ~(FLAG_QR >> 8) & ~(FLAG_TC >> 8)]) + wire[3:4]
-    head = cleared + b"\x00\x01\x00\x00\x00\x00" + wire[10:12]
-    view = parse_question(head + wire[12:]) if wire[7] == 0 and wire[9] == 0 else None
-    if view is not None:
-        return (head + wire[12:])[HEADER_LEN : view.question_end].lower()
-    # Answers with records: compare the question only (name, type, class up to the first record).
     end = HEADER_LEN
-    while end < len(wire) and wire[end]:
+    while end < len(wire) and 0 < wire[end] < 0x40:
         end += wire[end] + 1
-    return wire[HEADER_LEN : end + 5].lower() if end + 5 <= len(wire) else None
+    if end >= len(wire) or wire[end] != 0 or end + 5 > len(wire):
+        return None
+    return wire[HEADER_LEN : end + 5].lower()
 
 
 class _Channel(asyncio.DatagramProtocol):
@@ -51,8 +46,7 @@ class _Channel(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if len(data) < HEADER_LEN:
@@ -102,7 +96,7 @@ class UpstreamPool:
 
     async def query(self, wire: bytes) -> bytes | None:
         """The first good answer to `wire` (its ID is replaced), else the last failure, else None."""
-        question = _question(wire)
+        question = _response_question(wire)
         if question is None:
             return None
         loop = asyncio.get_running_loop()

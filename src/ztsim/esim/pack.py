@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from fpdf import FPDF
 
+from ztsim.errors import InvalidInput
 from ztsim.esim.activation import ActivationCode
 from ztsim.esim.qr import qr_png, qr_svg
 
@@ -37,13 +38,13 @@ IOS_STEPS = (
     "Settings > Mobile Service > Add eSIM > Use QR Code).",
     "Follow the prompts; enter the confirmation code if you are asked for one.",
     "No camera? Choose 'Enter Details Manually' and type the SM-DP+ address and the "
-    "activation code below.",
+    "activation code shown above.",
 )
 ANDROID_STEPS = (
     "Connect to Wi-Fi.",
     "Open Settings > Network & internet (or Connections) > SIMs > Add eSIM / Download a SIM.",
     "Scan the QR code; enter the confirmation code if you are asked for one.",
-    "No camera? Choose 'Enter code manually' and type the full code below.",
+    "No camera? Choose 'Enter code manually' and type the full code shown above.",
 )
 
 
@@ -90,8 +91,8 @@ _HTML = Template("""<!DOCTYPE html>
 <div class="qr"><img alt="eSIM QR code" src="data:image/png;base64,$qr"></div>
 <h2>Manual entry</h2>
 <p>Full code (Android): <span class="code">$full</span></p>
-<p>SM-DP+ address (iPhone): <span class="code">$address</span><br>
-Activation code (iPhone): <span class="code">$matching</span></p>
+<p>SM-DP+ address (iPhone): <span class="code">$address</span></p>
+<p>Activation code (iPhone): <span class="code">$matching</span></p>
 $confirmation
 <div class="cols">
 <div><h2>iPhone</h2><ol>$ios</ol></div>
@@ -142,6 +143,11 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    # Names may be 200 characters long; on paper a long one would push the page onto two.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def render_pdf(page: PackPage, *, png: bytes | None = None) -> bytes:
     qr = png if png is not None else qr_png(page.code)
     pdf = FPDF(format="A4")
@@ -155,9 +161,9 @@ def render_pdf(page: PackPage, *, png: bytes | None = None) -> bytes:
         pdf.set_font("Helvetica", style, size)
         pdf.multi_cell(width, height, _latin1(text), new_x="LMARGIN", new_y="NEXT")
 
-    para(f"Your work eSIM, {page.employee}", 17, "B", 8)
+    para(f"Your work eSIM, {_clip(page.employee)}", 17, "B", 8)
     para(
-        f"From {page.org}. Scan the QR code with your phone. "
+        f"From {_clip(page.org)}. Scan the QR code with your phone. "
         f"Valid until {page.expires_at:%Y-%m-%d %H:%M} UTC.",
         10,
     )
@@ -179,6 +185,9 @@ def render_pdf(page: PackPage, *, png: bytes | None = None) -> bytes:
     para("Your privacy", 11, "B", 6)
     para(page.privacy_notice, 8.5, "", 4)
     para(f"Order {page.order_id}. This code works once; keep this page private.", 8, "I", 4)
+    if pdf.get_y() > pdf.h - pdf.b_margin:
+        # Automatic page breaks are off (one page is the point): overflow would be cut.
+        raise InvalidInput("the onboarding page does not fit on one PDF page")
     return bytes(pdf.output())
 
 

@@ -16,6 +16,8 @@ def require_str(kind: str, value: object) -> str:
 
 def require_digits(kind: str, value: str) -> None:
     """Refuse anything but ASCII 0-9: `str.isdigit` would let through '٣' or '²'."""
+    if value.isascii() and value.isdigit():
+        return  # the common case, without a Python-level loop
     for position, char in enumerate(value):
         if char not in _ASCII_DIGITS:
             raise InvalidIdentifier(

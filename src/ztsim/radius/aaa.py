@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert
 
@@ -28,7 +29,7 @@ from ztsim.radius.builders import framed_ip_address
 from ztsim.radius.coa import CoaClient
 from ztsim.radius.coa import Outcome as CoaOutcome
 from ztsim.radius.dictionary import make_attribute
-from ztsim.radius.engine import AccessRequest, GatewayEntry, PoolEntry, decide
+from ztsim.radius.engine import AccessRequest, GatewayEntry, PoolEntry, Snapshot, decide
 from ztsim.radius.server import AaaCore, RadiusServer, ReplySettings, start_server
 from ztsim.radius.snapshot import load_snapshot, refresh_sims
 from ztsim.sealing import Sealer
@@ -173,8 +174,8 @@ class AaaService:
         self.coa.close()
         await self.flush()
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -193,7 +194,7 @@ class AaaService:
 
     # -- snapshot and pools ------------------------------------------------------------------
 
-    def _load_all(self) -> tuple[object, list[Session]]:
+    def _load_all(self) -> tuple[Snapshot, list[Session]]:
         with self.engine.begin() as conn:
             snapshot = load_snapshot(conn, self.sealer)
             self.ipam.load(conn, [p.id for p in snapshot.pools.values()])
@@ -220,7 +221,7 @@ class AaaService:
     async def reload(self) -> None:
         assert self.core is not None
         snapshot, _ = await asyncio.to_thread(self._load_all)
-        self.core.snapshot = snapshot  # type: ignore[assignment]
+        self.core.snapshot = snapshot
         self._recheck(list(self.core.sessions))
 
     async def _reload_loop(self) -> None:
@@ -247,7 +248,7 @@ class AaaService:
             await self.reload()
             return
 
-        def read() -> tuple[object, list[str]]:
+        def read() -> tuple[Snapshot, list[str]]:
             with self.engine.begin() as conn:
                 snapshot, fresh = refresh_sims(
                     conn,
@@ -259,7 +260,7 @@ class AaaService:
             return snapshot, [s.imsi for s in fresh]
 
         snapshot, imsis = await asyncio.to_thread(read)
-        core.snapshot = snapshot  # type: ignore[assignment]
+        core.snapshot = snapshot
         self._recheck([s for imsi in imsis for s in core.sessions.for_imsi(imsi)])
 
     def _recheck(self, sessions: Iterable[Session]) -> None:

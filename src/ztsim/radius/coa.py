@@ -66,7 +66,9 @@ class CoaClient:
         self._timeout = timeout
         self._random = random
         self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[tuple[str, int, int], tuple[Packet, SharedSecret, asyncio.Future[Packet]]] = {}
+        self._pending: dict[
+            tuple[str, int, int], tuple[Packet, SharedSecret, asyncio.Future[Packet]]
+        ] = {}
         self._next_id = random(1)[0]
 
     async def start(self, host: str = "127.0.0.1") -> None:

@@ -9,6 +9,7 @@ SIM is suspended or a binding changes (revocation).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +20,8 @@ from ztsim.radius.dictionary import DecodedAttributes
 from ztsim.radius.secret import SharedSecret
 
 _ACTIVE = "active"
+# Remembered source addresses per snapshot: enough for every gateway, not for a flood.
+_SEEN_LIMIT = 4096
 # TS 23.003 §2.2: an IMSI is at most 15 digits; MCC + MNC make at least 5.
 _IMSI_DIGITS = range(5, 16)
 
@@ -105,13 +108,28 @@ class Snapshot:
     _by_address: Mapping[IPv4Address | IPv6Address, GatewayEntry] = field(
         init=False, repr=False, compare=False
     )
+    # Source address text -> gateway, filled as datagrams arrive (bounded below).
+    _seen: dict[str, GatewayEntry | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        exact = {g.network.network_address: g for g in self.gateways if g.network.num_addresses == 1}
+        exact = {
+            g.network.network_address: g for g in self.gateways if g.network.num_addresses == 1
+        }
         object.__setattr__(self, "_by_address", exact)
+        object.__setattr__(self, "_seen", {})
 
     def gateway_for(self, source: str) -> GatewayEntry | None:
         """The registered client a datagram from `source` comes from, or None."""
+        try:
+            return self._seen[source]
+        except KeyError:
+            pass
+        found = self._lookup(source)
+        if len(self._seen) < _SEEN_LIMIT:
+            self._seen[source] = found
+        return found
+
+    def _lookup(self, source: str) -> GatewayEntry | None:
         try:
             address = ip_address(source)
         except ValueError:
@@ -121,7 +139,9 @@ class Snapshot:
             return found
         # Longest prefix first, so a host entry inside a registered prefix wins.
         candidates = [
-            g for g in self.gateways if g.network.version == address.version and address in g.network
+            g
+            for g in self.gateways
+            if g.network.version == address.version and address in g.network
         ]
         return max(candidates, key=lambda g: g.network.prefixlen, default=None)
 
@@ -155,6 +175,7 @@ class Decision:
         return MESSAGES[self.reason]
 
 
+@functools.lru_cache(maxsize=65536)
 def imei_of(value: object) -> str | None:
     """The 15-digit IMEI from a 3GPP-IMEISV value (16-digit IMEISV or 15-digit IMEI)."""
     if not isinstance(value, str):
@@ -171,20 +192,26 @@ def normalise_apn(value: str) -> str:
     return value.strip().lower()
 
 
-def access_request(attributes: DecodedAttributes) -> AccessRequest:
+def make_request(imsi: object, user_name: object, imeisv: object, apn: object) -> AccessRequest:
     """IMSI from 3GPP-IMSI (else a User-Name of digits), IMEI from 3GPP-IMEISV, APN from
     Called-Station-Id (TS 29.061 §16.4.7)."""
-    imsi = attributes.get("3GPP-IMSI")
     if not isinstance(imsi, str):
-        user = attributes.get("User-Name")
-        imsi = user if isinstance(user, str) and user.isdigit() else None
+        imsi = user_name if isinstance(user_name, str) and user_name.isdigit() else None
     if imsi is not None and (len(imsi) not in _IMSI_DIGITS or not imsi.isdigit()):
         imsi = None
-    apn = attributes.get("Called-Station-Id")
     return AccessRequest(
         imsi=imsi,
-        imei=imei_of(attributes.get("3GPP-IMEISV")),
+        imei=imei_of(imeisv),
         apn=normalise_apn(apn) if isinstance(apn, str) else None,
+    )
+
+
+def access_request(attributes: DecodedAttributes) -> AccessRequest:
+    return make_request(
+        attributes.get("3GPP-IMSI"),
+        attributes.get("User-Name"),
+        attributes.get("3GPP-IMEISV"),
+        attributes.get("Called-Station-Id"),
     )
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,9 +24,9 @@ from typing import Any, Protocol
 
 from ztsim.clock import Clock, utc_now
 from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.radius.attrtypes import AttributeType
 from ztsim.radius.auth import verify_request
 from ztsim.radius.builders import (
-    framed_ip_address,
     ipv4_dns_servers,
     reply_messages,
     session_timeout,
@@ -32,6 +34,8 @@ from ztsim.radius.builders import (
 from ztsim.radius.codes import Code
 from ztsim.radius.dictionary import DecodedAttributes, decode_attributes
 from ztsim.radius.engine import (
+    MESSAGES,
+    AccessRequest,
     Decision,
     GatewayEntry,
     PoolEntry,
@@ -39,8 +43,10 @@ from ztsim.radius.engine import (
     Snapshot,
     access_request,
     decide,
+    make_request,
 )
 from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
+from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, read_access
 from ztsim.radius.packet import Attribute, Packet
 from ztsim.radius.reply import encode_reply, make_reply
 from ztsim.radius.uli import UserLocationInfo
@@ -117,12 +123,20 @@ class ReplayCache:
 def location_json(value: object) -> dict[str, Any] | None:
     if not isinstance(value, UserLocationInfo):
         return None
-    parts = [
-        {"kind": type(p).__name__, **dataclasses.asdict(p)}  # type: ignore[call-overload]
-        for p in value.locations
-    ]
+    parts = [{"kind": type(p).__name__, **dataclasses.asdict(p)} for p in value.locations]
     kind = value.location_type
     return {"type": getattr(kind, "name", str(kind)), "parts": parts, "raw": value.raw.hex()}
+
+
+@functools.lru_cache(maxsize=65536)
+def _framed(address: str) -> bytes:
+    # Framed-IP-Address (RFC 2865 §5.8): type 8, length 6, the address.
+    return bytes((AttributeType.FRAMED_IP_ADDRESS, 6)) + socket.inet_aton(address)
+
+
+@functools.cache
+def _reject_attributes(reason: Reason) -> bytes:
+    return b"".join(a.encode() for a in reply_messages(MESSAGES[reason]))
 
 
 def _rat_name(value: object) -> str | None:
@@ -144,6 +158,15 @@ class AaaCore:
     replay: ReplayCache = field(default_factory=ReplayCache)
     # Called when a pool runs low, so the next block is claimed off the hot path.
     on_low_pool: Callable[[PoolEntry], None] = lambda _pool: None
+    _accept_tail: bytes = field(init=False, repr=False, default=b"")
+
+    def __post_init__(self) -> None:
+        settings = self.reply_settings
+        tail: list[Attribute] = []
+        if settings.dns_primary:
+            tail.extend(ipv4_dns_servers(settings.dns_primary, settings.dns_secondary))
+        tail.append(session_timeout(settings.session_timeout))
+        self._accept_tail = b"".join(a.encode() for a in tail)
 
     # -- common front: client, decoding, retransmissions, authenticators -------------------
 
@@ -182,16 +205,35 @@ class AaaCore:
         return gateway, packet, key
 
     def handle_auth(self, datagram: bytes, peer: tuple[str, int]) -> bytes | None:
-        front = self._front(datagram, peer, Code.ACCESS_REQUEST)
-        if not isinstance(front, tuple):
-            return front
-        gateway, packet, key = front
+        # The hot path: one decode, one HMAC to check, one HMAC and one MD5 to sign.
+        self.counters.received += 1
+        gateway = self.snapshot.gateway_for(peer[0])
+        if gateway is None:
+            self.counters.unknown_client += 1
+            return None
         try:
-            attributes = decode_attributes(packet)
+            packet = Packet.decode(datagram)
         except RadiusDecodeError:
             self.counters.malformed += 1
             return None
-        reply = self._access(gateway, packet, attributes)
+        if packet.code is not Code.ACCESS_REQUEST:
+            self.counters.unexpected_code += 1
+            return None
+        key = (peer, packet.identifier, packet.authenticator)
+        cached = self.replay.get(key)
+        if cached is not None:
+            self.counters.duplicates += 1
+            return cached
+        secret = gateway.secret.reveal()
+        if not message_authenticator_ok(
+            datagram, packet, secret, required=gateway.require_message_authenticator
+        ):
+            self.counters.bad_authenticator += 1
+            return None
+        raw = read_access(packet.attributes)
+        request = make_request(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
+        code, attributes = self._access(gateway, request)
+        reply = encode_access_reply(code, packet, attributes, raw.proxy_states, secret)
         self.replay.put(key, reply)
         self.counters.answered += 1
         return reply
@@ -228,36 +270,30 @@ class AaaCore:
             self.on_low_pool(pool)
         return pool, got[0], got[1]
 
-    def _access(self, gateway: GatewayEntry, packet: Packet, attrs: DecodedAttributes) -> bytes:
+    def _access(self, gateway: GatewayEntry, request: AccessRequest) -> tuple[int, bytes]:
+        """The reply code and attribute octets for one request; records the decision."""
         now = self.clock()
-        request = access_request(attrs)
-        live = self.sessions.live_imeis(request.imsi) if request.imsi else set()
+        live = self.sessions.live_imeis(request.imsi) if request.imsi else ()
         decision = decide(self.snapshot, gateway, request, live)
         address = None
-        if decision.accepted and decision.sim is not None:
-            got = self._address(gateway.org_id, decision.sim.imsi)
+        sim = decision.sim
+        if decision.accepted and sim is not None:
+            got = self._address(gateway.org_id, sim.imsi)
             if got is None:
-                decision = Decision(Reason.NO_ADDRESS, decision.sim)
+                decision = Decision(Reason.NO_ADDRESS, sim)
             else:
                 pool, address, new = got
                 if new:
-                    self.sink.lease(pool, decision.sim.imsi, address, now)
-        if decision.bind_imei is not None and decision.sim is not None:
-            self._bind_now(decision.sim.iccid, decision.sim.imsi, decision.bind_imei)
-            self.sink.bind(decision.sim.org_id, decision.sim.iccid, decision.bind_imei, now)
+                    self.sink.lease(pool, sim.imsi, address, now)
+        if decision.bind_imei is not None and sim is not None:
+            self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
+            self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
         self._record(gateway, request.imsi, request.imei, request.apn, decision, address, now)
         if decision.accepted and address is not None:
             self.counters.accepts += 1
-            settings = self.reply_settings
-            attributes: list[Attribute] = [framed_ip_address(address)]
-            if settings.dns_primary:
-                attributes.extend(ipv4_dns_servers(settings.dns_primary, settings.dns_secondary))
-            attributes.append(session_timeout(settings.session_timeout))
-            reply = make_reply(packet, Code.ACCESS_ACCEPT, attributes)
-        else:
-            self.counters.rejects += 1
-            reply = make_reply(packet, Code.ACCESS_REJECT, reply_messages(decision.message))
-        return encode_reply(reply, packet, gateway.secret)
+            return Code.ACCESS_ACCEPT, _framed(address) + self._accept_tail
+        self.counters.rejects += 1
+        return Code.ACCESS_REJECT, _reject_attributes(decision.reason)
 
     def _bind_now(self, iccid: str, imsi: str, imei: str) -> None:
         # The binding is written in the background; until then this pending device stands
@@ -352,7 +388,8 @@ class AaaCore:
                 imsi=request.imsi,
                 iccid=sim.iccid if sim else None,
                 identity_id=sim.identity_id if sim else None,
-                device_id=sim.device_id if sim and sim.device_id and ":" not in sim.device_id
+                device_id=sim.device_id
+                if sim and sim.device_id and ":" not in sim.device_id
                 else None,
                 imei=request.imei,
                 ue_address=str(ue) if ue is not None else None,

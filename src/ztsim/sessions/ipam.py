@@ -134,9 +134,7 @@ class Ipam:
             self._taken.get(pool_id, set()).discard(address)
 
 
-def record_lease(
-    conn: Connection, pool: PoolEntry, imsi: str, address: str, now: datetime
-) -> bool:
+def record_lease(conn: Connection, pool: PoolEntry, imsi: str, address: str, now: datetime) -> bool:
     """Persist a dynamic lease; False if the SIM already had one (a race between two
     processes: the address handed out stays in this process's block, unused by others)."""
     try:

@@ -124,4 +124,6 @@ class SessionIndex:
         ]
 
     def address_in_use(self, ue_address: str, *, except_imsi: str) -> bool:
-        return any(s.ue_address == ue_address and s.imsi != except_imsi for s in self._live.values())
+        return any(
+            s.ue_address == ue_address and s.imsi != except_imsi for s in self._live.values()
+        )

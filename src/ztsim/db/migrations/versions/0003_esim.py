@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["iccid"], ["sims.iccid"], name=op.f("fk_esim_orders_iccid_sims")
-        ),
+        sa.ForeignKeyConstraint(["iccid"], ["sims.iccid"], name=op.f("fk_esim_orders_iccid_sims")),
         sa.ForeignKeyConstraint(
             ["identity_id"], ["identities.id"], name=op.f("fk_esim_orders_identity_id_identities")
         ),
@@ -51,7 +49,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_esim_orders_org_id_identity_id"), ["org_id", "identity_id"]
         )
-        batch_op.create_index(batch_op.f("ix_esim_orders_org_id_state_id"), ["org_id", "state", "id"])
+        batch_op.create_index(
+            batch_op.f("ix_esim_orders_org_id_state_id"), ["org_id", "state", "id"]
+        )
 
 
 def downgrade() -> None:

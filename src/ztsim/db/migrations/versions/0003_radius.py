@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("address", name=op.f("uq_radius_gateways_address")),
         sa.UniqueConstraint("org_id", "name", name=op.f("uq_radius_gateways_org_id_name")),
     )
-    op.create_index(
-        op.f("ix_radius_gateways_org_id"), "radius_gateways", ["org_id"], unique=False
-    )
+    op.create_index(op.f("ix_radius_gateways_org_id"), "radius_gateways", ["org_id"], unique=False)
     op.create_table(
         "ip_pools",
         sa.Column("id", sa.String(length=32), nullable=False),

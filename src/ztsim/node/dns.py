@@ -1,0 +1,61 @@
+"""The DNS gateway role: alone (`ztsim serve dns [--workers N]`) or beside the API (`ztsim up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from ztsim.api import routes_dns
+from ztsim.dns.doh import DohService
+from ztsim.dns.runner import GatewayOptions, GatewayProcess, options_config, run
+from ztsim.errors import InvalidInput
+from ztsim.node.platform import Platform
+from ztsim.settings import Settings
+
+log = logging.getLogger("ztsim.node.dns")
+DNS_PORT = 53  # RFC 1035 §4.2
+
+
+def _upstream(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or host.endswith(":") or (":" in host and not host.startswith("[")):
+        return text.strip("[]"), DNS_PORT  # a bare IPv4/IPv6 address
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InvalidInput(f"upstream {text!r} is not host or host:port") from None
+
+
+def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOptions:
+    return GatewayOptions(
+        host=settings.dns_host,
+        port=settings.dns_port,
+        upstreams=[_upstream(u) for u in settings.dns_upstreams],
+        policy_file=settings.dns_policy_file,
+        database=platform.engine if platform is not None else None,
+        reload_interval=settings.dns_reload_interval,
+    )
+
+
+def serve_dns(platform: Platform, workers: int = 1) -> None:
+    """The gateway alone, until SIGINT or SIGTERM."""
+    run(gateway_options(platform.settings, platform), workers)
+
+
+def start_in_thread(platform: Platform) -> threading.Thread:
+    """The gateway on its own loop in a daemon thread (for `ztsim up`)."""
+    options = gateway_options(platform.settings, platform)
+    process = GatewayProcess(options, options_config(options))
+
+    service = DohService(process.gateway)
+
+    async def main() -> None:
+        service.loop = asyncio.get_running_loop()
+        routes_dns.attach(service)
+        await process.serve()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), name="dns-gateway", daemon=True)
+    thread.start()
+    log.info("DNS gateway starting on %s:%d", options.host, options.port)
+    return thread

@@ -1,0 +1,99 @@
+"""`ztsim serve dns --workers 2` end to end: policy file, static source, dnsmasq upstream,
+kdig client, and the query events it stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dns_gateway_harness import DNSMASQ, KDIG, dnsmasq, free_port, kdig, records
+
+pytestmark = [
+    pytest.mark.skipif(DNSMASQ is None or KDIG is None, reason="needs dnsmasq and kdig"),
+    pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT workers: Linux"),
+]
+
+
+def _ztsim(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ztsim", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_serve_dns_with_workers(tmp_path: Path) -> None:
+    env = {**os.environ, "ZTSIM_DATA_DIR": str(tmp_path / "data")}
+    _ztsim("init", env=env)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'ztsim.db'}")
+    with engine.connect() as conn:
+        org_id = conn.execute(sa.text("select id from orgs")).scalar_one()
+    (tmp_path / "ads.txt").write_text("||ads.test^\nnot a valid line !!\n")
+    (tmp_path / "policy.toml").write_text(
+        f"""
+sample_feeds = true
+[lists.ads]
+path = "ads.txt"
+format = "adblock"
+[[orgs]]
+id = "{org_id}"
+privacy = "blocked-only"
+[[orgs.rules]]
+id = "ads"
+action = "block"
+lists = ["ads"]
+[[orgs.static]]
+address = "127.0.0.1"
+identity = "id-cli"
+"""
+    )
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.1 www.example.test\n")
+    port = free_port()
+    with dnsmasq(hosts) as upstream:
+        env |= {
+            "ZTSIM_DNS_PORT": str(port),
+            "ZTSIM_DNS_UPSTREAMS": json.dumps([f"127.0.0.1:{upstream}"]),
+            "ZTSIM_DNS_POLICY_FILE": str(tmp_path / "policy.toml"),
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ztsim", "serve", "dns", "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out = ""
+            for _ in range(50):
+                out = kdig(port, "www.example.test", "A")
+                if "status: NOERROR" in out:
+                    break
+                time.sleep(0.2)
+            assert records(out)[0][-1] == "192.0.2.1", out
+            blocked = kdig(port, "x.ads.test", "A", "+edns")
+            assert "EDE: 15 (Blocked): 'blocked by rule ads'" in blocked
+            refused = kdig(port, "www.example.test", "A", source="127.0.0.5")
+            assert "status: REFUSED" in refused
+        finally:
+            server.terminate()
+            _, stderr = server.communicate(timeout=15)
+        assert server.returncode == 0, stderr
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select subject, outcome, payload from events where kind = 'dns.query'")
+        ).all()
+    engine.dispose()
+    payloads = [json.loads(r[2]) if isinstance(r[2], str) else r[2] for r in rows]
+    assert [p["name"] for p in payloads] == ["x.ads.test"]  # blocked-only: no allowed query
+    assert rows[0][0] == "identity:id-cli"
+    assert rows[0][1] == "denied"

@@ -1,0 +1,162 @@
+"""DNS over HTTPS (RFC 8484): kdig's GET and POST over TLS against the route on uvicorn,
+by client address and by device token; and the route's input checks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dns_gateway_harness import (
+    DNSMASQ,
+    KDIG,
+    STORE_KEY,
+    RunningGateway,
+    dnsmasq,
+    free_port,
+    records,
+)
+from dns_gateway_harness import kdig as plain_kdig
+from dns_tls_cert import HOSTNAME, write_cert
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from ztsim.api import routes_dns
+from ztsim.dns.doh import MEDIA_TYPE, DohService
+from ztsim.dns.identity import IdentitySnapshot, Requester
+from ztsim.dns.lists import ListFormat, parse_list
+from ztsim.dns.policy import Action, OrgPolicy, PolicyData, Rule
+from ztsim.dns.snapshot import PolicySnapshot
+
+from support.leaks import LEAKS
+
+pytestmark = pytest.mark.skipif(DNSMASQ is None or KDIG is None, reason="needs dnsmasq, kdig")
+HYPERCORN = importlib.util.find_spec("hypercorn") is not None
+TOKEN = "devtok-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+KID = Requester("org", "id-kid", device_id="phone-1")
+
+
+class _Server:
+    """Hypercorn with TLS and HTTP/2 (kdig speaks DoH over HTTP/2 only) in a thread."""
+
+    def __init__(self, app: FastAPI, port: int, cert: Path, key: Path) -> None:
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        config = Config()
+        config.bind = [f"127.0.0.1:{port}"]
+        config.certfile, config.keyfile = str(cert), str(key)
+        config.loglevel = "WARNING"
+        self.stop = threading.Event()
+        self.port = port
+
+        async def main() -> None:
+            await serve(app, config, shutdown_trigger=self._wait)  # type: ignore[arg-type]
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+
+    async def _wait(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(0.05)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("hypercorn did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    LEAKS.add_secret(TOKEN)
+    directory = tmp_path_factory.mktemp("doh")
+    hosts = directory / "hosts"
+    hosts.write_text("192.0.2.1 www.example.test\n")
+    cert, key = write_cert(directory)
+    ads = parse_list("||ads.test^\n", ListFormat.ADBLOCK)
+    org = OrgPolicy("org", (Rule("ads", Action.BLOCK, lists=("ads",), identities=("id-kid",)),))
+    policy = PolicySnapshot(PolicyData({"org": org}, {"ads": ads}), STORE_KEY)
+    # The phone's token is known; its Wi-Fi address (127.0.0.1 here) is not.
+    identities = IdentitySnapshot.build(tokens=[(TOKEN, KID)])
+    with (
+        dnsmasq(hosts) as upstream,
+        RunningGateway(policy, identities, [("127.0.0.1", upstream)]) as running,
+    ):
+        routes_dns.attach(DohService(running.gateway, running.loop))
+        app = FastAPI()
+        app.include_router(routes_dns.router)
+        port = free_port()
+        if not HYPERCORN:
+            yield 0, cert
+            return
+        with _Server(app, port, cert, key):
+            yield port, cert
+
+
+def _kdig(port: int, cert: Path, path: str, *args: str) -> str:
+    if not HYPERCORN:
+        pytest.skip("kdig's DoH needs HTTP/2: install hypercorn")
+    tls = (f"+tls-ca={cert}", f"+tls-hostname={HOSTNAME}", f"+https={path}")
+    return plain_kdig(port, *tls, *args)
+
+
+@pytest.mark.parametrize("method", ["+nohttps-get", "+https-get"])
+def test_device_token_policy_follows_the_phone(doh: tuple[int, Path], method: str) -> None:
+    port, cert = doh
+    out = _kdig(port, cert, f"/dns-query/{TOKEN}", method, "x.ads.test", "A", "+edns")
+    assert "EDE: 15 (Blocked): 'blocked by rule ads'" in out, out
+    out = _kdig(port, cert, f"/dns-query/{TOKEN}", method, "www.example.test", "A")
+    assert records(out) == [["www.example.test.", "300", "IN", "A", "192.0.2.1"]], out
+
+
+def test_unknown_address_and_token_refused(doh: tuple[int, Path]) -> None:
+    port, cert = doh
+    out = _kdig(port, cert, "/dns-query", "www.example.test", "A")
+    assert "status: REFUSED" in out, out
+    out = _kdig(port, cert, "/dns-query/not-a-token", "+https-get", "www.example.test", "A")
+    assert "status: REFUSED" in out, out
+
+
+def test_route_input_checks(doh: tuple[int, Path]) -> None:
+    app = FastAPI()
+    app.include_router(routes_dns.router)
+    with TestClient(app) as client:
+        assert client.get("/dns-query").status_code == 400
+        assert client.get("/dns-query", params={"dns": "!!!"}).status_code == 400
+        bad_type = client.post(
+            "/dns-query", content=b"x" * 20, headers={"content-type": "text/plain"}
+        )
+        assert bad_type.status_code == 415
+        assert (
+            client.post(
+                "/dns-query", content=b"x" * 70000, headers={"content-type": MEDIA_TYPE}
+            ).status_code
+            == 413
+        )
+        query = (
+            b"\x00\x00\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+            b"\x03www\x07example\x04test\x00\x00\x01\x00\x01"
+        )
+        dns = base64.urlsafe_b64encode(query).rstrip(b"=").decode()
+        ok = client.get(f"/dns-query/{TOKEN}", params={"dns": dns})
+        assert ok.status_code == 200
+        assert ok.headers["content-type"] == MEDIA_TYPE
+        assert ok.headers["cache-control"] == "max-age=300"
+        assert ok.content[:2] == b"\x00\x00"  # RFC 8484 §4.1: ID 0 echoed
+        posted = client.post(
+            f"/dns-query/{TOKEN}", content=query, headers={"content-type": MEDIA_TYPE}
+        )
+        assert posted.content == ok.content

@@ -1,0 +1,184 @@
+"""The sans-I/O engine: decisions, cache, serve-stale, logging modes and malformed input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ztsim.dns.answercache import STALE_TTL, AnswerCache
+from ztsim.dns.constants import EdeCode, Rcode, RRType
+from ztsim.dns.edns import Edns
+from ztsim.dns.engine import Answer, Engine, Forward
+from ztsim.dns.identity import Requester
+from ztsim.dns.lists import ListFormat, parse_list
+from ztsim.dns.message import Flag, Message, Question, ResourceRecord, decode_message
+from ztsim.dns.policy import (
+    Action,
+    OrgPolicy,
+    OrgSettings,
+    PolicyData,
+    PrivacyMode,
+    Rule,
+)
+from ztsim.dns.querylog import QueryLog
+from ztsim.dns.snapshot import PolicySnapshot
+
+KEY = bytes(16)
+ALICE = Requester("org-a", "id-alice", frozenset({"g1"}), device_id="dev-1")
+
+
+def _engine(settings_: OrgSettings | None = None) -> Engine:
+    ads = parse_list("ads.example\n", ListFormat.DOMAINS)
+    org = OrgPolicy(
+        "org-a", (Rule("ads", Action.BLOCK, lists=("ads",)),), settings_ or OrgSettings()
+    )
+    policy = PolicySnapshot(PolicyData({"org-a": org}, {"ads": ads}), KEY)
+    return Engine(policy, AnswerCache(), QueryLog(policy, b"k" * 32))
+
+
+def _query(name: str, qtype: int = RRType.A, ident: int = 7, edns: bool = True) -> bytes:
+    return Message(
+        id=ident,
+        flags=Flag.RD,
+        questions=(Question(name, qtype),),
+        edns=Edns() if edns else None,
+    ).to_wire()
+
+
+def _upstream_answer(forward: Forward, ttl: int = 300) -> bytes:
+    asked = decode_message(forward.upstream_query)
+    name = asked.questions[0].name
+    return Message(
+        id=asked.id,
+        flags=Flag.QR | Flag.RD | Flag.RA,
+        questions=asked.questions,
+        answers=(ResourceRecord.address(name, "192.0.2.1", ttl),),
+        edns=Edns(),
+    ).to_wire()
+
+
+def test_allowed_name_forwarded_then_answered_from_cache() -> None:
+    engine = _engine()
+    step = engine.handle(_query("WWW.Example.org"), ALICE, 1000.0, udp=True)
+    assert isinstance(step, Forward)
+    first = decode_message(engine.resolved(step, _upstream_answer(step), 1000.0))
+    assert first.id == 7
+    assert first.answers[0].ttl == 300
+    again = engine.handle(_query("www.example.ORG", ident=99), ALICE, 1010.0, udp=True)
+    assert isinstance(again, Answer)
+    replayed = decode_message(again.wire)
+    assert replayed.id == 99
+    assert replayed.questions[0].name == "www.example.ORG"  # the client's letter case
+    assert replayed.answers[0].ttl == 290
+
+
+def test_serve_stale_when_every_upstream_fails() -> None:
+    engine = _engine()
+    step = engine.handle(_query("www.example.org"), ALICE, 0.0, udp=True)
+    assert isinstance(step, Forward)
+    engine.resolved(step, _upstream_answer(step, ttl=10), 0.0)
+    later = engine.handle(_query("www.example.org"), ALICE, 100.0, udp=True)
+    assert isinstance(later, Forward)  # expired: ask upstream first (RFC 8767 §4)
+    stale = decode_message(engine.resolved(later, None, 100.0))
+    assert stale.rcode == Rcode.NOERROR
+    assert [a.ttl for a in stale.answers] == [STALE_TTL]
+    assert stale.edns is not None
+    assert [e.info_code for e in stale.edns.extended_errors()] == [EdeCode.STALE_ANSWER]
+    unknown = engine.handle(_query("never.example.org"), ALICE, 100.0, udp=True)
+    assert isinstance(unknown, Forward)
+    failed = decode_message(engine.resolved(unknown, None, 100.0))
+    assert failed.rcode == Rcode.SERVFAIL
+    assert failed.edns is not None
+    assert [e.info_code for e in failed.edns.extended_errors()] == [EdeCode.NO_REACHABLE_AUTHORITY]
+
+
+def test_stale_window_ends() -> None:
+    engine = _engine()
+    engine.cache.max_stale = 50
+    step = engine.handle(_query("www.example.org"), ALICE, 0.0, udp=True)
+    assert isinstance(step, Forward)
+    engine.resolved(step, _upstream_answer(step, ttl=10), 0.0)
+    later = engine.handle(_query("www.example.org"), ALICE, 61.0, udp=True)
+    assert isinstance(later, Forward)
+    assert decode_message(engine.resolved(later, None, 61.0)).rcode == Rcode.SERVFAIL
+
+
+def test_unknown_source_refused_without_touching_policy() -> None:
+    engine = _engine()
+    step = engine.handle(_query("ads.example"), None, 0.0, udp=True)
+    assert isinstance(step, Answer)
+    reply = decode_message(step.wire)
+    assert reply.rcode == Rcode.REFUSED
+    assert reply.edns is not None
+    assert [e.info_code for e in reply.edns.extended_errors()] == [EdeCode.PROHIBITED]
+    assert engine.log is not None
+    assert len(engine.log) == 0
+
+
+def _ask_both(engine: Engine) -> None:
+    blocked = engine.handle(_query("ads.example"), ALICE, 0.0, udp=True)
+    assert isinstance(blocked, Answer)
+    allowed = engine.handle(_query("www.example.org"), ALICE, 0.0, udp=True)
+    assert isinstance(allowed, Forward)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (PrivacyMode.BLOCKED_ONLY, ["ads.example"]),
+        (PrivacyMode.ALL, ["ads.example", "www.example.org"]),
+        (PrivacyMode.NONE, []),
+    ],
+)
+def test_privacy_modes(mode: PrivacyMode, expected: list[str]) -> None:
+    engine = _engine(OrgSettings(privacy=mode))
+    _ask_both(engine)
+    assert engine.log is not None
+    events = engine.log.drain()
+    assert [e.payload["name"] for e in events] == expected
+    assert all(e.subject == "identity:id-alice" for e in events)
+    assert all(e.kind == "dns.query" and e.org_id == "org-a" for e in events)
+
+
+def test_pseudonymised_events_carry_no_identity() -> None:
+    engine = _engine(OrgSettings(privacy=PrivacyMode.ALL, pseudonymise=True))
+    _ask_both(engine)
+    assert engine.log is not None
+    events = engine.log.drain()
+    assert len(events) == 2
+    text = json.dumps([[e.subject, e.reason, e.payload, e.actor] for e in events])
+    for secret in ("id-alice", "dev-1", "g1"):
+        assert secret not in text
+    assert len({e.subject for e in events}) == 1  # stable within the org
+    assert events[0].subject.startswith("pseudonym:")
+
+
+def test_nonzero_edns_version_gets_badvers() -> None:
+    wire = bytearray(_query("www.example.org"))
+    wire[-5] = 1  # the OPT TTL's version octet (RFC 6891 §6.1.3)
+    step = _engine().handle(bytes(wire), ALICE, 0.0, udp=True)
+    assert isinstance(step, Answer)
+    assert decode_message(step.wire).rcode == Rcode.BADVERS
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_malformed_packets_never_crash(data: bytes) -> None:
+    step = _engine().handle(data, ALICE, 0.0, udp=True)
+    if isinstance(step, Answer):
+        reply = decode_message(step.wire)
+        assert reply.flags & Flag.QR
+        assert reply.id == int.from_bytes(data[:2], "big")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=40), st.integers(0, 60))
+def test_mangled_queries_formerr_or_dropped(junk: bytes, cut: int) -> None:
+    wire = _query("www.example.org")
+    mangled = wire[: len(wire) - cut] + junk
+    step = _engine().handle(mangled, ALICE, 0.0, udp=True)
+    if isinstance(step, Answer):
+        assert decode_message(step.wire).flags & Flag.QR
