@@ -107,7 +107,7 @@ def _dnsperf(port: int, queries: Path, seconds: float) -> tuple[float, int]:
         subprocess.Popen(
             [
                 *("dnsperf", "-s", "127.0.0.1", "-p", str(port), "-a", source),
-                *("-d", str(queries), "-l", str(seconds), "-c", "2", "-q", "100", "-t", "2"),
+                *("-d", str(queries), "-l", str(seconds), "-c", "8", "-q", "200", "-t", "2"),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

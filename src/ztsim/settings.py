@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     dns_upstreams: list[str] = Field(default_factory=list)
     dns_policy_file: Path | None = None
     dns_reload_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between reloads
+    # DNS over TLS (RFC 7858) is served on dns_tls_port when both files are set.
+    dns_tls_port: int = Field(default=8853, ge=1, le=65535)
+    dns_tls_cert: Path | None = None
+    dns_tls_key: Path | None = None
+    dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
+    dns_upstream_ca: Path | None = None  # CA file for tls:// upstreams (default: system CAs)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -120,6 +120,25 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("POST", "/api/v1/ip-pools"): _spec({A}, lambda ids: {"cidr": "10.64.0.0/16"}),
     ("GET", "/api/v1/ip-pools"): _spec({A, OP, U}),
     ("GET", "/api/v1/sessions"): _spec({A, OP, N, U}),
+    ("GET", "/api/v1/dns/settings"): _spec({A, OP, N, U}),
+    ("PUT", "/api/v1/dns/settings"): _spec({A}, lambda ids: {"privacy": "all"}),
+    ("GET", "/api/v1/dns/rules"): _spec({A, OP, N, U}),
+    ("POST", "/api/v1/dns/rules"): _spec(
+        {A}, lambda ids: {"name": f"r{next(_counter)}", "action": "block", "domains": ["x.test"]}
+    ),
+    ("GET", "/api/v1/dns/rules/{rule_id}"): _spec({A, OP, N, U}),
+    ("PUT", "/api/v1/dns/rules/{rule_id}"): _spec(
+        {A}, lambda ids: {"name": f"r{next(_counter)}", "action": "allow", "domains": [".ok.test"]}
+    ),
+    ("DELETE", "/api/v1/dns/rules/{rule_id}"): _spec({A}),
+    ("GET", "/api/v1/dns/lists"): _spec({A, OP, N, U}),
+    ("POST", "/api/v1/dns/lists"): _spec(
+        {A}, lambda ids: {"name": f"l{next(_counter)}", "content": "ads.test\n"}
+    ),
+    ("GET", "/api/v1/dns/lists/{list_id}"): _spec({A, OP, N, U}),
+    ("DELETE", "/api/v1/dns/lists/{list_id}"): _spec({A}),
+    ("POST", "/api/v1/dns/device-tokens"): _spec({A}, lambda ids: {"device_id": ids["device_id"]}),
+    ("DELETE", "/api/v1/dns/device-tokens/{dns_token_id}"): _spec({A}),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
         {NET},
         lambda ids: {

@@ -7,10 +7,11 @@ import asyncio
 import getpass
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,10 +21,10 @@ from ztsim.dns.engine import Engine
 from ztsim.dns.gateway import Gateway
 from ztsim.dns.identity import IdentityResolver, IdentitySnapshot
 from ztsim.dns.querylog import QueryLog
-from ztsim.dns.server_tcp import serve_tcp, tcp_socket
+from ztsim.dns.server_tcp import serve_tcp, tcp_socket, tls_context
 from ztsim.dns.server_udp import serve_udp, udp_socket
 from ztsim.dns.snapshot import PolicySnapshot
-from ztsim.dns.upstream import UpstreamPool
+from ztsim.dns.upstream import UpstreamPool, UpstreamSpec
 
 DNSMASQ = shutil.which("dnsmasq") or shutil.which("dnsmasq", path="/usr/sbin")
 KDIG = shutil.which("kdig")
@@ -104,18 +105,23 @@ class RunningGateway:
         self,
         policy: PolicySnapshot,
         identities: IdentitySnapshot,
-        upstreams: list[tuple[str, int]],
+        upstreams: Sequence[tuple[str, int] | UpstreamSpec],
         *,
         timeout: float = 0.5,
+        tls: tuple[Path, Path] | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: (certificate, key) to serve DoT on `tls_port` too."""
         self.log = QueryLog(policy, LOG_KEY)
         self.cache = AnswerCache()
         self.gateway = Gateway(
             Engine(policy, self.cache, self.log),
             IdentityResolver(identities),
-            UpstreamPool(upstreams, timeout=timeout, down_for=0.2),
+            UpstreamPool(upstreams, timeout=timeout, down_for=0.2, tls=upstream_tls),
         )
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._closers: list[Any] = []
@@ -136,6 +142,10 @@ class RunningGateway:
             udp = await serve_udp(self.gateway, udp_socket("127.0.0.1", self.port))
             tcp = await serve_tcp(self.gateway, tcp_socket("127.0.0.1", self.port))
             self._closers = [udp, tcp]
+            if self.tls is not None:
+                context = tls_context(str(self.tls[0]), str(self.tls[1]))
+                sock = tcp_socket("127.0.0.1", self.tls_port)
+                self._closers.append(await serve_tcp(self.gateway, sock, context))
 
         self.call(start())
         return self

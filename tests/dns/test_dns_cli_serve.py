@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from dns_gateway_harness import DNSMASQ, KDIG, dnsmasq, free_port, kdig, records
+from dns_tls_cert import HOSTNAME, write_cert
 
 pytestmark = [
     pytest.mark.skipif(DNSMASQ is None or KDIG is None, reason="needs dnsmasq and kdig"),
@@ -58,9 +59,13 @@ identity = "id-cli"
     )
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.1 www.example.test\n")
-    port = free_port()
+    port, tls_port = free_port(), free_port()
+    cert, key = write_cert(tmp_path)
     with dnsmasq(hosts) as upstream:
         env |= {
+            "ZTSIM_DNS_TLS_PORT": str(tls_port),
+            "ZTSIM_DNS_TLS_CERT": str(cert),
+            "ZTSIM_DNS_TLS_KEY": str(key),
             "ZTSIM_DNS_PORT": str(port),
             "ZTSIM_DNS_UPSTREAMS": json.dumps([f"127.0.0.1:{upstream}"]),
             "ZTSIM_DNS_POLICY_FILE": str(tmp_path / "policy.toml"),
@@ -84,6 +89,11 @@ identity = "id-cli"
             assert "EDE: 15 (Blocked): 'blocked by rule ads'" in blocked
             refused = kdig(port, "www.example.test", "A", source="127.0.0.5")
             assert "status: REFUSED" in refused
+            # DNS over TLS (RFC 7858), certificate checked against the test CA.
+            tls = (f"+tls-ca={cert}", f"+tls-hostname={HOSTNAME}")
+            over_tls = kdig(tls_port, *tls, "x.ads.test", "A", "+edns")
+            assert "TLS session (TLS1.3)" in over_tls, over_tls
+            assert "EDE: 15 (Blocked): 'blocked by rule ads'" in over_tls
         finally:
             server.terminate()
             _, stderr = server.communicate(timeout=15)
@@ -94,6 +104,7 @@ identity = "id-cli"
         ).all()
     engine.dispose()
     payloads = [json.loads(r[2]) if isinstance(r[2], str) else r[2] for r in rows]
-    assert [p["name"] for p in payloads] == ["x.ads.test"]  # blocked-only: no allowed query
+    # blocked-only: no allowed query (over UDP and TLS, x.ads.test was blocked twice)
+    assert [p["name"] for p in payloads] == ["x.ads.test", "x.ads.test"]
     assert rows[0][0] == "identity:id-cli"
     assert rows[0][1] == "denied"

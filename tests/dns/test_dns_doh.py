@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import logging
 import socket
 import threading
 import time
@@ -27,7 +28,7 @@ from dns_tls_cert import HOSTNAME, write_cert
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ztsim.api import routes_dns
+from ztsim.api import routes_doh
 from ztsim.dns.doh import MEDIA_TYPE, DohService
 from ztsim.dns.identity import IdentitySnapshot, Requester
 from ztsim.dns.lists import ListFormat, parse_list
@@ -82,6 +83,21 @@ class _Server:
 @pytest.fixture(scope="module")
 def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     LEAKS.add_secret(TOKEN)
+    # The token is a credential in the URL path: HTTP libraries log request paths (hpack
+    # at DEBUG on the server, httpx at INFO in the test client). Deployments keep access
+    # logs off (uvicorn access_log=False); here those two loggers are kept quiet.
+    quiet = [logging.getLogger(name) for name in ("hpack", "httpx", "httpx2")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield from _serve(tmp_path_factory)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     directory = tmp_path_factory.mktemp("doh")
     hosts = directory / "hosts"
     hosts.write_text("192.0.2.1 www.example.test\n")
@@ -95,9 +111,9 @@ def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
         dnsmasq(hosts) as upstream,
         RunningGateway(policy, identities, [("127.0.0.1", upstream)]) as running,
     ):
-        routes_dns.attach(DohService(running.gateway, running.loop))
+        routes_doh.attach(DohService(running.gateway, running.loop))
         app = FastAPI()
-        app.include_router(routes_dns.router)
+        app.include_router(routes_doh.router)
         port = free_port()
         if not HYPERCORN:
             yield 0, cert
@@ -132,7 +148,7 @@ def test_unknown_address_and_token_refused(doh: tuple[int, Path]) -> None:
 
 def test_route_input_checks(doh: tuple[int, Path]) -> None:
     app = FastAPI()
-    app.include_router(routes_dns.router)
+    app.include_router(routes_doh.router)
     with TestClient(app) as client:
         assert client.get("/dns-query").status_code == 400
         assert client.get("/dns-query", params={"dns": "!!!"}).status_code == 400

@@ -182,3 +182,39 @@ def test_mangled_queries_formerr_or_dropped(junk: bytes, cut: int) -> None:
     step = _engine().handle(mangled, ALICE, 0.0, udp=True)
     if isinstance(step, Answer):
         assert decode_message(step.wire).flags & Flag.QR
+
+
+def test_repeated_queries_answered_from_the_memo_until_the_policy_changes() -> None:
+    engine = _engine(OrgSettings(privacy=PrivacyMode.ALL))
+    first = engine.handle(_query("ads.example", ident=1), ALICE, 0.0, udp=True)
+    again = engine.handle(_query("ads.example", ident=2), ALICE, 5.0, udp=True)
+    assert isinstance(first, Answer)
+    assert isinstance(again, Answer)
+    assert again.wire == b"\x00\x02" + first.wire[2:]
+    other = Requester("org-a", "id-bob")
+    assert isinstance(engine.handle(_query("ads.example"), other, 5.0, udp=True), Answer)
+    assert engine.log is not None
+    assert [e.subject for e in engine.log.drain()] == [
+        "identity:id-alice",
+        "identity:id-alice",  # a memo hit is logged like any query
+        "identity:id-bob",
+    ]
+    allow_all = OrgPolicy("org-a", (Rule("open", Action.ALLOW),))
+    engine.policy = PolicySnapshot(PolicyData({"org-a": allow_all}), KEY)
+    assert isinstance(engine.handle(_query("ads.example"), ALICE, 6.0, udp=True), Forward)
+
+
+def test_memo_of_a_cached_answer_follows_its_ttl() -> None:
+    engine = _engine()
+    step = engine.handle(_query("www.example.org"), ALICE, 0.0, udp=True)
+    assert isinstance(step, Forward)
+    engine.resolved(step, _upstream_answer(step, ttl=300), 0.0)
+    ttls = []
+    for now in (10.2, 10.7, 11.1, 299.5, 300.0):
+        reply = engine.handle(_query("www.example.org"), ALICE, now, udp=True)
+        if isinstance(reply, Forward):
+            ttls.append(-1)
+            continue
+        assert isinstance(reply, Answer)
+        ttls.append(decode_message(reply.wire).answers[0].ttl)
+    assert ttls == [290, 290, 289, 1, -1]

@@ -22,7 +22,7 @@ from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.radius import registry
 from ztsim.radius.aaa import AaaService, AaaSettings
-from ztsim.radius.server import ReplySettings
+from ztsim.radius.traffic import ReplySettings
 from ztsim.sealing import Sealer
 
 from support.factories import make_sims, stock_csv

@@ -158,3 +158,16 @@ def test_decide_never_raises_and_accepts_only_the_bound_device(
     decision = decide(_snapshot(), GW, AccessRequest(imsi, imei, apn), live)
     if decision.accepted:
         assert (imsi, imei, apn) == (OK.imsi, IMEI, "corp")
+
+
+@given(st.text(alphabet="0123456789", min_size=14, max_size=16))
+def test_imei_of_agrees_with_the_identifier_types(digits: str) -> None:
+    from ztsim.identifiers import Imei, Imeisv, InvalidIdentifier
+
+    try:
+        expected: str | None = (
+            Imeisv(digits).imei.value if len(digits) == 16 else Imei(digits).value
+        )
+    except InvalidIdentifier:
+        expected = None
+    assert imei_of(digits) == expected

@@ -343,3 +343,18 @@ def test_unknown_client_and_garbage_are_dropped_and_the_server_keeps_answering(
         assert _udp(aaa.auth_port, junk) == [None]
     assert aaa.counters.malformed == 4
     assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
+
+
+def test_accounting_without_imei_or_apn_takes_them_from_the_accepted_attach(
+    aaa: RunningAaa, world: World, sqlite_engine: Engine
+) -> None:
+    assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
+    bare = f'Acct-Status-Type = Start\nAcct-Session-Id = "bare-1"\nUser-Name = "{world.active}"\n'
+    assert "Received Accounting-Response" in radclient(aaa.acct_port, "acct", bare)
+    aaa.flush()
+    (live,) = _live(sqlite_engine, world.org_id)
+    assert (live.session.imei, live.session.apn) == (world.device_imei, APN)
+    # A reload re-checks live sessions: this one is still allowed, so nothing is sent.
+    aaa.run(aaa.service.reload())
+    # A disconnect would be in flight now (its CoA port has no listener, so it waits).
+    assert not aaa.service._disconnecting

@@ -49,7 +49,7 @@ def _allocate(engine: Engine, ipam: Ipam, pool: PoolEntry, imsi: str) -> str:
 
 def test_two_processes_never_hand_out_the_same_address(engine: Engine) -> None:
     pool = _pool(engine)
-    first, second = Ipam("proc-a"), Ipam("proc-b")
+    first, second = Ipam("proc-a", block_prefix=24), Ipam("proc-b", block_prefix=24)
     handed: dict[str, str] = {}
     for n in range(600):
         ipam = first if n % 2 else second

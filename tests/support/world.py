@@ -75,6 +75,11 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
         "/api/v1/gateways",
         {"name": "pgw", "address": f"192.0.2.{seed}", "secret": gateway_secret, "apns": ["corp"]},
     )
+    dns_list = post("/api/v1/dns/lists", {"name": "ads", "content": "ads.test\n"})
+    dns_rule = post(
+        "/api/v1/dns/rules", {"name": "no-social", "action": "block", "domains": [".social.test"]}
+    )
+    dns_token = post("/api/v1/dns/device-tokens", {"device_id": device["id"]})
     h.add_self_token(org, str(user["id"]))
     return World(
         org,
@@ -92,6 +97,9 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "order_id": str(order["id"]),
             "esim_iccid": str(order["iccid"]),
             "gateway_id": str(gateway["id"]),
+            "rule_id": str(dns_rule["id"]),
+            "list_id": str(dns_list["id"]),
+            "dns_token_id": str(dns_token["id"]),
         },
     )
 

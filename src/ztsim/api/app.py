@@ -8,6 +8,7 @@ from ztsim import __version__
 from ztsim.api import (
     problems,
     routes_dns,
+    routes_doh,
     routes_esim,
     routes_events,
     routes_identity,
@@ -37,5 +38,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(routes_radius.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
     # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
     app.include_router(routes_udm.router, responses=problem_doc(401, 403))
-    app.include_router(routes_dns.router)  # RFC 8484 DoH: its own authentication
+    app.include_router(routes_dns.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
+    app.include_router(routes_doh.router)  # RFC 8484 DoH: its own authentication
     return app

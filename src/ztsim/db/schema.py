@@ -362,3 +362,75 @@ radius_sessions = Table(
 )
 
 SEALED_COLUMNS = (*SEALED_COLUMNS, (radius_gateways, "id", ("secret_sealed",)))
+
+
+# -- DNS gateway: org DNS settings, ordered rules, block lists, DoH device tokens (issue 6) -
+
+# One row per org that changed its DNS settings; the gateway's defaults apply without one.
+dns_settings = Table(
+    "dns_settings",
+    metadata,
+    Column("org_id", String(ID), ForeignKey("orgs.id"), primary_key=True),
+    Column("block_answer", String(16), nullable=False),
+    Column("block_page_ipv4", String(45)),
+    Column("block_page_ipv6", String(45)),
+    Column("privacy", String(16), nullable=False),
+    Column("pseudonymise", Boolean, nullable=False, default=False),
+    Column("allow_list_only_fleets", JSON, nullable=False),
+    # CIDRs whose sources without a session get the org's policy (else they are refused).
+    Column("networks", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Rules in evaluation order (`position`, lowest first); `spec` holds selectors and answer.
+dns_rules = Table(
+    "dns_rules",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+    Index(None, "org_id", "position"),
+)
+
+# A block list: uploaded text, or a URL refreshed with conditional GET; `content` is the
+# last good copy (a failed refresh keeps it and records `refresh_error`).
+dns_lists = Table(
+    "dns_lists",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("format", String(16)),
+    Column("url", String(2000)),
+    Column("content", Text, nullable=False, default=""),
+    Column("etag", String(200)),
+    Column("last_modified", String(100)),
+    Column("good_lines", Integer, nullable=False, default=0),
+    Column("bad_lines", Integer, nullable=False, default=0),
+    Column("bad_samples", JSON, nullable=False),
+    Column("refreshed_at", UtcDateTime),
+    Column("refresh_error", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+# The secret of a per-device DoH URL (/dns-query/<token>), looked up by its SHA-256.
+dns_device_tokens = Table(
+    "dns_device_tokens",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("device_id", String(ID), ForeignKey("devices.id"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+    Index(None, "org_id", "device_id"),
+)

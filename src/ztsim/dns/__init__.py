@@ -5,6 +5,13 @@
   and question and answers from prebuilt or stored wire bytes.
 - `names`, `lists`: name normalisation and block list parsers.
 - `domainstore`: a compact, fork-shareable name -> category mask store.
+
+The gateway around it: `policy` (rules as data) compiled by `snapshot`; `identity`
+(source address / device token -> requester, from `identity_db`'s session-table
+snapshot); the sans-I/O `engine` with `answercache`, `answers` and `querylog`; thin
+adapters `server_udp`, `server_tcp` (also DoT), `doh` and `upstream`; `repository`,
+`policy_db`, `refresh` and `config` for the policy's storage; `runner` and `workers`
+to run it.
 """
 
 from ztsim.dns.block import BlockMode, block_response

@@ -34,6 +34,7 @@ class Hit(NamedTuple):
     answer: CachedAnswer
     age: int
     stale: bool
+    until: float = 0.0  # when a replay would differ (the age ticks, or freshness ends)
 
 
 class AnswerCache:
@@ -57,7 +58,8 @@ class AnswerCache:
         if entry is None:
             return None
         if now < entry.fresh_until:
-            return Hit(entry.answer, int(now - entry.stored_at), False)
+            age = int(now - entry.stored_at)
+            return Hit(entry.answer, age, False, min(entry.stored_at + age + 1, entry.fresh_until))
         if now - entry.fresh_until > self.max_stale:
             del self._entries[key]
             return None

@@ -74,18 +74,56 @@ def upstream_query(question: bytes, flags: int, dnssec_ok: bool) -> bytes:
     return head + question + opt_record(dnssec_ok)
 
 
+class _Memo(NamedTuple):
+    """A whole answer but its ID, valid until `until`, with what to log for it."""
+
+    tail: bytes
+    until: float
+    qname: str
+    qtype: int
+    decision: Decision
+
+
+_MemoKey = tuple[Requester, bool, bytes]
+MAX_MEMO = 50_000  # answers remembered per process; cleared whole when full
+_FOREVER = float("inf")  # block and override answers change only with the policy
+
+
 class Engine:
+    """Also keeps a memo of recent answers keyed on (requester, transport, query without
+    its ID): a repeated query costs one dict probe. Blocks and overrides stay valid until
+    the policy is swapped (which clears the memo); cache replays until their TTLs tick."""
+
     def __init__(
         self,
         policy: PolicySnapshot,
         cache: AnswerCache,
         log: QueryLog | None = None,
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         self.cache = cache
         self.log = log
+        self._memo: dict[_MemoKey, _Memo] = {}
+
+    @property
+    def policy(self) -> PolicySnapshot:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: PolicySnapshot) -> None:
+        self._policy = policy
+        self._memo = {}
 
     def handle(self, wire: bytes, who: Requester | None, now: float, *, udp: bool) -> Step:
+        # Read before the policy: a snapshot swap in another thread replaces the dict after
+        # the policy, so an answer built from the old policy only lands in the old dict.
+        memos = self._memo
+        if who is not None:
+            memo = memos.get((who, udp, wire[2:]))
+            if memo is not None and now < memo.until:
+                if self.log is not None:
+                    self.log.record(who, memo.qname, memo.qtype, memo.decision)
+                return Answer(wire[:2] + memo.tail)
         view = parse_question(wire)
         if view is None:
             return _slow_path(wire)
@@ -101,17 +139,43 @@ class Engine:
             self.log.record(who, qname, view.qtype, decision)
         limit = udp_limit(view) if udp else None
         if decision.action is Action.BLOCK:
-            return Answer(self._blocked(wire, view, who, decision))
+            reply = self._blocked(wire, view, who, decision)
+            return self._remember(
+                memos, who, udp, wire, reply, _FOREVER, qname, view.qtype, decision
+            )
         if decision.action is Action.OVERRIDE:
             if decision.cname is None:
-                return Answer(address_response(wire, view, decision.addresses))
+                reply = address_response(wire, view, decision.addresses)
+                return self._remember(
+                    memos, who, udp, wire, reply, _FOREVER, qname, view.qtype, decision
+                )
             return self._cname(wire, view, decision.cname, now, limit)
         key = (view.qname, view.qtype, view.qclass, view.dnssec_ok)
         hit = self.cache.get(key, now)
         if hit is not None:
-            return Answer(self._reply(wire, view, hit, limit))
+            reply = self._reply(wire, view, hit, limit)
+            return self._remember(
+                memos, who, udp, wire, reply, hit.until, qname, view.qtype, decision
+            )
         question = wire[HEADER_LEN : view.question_end]
         return Forward(wire, view, key, upstream_query(question, view.flags, view.dnssec_ok), limit)
+
+    def _remember(
+        self,
+        memos: dict[_MemoKey, _Memo],
+        who: Requester,
+        udp: bool,
+        wire: bytes,
+        reply: bytes,
+        until: float,
+        qname: str,
+        qtype: int,
+        decision: Decision,
+    ) -> Answer:
+        if len(memos) >= MAX_MEMO:
+            memos.clear()
+        memos[(who, udp, wire[2:])] = _Memo(reply[2:], until, qname, qtype, decision)
+        return Answer(reply)
 
     def resolved(self, forward: Forward, response: bytes | None, now: float) -> bytes:
         """The client's answer once the upstream answered (`response`) or all failed (None)."""

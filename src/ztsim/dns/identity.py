@@ -9,6 +9,7 @@ configured a default policy for a network that contains it (`NetworkDefault`).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class NetworkDefault:
             raise InvalidInput(f"not a network: {self.cidr!r}") from exc
 
 
+def token_digest(token: str) -> bytes:
+    """Device tokens are kept and compared as SHA-256: they carry enough entropy for that."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
 def _canonical(address: str) -> str:
     try:
         parsed = ipaddress.ip_address(address)
@@ -64,7 +70,7 @@ class IdentitySnapshot:
     """Address and device-token tables, checked and canonicalised once at build time."""
 
     by_address: Mapping[str, Requester] = field(default_factory=dict)
-    by_token: Mapping[str, Requester] = field(default_factory=dict)
+    by_token: Mapping[bytes, Requester] = field(default_factory=dict)  # SHA-256 of the token
     networks: tuple[tuple[_Network, Requester], ...] = ()
 
     @classmethod
@@ -73,12 +79,16 @@ class IdentitySnapshot:
         addresses: Iterable[tuple[str, Requester]] = (),
         tokens: Iterable[tuple[str, Requester]] = (),
         defaults: Iterable[NetworkDefault] = (),
+        token_digests: Iterable[tuple[bytes, Requester]] = (),
     ) -> IdentitySnapshot:
+        """`tokens` are plain device tokens; `token_digests` their SHA-256 (as stored)."""
         by_address = {_canonical(address): who for address, who in addresses}
+        by_token = {token_digest(token): who for token, who in tokens}
+        by_token.update(token_digests)
         nets = [(d.network(), Requester(d.org_id)) for d in defaults]
         # Most specific network first, so a /24 default beats the /16 around it.
         nets.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
-        return cls(by_address, dict(tokens), tuple(nets))
+        return cls(by_address, by_token, tuple(nets))
 
     def by_source(self, address: str) -> Requester | None:
         who = self.by_address.get(address)
@@ -115,4 +125,4 @@ class IdentityResolver:
         return self.snapshot.by_source(address)
 
     def by_token(self, token: str) -> Requester | None:
-        return self.snapshot.by_token.get(token)
+        return self.snapshot.by_token.get(token_digest(token))

@@ -10,11 +10,13 @@ carrying its own `org_id`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ztsim.db import schema
 from ztsim.dns.identity import IdentitySnapshot, NetworkDefault, Requester
+from ztsim.dns.policy_db import load_device_tokens
 from ztsim.sessions.repository import load_live
 
 
@@ -24,6 +26,13 @@ def _memberships(conn: Connection, table_name: str, column: str) -> dict[str, fr
     for owner, member in conn.execute(select(table.c[column], table.c.identity_id)):
         out.setdefault(member, set()).add(owner)
     return {identity: frozenset(ids) for identity, ids in out.items()}
+
+
+def sessions_fingerprint(conn: Connection) -> tuple[object, ...]:
+    """Changes whenever a session starts, is updated or stops: rebuild the table only then."""
+    t = schema.radius_sessions
+    row = conn.execute(select(func.count(), func.max(t.c.updated_at), func.max(t.c.stopped_at)))
+    return tuple(row.one())
 
 
 def load_identity_snapshot(
@@ -55,5 +64,12 @@ def load_identity_snapshot(
         )
         assert session.ue_address is not None
         entries.append((session.ue_address, who))
+    digests = []
+    for digest, device in load_device_tokens(conn).items():
+        owner = device.identity_id
+        if owner is not None:
+            groups_of, fleets_of = groups.get(owner, frozenset()), fleets.get(owner, frozenset())
+            device = replace(device, group_ids=groups_of, fleet_ids=fleets_of)
+        digests.append((digest, device))
     # Sorted by update time, so if two live sessions claim one address the newest wins.
-    return IdentitySnapshot.build(entries, tokens, defaults)
+    return IdentitySnapshot.build(entries, tokens, defaults, digests)

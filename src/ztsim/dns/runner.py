@@ -12,30 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
+import pickle
 import signal
+import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.clock import utc_now
+from ztsim.dns import policy_db
 from ztsim.dns.answercache import AnswerCache
 from ztsim.dns.config import GatewayConfig, load_config, source_files
 from ztsim.dns.engine import Engine
 from ztsim.dns.gateway import Gateway
-from ztsim.dns.identity import IdentityResolver, IdentitySnapshot
-from ztsim.dns.identity_db import load_identity_snapshot
+from ztsim.dns.identity import IdentityResolver, IdentitySnapshot, NetworkDefault, Requester
+from ztsim.dns.identity_db import load_identity_snapshot, sessions_fingerprint
 from ztsim.dns.policy import PolicyData
 from ztsim.dns.querylog import QueryLog
-from ztsim.dns.server_tcp import serve_tcp, tcp_socket
-from ztsim.dns.server_udp import serve_udp, udp_socket
+from ztsim.dns.refresh import refresh_due
+from ztsim.dns.server_tcp import serve_tcp, tcp_socket, tls_context
+from ztsim.dns.server_udp import UdpServer, serve_udp, udp_socket
 from ztsim.dns.snapshot import PolicySnapshot
-from ztsim.dns.upstream import UpstreamPool
+from ztsim.dns.upstream import UpstreamPool, UpstreamSpec
 from ztsim.errors import ZtsimError
 from ztsim.events import store
 
@@ -46,78 +50,134 @@ log = logging.getLogger("ztsim.dns")
 class GatewayOptions:
     host: str
     port: int
-    upstreams: list[tuple[str, int]]
+    upstreams: list[UpstreamSpec]
     policy_file: Path | None
     database: DbEngine | None = None
     reload_interval: float = 5.0
     log_interval: float = 1.0
     pseudonym_key: bytes = field(default_factory=lambda: os.urandom(32))
     store_key: Callable[[], bytes] = field(default=lambda: os.urandom(16))
+    # DNS over TLS (RFC 7858) on `tls_port` when a certificate and key are configured.
+    tls_port: int = 8853
+    list_refresh_interval: float = 3600.0  # seconds between downloads of a URL list
+    upstream_ca: Path | None = None  # CA file checking DoT upstreams; None: the system's
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 def options_config(options: GatewayOptions) -> GatewayConfig | None:
     return None if options.policy_file is None else load_config(options.policy_file)
 
 
-def _identities(options: GatewayOptions, config: GatewayConfig | None) -> IdentitySnapshot:
-    defaults = config.defaults if config else ()
-    static = config.static if config else ()
-    tokens = config.tokens if config else ()
+@dataclass(frozen=True, slots=True)
+class _Subjects:
+    """What the policy sources say about requesters: static entries, tokens, networks."""
+
+    static: tuple[tuple[str, Requester], ...] = ()
+    tokens: tuple[tuple[str, Requester], ...] = ()
+    defaults: tuple[NetworkDefault, ...] = ()
+
+
+def build_policy(
+    options: GatewayOptions, config: GatewayConfig | None
+) -> tuple[PolicySnapshot, _Subjects]:
+    """The policy file's orgs and lists, overridden per org by the database's."""
+    data = config.policy if config else PolicyData()
+    subjects = _Subjects(config.static, config.tokens, config.defaults) if config else _Subjects()
+    if options.database is not None:
+        with options.database.connect() as conn:
+            stored, stored_defaults = policy_db.load_policy(conn)
+        data = PolicyData({**data.orgs, **stored.orgs}, {**data.lists, **stored.lists}, data.feeds)
+        subjects = replace(subjects, defaults=(*subjects.defaults, *stored_defaults))
+    return PolicySnapshot(data, options.store_key()), subjects
+
+
+def _identities(options: GatewayOptions, subjects: _Subjects) -> IdentitySnapshot:
     if options.database is None:
-        return IdentitySnapshot.build(static, tokens, defaults)
+        return IdentitySnapshot.build(subjects.static, subjects.tokens, subjects.defaults)
     with options.database.connect() as conn:
-        from_sessions = load_identity_snapshot(conn, defaults, tokens)
+        from_sessions = load_identity_snapshot(conn, subjects.defaults, subjects.tokens)
     # Live sessions win over static entries for the same address.
-    merged = {**IdentitySnapshot.build(static).by_address, **from_sessions.by_address}
+    merged = {**IdentitySnapshot.build(subjects.static).by_address, **from_sessions.by_address}
     return IdentitySnapshot(merged, from_sessions.by_token, from_sessions.networks)
 
 
-def build_policy(options: GatewayOptions, config: GatewayConfig | None) -> PolicySnapshot:
-    return PolicySnapshot(config.policy if config else PolicyData(), options.store_key())
+def _upstream_tls(ca: Path | None) -> ssl.SSLContext | None:
+    return None if ca is None else ssl.create_default_context(cafile=str(ca))
 
 
 class GatewayProcess:
     """One serving process: its gateway, its sockets and its background tasks."""
 
-    def __init__(self, options: GatewayOptions, config: GatewayConfig | None) -> None:
+    def __init__(
+        self, options: GatewayOptions, config: GatewayConfig | None, shared: Path | None = None
+    ) -> None:
+        """`shared`: a worker's file of policies its parent builds (see `ztsim.dns.workers`)."""
         self.options = options
-        policy = build_policy(options, config)
+        self.shared = shared
+        self._shared_stamp = 0
+        self._state = self.sources_state()
+        self._sessions: tuple[object, ...] = ()
+        policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
         self.gateway = Gateway(
             Engine(policy, AnswerCache(), self.querylog),
-            IdentityResolver(_identities(options, config)),
-            UpstreamPool(options.upstreams),
+            IdentityResolver(_identities(options, self._subjects)),
+            UpstreamPool(options.upstreams, tls=_upstream_tls(options.upstream_ca)),
         )
-        self._mtime = self._policy_mtime()
 
-    def _policy_mtime(self) -> tuple[float, ...]:
+    def sources_state(self) -> tuple[object, ...]:
+        """Modification times of the policy files and the database's DNS fingerprint."""
+        stamps: list[object] = []
         path = self.options.policy_file
-        if path is None:
-            return ()
-        stamps = []
-        for source in source_files(path):
+        for source in source_files(path) if path is not None else ():
             try:
                 stamps.append(source.stat().st_mtime)
             except OSError:
                 stamps.append(0.0)
+        if self.options.database is not None:
+            with self.options.database.connect() as conn:
+                stamps.append(policy_db.fingerprint(conn))
         return tuple(stamps)
 
     def reload(self) -> None:
         """Rebuild what changed and swap it in; a failed reload keeps the last good snapshot."""
-        config: GatewayConfig | None = None
         try:
-            mtime = self._policy_mtime()
-            if mtime != self._mtime:
-                started = time.monotonic()
-                config = options_config(self.options)
-                self.gateway.swap_policy(build_policy(self.options, config))
-                self._mtime = mtime
-                log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
-            if self.options.database is not None or config is not None:
-                config = config or options_config(self.options)
-                self.gateway.identities.swap(_identities(self.options, config))
-        except (ZtsimError, OSError) as exc:
+            if self.shared is not None:
+                changed = self._load_shared()
+            else:
+                state = self.sources_state()
+                changed = state != self._state
+                if changed:
+                    started = time.monotonic()
+                    config = options_config(self.options)
+                    policy, self._subjects = build_policy(self.options, config)
+                    self.gateway.swap_policy(policy)
+                    self._state = state
+                    log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
+            if self.options.database is not None:
+                with self.options.database.connect() as conn:
+                    sessions = sessions_fingerprint(conn)
+                if changed or sessions != self._sessions:
+                    self.gateway.identities.swap(_identities(self.options, self._subjects))
+                    self._sessions = sessions
+        except (ZtsimError, OSError, SQLAlchemyError) as exc:
             log.warning("DNS reload failed, keeping the last snapshot: %s", exc)
+
+    def _load_shared(self) -> bool:
+        assert self.shared is not None
+        try:
+            stamp = self.shared.stat().st_mtime_ns
+        except OSError:
+            return False
+        if stamp == self._shared_stamp:
+            return False
+        with self.shared.open("rb") as handle:
+            # Written by this worker's own parent into a private (0700) directory.
+            policy, self._subjects = pickle.load(handle)  # noqa: S301
+        self.gateway.swap_policy(policy)
+        self._shared_stamp = stamp
+        return True
 
     def write_log(self) -> None:
         events = self.querylog.drain()
@@ -133,7 +193,18 @@ class GatewayProcess:
             except Exception:
                 log.exception("DNS background task failed")
 
-    async def serve(self, *, reuse_port: bool = False, stop: asyncio.Event | None = None) -> None:
+    def refresh_lists(self) -> None:
+        if self.options.database is not None:
+            refresh_due(self.options.database, utc_now(), self.options.list_refresh_interval)
+
+    async def serve(
+        self,
+        *,
+        reuse_port: bool = False,
+        stop: asyncio.Event | None = None,
+        refresher: bool = True,
+    ) -> None:
+        """Serve until `stop`; `refresher`: this process downloads URL lists (one per node)."""
         options = self.options
         udp = await serve_udp(
             self.gateway, udp_socket(options.host, options.port, reuse_port=reuse_port)
@@ -141,63 +212,40 @@ class GatewayProcess:
         tcp = await serve_tcp(
             self.gateway, tcp_socket(options.host, options.port, reuse_port=reuse_port)
         )
+        servers: list[asyncio.Server | UdpServer] = [udp, tcp]
+        if options.tls_cert is not None and options.tls_key is not None:
+            tls = tls_context(str(options.tls_cert), str(options.tls_key))
+            dot_sock = tcp_socket(options.host, options.tls_port, reuse_port=reuse_port)
+            servers.append(await serve_tcp(self.gateway, dot_sock, tls))
+            log.info("DNS over TLS on %s:%d", options.host, options.tls_port)
         tasks = [
             asyncio.create_task(self._every(options.reload_interval, self.reload)),
             asyncio.create_task(self._every(options.log_interval, self.write_log)),
         ]
+        if refresher and options.database is not None:
+            check = min(60.0, options.list_refresh_interval)
+            tasks.append(asyncio.create_task(self._every(check, self.refresh_lists)))
         log.info("DNS gateway on %s:%d (UDP and TCP)", options.host, options.port)
         try:
             await (stop or asyncio.Event()).wait()
         finally:
             for task in tasks:
                 task.cancel()
-            udp.close()
-            tcp.close()
+            for server in servers:
+                server.close()
             await self.gateway.upstreams.close()
             with contextlib.suppress(Exception):
                 self.write_log()
 
 
-def _serve_forever(process: GatewayProcess, reuse_port: bool) -> None:
+def serve_forever(process: GatewayProcess, reuse_port: bool, refresher: bool = True) -> None:
+    """Run one serving process until SIGTERM or SIGINT."""
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await process.serve(reuse_port=reuse_port, stop=stop)
+        await process.serve(reuse_port=reuse_port, stop=stop, refresher=refresher)
 
     asyncio.run(main())
-
-
-def run(options: GatewayOptions, workers: int = 1) -> None:
-    """Serve until SIGTERM/SIGINT; with `workers` > 1, fork that many processes."""
-    config = options_config(options)
-    if workers <= 1:
-        single = GatewayProcess(options, config)
-        del config
-        _serve_forever(single, reuse_port=False)
-        return
-    process = GatewayProcess(options, config)  # built once, shared by the forks
-    del config  # the parsed lists: only the compact store is kept
-    gc.collect()
-    if options.database is not None:
-        options.database.dispose()  # no pooled connection may cross a fork
-    children = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _serve_forever(process, reuse_port=True)
-            finally:
-                os._exit(0)
-        children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        os.waitpid(child, 0)

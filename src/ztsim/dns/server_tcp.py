@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 
 from ztsim.dns.gateway import Gateway
@@ -88,6 +89,17 @@ def tcp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.sock
     return sock
 
 
-async def serve_tcp(gateway: Gateway, sock: socket.socket) -> asyncio.Server:
+async def serve_tcp(
+    gateway: Gateway, sock: socket.socket, tls: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    """DNS over TCP, or over TLS (RFC 7858: the same framing inside TLS) with `tls`."""
     server = TcpServer(gateway)
-    return await asyncio.start_server(server.handle, sock=sock)
+    return await asyncio.start_server(server.handle, sock=sock, ssl=tls)
+
+
+def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    """A server context for DoT: TLS 1.2 or later (RFC 8310 §8.1 / RFC 7525)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context

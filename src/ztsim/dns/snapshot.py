@@ -9,7 +9,7 @@ selected once and cached on the (hashable) `Requester`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from ztsim.dns.constants import EdeCode
@@ -120,6 +120,17 @@ class PolicySnapshot:
         self.orgs: dict[str, _CompiledOrg] = {
             org_id: self._compile(policy, bits) for org_id, policy in data.orgs.items()
         }
+
+    def __getstate__(self) -> tuple[bytes, list[tuple[int, int]], dict[str, _CompiledOrg]]:
+        """For handing a built snapshot to worker processes (the rule caches stay behind)."""
+        orgs = {org_id: replace(org, by_requester={}) for org_id, org in self.orgs.items()}
+        return self.store.to_bytes(), self._exceptions, orgs
+
+    def __setstate__(
+        self, state: tuple[bytes, list[tuple[int, int]], dict[str, _CompiledOrg]]
+    ) -> None:
+        buffer, self._exceptions, self.orgs = state
+        self.store = DomainStore.from_buffer(buffer)
 
     @staticmethod
     def _compile(policy: OrgPolicy, bits: dict[tuple[str, str], int]) -> _CompiledOrg:

@@ -1,6 +1,7 @@
 """Forwarding to upstream resolvers over UDP (TCP when truncated), with failover.
 
-Each upstream has one connected UDP socket and a table of outstanding IDs; an
+Each upstream has one connected UDP socket (or, for DoT upstreams, one pipelined TLS
+connection, see `upstream_tls`) and a table of outstanding IDs; an
 answer is accepted only if its ID and question match what we asked (RFC 5452
 §9.1). An upstream that times out is marked down for `down_for` seconds
 (passive health check) and the next one is tried; when every upstream is down
@@ -13,31 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from ztsim.dns.constants import FLAG_TC, HEADER_LEN, Rcode
+from ztsim.dns.upstream_tls import TlsChannel, response_question
 
 _ID = struct.Struct("!H")
 _LENGTH = struct.Struct("!H")  # RFC 1035 §4.2.2 / RFC 7766 §8: TCP length prefix
 _MOVE_ON = (Rcode.SERVFAIL, Rcode.REFUSED)
-
-
-def _response_question(wire: bytes) -> bytes | None:
-    """A response's first question, lowercased; None if it has none or it is malformed.
-
-    The first name of a message cannot be compressed (nothing precedes it to
-    point to), so label lengths are followed until the root label.
-    """
-    if len(wire) < HEADER_LEN or wire[4:6] != b"\x00\x01":
-        return None
-    end = HEADER_LEN
-    while end < len(wire) and 0 < wire[end] < 0x40:
-        end += wire[end] + 1
-    if end >= len(wire) or wire[end] != 0 or end + 5 > len(wire):
-        return None
-    return wire[HEADER_LEN : end + 5].lower()
 
 
 class _Channel(asyncio.DatagramProtocol):
@@ -55,7 +43,7 @@ class _Channel(asyncio.DatagramProtocol):
         entry = self.pending.get(ident)
         if entry is None or entry[0].done():
             return
-        if _response_question(data) != entry[1]:
+        if response_question(data) != entry[1]:
             return  # RFC 5452 §9.1: the question must match too
         entry[0].set_result(data)
 
@@ -63,24 +51,39 @@ class _Channel(asyncio.DatagramProtocol):
         self.transport = None
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamSpec:
+    """An upstream resolver: plain DNS (UDP, TCP on truncation), or DoT with `tls_name`."""
+
+    host: str
+    port: int
+    tls_name: str | None = None  # the name its certificate must carry (RFC 8310 §8.1)
+
+
 @dataclass(slots=True)
 class Upstream:
     host: str
     port: int
+    tls_name: str | None = None
     down_until: float = 0.0
     channel: _Channel | None = field(default=None, repr=False)
+    tls_channel: TlsChannel | None = field(default=None, repr=False)
 
 
 class UpstreamPool:
     def __init__(
         self,
-        addresses: list[tuple[str, int]],
+        addresses: Sequence[tuple[str, int] | UpstreamSpec],
         *,
         timeout: float = 1.0,
         down_for: float = 5.0,
         rng: random.Random | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.upstreams = [Upstream(host, port) for host, port in addresses]
+        """`tls`: how DoT upstreams' certificates are checked (default: the system's CAs)."""
+        specs = [a if isinstance(a, UpstreamSpec) else UpstreamSpec(*a) for a in addresses]
+        self.upstreams = [Upstream(s.host, s.port, s.tls_name) for s in specs]
+        self._tls = tls
         self.timeout = timeout
         self.down_for = down_for
         self._rng = rng or random.SystemRandom()
@@ -90,13 +93,16 @@ class UpstreamPool:
             if upstream.channel is not None and upstream.channel.transport is not None:
                 upstream.channel.transport.close()
             upstream.channel = None
+            if upstream.tls_channel is not None:
+                await upstream.tls_channel.close()
+            upstream.tls_channel = None
 
     def _order(self, now: float) -> list[Upstream]:
         return sorted(self.upstreams, key=lambda u: u.down_until > now)
 
     async def query(self, wire: bytes) -> bytes | None:
         """The first good answer to `wire` (its ID is replaced), else the last failure, else None."""
-        question = _response_question(wire)
+        question = response_question(wire)
         if question is None:
             return None
         loop = asyncio.get_running_loop()
@@ -115,6 +121,8 @@ class UpstreamPool:
         return fallback
 
     async def _ask(self, upstream: Upstream, wire: bytes, question: bytes) -> bytes:
+        if upstream.tls_name is not None:
+            return await self._ask_tls(upstream, wire, question)
         loop = asyncio.get_running_loop()
         channel = upstream.channel
         if channel is None or channel.transport is None:
@@ -138,6 +146,19 @@ class UpstreamPool:
             return await self._ask_tcp(upstream, query, question)
         return answer
 
+    async def _ask_tls(self, upstream: Upstream, wire: bytes, question: bytes) -> bytes:
+        if upstream.tls_channel is None:
+            context = self._tls or ssl.create_default_context()
+            assert upstream.tls_name is not None
+            upstream.tls_channel = TlsChannel(
+                upstream.host, upstream.port, context, upstream.tls_name
+            )
+        channel = upstream.tls_channel
+        ident = self._rng.randrange(0x10000)
+        while ident in channel.pending:
+            ident = self._rng.randrange(0x10000)
+        return await channel.ask(_ID.pack(ident) + wire[2:], ident, question, self.timeout)
+
     async def _ask_tcp(self, upstream: Upstream, query: bytes, question: bytes) -> bytes:
         async with asyncio.timeout(self.timeout):
             reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
@@ -150,6 +171,6 @@ class UpstreamPool:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
-        if answer[:2] != query[:2] or _response_question(answer) != question:
+        if answer[:2] != query[:2] or response_question(answer) != question:
             raise OSError("TCP answer does not match the query")
         return answer

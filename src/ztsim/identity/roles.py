@@ -40,6 +40,8 @@ class Permission(StrEnum):
     ESIM_REISSUE = "esim:reissue"
     ESIM_PACK = "esim:pack"  # the pack shows the matching ID: not a plain read
     ESIM_PROGRESS = "esim:progress"
+    DNS_READ = "dns:read"
+    DNS_WRITE = "dns:write"
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))
@@ -63,10 +65,13 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ESIM_PACK,
             Permission.GATEWAYS_READ,
             Permission.SESSIONS_READ,
+            Permission.DNS_READ,
         }
     ),
     # Sessions say who held an address: what an analyst needs to read a DNS or flow log.
-    Role.ANALYST: frozenset({Permission.ORG_READ, Permission.EVENTS_READ, Permission.SESSIONS_READ}),
+    Role.ANALYST: frozenset(
+        {Permission.ORG_READ, Permission.EVENTS_READ, Permission.SESSIONS_READ, Permission.DNS_READ}
+    ),
     Role.AUDITOR: _READS,
     # Scoped by the handlers to the token's own identity.
     Role.SELF: frozenset(

@@ -16,7 +16,7 @@ import signal
 from ztsim.api.app import create_app
 from ztsim.node.platform import Platform
 from ztsim.radius.aaa import AaaService, AaaSettings
-from ztsim.radius.server import ReplySettings
+from ztsim.radius.traffic import ReplySettings
 from ztsim.sessions.changes import Notifier
 from ztsim.settings import Settings
 

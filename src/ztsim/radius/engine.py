@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
-from ztsim.identifiers import Imei, Imeisv, InvalidIdentifier
+from ztsim.identifiers.imei import IMEI_BODY_DIGITS, IMEI_LENGTH, IMEISV_LENGTH
 from ztsim.radius.dictionary import DecodedAttributes
 from ztsim.radius.secret import SharedSecret
 
@@ -175,17 +175,31 @@ class Decision:
         return MESSAGES[self.reason]
 
 
+# TS 23.003 Annex B (Luhn): every second digit from the right of the body, doubled and
+# its digits summed.
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        digit = ord(char) - 48
+        total += _DOUBLED[digit] if position % 2 == 0 else digit
+    return str(-total % 10)
+
+
 @functools.lru_cache(maxsize=65536)
 def imei_of(value: object) -> str | None:
-    """The 15-digit IMEI from a 3GPP-IMEISV value (16-digit IMEISV or 15-digit IMEI)."""
-    if not isinstance(value, str):
+    """The 15-digit IMEI from a 3GPP-IMEISV value: a 16-digit IMEISV (TS 23.003 §6.2.2:
+    TAC, SNR, SVN; the check digit recomputed) or a 15-digit IMEI whose check digit holds."""
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         return None
-    try:
-        if len(value) == 16:
-            return Imeisv(value).imei.value
-        return Imei(value).value
-    except InvalidIdentifier:
-        return None
+    if len(value) == IMEISV_LENGTH:
+        body = value[:IMEI_BODY_DIGITS]
+        return body + _luhn_digit(body)
+    if len(value) == IMEI_LENGTH and _luhn_digit(value[:IMEI_BODY_DIGITS]) == value[-1]:
+        return value
+    return None
 
 
 def normalise_apn(value: str) -> str:

@@ -31,9 +31,10 @@ from ztsim.radius.engine import PoolEntry
 
 log = logging.getLogger("ztsim.sessions.ipam")
 
-DEFAULT_BLOCK_PREFIX = 24
+# 1,024 addresses per claim: a burst of new SIMs should not wait on the database.
+DEFAULT_BLOCK_PREFIX = 22
 # Claim the next block before the current one runs dry, off the hot path.
-LOW_WATER = 32
+LOW_WATER = 256
 
 _leases = schema.ip_leases
 _blocks = schema.ip_blocks

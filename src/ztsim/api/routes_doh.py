@@ -1,0 +1,75 @@
+"""DNS over HTTPS (RFC 8484) at /dns-query and /dns-query/{token}, GET and POST.
+
+Not under the API's bearer-token scheme (DoH clients send none): `/dns-query`
+is authorised like UDP by the client address (session table), and the path
+token of `/dns-query/{token}` is itself the device's credential. Both answer
+REFUSED to anyone the gateway does not know. Kept out of the OpenAPI document:
+the bodies are DNS messages, specified by RFC 8484, not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, Response
+
+from ztsim.dns.doh import (
+    MAX_MESSAGE,
+    MEDIA_TYPE,
+    DohInputError,
+    DohService,
+    max_age,
+    message_from_get,
+    message_from_post,
+)
+from ztsim.dns.identity import Requester
+
+router = APIRouter(include_in_schema=False)
+_service: list[DohService] = []
+
+
+def attach(service: DohService) -> None:
+    """Called by the node that runs the gateway in this process."""
+    _service[:] = [service]
+
+
+def _problem(status: int, detail: str) -> Response:
+    body = json.dumps({"type": "about:blank", "status": status, "detail": detail})
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+async def _answer(request: Request, token: str | None) -> Response:
+    if not _service:
+        return _problem(503, "the DNS gateway does not run in this process")
+    service = _service[0]
+    try:
+        if request.method == "GET":
+            wire = message_from_get(request.query_params.get("dns"))
+        else:
+            body = await request.body()
+            if len(body) > MAX_MESSAGE:
+                return _problem(413, "DNS message too large")
+            wire = message_from_post(request.headers.get("content-type"), body)
+    except DohInputError as exc:
+        status = 415 if "content type" in str(exc) else 400
+        return _problem(status, str(exc))
+    who: Requester | None
+    if token is None:
+        who = service.by_source(request.client.host if request.client else None)
+    else:
+        who = service.by_token(token)
+    answer = await service.answer(wire, who)
+    if answer is None:
+        return _problem(400, "not a DNS query")
+    headers = {"cache-control": f"max-age={max_age(answer)}"}
+    return Response(answer, media_type=MEDIA_TYPE, headers=headers)
+
+
+@router.api_route("/dns-query", methods=["GET", "POST"])
+async def dns_query(request: Request) -> Response:
+    return await _answer(request, None)
+
+
+@router.api_route("/dns-query/{token}", methods=["GET", "POST"])
+async def dns_query_device(request: Request, token: str) -> Response:
+    return await _answer(request, token)

@@ -1,0 +1,125 @@
+"""The DNS policy through the API, picked up by a gateway process that reads the database:
+rules, lists, settings, network defaults, device tokens, and the `self` view of DNS events."""
+
+from __future__ import annotations
+
+from ztsim.dns.constants import EdeCode, Rcode
+from ztsim.dns.edns import Edns
+from ztsim.dns.engine import Answer
+from ztsim.dns.message import Flag, Message, Question, decode_message
+from ztsim.dns.runner import GatewayOptions, GatewayProcess
+from ztsim.identity.roles import Role
+
+from support.api import ApiHarness
+from support.world import World, populate
+
+
+def _ask(process: GatewayProcess, name: str, *, source: str = "", token: str = "") -> Message:
+    who = process.gateway.identities.by_token(token) if token else None
+    if source:
+        who = process.gateway.identities.by_source(source)
+    query = Message(id=5, flags=Flag.RD, questions=(Question(name, 1),), edns=Edns()).to_wire()
+    step = process.gateway.engine.handle(query, who, 0.0, udp=True)
+    assert isinstance(step, Answer), step
+    return decode_message(step.wire)
+
+
+def _ede(reply: Message) -> list[tuple[int, str]]:
+    assert reply.edns is not None
+    return [(e.info_code, e.extra_text) for e in reply.edns.extended_errors()]
+
+
+def _process(api: ApiHarness) -> GatewayProcess:
+    options = GatewayOptions(
+        "127.0.0.1", 0, [], None, database=api.engine, store_key=lambda: b"k" * 16
+    )
+    return GatewayProcess(options, None)
+
+
+def test_api_policy_reaches_the_gateway(api: ApiHarness) -> None:
+    world: World = populate(api, "alpha", 1)
+    auth = world.org.auth()
+    c = api.client
+    created = c.post(
+        "/api/v1/dns/lists",
+        json={"name": "adblock", "format": "adblock", "content": "||ads.test^\n||a..b^\n"},
+        headers=auth,
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["good_lines"], created.json()["bad_lines"]) == (1, 1)
+    rule = c.post(
+        "/api/v1/dns/rules",
+        json={"name": "ads-rule", "action": "block", "lists": ["adblock"], "position": 0},
+        headers=auth,
+    )
+    assert rule.status_code == 201, rule.text
+    settings = {"block_answer": "nxdomain", "privacy": "all", "networks": ["127.0.9.0/24"]}
+    assert c.put("/api/v1/dns/settings", json=settings, headers=auth).status_code == 200
+    token = c.post(
+        "/api/v1/dns/device-tokens", json={"device_id": world.ids["device_id"]}, headers=auth
+    ).json()
+
+    process = _process(api)
+    reply = _ask(process, "x.ads.test", source="127.0.9.7")  # the org's network default
+    assert reply.rcode == Rcode.NXDOMAIN
+    assert _ede(reply) == [(EdeCode.BLOCKED, "blocked by rule ads-rule")]
+    assert _ask(process, "x.ads.test", source="127.0.8.1").rcode == Rcode.REFUSED
+    phone = process.gateway.identities.by_token(token["token"])
+    assert phone is not None
+    assert (phone.device_id, phone.identity_id) == (
+        world.ids["device_id"],
+        world.ids["identity_id"],
+    )
+    assert world.ids["group_id"] in phone.group_ids
+    # populate()'s rule blocks .social.test for everyone in the org: the phone's token too.
+    assert _ede(_ask(process, "x.social.test", token=token["token"])) == [
+        (EdeCode.BLOCKED, "blocked by rule no-social")
+    ]
+
+    # A change through the API is served after the next reload; the old rule no longer is.
+    changed = {"name": "ads-rule", "action": "override", "lists": ["adblock"]}
+    changed |= {"answer": ["192.0.2.9"]}
+    assert (
+        c.put(f"/api/v1/dns/rules/{rule.json()['id']}", json=changed, headers=auth).status_code
+        == 200
+    )
+    process.reload()
+    overridden = _ask(process, "x.ads.test", token=token["token"])
+    assert _ede(overridden) == []
+    assert overridden.answers[0].rdata == bytes([192, 0, 2, 9])
+
+    # What the gateway logged about the employee is what their `self` token lists.
+    process.write_log()
+    mine = c.get("/api/v1/events?kind=dns.query", headers=world.org.auth(Role.SELF)).json()
+    names = sorted(e["payload"]["name"] for e in mine["items"])
+    assert names == ["x.ads.test", "x.social.test"]
+    assert all(e["subject"] == f"identity:{world.ids['identity_id']}" for e in mine["items"])
+    everything = c.get("/api/v1/events?kind=dns.query", headers=auth).json()["items"]
+    assert len(everything) == 3  # plus the one from the network-default source
+
+    # Revoked tokens stop working at the next reload.
+    revoked = c.delete(f"/api/v1/dns/device-tokens/{token['id']}", headers=auth)
+    assert revoked.status_code == 204
+    process.reload()
+    assert process.gateway.identities.by_token(token["token"]) is None
+
+
+def test_list_in_use_cannot_be_deleted_and_bad_rules_are_refused(api: ApiHarness) -> None:
+    world = populate(api, "alpha", 1)
+    auth, c = world.org.auth(), api.client
+    listed = c.post("/api/v1/dns/lists", json={"name": "l1", "content": "a.test\n"}, headers=auth)
+    c.post(
+        "/api/v1/dns/rules", json={"name": "uses", "action": "block", "lists": ["l1"]}, headers=auth
+    )
+    assert c.delete(f"/api/v1/dns/lists/{listed.json()['id']}", headers=auth).status_code == 409
+    for bad in (
+        {"name": "x", "action": "override"},
+        {"name": "x", "action": "block", "lists": ["missing"]},
+        {"name": "x", "action": "block", "domains": ["not a name"]},
+        {"name": "no-social", "action": "block"},
+    ):
+        r = c.post("/api/v1/dns/rules", json=bad, headers=auth)
+        assert r.status_code in (404, 409, 422), (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    both = {"name": "x", "content": "a.test", "url": "https://lists.example/x"}
+    assert c.post("/api/v1/dns/lists", json=both, headers=auth).status_code == 422
