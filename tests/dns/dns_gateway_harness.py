@@ -155,6 +155,7 @@ class RunningGateway:
             for closer in self._closers:
                 closer.close()
             await self.gateway.upstreams.close()
+            await asyncio.sleep(0.05)  # let closed connections finish their handlers
 
         self.call(stop())
         self.loop.call_soon_threadsafe(self.loop.stop)

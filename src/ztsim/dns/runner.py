@@ -36,7 +36,7 @@ from ztsim.dns.identity_db import load_identity_snapshot, sessions_fingerprint
 from ztsim.dns.policy import PolicyData
 from ztsim.dns.querylog import QueryLog
 from ztsim.dns.refresh import refresh_due
-from ztsim.dns.server_tcp import serve_tcp, tcp_socket, tls_context
+from ztsim.dns.server_tcp import TcpServer, serve_tcp, tcp_socket, tls_context
 from ztsim.dns.server_udp import UdpServer, serve_udp, udp_socket
 from ztsim.dns.snapshot import PolicySnapshot
 from ztsim.dns.upstream import UpstreamPool, UpstreamSpec
@@ -212,7 +212,7 @@ class GatewayProcess:
         tcp = await serve_tcp(
             self.gateway, tcp_socket(options.host, options.port, reuse_port=reuse_port)
         )
-        servers: list[asyncio.Server | UdpServer] = [udp, tcp]
+        servers: list[TcpServer | UdpServer] = [udp, tcp]
         if options.tls_cert is not None and options.tls_key is not None:
             tls = tls_context(str(options.tls_cert), str(options.tls_key))
             dot_sock = tcp_socket(options.host, options.tls_port, reuse_port=reuse_port)

@@ -33,12 +33,22 @@ class TcpServer:
         self.gateway = gateway
         self.idle_timeout = idle_timeout
         self.max_inflight = max_inflight
+        self.server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def close(self) -> None:
+        """Stop listening and close open connections (asyncio.Server.close keeps them)."""
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._writers):
+            writer.close()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         who = self.gateway.identities.by_source(str(peer[0])) if peer else None
         slots = asyncio.Semaphore(self.max_inflight)
         tasks: set[asyncio.Task[None]] = set()
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -58,6 +68,7 @@ class TcpServer:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.idle_timeout)
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -91,10 +102,11 @@ def tcp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.sock
 
 async def serve_tcp(
     gateway: Gateway, sock: socket.socket, tls: ssl.SSLContext | None = None
-) -> asyncio.Server:
+) -> TcpServer:
     """DNS over TCP, or over TLS (RFC 7858: the same framing inside TLS) with `tls`."""
     server = TcpServer(gateway)
-    return await asyncio.start_server(server.handle, sock=sock, ssl=tls)
+    server.server = await asyncio.start_server(server.handle, sock=sock, ssl=tls)
+    return server
 
 
 def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:

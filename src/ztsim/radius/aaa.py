@@ -1,7 +1,10 @@
 """The AAA role: the server, its background writer, snapshot reloads and revocation.
 
 - Records from the hot path are written in batches by one background task, in a
-  worker thread, one transaction per batch.
+  worker thread, one transaction per batch. The hot path only queues them as they
+  are; rows are made in the writer.
+- Access-Requests are handled on a thread of their own (see `server`); the core's
+  lock keeps its state consistent between that thread and this service's tasks.
 - The snapshot is reloaded whole every `reload_seconds` (this is how a change made by
   another process reaches this one) and per SIM or identity on `notify()`.
 - After every reload, live sessions whose SIM would no longer be accepted (suspended,
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +42,7 @@ from ztsim.radius.traffic import ReplySettings
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
-from ztsim.sessions.ipam import Ipam, record_lease
+from ztsim.sessions.ipam import Ipam, record_leases
 from ztsim.sessions.table import Session, SessionIndex
 
 log = logging.getLogger("ztsim.radius.aaa")
@@ -46,12 +50,14 @@ log = logging.getLogger("ztsim.radius.aaa")
 
 @dataclass
 class _Batch:
-    events: list[dict[str, object]] = field(default_factory=list)
+    # As the hot path left them: turning them into rows is the writer thread's work.
+    events: list[tuple[NewEvent, datetime]] = field(default_factory=list)
+    leases: list[tuple[PoolEntry, str, str, datetime]] = field(default_factory=list)
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
     jobs: list[Callable[[Connection], None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.sessions or self.jobs)
+        return bool(self.events or self.leases or self.sessions or self.jobs)
 
 
 class BatchWriter:
@@ -61,28 +67,21 @@ class BatchWriter:
         self._engine = engine
         self._sealer = sealer
         self._batch = _Batch()
+        # The hot path's thread adds while the event loop takes.
+        self._lock = threading.Lock()
         self.written_events = 0
 
     def event(self, event: NewEvent, when: datetime) -> None:
-        # Same row shape as ztsim.events.store.append, with each decision's own time.
-        self._batch.events.append(
-            {
-                "org_id": event.org_id,
-                "time": when,
-                "kind": event.kind,
-                "actor": event.actor,
-                "subject": event.subject,
-                "outcome": event.outcome.value,
-                "reason": event.reason,
-                "payload": event.payload,
-            }
-        )
+        with self._lock:
+            self._batch.events.append((event, when))
 
     def session(self, session: Session) -> None:
-        self._batch.sessions[session.key] = session
+        with self._lock:
+            self._batch.sessions[session.key] = session
 
     def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None:
-        self._batch.jobs.append(lambda conn: _ignore(record_lease(conn, pool, imsi, address, when)))
+        with self._lock:
+            self._batch.leases.append((pool, imsi, address, when))
 
     def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None:
         def job(conn: Connection) -> None:
@@ -92,14 +91,17 @@ class BatchWriter:
             except ZtsimError as exc:
                 log.warning("first-attach binding of a SIM failed: %s", exc)
 
-        self._batch.jobs.append(job)
+        with self._lock:
+            self._batch.jobs.append(job)
 
     def take(self) -> _Batch:
-        batch, self._batch = self._batch, _Batch()
+        with self._lock:
+            batch, self._batch = self._batch, _Batch()
         return batch
 
     def write(self, batch: _Batch) -> None:
         with self._engine.begin() as conn:
+            record_leases(conn, batch.leases)
             for job in batch.jobs:
                 job(conn)
             if batch.sessions:
@@ -109,10 +111,6 @@ class BatchWriter:
         self.written_events += len(batch.events)
 
 
-def _ignore(_value: object) -> None:
-    return None
-
-
 _INSERT_QMARK = (
     "INSERT INTO events (org_id, time, kind, actor, subject, outcome, reason, payload) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -120,37 +118,56 @@ _INSERT_QMARK = (
 _INSERT_FORMAT = _INSERT_QMARK.replace("?", "%s")
 
 
-def _insert_events(conn: Connection, rows: list[dict[str, object]]) -> None:
+def _sqlite_time(when: datetime) -> str:
+    # UtcDateTime stores naive UTC on SQLite, in SQLAlchemy's DATETIME text form
+    # ("%Y-%m-%d %H:%M:%S.%f"; isoformat gives the same, faster).
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _insert_events(conn: Connection, events: list[tuple[NewEvent, datetime]]) -> None:
     """Decision events in bulk. On SQLite and PostgreSQL the rows go straight to the
     driver's executemany (with the same text forms SQLAlchemy's types would bind):
     at benchmark rates the per-row type processing was the writer's main cost."""
     dialect = conn.dialect.name
     if dialect not in ("sqlite", "postgresql"):
-        conn.execute(insert(schema.events), rows)
+        conn.execute(
+            insert(schema.events),
+            [
+                {
+                    "org_id": e.org_id,
+                    "time": when,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "subject": e.subject,
+                    "outcome": e.outcome.value,
+                    "reason": e.reason,
+                    "payload": e.payload,
+                }
+                for e, when in events
+            ],
+        )
         return
     sql = _INSERT_QMARK if conn.dialect.paramstyle == "qmark" else _INSERT_FORMAT
-    params = []
-    for r in rows:
-        when = r["time"]
-        assert isinstance(when, datetime)
-        if dialect == "sqlite":
-            # UtcDateTime stores naive UTC on SQLite, in SQLAlchemy's DATETIME text form.
-            when_value: object = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        else:
-            when_value = when
-        params.append(
-            (
-                r["org_id"],
-                when_value,
-                r["kind"],
-                r["actor"],
-                r["subject"],
-                r["outcome"],
-                r["reason"],
-                json.dumps(r["payload"]),
-            )
+    stamp = _sqlite_time if dialect == "sqlite" else _same
+    dumps = json.dumps
+    params = [
+        (
+            e.org_id,
+            stamp(when),
+            e.kind,
+            e.actor,
+            e.subject,
+            e.outcome.value,
+            e.reason,
+            dumps(e.payload),
         )
+        for e, when in events
+    ]
     conn.exec_driver_sql(sql, params)
+
+
+def _same(when: datetime) -> object:
+    return when
 
 
 @dataclass(frozen=True)
@@ -259,6 +276,11 @@ class AaaService:
             return self.ipam.claim_block(conn, pool, self.clock())
 
     def _claim_soon(self, pool: PoolEntry) -> None:
+        # Called by the hot path, on its own thread: the claim starts on the event loop.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_claim, pool)
+
+    def _start_claim(self, pool: PoolEntry) -> None:
         if pool.id in self._claiming:
             return
         self._claiming.add(pool.id)
@@ -274,8 +296,9 @@ class AaaService:
     async def reload(self) -> None:
         assert self.core is not None
         snapshot, _ = await asyncio.to_thread(self._load_all)
-        self.core.snapshot = snapshot
-        self._recheck(list(self.core.sessions))
+        with self.core.lock:
+            self.core.snapshot = snapshot
+            self._recheck(list(self.core.sessions))
 
     async def _reload_loop(self) -> None:
         while True:
@@ -313,8 +336,9 @@ class AaaService:
             return snapshot, [s.imsi for s in fresh]
 
         snapshot, imsis = await asyncio.to_thread(read)
-        core.snapshot = snapshot
-        self._recheck([s for imsi in imsis for s in core.sessions.for_imsi(imsi)])
+        with core.lock:
+            core.snapshot = snapshot
+            self._recheck([s for imsi in imsis for s in core.sessions.for_imsi(imsi)])
 
     def _recheck(self, sessions: Iterable[Session]) -> None:
         core = self.core
@@ -363,6 +387,7 @@ class AaaService:
             now,
         )
         if ok and self.core is not None:
-            stopped = self.core.sessions.stop(s.key, now, "disconnected")
+            with self.core.lock:
+                stopped = self.core.sessions.stop(s.key, now, "disconnected")
             if stopped is not None:
                 self.writer.session(stopped)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -82,6 +83,9 @@ class AaaCore(AccountingMixin):
     _accept_tail: bytes = field(init=False, repr=False, default=b"")
     # IMSI -> (IMEI, APN) of its last accepted Access-Request, for accounting without them.
     accepted: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # Held by whoever reads or changes this state: the datagram handlers (auth runs on a
+    # thread of its own) and the service's tasks (reloads, revocation).
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         settings = self.reply_settings

@@ -128,7 +128,7 @@ def message_authenticator_ok(
     if found == -1:
         return not required
     zeroed = datagram[: found + 2] + _ZERO16 + datagram[found + _MA_LENGTH : request.length]
-    expected = hmac.new(secret, zeroed, hashlib.md5).digest()
+    expected = hmac.digest(secret, zeroed, "md5")
     return hmac.compare_digest(expected, datagram[found + 2 : found + _MA_LENGTH])
 
 
@@ -144,7 +144,7 @@ def encode_access_reply(
     length = HEADER_LENGTH + _MA_LENGTH + len(tail)
     head = _SHORT_HEADER.pack(code, request.identifier, length)
     placeholder = bytes((_MA, _MA_LENGTH)) + _ZERO16
-    ma = hmac.new(secret, head + request.authenticator + placeholder + tail, hashlib.md5).digest()
+    ma = hmac.digest(secret, head + request.authenticator + placeholder + tail, "md5")
     body = bytes((_MA, _MA_LENGTH)) + ma + tail
     response = hashlib.md5(
         head + request.authenticator + body + secret, usedforsecurity=False

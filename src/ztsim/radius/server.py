@@ -1,9 +1,14 @@
-"""The AAA server's UDP endpoints: a thin asyncio adapter around `AaaCore`.
+"""The AAA server's UDP endpoints: thin adapters around `AaaCore`.
 
-Authentication and accounting each get one socket, read with `loop.add_reader`;
-every datagram is handed to the core and its reply (if any) sent back at once. Bad
-input never raises out of here: the core drops and counts it, and an unexpected
-error is logged and the datagram dropped.
+Authentication, the hot path, is served by a thread of its own in a blocking
+`recvfrom`/`sendto` loop: with a gateway keeping a few hundred requests in flight the
+socket is rarely deep, and an event-loop wake-up per datagram (poll, callbacks) cost
+about as much as the request itself. Accounting is read on the event loop with
+`loop.add_reader`. Both call the core under its lock, so the core sees one datagram
+at a time, as the event loop's own tasks (reloads, revocation) do. Every datagram is
+handed to the core and its reply (if any) sent back at once. Bad input never raises
+out of here: the core drops and counts it, and an unexpected error is logged and the
+datagram dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ztsim.radius.core import AaaCore
@@ -33,11 +40,14 @@ class _Endpoint:
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         handle: Callable[[bytes, tuple[str, int]], bytes | None],
+        lock: AbstractContextManager[object],
     ) -> None:
         self.loop = loop
         self.sock = sock
         self.handle = handle
+        self.lock = lock
         self.send_failures = 0
+        sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._ready)
 
     @property
@@ -54,7 +64,8 @@ class _Endpoint:
                 log.debug("UDP receive error: %s", exc)
                 return
             try:
-                reply = self.handle(data, (str(addr[0]), int(addr[1])))
+                with self.lock:
+                    reply = self.handle(data, _peer(addr))
             except Exception:
                 # A bug must not stop the server: the request is dropped and logged.
                 log.exception("unexpected error while handling a RADIUS datagram")
@@ -71,9 +82,78 @@ class _Endpoint:
         self.sock.close()
 
 
+def _peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
+    # IPv6 sources come with flow info and scope id; the core keys on host and port.
+    return addr if len(addr) == 2 else (addr[0], addr[1])
+
+
+class _ThreadEndpoint:
+    """One UDP socket served by a thread of its own: block in `recvfrom`, handle, `sendto`.
+    The GIL is released while blocked, so the event loop's tasks run in between."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        handle: Callable[[bytes, tuple[str, int]], bytes | None],
+        lock: AbstractContextManager[object],
+        name: str,
+    ) -> None:
+        self.sock = sock
+        self.handle = handle
+        self.lock = lock
+        self.send_failures = 0
+        self._closing = False
+        sock.setblocking(True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        sock, handle, lock = self.sock, self.handle, self.lock
+        while True:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except OSError as exc:
+                if self._closing:
+                    return
+                log.debug("UDP receive error: %s", exc)
+                continue
+            if self._closing:
+                return
+            try:
+                with lock:
+                    reply = handle(data, _peer(addr))
+            except Exception:
+                # A bug must not stop the server: the request is dropped and logged.
+                log.exception("unexpected error while handling a RADIUS datagram")
+                continue
+            if reply is not None:
+                try:
+                    sock.sendto(reply, addr)
+                except OSError:
+                    # UDP: the client retransmits; a full send buffer drops this reply.
+                    self.send_failures += 1
+
+    def close(self) -> None:
+        self._closing = True
+        # Closing a socket does not wake a thread blocked reading it: a datagram does.
+        host, port = self.sock.getsockname()[:2]
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - not a bind address
+        try:
+            with socket.socket(self.sock.family, socket.SOCK_DGRAM) as waker:
+                waker.sendto(b"", (wildcard.get(host, host), port))
+        except OSError as exc:
+            log.debug("could not wake the RADIUS receive thread: %s", exc)
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
 @dataclass
 class RadiusServer:
-    auth: _Endpoint
+    auth: _ThreadEndpoint
     acct: _Endpoint
 
     @property
@@ -104,17 +184,17 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.setblocking(False)
     return sock
 
 
 async def start_server(core: AaaCore, host: str, auth_port: int, acct_port: int) -> RadiusServer:
     """Bind the authentication and accounting endpoints (port 0 picks a free port)."""
     loop = asyncio.get_running_loop()
-    auth = _Endpoint(loop, _bound_socket(host, auth_port), core.handle_auth)
+    acct = _Endpoint(loop, _bound_socket(host, acct_port), core.handle_acct, core.lock)
     try:
-        acct = _Endpoint(loop, _bound_socket(host, acct_port), core.handle_acct)
+        auth_socket = _bound_socket(host, auth_port)
     except OSError:
-        auth.close()
+        acct.close()
         raise
+    auth = _ThreadEndpoint(auth_socket, core.handle_auth, core.lock, "radius-auth")
     return RadiusServer(auth, acct)

@@ -18,7 +18,7 @@ the unused rest of its old blocks stays idle until a pool is re-created.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 
@@ -154,6 +154,31 @@ def record_lease(conn: Connection, pool: PoolEntry, imsi: str, address: str, now
         log.warning("lease for a SIM of pool %s already recorded by another process", pool.id)
         return False
     return True
+
+
+def record_leases(conn: Connection, leases: Sequence[tuple[PoolEntry, str, str, datetime]]) -> int:
+    """Persist many dynamic leases (pool, IMSI, address, time) in one statement; the
+    number recorded. If any collides (another process's lease), each is retried on its
+    own, so the others still land and the collision is logged as in `record_lease`."""
+    if not leases:
+        return 0
+    rows = [
+        {
+            "pool_id": pool.id,
+            "org_id": pool.org_id,
+            "address": address,
+            "imsi": imsi,
+            "static": False,
+            "created_at": when,
+        }
+        for pool, imsi, address, when in leases
+    ]
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(_leases), rows)
+    except IntegrityError:
+        return sum(record_lease(conn, *lease) for lease in leases)
+    return len(rows)
 
 
 def assign_static(
