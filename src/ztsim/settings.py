@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     dns_upstreams: list[str] = Field(default_factory=list)
     dns_policy_file: Path | None = None
     dns_reload_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between reloads
+    dns_stats_interval: float = Field(default=10.0, gt=0, le=3600)  # aggregate dns.stats events
     # DNS over TLS (RFC 7858) is served on dns_tls_port when both files are set.
     dns_tls_port: int = Field(default=8853, ge=1, le=65535)
     dns_tls_cert: Path | None = None

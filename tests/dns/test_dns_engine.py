@@ -143,6 +143,25 @@ def test_privacy_modes(mode: PrivacyMode, expected: list[str]) -> None:
     assert all(e.kind == "dns.query" and e.org_id == "org-a" for e in events)
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (PrivacyMode.BLOCKED_ONLY, [{"queries": 2, "blocked": 1}]),
+        (PrivacyMode.ALL, [{"queries": 2, "blocked": 1}]),
+        (PrivacyMode.NONE, []),
+    ],
+)
+def test_aggregate_stats_name_no_one(mode: PrivacyMode, expected: list[dict[str, int]]) -> None:
+    engine = _engine(OrgSettings(privacy=mode))
+    _ask_both(engine)
+    assert engine.log is not None
+    stats = engine.log.stats()
+    assert [e.payload for e in stats] == expected
+    assert all(e.kind == "dns.stats" and e.subject == "org:org-a" for e in stats)
+    assert "alice" not in json.dumps([[e.subject, e.payload] for e in stats])
+    assert engine.log.stats() == []  # counts restart after each report
+
+
 def test_pseudonymised_events_carry_no_identity() -> None:
     engine = _engine(OrgSettings(privacy=PrivacyMode.ALL, pseudonymise=True))
     _ask_both(engine)

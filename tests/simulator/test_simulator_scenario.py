@@ -34,7 +34,7 @@ def _devices() -> list[Device]:
 def test_the_shipped_scenario_loads() -> None:
     s = Scenario.load(ACME)
     assert (s.name, s.seed, s.apn) == ("acme-demo", 20261124, "corp.acme")
-    assert "beacon.c2-relay.example" in s.command_and_control
+    assert "beacon.c2.botnet.example" in s.command_and_control
 
 
 def test_plan_is_deterministic_under_a_seed() -> None:

@@ -6,6 +6,7 @@ remote administration goes through the REST API with a token.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ztsim.cli import aka as aka_cli
+from ztsim.cli import demo as demo_cli
 from ztsim.cli import dns as dns_cli
 from ztsim.cli import esim as esim_cli
 from ztsim.cli import serve as serve_cli
@@ -38,9 +40,8 @@ from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
-from ztsim.node import dns as dns_node
 from ztsim.node import platform as node
-from ztsim.node import radius as radius_node
+from ztsim.node import up as up_node
 from ztsim.sealing import KEY_BYTES, format_key
 
 app = typer.Typer(help="ztsim: a Zero Trust SIM platform.", no_args_is_help=True)
@@ -51,6 +52,7 @@ app.add_typer(sims_app, name="sims")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(aka_cli.app, name="aka")
+app.command("demo")(demo_cli.demo)
 app.add_typer(esim_cli.app, name="esim")
 app.add_typer(serve_cli.app, name="serve")
 serve_cli.app.command("dns")(dns_cli.serve_dns)
@@ -80,7 +82,7 @@ def init(
 
 @app.command()
 def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Run every role in one process (the API and the RADIUS AAA server).
+    """Run every role in one process: the API (with DoH), RADIUS AAA and the DNS gateway.
 
     On a fresh data directory it first creates an org and prints its admin token once."""
     platform = platform_for(config, data_dir, create_key=True)
@@ -89,8 +91,7 @@ def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         out.print(f"Created org [bold]{org.name}[/bold]. Admin token (shown once, store it now):")
         out.print(token, markup=False, highlight=False)
     out.print(f"API: http://{platform.settings.api_host}:{platform.settings.api_port}/docs")
-    dns_node.start_in_thread(platform)
-    radius_node.serve_up(platform)
+    asyncio.run(up_node.run_until_stopped(platform))
 
 
 @sims_app.command("import")

@@ -6,6 +6,10 @@ identity by a keyed pseudonym if the org asks for it, and appends an event to
 an in-memory batch. `drain` hands the batch to a writer (the gateway's
 background task stores it with `ztsim.events.store.append`).
 
+Besides the per-query events, `stats()` gives one `dns.stats` event per org with
+the counts since the last call (queries, blocked): aggregates that name no one,
+so they are kept in `blocked-only` mode too, and dropped in `none`.
+
 An event's subject is `identity:<id>` (else `device:<id>`), so GET /api/v1/events
 with a `self` token lists exactly the DNS events about its holder. A
 pseudonymised event has subject `pseudonym:<hmac>` and no identity or device
@@ -24,6 +28,7 @@ from ztsim.dns.snapshot import Decision, PolicySnapshot
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 
 EVENT_KIND = "dns.query"
+STATS_KIND = "dns.stats"
 ACTOR = "dns-gateway"
 DEFAULT_MAX_PENDING = 100_000  # a stalled writer drops the oldest events, never blocks queries
 _ACTIONS = {Action.ALLOW: "allowed", Action.BLOCK: "blocked", Action.OVERRIDE: "overridden"}
@@ -52,6 +57,7 @@ class QueryLog:
         self.policy = policy
         self._key = pseudonym_key
         self._pending: deque[NewEvent] = deque(maxlen=max_pending)
+        self._counts: dict[str, list[int]] = {}  # org -> [queries, blocked]
         self.dropped = 0
 
     def record(self, who: Requester, qname: str, qtype: int, decision: Decision) -> None:
@@ -60,6 +66,9 @@ class QueryLog:
         if mode is PrivacyMode.NONE:
             return
         blocked = decision.action is Action.BLOCK
+        counts = self._counts.setdefault(who.org_id, [0, 0])
+        counts[0] += 1
+        counts[1] += blocked
         if mode is PrivacyMode.BLOCKED_ONLY and not blocked:
             return
         payload: dict[str, object] = {
@@ -87,6 +96,20 @@ class QueryLog:
                 payload=payload,
             )
         )
+
+    def stats(self) -> list[NewEvent]:
+        """One aggregate event per org with the counts since the last call."""
+        counts, self._counts = self._counts, {}
+        return [
+            NewEvent(
+                org_id=org_id,
+                kind=STATS_KIND,
+                actor=ACTOR,
+                subject=subject_of("org", org_id),
+                payload={"queries": queries, "blocked": blocked},
+            )
+            for org_id, (queries, blocked) in counts.items()
+        ]
 
     def drain(self) -> list[NewEvent]:
         """Everything recorded since the last drain, oldest first."""

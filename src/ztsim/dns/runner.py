@@ -55,6 +55,7 @@ class GatewayOptions:
     database: DbEngine | None = None
     reload_interval: float = 5.0
     log_interval: float = 1.0
+    stats_interval: float = 10.0  # seconds between the aggregate dns.stats events
     pseudonym_key: bytes = field(default_factory=lambda: os.urandom(32))
     store_key: Callable[[], bytes] = field(default=lambda: os.urandom(16))
     # DNS over TLS (RFC 7858) on `tls_port` when a certificate and key are configured.
@@ -120,6 +121,7 @@ class GatewayProcess:
         self._sessions: tuple[object, ...] = ()
         policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
+        self._stats_at = time.monotonic()
         self.gateway = Gateway(
             Engine(policy, AnswerCache(), self.querylog),
             IdentityResolver(_identities(options, self._subjects)),
@@ -179,8 +181,12 @@ class GatewayProcess:
         self._shared_stamp = stamp
         return True
 
-    def write_log(self) -> None:
+    def write_log(self, final: bool = False) -> None:
         events = self.querylog.drain()
+        now = time.monotonic()
+        if final or now - self._stats_at >= self.options.stats_interval:
+            self._stats_at = now
+            events += self.querylog.stats()
         if events and self.options.database is not None:
             with self.options.database.begin() as conn:
                 store.append(conn, events, utc_now())
@@ -235,7 +241,7 @@ class GatewayProcess:
                 server.close()
             await self.gateway.upstreams.close()
             with contextlib.suppress(Exception):
-                self.write_log()
+                self.write_log(final=True)
 
 
 def serve_forever(process: GatewayProcess, reuse_port: bool, refresher: bool = True) -> None:

@@ -49,6 +49,7 @@ def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOpt
         policy_file=settings.dns_policy_file,
         database=platform.engine if platform is not None else None,
         reload_interval=settings.dns_reload_interval,
+        stats_interval=settings.dns_stats_interval,
         tls_port=settings.dns_tls_port,
         tls_cert=settings.dns_tls_cert,
         tls_key=settings.dns_tls_key,

@@ -34,6 +34,7 @@ from ztsim.radius.codes import Code
 from ztsim.radius.dictionary import decode_attributes
 from ztsim.radius.engine import (
     MESSAGES,
+    RISK_REASONS,
     AccessRequest,
     Decision,
     GatewayEntry,
@@ -54,6 +55,8 @@ from ztsim.sessions.table import SessionIndex
 log = logging.getLogger("ztsim.radius.core")
 
 _CODES = frozenset(int(c) for c in Code)
+# Reason.value goes through the enum's property on every read; this does not.
+_REASON_TEXT = {r: r.value for r in Reason}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -207,10 +210,12 @@ class AaaCore(AccountingMixin):
         decision = decide(self.snapshot, gateway, request, live)
         address = None
         sim = decision.sim
-        if decision.accepted and sim is not None:
+        accepted = decision.accepted
+        if accepted and sim is not None:
             got = self._address(gateway.org_id, sim.imsi)
             if got is None:
                 decision = Decision(Reason.NO_ADDRESS, sim)
+                accepted = False
             else:
                 pool, address, new = got
                 if new:
@@ -218,8 +223,10 @@ class AaaCore(AccountingMixin):
         if decision.bind_imei is not None and sim is not None:
             self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
             self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
-        self._record(gateway, request.imsi, request.imei, request.apn, decision, address, now)
-        if decision.accepted and address is not None:
+        self._record(
+            gateway, request.imsi, request.imei, request.apn, decision, accepted, address, now
+        )
+        if accepted and address is not None:
             self.counters.accepts += 1
             if request.imsi is not None:
                 self.accepted[request.imsi] = (request.imei, request.apn)
@@ -245,6 +252,7 @@ class AaaCore(AccountingMixin):
         imei: str | None,
         apn: str | None,
         decision: Decision,
+        accepted: bool,
         address: str | None,
         now: datetime,
     ) -> None:
@@ -253,19 +261,20 @@ class AaaCore(AccountingMixin):
         payload: dict[str, Any] = {"gateway_id": gateway.id, "imsi": imsi, "apn": apn, "imei": imei}
         if address is not None:
             payload["ue_address"] = address
+        reason = _REASON_TEXT[decision.reason]
         self.sink.event(
             NewEvent(
                 gateway.org_id,
                 "radius.access",
                 f"gateway:{gateway.id}",
                 subject,
-                Outcome.SUCCESS if decision.accepted else Outcome.DENIED,
-                decision.reason.value,
+                Outcome.SUCCESS if accepted else Outcome.DENIED,
+                reason,
                 payload,
             ),
             now,
         )
-        if decision.risk:
+        if decision.reason in RISK_REASONS:
             kind = "risk.clone" if decision.reason is Reason.CLONE_SUSPECTED else "risk.device_swap"
             self.sink.event(
                 NewEvent(
@@ -274,7 +283,7 @@ class AaaCore(AccountingMixin):
                     f"gateway:{gateway.id}",
                     subject,
                     Outcome.DENIED,
-                    decision.reason.value,
+                    reason,
                     payload,
                 ),
                 now,

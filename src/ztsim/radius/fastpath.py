@@ -12,25 +12,35 @@ this path and a Hypothesis test compares it with the codec.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from ztsim.radius.attrtypes import VENDOR_3GPP, AttributeType, ThreeGppType
 from ztsim.radius.errors import RadiusDecodeError
 from ztsim.radius.packet import HEADER_LENGTH, MAX_PACKET_LENGTH
 
-_MA = AttributeType.MESSAGE_AUTHENTICATOR
+_MA = int(AttributeType.MESSAGE_AUTHENTICATOR)
 _MA_LENGTH = 18  # RFC 3579 §3.2: Type, Length and a 16-octet HMAC-MD5
 _ZERO16 = bytes(16)
 _HEADER = struct.Struct("!BBH16s")
 _SHORT_HEADER = struct.Struct("!BBH")
-_VENDOR = struct.Struct("!I")
+# Plain ints: compared once per attribute, an enum member's lookup is noticeable there.
+_USER_NAME = int(AttributeType.USER_NAME)
+_CALLED_STATION_ID = int(AttributeType.CALLED_STATION_ID)
+_PROXY_STATE = int(AttributeType.PROXY_STATE)
+_VENDOR_SPECIFIC = int(AttributeType.VENDOR_SPECIFIC)
+_3GPP_IMSI = int(ThreeGppType.IMSI)
+_3GPP_IMEISV = int(ThreeGppType.IMEISV)
+# RFC 2865 §5.26: the Vendor-Id, 4 octets in network order, starts a VSA's value.
+_VENDOR_3GPP = VENDOR_3GPP.to_bytes(4, "big")
+# Read but undecodable stays None; a later copy of the attribute is then ignored too.
+_UNSET: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
-class RawAccess:
+class RawAccess(NamedTuple):
     """The attributes an access decision reads, as text, plus the Proxy-States to echo."""
 
     user_name: str | None
@@ -47,20 +57,7 @@ def _text(value: bytes) -> str | None:
         return None
 
 
-def _read_3gpp(data: bytes, found: dict[int, str | None]) -> None:
-    # TS 29.061 §16.4.7: 3GPP sub-attributes are Type (1), Length (1), Value.
-    offset = 4
-    while offset + 2 <= len(data):
-        sub_type, sub_length = data[offset], data[offset + 1]
-        if sub_length < 2 or offset + sub_length > len(data):
-            return
-        if sub_type in (ThreeGppType.IMSI, ThreeGppType.IMEISV) and sub_type not in found:
-            found[sub_type] = _text(data[offset + 2 : offset + sub_length])
-        offset += sub_length
-
-
-@dataclass(frozen=True, slots=True)
-class RawRequest:
+class RawRequest(NamedTuple):
     """An Access-Request read in one pass over its octets."""
 
     code: int
@@ -81,39 +78,83 @@ def scan_request(datagram: bytes) -> RawRequest:
     code, identifier, length, authenticator = _HEADER.unpack_from(datagram)
     if not HEADER_LENGTH <= length <= MAX_PACKET_LENGTH or length > size:
         raise RadiusDecodeError(f"Length field {length} does not fit the {size}-octet datagram")
-    user = apn = None
+    user = apn = imsi = imeisv = _UNSET
     proxy: list[bytes] = []
-    vendor: dict[int, str | None] = {}
     ma_offset = -1
     offset = HEADER_LENGTH
     while offset < length:
         if length - offset < 2:
             raise RadiusDecodeError(f"attribute at offset {offset} is cut off after its type")
-        kind, attribute_length = datagram[offset], datagram[offset + 1]
-        end = offset + attribute_length
-        if attribute_length < 2 or end > length:
+        kind = datagram[offset]
+        end = offset + datagram[offset + 1]
+        if end < offset + 2 or end > length:
             raise RadiusDecodeError(f"attribute {kind} at offset {offset} has a bad length")
-        if kind == AttributeType.USER_NAME:
-            user = _text(datagram[offset + 2 : end]) if user is None else user
-        elif kind == AttributeType.CALLED_STATION_ID:
-            apn = _text(datagram[offset + 2 : end]) if apn is None else apn
-        elif kind == AttributeType.PROXY_STATE:
-            proxy.append(datagram[offset:end])
+        if kind == _VENDOR_SPECIFIC:
+            if datagram[offset + 2 : offset + 6] == _VENDOR_3GPP and end >= offset + 6:
+                # TS 29.061 §16.4.7: 3GPP sub-attributes are Type (1), Length (1), Value.
+                sub = offset + 6
+                while sub + 2 <= end:
+                    sub_type = datagram[sub]
+                    sub_end = sub + datagram[sub + 1]
+                    if sub_end < sub + 2 or sub_end > end:
+                        break
+                    if sub_type == _3GPP_IMSI:
+                        if imsi is _UNSET:
+                            imsi = _text(datagram[sub + 2 : sub_end])
+                    elif sub_type == _3GPP_IMEISV and imeisv is _UNSET:
+                        imeisv = _text(datagram[sub + 2 : sub_end])
+                    sub = sub_end
+        elif kind == _USER_NAME:
+            if user is _UNSET:
+                user = _text(datagram[offset + 2 : end])
+        elif kind == _CALLED_STATION_ID:
+            if apn is _UNSET:
+                apn = _text(datagram[offset + 2 : end])
         elif kind == _MA:
-            ma_offset = offset if ma_offset == -1 and attribute_length == _MA_LENGTH else -2
-        elif kind == AttributeType.VENDOR_SPECIFIC and attribute_length >= 6:
-            value = datagram[offset + 2 : end]
-            if _VENDOR.unpack_from(value)[0] == VENDOR_3GPP:
-                _read_3gpp(value, vendor)
+            ma_offset = offset if ma_offset == -1 and end - offset == _MA_LENGTH else -2
+        elif kind == _PROXY_STATE:
+            proxy.append(datagram[offset:end])
         offset = end
     access = RawAccess(
-        user,
-        vendor.get(ThreeGppType.IMSI),
-        vendor.get(ThreeGppType.IMEISV),
-        apn,
+        None if user is _UNSET else user,
+        None if imsi is _UNSET else imsi,
+        None if imeisv is _UNSET else imeisv,
+        None if apn is _UNSET else apn,
         tuple(proxy),
     )
     return RawRequest(code, identifier, authenticator, length, ma_offset, access)
+
+
+# RFC 2104 §2: HMAC over a 64-octet block; a longer key is hashed first.
+_BLOCK = 64
+_IPAD = bytes(0x36 for _ in range(_BLOCK))
+_OPAD = bytes(0x5C for _ in range(_BLOCK))
+
+
+@functools.lru_cache(maxsize=1024)
+def _hmac_md5_pads(secret: bytes) -> tuple[Any, Any]:
+    """MD5 states after the inner and the outer padded key (RFC 2104 §2), computed once
+    per shared secret: each HMAC then copies them instead of hashing the key again."""
+    key = hashlib.md5(secret, usedforsecurity=False).digest() if len(secret) > _BLOCK else secret
+    key = key.ljust(_BLOCK, b"\0")
+    inner = hashlib.md5(
+        bytes(k ^ p for k, p in zip(key, _IPAD, strict=True)), usedforsecurity=False
+    )
+    outer = hashlib.md5(
+        bytes(k ^ p for k, p in zip(key, _OPAD, strict=True)), usedforsecurity=False
+    )
+    return inner, outer
+
+
+def hmac_md5(secret: bytes, data: bytes) -> bytes:
+    """HMAC-MD5 (RFC 2104), the same octets as `hmac.digest(secret, data, "md5")`."""
+    inner_start, outer_start = _hmac_md5_pads(secret)
+    inner = inner_start.copy()
+    inner.update(data)
+    outer = outer_start.copy()
+    outer.update(inner.digest())
+    digest: bytes = outer.digest()
+    return digest
 
 
 def message_authenticator_ok(
@@ -128,7 +169,7 @@ def message_authenticator_ok(
     if found == -1:
         return not required
     zeroed = datagram[: found + 2] + _ZERO16 + datagram[found + _MA_LENGTH : request.length]
-    expected = hmac.digest(secret, zeroed, "md5")
+    expected = hmac_md5(secret, zeroed)
     return hmac.compare_digest(expected, datagram[found + 2 : found + _MA_LENGTH])
 
 
@@ -140,11 +181,12 @@ def encode_access_reply(
 ) -> bytes:
     """Access-Accept/Reject with Message-Authenticator first (BlastRADIUS guidance, 2024),
     then `attributes`, then the request's Proxy-States (RFC 2865 §5.33)."""
-    tail = attributes + b"".join(request.access.proxy_states)
+    proxy_states = request.access.proxy_states
+    tail = attributes + b"".join(proxy_states) if proxy_states else attributes
     length = HEADER_LENGTH + _MA_LENGTH + len(tail)
     head = _SHORT_HEADER.pack(code, request.identifier, length)
     placeholder = bytes((_MA, _MA_LENGTH)) + _ZERO16
-    ma = hmac.digest(secret, head + request.authenticator + placeholder + tail, "md5")
+    ma = hmac_md5(secret, head + request.authenticator + placeholder + tail)
     body = bytes((_MA, _MA_LENGTH)) + ma + tail
     response = hashlib.md5(
         head + request.authenticator + body + secret, usedforsecurity=False

@@ -17,9 +17,10 @@ the unused rest of its old blocks stays idle until a pool is re-created.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 
 from sqlalchemy import Connection, delete, insert, select
@@ -156,29 +157,70 @@ def record_lease(conn: Connection, pool: PoolEntry, imsi: str, address: str, now
     return True
 
 
+# SQLite and PostgreSQL take a batch of leases straight from the driver, several rows per
+# statement: SQLAlchemy's per-row processing of a burst of first attaches (thousands)
+# held the GIL long enough to stall the RADIUS thread.
+_RAW_DIALECTS = ("sqlite", "postgresql")
+_LEASE_COLUMNS = ("pool_id", "org_id", "address", "imsi", "static", "created_at")
+# 6 columns: 900 parameters, under SQLite's oldest limit of 999 per statement.
+_LEASES_PER_INSERT = 150
+
+
+@functools.lru_cache(maxsize=16)
+def _lease_insert_sql(mark: str, rows: int) -> str:
+    values = "(" + ", ".join([mark] * len(_LEASE_COLUMNS)) + ")"
+    columns = ", ".join(_LEASE_COLUMNS)
+    # Only constants and placeholders: the values are bound by the driver.
+    sql = f"INSERT INTO ip_leases ({columns}) VALUES " + ", ".join([values] * rows)  # noqa: S608
+    return sql
+
+
+def _insert_leases(
+    conn: Connection, leases: Sequence[tuple[PoolEntry, str, str, datetime]]
+) -> None:
+    dialect = conn.dialect.name
+    if dialect not in _RAW_DIALECTS:
+        conn.execute(
+            insert(_leases),
+            [
+                {
+                    "pool_id": pool.id,
+                    "org_id": pool.org_id,
+                    "address": address,
+                    "imsi": imsi,
+                    "static": False,
+                    "created_at": when,
+                }
+                for pool, imsi, address, when in leases
+            ],
+        )
+        return
+    sqlite = dialect == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for start in range(0, len(leases), _LEASES_PER_INSERT):
+        chunk = leases[start : start + _LEASES_PER_INSERT]
+        params: list[object] = []
+        for pool, imsi, address, when in chunk:
+            utc = when.astimezone(UTC)
+            # The forms UtcDateTime and Boolean bind: naive UTC text and 0 on SQLite.
+            created: object = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+            params += (pool.id, pool.org_id, address, imsi)
+            params += (0, created) if sqlite else (False, utc)
+        conn.exec_driver_sql(_lease_insert_sql(mark, len(chunk)), tuple(params))
+
+
 def record_leases(conn: Connection, leases: Sequence[tuple[PoolEntry, str, str, datetime]]) -> int:
-    """Persist many dynamic leases (pool, IMSI, address, time) in one statement; the
+    """Persist many dynamic leases (pool, IMSI, address, time) in a few statements; the
     number recorded. If any collides (another process's lease), each is retried on its
     own, so the others still land and the collision is logged as in `record_lease`."""
     if not leases:
         return 0
-    rows = [
-        {
-            "pool_id": pool.id,
-            "org_id": pool.org_id,
-            "address": address,
-            "imsi": imsi,
-            "static": False,
-            "created_at": when,
-        }
-        for pool, imsi, address, when in leases
-    ]
     try:
         with conn.begin_nested():
-            conn.execute(insert(_leases), rows)
+            _insert_leases(conn, leases)
     except IntegrityError:
         return sum(record_lease(conn, *lease) for lease in leases)
-    return len(rows)
+    return len(leases)
 
 
 def assign_static(

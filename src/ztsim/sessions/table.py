@@ -67,6 +67,10 @@ class SessionIndex:
         return [self._live[k] for k in self._by_imsi.get(imsi, ())]
 
     def live_imeis(self, imsi: str) -> set[str]:
+        keys = self._by_imsi.get(imsi)
+        if not keys:
+            # Every Access-Request asks; most IMSIs have no live session.
+            return set()
         return {s.imei for s in self.for_imsi(imsi) if s.imei is not None}
 
     def _add(self, session: Session) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ztsim.radius import SharedSecret
 from ztsim.simulator import resolver
 from ztsim.simulator.pgw import CoaListener, PacketGateway
-from ztsim.simulator.scenario import Action, ActionKind, Behaviour, Device, Scenario, plan
+from ztsim.simulator.scenario import FOREIGN_DEVICE, Action, ActionKind, Device, Scenario, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class SimReport:
 async def _do(action: Action, gw: PacketGateway, targets: Targets, report: SimReport) -> None:
     device = action.device
     if action.kind is ActionKind.ATTACH:
-        imeisv = device.clone_imeisv if device.behaviour is Behaviour.CLONED_SIM else None
+        imeisv = device.clone_imeisv if device.behaviour in FOREIGN_DEVICE else None
         result = await gw.attach(device, imeisv)
         report.attach_latencies.append(result.latency_s)
         if result.accepted:
@@ -92,9 +92,12 @@ async def run(
     devices: list[Device],
     targets: Targets,
     gateway: PacketGateway | None = None,
+    *,
+    detach: bool = True,
 ) -> SimReport:
     """Play the plan in real time (the scenario's duration). Pass a started `gateway`
-    (from `start_gateway`) to keep watching its Disconnect-Requests afterwards."""
+    (from `start_gateway`) to keep watching its Disconnect-Requests afterwards, and
+    `detach=False` to leave the sessions up at the end."""
     owned = None
     if gateway is None:
         gateway, owned = await start_gateway(targets, scenario.apn)
@@ -103,6 +106,8 @@ async def run(
     pending: list[asyncio.Task[None]] = []
     try:
         for action in plan(scenario, devices):
+            if action.kind is ActionKind.DETACH and not detach:
+                continue
             delay = action.at - (time.monotonic() - started)
             if delay > 0:
                 await asyncio.sleep(delay)

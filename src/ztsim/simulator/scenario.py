@@ -24,6 +24,11 @@ class Behaviour(StrEnum):
     PHISHED = "phished"  # browsing, then follows a phishing link
     COMPROMISED_IOT = "compromised-iot"  # telemetry plus beacons to a command-and-control domain
     CLONED_SIM = "cloned-sim"  # a copy of another device's SIM attaching from a second IMEI
+    STOLEN_SIM = "stolen-sim"  # a SIM taken out of its (offline) device, tried in another one
+
+
+# Behaviours that attach from a device other than the SIM's bound one, and stop there.
+FOREIGN_DEVICE = frozenset({Behaviour.CLONED_SIM, Behaviour.STOLEN_SIM})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,7 @@ class Device:
     imeisv: str
     msisdn: str | None
     behaviour: Behaviour
-    # For a cloned SIM: the IMEISV of the device it attaches from (not the bound one).
+    # For a cloned or stolen SIM: the IMEISV of the device it attaches from (not the bound one).
     clone_imeisv: str | None = None
 
 
@@ -48,6 +53,7 @@ class Scenario:
     phishing: tuple[str, ...]
     command_and_control: tuple[str, ...]
     queries_per_device: int = 8
+    settle_s: float = 0.0  # from a device's attach to its first query
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,12 +76,15 @@ class Scenario:
                 phishing=tuple(map(str, domains["phishing"])),
                 command_and_control=tuple(map(str, domains["command_and_control"])),
                 queries_per_device=int(data.get("queries_per_device", 8)),
+                settle_s=float(data.get("settle_s", 0.0)),
                 options=dict(data.get("options", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"scenario is missing or mistypes a field: {exc}") from None
         if scenario.duration_s <= 0 or scenario.queries_per_device < 1:
             raise InvalidInput("duration_s and queries_per_device must be positive")
+        if not 0 <= scenario.settle_s < 0.75 * scenario.duration_s:
+            raise InvalidInput("settle_s must leave time for queries")
         return scenario
 
     @classmethod
@@ -113,17 +122,17 @@ def _queries(s: Scenario, device: Device, rng: random.Random) -> list[str]:
             s.command_and_control[i % len(s.command_and_control)] if i % 2 else s.telemetry[0]
             for i in range(n)
         ]
-    return []  # a cloned SIM never gets as far as DNS
+    return []  # a cloned or stolen SIM never gets as far as DNS
 
 
 def plan(scenario: Scenario, devices: list[Device]) -> list[Action]:
     """Every device attaches early, queries through the run, and detaches at the end;
-    clones attach in the middle, after the genuine device is live."""
+    clones and stolen SIMs attach in the middle, after the genuine devices are live."""
     rng = random.Random(scenario.seed)  # noqa: S311 - a reproducible plan, not a secret
     span = scenario.duration_s
     actions: list[Action] = []
     for device in devices:
-        if device.behaviour is Behaviour.CLONED_SIM:
+        if device.behaviour in FOREIGN_DEVICE:
             actions.append(
                 Action(round(span * rng.uniform(0.3, 0.5), 3), ActionKind.ATTACH, device)
             )
@@ -131,7 +140,7 @@ def plan(scenario: Scenario, devices: list[Device]) -> list[Action]:
         start = round(span * rng.uniform(0.0, 0.15), 3)
         actions.append(Action(start, ActionKind.ATTACH, device))
         for name in _queries(scenario, device, rng):
-            at = round(rng.uniform(start + 0.05 * span, 0.9 * span), 3)
+            at = round(rng.uniform(start + max(0.05 * span, scenario.settle_s), 0.9 * span), 3)
             qtype = 28 if rng.random() < 0.2 else 1
             actions.append(Action(at, ActionKind.QUERY, device, name, qtype))
         actions.append(Action(round(span * 0.95, 3), ActionKind.DETACH, device))

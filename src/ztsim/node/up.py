@@ -1,0 +1,81 @@
+"""Every role in one process (`ztsim up`, and the demo): the API with DoH, the RADIUS
+AAA server on the same event loop, and the DNS gateway on its own loop in a thread.
+
+The API and the AAA server share an in-process notifier, so a committed
+suspension reaches the AAA server at once and it sends the Disconnect-Requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+
+from ztsim.api.app import create_app
+from ztsim.node import dns as dns_node
+from ztsim.node.platform import Platform
+from ztsim.node.radius import start_aaa
+from ztsim.radius.aaa import AaaService
+from ztsim.radius.server import RadiusServer
+from ztsim.sessions.changes import Notifier
+
+log = logging.getLogger("ztsim.node.up")
+
+
+@dataclass
+class Running:
+    aaa: AaaService
+    radius: RadiusServer
+    api: uvicorn.Server
+    api_task: asyncio.Task[None]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api.config.host}:{self.api.config.port}"
+
+    async def stop(self) -> None:
+        self.api.should_exit = True
+        await self.api_task
+        await self.aaa.stop()
+
+
+async def start_all(
+    platform: Platform, *, dns: bool = True, install_signal_handlers: bool = True
+) -> Running:
+    """Start every role and return once the API is listening. uvicorn takes SIGINT and
+    SIGTERM: `api_task` ends when one arrives."""
+    notifier = Notifier()
+    ctx = dataclasses.replace(platform.api_context(), notify=notifier)
+    aaa, radius = await start_aaa(platform)
+    notifier.subscribe(aaa.notify)
+    if dns:
+        # The gateway's loop runs in a daemon thread; it ends with the process.
+        dns_node.start_in_thread(platform)
+    config = uvicorn.Config(
+        create_app(ctx),
+        host=platform.settings.api_host,
+        port=platform.settings.api_port,
+        log_level="warning",
+        access_log=False,  # request paths can carry DoH device tokens
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task  # re-raise why it could not start
+            raise RuntimeError("the API server stopped before it started")
+        await asyncio.sleep(0.02)
+    log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
+    return Running(aaa, radius, server, task)
+
+
+async def run_until_stopped(platform: Platform) -> None:
+    """`ztsim up`: serve until uvicorn sees SIGINT or SIGTERM."""
+    running = await start_all(platform)
+    try:
+        await running.api_task
+    finally:
+        await running.aaa.stop()
