@@ -1,11 +1,11 @@
-# The two commands a newcomer needs: `make run` (the platform on the embedded
-# SQLite default) and `make test` (lint, types, and the whole test suite).
+# The two commands a newcomer needs: `make demo` (the whole platform on the embedded
+# SQLite default, with a virtual operator) and `make test` (lint, types, all tests).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest system-deps bench clean
+.PHONY: demo run test lint typecheck pytest system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+demo: $(STAMP)
+	$(BIN)/ztsim demo
 
 run: $(STAMP)
 	$(BIN)/ztsim up

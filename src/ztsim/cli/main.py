@@ -21,6 +21,7 @@ from ztsim.cli import demo as demo_cli
 from ztsim.cli import dns as dns_cli
 from ztsim.cli import esim as esim_cli
 from ztsim.cli import serve as serve_cli
+from ztsim.cli import simulate as simulate_cli
 from ztsim.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -53,6 +54,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(aka_cli.app, name="aka")
 app.command("demo")(demo_cli.demo)
+app.command("simulate")(simulate_cli.simulate)
 app.add_typer(esim_cli.app, name="esim")
 app.add_typer(serve_cli.app, name="serve")
 serve_cli.app.command("dns")(dns_cli.serve_dns)

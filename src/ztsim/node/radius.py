@@ -26,7 +26,8 @@ def aaa_settings(settings: Settings) -> AaaSettings:
         auth_port=settings.radius_auth_port,
         acct_port=settings.radius_acct_port,
         reply=ReplySettings(
-            dns_primary=settings.radius_dns_primary,
+            # The gateway hands out ztsim's own DNS gateway unless told otherwise.
+            dns_primary=settings.radius_dns_primary or settings.dns_host,
             dns_secondary=settings.radius_dns_secondary,
             session_timeout=settings.radius_session_timeout,
         ),

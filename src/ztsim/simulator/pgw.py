@@ -53,11 +53,15 @@ class Session:
 
 
 class _Client(asyncio.DatagramProtocol):
-    """One UDP socket; replies are matched to requests by identifier."""
+    """One UDP socket; replies are matched to requests by identifier, so at most 256
+    requests are in flight on it (RFC 2865 §3: the Identifier is one octet)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.waiting: dict[int, asyncio.Future[bytes]] = {}
+        self.free_ids: asyncio.Queue[int] = asyncio.Queue()
+        for ident in range(256):
+            self.free_ids.put_nowait(ident)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # CPython's UDP transport is not a registered DatagramTransport subclass.
@@ -84,39 +88,52 @@ class PacketGateway:
     disconnects: list[tuple[str, float]] = field(default_factory=list)  # (IMSI, monotonic time)
     _auth: _Client | None = None
     _acct: _Client | None = None
-    _ids: itertools.cycle[int] = field(default_factory=lambda: itertools.cycle(range(256)))
     _charging: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self) -> None:
+        # Sent from nas_ip: the AAA server knows gateways by their source address.
         loop = asyncio.get_running_loop()
-        _, self._auth = await loop.create_datagram_endpoint(_Client, remote_addr=self.auth_addr)
-        _, self._acct = await loop.create_datagram_endpoint(_Client, remote_addr=self.acct_addr)
+        local = (self.nas_ip, 0)
+        _, self._auth = await loop.create_datagram_endpoint(
+            _Client, local_addr=local, remote_addr=self.auth_addr
+        )
+        _, self._acct = await loop.create_datagram_endpoint(
+            _Client, local_addr=local, remote_addr=self.acct_addr
+        )
 
     def close(self) -> None:
         for client in (self._auth, self._acct):
             if client is not None and client.transport is not None:
                 client.transport.close()
 
-    async def _exchange(self, client: _Client | None, packet: Packet) -> Packet | None:
+    async def _exchange(
+        self, client: _Client | None, build: Callable[[int], Packet]
+    ) -> tuple[Packet, Packet | None]:
+        """Send the request `build(identifier)` makes, with retries; (request, verified reply)."""
         assert client is not None
         assert client.transport is not None
-        wire = packet.encode()
-        for _ in range(self.retries + 1):
-            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            client.waiting[packet.identifier] = future
-            client.transport.sendto(wire)
-            try:
-                data = await asyncio.wait_for(future, self.timeout_s)
-            except TimeoutError:
-                continue
-            try:
-                reply = Packet.decode(data)
-                verify_reply(reply, packet, self.secret)
-            except (RadiusDecodeError, RadiusAuthError):
-                return None
-            return reply
-        client.waiting.pop(packet.identifier, None)
-        return None
+        ident = await client.free_ids.get()
+        try:
+            packet = build(ident)
+            wire = packet.encode()
+            for _ in range(self.retries + 1):
+                future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+                client.waiting[ident] = future
+                client.transport.sendto(wire)
+                try:
+                    data = await asyncio.wait_for(future, self.timeout_s)
+                except TimeoutError:
+                    continue
+                try:
+                    reply = Packet.decode(data)
+                    verify_reply(reply, packet, self.secret)
+                except (RadiusDecodeError, RadiusAuthError):
+                    return packet, None
+                return packet, reply
+            return packet, None
+        finally:
+            client.waiting.pop(ident, None)
+            client.free_ids.put_nowait(ident)
 
     def _identity_attributes(self, device: Device, imeisv: str) -> list[Attribute]:
         attrs = [
@@ -138,18 +155,14 @@ class PacketGateway:
         imeisv = imeisv or device.imeisv
         authenticator = self.random(16)
         password = hide_password(b"ztsim-sim", self.secret, authenticator)
-        request = sign_request(
-            Packet(
-                Code.ACCESS_REQUEST,
-                next(self._ids),
-                authenticator,
-                (*self._identity_attributes(device, imeisv), Attribute(2, password)),
-            ),
-            self.secret,
-            add_message_authenticator=True,
-        )
+        attributes = (*self._identity_attributes(device, imeisv), Attribute(2, password))
+
+        def request(ident: int) -> Packet:
+            packet = Packet(Code.ACCESS_REQUEST, ident, authenticator, attributes)
+            return sign_request(packet, self.secret, add_message_authenticator=True)
+
         started = time.monotonic()
-        reply = await self._exchange(self._auth, request)
+        _, reply = await self._exchange(self._auth, request)
         latency = time.monotonic() - started
         if reply is None:
             return AttachResult(False, None, "no answer", latency)
@@ -179,10 +192,12 @@ class PacketGateway:
         if status is AcctStatusType.STOP:
             attrs.append(make_attribute("Acct-Terminate-Cause", AcctTerminateCause.USER_REQUEST))
             attrs.append(make_attribute("3GPP-Session-Stop-Indicator", 1))
-        request = sign_request(
-            Packet(Code.ACCOUNTING_REQUEST, next(self._ids), bytes(16), tuple(attrs)), self.secret
-        )
-        reply = await self._exchange(self._acct, request)
+
+        def request(ident: int) -> Packet:
+            packet = Packet(Code.ACCOUNTING_REQUEST, ident, bytes(16), tuple(attrs))
+            return sign_request(packet, self.secret)
+
+        _, reply = await self._exchange(self._acct, request)
         return reply is not None and reply.code == Code.ACCOUNTING_RESPONSE
 
     # -- RFC 5176: the gateway side of Disconnect-Request --------------------------------

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ztsim.radius import SharedSecret
 from ztsim.simulator import resolver
@@ -36,36 +37,42 @@ class SimReport:
     not_attached: int = 0
     detached: int = 0
     attach_latencies: list[float] = field(default_factory=list)
+    rcodes: Counter[int] = field(default_factory=Counter)
 
 
-async def _do(action: Action, gw: PacketGateway, targets: Targets, report: SimReport) -> None:
+async def _attach(device: Device, gw: PacketGateway, report: SimReport) -> bool:
+    imeisv = device.clone_imeisv if device.behaviour in FOREIGN_DEVICE else None
+    result = await gw.attach(device, imeisv)
+    report.attach_latencies.append(result.latency_s)
+    if result.accepted:
+        report.attached += 1
+    else:
+        report.refused.append((device.name, result.reply_message))
+    return result.accepted
+
+
+async def _query(action: Action, gw: PacketGateway, targets: Targets, report: SimReport) -> None:
     device = action.device
-    if action.kind is ActionKind.ATTACH:
-        imeisv = device.clone_imeisv if device.behaviour in FOREIGN_DEVICE else None
-        result = await gw.attach(device, imeisv)
-        report.attach_latencies.append(result.latency_s)
-        if result.accepted:
-            report.attached += 1
-        else:
-            report.refused.append((device.name, result.reply_message))
-    elif action.kind is ActionKind.QUERY:
-        session = gw.sessions.get(device.imsi)
-        if session is None or session.device is not device:
-            report.not_attached += 1
-            return
-        report.queries += 1
-        answer = await resolver.query(targets.dns, str(session.address), action.name, action.qtype)
-        if answer.rcode < 0:
-            report.no_answer += 1
-            return
-        report.answered += 1
-        if answer.blocked:
-            report.blocked[action.name] += 1
-            report.blocked_by_device[device.name] += 1
-    elif action.kind is ActionKind.DETACH:
-        session = gw.sessions.get(device.imsi)
-        if session is not None and session.device is device and await gw.detach(device):
-            report.detached += 1
+    session = gw.sessions.get(device.imsi)
+    if session is None or session.device is not device:
+        report.not_attached += 1
+        return
+    report.queries += 1
+    answer = await resolver.query(targets.dns, str(session.address), action.name, action.qtype)
+    if answer.rcode < 0:
+        report.no_answer += 1
+        return
+    report.answered += 1
+    report.rcodes[answer.rcode] += 1
+    if answer.blocked:
+        report.blocked[action.name] += 1
+        report.blocked_by_device[device.name] += 1
+
+
+async def _detach(device: Device, gw: PacketGateway, report: SimReport) -> None:
+    session = gw.sessions.get(device.imsi)
+    if session is not None and session.device is device and await gw.detach(device):
+        report.detached += 1
 
 
 async def start_gateway(
@@ -103,7 +110,20 @@ async def run(
         gateway, owned = await start_gateway(targets, scenario.apn)
     report = SimReport()
     started = time.monotonic()
-    pending: list[asyncio.Task[None]] = []
+    pending: list[asyncio.Task[Any]] = []
+    attaches: dict[str, asyncio.Task[bool]] = {}
+
+    async def after_attach(action: Action) -> None:
+        # A device's queries and detach wait for its own attach, never for others'.
+        attached = attaches.get(action.device.name)
+        if attached is None or not await attached:
+            report.not_attached += action.kind is ActionKind.QUERY
+            return
+        if action.kind is ActionKind.QUERY:
+            await _query(action, gateway, targets, report)
+        else:
+            await _detach(action.device, gateway, report)
+
     try:
         for action in plan(scenario, devices):
             if action.kind is ActionKind.DETACH and not detach:
@@ -111,9 +131,12 @@ async def run(
             delay = action.at - (time.monotonic() - started)
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(_do(action, gateway, targets, report)))
             if action.kind is ActionKind.ATTACH:
-                await pending[-1]  # later actions of this device need its session
+                task = asyncio.create_task(_attach(action.device, gateway, report))
+                attaches[action.device.name] = task
+                pending.append(task)
+            else:
+                pending.append(asyncio.create_task(after_attach(action)))
         await asyncio.gather(*pending)
     finally:
         if owned is not None:
