@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # The DNS gateway address handed to devices in Access-Accept (MS-Primary-DNS-Server).
     radius_dns_primary: str | None = None
     radius_dns_secondary: str | None = None
+    # Seconds between full snapshot reloads: how a separate process's changes arrive.
+    radius_reload_interval: float = Field(default=30.0, gt=0, le=3600)
     radius_session_timeout: int = Field(default=86400, ge=0, le=2**32 - 1)
     # DNS gateway: where it listens, the upstream resolvers ("host" or "host:port", port 53
     # by default), and the TOML policy file (rules, lists, org DNS settings).

@@ -82,7 +82,10 @@ def install(app: FastAPI) -> None:
         if request.url.path.startswith(SBI_PREFIXES):
             # TS 29.500 §5.2.7.2: malformed requests are 400 INVALID_MSG_FORMAT with invalidParams.
             invalid = [
-                {"param": "/".join(str(p) for p in e.get("loc", ())), "reason": str(e.get("msg", ""))}
+                {
+                    "param": "/".join(str(p) for p in e.get("loc", ())),
+                    "reason": str(e.get("msg", "")),
+                }
                 for e in exc.errors()
             ]
             body = {

@@ -25,6 +25,7 @@ def aaa_settings(settings: Settings) -> AaaSettings:
         host=settings.radius_host,
         auth_port=settings.radius_auth_port,
         acct_port=settings.radius_acct_port,
+        reload_seconds=settings.radius_reload_interval,
         reply=ReplySettings(
             # The gateway hands out ztsim's own DNS gateway unless told otherwise.
             dns_primary=settings.radius_dns_primary or settings.dns_host,

@@ -1,8 +1,9 @@
 """The AAA role: the server, its background writer, snapshot reloads and revocation.
 
 - Records from the hot path are written in batches by one background task, in a
-  worker thread, one transaction per batch. The hot path only queues them as they
-  are; rows are made in the writer.
+  worker thread, one transaction per batch. Events are queued as ready-made rows and
+  inserted many per statement, so the writer thread seldom holds the GIL that the
+  hot path's thread needs.
 - Access-Requests are handled on a thread of their own (see `server`); the core's
   lock keeps its state consistent between that thread and this service's tasks.
 - The snapshot is reloaded whole every `reload_seconds` (this is how a change made by

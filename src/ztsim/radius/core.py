@@ -5,8 +5,9 @@ silence) out.
 cache) and never touches the database itself, except to claim a new address block
 when one runs dry: records (decision events, sessions, leases, first-attach
 bindings) go to a `Sink` that a background writer flushes in batches. `server` is the
-thin asyncio adapter. Bad input of any kind is dropped and counted
-(RFC 2865 §3: silently discard), never raised to the event loop.
+thin socket adapter (a thread for authentication, the event loop for accounting); it
+and the service's tasks hold `lock` while they use the core. Bad input of any kind is
+dropped and counted (RFC 2865 §3: silently discard), never raised to the caller.
 """
 
 from __future__ import annotations
