@@ -45,7 +45,7 @@ from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
 from ztsim.clock import new_id
 from ztsim.db import schema
-from ztsim.db.engine import make_engine, upgrade
+from ztsim.db.engine import for_writing, make_engine, upgrade
 from ztsim.identifiers import Iccid, Imei
 from ztsim.identity import repository as identities
 from ztsim.identity import token_store
@@ -79,7 +79,8 @@ class RunningAaa:
             acct_port=0,
             reply=ReplySettings(dns_primary=DNS_PRIMARY),
         )
-        self.service = AaaService(engine, sealer, settings)
+        # As node/radius.py wires it: the AAA role's transactions write (claims, records).
+        self.service = AaaService(for_writing(engine), sealer, settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine
 
 from ztsim.clock import Clock, utc_now
+from ztsim.db.engine import for_writing
 from ztsim.esim.config import EsimConfig
 from ztsim.sealing import Sealer
 from ztsim.sessions.changes import ChangeEvent, ignore
@@ -27,6 +28,7 @@ class ApiContext:
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
-        """One transaction; it commits before the handler returns its response."""
-        with self.engine.begin() as conn:
+        """One transaction; it commits before the handler returns its response. It may
+        write, so on SQLite it takes the write lock from the start."""
+        with for_writing(self.engine).begin() as conn:
             yield conn

@@ -44,6 +44,7 @@ def simulate(
                 "dns_queries_per_s": round(result.queries_per_s, 1),
                 "errors": result.errors,
                 "attached": r.attached,
+                "attach_timeouts": r.attach_timeouts,
                 "queries": r.queries,
                 "rcodes": {str(k): v for k, v in sorted(r.rcodes.items())},
             }

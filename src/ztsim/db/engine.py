@@ -25,11 +25,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _begin_immediate(conn: Any) -> None:
+def _begin(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is
     # locked" when another connection wrote meanwhile (SQLite cannot upgrade a stale
-    # snapshot); taking the write lock up front makes it wait (busy_timeout) instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # snapshot); writers take the write lock up front and wait (busy_timeout) instead.
+    # Readers stay deferred, so they never hold up the writers.
+    immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+_IMMEDIATE = "ztsim_sqlite_immediate"
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The same engine (and pool), whose transactions take SQLite's write lock at BEGIN.
+    Use it for transactions that write; PostgreSQL ignores the option."""
+    return engine.execution_options(**{_IMMEDIATE: True})
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
@@ -40,7 +51,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = {}

@@ -26,6 +26,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.clock import utc_now
+from ztsim.db.engine import for_writing
 from ztsim.dns import policy_db
 from ztsim.dns.answercache import AnswerCache
 from ztsim.dns.config import GatewayConfig, load_config, source_files
@@ -188,7 +189,7 @@ class GatewayProcess:
             self._stats_at = now
             events += self.querylog.stats()
         if events and self.options.database is not None:
-            with self.options.database.begin() as conn:
+            with for_writing(self.options.database).begin() as conn:
                 store.append(conn, events, utc_now())
 
     async def _every(self, seconds: float, work: Callable[[], None]) -> None:

@@ -2,7 +2,8 @@
 drive its RADIUS and DNS servers with the virtual operator.
 
 The load org is made once and reused: N service identities with active SIMs,
-trust-on-first-attach (so each device binds on its first attach), an address
+each bound to its registered device (the steady state: trust-on-first-attach is a
+one-time write per SIM and would measure the database, not the AAA), an address
 pool on loopback, a gateway at 127.0.0.3, and DNS rules: the scenario's names
 are answered by an override, the security categories are blocked.
 """
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, func, select
 
 from ztsim.clock import utc_now
 from ztsim.db import schema
+from ztsim.db.engine import for_writing
 from ztsim.dns import repository as dns_repo
 from ztsim.dns.policy import Action, Category, Rule
 from ztsim.errors import NotFound
@@ -47,15 +49,18 @@ def _imsi(n: int) -> str:
     return f"00199{n:010d}"
 
 
+def _imei(n: int) -> str:
+    return Imei.with_check_digit(f"86{n:012d}").value
+
+
 def provision(platform: Platform, count: int, scenario: Scenario) -> tuple[list[Device], str]:
     """Devices for `count` SIMs (made when missing) and a fresh gateway secret."""
     now = utc_now()
-    with platform.engine.begin() as conn:
+    with for_writing(platform.engine).begin() as conn:
         try:
             org_id = identities.find_org(conn, SLUG).id
         except NotFound:
             org_id = identities.create_org(conn, "Load test", SLUG, now).id
-            identities.update_org(conn, org_id, tofu_binding=True)
             registry.create_pool(conn, org_id, cidr=POOL, static_cidr=None, now=now)
             names = (*scenario.browsing, *scenario.telemetry)
             dns_repo.create_rule(
@@ -119,6 +124,25 @@ def provision(platform: Platform, count: int, scenario: Scenario) -> tuple[list[
                     reason="",
                     now=now,
                 )
+                device = inventory.register_device(
+                    conn,
+                    org_id,
+                    imei=_imei(int(row.imsi.value[5:])),
+                    eid=None,
+                    owner_id=who.id,
+                    name=who.name,
+                    actor=ACTOR,
+                    now=now,
+                )
+                inventory.set_binding(
+                    conn,
+                    org_id,
+                    row.iccid.value,
+                    device.id,
+                    actor=ACTOR,
+                    reason="load-test device",
+                    now=now,
+                )
         for gateway in registry.list_gateways(conn, org_id):
             registry.delete_gateway(conn, org_id, gateway.id)
         secret = os.urandom(24).hex()
@@ -138,7 +162,7 @@ def provision(platform: Platform, count: int, scenario: Scenario) -> tuple[list[
     devices = []
     for n in range(count):
         behaviour = Behaviour.EMPLOYEE if rng.random() < 0.7 else Behaviour.IOT_TELEMETRY
-        imeisv = Imei.with_check_digit(f"86{n:012d}").value[:14] + "01"
+        imeisv = _imei(n)[:14] + "01"
         devices.append(Device(f"load-{n}", _imsi(n), imeisv, None, behaviour))
     return devices, secret
 
@@ -167,7 +191,7 @@ class LoadResult:
     def errors(self) -> int:
         r = self.report
         bad_rcodes = sum(count for rcode, count in r.rcodes.items() if rcode not in (0, 3))
-        return len(r.refused) + r.no_answer + r.not_attached + bad_rcodes
+        return len(r.refused) + r.attach_timeouts + r.no_answer + r.not_attached + bad_rcodes
 
 
 async def wait_until_known(targets: Targets, device: Device, apn: str, limit_s: float) -> float:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 
+from ztsim.db.engine import for_writing
 from ztsim.node.platform import Platform
 from ztsim.radius.aaa import AaaService, AaaSettings
 from ztsim.radius.server import RadiusServer
@@ -36,7 +37,9 @@ def aaa_settings(settings: Settings) -> AaaSettings:
 
 
 async def start_aaa(platform: Platform) -> tuple[AaaService, RadiusServer]:
-    aaa = AaaService(platform.engine, platform.sealer, aaa_settings(platform.settings))
+    # Every AAA transaction may write (sessions, leases, bindings): on SQLite they take
+    # the write lock at BEGIN rather than fail on a stale snapshot under load.
+    aaa = AaaService(for_writing(platform.engine), platform.sealer, aaa_settings(platform.settings))
     server = await aaa.start()
     log.info(
         "RADIUS on %s: auth %d, accounting %d",

@@ -41,6 +41,7 @@ class AttachResult:
     address: IPv4Address | None
     reply_message: str
     latency_s: float
+    timed_out: bool = False
 
 
 @dataclass
@@ -165,7 +166,7 @@ class PacketGateway:
         _, reply = await self._exchange(self._auth, request)
         latency = time.monotonic() - started
         if reply is None:
-            return AttachResult(False, None, "no answer", latency)
+            return AttachResult(False, None, "no answer", latency, timed_out=True)
         decoded = decode_attributes(reply)
         message = "".join(str(v) for v in decoded.get_all("Reply-Message"))
         address = decoded.get("Framed-IP-Address")

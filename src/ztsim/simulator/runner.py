@@ -29,6 +29,7 @@ class Targets:
 class SimReport:
     attached: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # (device, Reply-Message)
+    attach_timeouts: int = 0  # no answer from the AAA server, even after retries
     queries: int = 0
     answered: int = 0
     blocked: Counter[str] = field(default_factory=Counter)  # domain -> count
@@ -46,6 +47,8 @@ async def _attach(device: Device, gw: PacketGateway, report: SimReport) -> bool:
     report.attach_latencies.append(result.latency_s)
     if result.accepted:
         report.attached += 1
+    elif result.timed_out:
+        report.attach_timeouts += 1
     else:
         report.refused.append((device.name, result.reply_message))
     return result.accepted
