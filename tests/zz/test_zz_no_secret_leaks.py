@@ -1,4 +1,4 @@
-"""Runs last (pytest collects this file after every folder): every API response, log
+"""Runs last (pytest collects the folder `zz` after every other): every API response, log
 line, CLI output and event payload the suite produced is scanned for the secrets it
 created (K, OPc, tokens). The one allowed place for a token is its creation."""
 
