@@ -105,7 +105,7 @@ class DomainStoreBuilder:
         for name in names:
             own_subtree = subtree.get(name, 0)
             inherited = 0
-            dot = name.find(".")
+            dot = name.find(".") if subtree else -1  # lists of exact names skip the walk
             while dot >= 0:
                 inherited |= subtree.get(name[dot + 1 :], 0)
                 dot = name.find(".", dot + 1)
