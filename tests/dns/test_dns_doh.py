@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from dns_gateway_harness import (
@@ -81,7 +82,7 @@ class _Server:
 
 
 @pytest.fixture(scope="module")
-def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doh]:
     LEAKS.add_secret(TOKEN)
     # The token is a credential in the URL path: HTTP libraries log request paths (hpack
     # at DEBUG on the server, httpx at INFO in the test client). Deployments keep access
@@ -97,7 +98,13 @@ def doh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
             logger.setLevel(level)
 
 
-def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+class Doh(NamedTuple):
+    port: int
+    cert: Path
+    service: DohService
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doh]:
     directory = tmp_path_factory.mktemp("doh")
     hosts = directory / "hosts"
     hosts.write_text("192.0.2.1 www.example.test\n")
@@ -111,15 +118,16 @@ def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
         dnsmasq(hosts) as upstream,
         RunningGateway(policy, identities, [("127.0.0.1", upstream)]) as running,
     ):
-        routes_doh.attach(DohService(running.gateway, running.loop))
+        service = DohService(running.gateway, running.loop)
         app = FastAPI()
+        app.state.doh = service
         app.include_router(routes_doh.router)
         port = free_port()
         if not HYPERCORN:
-            yield 0, cert
+            yield Doh(0, cert, service)
             return
         with _Server(app, port, cert, key):
-            yield port, cert
+            yield Doh(port, cert, service)
 
 
 def _kdig(port: int, cert: Path, path: str, *args: str) -> str:
@@ -130,24 +138,25 @@ def _kdig(port: int, cert: Path, path: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("method", ["+nohttps-get", "+https-get"])
-def test_device_token_policy_follows_the_phone(doh: tuple[int, Path], method: str) -> None:
-    port, cert = doh
+def test_device_token_policy_follows_the_phone(doh: Doh, method: str) -> None:
+    port, cert, _ = doh
     out = _kdig(port, cert, f"/dns-query/{TOKEN}", method, "x.ads.test", "A", "+edns")
     assert "EDE: 15 (Blocked): 'blocked by rule ads'" in out, out
     out = _kdig(port, cert, f"/dns-query/{TOKEN}", method, "www.example.test", "A")
     assert records(out) == [["www.example.test.", "300", "IN", "A", "192.0.2.1"]], out
 
 
-def test_unknown_address_and_token_refused(doh: tuple[int, Path]) -> None:
-    port, cert = doh
+def test_unknown_address_and_token_refused(doh: Doh) -> None:
+    port, cert, _ = doh
     out = _kdig(port, cert, "/dns-query", "www.example.test", "A")
     assert "status: REFUSED" in out, out
     out = _kdig(port, cert, "/dns-query/not-a-token", "+https-get", "www.example.test", "A")
     assert "status: REFUSED" in out, out
 
 
-def test_route_input_checks(doh: tuple[int, Path]) -> None:
+def test_route_input_checks(doh: Doh) -> None:
     app = FastAPI()
+    app.state.doh = doh.service
     app.include_router(routes_doh.router)
     with TestClient(app) as client:
         assert client.get("/dns-query").status_code == 400

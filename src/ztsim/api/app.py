@@ -18,6 +18,7 @@ from ztsim.api import (
 )
 from ztsim.api.context import ApiContext
 from ztsim.api.problems import problem_doc
+from ztsim.dns.doh import DohService
 
 API_PREFIX = "/api/v1"
 
@@ -25,13 +26,15 @@ API_PREFIX = "/api/v1"
 _COMMON_PROBLEMS = problem_doc(400, 401, 403, 404, 409, 413, 422)
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
+def create_app(ctx: ApiContext, doh: DohService | None = None) -> FastAPI:
+    """The app; `doh` is the DNS gateway's DoH service when the gateway runs in this process."""
     app = FastAPI(
         title="ztsim",
         version=__version__,
         description="Zero Trust SIM platform: identities, SIM inventory, devices and events.",
     )
     app.state.ctx = ctx
+    app.state.doh = doh
     problems.install(app)
     for module in (routes_identity, routes_inventory, routes_events, routes_esim):
         app.include_router(module.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)

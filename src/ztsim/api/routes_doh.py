@@ -25,12 +25,12 @@ from ztsim.dns.doh import (
 from ztsim.dns.identity import Requester
 
 router = APIRouter(include_in_schema=False)
-_service: list[DohService] = []
 
 
-def attach(service: DohService) -> None:
-    """Called by the node that runs the gateway in this process."""
-    _service[:] = [service]
+def _service_of(request: Request) -> DohService | None:
+    """The gateway of this process, given to `create_app` by the node that runs both."""
+    service = getattr(request.app.state, "doh", None)
+    return service if isinstance(service, DohService) else None
 
 
 def _problem(status: int, detail: str) -> Response:
@@ -39,9 +39,9 @@ def _problem(status: int, detail: str) -> Response:
 
 
 async def _answer(request: Request, token: str | None) -> Response:
-    if not _service:
+    service = _service_of(request)
+    if service is None:
         return _problem(503, "the DNS gateway does not run in this process")
-    service = _service[0]
     try:
         if request.method == "GET":
             wire = message_from_get(request.query_params.get("dns"))

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import threading
 
-from ztsim.api import routes_doh
 from ztsim.dns.doh import DohService
 from ztsim.dns.runner import GatewayOptions, GatewayProcess, options_config
 from ztsim.dns.upstream import UpstreamSpec
@@ -63,8 +62,9 @@ def serve_dns(platform: Platform, workers: int = 1) -> None:
     run(gateway_options(platform.settings, platform), workers)
 
 
-def start_in_thread(platform: Platform) -> threading.Thread:
-    """The gateway on its own loop in a daemon thread (for `ztsim up`)."""
+def start_in_thread(platform: Platform) -> DohService:
+    """The gateway on its own loop in a daemon thread (for `ztsim up`); its DoH service
+    is for the API app of the same process."""
     options = gateway_options(platform.settings, platform)
     process = GatewayProcess(options, options_config(options))
 
@@ -72,10 +72,9 @@ def start_in_thread(platform: Platform) -> threading.Thread:
 
     async def main() -> None:
         service.loop = asyncio.get_running_loop()
-        routes_doh.attach(service)
         await process.serve()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), name="dns-gateway", daemon=True)
     thread.start()
     log.info("DNS gateway starting on %s:%d", options.host, options.port)
-    return thread
+    return service

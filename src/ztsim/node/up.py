@@ -51,11 +51,10 @@ async def start_all(
     ctx = dataclasses.replace(platform.api_context(), notify=notifier)
     aaa, radius = await start_aaa(platform)
     notifier.subscribe(aaa.notify)
-    if dns:
-        # The gateway's loop runs in a daemon thread; it ends with the process.
-        dns_node.start_in_thread(platform)
+    # The gateway's loop runs in a daemon thread; it ends with the process.
+    doh = dns_node.start_in_thread(platform) if dns else None
     config = uvicorn.Config(
-        create_app(ctx),
+        create_app(ctx, doh),
         host=platform.settings.api_host,
         port=platform.settings.api_port,
         log_level="warning",
