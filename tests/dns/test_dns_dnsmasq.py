@@ -1,13 +1,10 @@
 """Decoding real answers from an independent server: dnsmasq, run on loopback with local data."""
 
-import getpass
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
+from dns_gateway_harness import DNSMASQ, dnsmasq
 
 from ztsim.dns.cache import CachedAnswer, patch_id_and_ttls
 from ztsim.dns.constants import EdeCode, Rcode, RRType
@@ -15,63 +12,24 @@ from ztsim.dns.edns import Edns, ExtendedError
 from ztsim.dns.message import Flag, Message, Question, ResourceRecord, decode_message
 from ztsim.dns.truncate import truncate
 
-DNSMASQ = shutil.which("dnsmasq") or (
-    "/usr/sbin/dnsmasq" if shutil.which("dnsmasq", path="/usr/sbin") else None
-)
 pytestmark = pytest.mark.skipif(DNSMASQ is None, reason="needs dnsmasq (dnsmasq-base)")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def dnsmasq_port() -> Iterator[int]:
-    assert DNSMASQ is not None
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            DNSMASQ,
-            "--keep-in-foreground",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--no-resolv",
-            "--no-hosts",
-            "--no-poll",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            f"--user={getpass.getuser()}",
-            "--local-ttl=300",
-            "--host-record=www.example.test,192.0.2.1,2001:db8::1",
-            "--cname=alias.example.test,www.example.test",
-            "--mx-host=example.test,mail.example.test,10",
-            "--txt-record=example.test,v=spf1 -all",
-            "--srv-host=_sip._udp.example.test,sip.example.test,5060,1,2",
-            "--ptr-record=1.2.0.192.in-addr.arpa,www.example.test",
-            "--address=/nx.test/",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        for _ in range(50):
-            try:
-                _ask(
-                    port, Message(id=1, flags=Flag.RD, questions=(Question("www.example.test", 1),))
-                )
-                break
-            except TimeoutError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                time.sleep(0.1)
+def dnsmasq_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    hosts = tmp_path_factory.mktemp("dnsmasq") / "hosts"
+    hosts.write_text("")  # every record comes from the options below
+    with dnsmasq(
+        hosts,
+        "--host-record=www.example.test,192.0.2.1,2001:db8::1",
+        "--cname=alias.example.test,www.example.test",
+        "--mx-host=example.test,mail.example.test,10",
+        "--txt-record=example.test,v=spf1 -all",
+        "--srv-host=_sip._udp.example.test,sip.example.test,5060,1,2",
+        "--ptr-record=1.2.0.192.in-addr.arpa,www.example.test",
+        "--address=/nx.test/",
+    ) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
-        if process.stderr:
-            process.stderr.close()
 
 
 def _ask(port: int, query: Message) -> bytes:

@@ -17,7 +17,7 @@ from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sealing import Sealer
 
-from support.factories import make_sims, stock_csv
+from support.factories import activate, make_sims, stock_csv
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -114,31 +114,8 @@ def test_duplicates_against_the_database_reject_the_file(engine: Engine, sealer:
 
 def _active_sim(engine: Engine, sealer: Sealer, org: str) -> tuple[str, str]:
     spec = make_sims(1)[0]
-    _import(engine, sealer, org, stock_csv([spec]))
     with engine.begin() as conn:
-        person = identities.create_identity(
-            conn,
-            org,
-            kind=IdentityKind.USER,
-            name="Ann",
-            email="ann@example.test",
-            external_id=None,
-            now=NOW,
-        )
-        service.change_state(
-            conn,
-            org,
-            spec.iccid,
-            SimAction.ASSIGN,
-            actor="t",
-            reason="",
-            now=NOW,
-            identity_id=person.id,
-        )
-        service.change_state(
-            conn, org, spec.iccid, SimAction.ACTIVATE, actor="t", reason="", now=NOW
-        )
-    return spec.iccid, person.id
+        return spec.iccid, activate(conn, sealer, org, spec, NOW)
 
 
 def test_transitions_record_actor_and_reason(engine: Engine, sealer: Sealer) -> None:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
 
 from ztsim.identifiers import Iccid
+from ztsim.identity import repository as identities
+from ztsim.identity.models import IdentityKind
+from ztsim.inventory import service as inventory
+from ztsim.inventory.lifecycle import SimAction
+from ztsim.inventory.models import SimKind
+from ztsim.inventory.stock import parse_stock_csv
+from ztsim.sealing import Sealer
 
 from support.leaks import LEAKS
 
@@ -59,3 +69,40 @@ def stock_csv(
             delimiter.join((s.iccid, s.imsi, s.k.hex(), s.opc.hex(), s.msisdn or "", s.pin, s.puk))
         )
     return "\n".join(lines) + "\n"
+
+
+def activate(conn: Connection, sealer: Sealer, org_id: str, spec: SimSpec, now: datetime) -> str:
+    """Import `spec`, give it to a new user and activate it; returns the user's id."""
+    inventory.import_stock(
+        conn,
+        sealer,
+        org_id,
+        parse_stock_csv(stock_csv([spec])),
+        filename="test.csv",
+        kind=SimKind.PHYSICAL,
+        actor="test",
+        now=now,
+    )
+    person = identities.create_identity(
+        conn,
+        org_id,
+        kind=IdentityKind.USER,
+        name="Ann",
+        email="ann@example.test",
+        external_id=None,
+        now=now,
+    )
+    inventory.change_state(
+        conn,
+        org_id,
+        spec.iccid,
+        SimAction.ASSIGN,
+        actor="test",
+        reason="",
+        now=now,
+        identity_id=person.id,
+    )
+    inventory.change_state(
+        conn, org_id, spec.iccid, SimAction.ACTIVATE, actor="test", reason="", now=now
+    )
+    return person.id

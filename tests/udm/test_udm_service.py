@@ -15,15 +15,12 @@ from ztsim.db import schema
 from ztsim.errors import NotFound
 from ztsim.events import store as events
 from ztsim.identity import repository as identities
-from ztsim.identity.models import IdentityKind
 from ztsim.inventory import service as inventory
 from ztsim.inventory.lifecycle import SimAction
-from ztsim.inventory.models import SimKind
-from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sealing import Sealer
 from ztsim.udm import service
 
-from support.factories import SimSpec, make_sims, stock_csv
+from support.factories import SimSpec, activate, make_sims
 from tests_clock import NOW
 
 SNN = "5G:mnc001.mcc001.3gppnetwork.org"
@@ -35,32 +32,7 @@ def _active_sim(
     spec = make_sims(1, seed=seed)[0]
     with engine.begin() as conn:
         org = identities.create_org(conn, slug.title(), slug, NOW).id
-        inventory.import_stock(
-            conn,
-            sealer,
-            org,
-            parse_stock_csv(stock_csv([spec])),
-            filename="f",
-            kind=SimKind.PHYSICAL,
-            actor="t",
-            now=NOW,
-        )
-        person = identities.create_identity(
-            conn, org, kind=IdentityKind.USER, name="Ann", email=None, external_id=None, now=NOW
-        )
-        inventory.change_state(
-            conn,
-            org,
-            spec.iccid,
-            SimAction.ASSIGN,
-            actor="t",
-            reason="",
-            now=NOW,
-            identity_id=person.id,
-        )
-        inventory.change_state(
-            conn, org, spec.iccid, SimAction.ACTIVATE, actor="t", reason="", now=NOW
-        )
+        activate(conn, sealer, org, spec, NOW)
     return org, spec
 
 
