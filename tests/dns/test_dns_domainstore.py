@@ -1,6 +1,8 @@
 """The compact domain store against a plain dict model."""
 
 import mmap
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -135,10 +137,47 @@ def test_damaged_header_refused_or_still_consistent(data: st.DataObject) -> None
     builder = DomainStoreBuilder()
     builder.add("example.com", 1, subtree=True)
     buffer = bytearray(builder.build(KEY).to_bytes())
-    index = data.draw(st.integers(min_value=0, max_value=63))
+    index = data.draw(st.integers(min_value=0, max_value=79))
     buffer[index] ^= data.draw(st.integers(min_value=1, max_value=255))
     try:
         store = DomainStore.from_buffer(bytes(buffer))
     except InvalidDomain:
         return
     store.lookup("www.example.com")  # the key or padding changed: answers may differ, no crash
+
+
+def test_buffer_from_another_interpreter_refused() -> None:
+    """Another process has another hash secret: its buffer would answer wrongly, so it is refused."""
+    code = (
+        "import sys; from ztsim.dns.domainstore import DomainStoreBuilder as B; b = B(); "
+        "b.add('example.com', 1, subtree=True); sys.stdout.buffer.write(b.build(bytes(16)).to_bytes())"
+    )
+    foreign = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    assert foreign.startswith(b"ZTDS")
+    with pytest.raises(InvalidDomain, match="another hash key"):
+        DomainStore.from_buffer(foreign)
+
+
+def test_table_must_end_with_an_empty_slot() -> None:
+    """Probes never wrap: a table whose last slot is taken could be probed past its end."""
+    builder = DomainStoreBuilder()
+    builder.add("example.com", 1, subtree=False)
+    buffer = bytearray(builder.build(KEY).to_bytes())
+    length = int.from_bytes(buffer[32:40], sys.byteorder)  # after magic, codes and key
+    last = 80 + 8 * (length - 1)
+    buffer[last] = 1
+    with pytest.raises(InvalidDomain, match="empty slot"):
+        DomainStore.from_buffer(bytes(buffer))
+
+
+def test_placement_matches_linear_probing_with_crowded_homes() -> None:
+    """Thousands of names in a small table: every one is found, none that is absent."""
+    builder = DomainStoreBuilder()
+    names = [f"n{index}.crowd.example" for index in range(5000)]
+    builder.add_names(names, 4, subtree=False)
+    builder.add_names(names[::2], 8, subtree=False)
+    store = builder.build(KEY)
+    assert all(
+        store.lookup(name) == (name, 4 | (8 if i % 2 == 0 else 0)) for i, name in enumerate(names)
+    )
+    assert store.lookup("n5000.crowd.example") is None

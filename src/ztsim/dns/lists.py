@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ztsim.dns.errors import InvalidDomain
+from ztsim.dns.lists_bulk import scan_domains, scan_hosts
 from ztsim.dns.names import normalize_name
 
 DEFAULT_MAX_SAMPLES = 20
@@ -110,8 +111,20 @@ def parse_hosts(
     source: str | Iterable[str], *, max_samples: int = DEFAULT_MAX_SAMPLES
 ) -> ParsedList:
     """`ADDRESS NAME [NAME...] [# comment]` lines; each name is blocked exactly."""
+    if isinstance(source, str) and (scanned := scan_hosts(source)) is not None:
+        names, blank = scanned
+        local = sum(map(names.count, _LOCAL_NAMES.intersection(names)))
+        return ParsedList(
+            blocked=frozenset(names).difference(_LOCAL_NAMES),
+            good_lines=len(names) - local,
+            ignored_lines=blank + local,
+        )
+    return _parse_hosts_lines(_lines(source), max_samples)
+
+
+def _parse_hosts_lines(lines: Iterable[str], max_samples: int) -> ParsedList:
     out = _Collector(max_samples)
-    for number, raw in enumerate(_lines(source), 1):
+    for number, raw in enumerate(lines, 1):
         line = _strip(raw.split("#", 1)[0])
         if not line:
             out.ignored += 1
@@ -152,8 +165,20 @@ def parse_domains(
     source: str | Iterable[str], *, max_samples: int = DEFAULT_MAX_SAMPLES
 ) -> ParsedList:
     """One name per line (`#` comments); `*.name` blocks the name and its subdomains."""
+    if isinstance(source, str) and (scanned := scan_domains(source)) is not None:
+        exact, subtree, blank = scanned
+        return ParsedList(
+            blocked=frozenset(exact),
+            blocked_subtree=frozenset(subtree),
+            good_lines=len(exact) + len(subtree),
+            ignored_lines=blank,
+        )
+    return _parse_domains_lines(_lines(source), max_samples)
+
+
+def _parse_domains_lines(lines: Iterable[str], max_samples: int) -> ParsedList:
     out = _Collector(max_samples)
-    for number, raw in enumerate(_lines(source), 1):
+    for number, raw in enumerate(lines, 1):
         line = _strip(raw.split("#", 1)[0])
         if not line:
             out.ignored += 1
