@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     radius_reload_interval: float = Field(default=30.0, gt=0, le=3600)
     radius_session_timeout: int = Field(default=86400, ge=0, le=2**32 - 1)
     # DNS gateway: where it listens, the upstream resolvers ("host" or "host:port", port 53
-    # by default), and the TOML policy file (rules, lists, org DNS settings).
+    # by default; "tls://name@host:port" for DoT; "https://host[:port]/path" for DoH), and
+    # the TOML policy file (rules, lists, org DNS settings).
     dns_host: str = "127.0.0.1"
     dns_port: int = Field(default=5353, ge=1, le=65535)
     dns_upstreams: list[str] = Field(default_factory=list)
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     dns_tls_cert: Path | None = None
     dns_tls_key: Path | None = None
     dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
-    dns_upstream_ca: Path | None = None  # CA file for tls:// upstreams (default: system CAs)
+    dns_upstream_ca: Path | None = None  # for tls:// and https:// upstreams (default: system CAs)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -57,10 +57,10 @@ def udp_ask(port: int, wire: bytes, *, source: str = "127.0.0.1", timeout: float
 
 
 @contextmanager
-def dnsmasq(hosts: Path, *extra: str) -> Iterator[int]:
-    """dnsmasq answering from `hosts` on a free loopback port; yields the port."""
+def dnsmasq(hosts: Path, *extra: str, port: int | None = None) -> Iterator[int]:
+    """dnsmasq answering from `hosts` on `port` (default: a free one); yields the port."""
     assert DNSMASQ is not None
-    port = free_port()
+    port = free_port() if port is None else port
     process = subprocess.Popen(
         [
             DNSMASQ,
@@ -110,6 +110,8 @@ class RunningGateway:
         timeout: float = 0.5,
         tls: tuple[Path, Path] | None = None,
         upstream_tls: ssl.SSLContext | None = None,
+        down_for: float = 0.2,
+        probe_interval: float = 2.0,
     ) -> None:
         """`tls`: (certificate, key) to serve DoT on `tls_port` too."""
         self.log = QueryLog(policy, LOG_KEY)
@@ -117,7 +119,13 @@ class RunningGateway:
         self.gateway = Gateway(
             Engine(policy, self.cache, self.log),
             IdentityResolver(identities),
-            UpstreamPool(upstreams, timeout=timeout, down_for=0.2, tls=upstream_tls),
+            UpstreamPool(
+                upstreams,
+                timeout=timeout,
+                down_for=down_for,
+                tls=upstream_tls,
+                probe_interval=probe_interval,
+            ),
         )
         self.port = free_port()
         self.tls = tls

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +15,10 @@ from cryptography.x509.oid import NameOID
 HOSTNAME = "dns.ztsim.test"
 
 
-def write_cert(directory: Path) -> tuple[Path, Path]:
-    """(certificate, key) PEM files for HOSTNAME, valid for a day."""
+def write_cert(directory: Path, addresses: Sequence[str] = ()) -> tuple[Path, Path]:
+    """(certificate, key) PEM files for HOSTNAME and `addresses`, valid for a day."""
+    names: list[x509.GeneralName] = [x509.DNSName(HOSTNAME)]
+    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOSTNAME)])
     now = datetime.now(UTC)
@@ -26,7 +30,7 @@ def write_cert(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOSTNAME)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

@@ -62,7 +62,7 @@ class GatewayOptions:
     # DNS over TLS (RFC 7858) on `tls_port` when a certificate and key are configured.
     tls_port: int = 8853
     list_refresh_interval: float = 3600.0  # seconds between downloads of a URL list
-    upstream_ca: Path | None = None  # CA file checking DoT upstreams; None: the system's
+    upstream_ca: Path | None = None  # CA file checking DoT and DoH upstreams; None: system's
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -104,8 +104,13 @@ def _identities(options: GatewayOptions, subjects: _Subjects) -> IdentitySnapsho
     return IdentitySnapshot(merged, from_sessions.by_token, from_sessions.networks)
 
 
-def _upstream_tls(ca: Path | None) -> ssl.SSLContext | None:
-    return None if ca is None else ssl.create_default_context(cafile=str(ca))
+def _upstream_tls(ca: Path | None) -> Callable[[], ssl.SSLContext] | None:
+    """Makes the contexts checking upstream certificates: one for DoT, one for DoH (the
+    HTTP client sets ALPN on its context, which DoT must not offer). The pool makes
+    them when it is built, so a bad CA file stops the start."""
+    if ca is None:
+        return None
+    return lambda: ssl.create_default_context(cafile=str(ca))
 
 
 class GatewayProcess:

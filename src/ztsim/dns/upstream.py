@@ -1,12 +1,16 @@
 """Forwarding to upstream resolvers over UDP (TCP when truncated), with failover.
 
 Each upstream has one connected UDP socket (or, for DoT upstreams, one pipelined TLS
-connection, see `upstream_tls`) and a table of outstanding IDs; an
+connection, see `upstream_tls`; for DoH upstreams, one HTTP client, see
+`upstream_https`) and a table of outstanding IDs; an
 answer is accepted only if its ID and question match what we asked (RFC 5452
-§9.1). An upstream that times out is marked down for `down_for` seconds
+§9.1). An upstream that times out or fails is marked down for `down_for` seconds
 (passive health check) and the next one is tried; when every upstream is down
-they are all tried anyway, healthiest first. SERVFAIL and REFUSED also move
-on to the next upstream; if nothing better comes, the last of them is returned.
+they are all tried anyway, healthiest first. While an upstream is down, a
+background task probes it every `probe_interval` seconds and marks it up as soon
+as it answers (active health check, see `upstream_health`). SERVFAIL and REFUSED
+also move on to the next upstream; if nothing better comes, the last of them is
+returned.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ import contextlib
 import random
 import ssl
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
 from ztsim.dns.constants import FLAG_TC, HEADER_LEN, Rcode
+from ztsim.dns.upstream_health import PROBE, PROBE_QUESTION, ProbeSchedule
+from ztsim.dns.upstream_https import HttpsChannel
 from ztsim.dns.upstream_tls import TlsChannel, response_question
 
 _ID = struct.Struct("!H")
@@ -53,11 +60,13 @@ class _Channel(asyncio.DatagramProtocol):
 
 @dataclass(frozen=True, slots=True)
 class UpstreamSpec:
-    """An upstream resolver: plain DNS (UDP, TCP on truncation), or DoT with `tls_name`."""
+    """An upstream resolver: plain DNS (UDP, TCP on truncation), DoT with `tls_name`, or
+    DoH with `https_path` (https://host:port/path; the certificate must name `host`)."""
 
     host: str
     port: int
     tls_name: str | None = None  # the name its certificate must carry (RFC 8310 §8.1)
+    https_path: str | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +77,10 @@ class Upstream:
     down_until: float = 0.0
     channel: _Channel | None = field(default=None, repr=False)
     tls_channel: TlsChannel | None = field(default=None, repr=False)
+    https_channel: HttpsChannel | None = field(default=None, repr=False)
+
+
+TlsContext = ssl.SSLContext | Callable[[], ssl.SSLContext]
 
 
 class UpstreamPool:
@@ -78,17 +91,53 @@ class UpstreamPool:
         timeout: float = 1.0,
         down_for: float = 5.0,
         rng: random.Random | None = None,
-        tls: ssl.SSLContext | None = None,
+        tls: TlsContext | None = None,
+        probe_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`tls`: how DoT upstreams' certificates are checked (default: the system's CAs)."""
+        """`tls`: how DoT and DoH upstreams' certificates are checked (default: the
+        system's CAs). A function making a context gives DoT and DoH a context each: the
+        HTTP client sets its ALPN protocols on the context it is given, which DoT
+        servers that check ALPN would refuse.
+
+        `probe_interval`: seconds between probes of an upstream marked down."""
         specs = [a if isinstance(a, UpstreamSpec) else UpstreamSpec(*a) for a in addresses]
         self.upstreams = [Upstream(s.host, s.port, s.tls_name) for s in specs]
         self._tls = tls
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        for spec, upstream in zip(specs, self.upstreams, strict=True):
+            if spec.https_path is not None:
+                upstream.https_channel = HttpsChannel(
+                    spec.host, spec.port, spec.https_path, self._context("https")
+                )
+            elif spec.tls_name is not None:
+                self._context("tls")  # made now: a bad CA file fails here, not per query
         self.timeout = timeout
         self.down_for = down_for
         self._rng = rng or random.SystemRandom()
+        self._clock = clock
+        self._schedule = ProbeSchedule(len(self.upstreams), probe_interval)
+        self._monitor: asyncio.Task[None] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def _context(self, use: str) -> ssl.SSLContext:
+        """The SSL context of DoT (`use` "tls") or of DoH ("https") upstreams."""
+        if isinstance(self._tls, ssl.SSLContext):
+            return self._tls
+        context = self._contexts.get(use)
+        if context is None:
+            context = self._tls() if self._tls is not None else ssl.create_default_context()
+            self._contexts[use] = context
+        return context
 
     async def close(self) -> None:
+        self._closed = True
+        tasks = [*self._probes, *([self._monitor] if self._monitor is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._monitor = None
         for upstream in self.upstreams:
             if upstream.channel is not None and upstream.channel.transport is not None:
                 upstream.channel.transport.close()
@@ -96,22 +145,25 @@ class UpstreamPool:
             if upstream.tls_channel is not None:
                 await upstream.tls_channel.close()
             upstream.tls_channel = None
+            if upstream.https_channel is not None:
+                await upstream.https_channel.close()
 
-    def _order(self, now: float) -> list[Upstream]:
-        return sorted(self.upstreams, key=lambda u: u.down_until > now)
+    def _order(self, now: float) -> list[int]:
+        """Indices of the upstreams, those not marked down first."""
+        return sorted(range(len(self.upstreams)), key=lambda i: self.upstreams[i].down_until > now)
 
     async def query(self, wire: bytes) -> bytes | None:
         """The first good answer to `wire` (its ID is replaced), else the last failure, else None."""
         question = response_question(wire)
         if question is None:
             return None
-        loop = asyncio.get_running_loop()
         fallback: bytes | None = None
-        for upstream in self._order(loop.time()):
+        for index in self._order(self._clock()):
+            upstream = self.upstreams[index]
             try:
                 answer = await self._ask(upstream, wire, question)
             except (TimeoutError, OSError):
-                upstream.down_until = loop.time() + self.down_for
+                self._mark_down(index)
                 continue
             if answer[3] & 0xF in _MOVE_ON:
                 fallback = answer
@@ -120,7 +172,50 @@ class UpstreamPool:
             return answer
         return fallback
 
+    def _mark_down(self, index: int) -> None:
+        """Down for `down_for` seconds, with the prober started if it is not running."""
+        now = self._clock()
+        self.upstreams[index].down_until = now + self.down_for
+        self._schedule.marked_down(index, now)
+        if not self._closed and (self._monitor is None or self._monitor.done()):
+            self._monitor = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Probes the upstreams marked down, each when due; ends when none is down."""
+        while True:
+            now = self._clock()
+            down_until = [upstream.down_until for upstream in self.upstreams]
+            for index in self._schedule.due(down_until, now):
+                self._start(self._probe(index))
+            delay = self._schedule.wait(down_until, now)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+
+    def _start(self, probe: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(probe)
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, index: int) -> None:
+        upstream = self.upstreams[index]
+        try:
+            await self._ask(upstream, PROBE, PROBE_QUESTION)
+            answered = True
+        except (TimeoutError, OSError):
+            answered = False
+        finally:
+            self._schedule.finished(index)
+        if answered:
+            upstream.down_until = 0.0
+        elif upstream.down_until != 0.0:
+            # Still down, so clients' queries keep going elsewhere (unless one of them
+            # got an answer from it while the probe was out: that is newer news).
+            self._mark_down(index)
+
     async def _ask(self, upstream: Upstream, wire: bytes, question: bytes) -> bytes:
+        if upstream.https_channel is not None:
+            return await upstream.https_channel.ask(wire, question, self.timeout)
         if upstream.tls_name is not None:
             return await self._ask_tls(upstream, wire, question)
         loop = asyncio.get_running_loop()
@@ -148,10 +243,9 @@ class UpstreamPool:
 
     async def _ask_tls(self, upstream: Upstream, wire: bytes, question: bytes) -> bytes:
         if upstream.tls_channel is None:
-            context = self._tls or ssl.create_default_context()
             assert upstream.tls_name is not None
             upstream.tls_channel = TlsChannel(
-                upstream.host, upstream.port, context, upstream.tls_name
+                upstream.host, upstream.port, self._context("tls"), upstream.tls_name
             )
         channel = upstream.tls_channel
         ident = self._rng.randrange(0x10000)

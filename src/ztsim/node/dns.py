@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from urllib.parse import urlsplit
 
 from ztsim.dns.doh import DohService
 from ztsim.dns.runner import GatewayOptions, GatewayProcess, options_config
 from ztsim.dns.upstream import UpstreamSpec
+from ztsim.dns.upstream_https import doh_url
 from ztsim.dns.workers import run
 from ztsim.errors import InvalidInput
 from ztsim.node.platform import Platform
@@ -17,17 +19,48 @@ from ztsim.settings import Settings
 log = logging.getLogger("ztsim.node.dns")
 DNS_PORT = 53  # RFC 1035 §4.2
 DOT_PORT = 853  # RFC 7858 §3.1
+HTTPS_PORT = 443  # RFC 9110 §4.2.2
+DOH_PATH = "/dns-query"  # the path of RFC 8484's examples, which public resolvers use
+DOH_TEMPLATE = "{?dns}"  # RFC 8484 §3: URI templates as resolvers publish them; POST needs none
 
 
 def _upstream(text: str) -> UpstreamSpec:
-    """`host`, `host:port`, `[v6]:port`, or `tls://name@host:port` for DNS over TLS."""
-    if text.startswith("tls://"):
+    """`host`, `host:port`, `[v6]:port`, `tls://name@host:port` for DNS over TLS, or
+    `https://host[:port][/path]` for DNS over HTTPS."""
+    scheme, sep, _ = text.partition("://")
+    if not sep:
+        return _plain(text)
+    if scheme.lower() == "tls":
         name, at, rest = text[len("tls://") :].rpartition("@")
         plain = _plain(rest)
         if not at or not name:
             raise InvalidInput(f"DoT upstream {text!r} needs tls://<certificate name>@host:port")
         return UpstreamSpec(plain.host, plain.port if ":" in rest else DOT_PORT, name)
-    return _plain(text)
+    if scheme.lower() == "https":
+        return _https(text)
+    # Not echoed: a URL may carry credentials or a token.
+    raise InvalidInput("an upstream URL must be tls:// (DoT) or https:// (DoH)")
+
+
+def _https(text: str) -> UpstreamSpec:
+    """A DoH upstream (RFC 8484). Errors never echo the URL: its path may be a device's
+    token (`/dns-query/<token>`), and one with user:password@ is refused as such."""
+    parts = urlsplit(text.removesuffix(DOH_TEMPLATE))
+    if "@" in parts.netloc:
+        raise InvalidInput("a DoH upstream URL must not carry credentials (user:password@)")
+    if parts.query or parts.fragment or any(c.isspace() for c in text):
+        raise InvalidInput("a DoH upstream URL is https://host[:port]/path: no ?, # or spaces")
+    try:
+        port = HTTPS_PORT if parts.port is None else parts.port
+    except ValueError:
+        port = 0
+    if not 0 < port < 0x10000:
+        raise InvalidInput("a DoH upstream URL's port is not a number from 1 to 65535")
+    if not parts.hostname:
+        raise InvalidInput("a DoH upstream URL needs a host: https://host[:port]/path")
+    path = parts.path or DOH_PATH
+    doh_url(parts.hostname, port, path)  # InvalidInput if httpx cannot make a URL of it
+    return UpstreamSpec(parts.hostname, port, https_path=path)
 
 
 def _plain(text: str) -> UpstreamSpec:
