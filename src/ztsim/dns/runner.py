@@ -124,7 +124,8 @@ class GatewayProcess:
         self.shared = shared
         self._shared_stamp = 0
         self._state = self.sources_state()
-        self._sessions: tuple[object, ...] = ()
+        # Read before the sessions themselves: a change in between is picked up next tick.
+        self._sessions = self._sessions_state()
         policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
         self._stats_at = time.monotonic()
@@ -164,13 +165,18 @@ class GatewayProcess:
                     self._state = state
                     log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
             if self.options.database is not None:
-                with self.options.database.connect() as conn:
-                    sessions = sessions_fingerprint(conn)
+                sessions = self._sessions_state()
                 if changed or sessions != self._sessions:
                     self.gateway.identities.swap(_identities(self.options, self._subjects))
                     self._sessions = sessions
         except (ZtsimError, OSError, SQLAlchemyError) as exc:
             log.warning("DNS reload failed, keeping the last snapshot: %s", exc)
+
+    def _sessions_state(self) -> tuple[object, ...]:
+        if self.options.database is None:
+            return ()
+        with self.options.database.connect() as conn:
+            return sessions_fingerprint(conn)
 
     def _load_shared(self) -> bool:
         assert self.shared is not None
