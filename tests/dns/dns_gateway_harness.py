@@ -22,7 +22,7 @@ from ztsim.dns.gateway import Gateway
 from ztsim.dns.identity import IdentityResolver, IdentitySnapshot
 from ztsim.dns.querylog import QueryLog
 from ztsim.dns.server_tcp import serve_tcp, tcp_socket, tls_context
-from ztsim.dns.server_udp import serve_udp, udp_socket
+from ztsim.dns.server_udp import UdpServer, serve_udp, udp_socket
 from ztsim.dns.snapshot import PolicySnapshot
 from ztsim.dns.upstream import UpstreamPool, UpstreamSpec
 
@@ -112,8 +112,12 @@ class RunningGateway:
         upstream_tls: ssl.SSLContext | None = None,
         down_for: float = 0.2,
         probe_interval: float = 2.0,
+        batched: bool = True,
     ) -> None:
-        """`tls`: (certificate, key) to serve DoT on `tls_port` too."""
+        """`tls`: (certificate, key) to serve DoT on `tls_port` too; `batched`: UDP served
+        with recvmmsg/sendmmsg where the system has them."""
+        self.batched = batched
+        self.udp: UdpServer | None = None
         self.log = QueryLog(policy, LOG_KEY)
         self.cache = AnswerCache()
         self.gateway = Gateway(
@@ -147,7 +151,10 @@ class RunningGateway:
         self._thread.start()
 
         async def start() -> None:
-            udp = await serve_udp(self.gateway, udp_socket("127.0.0.1", self.port))
+            udp = await serve_udp(
+                self.gateway, udp_socket("127.0.0.1", self.port), batched=self.batched
+            )
+            self.udp = udp
             tcp = await serve_tcp(self.gateway, tcp_socket("127.0.0.1", self.port))
             self._closers = [udp, tcp]
             if self.tls is not None:

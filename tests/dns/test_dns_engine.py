@@ -237,3 +237,42 @@ def test_memo_of_a_cached_answer_follows_its_ttl() -> None:
         assert isinstance(reply, Answer)
         ttls.append(decode_message(reply.wire).answers[0].ttl)
     assert ttls == [290, 290, 289, 1, -1]
+
+
+def test_memo_is_shared_by_requesters_the_policy_treats_alike_only() -> None:
+    ads = parse_list("ads.example\n", ListFormat.DOMAINS)
+    rules = (
+        Rule("staff-open", Action.ALLOW, domains=("ads.example",), groups=("staff",)),
+        Rule("ads", Action.BLOCK, lists=("ads",)),
+    )
+    settings_ = OrgSettings(allow_list_only_fleets=frozenset({"kiosk"}))
+    policy = PolicySnapshot(
+        PolicyData({"org-a": OrgPolicy("org-a", rules, settings_)}, {"ads": ads}), KEY
+    )
+    engine = Engine(policy, AnswerCache(), None)
+    plain = [Requester("org-a", f"id-{n}") for n in range(3)]
+    staff = Requester("org-a", "id-s", frozenset({"staff"}))
+    kiosk = Requester("org-a", "id-k", fleet_ids=frozenset({"kiosk"}))
+    assert len({policy.policy_class(who) for who in plain}) == 1
+    assert len({policy.policy_class(who) for who in (plain[0], staff, kiosk)}) == 3
+
+    def rcode_and_ede(who: Requester, ident: int) -> tuple[int, list[int]]:
+        step = engine.handle(_query("ads.example", ident=ident), who, 0.0, udp=True)
+        if isinstance(step, Forward):
+            return -1, []
+        assert isinstance(step, Answer)
+        reply = decode_message(step.wire)
+        assert reply.id == ident
+        assert reply.edns is not None
+        return reply.rcode, [e.info_code for e in reply.edns.extended_errors()]
+
+    blocked = (Rcode.NOERROR, [EdeCode.BLOCKED])
+    for ident, who in enumerate(plain):
+        assert rcode_and_ede(who, ident) == blocked
+    assert len(engine._memo) == 1  # three phones, one policy: one remembered answer
+    assert rcode_and_ede(staff, 10) == (-1, [])  # allowed for staff: forwarded
+    assert rcode_and_ede(kiosk, 11) == blocked
+    assert rcode_and_ede(plain[1], 12) == blocked
+    fenced = engine.handle(_query("news.example"), kiosk, 0.0, udp=True)  # remembered
+    assert isinstance(fenced, Answer)
+    assert isinstance(engine.handle(_query("news.example"), plain[0], 0.0, udp=True), Forward)

@@ -4,11 +4,16 @@ Keyed on (name, type, class, DO bit). An entry is fresh for its smallest TTL;
 after that it is kept for `max_stale` seconds more, to be served only when
 every upstream fails, with TTLs of `STALE_TTL` (RFC 8767 §4 recommends 30 s).
 Bounded: the oldest entries go first when `max_entries` is reached.
+
+Read by the UDP thread and the event loop alike: lookups are single dict
+operations; removals and insertions take a lock, because evicting the oldest
+entry walks the dict, which another thread must not resize meanwhile.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from typing import NamedTuple
 
 from ztsim.dns.cache import CachedAnswer, patch_id_and_ttls
@@ -46,6 +51,7 @@ class AnswerCache:
         max_ttl: int = DEFAULT_MAX_TTL,
     ) -> None:
         self._entries: dict[CacheKey, _Entry] = {}
+        self._lock = threading.Lock()
         self.max_entries = max_entries
         self.max_stale = max_stale
         self.max_ttl = max_ttl
@@ -61,7 +67,8 @@ class AnswerCache:
             age = int(now - entry.stored_at)
             return Hit(entry.answer, age, False, min(entry.stored_at + age + 1, entry.fresh_until))
         if now - entry.fresh_until > self.max_stale:
-            del self._entries[key]
+            with self._lock:
+                self._entries.pop(key, None)
             return None
         if not allow_stale:
             return None
@@ -80,9 +87,10 @@ class AnswerCache:
         ttl = min(answer.min_ttl, self.max_ttl)
         if ttl <= 0:
             return answer
-        if key not in self._entries and len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = _Entry(answer, now, now + ttl)
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = _Entry(answer, now, now + ttl)
         return answer
 
 

@@ -84,15 +84,17 @@ class _Memo(NamedTuple):
     decision: Decision
 
 
-_MemoKey = tuple[Requester, bool, bytes]
+_MemoKey = tuple[int, bool, bytes]  # (policy class, over UDP, query without its ID)
 MAX_MEMO = 50_000  # answers remembered per process; cleared whole when full
 _FOREVER = float("inf")  # block and override answers change only with the policy
 
 
 class Engine:
-    """Also keeps a memo of recent answers keyed on (requester, transport, query without
-    its ID): a repeated query costs one dict probe. Blocks and overrides stay valid until
-    the policy is swapped (which clears the memo); cache replays until their TTLs tick."""
+    """Also keeps a memo of recent answers keyed on (the requester's policy class,
+    transport, query without its ID): a repeated query costs one dict probe. Blocks and
+    overrides stay valid until the policy is swapped (which clears the memo); cache
+    replays until their TTLs tick. The UDP thread and the event loop share it: each
+    access is one dict operation, atomic under the GIL."""
 
     def __init__(
         self,
@@ -119,7 +121,7 @@ class Engine:
         # the policy, so an answer built from the old policy only lands in the old dict.
         memos = self._memo
         if who is not None:
-            memo = memos.get((who, udp, wire[2:]))
+            memo = memos.get((self._policy.policy_class(who), udp, wire[2:]))
             if memo is not None and now < memo.until:
                 if self.log is not None:
                     self.log.record(who, memo.qname, memo.qtype, memo.decision)
@@ -174,7 +176,8 @@ class Engine:
     ) -> Answer:
         if len(memos) >= MAX_MEMO:
             memos.clear()
-        memos[(who, udp, wire[2:])] = _Memo(reply[2:], until, qname, qtype, decision)
+        key = (self._policy.policy_class(who), udp, wire[2:])
+        memos[key] = _Memo(reply[2:], until, qname, qtype, decision)
         return Answer(reply)
 
     def resolved(self, forward: Forward, response: bytes | None, now: float) -> bytes:

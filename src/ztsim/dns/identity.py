@@ -29,6 +29,20 @@ class Requester:
     fleet_ids: frozenset[str] = frozenset()
     sim_kind: str | None = None
     device_id: str | None = None
+    # Hashed on every query (policy caches are keyed on it): computed once, not per call.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
+        object.__setattr__(self, "_hash", hash((*fields, self.sim_kind, self.device_id)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[Requester], tuple[object, ...]]:
+        # Rebuilt through __init__, so the hash is that of the process that unpickles.
+        fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
+        return Requester, (*fields, self.sim_kind, self.device_id)
 
     @property
     def subject(self) -> str:

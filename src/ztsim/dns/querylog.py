@@ -112,10 +112,13 @@ class QueryLog:
         ]
 
     def drain(self) -> list[NewEvent]:
-        """Everything recorded since the last drain, oldest first."""
-        out = list(self._pending)
-        self._pending.clear()
-        return out
+        """Everything recorded since the last drain, oldest first.
+
+        Taken one by one: the serving threads append meanwhile, and a copy followed by
+        a clear would lose what came in between.
+        """
+        pending = self._pending
+        return [pending.popleft() for _ in range(len(pending))]
 
     def __len__(self) -> int:
         return len(self._pending)

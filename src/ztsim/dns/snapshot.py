@@ -5,6 +5,11 @@ Every list and security feed a rule refers to gets one bit (two for a list with
 per suffix of the query name finds every list the name is on. Rules' own
 `domains` go into a small per-org dict. A requester's applicable rules are
 selected once and cached on the (hashable) `Requester`.
+
+Requesters whom every rule treats alike (same org, same applicable rules, same
+allow-list-only fencing) share a policy class: the engine keeps one remembered
+answer per class and query, so a thousand phones with the same policy warm one
+entry, not a thousand.
 """
 
 from __future__ import annotations
@@ -120,6 +125,8 @@ class PolicySnapshot:
         self.orgs: dict[str, _CompiledOrg] = {
             org_id: self._compile(policy, bits) for org_id, policy in data.orgs.items()
         }
+        self._classes: dict[Requester, int] = {}
+        self._class_ids: dict[tuple[object, ...], int] = {}
 
     def __getstate__(self) -> tuple[bytes, list[tuple[int, int]], dict[str, _CompiledOrg]]:
         """For handing a built snapshot to worker processes (the rule caches stay behind)."""
@@ -131,6 +138,22 @@ class PolicySnapshot:
     ) -> None:
         buffer, self._exceptions, self.orgs = state
         self.store = DomainStore.from_buffer(buffer)
+        self._classes, self._class_ids = {}, {}
+
+    def policy_class(self, who: Requester) -> int:
+        """A number shared by exactly the requesters `decide` cannot tell apart."""
+        found = self._classes.get(who)
+        if found is None:
+            org = self.orgs.get(who.org_id)
+            signature: tuple[object, ...] = (who.org_id,)
+            if org is not None:
+                fenced = bool(who.fleet_ids & org.settings.allow_list_only_fleets)
+                signature += (tuple(rule.index for rule in org.rules_for(who)), fenced)
+            found = self._class_ids.setdefault(signature, len(self._class_ids))
+            if len(self._classes) > 100_000:
+                self._classes.clear()
+            self._classes[who] = found
+        return found
 
     @staticmethod
     def _compile(policy: OrgPolicy, bits: dict[tuple[str, str], int]) -> _CompiledOrg:

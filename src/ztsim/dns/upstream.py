@@ -221,10 +221,14 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         channel = upstream.channel
         if channel is None or channel.transport is None:
-            _, channel = await loop.create_datagram_endpoint(
+            transport, opened = await loop.create_datagram_endpoint(
                 _Channel, remote_addr=(upstream.host, upstream.port)
             )
-            upstream.channel = channel
+            channel = upstream.channel
+            if channel is None or channel.transport is None:
+                upstream.channel = channel = opened
+            else:
+                transport.close()  # a concurrent first query opened one meanwhile: share it
         ident = self._rng.randrange(0x10000)
         while ident in channel.pending:
             ident = self._rng.randrange(0x10000)

@@ -1,0 +1,187 @@
+"""Many datagrams per system call on Linux: recvmmsg(2) and sendmmsg(2) through ctypes.
+
+Under load a Python UDP server spends more on the two system calls around each
+query (and on turning each source address into text) than on the query itself.
+`DatagramBatch` receives up to `slots` datagrams in one call, hands them out as
+bytes with their source, collects the replies and sends them in one call. The
+kernel still does its per-datagram work; what goes is the per-call cost on both
+sides of it.
+
+Memory layout: the kernel's `struct mmsghdr` arrays live in bytearrays, their
+field offsets taken from ctypes mirrors of the C structures (so they hold on any
+Linux ABI ctypes knows), and are read and written through memoryviews.
+Datagrams larger than `SLOT` arrive cut short (MSG_TRUNC) and are dropped: no DNS
+query needs that much. Unavailable (not Linux, no such libc calls): `batch_calls`
+returns None and the caller uses plain recvfrom/sendto.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+MSG_WAITFORONE = 0x10000  # linux/socket.h: block for the first datagram only
+MSG_TRUNC = 0x20  # linux/socket.h: the datagram was longer than the buffer
+SLOT = 4096  # bytes per datagram, each way
+_NAME_ROOM = 32  # bytes per source address: a sockaddr_in6 is 28
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = (
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.c_void_p),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    )
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = (("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint))
+
+
+_HDR = ctypes.sizeof(_Mmsghdr)
+_IOV = ctypes.sizeof(_Iovec)
+# Offsets of the fields touched per datagram, in units of their own size.
+_NAME_PTR = _Msghdr.msg_name.offset // 8
+_NAMELEN = _Msghdr.msg_namelen.offset // 4
+_FLAGS = _Msghdr.msg_flags.offset // 4
+_LEN = _Mmsghdr.msg_len.offset // 4
+_PER_HDR_U32 = _HDR // 4
+_PER_HDR_U64 = _HDR // 8
+
+_Call = Callable[..., int]
+
+
+def batch_calls() -> tuple[_Call, _Call] | None:
+    """libc's recvmmsg and sendmmsg, or None where there are none."""
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        receive, send = libc.recvmmsg, libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    receive.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
+    receive.restype = ctypes.c_int
+    send.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int)
+    send.restype = ctypes.c_int
+    return receive, send
+
+
+def _address(buffer: bytearray | ctypes.Array[Any]) -> int:
+    return ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
+
+
+class DatagramBatch:
+    """One socket's receive and send rings. Not thread-safe: one serving thread owns it."""
+
+    def __init__(self, sock: socket.socket, calls: tuple[_Call, _Call], slots: int = 64) -> None:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError("only IPv4 and IPv6 datagram sockets")
+        self._receive, self._send = calls
+        self._fd = sock.fileno()
+        self._v6 = sock.family == socket.AF_INET6
+        self._namelen = 28 if self._v6 else 16  # sizeof sockaddr_in6 / sockaddr_in
+        self.slots = slots
+        self._in_hdrs = bytearray(slots * _HDR)
+        self._out_hdrs = bytearray(slots * _HDR)
+        self._in_iovs = bytearray(slots * _IOV)
+        self._out_iovs = bytearray(slots * _IOV)
+        self._in_data = bytearray(slots * SLOT)
+        self._out_data = bytearray(slots * SLOT)
+        self._names = bytearray(slots * _NAME_ROOM)
+        names = _address(self._names)
+        for ring, hdrs, iovs, data in (
+            ("in", self._in_hdrs, self._in_iovs, self._in_data),
+            ("out", self._out_hdrs, self._out_iovs, self._out_data),
+        ):
+            iov_base, data_base = _address(iovs), _address(data)
+            for slot in range(slots):
+                iov = _Iovec.from_buffer(iovs, slot * _IOV)
+                iov.iov_base, iov.iov_len = data_base + slot * SLOT, SLOT
+                header = _Mmsghdr.from_buffer(hdrs, slot * _HDR).msg_hdr
+                header.msg_iov, header.msg_iovlen = iov_base + slot * _IOV, 1
+                if ring == "in":
+                    header.msg_name = names + slot * _NAME_ROOM
+                    header.msg_namelen = self._namelen
+        self._names_base = names
+        self._in_base = _address(self._in_hdrs)
+        self._out_base = _address(self._out_hdrs)
+        self._in_u32 = memoryview(self._in_hdrs).cast("I")
+        self._out_u32 = memoryview(self._out_hdrs).cast("I")
+        self._out_u64 = memoryview(self._out_hdrs).cast("Q")
+        self._out_iov_u64 = memoryview(self._out_iovs).cast("Q")
+        self._in_view = memoryview(self._in_data)
+        self._texts: dict[bytes, str] = {}
+        self._queued = 0
+
+    def receive(self) -> int:
+        """Block until at least one datagram is there; how many were taken (0: interrupted)."""
+        count = self._receive(self._fd, self._in_base, self.slots, MSG_WAITFORONE, None)
+        if count < 0:
+            code = ctypes.get_errno()
+            if code == errno.EINTR:
+                return 0
+            raise OSError(code, os.strerror(code))
+        return count
+
+    def datagram(self, slot: int) -> bytes | None:
+        """The slot's datagram, or None if it was cut short or carries no source."""
+        words, base = self._in_u32, slot * _PER_HDR_U32
+        if words[base + _FLAGS] & MSG_TRUNC or not words[base + _NAMELEN]:
+            words[base + _NAMELEN] = self._namelen
+            return None
+        offset = slot * SLOT
+        return bytes(self._in_view[offset : offset + words[base + _LEN]])
+
+    def source(self, slot: int) -> tuple[str, int]:
+        """The slot's source address as text (cached: sources repeat) and port."""
+        start, names = slot * _NAME_ROOM, self._names
+        # sockaddr_in: family, port, address at 4; sockaddr_in6: ..., flow info, address at 8.
+        key = bytes(names[start + 8 : start + 24] if self._v6 else names[start + 4 : start + 8])
+        text = self._texts.get(key)
+        if text is None:
+            text = socket.inet_ntop(socket.AF_INET6 if self._v6 else socket.AF_INET, key)
+            if len(self._texts) >= 65536:
+                self._texts.clear()
+            self._texts[key] = text
+        return text, (names[start + 2] << 8) | names[start + 3]
+
+    def reply(self, slot: int, wire: bytes) -> bool:
+        """Queue `wire` for the source of received `slot`; False if it does not fit a slot."""
+        size = len(wire)
+        if size > SLOT or self._queued >= self.slots:
+            return False
+        out = self._queued
+        start = out * SLOT
+        self._out_data[start : start + size] = wire
+        self._out_iov_u64[out * 2 + 1] = size
+        self._out_u64[out * _PER_HDR_U64 + _NAME_PTR] = self._names_base + slot * _NAME_ROOM
+        self._out_u32[out * _PER_HDR_U32 + _NAMELEN] = self._namelen
+        self._queued = out + 1
+        return True
+
+    def flush(self) -> int:
+        """Send every queued reply; how many could not be sent (UDP: the clients retry)."""
+        queued, done, failed = self._queued, 0, 0
+        self._queued = 0
+        while done + failed < queued:
+            start = done + failed
+            sent = self._send(self._fd, self._out_base + start * _HDR, queued - start, 0)
+            if sent > 0:
+                done += sent
+            elif ctypes.get_errno() != errno.EINTR:
+                failed += 1  # this reply's error (e.g. a full buffer): skip it, send the rest
+        return failed
