@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
 from ztsim.db import schema
+from ztsim.dns.config import load_config
 from ztsim.dns.runner import GatewayOptions, GatewayProcess
 from ztsim.sessions import repository
 from ztsim.sessions.table import Session
@@ -42,3 +45,33 @@ def test_identities_reloaded_only_when_sessions_change(engine: Engine) -> None:
     process.reload()
     assert process.gateway.identities.snapshot is not first
     assert process.gateway.identities.by_source("10.0.0.2") is not None
+
+
+def _write_policy(path: Path, blocked: str, static_address: str) -> None:
+    (path.parent / "ads.txt").write_text(f"{blocked}\n")
+    path.write_text(
+        '[lists.ads]\npath = "ads.txt"\nformat = "domains"\n'
+        '[[orgs]]\nid = "o1"\n[[orgs.rules]]\nid = "ads"\naction = "block"\nlists = ["ads"]\n'
+        f'[[orgs.static]]\naddress = "{static_address}"\nidentity = "alice"\n'
+    )
+
+
+def test_policy_file_reload_rebuilds_identities_only_if_its_sources_changed(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    _write_policy(policy, "one.example", "10.0.0.1")
+    options = GatewayOptions("127.0.0.1", 0, [], policy, store_key=lambda: b"k" * 16)
+    process = GatewayProcess(options, load_config(policy))
+    identities = process.gateway.identities.snapshot
+    first_policy = process.gateway.engine.policy
+    time.sleep(0.01)  # a later modification time
+    _write_policy(policy, "two.example", "10.0.0.1")
+    process.reload()
+    assert process.gateway.engine.policy is not first_policy
+    assert process.gateway.identities.snapshot is identities  # same static sources
+    time.sleep(0.01)
+    _write_policy(policy, "two.example", "10.0.0.2")
+    process.reload()
+    assert process.gateway.identities.by_source("10.0.0.2") is not None
+    assert process.gateway.identities.by_source("10.0.0.1") is None

@@ -152,6 +152,7 @@ class GatewayProcess:
     def reload(self) -> None:
         """Rebuild what changed and swap it in; a failed reload keeps the last good snapshot."""
         try:
+            subjects = self._subjects
             if self.shared is not None:
                 changed = self._load_shared()
             else:
@@ -164,11 +165,11 @@ class GatewayProcess:
                     self.gateway.swap_policy(policy)
                     self._state = state
                     log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
-            if self.options.database is not None:
-                sessions = self._sessions_state()
-                if changed or sessions != self._sessions:
-                    self.gateway.identities.swap(_identities(self.options, self._subjects))
-                    self._sessions = sessions
+            # A policy change alone (a list, a rule) leaves who is who as it was.
+            sessions = self._sessions_state()
+            if self._subjects != subjects or sessions != self._sessions:
+                self.gateway.identities.swap(_identities(self.options, self._subjects))
+                self._sessions = sessions
         except (ZtsimError, OSError, SQLAlchemyError) as exc:
             log.warning("DNS reload failed, keeping the last snapshot: %s", exc)
 
