@@ -12,9 +12,9 @@ from dns_gateway_harness import DNSMASQ, STORE_KEY, RunningGateway, dnsmasq
 
 from ztsim.dns.identity import IdentitySnapshot, Requester
 from ztsim.dns.lists import ListFormat, parse_list
-from ztsim.dns.mmsg import batch_calls
 from ztsim.dns.policy import Action, OrgPolicy, PolicyData, Rule
 from ztsim.dns.snapshot import PolicySnapshot
+from ztsim.mmsg import batch_calls
 
 pytestmark = pytest.mark.skipif(DNSMASQ is None, reason="needs dnsmasq (dnsmasq-base)")
 SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]

@@ -39,6 +39,9 @@ class _Sink:
     def __init__(self) -> None:
         self.events: list[object] = []
 
+    def access(self, record: object) -> None:
+        self.events.append(record)
+
     def event(self, event: object, when: datetime) -> None:
         self.events.append(event)
 

@@ -23,7 +23,7 @@ import threading
 
 from ztsim.dns.engine import Answer, Forward, Step
 from ztsim.dns.gateway import Gateway
-from ztsim.dns.mmsg import DatagramBatch, batch_calls
+from ztsim.mmsg import DatagramBatch, batch_calls
 
 MAX_DATAGRAM = 65535
 BATCH = 64  # datagrams per system call: amortises it, bounds how long a reply waits

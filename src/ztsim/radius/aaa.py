@@ -1,9 +1,8 @@
 """The AAA role: the server, its background writer, snapshot reloads and revocation.
 
 - Records from the hot path are written in batches by one background task, in a
-  worker thread, one transaction per batch. Events are queued as ready-made rows and
-  inserted many per statement, so the writer thread seldom holds the GIL that the
-  hot path's thread needs.
+  worker thread, one transaction per batch. The hot path only appends tuples; the
+  writer turns them into event rows and inserts many per statement.
 - Access-Requests are handled on a thread of their own (see `server`); the core's
   lock keeps its state consistent between that thread and this service's tasks.
 - The snapshot is reloaded whole every `reload_seconds` (this is how a change made by
@@ -40,7 +39,14 @@ from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.engine import AccessRequest, GatewayEntry, PoolEntry, Snapshot, decide
 from ztsim.radius.server import RadiusServer, start_server
 from ztsim.radius.snapshot import load_snapshot, refresh_sims
-from ztsim.radius.traffic import EVENT_COLUMNS, EventRow, ReplySettings, event_row
+from ztsim.radius.traffic import (
+    EVENT_COLUMNS,
+    AccessRecord,
+    EventRow,
+    ReplySettings,
+    access_events,
+    event_row,
+)
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
@@ -52,9 +58,10 @@ log = logging.getLogger("ztsim.radius.aaa")
 
 @dataclass
 class _Batch:
-    # Rows ready for the driver (or, on other databases, for SQLAlchemy): made as the
-    # events come, so that the writer thread holds the GIL as little as it can.
-    events: list[EventRow] = field(default_factory=list)
+    # Events in arrival order: access decisions as the hot path left them, other events
+    # with their time. Turned into rows by the writer, so the hot path's thread only
+    # appends a tuple.
+    events: list[AccessRecord | tuple[NewEvent, datetime]] = field(default_factory=list)
     leases: list[tuple[PoolEntry, str, str, datetime]] = field(default_factory=list)
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
     jobs: list[Callable[[Connection], None]] = field(default_factory=list)
@@ -77,22 +84,36 @@ class BatchWriter:
         self._raw = dialect in _RAW_DIALECTS
         self._sqlite = dialect == "sqlite"
 
-    def event(self, event: NewEvent, when: datetime) -> None:
-        if self._raw:
-            row = event_row(event, when, sqlite=self._sqlite)
-        else:
-            row = (
-                event.org_id,
-                when,
-                event.kind,
-                event.actor,
-                event.subject,
-                event.outcome.value,
-                event.reason,
-                event.payload,
-            )
+    def access(self, record: AccessRecord) -> None:
         with self._lock:
-            self._batch.events.append(row)
+            self._batch.events.append(record)
+
+    def event(self, event: NewEvent, when: datetime) -> None:
+        with self._lock:
+            self._batch.events.append((event, when))
+
+    def _rows(self, events: list[AccessRecord | tuple[NewEvent, datetime]]) -> list[EventRow]:
+        rows: list[EventRow] = []
+        for item in events:
+            if isinstance(item, AccessRecord):
+                rows.extend(self._row(event, item.when) for event in access_events(item))
+            else:
+                rows.append(self._row(*item))
+        return rows
+
+    def _row(self, event: NewEvent, when: datetime) -> EventRow:
+        if self._raw:
+            return event_row(event, when, sqlite=self._sqlite)
+        return (
+            event.org_id,
+            when,
+            event.kind,
+            event.actor,
+            event.subject,
+            event.outcome.value,
+            event.reason,
+            event.payload,
+        )
 
     def session(self, session: Session) -> None:
         with self._lock:
@@ -125,9 +146,10 @@ class BatchWriter:
                 job(conn)
             if batch.sessions:
                 sessions_repo.save(conn, batch.sessions.values())
-            if batch.events:
-                _insert_events(conn, batch.events)
-        self.written_events += len(batch.events)
+            rows = self._rows(batch.events)
+            if rows:
+                _insert_events(conn, rows)
+        self.written_events += len(rows)
 
 
 # SQLite and PostgreSQL get the events straight from the driver, several rows per

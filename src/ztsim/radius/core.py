@@ -19,10 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 from ztsim.clock import Clock, utc_now
-from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.events.schema import subject_of
 from ztsim.radius.accounting import AccountingMixin
 from ztsim.radius.attrtypes import AttributeType
 from ztsim.radius.auth import verify_request
@@ -35,7 +34,6 @@ from ztsim.radius.codes import Code
 from ztsim.radius.dictionary import decode_attributes
 from ztsim.radius.engine import (
     MESSAGES,
-    RISK_REASONS,
     AccessRequest,
     Decision,
     GatewayEntry,
@@ -49,15 +47,13 @@ from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
 from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, scan_request
 from ztsim.radius.packet import Attribute, Packet
 from ztsim.radius.reply import encode_reply, make_reply
-from ztsim.radius.traffic import Counters, ReplayCache, ReplySettings, Sink
+from ztsim.radius.traffic import AccessRecord, Counters, ReplayCache, ReplySettings, Sink
 from ztsim.sessions.ipam import LOW_WATER, Ipam
 from ztsim.sessions.table import SessionIndex
 
 log = logging.getLogger("ztsim.radius.core")
 
 _CODES = frozenset(int(c) for c in Code)
-# Reason.value goes through the enum's property on every read; this does not.
-_REASON_TEXT = {r: r.value for r in Reason}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -259,33 +255,9 @@ class AaaCore(AccountingMixin):
     ) -> None:
         sim = decision.sim
         subject = subject_of("sim", sim.iccid) if sim else subject_of("imsi", imsi or "-")
-        payload: dict[str, Any] = {"gateway_id": gateway.id, "imsi": imsi, "apn": apn, "imei": imei}
-        if address is not None:
-            payload["ue_address"] = address
-        reason = _REASON_TEXT[decision.reason]
-        self.sink.event(
-            NewEvent(
-                gateway.org_id,
-                "radius.access",
-                f"gateway:{gateway.id}",
-                subject,
-                Outcome.SUCCESS if accepted else Outcome.DENIED,
-                reason,
-                payload,
-            ),
-            now,
-        )
-        if decision.reason in RISK_REASONS:
-            kind = "risk.clone" if decision.reason is Reason.CLONE_SUSPECTED else "risk.device_swap"
-            self.sink.event(
-                NewEvent(
-                    gateway.org_id,
-                    kind,
-                    f"gateway:{gateway.id}",
-                    subject,
-                    Outcome.DENIED,
-                    reason,
-                    payload,
-                ),
-                now,
+        self.sink.access(
+            AccessRecord(
+                gateway.org_id, gateway.id, subject, accepted, decision.reason, imsi, apn, imei,
+                address, now,
             )
+        )  # fmt: skip

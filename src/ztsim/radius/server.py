@@ -1,12 +1,11 @@
 """The AAA server's UDP endpoints: thin adapters around `AaaCore`.
 
-Authentication, the hot path, is served by a thread of its own in a blocking
-`recvfrom`/`sendto` loop: with a gateway keeping a few hundred requests in flight the
-socket is rarely deep, and an event-loop wake-up per datagram (poll, callbacks) cost
-about as much as the request itself. Accounting is read on the event loop with
+Authentication, the hot path, is served by a thread of its own that blocks in the
+kernel (batches of datagrams per system call where Linux offers them): an event-loop
+wake-up per datagram (poll, callbacks) cost about as much as the request itself. Accounting is read on the event loop with
 `loop.add_reader`. Both call the core under its lock, so the core sees one datagram
 at a time, as the event loop's own tasks (reloads, revocation) do. Every datagram is
-handed to the core and its reply (if any) sent back at once. Bad input never raises
+handed to the core and its reply (if any) sent back with its batch. Bad input never raises
 out of here: the core drops and counts it, and an unexpected error is logged and the
 datagram dropped.
 """
@@ -21,11 +20,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from ztsim.mmsg import DatagramBatch, batch_calls
 from ztsim.radius.core import AaaCore
 
 log = logging.getLogger("ztsim.radius.server")
 
 
+BATCH = 64  # datagrams per system call on the authentication port
 # Datagrams handled per wake-up of the event loop: draining a burst in one go saves a
 # poll per datagram, and the cap keeps other tasks (the writer, the API) running.
 _DRAIN = 64
@@ -88,8 +89,11 @@ def _peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
 
 
 class _ThreadEndpoint:
-    """One UDP socket served by a thread of its own: block in `recvfrom`, handle, `sendto`.
-    The GIL is released while blocked, so the event loop's tasks run in between."""
+    """One UDP socket served by a thread of its own: block in the kernel for the next
+    datagrams, handle them, send the replies. On Linux up to `BATCH` datagrams come and
+    go per system call (`ztsim.mmsg`) and the core's lock is taken once per batch;
+    elsewhere one recvfrom and one sendto per datagram. The GIL is released while
+    blocked, so the event loop's tasks run in between."""
 
     def __init__(
         self,
@@ -97,22 +101,63 @@ class _ThreadEndpoint:
         handle: Callable[[bytes, tuple[str, int]], bytes | None],
         lock: AbstractContextManager[object],
         name: str,
+        *,
+        batched: bool = True,
     ) -> None:
         self.sock = sock
         self.handle = handle
         self.lock = lock
         self.send_failures = 0
         self._closing = False
+        calls = batch_calls() if batched else None
+        self._batch = None if calls is None else DatagramBatch(sock, calls, BATCH)
         sock.setblocking(True)
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        serve = self._serve_batches if self._batch is not None else self._serve
+        self._thread = threading.Thread(target=serve, name=name, daemon=True)
         self._thread.start()
 
     @property
     def port(self) -> int:
         return int(self.sock.getsockname()[1])
 
+    @property
+    def batched(self) -> bool:
+        return self._batch is not None
+
+    def _answer(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
+        try:
+            return self.handle(data, addr)
+        except Exception:
+            # A bug must not stop the server: the request is dropped and logged.
+            log.exception("unexpected error while handling a RADIUS datagram")
+            return None
+
+    def _serve_batches(self) -> None:
+        batch, lock, answer = self._batch, self.lock, self._answer
+        assert batch is not None
+        while True:
+            try:
+                count = batch.receive()
+            except OSError as exc:
+                if self._closing:
+                    return
+                log.debug("UDP receive error: %s", exc)
+                continue
+            if self._closing:
+                return
+            with lock:
+                for slot in range(count):
+                    data = batch.datagram(slot)
+                    if data is None:
+                        continue  # longer than any RADIUS packet may be
+                    addr = batch.source(slot)
+                    reply = answer(data, addr)
+                    if reply is not None and not batch.reply(slot, reply):
+                        self._send(reply, addr)
+            self.send_failures += batch.flush()
+
     def _serve(self) -> None:
-        sock, handle, lock = self.sock, self.handle, self.lock
+        sock, lock, answer = self.sock, self.lock, self._answer
         while True:
             try:
                 data, addr = sock.recvfrom(65535)
@@ -123,19 +168,17 @@ class _ThreadEndpoint:
                 continue
             if self._closing:
                 return
-            try:
-                with lock:
-                    reply = handle(data, _peer(addr))
-            except Exception:
-                # A bug must not stop the server: the request is dropped and logged.
-                log.exception("unexpected error while handling a RADIUS datagram")
-                continue
+            with lock:
+                reply = answer(data, _peer(addr))
             if reply is not None:
-                try:
-                    sock.sendto(reply, addr)
-                except OSError:
-                    # UDP: the client retransmits; a full send buffer drops this reply.
-                    self.send_failures += 1
+                self._send(reply, addr)
+
+    def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self.sock.sendto(reply, addr)
+        except OSError:
+            # UDP: the client retransmits; a full send buffer drops this reply.
+            self.send_failures += 1
 
     def close(self) -> None:
         self._closing = True
@@ -187,8 +230,11 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_server(core: AaaCore, host: str, auth_port: int, acct_port: int) -> RadiusServer:
-    """Bind the authentication and accounting endpoints (port 0 picks a free port)."""
+async def start_server(
+    core: AaaCore, host: str, auth_port: int, acct_port: int, *, batched: bool = True
+) -> RadiusServer:
+    """Bind the authentication and accounting endpoints (port 0 picks a free port);
+    `batched`: authentication over recvmmsg/sendmmsg where the system has them."""
     loop = asyncio.get_running_loop()
     acct = _Endpoint(loop, _bound_socket(host, acct_port), core.handle_acct, core.lock)
     try:
@@ -196,5 +242,5 @@ async def start_server(core: AaaCore, host: str, auth_port: int, acct_port: int)
     except OSError:
         acct.close()
         raise
-    auth = _ThreadEndpoint(auth_socket, core.handle_auth, core.lock, "radius-auth")
+    auth = _ThreadEndpoint(auth_socket, core.handle_auth, core.lock, "radius-auth", batched=batched)
     return RadiusServer(auth, acct)

@@ -10,10 +10,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ztsim.events.schema import NewEvent, Outcome
-from ztsim.radius.engine import PoolEntry
+from ztsim.radius.engine import RISK_REASONS, PoolEntry, Reason
 from ztsim.sessions.table import Session
 
 # RFC 5080 §2.2.2: answer a retransmission with the cached reply for a while.
@@ -44,9 +44,52 @@ class Counters:
         return {**dataclasses.asdict(self), "dropped": self.dropped}
 
 
+class AccessRecord(NamedTuple):
+    """An access decision as the hot path leaves it: a tuple, built in C. The writer turns
+    it into its events (`access_events`) off the hot path."""
+
+    org_id: str
+    gateway_id: str
+    subject: str
+    accepted: bool
+    reason: Reason
+    imsi: str | None
+    apn: str | None
+    imei: str | None
+    ue_address: str | None
+    when: datetime
+
+
+_RISK_KIND = {Reason.CLONE_SUSPECTED: "risk.clone", Reason.IMEI_MISMATCH: "risk.device_swap"}
+
+
+def access_events(record: AccessRecord) -> list[NewEvent]:
+    """The decision event, and a risk event for a cloned SIM or a swapped device."""
+    payload: dict[str, Any] = {
+        "gateway_id": record.gateway_id,
+        "imsi": record.imsi,
+        "apn": record.apn,
+        "imei": record.imei,
+    }
+    if record.ue_address is not None:
+        payload["ue_address"] = record.ue_address
+    actor, reason = f"gateway:{record.gateway_id}", record.reason.value
+    outcome = Outcome.SUCCESS if record.accepted else Outcome.DENIED
+    events = [
+        NewEvent(record.org_id, "radius.access", actor, record.subject, outcome, reason, payload)
+    ]
+    if record.reason in RISK_REASONS:
+        kind = _RISK_KIND[record.reason]
+        events.append(
+            NewEvent(record.org_id, kind, actor, record.subject, Outcome.DENIED, reason, payload)
+        )
+    return events
+
+
 class Sink(Protocol):
     """Where the hot path leaves records for the background writer."""
 
+    def access(self, record: AccessRecord) -> None: ...
     def event(self, event: NewEvent, when: datetime) -> None: ...
     def session(self, session: Session) -> None: ...
     def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None: ...

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ztsim.dns.mmsg import SLOT, DatagramBatch, batch_calls
+from ztsim.mmsg import SLOT, DatagramBatch, batch_calls
 
 CALLS = batch_calls()
 pytestmark = pytest.mark.skipif(CALLS is None, reason="recvmmsg/sendmmsg are Linux calls")

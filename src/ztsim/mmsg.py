@@ -1,7 +1,8 @@
 """Many datagrams per system call on Linux: recvmmsg(2) and sendmmsg(2) through ctypes.
 
-Under load a Python UDP server spends more on the two system calls around each
-query (and on turning each source address into text) than on the query itself.
+Under load a Python UDP server (the DNS gateway, the RADIUS server) spends more on
+the two system calls around each request (and on turning each source address into
+text) than on much of the request itself.
 `DatagramBatch` receives up to `slots` datagrams in one call, hands them out as
 bytes with their source, collects the replies and sends them in one call. The
 kernel still does its per-datagram work; what goes is the per-call cost on both
@@ -11,7 +12,7 @@ Memory layout: the kernel's `struct mmsghdr` arrays live in bytearrays, their
 field offsets taken from ctypes mirrors of the C structures (so they hold on any
 Linux ABI ctypes knows), and are read and written through memoryviews.
 Datagrams larger than `SLOT` arrive cut short (MSG_TRUNC) and are dropped: no DNS
-query needs that much. Unavailable (not Linux, no such libc calls): `batch_calls`
+query needs that much, and RADIUS packets are at most 4096 octets (RFC 2865 §3). Unavailable (not Linux, no such libc calls): `batch_calls`
 returns None and the caller uses plain recvfrom/sendto.
 """
 
