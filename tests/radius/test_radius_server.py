@@ -3,9 +3,12 @@ dictionary.3gpp) against the running server on loopback, high random ports."""
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -23,6 +26,7 @@ from radius.radius_world import (
     radclient,
 )
 from ztsim.db import schema
+from ztsim.mmsg import batch_calls
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
 from ztsim.radius.dictionary import make_attribute
 from ztsim.sealing import Sealer
@@ -358,3 +362,37 @@ def test_accounting_without_imei_or_apn_takes_them_from_the_accepted_attach(
     aaa.run(aaa.service.reload())
     # A disconnect would be in flight now (its CoA port has no listener, so it waits).
     assert not aaa.service._disconnecting
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_many_gateway_requests_at_once_batched_or_not(
+    batched: bool, sqlite_engine: Engine, sealer: Sealer, world: World, tmp_path: Path
+) -> None:
+    """radclient keeps many requests in flight: each answered once, whichever I/O path."""
+    running = RunningAaa(sqlite_engine, sealer, batched_auth=batched)
+    try:
+        assert running.server.auth.batched == (batched and batch_calls() is not None)
+        requests = tmp_path / "requests"
+        requests.write_text(
+            "\n".join([access(world.active)] * 60 + [access(world.active, apn="x")])
+        )
+        assert RADCLIENT is not None
+        done = subprocess.run(
+            [
+                *(RADCLIENT, "-q", "-s", "-f", str(requests), "-p", "30", "-r", "2", "-t", "2"),
+                *(f"127.0.0.1:{running.auth_port}", "auth", SECRET),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        summary = done.stdout + done.stderr
+        assert re.search(r"Accepted\s*:\s*60\b", summary), summary
+        assert re.search(r"Rejected\s*:\s*1\b", summary), summary
+        assert running.counters.answered == 61
+        out = radclient(running.auth_port, "auth", access(world.active), secret="not-it-at-all")
+        assert "No reply from server" in out
+        assert running.counters.bad_authenticator == 1
+    finally:
+        running.close()

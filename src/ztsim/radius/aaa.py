@@ -194,6 +194,8 @@ class AaaSettings:
     flush_seconds: float = 0.25
     coa_tries: int = 3
     coa_timeout: float = 1.0
+    # Authentication datagrams in batches (recvmmsg/sendmmsg) where the system has them.
+    batched_auth: bool = True
 
 
 class AaaService:
@@ -234,7 +236,11 @@ class AaaService:
         )
         await self.coa.start(self.settings.host)
         self.server = await start_server(
-            self.core, self.settings.host, self.settings.auth_port, self.settings.acct_port
+            self.core,
+            self.settings.host,
+            self.settings.auth_port,
+            self.settings.acct_port,
+            batched=self.settings.batched_auth,
         )
         self._spawn(self._flush_loop())
         self._spawn(self._reload_loop())
