@@ -45,6 +45,13 @@ def test_identities_reloaded_only_when_sessions_change(engine: Engine) -> None:
     process.reload()
     assert process.gateway.identities.snapshot is not first
     assert process.gateway.identities.by_source("10.0.0.2") is not None
+    with engine.begin() as conn:  # a membership changes who alice is to the rules
+        conn.execute(insert(schema.groups).values(id="g1", org_id="o1", name="g", created_at=T0))
+        conn.execute(insert(schema.group_members).values(group_id="g1", identity_id="alice"))
+    process.reload()
+    alice = process.gateway.identities.by_source("10.0.0.1")
+    assert alice is not None
+    assert alice.group_ids == {"g1"}
 
 
 def _write_policy(path: Path, blocked: str, static_address: str) -> None:

@@ -28,11 +28,22 @@ def _memberships(conn: Connection, table_name: str, column: str) -> dict[str, fr
     return {identity: frozenset(ids) for identity, ids in out.items()}
 
 
-def sessions_fingerprint(conn: Connection) -> tuple[object, ...]:
-    """Changes whenever a session starts, is updated or stops: rebuild the table only then."""
-    t = schema.radius_sessions
+def identity_fingerprint(conn: Connection) -> tuple[object, ...]:
+    """Changes whenever a session starts, is updated or stops, a device token is issued or
+    revoked, or a group or fleet gains or loses a member: rebuild the table only then."""
+    t, tokens = schema.radius_sessions, schema.dns_device_tokens
     row = conn.execute(select(func.count(), func.max(t.c.updated_at), func.max(t.c.stopped_at)))
-    return tuple(row.one())
+    out = list(row.one())
+    issued = select(func.count(), func.max(tokens.c.created_at))
+    out += conn.execute(issued).one()
+    out.append(conn.execute(select(func.count()).where(tokens.c.revoked_at.is_not(None))).scalar())
+    for name, column in (("group_members", "group_id"), ("fleet_members", "fleet_id")):
+        table = schema.metadata.tables[name]
+        members = (table.c[column], table.c.identity_id)
+        out += conn.execute(
+            select(func.count(), *map(func.max, members), *map(func.min, members))
+        ).one()
+    return tuple(out)
 
 
 def load_identity_snapshot(

@@ -33,7 +33,7 @@ from ztsim.dns.config import GatewayConfig, load_config, source_files
 from ztsim.dns.engine import Engine
 from ztsim.dns.gateway import Gateway
 from ztsim.dns.identity import IdentityResolver, IdentitySnapshot, NetworkDefault, Requester
-from ztsim.dns.identity_db import load_identity_snapshot, sessions_fingerprint
+from ztsim.dns.identity_db import identity_fingerprint, load_identity_snapshot
 from ztsim.dns.policy import PolicyData
 from ztsim.dns.querylog import QueryLog
 from ztsim.dns.refresh import refresh_due
@@ -125,7 +125,7 @@ class GatewayProcess:
         self._shared_stamp = 0
         self._state = self.sources_state()
         # Read before the sessions themselves: a change in between is picked up next tick.
-        self._sessions = self._sessions_state()
+        self._identity_inputs = self._identity_state()
         policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
         self._stats_at = time.monotonic()
@@ -166,18 +166,18 @@ class GatewayProcess:
                     self._state = state
                     log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
             # A policy change alone (a list, a rule) leaves who is who as it was.
-            sessions = self._sessions_state()
-            if self._subjects != subjects or sessions != self._sessions:
+            inputs = self._identity_state()
+            if self._subjects != subjects or inputs != self._identity_inputs:
                 self.gateway.identities.swap(_identities(self.options, self._subjects))
-                self._sessions = sessions
+                self._identity_inputs = inputs
         except (ZtsimError, OSError, SQLAlchemyError) as exc:
             log.warning("DNS reload failed, keeping the last snapshot: %s", exc)
 
-    def _sessions_state(self) -> tuple[object, ...]:
+    def _identity_state(self) -> tuple[object, ...]:
         if self.options.database is None:
             return ()
         with self.options.database.connect() as conn:
-            return sessions_fingerprint(conn)
+            return identity_fingerprint(conn)
 
     def _load_shared(self) -> bool:
         assert self.shared is not None

@@ -255,9 +255,5 @@ class AaaCore(AccountingMixin):
     ) -> None:
         sim = decision.sim
         subject = subject_of("sim", sim.iccid) if sim else subject_of("imsi", imsi or "-")
-        self.sink.access(
-            AccessRecord(
-                gateway.org_id, gateway.id, subject, accepted, decision.reason, imsi, apn, imei,
-                address, now,
-            )
-        )  # fmt: skip
+        record = (gateway.org_id, gateway.id, subject, accepted, decision.reason)
+        self.sink.access(AccessRecord(*record, imsi, apn, imei, address, now))
