@@ -43,10 +43,13 @@ def test_many_datagrams_per_call_each_answered(
         try:
             for n, client in enumerate(clients):
                 client.sendto(b"query-%d" % n, server.getsockname()[:2])
-            assert batch.receive() == len(clients)  # all waiting datagrams, one call
-            for slot, client in enumerate(clients):
-                assert batch.datagram(slot) == b"query-%d" % slot
-                assert batch.source(slot) == client.getsockname()[:2]
+            count = batch.receive()
+            assert count == len(clients)  # all waiting datagrams, one call
+            received = batch.received(count)
+            assert [slot for slot, _, _ in received] == list(range(count))
+            for (slot, data, source), client in zip(received, clients, strict=True):
+                assert data == b"query-%d" % slot
+                assert source == client.getsockname()[:2]
                 assert batch.reply(slot, b"answer-%d" % slot)
             assert batch.flush() == 0
             for n, client in enumerate(clients):
@@ -66,8 +69,8 @@ def test_limits_oversize_and_full() -> None:
         client.sendto(b"x" * (SLOT + 1), server.getsockname())
         client.sendto(b"small", server.getsockname())
         assert batch.receive() == 2
-        assert batch.datagram(0) is None  # cut short by the kernel: dropped
-        assert batch.datagram(1) == b"small"
+        received = batch.received(2)  # the first, cut short by the kernel, is dropped
+        assert [(slot, data) for slot, data, _ in received] == [(1, b"small")]
         assert not batch.reply(1, b"y" * (SLOT + 1))  # the caller sends it alone
         assert batch.reply(1, b"a")
         assert batch.reply(1, b"b")
@@ -81,11 +84,12 @@ def test_shutdown_wakes_a_blocked_receive() -> None:
     assert CALLS is not None
     with _server(socket.AF_INET, "127.0.0.1") as server:
         batch = DatagramBatch(server, CALLS, slots=4)
-        seen: list[bytes | None] = []
+        seen: list[int | bytes] = []
 
         def receive() -> None:
             count = batch.receive()
-            seen.extend(batch.datagram(slot) for slot in range(count))
+            seen.append(count)
+            seen.extend(data for _, data, _ in batch.received(count))
 
         thread = threading.Thread(target=receive)
         thread.start()
@@ -95,4 +99,28 @@ def test_shutdown_wakes_a_blocked_receive() -> None:
             server.shutdown(socket.SHUT_RD)  # ENOTCONN, but the sleeper is woken
         thread.join(2)
         assert not thread.is_alive()
-        assert seen == [None]
+        assert seen == [1]  # one empty wake-up, which `received` leaves out
+
+
+def test_a_reply_sent_out_of_turn_does_not_misroute_the_next_batch() -> None:
+    """Reply slots follow datagram slots unless a datagram goes unanswered; then that
+    reply is pointed at its own source, and put back after sending."""
+    assert CALLS is not None
+    with _server(socket.AF_INET, "127.0.0.1") as server:
+        batch = DatagramBatch(server, CALLS, slots=4)
+        one, two = _client(socket.AF_INET, "127.0.0.2"), _client(socket.AF_INET, "127.0.0.3")
+        try:
+            one.sendto(b"a", server.getsockname())
+            two.sendto(b"b", server.getsockname())
+            assert batch.receive() == 2
+            assert batch.reply(1, b"to-two")  # the first datagram goes unanswered
+            assert batch.flush() == 0
+            assert two.recvfrom(10)[0] == b"to-two"
+            one.sendto(b"c", server.getsockname())
+            assert batch.receive() == 1
+            assert batch.reply(0, b"to-one")
+            assert batch.flush() == 0
+            assert one.recvfrom(10)[0] == b"to-one"
+        finally:
+            one.close()
+            two.close()

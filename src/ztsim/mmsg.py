@@ -22,6 +22,7 @@ import ctypes
 import errno
 import os
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -104,9 +105,9 @@ class DatagramBatch:
         self._out_data = bytearray(slots * SLOT)
         self._names = bytearray(slots * _NAME_ROOM)
         names = _address(self._names)
-        for ring, hdrs, iovs, data in (
-            ("in", self._in_hdrs, self._in_iovs, self._in_data),
-            ("out", self._out_hdrs, self._out_iovs, self._out_data),
+        for hdrs, iovs, data in (
+            (self._in_hdrs, self._in_iovs, self._in_data),
+            (self._out_hdrs, self._out_iovs, self._out_data),
         ):
             iov_base, data_base = _address(iovs), _address(data)
             for slot in range(slots):
@@ -114,9 +115,9 @@ class DatagramBatch:
                 iov.iov_base, iov.iov_len = data_base + slot * SLOT, SLOT
                 header = _Mmsghdr.from_buffer(hdrs, slot * _HDR).msg_hdr
                 header.msg_iov, header.msg_iovlen = iov_base + slot * _IOV, 1
-                if ring == "in":
-                    header.msg_name = names + slot * _NAME_ROOM
-                    header.msg_namelen = self._namelen
+                # Reply n goes to the source of datagram n unless `reply` says otherwise.
+                header.msg_name = names + slot * _NAME_ROOM
+                header.msg_namelen = self._namelen
         self._names_base = names
         self._in_base = _address(self._in_hdrs)
         self._out_base = _address(self._out_hdrs)
@@ -127,6 +128,9 @@ class DatagramBatch:
         self._in_view = memoryview(self._in_data)
         self._texts: dict[bytes, str] = {}
         self._queued = 0
+        self._redirected: list[int] = []  # replies whose name pointer `flush` puts back
+        # One record per name slot: (port, address); sockaddr_in6 has flow info before it.
+        self._sources = struct.Struct("!2xH4x16s8x" if self._v6 else "!2xH4s24x")
 
     def receive(self) -> int:
         """Block until at least one datagram is there; how many were taken (0: interrupted)."""
@@ -138,27 +142,33 @@ class DatagramBatch:
             raise OSError(code, os.strerror(code))
         return count
 
-    def datagram(self, slot: int) -> bytes | None:
-        """The slot's datagram, or None if it was cut short or carries no source."""
-        words, base = self._in_u32, slot * _PER_HDR_U32
-        if words[base + _FLAGS] & MSG_TRUNC or not words[base + _NAMELEN]:
-            words[base + _NAMELEN] = self._namelen
-            return None
-        offset = slot * SLOT
-        return bytes(self._in_view[offset : offset + words[base + _LEN]])
+    def received(self, count: int) -> list[tuple[int, bytes, tuple[str, int]]]:
+        """(slot, datagram, source) of the first `count` slots, less any cut short (or the
+        empty wake-up of a shut-down socket). Read in bulk: lengths, flags and sources come
+        out of the kernel's arrays in one C call each, not field by field."""
+        words = self._in_u32
+        lengths = words[_LEN::_PER_HDR_U32][:count].tolist()
+        flags = words[_FLAGS::_PER_HDR_U32][:count].tolist()
+        namelens = words[_NAMELEN::_PER_HDR_U32][:count].tolist()
+        sources = self._sources.iter_unpack(memoryview(self._names)[: count * _NAME_ROOM])
+        view, texts, out = self._in_view, self._texts, []
+        for slot, (port, address) in enumerate(sources):
+            if flags[slot] & MSG_TRUNC or not namelens[slot]:
+                words[slot * _PER_HDR_U32 + _NAMELEN] = self._namelen
+                continue
+            text = texts.get(address)
+            if text is None:
+                text = self._text(address)
+            offset = slot * SLOT
+            out.append((slot, bytes(view[offset : offset + lengths[slot]]), (text, port)))
+        return out
 
-    def source(self, slot: int) -> tuple[str, int]:
-        """The slot's source address as text (cached: sources repeat) and port."""
-        start, names = slot * _NAME_ROOM, self._names
-        # sockaddr_in: family, port, address at 4; sockaddr_in6: ..., flow info, address at 8.
-        key = bytes(names[start + 8 : start + 24] if self._v6 else names[start + 4 : start + 8])
-        text = self._texts.get(key)
-        if text is None:
-            text = socket.inet_ntop(socket.AF_INET6 if self._v6 else socket.AF_INET, key)
-            if len(self._texts) >= 65536:
-                self._texts.clear()
-            self._texts[key] = text
-        return text, (names[start + 2] << 8) | names[start + 3]
+    def _text(self, address: bytes) -> str:
+        text = socket.inet_ntop(socket.AF_INET6 if self._v6 else socket.AF_INET, address)
+        if len(self._texts) >= 65536:
+            self._texts.clear()
+        self._texts[address] = text
+        return text
 
     def reply(self, slot: int, wire: bytes) -> bool:
         """Queue `wire` for the source of received `slot`; False if it does not fit a slot."""
@@ -169,15 +179,24 @@ class DatagramBatch:
         start = out * SLOT
         self._out_data[start : start + size] = wire
         self._out_iov_u64[out * 2 + 1] = size
-        self._out_u64[out * _PER_HDR_U64 + _NAME_PTR] = self._names_base + slot * _NAME_ROOM
-        self._out_u32[out * _PER_HDR_U32 + _NAMELEN] = self._namelen
+        if slot != out:
+            self._out_u64[out * _PER_HDR_U64 + _NAME_PTR] = self._names_base + slot * _NAME_ROOM
+            self._redirected.append(out)
         self._queued = out + 1
         return True
 
     def flush(self) -> int:
         """Send every queued reply; how many could not be sent (UDP: the clients retry)."""
-        queued, done, failed = self._queued, 0, 0
-        self._queued = 0
+        queued, self._queued = self._queued, 0
+        try:
+            return self._send_queued(queued)
+        finally:
+            for out in self._redirected:
+                self._out_u64[out * _PER_HDR_U64 + _NAME_PTR] = self._names_base + out * _NAME_ROOM
+            self._redirected.clear()
+
+    def _send_queued(self, queued: int) -> int:
+        done = failed = 0
         while done + failed < queued:
             start = done + failed
             sent = self._send(self._fd, self._out_base + start * _HDR, queued - start, 0)

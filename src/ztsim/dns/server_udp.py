@@ -95,11 +95,7 @@ class UdpServer:
             except OSError as exc:
                 log.debug("UDP receive error: %s", exc)
                 continue
-            for slot in range(count):
-                data = batch.datagram(slot)
-                if data is None:
-                    continue  # cut short, or the wake-up from `close`
-                addr = batch.source(slot)
+            for slot, data, addr in batch.received(count):
                 step = step_for(data, addr)
                 if step is None:
                     continue

@@ -146,11 +146,7 @@ class _ThreadEndpoint:
             if self._closing:
                 return
             with lock:
-                for slot in range(count):
-                    data = batch.datagram(slot)
-                    if data is None:
-                        continue  # longer than any RADIUS packet may be
-                    addr = batch.source(slot)
+                for slot, data, addr in batch.received(count):
                     reply = answer(data, addr)
                     if reply is not None and not batch.reply(slot, reply):
                         self._send(reply, addr)
