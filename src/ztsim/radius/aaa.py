@@ -45,6 +45,7 @@ from ztsim.radius.traffic import (
     EventRow,
     ReplySettings,
     access_events,
+    access_rows,
     event_row,
 )
 from ztsim.sealing import Sealer
@@ -95,7 +96,9 @@ class BatchWriter:
     def _rows(self, events: list[AccessRecord | tuple[NewEvent, datetime]]) -> list[EventRow]:
         rows: list[EventRow] = []
         for item in events:
-            if isinstance(item, AccessRecord):
+            if isinstance(item, AccessRecord) and self._raw:
+                rows.extend(access_rows(item, sqlite=self._sqlite))
+            elif isinstance(item, AccessRecord):
                 rows.extend(self._row(event, item.when) for event in access_events(item))
             else:
                 rows.append(self._row(*item))

@@ -1,0 +1,57 @@
+"""The rows of an access decision, built straight from the record, are the rows the general
+event path builds from the same decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ztsim.radius.engine import Reason
+from ztsim.radius.traffic import AccessRecord, access_events, access_rows, event_row
+
+_text = st.none() | st.text(max_size=20)
+_when = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@given(
+    st.text(min_size=1, max_size=10),
+    st.booleans(),
+    st.sampled_from(list(Reason)),
+    _text,
+    _text,
+    _text,
+    _text,
+    _when,
+    st.booleans(),
+)
+def test_access_rows_equal_the_general_path(
+    gateway_id: str,
+    accepted: bool,
+    reason: Reason,
+    imsi: str | None,
+    apn: str | None,
+    imei: str | None,
+    address: str | None,
+    when: datetime,
+    sqlite: bool,
+) -> None:
+    record = AccessRecord(
+        "org", gateway_id, "sim:1", accepted, reason, imsi, apn, imei, address, when
+    )
+    expected = [event_row(e, when, sqlite=sqlite) for e in access_events(record)]
+    assert access_rows(record, sqlite=sqlite) == expected
+
+
+def test_risk_decisions_add_a_risk_event_and_times_are_utc_text() -> None:
+    when = datetime(2026, 1, 2, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=1)))
+    record = AccessRecord(
+        "org", "g1", "sim:1", False, Reason.CLONE_SUSPECTED, "001", "corp", "35", None, when
+    )
+    rows = access_rows(record, sqlite=True)
+    assert [row[2] for row in rows] == ["radius.access", "risk.clone"]
+    assert rows[0][1] == "2026-01-02 03:05:06.000007"
+    assert rows[0][7] == '{"gateway_id": "g1", "imsi": "001", "apn": "corp", "imei": "35"}'
