@@ -3,18 +3,14 @@ by client address and by device token; and the route's input checks."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import importlib.util
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from dns_doh_harness import HYPERCORN, DohServer, doh_app
 from dns_gateway_harness import (
     DNSMASQ,
     KDIG,
@@ -39,46 +35,8 @@ from ztsim.dns.snapshot import PolicySnapshot
 from support.leaks import LEAKS
 
 pytestmark = pytest.mark.skipif(DNSMASQ is None or KDIG is None, reason="needs dnsmasq, kdig")
-HYPERCORN = importlib.util.find_spec("hypercorn") is not None
 TOKEN = "devtok-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 KID = Requester("org", "id-kid", device_id="phone-1")
-
-
-class _Server:
-    """Hypercorn with TLS and HTTP/2 (kdig speaks DoH over HTTP/2 only) in a thread."""
-
-    def __init__(self, app: FastAPI, port: int, cert: Path, key: Path) -> None:
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
-
-        config = Config()
-        config.bind = [f"127.0.0.1:{port}"]
-        config.certfile, config.keyfile = str(cert), str(key)
-        config.loglevel = "WARNING"
-        self.stop = threading.Event()
-        self.port = port
-
-        async def main() -> None:
-            await serve(app, config, shutdown_trigger=self._wait)  # type: ignore[arg-type]
-
-        self.thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-
-    async def _wait(self) -> None:
-        while not self.stop.is_set():
-            await asyncio.sleep(0.05)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        raise RuntimeError("hypercorn did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +76,13 @@ def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doh]:
         dnsmasq(hosts) as upstream,
         RunningGateway(policy, identities, [("127.0.0.1", upstream)]) as running,
     ):
-        service = DohService(running.gateway, running.loop)
-        app = FastAPI()
-        app.state.doh = service
-        app.include_router(routes_doh.router)
+        app = doh_app(running.gateway, running.loop)
+        service: DohService = app.state.doh
         port = free_port()
         if not HYPERCORN:
             yield Doh(0, cert, service)
             return
-        with _Server(app, port, cert, key):
+        with DohServer(app, port, cert, key):
             yield Doh(port, cert, service)
 
 
