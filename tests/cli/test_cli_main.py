@@ -61,6 +61,9 @@ def test_init_import_list_suspend(data_dir: Path, tmp_path: Path) -> None:
     code, output = run(data_dir, "sims", "suspend", specs[0].iccid, "--reason", "lost")
     assert code == 1
     assert "cannot suspend a SIM that is stock" in output
+    code, output = run(data_dir, "sims", "list", "--org", "no-such-org")
+    assert code == 1
+    assert "error" in output
 
 
 def test_bad_file_prints_every_bad_row_and_imports_nothing(data_dir: Path, tmp_path: Path) -> None:

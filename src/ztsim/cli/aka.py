@@ -9,10 +9,18 @@ import typer
 from rich.table import Table
 
 from ztsim.aka.kdf import serving_network_name
-from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, fail, out, platform_for
+from ztsim.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    OrgOpt,
+    err,
+    fail,
+    org_transaction,
+    out,
+    platform_for,
+)
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
-from ztsim.identity import repository as identities
 from ztsim.inventory import repository as inventory
 from ztsim.udm import hn_keys, service
 
@@ -37,23 +45,19 @@ def vector(
 ) -> None:
     """Issue one 5G HE vector for a SIM, as an AUSF would get it (advances its SQN)."""
     platform = platform_for(config, data_dir)
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            sim = inventory.get_sim(conn, org_id, iccid)
-            name = snn or serving_network_name(sim.imsi[:3], sim.imsi[3:5])
-            result = service.generate(
-                conn,
-                platform.sealer,
-                org_id,
-                sim.imsi,
-                serving_network_name=name,
-                node_id=node,
-                now=utc_now(),
-                rand=os.urandom,
-            )
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        sim = inventory.get_sim(conn, org_id, iccid)
+        name = snn or serving_network_name(sim.imsi[:3], sim.imsi[3:5])
+        result = service.generate(
+            conn,
+            platform.sealer,
+            org_id,
+            sim.imsi,
+            serving_network_name=name,
+            node_id=node,
+            now=utc_now(),
+            rand=os.urandom,
+        )
     if isinstance(result, service.Refusal):
         err.print(f"[red]refused:[/red] {result.reason}")
         raise typer.Exit(1)

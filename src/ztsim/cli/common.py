@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy import Connection
 
 from ztsim.errors import ZtsimError
+from ztsim.identity import repository as identities
 from ztsim.node import platform as node
 
 out = Console()
@@ -36,3 +40,14 @@ def platform_for(
 def fail(exc: ZtsimError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
+
+
+@contextmanager
+def org_transaction(platform: node.Platform, org: str | None) -> Iterator[tuple[Connection, str]]:
+    """A transaction and the id of the org (`--org`) a command acts for; a `ZtsimError`
+    inside rolls it back and ends the command with the error."""
+    try:
+        with platform.engine.begin() as conn:
+            yield conn, identities.find_org(conn, org).id
+    except ZtsimError as exc:
+        raise fail(exc) from None

@@ -12,9 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Connection
 
-from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, fail, out, platform_for
+from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, org_transaction, out, platform_for
 from ztsim.clock import utc_now
-from ztsim.errors import InvalidInput, NotFound, ZtsimError
+from ztsim.errors import InvalidInput, NotFound
 from ztsim.esim import repository as repo
 from ztsim.esim import service
 from ztsim.esim.pack import write_zip
@@ -66,35 +66,31 @@ def order(
     esim = node.esim_config(platform.settings)
     table = Table("identity", "order", "ICCID", "confirmation code (shown once)")
     skipped: list[str] = []
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            targets = _targets(conn, org_id, user, group)
-            if eid is not None and len(targets) != 1:
-                raise InvalidInput("--eid binds one order: name exactly one employee")
-            now = utc_now()
-            for ident in targets:
-                try:
-                    with conn.begin_nested():
-                        issued = service.create_order(
-                            conn,
-                            platform.sealer,
-                            org_id,
-                            ident,
-                            config=esim,
-                            actor=_actor(),
-                            now=now,
-                            rand=os.urandom,
-                            eid=eid,
-                            confirmation=confirmation,
-                        )
-                except service.OpenOrderExists:
-                    skipped.append(ident)
-                    continue
-                o = issued.order
-                table.add_row(ident, o.id, o.iccid, issued.confirmation_code or "")
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        targets = _targets(conn, org_id, user, group)
+        if eid is not None and len(targets) != 1:
+            raise InvalidInput("--eid binds one order: name exactly one employee")
+        now = utc_now()
+        for ident in targets:
+            try:
+                with conn.begin_nested():
+                    issued = service.create_order(
+                        conn,
+                        platform.sealer,
+                        org_id,
+                        ident,
+                        config=esim,
+                        actor=_actor(),
+                        now=now,
+                        rand=os.urandom,
+                        eid=eid,
+                        confirmation=confirmation,
+                    )
+            except service.OpenOrderExists:
+                skipped.append(ident)
+                continue
+            o = issued.order
+            table.add_row(ident, o.id, o.iccid, issued.confirmation_code or "")
     out.print(table)
     if skipped:
         out.print(f"{len(skipped)} already had an open order: {', '.join(skipped)}")
@@ -112,13 +108,9 @@ def pack(
 ) -> None:
     """Write the onboarding packs (HTML, PDF, QR PNG and SVG per employee) into a zip."""
     platform = platform_for(config, data_dir)
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            targets = _targets(conn, org_id, user, group)
-            bulk = service.pack_pages(conn, platform.sealer, org_id, targets, utc_now())
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        targets = _targets(conn, org_id, user, group)
+        bulk = service.pack_pages(conn, platform.sealer, org_id, targets, utc_now())
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -28,12 +28,12 @@ from ztsim.cli.common import (
     OrgOpt,
     err,
     fail,
+    org_transaction,
     out,
     platform_for,
 )
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
-from ztsim.identity import repository as identities
 from ztsim.identity import token_store
 from ztsim.identity.roles import Role
 from ztsim.inventory import repository as inventory
@@ -119,22 +119,18 @@ def sims_import(
         parsed = parse_stock_csv(text, on_progress=lambda n: progress.update(checking, completed=n))
         progress.update(checking, completed=total)
         storing = progress.add_task("sealing and storing", total=len(parsed.rows))
-        try:
-            with platform.engine.begin() as conn:
-                org_id = identities.find_org(conn, org).id
-                record = service.import_stock(
-                    conn,
-                    platform.sealer,
-                    org_id,
-                    parsed,
-                    filename=file.name,
-                    kind=kind,
-                    actor=_actor(),
-                    now=utc_now(),
-                    on_progress=lambda n: progress.update(storing, completed=n),
-                )
-        except ZtsimError as exc:
-            raise fail(exc) from None
+        with org_transaction(platform, org) as (conn, org_id):
+            record = service.import_stock(
+                conn,
+                platform.sealer,
+                org_id,
+                parsed,
+                filename=file.name,
+                kind=kind,
+                actor=_actor(),
+                now=utc_now(),
+                on_progress=lambda n: progress.update(storing, completed=n),
+            )
     if record.status != "imported":
         table = Table("line", "field", "error", title=f"{file.name}: nothing imported")
         for e in record.errors:
@@ -156,14 +152,10 @@ def sims_list(
 ) -> None:
     """List SIMs (ordered by ICCID)."""
     platform = platform_for(config, data_dir)
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            sims, more = inventory.list_sims(
-                conn, org_id, inventory.SimFilter(state=state), limit=limit
-            )
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        sims, more = inventory.list_sims(
+            conn, org_id, inventory.SimFilter(state=state), limit=limit
+        )
     table = Table("ICCID", "IMSI", "MSISDN", "kind", "state", "identity")
     for s in sims:
         table.add_row(s.iccid, s.imsi, s.msisdn or "", s.kind, s.state, s.identity_id or "")
@@ -182,14 +174,10 @@ def sims_suspend(
 ) -> None:
     """Suspend an active SIM."""
     platform = platform_for(config, data_dir)
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            sim = service.change_state(
-                conn, org_id, iccid, SimAction.SUSPEND, actor=_actor(), reason=reason, now=utc_now()
-            )
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        sim = service.change_state(
+            conn, org_id, iccid, SimAction.SUSPEND, actor=_actor(), reason=reason, now=utc_now()
+        )
     out.print(f"SIM {sim.iccid} is {sim.state}.")
 
 
@@ -204,20 +192,16 @@ def tokens_create(
 ) -> None:
     """Create an API token; it is printed once."""
     platform = platform_for(config, data_dir)
-    try:
-        with platform.engine.begin() as conn:
-            org_id = identities.find_org(conn, org).id
-            info, token = token_store.issue(
-                conn,
-                org_id,
-                name=name,
-                role=role,
-                identity_id=identity,
-                created_by=_actor(),
-                now=utc_now(),
-            )
-    except ZtsimError as exc:
-        raise fail(exc) from None
+    with org_transaction(platform, org) as (conn, org_id):
+        info, token = token_store.issue(
+            conn,
+            org_id,
+            name=name,
+            role=role,
+            identity_id=identity,
+            created_by=_actor(),
+            now=utc_now(),
+        )
     err.print(f"Token {info.id} ({info.role}), shown once:")
     out.print(token, markup=False, highlight=False)
 

@@ -33,16 +33,18 @@ class Requester:
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash(self._values()))
+
+    def _values(self) -> tuple[object, ...]:
         fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
-        object.__setattr__(self, "_hash", hash((*fields, self.sim_kind, self.device_id)))
+        return (*fields, self.sim_kind, self.device_id)
 
     def __hash__(self) -> int:
         return self._hash
 
     def __reduce__(self) -> tuple[type[Requester], tuple[object, ...]]:
         # Rebuilt through __init__, so the hash is that of the process that unpickles.
-        fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
-        return Requester, (*fields, self.sim_kind, self.device_id)
+        return Requester, self._values()
 
     @property
     def subject(self) -> str:

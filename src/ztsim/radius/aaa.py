@@ -96,12 +96,12 @@ class BatchWriter:
     def _rows(self, events: list[AccessRecord | tuple[NewEvent, datetime]]) -> list[EventRow]:
         rows: list[EventRow] = []
         for item in events:
-            if isinstance(item, AccessRecord) and self._raw:
-                rows.extend(access_rows(item, sqlite=self._sqlite))
-            elif isinstance(item, AccessRecord):
-                rows.extend(self._row(event, item.when) for event in access_events(item))
-            else:
+            if not isinstance(item, AccessRecord):
                 rows.append(self._row(*item))
+            elif self._raw:
+                rows.extend(access_rows(item, sqlite=self._sqlite))
+            else:
+                rows.extend(self._row(event, item.when) for event in access_events(item))
         return rows
 
     def _row(self, event: NewEvent, when: datetime) -> EventRow:

@@ -255,5 +255,17 @@ class AaaCore(AccountingMixin):
     ) -> None:
         sim = decision.sim
         subject = subject_of("sim", sim.iccid) if sim else subject_of("imsi", imsi or "-")
-        record = (gateway.org_id, gateway.id, subject, accepted, decision.reason)
-        self.sink.access(AccessRecord(*record, imsi, apn, imei, address, now))
+        self.sink.access(
+            AccessRecord(
+                gateway.org_id,
+                gateway.id,
+                subject,
+                accepted,
+                decision.reason,
+                imsi,
+                apn,
+                imei,
+                address,
+                now,
+            )
+        )
