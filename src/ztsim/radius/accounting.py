@@ -8,14 +8,13 @@ index and sink. Every operation is idempotent, so duplicates change nothing.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from ztsim.clock import Clock
 from ztsim.events.schema import NewEvent, subject_of
 from ztsim.radius.dictionary import DecodedAttributes
-from ztsim.radius.engine import GatewayEntry, Snapshot, access_request
+from ztsim.radius.engine import AccessRequest, GatewayEntry, Snapshot, access_request
 from ztsim.radius.traffic import Counters, Sink
 from ztsim.radius.uli import UserLocationInfo
 from ztsim.radius.values import AcctStatusType, RatType
@@ -43,7 +42,7 @@ class AccountingMixin:
     sink: Sink
     clock: Clock
     counters: Counters
-    accepted: dict[str, tuple[str | None, str | None]]
+    accepted: dict[str, AccessRequest]
 
     def _accounting(self, gateway: GatewayEntry, nas: str, attrs: DecodedAttributes) -> None:
         now = self.clock()
@@ -73,8 +72,11 @@ class AccountingMixin:
         request = access_request(attrs)
         if request.imsi is not None and (request.imei is None or request.apn is None):
             # Accounting may leave out 3GPP-IMEISV or the APN: the accepted attach has them.
-            imei, apn = self.accepted.get(request.imsi, (None, None))
-            request = replace(request, imei=request.imei or imei, apn=request.apn or apn)
+            attach = self.accepted.get(request.imsi)
+            if attach is not None:
+                request = request._replace(
+                    imei=request.imei or attach.imei, apn=request.apn or attach.apn
+                )
         sim = self.snapshot.sims.get(request.imsi) if request.imsi else None
         if sim is not None and sim.org_id != gateway.org_id:
             sim = None

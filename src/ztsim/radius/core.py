@@ -41,7 +41,7 @@ from ztsim.radius.engine import (
     Reason,
     Snapshot,
     decide,
-    make_request,
+    make_request_from_text,
 )
 from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
 from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, scan_request
@@ -60,6 +60,11 @@ _CODES = frozenset(int(c) for c in Code)
 def _framed(address: str) -> bytes:
     # Framed-IP-Address (RFC 2865 §5.8): type 8, length 6, the address.
     return bytes((AttributeType.FRAMED_IP_ADDRESS, 6)) + socket.inet_aton(address)
+
+
+@functools.lru_cache(maxsize=65536)
+def _subject(iccid: str) -> str:
+    return subject_of("sim", iccid)
 
 
 @functools.cache
@@ -81,8 +86,8 @@ class AaaCore(AccountingMixin):
     # Called when a pool runs low, so the next block is claimed off the hot path.
     on_low_pool: Callable[[PoolEntry], None] = lambda _pool: None
     _accept_tail: bytes = field(init=False, repr=False, default=b"")
-    # IMSI -> (IMEI, APN) of its last accepted Access-Request, for accounting without them.
-    accepted: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # IMSI -> its last accepted Access-Request (IMEI, APN), for accounting without them.
+    accepted: dict[str, AccessRequest] = field(default_factory=dict)
     # Held by whoever reads or changes this state: the datagram handlers (auth runs on a
     # thread of its own) and the service's tasks (reloads, revocation).
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -131,7 +136,11 @@ class AaaCore(AccountingMixin):
             return None
         return gateway, packet, key
 
-    def handle_auth(self, datagram: bytes, peer: tuple[str, int]) -> bytes | None:
+    def handle_auth(
+        self, datagram: bytes, peer: tuple[str, int], now: datetime | None = None
+    ) -> bytes | None:
+        """`now`: when the datagram was taken (the server reads the clock once per batch);
+        the core's clock if not given."""
         # The hot path: one decode, one HMAC to check, one HMAC and one MD5 to sign.
         self.counters.received += 1
         gateway = self.snapshot.gateway_for(peer[0])
@@ -161,8 +170,8 @@ class AaaCore(AccountingMixin):
             self.counters.bad_authenticator += 1
             return None
         raw = request_raw.access
-        request = make_request(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
-        code, attributes = self._access(gateway, request)
+        request = make_request_from_text(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
+        code, attributes = self._access(gateway, request, self.clock() if now is None else now)
         reply = encode_access_reply(code, request_raw, attributes, secret)
         self.replay.put(key, reply)
         self.counters.answered += 1
@@ -200,9 +209,10 @@ class AaaCore(AccountingMixin):
             self.on_low_pool(pool)
         return pool, got[0], got[1]
 
-    def _access(self, gateway: GatewayEntry, request: AccessRequest) -> tuple[int, bytes]:
+    def _access(
+        self, gateway: GatewayEntry, request: AccessRequest, now: datetime
+    ) -> tuple[int, bytes]:
         """The reply code and attribute octets for one request; records the decision."""
-        now = self.clock()
         live = self.sessions.live_imeis(request.imsi) if request.imsi else ()
         decision = decide(self.snapshot, gateway, request, live)
         address = None
@@ -220,13 +230,25 @@ class AaaCore(AccountingMixin):
         if decision.bind_imei is not None and sim is not None:
             self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
             self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
-        self._record(
-            gateway, request.imsi, request.imei, request.apn, decision, accepted, address, now
+        # The decision event, as a tuple the writer turns into rows.
+        self.sink.access(
+            AccessRecord(
+                gateway.org_id,
+                gateway.id,
+                _subject(sim.iccid) if sim else subject_of("imsi", request.imsi or "-"),
+                accepted,
+                decision.reason,
+                request.imsi,
+                request.apn,
+                request.imei,
+                address,
+                now,
+            )
         )
         if accepted and address is not None:
             self.counters.accepts += 1
             if request.imsi is not None:
-                self.accepted[request.imsi] = (request.imei, request.apn)
+                self.accepted[request.imsi] = request
             return Code.ACCESS_ACCEPT, _framed(address) + self._accept_tail
         self.counters.rejects += 1
         return Code.ACCESS_REJECT, _reject_attributes(decision.reason)
@@ -240,32 +262,4 @@ class AaaCore(AccountingMixin):
             self.snapshot,
             sims={**self.snapshot.sims, imsi: replace(sim, device_id=pending)},
             device_imeis={**self.snapshot.device_imeis, pending: imei},
-        )
-
-    def _record(
-        self,
-        gateway: GatewayEntry,
-        imsi: str | None,
-        imei: str | None,
-        apn: str | None,
-        decision: Decision,
-        accepted: bool,
-        address: str | None,
-        now: datetime,
-    ) -> None:
-        sim = decision.sim
-        subject = subject_of("sim", sim.iccid) if sim else subject_of("imsi", imsi or "-")
-        self.sink.access(
-            AccessRecord(
-                gateway.org_id,
-                gateway.id,
-                subject,
-                accepted,
-                decision.reason,
-                imsi,
-                apn,
-                imei,
-                address,
-                now,
-            )
         )

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from typing import NamedTuple
 
 from ztsim.identifiers.imei import IMEI_BODY_DIGITS, IMEI_LENGTH, IMEISV_LENGTH
 from ztsim.radius.dictionary import DecodedAttributes
@@ -146,8 +147,9 @@ class Snapshot:
         return max(candidates, key=lambda g: g.network.prefixlen, default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class AccessRequest:
+# Tuples, not frozen dataclasses: one of each per Access-Request, and a frozen
+# dataclass's __init__ sets each field through object.__setattr__.
+class AccessRequest(NamedTuple):
     """What the decision reads from an Access-Request (or a live session)."""
 
     imsi: str | None
@@ -155,8 +157,10 @@ class AccessRequest:
     apn: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+_ACCEPTING = frozenset({Reason.ACCEPTED, Reason.BOUND_ON_FIRST_ATTACH})
+
+
+class Decision(NamedTuple):
     reason: Reason
     sim: SimEntry | None = None
     # Trust on first attach: the IMEI to bind to the SIM now.
@@ -164,7 +168,7 @@ class Decision:
 
     @property
     def accepted(self) -> bool:
-        return self.reason in (Reason.ACCEPTED, Reason.BOUND_ON_FIRST_ATTACH)
+        return self.reason in _ACCEPTING
 
     @property
     def risk(self) -> bool:
@@ -220,6 +224,11 @@ def make_request(imsi: object, user_name: object, imeisv: object, apn: object) -
     )
 
 
+# The hot path's raw text values: a SIM sends the same ones at every attach, so each
+# combination is checked once.
+make_request_from_text = functools.lru_cache(maxsize=65536)(make_request)
+
+
 def access_request(attributes: DecodedAttributes) -> AccessRequest:
     return make_request(
         attributes.get("3GPP-IMSI"),
@@ -252,7 +261,7 @@ def decide(
         return Decision(Reason.IDENTITY_DISABLED, sim)
     if request.imei is None:
         return Decision(Reason.IMEI_MISSING, sim)
-    if any(other != request.imei for other in live_imeis):
+    if live_imeis and any(other != request.imei for other in live_imeis):
         return Decision(Reason.CLONE_SUSPECTED, sim)
     if sim.device_id is None:
         if sim.org_id in snapshot.tofu_orgs:

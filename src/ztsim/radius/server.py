@@ -19,7 +19,9 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 
+from ztsim.clock import Clock
 from ztsim.mmsg import DatagramBatch, batch_calls
 from ztsim.radius.core import AaaCore
 
@@ -98,7 +100,8 @@ class _ThreadEndpoint:
     def __init__(
         self,
         sock: socket.socket,
-        handle: Callable[[bytes, tuple[str, int]], bytes | None],
+        handle: Callable[[bytes, tuple[str, int], datetime], bytes | None],
+        clock: Clock,
         lock: AbstractContextManager[object],
         name: str,
         *,
@@ -106,6 +109,8 @@ class _ThreadEndpoint:
     ) -> None:
         self.sock = sock
         self.handle = handle
+        # Read once per batch: the datagrams of one system call share their time.
+        self.clock = clock
         self.lock = lock
         self.send_failures = 0
         self._closing = False
@@ -124,16 +129,16 @@ class _ThreadEndpoint:
     def batched(self) -> bool:
         return self._batch is not None
 
-    def _answer(self, data: bytes, addr: tuple[str, int]) -> bytes | None:
+    def _answer(self, data: bytes, addr: tuple[str, int], now: datetime) -> bytes | None:
         try:
-            return self.handle(data, addr)
+            return self.handle(data, addr, now)
         except Exception:
             # A bug must not stop the server: the request is dropped and logged.
             log.exception("unexpected error while handling a RADIUS datagram")
             return None
 
     def _serve_batches(self) -> None:
-        batch, lock, answer = self._batch, self.lock, self._answer
+        batch, lock, answer, clock = self._batch, self.lock, self._answer, self.clock
         assert batch is not None
         while True:
             try:
@@ -146,14 +151,15 @@ class _ThreadEndpoint:
             if self._closing:
                 return
             with lock:
+                now = clock()
                 for slot, data, addr in batch.received(count):
-                    reply = answer(data, addr)
+                    reply = answer(data, addr, now)
                     if reply is not None and not batch.reply(slot, reply):
                         self._send(reply, addr)
             self.send_failures += batch.flush()
 
     def _serve(self) -> None:
-        sock, lock, answer = self.sock, self.lock, self._answer
+        sock, lock, answer, clock = self.sock, self.lock, self._answer, self.clock
         while True:
             try:
                 data, addr = sock.recvfrom(65535)
@@ -165,7 +171,7 @@ class _ThreadEndpoint:
             if self._closing:
                 return
             with lock:
-                reply = answer(data, _peer(addr))
+                reply = answer(data, _peer(addr), clock())
             if reply is not None:
                 self._send(reply, addr)
 
@@ -238,5 +244,7 @@ async def start_server(
     except OSError:
         acct.close()
         raise
-    auth = _ThreadEndpoint(auth_socket, core.handle_auth, core.lock, "radius-auth", batched=batched)
+    auth = _ThreadEndpoint(
+        auth_socket, core.handle_auth, core.clock, core.lock, "radius-auth", batched=batched
+    )
     return RadiusServer(auth, acct)

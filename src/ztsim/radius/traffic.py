@@ -177,31 +177,64 @@ payload_json = _payload_encoder()
 _escape: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps does
 
 
-def _json_text(value: str | None) -> str:
-    return "null" if value is None else _escape(value)
+_REASON_TEXT = {r: r.value for r in Reason}
+# Gateways are few; the bound only matters if ids churn.
+_GATEWAY_MEMO = 4096
+
+
+class AccessRows:
+    """`event_row` of each of `access_events(record)`, built straight from the record: one
+    per decision is most of the AAA's writing, and this skips the objects in between.
+    One per writer: it remembers the text of the last time (decisions of one received
+    batch share it) and each gateway's fixed parts."""
+
+    def __init__(self, *, sqlite: bool) -> None:
+        self._sqlite = sqlite
+        self._last_when: datetime | None = None
+        self._last_time: object = None
+        # gateway id -> (actor, the payload up to the IMSI's value)
+        self._gateways: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, record: AccessRecord) -> list[EventRow]:
+        org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, when = record
+        if when is not self._last_when:
+            self._last_when = when
+            self._last_time = sqlite_time(when) if self._sqlite else when
+        fixed = self._gateways.get(gateway_id)
+        if fixed is None:
+            if len(self._gateways) >= _GATEWAY_MEMO:
+                self._gateways.clear()
+            fixed = (f"gateway:{gateway_id}", '{"gateway_id": ' + _escape(gateway_id))
+            self._gateways[gateway_id] = fixed
+        actor, head = fixed
+        payload = (
+            f'{head}, "imsi": {"null" if imsi is None else _escape(imsi)}'
+            f', "apn": {"null" if apn is None else _escape(apn)}'
+            f', "imei": {"null" if imei is None else _escape(imei)}'
+            + ("}" if address is None else ', "ue_address": ' + _escape(address) + "}")
+        )
+        reason_text = _REASON_TEXT[reason]
+        row: EventRow = (
+            org_id,
+            self._last_time,
+            "radius.access",
+            actor,
+            subject,
+            "success" if accepted else "denied",
+            reason_text,
+            payload,
+        )
+        risk = _RISK_KIND.get(reason)
+        if risk is None:
+            return [row]
+        return [
+            row,
+            (org_id, self._last_time, risk, actor, subject, "denied", reason_text, payload),
+        ]
 
 
 def access_rows(record: AccessRecord, *, sqlite: bool) -> list[EventRow]:
-    """`event_row` of each of `access_events(record)`, built straight from the record: one
-    per decision is most of the AAA's writing, and this skips the objects in between."""
-    gateway_id, imsi, apn, imei = map(
-        _json_text, (record.gateway_id, record.imsi, record.apn, record.imei)
-    )
-    payload = f'{{"gateway_id": {gateway_id}, "imsi": {imsi}, "apn": {apn}, "imei": {imei}'
-    if record.ue_address is not None:
-        payload += ', "ue_address": ' + _escape(record.ue_address)
-    payload += "}"
-    when = sqlite_time(record.when) if sqlite else record.when
-    actor, reason = f"gateway:{record.gateway_id}", record.reason.value
-    outcome = "success" if record.accepted else "denied"
-    org_id, subject = record.org_id, record.subject
-    rows: list[EventRow] = [
-        (org_id, when, "radius.access", actor, subject, outcome, reason, payload)
-    ]
-    if record.reason in RISK_REASONS:
-        kind = _RISK_KIND[record.reason]
-        rows.append((org_id, when, kind, actor, subject, "denied", reason, payload))
-    return rows
+    return AccessRows(sqlite=sqlite)(record)
 
 
 def event_row(event: NewEvent, when: datetime, *, sqlite: bool) -> EventRow:

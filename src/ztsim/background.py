@@ -1,0 +1,96 @@
+"""A worker thread at a lower scheduling priority, awaited from the event loop.
+
+Hot paths (RADIUS authentication, DNS answers) run on threads of their own; their
+records are written by a background writer. On a busy machine the writer's database
+work (mostly inside SQLite or the PostgreSQL driver, without the GIL) competes with
+the hot path for the same cores. On Linux this thread asks the kernel for a higher nice
+value for itself only (setpriority on its thread id): the kernel then runs the writer
+in the gaps, and the answers go out first. Where that is not possible the thread runs
+at normal priority: the difference is speed under load, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger("ztsim.background")
+
+T = TypeVar("T")
+
+# nice(2) scale: 0 is the default, 19 the lowest priority; 10 still gets a fair share
+# of an otherwise idle core, so records keep flowing under sustained load.
+DEFAULT_NICE = 10
+
+_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+def lower_this_thread(nice: int) -> bool:
+    """Raise the calling thread's nice value (Linux: per thread); False if not possible."""
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None or nice <= 0:
+        return False
+    try:
+        setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError as exc:
+        log.debug("could not lower the background thread's priority: %s", exc)
+        return False
+    return True
+
+
+class BackgroundThread:
+    """One daemon thread running submitted calls in order; `await run(fn, *args)`."""
+
+    def __init__(self, name: str, *, nice: int = DEFAULT_NICE) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._nice = nice
+        self.lowered = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((lambda: fn(*args), loop, future))
+        return await future
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the calls already submitted, then end the thread."""
+        self._jobs.put(None)
+        self._thread.join(timeout=timeout)
+
+    def _work(self) -> None:
+        self.lowered = lower_this_thread(self._nice)
+        while (job := self._jobs.get()) is not None:
+            call, loop, future = job
+            try:
+                result = call()
+            except BaseException as exc:  # handed to the awaiting task, not lost here
+                _settle(loop, future, exc, None)
+            else:
+                _settle(loop, future, None, result)
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    error: BaseException | None,
+    result: object,
+) -> None:
+    def settle() -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    # RuntimeError: the loop closed while the call ran; nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle)
