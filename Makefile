@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo run test lint typecheck pytest system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/ztsim/radius/_fast.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -24,20 +24,25 @@ log = logging.getLogger("ztsim.background")
 
 T = TypeVar("T")
 
-# nice(2) scale: 0 is the default, 19 the lowest priority; 10 still gets a fair share
-# of an otherwise idle core, so records keep flowing under sustained load.
+# Added to the nice value (nice(2) scale: 0 the default, 19 the lowest priority). At +10
+# the thread still gets about a tenth of a core the hot path keeps busy, so records keep
+# flowing under sustained load, and all of an idle one.
 DEFAULT_NICE = 10
 
 _Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 def lower_this_thread(nice: int) -> bool:
-    """Raise the calling thread's nice value (Linux: per thread); False if not possible."""
+    """Add `nice` to the calling thread's nice value (Linux: per thread, capped at 19);
+    False if not possible."""
     setpriority = getattr(os, "setpriority", None)
     if setpriority is None or nice <= 0:
         return False
+    thread = threading.get_native_id()
     try:
-        setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        setpriority(
+            os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + nice, 19)
+        )
     except OSError as exc:
         log.debug("could not lower the background thread's priority: %s", exc)
         return False

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ztsim.radius.engine import Reason
-from ztsim.radius.traffic import AccessRecord, access_events, access_rows, event_row
+from ztsim.radius.traffic import (
+    AccessRecord,
+    AccessRows,
+    access_events,
+    access_rows,
+    event_row,
+)
 
 _text = st.none() | st.text(max_size=20)
 _when = st.datetimes(
@@ -55,3 +61,32 @@ def test_risk_decisions_add_a_risk_event_and_times_are_utc_text() -> None:
     assert [row[2] for row in rows] == ["radius.access", "risk.clone"]
     assert rows[0][1] == "2026-01-02 03:05:06.000007"
     assert rows[0][7] == '{"gateway_id": "g1", "imsi": "001", "apn": "corp", "imei": "35"}'
+
+
+_records = st.builds(
+    AccessRecord,
+    st.sampled_from(["org-a", "org-b"]),
+    st.sampled_from(["g1", "g2", 'g"3']),
+    st.just("sim:1"),
+    st.booleans(),
+    st.sampled_from(list(Reason)),
+    _text,
+    _text,
+    _text,
+    _text,
+    _when,
+)
+
+
+@given(st.lists(_records, max_size=8), st.booleans())
+def test_one_builder_for_many_records_equals_the_general_path(
+    records: list[AccessRecord], sqlite: bool
+) -> None:
+    # The writer keeps one builder, which remembers times and gateways between records.
+    build = AccessRows(sqlite=sqlite)
+    shared = [
+        r._replace(when=records[0].when) if i % 2 and records else r for i, r in enumerate(records)
+    ]
+    for record in shared:
+        expected = [event_row(e, record.when, sqlite=sqlite) for e in access_events(record)]
+        assert build(record) == expected

@@ -159,10 +159,16 @@ class BatchWriter:
                 job(conn)
             if batch.sessions:
                 sessions_repo.save(conn, batch.sessions.values())
-            rows = self._rows(batch.events)
-            if rows:
+            # Rows are built a statement's worth at a time: the driver lets go of the GIL
+            # while SQLite works, so the hot path never waits behind a whole batch's
+            # worth of row building.
+            written = 0
+            events = batch.events
+            for start in range(0, len(events), _ROWS_PER_INSERT):
+                rows = self._rows(events[start : start + _ROWS_PER_INSERT])
                 _insert_events(conn, rows)
-        self.written_events += len(rows)
+                written += len(rows)
+        self.written_events += written
 
 
 # SQLite and PostgreSQL get the events straight from the driver, several rows per
@@ -209,8 +215,8 @@ class AaaSettings:
     coa_timeout: float = 1.0
     # Authentication datagrams in batches (recvmmsg/sendmmsg) where the system has them.
     batched_auth: bool = True
-    # The records' writer thread yields its core to the hot path (nice value, Linux; 0:
-    # same priority). Answers first: under a burst, records catch up in the gaps.
+    # The records' writer thread yields its core to the hot path (added to its nice value,
+    # Linux; 0: same priority). Answers first: under a burst, records catch up in the gaps.
     writer_nice: int = DEFAULT_NICE
 
 

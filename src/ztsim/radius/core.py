@@ -54,6 +54,7 @@ from ztsim.sessions.table import SessionIndex
 log = logging.getLogger("ztsim.radius.core")
 
 _CODES = frozenset(int(c) for c in Code)
+_ACCESS_REQUEST = int(Code.ACCESS_REQUEST)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -152,7 +153,7 @@ class AaaCore(AccountingMixin):
         except RadiusDecodeError:
             self.counters.malformed += 1
             return None
-        if request_raw.code != Code.ACCESS_REQUEST:
+        if request_raw.code != _ACCESS_REQUEST:
             if request_raw.code in _CODES:
                 self.counters.unexpected_code += 1
             else:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import os
 import struct
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ztsim.radius.attrtypes import VENDOR_3GPP, AttributeType, ThreeGppType
@@ -69,9 +71,10 @@ class RawRequest(NamedTuple):
     access: RawAccess
 
 
-def scan_request(datagram: bytes) -> RawRequest:
+def scan_request_py(datagram: bytes) -> RawRequest:
     """The header and the attributes the decision reads, with the structural checks of
-    `Packet.decode` (RFC 2865 §3, §5); `RadiusDecodeError` on any fault."""
+    `Packet.decode` (RFC 2865 §3, §5); `RadiusDecodeError` on any fault. The Python
+    reference of `scan_request`."""
     size = len(datagram)
     if size < HEADER_LENGTH:
         raise RadiusDecodeError(f"datagram is {size} octets, shorter than the RADIUS header")
@@ -168,9 +171,20 @@ def message_authenticator_ok(
         return False
     if found == -1:
         return not required
-    zeroed = datagram[: found + 2] + _ZERO16 + datagram[found + _MA_LENGTH : request.length]
-    expected = hmac_md5(secret, zeroed)
-    return hmac.compare_digest(expected, datagram[found + 2 : found + _MA_LENGTH])
+    if _fast is not None:
+        ok: bool = _fast.ma_ok(datagram, found, request.length, secret)
+        return ok
+    inner_start, outer_start = _hmac_md5_pads(secret)
+    inner = inner_start.copy()
+    inner.update(datagram[: found + 2] + _ZERO16 + datagram[found + _MA_LENGTH : request.length])
+    outer = outer_start.copy()
+    outer.update(inner.digest())
+    return hmac.compare_digest(outer.digest(), datagram[found + 2 : found + _MA_LENGTH])
+
+
+# Type and Length of a Message-Authenticator, and the attribute with its value zeroed.
+_MA_HEAD = bytes((_MA, _MA_LENGTH))
+_MA_ZEROED = _MA_HEAD + _ZERO16
 
 
 def encode_access_reply(
@@ -183,12 +197,28 @@ def encode_access_reply(
     then `attributes`, then the request's Proxy-States (RFC 2865 §5.33)."""
     proxy_states = request.access.proxy_states
     tail = attributes + b"".join(proxy_states) if proxy_states else attributes
-    length = HEADER_LENGTH + _MA_LENGTH + len(tail)
-    head = _SHORT_HEADER.pack(code, request.identifier, length)
-    placeholder = bytes((_MA, _MA_LENGTH)) + _ZERO16
-    ma = hmac_md5(secret, head + request.authenticator + placeholder + tail)
-    body = bytes((_MA, _MA_LENGTH)) + ma + tail
-    response = hashlib.md5(
-        head + request.authenticator + body + secret, usedforsecurity=False
-    ).digest()
+    if _fast is not None:
+        signed: bytes = _fast.sign(code, request.identifier, request.authenticator, tail, secret)
+        return signed
+    head = _SHORT_HEADER.pack(code, request.identifier, HEADER_LENGTH + _MA_LENGTH + len(tail))
+    head_auth = head + request.authenticator
+    body = _MA_HEAD + hmac_md5(secret, head_auth + _MA_ZEROED + tail) + tail
+    response = hashlib.md5(head_auth + body + secret, usedforsecurity=False).digest()
     return head + response + body
+
+
+def _speedups() -> Any:
+    """The C module (`_fast.c`) if it was built and ZTSIM_PURE_PYTHON is not set."""
+    if os.environ.get("ZTSIM_PURE_PYTHON"):
+        return None
+    try:
+        from ztsim.radius import _fast as module
+    except ImportError:
+        return None
+    module.init(RadiusDecodeError, RawRequest, RawAccess)
+    return module
+
+
+_fast = _speedups()
+# The same function either way; the C one reads a request about ten times faster.
+scan_request: Callable[[bytes], RawRequest] = scan_request_py if _fast is None else _fast.scan

@@ -138,7 +138,7 @@ class _ThreadEndpoint:
             return None
 
     def _serve_batches(self) -> None:
-        batch, lock, answer, clock = self._batch, self.lock, self._answer, self.clock
+        batch, lock, handle, clock = self._batch, self.lock, self.handle, self.clock
         assert batch is not None
         while True:
             try:
@@ -153,7 +153,12 @@ class _ThreadEndpoint:
             with lock:
                 now = clock()
                 for slot, data, addr in batch.received(count):
-                    reply = answer(data, addr, now)
+                    # As `_answer`, inline: a call less per datagram.
+                    try:
+                        reply = handle(data, addr, now)
+                    except Exception:
+                        log.exception("unexpected error while handling a RADIUS datagram")
+                        continue
                     if reply is not None and not batch.reply(slot, reply):
                         self._send(reply, addr)
             self.send_failures += batch.flush()

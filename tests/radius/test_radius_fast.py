@@ -1,0 +1,199 @@
+"""The C hot path (`ztsim.radius._fast`) against its Python reference (`fastpath`) and
+against independent implementations: hashlib's MD5 and the hmac module (OpenSSL)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ztsim.radius import Code, Packet, RadiusDecodeError, SharedSecret, fastpath, sign_request
+from ztsim.radius.dictionary import make_attribute
+from ztsim.radius.fastpath import (
+    RawRequest,
+    _fast,
+    encode_access_reply,
+    message_authenticator_ok,
+    scan_request,
+    scan_request_py,
+)
+
+needs_c = pytest.mark.skipif(_fast is None, reason="pure Python run (ZTSIM_PURE_PYTHON)")
+# Both implementations of the checks and the signing: "python" runs the reference.
+IMPLEMENTATIONS = ["python"] if _fast is None else ["c", "python"]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "python":
+        monkeypatch.setattr(fastpath, "_fast", None)
+    return str(request.param)
+
+
+SECRET = b"fast-secret-0123456789"
+
+
+def test_the_c_module_is_built_unless_pure_python_is_asked_for() -> None:
+    # (Not skipped in a pure run: there it checks that nothing was loaded.)
+    # `make` builds it; a missing compiler would silently cost the hot path its speed.
+    assert (_fast is None) == bool(os.environ.get("ZTSIM_PURE_PYTHON"))
+    assert (scan_request is scan_request_py) == (_fast is None)
+
+
+@needs_c
+# RFC 1321 §A.5 and RFC 2202 §2 (test cases 1, 2 and 6).
+@pytest.mark.parametrize(
+    ("data", "digest"),
+    [
+        (b"", "d41d8cd98f00b204e9800998ecf8427e"),
+        (b"abc", "900150983cd24fb0d6963f7d28e17f72"),
+        (b"message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+        (b"1234567890" * 8, "57edf4a22be3c955ac49da2e2107b67a"),
+    ],
+)
+def test_md5_rfc1321_vectors(data: bytes, digest: str) -> None:
+    assert _fast.md5(data).hex() == digest
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("key", "data", "digest"),
+    [
+        (b"\x0b" * 16, b"Hi There", "9294727a3638bb1c13f48ef8158bfc9d"),
+        (b"Jefe", b"what do ya want for nothing?", "750c783e6ab0b503eaa86e310a5db738"),
+        (
+            b"\xaa" * 80,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd",
+        ),
+    ],
+)
+def test_hmac_md5_rfc2202_vectors(key: bytes, data: bytes, digest: str) -> None:
+    assert _fast.hmac_md5(key, data).hex() == digest
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=100))
+def test_md5_and_hmac_equal_hashlib(data: bytes, key: bytes) -> None:
+    assert _fast.md5(data) == hashlib.md5(data, usedforsecurity=False).digest()
+    assert _fast.hmac_md5(key, data) == hmac.digest(key, data, "md5")
+
+
+def _request(identifier: int, extra: tuple[object, ...] = ()) -> bytes:
+    attributes = [
+        make_attribute("User-Name", "001010000000001"),
+        make_attribute("3GPP-IMSI", "001010000000001"),
+        make_attribute("3GPP-IMEISV", "3534900698733201"),
+        make_attribute("Called-Station-Id", "corp"),
+        make_attribute("Proxy-State", b"\x01\x02"),
+    ]
+    packet = Packet(Code.ACCESS_REQUEST, identifier, os.urandom(16), tuple(attributes))
+    return sign_request(packet, SharedSecret(SECRET), add_message_authenticator=True).encode()
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    def flip(base: bytes, spots: list[tuple[int, int]]) -> bytes:
+        data = bytearray(base)
+        for index, value in spots:
+            data[index % len(data)] = value
+        return bytes(data)
+
+    bases = st.integers(0, 255).map(_request)
+    spots = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4)
+    truncated = bases.flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))
+    return st.one_of(st.binary(max_size=300), st.builds(flip, bases, spots), truncated)
+
+
+def _scan(scan: object, datagram: bytes) -> RawRequest | str:
+    try:
+        return scan(datagram)  # type: ignore[operator, no-any-return]
+    except RadiusDecodeError as exc:
+        return f"error: {exc}"
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(_mutations())
+def test_scan_equals_the_python_reference(datagram: bytes) -> None:
+    c, py = _scan(scan_request, datagram), _scan(scan_request_py, datagram)
+    assert c == py
+    if isinstance(c, tuple):
+        # The same types too: the core reads fields by name.
+        assert type(c) is RawRequest
+        assert type(c.access) is type(py.access)  # type: ignore[union-attr]
+
+
+# The fixture only picks the implementation: the same for every example.
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_mutations(), st.binary(min_size=1, max_size=80), st.booleans())
+def test_message_authenticator_check_equals_the_standard_library(
+    implementation: str, datagram: bytes, secret: bytes, required: bool
+) -> None:
+    try:
+        raw = scan_request_py(datagram)
+    except RadiusDecodeError:
+        return
+    for key in (SECRET, secret):
+        expected = _python_ma_ok(datagram, raw, key, required=required)
+        assert message_authenticator_ok(datagram, raw, key, required=required) is expected
+
+
+def _python_ma_ok(datagram: bytes, raw: RawRequest, secret: bytes, *, required: bool) -> bool:
+    # RFC 3579 §3.2 with the standard library, independently of both implementations.
+    if raw.ma_offset == -2:
+        return False
+    if raw.ma_offset == -1:
+        return not required
+    at = raw.ma_offset
+    zeroed = datagram[: at + 2] + bytes(16) + datagram[at + 18 : raw.length]
+    return hmac.compare_digest(hmac.digest(secret, zeroed, "md5"), datagram[at + 2 : at + 18])
+
+
+def test_a_signed_request_verifies_and_a_changed_one_does_not(implementation: str) -> None:
+    datagram = _request(7)
+    raw = scan_request(datagram)
+    assert message_authenticator_ok(datagram, raw, SECRET, required=True)
+    assert not message_authenticator_ok(datagram, raw, SECRET + b"x", required=True)
+    changed = datagram[:30] + bytes([datagram[30] ^ 1]) + datagram[31:]
+    assert not message_authenticator_ok(changed, scan_request(changed), SECRET, required=True)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from([Code.ACCESS_ACCEPT, Code.ACCESS_REJECT]),
+    st.integers(0, 255),
+    st.binary(max_size=200),
+    st.binary(min_size=1, max_size=80),
+)
+def test_replies_equal_the_standard_library_construction(
+    implementation: str, code: Code, identifier: int, attributes: bytes, secret: bytes
+) -> None:
+    raw = scan_request(_request(identifier))
+    reply = encode_access_reply(int(code), raw, attributes, secret)
+    tail = attributes + b"".join(raw.access.proxy_states)
+    length = 20 + 18 + len(tail)
+    head = struct.pack("!BBH", int(code), identifier, length)
+    ma = hmac.digest(secret, head + raw.authenticator + b"\x50\x12" + bytes(16) + tail, "md5")
+    body = b"\x50\x12" + ma + tail
+    response = hashlib.md5(head + raw.authenticator + body + secret, usedforsecurity=False)
+    assert reply == head + response.digest() + body
+
+
+@needs_c
+def test_bad_arguments_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="out of"):
+        _fast.ma_ok(b"\x00" * 20, 30, 20, SECRET)
+    with pytest.raises(ValueError, match="out of range"):
+        _fast.sign(2, 300, bytes(16), b"", SECRET)
+    with pytest.raises(TypeError):
+        _fast.scan("not octets")  # type: ignore[arg-type]
