@@ -8,9 +8,9 @@ out an address from the org pool and records a decision event; FreeRADIUS (Debia
 IMSIs) accepts each with a fixed Framed-IP-Address. The load runs `--rounds` times per
 server (3 by default), alternating, and the medians are compared: single runs here vary
 by 20% and more, and a FreeRADIUS run now and then loses requests to radclient's 5 s
-retry. Then the revocation latency: the
-time from the API call that suspends a SIM to its Disconnect-Request arriving at a
-CoA receiver, over REVOCATIONS SIMs with live sessions.
+retry. Then the revocation latency: the time from the API call that suspends a SIM to
+its Disconnect-Request arriving at a CoA receiver, over REVOCATIONS SIMs with live
+sessions.
 
 Loopback only, high ports. The last line printed is one JSON object.
 
@@ -413,6 +413,8 @@ def main() -> None:
         "--rounds", type=int, default=3, help="loads per server, alternating; medians compared"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if RADCLIENT is None:
         sys.exit("needs radclient (Debian package freeradius-utils)")
     with tempfile.TemporaryDirectory() as tmp:

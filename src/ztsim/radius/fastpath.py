@@ -8,6 +8,11 @@ cost. These functions compute the same HMAC-MD5 Message-Authenticator (RFC 3579
 over the reply's bytes, and read only the attributes the decision needs. The
 structural checks are those of `Packet.decode`; the e2e tests run radclient against
 this path and a Hypothesis test compares it with the codec.
+
+`_fast.c` does the same in C where the install could build it; the functions here are
+its reference (tests/radius/test_radius_fast.py holds the two equal) and run where it
+is missing or `ZTSIM_PURE_PYTHON` is set (read once, at import: a build switch, not a
+setting).
 """
 
 from __future__ import annotations
@@ -220,5 +225,6 @@ def _speedups() -> Any:
 
 
 _fast = _speedups()
-# The same function either way; the C one reads a request about ten times faster.
+# The same function either way; the C one reads a request about six times faster
+# (1.5 µs against 9 µs here), and checks and signs in about half the time.
 scan_request: Callable[[bytes], RawRequest] = scan_request_py if _fast is None else _fast.scan
