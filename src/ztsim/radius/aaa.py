@@ -246,7 +246,6 @@ class AaaService:
 
     async def start(self) -> RadiusServer:
         self._loop = asyncio.get_running_loop()
-        self._writing = BackgroundThread("radius-writer", nice=self.settings.writer_nice)
         snapshot, live = await asyncio.to_thread(self._load_all)
         self.core = AaaCore(
             snapshot=snapshot,
@@ -266,6 +265,8 @@ class AaaService:
             self.settings.acct_port,
             batched=self.settings.batched_auth,
         )
+        # Last: a start that failed above leaves no thread behind.
+        self._writing = BackgroundThread("radius-writer", nice=self.settings.writer_nice)
         self._spawn(self._flush_loop())
         self._spawn(self._reload_loop())
         return self.server
