@@ -29,7 +29,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
+# The C module is optional for running ztsim, not for its tests: built again here if the
+# install ran before system-deps brought a compiler.
 pytest: $(STAMP) system-deps
+	$(BIN)/python -c "import ztsim.radius._fast" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -1,7 +1,7 @@
 """A worker thread at a lower scheduling priority, awaited from the event loop.
 
-Hot paths (RADIUS authentication, DNS answers) run on threads of their own; their
-records are written by a background writer. On a busy machine the writer's database
+The RADIUS authentication hot path runs on a thread of its own; its records are
+written by a background writer. On a busy machine the writer's database
 work (mostly inside SQLite or the PostgreSQL driver, without the GIL) competes with
 the hot path for the same cores. On Linux this thread asks the kernel for a higher nice
 value for itself only (setpriority on its thread id): the kernel then runs the writer
@@ -55,7 +55,6 @@ class BackgroundThread:
     def __init__(self, name: str, *, nice: int = DEFAULT_NICE) -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._nice = nice
-        self.lowered = False
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
@@ -71,7 +70,7 @@ class BackgroundThread:
         self._thread.join(timeout=timeout)
 
     def _work(self) -> None:
-        self.lowered = lower_this_thread(self._nice)
+        lower_this_thread(self._nice)
         while (job := self._jobs.get()) is not None:
             call, loop, future = job
             try:

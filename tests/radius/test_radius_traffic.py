@@ -13,7 +13,6 @@ from ztsim.radius.traffic import (
     AccessRecord,
     AccessRows,
     access_events,
-    access_rows,
     event_row,
 )
 
@@ -49,7 +48,7 @@ def test_access_rows_equal_the_general_path(
         "org", gateway_id, "sim:1", accepted, reason, imsi, apn, imei, address, when
     )
     expected = [event_row(e, when, sqlite=sqlite) for e in access_events(record)]
-    assert access_rows(record, sqlite=sqlite) == expected
+    assert AccessRows(sqlite=sqlite)(record) == expected
 
 
 def test_risk_decisions_add_a_risk_event_and_times_are_utc_text() -> None:
@@ -57,7 +56,7 @@ def test_risk_decisions_add_a_risk_event_and_times_are_utc_text() -> None:
     record = AccessRecord(
         "org", "g1", "sim:1", False, Reason.CLONE_SUSPECTED, "001", "corp", "35", None, when
     )
-    rows = access_rows(record, sqlite=True)
+    rows = AccessRows(sqlite=True)(record)
     assert [row[2] for row in rows] == ["radius.access", "risk.clone"]
     assert rows[0][1] == "2026-01-02 03:05:06.000007"
     assert rows[0][7] == '{"gateway_id": "g1", "imsi": "001", "apn": "corp", "imei": "35"}'

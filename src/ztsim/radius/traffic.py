@@ -233,10 +233,6 @@ class AccessRows:
         ]
 
 
-def access_rows(record: AccessRecord, *, sqlite: bool) -> list[EventRow]:
-    return AccessRows(sqlite=sqlite)(record)
-
-
 def event_row(event: NewEvent, when: datetime, *, sqlite: bool) -> EventRow:
     """An event as the driver takes it (the text forms SQLAlchemy's types would bind):
     the time as text on SQLite, the payload as JSON text."""
