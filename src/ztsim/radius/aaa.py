@@ -103,12 +103,13 @@ class BatchWriter:
     def _rows(self, events: list[_EventItem]) -> list[EventRow]:
         rows: list[EventRow] = []
         for item in events:
-            if not isinstance(item, AccessRecord):
+            if len(item) == 2:  # (event, time); an access record has 10 fields
                 rows.append(self._row(*item))
             elif self._raw:
                 rows.extend(self._access_rows(item))
             else:
-                rows.extend(self._row(event, item.when) for event in access_events(item))
+                when = item[-1]
+                rows.extend(self._row(event, when) for event in access_events(item))
         return rows
 
     def _row(self, event: NewEvent, when: datetime) -> EventRow:

@@ -68,6 +68,10 @@ def _subject(iccid: str) -> str:
     return subject_of("sim", iccid)
 
 
+# A Reason member is an object the cyclic GC tracks; its text is a plain str.
+_REASON_TEXT = {reason: reason.value for reason in Reason}
+
+
 @functools.cache
 def _reject_attributes(reason: Reason) -> bytes:
     return b"".join(a.encode() for a in reply_messages(MESSAGES[reason]))
@@ -231,21 +235,20 @@ class AaaCore(AccountingMixin):
         if decision.bind_imei is not None and sim is not None:
             self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
             self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
-        # The decision event, as a tuple the writer turns into rows.
-        self.sink.access(
-            AccessRecord(
-                gateway.org_id,
-                gateway.id,
-                _subject(sim.iccid) if sim else subject_of("imsi", request.imsi or "-"),
-                accepted,
-                decision.reason,
-                request.imsi,
-                request.apn,
-                request.imei,
-                address,
-                now,
-            )
+        # The decision event, as a plain tuple (see `AccessRecord`) the writer turns into rows.
+        record: AccessRecord = (
+            gateway.org_id,
+            gateway.id,
+            _subject(sim.iccid) if sim else subject_of("imsi", request.imsi or "-"),
+            accepted,
+            _REASON_TEXT[decision.reason],
+            request.imsi,
+            request.apn,
+            request.imei,
+            address,
+            now,
         )
+        self.sink.access(record)
         if accepted and address is not None:
             self.counters.accepts += 1
             if request.imsi is not None:

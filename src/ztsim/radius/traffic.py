@@ -10,10 +10,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from ztsim.events.schema import NewEvent, Outcome
-from ztsim.radius.engine import RISK_REASONS, PoolEntry, Reason
+from ztsim.radius.engine import PoolEntry, Reason
 from ztsim.sessions.table import Session
 
 # RFC 5080 §2.2.2: answer a retransmission with the cached reply for a while.
@@ -44,45 +44,42 @@ class Counters:
         return {**dataclasses.asdict(self), "dropped": self.dropped}
 
 
-class AccessRecord(NamedTuple):
-    """An access decision as the hot path leaves it: a tuple, built in C. The writer turns
-    it into its events (`access_events`) off the hot path."""
+# An access decision as the hot path leaves it, for the writer to turn into its events
+# (`access_events`, `AccessRows`) off the hot path: org id, gateway id, subject,
+# accepted, reason (its text), IMSI, APN, IMEI, UE address, time. A plain tuple of
+# strings, None, a bool and a datetime on purpose: the cyclic GC stops tracking such a
+# tuple at its first collection, so records waiting for the writer do not pile up in the
+# old generation. A NamedTuple (or a Reason member inside) stays tracked, and the full
+# collections that followed stalled the hot path for about 100 ms every few tens of
+# thousands of requests, scanning the whole heap.
+AccessRecord = tuple[
+    str, str, str, bool, str, str | None, str | None, str | None, str | None, datetime
+]
 
-    org_id: str
-    gateway_id: str
-    subject: str
-    accepted: bool
-    reason: Reason
-    imsi: str | None
-    apn: str | None
-    imei: str | None
-    ue_address: str | None
-    when: datetime
-
-
-_RISK_KIND = {Reason.CLONE_SUSPECTED: "risk.clone", Reason.IMEI_MISMATCH: "risk.device_swap"}
+# The risk event that goes with a decision, by the decision's reason text.
+_RISK_KIND: dict[str, str] = {
+    Reason.CLONE_SUSPECTED.value: "risk.clone",
+    Reason.IMEI_MISMATCH.value: "risk.device_swap",
+}
 
 
 def access_events(record: AccessRecord) -> list[NewEvent]:
     """The decision event, and a risk event for a cloned SIM or a swapped device."""
+    org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, _ = record
     payload: dict[str, Any] = {
-        "gateway_id": record.gateway_id,
-        "imsi": record.imsi,
-        "apn": record.apn,
-        "imei": record.imei,
+        "gateway_id": gateway_id,
+        "imsi": imsi,
+        "apn": apn,
+        "imei": imei,
     }
-    if record.ue_address is not None:
-        payload["ue_address"] = record.ue_address
-    actor, reason = f"gateway:{record.gateway_id}", record.reason.value
-    outcome = Outcome.SUCCESS if record.accepted else Outcome.DENIED
-    events = [
-        NewEvent(record.org_id, "radius.access", actor, record.subject, outcome, reason, payload)
-    ]
-    if record.reason in RISK_REASONS:
-        kind = _RISK_KIND[record.reason]
-        events.append(
-            NewEvent(record.org_id, kind, actor, record.subject, Outcome.DENIED, reason, payload)
-        )
+    if address is not None:
+        payload["ue_address"] = address
+    actor = f"gateway:{gateway_id}"
+    outcome = Outcome.SUCCESS if accepted else Outcome.DENIED
+    events = [NewEvent(org_id, "radius.access", actor, subject, outcome, reason, payload)]
+    risk = _RISK_KIND.get(reason)
+    if risk is not None:
+        events.append(NewEvent(org_id, risk, actor, subject, Outcome.DENIED, reason, payload))
     return events
 
 
@@ -177,7 +174,6 @@ payload_json = _payload_encoder()
 _escape: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps does
 
 
-_REASON_TEXT = {r: r.value for r in Reason}
 # Gateways are few; the bound only matters if ids churn.
 _GATEWAY_MEMO = 4096
 
@@ -213,7 +209,6 @@ class AccessRows:
             f', "imei": {"null" if imei is None else _escape(imei)}'
             + ("}" if address is None else ', "ue_address": ' + _escape(address) + "}")
         )
-        reason_text = _REASON_TEXT[reason]
         row: EventRow = (
             org_id,
             self._last_time,
@@ -221,7 +216,7 @@ class AccessRows:
             actor,
             subject,
             "success" if accepted else "denied",
-            reason_text,
+            reason,
             payload,
         )
         risk = _RISK_KIND.get(reason)
@@ -229,7 +224,7 @@ class AccessRows:
             return [row]
         return [
             row,
-            (org_id, self._last_time, risk, actor, subject, "denied", reason_text, payload),
+            (org_id, self._last_time, risk, actor, subject, "denied", reason, payload),
         ]
 
 
