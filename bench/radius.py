@@ -1,23 +1,30 @@
 """RADIUS Access-Requests per second, ztsim against FreeRADIUS, and revocation latency.
 
-The same radclient load goes to both servers in one run: 20,000 Access-Requests,
+The same radclient load goes to each server in one run: 20,000 Access-Requests,
 200 in flight, 10,000 distinct IMSIs (each request carries 3GPP-IMSI, 3GPP-IMEISV,
 the APN and a Message-Authenticator). ztsim decides each from its snapshot, hands
 out an address from the org pool and records a decision event; FreeRADIUS (Debian
 `freeradius`, generated minimal config, `files` module with a users file of the same
-IMSIs) accepts each with a fixed Framed-IP-Address. The load runs `--rounds` times per
-server (3 by default), alternating, and the medians are compared: single runs here vary
-by 20% and more, and a FreeRADIUS run now and then loses requests to radclient's 5 s
-retry. Then the revocation latency: the time from the API call that suspends a SIM to
-its Disconnect-Request arriving at a CoA receiver, over REVOCATIONS SIMs with live
-sessions.
+IMSIs) accepts each with a fixed Framed-IP-Address.
+
+The peer's Access-Accepts carry what ztsim's do (a Message-Authenticator, the
+BlastRADIUS defence, and MS-Primary-DNS-Server), so radclient does the same work per
+reply for both: radclient is the bottleneck of this load (it walks its whole list of
+unfinished requests, with a select() per entry, after every batch it sends), and
+checking a Message-Authenticator and decoding one more attribute cost it about 3% of
+its rate. A second FreeRADIUS with the minimal reply (Framed-IP-Address and
+Session-Timeout only) is measured too and reported beside it.
+
+radclient runs on one CPU and the server under test on the others (see `split_cpus`),
+as if the gateway were another machine; `--shared-cpus` lets them share. The load runs
+`--rounds` times per server (5 by default), in turn, and the medians are compared:
+single runs here vary by 10% and more, and a FreeRADIUS run now and then loses requests
+to radclient's 5 s retry. Each server's CPU time per request is reported too (ztsim's
+includes writing that round's decision events). Then the revocation latency: the time
+from the API call that suspends a SIM to its Disconnect-Request arriving at a CoA
+receiver, over REVOCATIONS SIMs with live sessions.
 
 Loopback only, high ports. The last line printed is one JSON object.
-
-`--freeradius-same-reply` gives FreeRADIUS's Access-Accepts what ztsim's carry beyond
-its default reply (a Message-Authenticator, which radclient then checks, and
-MS-Primary-DNS-Server), for a like-for-like reply; off by default, so the default
-figures stay comparable with earlier runs.
 """
 
 from __future__ import annotations
@@ -205,11 +212,12 @@ def request_file(directory: Path) -> Path:
     return path
 
 
-def load(port: int, requests: Path) -> tuple[float, int]:
-    """Requests per second and the number of accepts radclient counted."""
+def load(port: int, requests: Path, cpu: int | None) -> tuple[float, int]:
+    """Requests per second and the number of accepts radclient counted; radclient on
+    `cpu` if given."""
     assert RADCLIENT is not None
     start = time.perf_counter()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [
             RADCLIENT,
             "-q",
@@ -226,14 +234,38 @@ def load(port: int, requests: Path) -> tuple[float, int]:
             "auth",
             SECRET,
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-        check=False,
     )
+    if cpu is not None:
+        # Before it has read its 20,000 requests, let alone sent one.
+        os.sched_setaffinity(proc.pid, {cpu})
+    output, _ = proc.communicate(timeout=600)
     elapsed = time.perf_counter() - start
-    accepts = re.search(r"Accepted\s*:\s*(\d+)", done.stdout + done.stderr)
+    accepts = re.search(r"Accepted\s*:\s*(\d+)", output)
     return REQUESTS / elapsed, int(accepts.group(1)) if accepts else -1
+
+
+def split_cpus() -> tuple[int | None, set[int] | None]:
+    """One CPU for the load generator, the others for the server under test (either
+    server in its turn), as if the gateway were another machine: radclient keeps a core
+    busy on its own, and a server thread woken onto that core (or the load generator onto
+    the server's) slows both, by chance and by run. None where there is one CPU or no
+    affinity call."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return None, None
+    cpus = sorted(getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[0], set(cpus[1:])
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system, all threads) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 FREERADIUS_CONF = """\
@@ -304,10 +336,10 @@ server default {{
 
 
 def start_freeradius(
-    directory: Path, port: int, *, same_reply: bool = False
+    directory: Path, port: int, *, same_reply: bool = True
 ) -> subprocess.Popen[bytes]:
     assert FREERADIUS is not None
-    conf = directory / "freeradius"
+    conf = directory / f"freeradius-{port}"
     conf.mkdir()
     (conf / "radiusd.conf").write_text(FREERADIUS_CONF.format(d=conf, secret=SECRET, port=port))
     # FreeRADIUS computes a Message-Authenticator listed in the reply (RFC 3579 §3.2).
@@ -402,21 +434,46 @@ def revocation_latency(
     return samples
 
 
+class Server:
+    """A server under load: where to send, whose CPU time to read, what it did."""
+
+    def __init__(self, name: str, port: int, proc: subprocess.Popen[bytes] | None) -> None:
+        self.name = name
+        self.port = port
+        self.proc = proc  # None: ztsim, in this process
+        self.rps: list[float] = []
+        self.cpu: list[float] = []
+
+    def cpu_seconds(self) -> float:
+        return time.process_time() if self.proc is None else process_cpu(self.proc.pid)
+
+    def median_rps(self) -> float:
+        return statistics.median(self.rps)
+
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.cpu) / REQUESTS * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--freeradius-same-reply",
-        action="store_true",
-        help="FreeRADIUS replies with a Message-Authenticator and a DNS server, as ztsim does",
+        "--rounds", type=int, default=5, help="loads per server, in turn; medians compared"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="loads per server, alternating; medians compared"
+        "--shared-cpus",
+        action="store_true",
+        help="let radclient and the server share all CPUs (no affinity set)",
     )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if RADCLIENT is None:
         sys.exit("needs radclient (Debian package freeradius-utils)")
+    load_cpu, server_cpus = (None, None) if args.shared_cpus else split_cpus()
+    if server_cpus is not None:
+        # Before any thread starts: ztsim's threads and FreeRADIUS inherit it.
+        os.sched_setaffinity(0, server_cpus)
+        print(f"radclient on CPU {load_cpu}, the server under test on CPUs {sorted(server_cpus)}")
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         engine = make_engine(f"sqlite:///{directory / 'ztsim.db'}")
@@ -430,63 +487,80 @@ def main() -> None:
         print(f"seeded {SIMS} active SIMs with bound devices in {time.perf_counter() - t:.1f} s")
         requests = request_file(directory)
         running = RunningAaa(engine, sealer)
-        proc = None
+        ztsim = Server("ztsim", running.auth_port, None)
+        servers = [ztsim]
         if FREERADIUS is None:
             print("FreeRADIUS: not installed (Debian package freeradius); no comparison")
         else:
-            port = free_port()
-            proc = start_freeradius(directory, port, same_reply=args.freeradius_same_reply)
-        ztsim_runs: list[float] = []
-        freeradius_runs: list[float] = []
+            for name, same_reply in (("FreeRADIUS", True), ("FreeRADIUS minimal", False)):
+                port = free_port()
+                proc = start_freeradius(directory, port, same_reply=same_reply)
+                servers.append(Server(name, port, proc))
         try:
-            # Rounds alternate between the servers, so a drift in the machine's speed
-            # touches both; the medians are compared. The idle server uses no CPU.
+            # Rounds go through the servers in turn, so a drift in the machine's speed
+            # touches each; the medians are compared. An idle server uses no CPU.
             for n in range(args.rounds):
-                rps, accepts = load(running.auth_port, requests)
-                running.flush()
-                ztsim_runs.append(rps)
-                print(f"round {n + 1}: ztsim      {rps:8.0f} Access-Requests/s ({accepts} accepts)")
-                if proc is not None:
-                    rps, accepts = load(port, requests)
-                    freeradius_runs.append(rps)
+                for server in servers:
+                    cpu = server.cpu_seconds()
+                    rps, accepts = load(server.port, requests, load_cpu)
+                    if server is ztsim:
+                        running.flush()  # this round's records count as its work
+                    server.cpu.append(server.cpu_seconds() - cpu)
+                    server.rps.append(rps)
                     print(
-                        f"round {n + 1}: FreeRADIUS {rps:8.0f} Access-Requests/s "
+                        f"round {n + 1}: {server.name:18} {rps:8.0f} Access-Requests/s "
                         f"({accepts} accepts)"
                     )
             latencies = revocation_latency(running, engine, sealer, org_id, iccids, coa)
         finally:
             running.close()
             coa.close()
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=10)
+            for server in servers:
+                if server.proc is not None:
+                    server.proc.terminate()
+                    server.proc.wait(timeout=10)
         written = running.service.writer.written_events
         # Every Access-Request has its decision event (plus the revocation runs' own).
         print(f"events written: {written} (decisions: {REQUESTS * args.rounds})")
         assert written >= REQUESTS * args.rounds, "decision events are missing"
-        ztsim_rps = statistics.median(ztsim_runs)
-        freeradius_rps = statistics.median(freeradius_runs) if freeradius_runs else None
-        print(
-            f"median of {args.rounds}: ztsim {ztsim_rps:.0f}/s, FreeRADIUS {freeradius_rps or 0:.0f}/s"
-        )
-        ratio = ztsim_rps / freeradius_rps if freeradius_rps else None
-        if ratio is not None:
-            print(f"ratio ztsim/FreeRADIUS: {ratio:.2f} (target >= 1.0)")
+        for server in servers:
+            print(
+                f"median of {args.rounds}: {server.name:18} {server.median_rps():8.0f}/s, "
+                f"server CPU {server.median_cpu_us():5.1f} us per request"
+            )
+        peer = servers[1] if len(servers) > 1 else None
+        minimal = servers[2] if len(servers) > 2 else None
+        ratio = ztsim.median_rps() / peer.median_rps() if peer else None
+        ratio_minimal = ztsim.median_rps() / minimal.median_rps() if minimal else None
+        if ratio is not None and ratio_minimal is not None:
+            print(
+                f"ratio ztsim/FreeRADIUS: {ratio:.2f} (target >= 1.0); "
+                f"against the minimal reply: {ratio_minimal:.2f}"
+            )
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print(f"revocation, API call to Disconnect-Request: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
         engine.dispose()
+
+    def rounded(value: float | None, digits: int = 0) -> float | None:
+        return None if value is None else round(value, digits or None)
+
     print(
         json.dumps(
             {
-                "ztsim_rps": round(ztsim_rps),
-                "freeradius_rps": round(freeradius_rps) if freeradius_rps else None,
-                "ratio_vs_freeradius": round(ratio, 3) if ratio is not None else None,
+                "ztsim_rps": round(ztsim.median_rps()),
+                "freeradius_rps": rounded(peer.median_rps() if peer else None),
+                "ratio_vs_freeradius": rounded(ratio, 3),
                 "revoke_p50_ms": round(p50, 2),
                 "revoke_p99_ms": round(p99, 2),
-                "ztsim_rps_rounds": [round(r) for r in ztsim_runs],
-                "freeradius_rps_rounds": [round(r) for r in freeradius_runs],
+                "freeradius_minimal_reply_rps": rounded(minimal.median_rps() if minimal else None),
+                "ratio_vs_freeradius_minimal_reply": rounded(ratio_minimal, 3),
+                "ztsim_cpu_us_per_request": round(ztsim.median_cpu_us(), 1),
+                "freeradius_cpu_us_per_request": rounded(peer.median_cpu_us() if peer else None, 1),
+                "ztsim_rps_rounds": [round(r) for r in ztsim.rps],
+                "freeradius_rps_rounds": [round(r) for r in peer.rps] if peer else [],
+                "cpus": "split" if load_cpu is not None else "shared",
             }
         )
     )

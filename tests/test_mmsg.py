@@ -124,3 +124,33 @@ def test_a_reply_sent_out_of_turn_does_not_misroute_the_next_batch() -> None:
         finally:
             one.close()
             two.close()
+
+
+def test_replies_sent_part_way_through_a_batch_reach_their_sources() -> None:
+    """A server may flush some replies before it has answered the whole batch; the rest
+    then take the first reply slots again, pointed at their own sources."""
+    assert CALLS is not None
+    with _server(socket.AF_INET, "127.0.0.1") as server:
+        batch = DatagramBatch(server, CALLS, slots=4)
+        hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+        clients = [_client(socket.AF_INET, host) for host in hosts]
+        try:
+            for rounds in range(2):  # the second batch checks that pointers were put back
+                for n, client in enumerate(clients):
+                    client.sendto(b"q%d" % n, server.getsockname())
+                assert batch.receive() == len(clients)
+                received = batch.received(len(clients))
+                for slot, _, _ in received[:2]:
+                    assert batch.reply(slot, b"early-%d-%d" % (rounds, slot))
+                assert batch.queued == 2
+                assert batch.flush() == 0
+                assert batch.queued == 0
+                for slot, _, _ in received[2:]:
+                    assert batch.reply(slot, b"late-%d-%d" % (rounds, slot))
+                assert batch.flush() == 0
+                for n, client in enumerate(clients):
+                    when = "early" if n < 2 else "late"
+                    assert client.recvfrom(20)[0] == b"%s-%d-%d" % (when.encode(), rounds, n)
+        finally:
+            for client in clients:
+                client.close()

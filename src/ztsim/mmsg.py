@@ -185,6 +185,11 @@ class DatagramBatch:
         self._queued = out + 1
         return True
 
+    @property
+    def queued(self) -> int:
+        """Replies waiting for `flush`."""
+        return self._queued
+
     def flush(self) -> int:
         """Send every queued reply; how many could not be sent (UDP: the clients retry)."""
         queued, self._queued = self._queued, 0

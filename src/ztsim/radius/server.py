@@ -29,6 +29,9 @@ log = logging.getLogger("ztsim.radius.server")
 
 
 BATCH = 64  # datagrams per system call on the authentication port
+# Replies go out every this many datagrams of a batch, not at its end: the first answer
+# of a full batch does not wait for the last request to be decided.
+REPLY_CHUNK = 16
 # Datagrams handled per wake-up of the event loop: draining a burst in one go saves a
 # poll per datagram, and the cap keeps other tasks (the writer, the API) running.
 _DRAIN = 64
@@ -161,6 +164,8 @@ class _ThreadEndpoint:
                         continue
                     if reply is not None and not batch.reply(slot, reply):
                         self._send(reply, addr)
+                    if batch.queued >= REPLY_CHUNK:
+                        self.send_failures += batch.flush()
             self.send_failures += batch.flush()
 
     def _serve(self) -> None:
