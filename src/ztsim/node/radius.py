@@ -12,6 +12,7 @@ import logging
 import signal
 
 from ztsim.db.engine import for_writing
+from ztsim.heap import freeze_startup
 from ztsim.node.platform import Platform
 from ztsim.radius.aaa import AaaService, AaaSettings
 from ztsim.radius.server import RadiusServer
@@ -53,6 +54,7 @@ async def start_aaa(platform: Platform) -> tuple[AaaService, RadiusServer]:
 async def run_radius(platform: Platform) -> None:
     """The AAA server alone, until SIGINT or SIGTERM."""
     aaa, _ = await start_aaa(platform)
+    log.debug("%d start-up objects frozen", freeze_startup())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from ztsim.api.app import create_app
+from ztsim.heap import freeze_startup
 from ztsim.node import dns as dns_node
 from ztsim.node.platform import Platform
 from ztsim.node.radius import start_aaa
@@ -74,6 +75,7 @@ async def start_all(
 async def run_until_stopped(platform: Platform) -> None:
     """`ztsim up`: serve until uvicorn sees SIGINT or SIGTERM."""
     running = await start_all(platform)
+    log.debug("%d start-up objects frozen", freeze_startup())
     try:
         await running.api_task
     finally:
