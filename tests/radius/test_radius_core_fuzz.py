@@ -28,6 +28,8 @@ from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_req
 from ztsim.sessions.ipam import Ipam
 from ztsim.sessions.table import SessionIndex
 
+from support.mutations import overwritten
+
 SECRET = SharedSecret("fuzz-secret-0123456789")
 IMSI = "001010000000001"
 GATEWAY = GatewayEntry(
@@ -115,18 +117,11 @@ def _acct_without_session_id() -> bytes:
 
 
 def _mutations() -> st.SearchStrategy[bytes]:
-    def flip(base: bytes, spots: list[tuple[int, int]]) -> bytes:
-        data = bytearray(base)
-        for index, value in spots:
-            data[index % len(data)] = value
-        return bytes(data)
-
     bases = st.sampled_from([_valid_access(), _valid_acct()])
-    spots = st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1, max_size=4)
     truncated = bases.flatmap(lambda b: st.integers(0, len(b) - 1).map(lambda n: b[:n]))
     return st.one_of(
         st.binary(max_size=600),
-        st.builds(flip, bases, spots),
+        overwritten(bases, reach=400, min_spots=1),
         truncated,
         st.just(_acct_without_session_id()),
     )

@@ -23,6 +23,8 @@ from ztsim.radius.fastpath import (
     scan_request_py,
 )
 
+from support.mutations import overwritten
+
 needs_c = pytest.mark.skipif(_fast is None, reason="pure Python run (ZTSIM_PURE_PYTHON)")
 # Both implementations of the checks and the signing: "python" runs the reference.
 IMPLEMENTATIONS = ["python"] if _fast is None else ["c", "python"]
@@ -98,16 +100,9 @@ def _request(identifier: int, extra: tuple[object, ...] = ()) -> bytes:
 
 
 def _mutations() -> st.SearchStrategy[bytes]:
-    def flip(base: bytes, spots: list[tuple[int, int]]) -> bytes:
-        data = bytearray(base)
-        for index, value in spots:
-            data[index % len(data)] = value
-        return bytes(data)
-
     bases = st.integers(0, 255).map(_request)
-    spots = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4)
     truncated = bases.flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))
-    return st.one_of(st.binary(max_size=300), st.builds(flip, bases, spots), truncated)
+    return st.one_of(st.binary(max_size=300), overwritten(bases, reach=200), truncated)
 
 
 def _scan(scan: object, datagram: bytes) -> RawRequest | str:
