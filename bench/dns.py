@@ -187,8 +187,8 @@ def _memory_mb(policy: Path) -> float:
     code = """
 import ctypes, gc, os, sys
 from pathlib import Path
-from ztsim.dns.config import load_config
-from ztsim.dns.snapshot import PolicySnapshot
+from ztsim.dns.policy.config import load_config
+from ztsim.dns.policy.snapshot import PolicySnapshot
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'):

@@ -9,7 +9,7 @@ import sys
 import time
 import tracemalloc
 
-from ztsim.dns.domainstore import DomainStore, DomainStoreBuilder
+from ztsim.dns.policy.domainstore import DomainStore, DomainStoreBuilder
 
 
 def _status_kb(field: str) -> int:

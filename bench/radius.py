@@ -73,9 +73,9 @@ from ztsim.radius import (
     registry,
     sign_request,
 )
-from ztsim.radius.aaa import AaaService, AaaSettings
+from ztsim.radius.aaa.traffic import ReplySettings
 from ztsim.radius.dictionary import make_attribute
-from ztsim.radius.traffic import ReplySettings
+from ztsim.radius.serve.service import AaaService, AaaSettings
 from ztsim.sealing import Sealer
 from ztsim.sessions.changes import Notifier
 

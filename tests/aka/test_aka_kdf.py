@@ -2,8 +2,6 @@
 
 import hashlib
 import hmac
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +9,9 @@ import pytest
 from ztsim.aka import kdf
 from ztsim.aka.errors import AkaInputError
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "aka.json").read_text()
-)
+from support.vectors import aka_vectors
+
+VECTORS: dict[str, Any] = aka_vectors()
 h = bytes.fromhex
 
 

@@ -1,7 +1,5 @@
 """Milenage (TS 35.206) against TS 35.208 sets and the osmocom resync vector."""
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +9,9 @@ from ztsim.aka.errors import AkaInputError
 from ztsim.aka.milenage import Milenage, derive_opc
 from ztsim.errors import InvalidInput
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "aka.json").read_text()
-)
+from support.vectors import aka_vectors
+
+VECTORS: dict[str, Any] = aka_vectors()
 SETS = VECTORS["milenage"]["test_sets"]
 RESYNC = VECTORS["milenage_resync"]
 h = bytes.fromhex

@@ -1,7 +1,5 @@
 """SQN scheme of TS 33.102 Annex C and AUTS handling (6.3.3, 6.3.5)."""
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +12,9 @@ from ztsim.aka.milenage import Milenage
 from ztsim.aka.sqn import SqnState, SqnVerdict, UsimSqnWindow
 from ztsim.errors import InvalidInput
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "aka.json").read_text()
-)
+from support.vectors import aka_vectors
+
+VECTORS: dict[str, Any] = aka_vectors()
 RESYNC = VECTORS["milenage_resync"]
 h = bytes.fromhex
 MILENAGE = Milenage(h(RESYNC["K"]), h(RESYNC["OPc"]))

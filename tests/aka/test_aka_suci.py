@@ -1,7 +1,5 @@
 """SUCI parsing, concealment and deconcealment (TS 33.501 C.3/C.4, TS 24.501 9.11.3.4)."""
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +12,9 @@ from ztsim.aka import ecies
 from ztsim.aka.errors import SuciError
 from ztsim.aka.suci import Suci, conceal, deconceal
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "aka.json").read_text()
-)
+from support.vectors import aka_vectors
+
+VECTORS: dict[str, Any] = aka_vectors()
 SUCI = VECTORS["suci"]
 h = bytes.fromhex
 

@@ -1,9 +1,7 @@
 """EPS and 5G HE vectors, and a USIM model running 1,000 authentications."""
 
-import json
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +15,9 @@ from ztsim.aka.milenage import Milenage
 from ztsim.aka.sqn import SqnState, SqnVerdict, UsimSqnWindow
 from ztsim.aka.vectors import Autn, FiveGHeVector, eps_vector, fiveg_he_vector
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "aka.json").read_text()
-)
+from support.vectors import aka_vectors
+
+VECTORS: dict[str, Any] = aka_vectors()
 RESYNC = VECTORS["milenage_resync"]
 h = bytes.fromhex
 

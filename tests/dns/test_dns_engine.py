@@ -9,13 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ztsim.dns.answercache import STALE_TTL, AnswerCache
-from ztsim.dns.constants import EdeCode, Rcode, RRType
-from ztsim.dns.edns import Edns
 from ztsim.dns.engine import Answer, Engine, Forward
-from ztsim.dns.identity import Requester
-from ztsim.dns.lists import ListFormat, parse_list
-from ztsim.dns.message import Flag, Message, Question, ResourceRecord, decode_message
-from ztsim.dns.policy import (
+from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.lists import ListFormat, parse_list
+from ztsim.dns.policy.rules import (
     Action,
     OrgPolicy,
     OrgSettings,
@@ -23,8 +20,11 @@ from ztsim.dns.policy import (
     PrivacyMode,
     Rule,
 )
+from ztsim.dns.policy.snapshot import PolicySnapshot
 from ztsim.dns.querylog import QueryLog
-from ztsim.dns.snapshot import PolicySnapshot
+from ztsim.dns.wire.constants import EdeCode, Rcode, RRType
+from ztsim.dns.wire.edns import Edns
+from ztsim.dns.wire.message import Flag, Message, Question, ResourceRecord, decode_message
 
 KEY = bytes(16)
 ALICE = Requester("org-a", "id-alice", frozenset({"g1"}), device_id="dev-1")

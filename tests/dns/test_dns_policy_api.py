@@ -3,11 +3,11 @@ rules, lists, settings, network defaults, device tokens, and the `self` view of 
 
 from __future__ import annotations
 
-from ztsim.dns.constants import EdeCode, Rcode
-from ztsim.dns.edns import Edns
 from ztsim.dns.engine import Answer
-from ztsim.dns.message import Flag, Message, Question, decode_message
-from ztsim.dns.runner import GatewayOptions, GatewayProcess
+from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
+from ztsim.dns.wire.constants import EdeCode, Rcode
+from ztsim.dns.wire.edns import Edns
+from ztsim.dns.wire.message import Flag, Message, Question, decode_message
 from ztsim.identity.roles import Role
 
 from support.api import ApiHarness

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from radius.radius_world import RADCLIENT, SECRET, access, radclient
 from ztsim.cli.main import app
 from ztsim.identity import repository as identities
 from ztsim.node import platform as node
-from ztsim.radius import registry
+from ztsim.radius.store import registry
 
 from support.leaks import LEAKS
+from support.radius_world import RADCLIENT, SECRET, access, radclient
 
 pytestmark = pytest.mark.skipif(
     RADCLIENT is None, reason="needs radclient (Debian package freeradius-utils)"

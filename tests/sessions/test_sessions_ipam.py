@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select
 from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput
 from ztsim.identity import repository as identities
-from ztsim.radius import registry
-from ztsim.radius.engine import PoolEntry
+from ztsim.radius.aaa.engine import PoolEntry
+from ztsim.radius.store import registry
 from ztsim.sessions.ipam import Ipam, assign_static, record_lease
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

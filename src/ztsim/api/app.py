@@ -18,7 +18,7 @@ from ztsim.api import (
 )
 from ztsim.api.context import ApiContext
 from ztsim.api.problems import problem_doc
-from ztsim.dns.doh import DohService
+from ztsim.dns.serve.doh import DohService
 
 API_PREFIX = "/api/v1"
 

@@ -17,9 +17,9 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import ObjectId, Request, _storable
-from ztsim.dns import repository as repo
-from ztsim.dns.lists import ListFormat
-from ztsim.dns.policy import Action, BlockAnswer, Category, OrgSettings, PrivacyMode, Rule
+from ztsim.dns.policy.lists import ListFormat
+from ztsim.dns.policy.rules import Action, BlockAnswer, Category, OrgSettings, PrivacyMode, Rule
+from ztsim.dns.store import repository as repo
 from ztsim.errors import InvalidInput
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, subject_of

@@ -13,7 +13,8 @@ import json
 
 from fastapi import APIRouter, Request, Response
 
-from ztsim.dns.doh import (
+from ztsim.dns.policy.identity import Requester
+from ztsim.dns.serve.doh import (
     MAX_MESSAGE,
     MEDIA_TYPE,
     DohInputError,
@@ -22,7 +23,6 @@ from ztsim.dns.doh import (
     message_from_get,
     message_from_post,
 )
-from ztsim.dns.identity import Requester
 
 router = APIRouter(include_in_schema=False)
 

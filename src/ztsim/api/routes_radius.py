@@ -18,8 +18,8 @@ from ztsim.api.schemas import Name, Page, Request, _storable
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity.roles import Permission, Principal
-from ztsim.radius import registry
-from ztsim.radius.coa import DEFAULT_COA_PORT
+from ztsim.radius.serve.coa import DEFAULT_COA_PORT
+from ztsim.radius.store import registry
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
 

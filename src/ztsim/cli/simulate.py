@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ztsim.cli.common import ConfigOpt, DataDirOpt, err, out, platform_for
-from ztsim.node import loadtest
+from ztsim.simulator import loadtest
 
 
 def simulate(

@@ -16,9 +16,9 @@ import struct
 import threading
 from typing import NamedTuple
 
-from ztsim.dns.cache import CachedAnswer, patch_id_and_ttls
-from ztsim.dns.constants import FLAG_AA, HEADER_LEN, Rcode
-from ztsim.dns.errors import DnsDecodeError, DnsEncodeError
+from ztsim.dns.wire.cache import CachedAnswer, patch_id_and_ttls
+from ztsim.dns.wire.constants import FLAG_AA, HEADER_LEN, Rcode
+from ztsim.dns.wire.errors import DnsDecodeError, DnsEncodeError
 
 STALE_TTL = 30  # RFC 8767 §4: TTL of a stale answer
 DEFAULT_MAX_STALE = 86_400  # RFC 8767 §5 suggests 1-3 days

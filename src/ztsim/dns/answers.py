@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import struct
 
-from ztsim.dns._rdata import address_rdata
-from ztsim.dns._wirename import encode_name, text_to_labels
-from ztsim.dns.constants import HEADER_LEN, Rcode, RRClass, RRType
-from ztsim.dns.edns import Edns
-from ztsim.dns.errors import DnsDecodeError
-from ztsim.dns.fast import QuestionView, opt_record, response_head
-from ztsim.dns.message import Flag, Message, Question, ResourceRecord, decode_message
+from ztsim.dns.wire._rdata import address_rdata
+from ztsim.dns.wire._wirename import encode_name, text_to_labels
+from ztsim.dns.wire.constants import HEADER_LEN, Rcode, RRClass, RRType
+from ztsim.dns.wire.edns import Edns
+from ztsim.dns.wire.errors import DnsDecodeError
+from ztsim.dns.wire.fast import QuestionView, opt_record, response_head
+from ztsim.dns.wire.message import Flag, Message, Question, ResourceRecord, decode_message
 
 OVERRIDE_TTL = 60
 _RECORD_FIXED = struct.Struct("!HHHIH")  # pointer to the question name, TYPE, CLASS, TTL, RDLENGTH

@@ -13,11 +13,15 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from ztsim.dns._wirename import encode_name, text_to_labels
 from ztsim.dns.answercache import AnswerCache, CacheKey, Hit, replay
 from ztsim.dns.answers import address_response, cname_response
-from ztsim.dns.block import BlockMode, block_response
-from ztsim.dns.constants import (
+from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.rules import Action, BlockAnswer
+from ztsim.dns.policy.snapshot import Decision, PolicySnapshot
+from ztsim.dns.querylog import QueryLog
+from ztsim.dns.wire._wirename import encode_name, text_to_labels
+from ztsim.dns.wire.block import BlockMode, block_response
+from ztsim.dns.wire.constants import (
     FLAG_CD,
     FLAG_RD,
     HEADER_LEN,
@@ -27,8 +31,8 @@ from ztsim.dns.constants import (
     RRClass,
     RRType,
 )
-from ztsim.dns.errors import DnsDecodeError, DnsEncodeError
-from ztsim.dns.fast import (
+from ztsim.dns.wire.errors import DnsDecodeError, DnsEncodeError
+from ztsim.dns.wire.fast import (
     QuestionView,
     badvers,
     formerr,
@@ -38,12 +42,8 @@ from ztsim.dns.fast import (
     servfail,
     udp_limit,
 )
-from ztsim.dns.identity import Requester
-from ztsim.dns.message import Flag, Message, decode_message
-from ztsim.dns.policy import Action, BlockAnswer
-from ztsim.dns.querylog import QueryLog
-from ztsim.dns.snapshot import Decision, PolicySnapshot
-from ztsim.dns.truncate import truncate
+from ztsim.dns.wire.message import Flag, Message, decode_message
+from ztsim.dns.wire.truncate import truncate
 
 _HEADER = struct.Struct("!HHHHHH")
 _FAILED_RCODES = (Rcode.SERVFAIL, Rcode.REFUSED)  # RFC 8767 §4: a reason to serve stale

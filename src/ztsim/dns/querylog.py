@@ -22,9 +22,9 @@ import hashlib
 import hmac
 from collections import deque
 
-from ztsim.dns.identity import Requester
-from ztsim.dns.policy import Action, PrivacyMode
-from ztsim.dns.snapshot import Decision, PolicySnapshot
+from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.rules import Action, PrivacyMode
+from ztsim.dns.policy.snapshot import Decision, PolicySnapshot
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 
 EVENT_KIND = "dns.query"

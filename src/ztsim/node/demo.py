@@ -19,10 +19,10 @@ from ztsim.clock import utc_now
 from ztsim.identity import token_store
 from ztsim.identity.roles import Role
 from ztsim.node import platform as node
-from ztsim.node.demo_world import DemoWorld, provision
 from ztsim.node.up import Running, start_all
 from ztsim.settings import Settings
 from ztsim.simulator import internet
+from ztsim.simulator.demo_world import DemoWorld, provision
 from ztsim.simulator.runner import SimReport, Targets, run, start_gateway
 from ztsim.simulator.scenario import Behaviour, Scenario
 

@@ -7,11 +7,11 @@ import logging
 import threading
 from urllib.parse import urlsplit
 
-from ztsim.dns.doh import DohService
-from ztsim.dns.runner import GatewayOptions, GatewayProcess, options_config
-from ztsim.dns.upstream import UpstreamSpec
-from ztsim.dns.upstream_https import doh_url
-from ztsim.dns.workers import run
+from ztsim.dns.serve.doh import DohService
+from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_config
+from ztsim.dns.serve.upstream import UpstreamSpec
+from ztsim.dns.serve.upstream_https import doh_url
+from ztsim.dns.serve.workers import run
 from ztsim.errors import InvalidInput
 from ztsim.node.platform import Platform
 from ztsim.settings import Settings

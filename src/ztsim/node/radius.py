@@ -14,9 +14,9 @@ import signal
 from ztsim.db.engine import for_writing
 from ztsim.heap import freeze_startup
 from ztsim.node.platform import Platform
-from ztsim.radius.aaa import AaaService, AaaSettings
-from ztsim.radius.server import RadiusServer
-from ztsim.radius.traffic import ReplySettings
+from ztsim.radius.aaa.traffic import ReplySettings
+from ztsim.radius.serve.server import RadiusServer
+from ztsim.radius.serve.service import AaaService, AaaSettings
 from ztsim.settings import Settings
 
 log = logging.getLogger("ztsim.node.radius")

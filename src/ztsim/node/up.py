@@ -19,8 +19,8 @@ from ztsim.heap import freeze_startup
 from ztsim.node import dns as dns_node
 from ztsim.node.platform import Platform
 from ztsim.node.radius import start_aaa
-from ztsim.radius.aaa import AaaService
-from ztsim.radius.server import RadiusServer
+from ztsim.radius.serve.server import RadiusServer
+from ztsim.radius.serve.service import AaaService
 from ztsim.sessions.changes import Notifier
 
 log = logging.getLogger("ztsim.node.up")

@@ -2,7 +2,9 @@
 
 ztsim is the AAA server of a PGW/GGSN/SMF (3GPP TS 29.061 §16). This package
 decodes and encodes RFC 2865/2866/5176 packets, checks and makes authenticators,
-and gives typed views of standard and 3GPP attributes. It opens no sockets.
+and gives typed views of standard and 3GPP attributes; it opens no sockets. The AAA
+role is layered below it: `aaa` (the sans-I/O decision engine and core), `store` (the
+database side) and `serve` (sockets, threads, the role).
 """
 
 from ztsim.radius.attrtypes import (

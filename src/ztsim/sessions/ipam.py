@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput
-from ztsim.radius.engine import PoolEntry
+from ztsim.radius.aaa.engine import PoolEntry
 
 log = logging.getLogger("ztsim.sessions.ipam")
 

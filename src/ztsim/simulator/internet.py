@@ -13,8 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import cast
 
-from ztsim.dns.errors import DnsDecodeError
-from ztsim.dns.message import Flag, Message, ResourceRecord, decode_message
+from ztsim.dns.wire.errors import DnsDecodeError
+from ztsim.dns.wire.message import Flag, Message, ResourceRecord, decode_message
 
 _TTL = 300
 

@@ -10,9 +10,9 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ztsim.dns.edns import Edns
-from ztsim.dns.errors import DnsDecodeError
-from ztsim.dns.message import Flag, Message, Question, decode_message
+from ztsim.dns.wire.edns import Edns
+from ztsim.dns.wire.errors import DnsDecodeError
+from ztsim.dns.wire.message import Flag, Message, Question, decode_message
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,48 @@
+"""The gateway's asynchronous core: one `answer` coroutine shared by every transport.
+
+It ties the sans-I/O `Engine` to an `IdentityResolver` and an `UpstreamPool`.
+Snapshots (policy, identities) are swapped by assigning new ones; requests in
+flight finish with the snapshot they started with.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ztsim.dns.engine import Answer, Engine
+from ztsim.dns.policy.identity import IdentityResolver, Requester
+from ztsim.dns.policy.snapshot import PolicySnapshot
+from ztsim.dns.serve.upstream import UpstreamPool
+
+
+class Gateway:
+    def __init__(
+        self,
+        engine: Engine,
+        identities: IdentityResolver,
+        upstreams: UpstreamPool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.identities = identities
+        self.upstreams = upstreams
+        self.clock = clock
+
+    def swap_policy(self, policy: PolicySnapshot) -> None:
+        self.engine.policy = policy
+        if self.engine.log is not None:
+            self.engine.log.policy = policy
+
+    def answer_now(self, wire: bytes, who: Requester | None, *, udp: bool) -> bytes | None:
+        """The answer if it needs no upstream (the common case), else None: use `answer`."""
+        step = self.engine.handle(wire, who, self.clock(), udp=udp)
+        return step.wire if isinstance(step, Answer) else None
+
+    async def answer(self, wire: bytes, who: Requester | None, *, udp: bool) -> bytes | None:
+        """The answer to one query from `who`, or None to stay silent."""
+        step = self.engine.handle(wire, who, self.clock(), udp=udp)
+        if step is None or isinstance(step, Answer):
+            return None if step is None else step.wire
+        response = await self.upstreams.query(step.upstream_query)
+        return self.engine.resolved(step, response, self.clock())

@@ -1,0 +1,265 @@
+"""The AAA server's datagram handling, sans sockets: bytes and a peer in, a reply (or
+silence) out.
+
+`AaaCore` holds what the hot path reads (the snapshot, the live sessions, the IPAM
+cache) and never touches the database itself, except to claim a new address block
+when one runs dry: records (decision events, sessions, leases, first-attach
+bindings) go to a `Sink` that a background writer flushes in batches. `server` is the
+thin socket adapter (a thread for authentication, the event loop for accounting); it
+and the service's tasks hold `lock` while they use the core. Bad input of any kind is
+dropped and counted (RFC 2865 §3: silently discard), never raised to the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from ipaddress import IPv4Address
+
+from ztsim.clock import Clock, utc_now
+from ztsim.events.schema import subject_of
+from ztsim.radius.aaa.accounting import AccountingMixin
+from ztsim.radius.aaa.engine import (
+    MESSAGES,
+    AccessRequest,
+    Decision,
+    GatewayEntry,
+    PoolEntry,
+    Reason,
+    Snapshot,
+    decide,
+    make_request_from_text,
+)
+from ztsim.radius.aaa.traffic import AccessRecord, Counters, ReplayCache, ReplySettings, Sink
+from ztsim.radius.attrtypes import AttributeType
+from ztsim.radius.auth import verify_request
+from ztsim.radius.builders import (
+    ipv4_dns_servers,
+    reply_messages,
+    session_timeout,
+)
+from ztsim.radius.codes import Code
+from ztsim.radius.dictionary import decode_attributes
+from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
+from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, scan_request
+from ztsim.radius.packet import Attribute, Packet
+from ztsim.radius.reply import encode_reply, make_reply
+from ztsim.sessions.ipam import LOW_WATER, Ipam
+from ztsim.sessions.table import SessionIndex
+
+log = logging.getLogger("ztsim.radius.aaa.core")
+
+_CODES = frozenset(int(c) for c in Code)
+_ACCESS_REQUEST = int(Code.ACCESS_REQUEST)
+
+
+@functools.lru_cache(maxsize=65536)
+def _framed(address: str) -> bytes:
+    # Framed-IP-Address (RFC 2865 §5.8): type 8, length 6, the address.
+    return bytes((AttributeType.FRAMED_IP_ADDRESS, 6)) + IPv4Address(address).packed
+
+
+@functools.lru_cache(maxsize=65536)
+def _subject(iccid: str) -> str:
+    return subject_of("sim", iccid)
+
+
+# A Reason member is an object the cyclic GC tracks; its text is a plain str.
+_REASON_TEXT = {reason: reason.value for reason in Reason}
+
+
+@functools.cache
+def _reject_attributes(reason: Reason) -> bytes:
+    return b"".join(a.encode() for a in reply_messages(MESSAGES[reason]))
+
+
+@dataclass
+class AaaCore(AccountingMixin):
+    snapshot: Snapshot
+    sessions: SessionIndex
+    ipam: Ipam
+    sink: Sink
+    claim_block: Callable[[PoolEntry], int]
+    reply_settings: ReplySettings = field(default_factory=ReplySettings)
+    clock: Clock = utc_now
+    counters: Counters = field(default_factory=Counters)
+    replay: ReplayCache = field(default_factory=ReplayCache)
+    # Called when a pool runs low, so the next block is claimed off the hot path.
+    on_low_pool: Callable[[PoolEntry], None] = lambda _pool: None
+    _accept_tail: bytes = field(init=False, repr=False, default=b"")
+    # IMSI -> its last accepted Access-Request (IMEI, APN), for accounting without them.
+    accepted: dict[str, AccessRequest] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = self.reply_settings
+        tail: list[Attribute] = []
+        if settings.dns_primary:
+            tail.extend(ipv4_dns_servers(settings.dns_primary, settings.dns_secondary))
+        tail.append(session_timeout(settings.session_timeout))
+        self._accept_tail = b"".join(a.encode() for a in tail)
+
+    # -- common front: client, decoding, retransmissions, authenticators -------------------
+
+    def _front(
+        self, datagram: bytes, peer: tuple[str, int], expected: Code
+    ) -> tuple[GatewayEntry, Packet, tuple[object, ...]] | bytes | None:
+        self.counters.received += 1
+        gateway = self.snapshot.gateway_for(peer[0])
+        if gateway is None:
+            self.counters.unknown_client += 1
+            return None
+        try:
+            packet = Packet.decode(datagram)
+        except RadiusDecodeError:
+            self.counters.malformed += 1
+            return None
+        if packet.code is not expected:
+            self.counters.unexpected_code += 1
+            return None
+        key = (peer, packet.identifier, packet.authenticator)
+        cached = self.replay.get(key)
+        if cached is not None:
+            self.counters.duplicates += 1
+            return cached
+        try:
+            verify_request(
+                packet,
+                gateway.secret,
+                require_message_authenticator=(
+                    expected is Code.ACCESS_REQUEST and gateway.require_message_authenticator
+                ),
+            )
+        except RadiusAuthError:
+            self.counters.bad_authenticator += 1
+            return None
+        return gateway, packet, key
+
+    def handle_auth(
+        self, datagram: bytes, peer: tuple[str, int], now: datetime | None = None
+    ) -> bytes | None:
+        """`now`: when the datagram was taken (the server reads the clock once per batch);
+        the core's clock if not given."""
+        # The hot path: one decode, one HMAC to check, one HMAC and one MD5 to sign.
+        self.counters.received += 1
+        gateway = self.snapshot.gateway_for(peer[0])
+        if gateway is None:
+            self.counters.unknown_client += 1
+            return None
+        try:
+            request_raw = scan_request(datagram)
+        except RadiusDecodeError:
+            self.counters.malformed += 1
+            return None
+        if request_raw.code != _ACCESS_REQUEST:
+            if request_raw.code in _CODES:
+                self.counters.unexpected_code += 1
+            else:
+                self.counters.malformed += 1
+            return None
+        key = (peer, request_raw.identifier, request_raw.authenticator)
+        cached = self.replay.get(key)
+        if cached is not None:
+            self.counters.duplicates += 1
+            return cached
+        secret = gateway.secret.reveal()
+        if not message_authenticator_ok(
+            datagram, request_raw, secret, required=gateway.require_message_authenticator
+        ):
+            self.counters.bad_authenticator += 1
+            return None
+        raw = request_raw.access
+        request = make_request_from_text(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
+        code, attributes = self._access(gateway, request, self.clock() if now is None else now)
+        reply = encode_access_reply(code, request_raw, attributes, secret)
+        self.replay.put(key, reply)
+        self.counters.answered += 1
+        return reply
+
+    def handle_acct(self, datagram: bytes, peer: tuple[str, int]) -> bytes | None:
+        front = self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
+        if not isinstance(front, tuple):
+            return front
+        gateway, packet, key = front
+        try:
+            attributes = decode_attributes(packet)
+        except RadiusDecodeError:
+            self.counters.malformed += 1
+            return None
+        self.counters.accounting += 1
+        self._accounting(gateway, peer[0], attributes)
+        reply = encode_reply(make_reply(packet, Code.ACCOUNTING_RESPONSE), packet, gateway.secret)
+        self.replay.put(key, reply)
+        self.counters.answered += 1
+        return reply
+
+    # -- Access-Request ---------------------------------------------------------------------
+
+    def _address(self, org_id: str, imsi: str) -> tuple[PoolEntry, str, bool] | None:
+        pool = self.snapshot.pools.get(org_id)
+        if pool is None:
+            return None
+        got = self.ipam.allocate(pool, imsi)
+        if got is None and self.claim_block(pool):
+            got = self.ipam.allocate(pool, imsi)
+        if got is None:
+            return None
+        if got[1] and self.ipam.free_count(pool) < LOW_WATER:
+            self.on_low_pool(pool)
+        return pool, got[0], got[1]
+
+    def _access(
+        self, gateway: GatewayEntry, request: AccessRequest, now: datetime
+    ) -> tuple[int, bytes]:
+        """The reply code and attribute octets for one request; records the decision."""
+        live = self.sessions.live_imeis(request.imsi) if request.imsi else ()
+        decision = decide(self.snapshot, gateway, request, live)
+        address = None
+        sim = decision.sim
+        accepted = decision.accepted
+        if accepted and sim is not None:
+            got = self._address(gateway.org_id, sim.imsi)
+            if got is None:
+                decision = Decision(Reason.NO_ADDRESS, sim)
+                accepted = False
+            else:
+                pool, address, new = got
+                if new:
+                    self.sink.lease(pool, sim.imsi, address, now)
+        if decision.bind_imei is not None and sim is not None:
+            self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
+            self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
+        # The decision event, as a plain tuple (see `AccessRecord`) the writer turns into rows.
+        record: AccessRecord = (
+            gateway.org_id,
+            gateway.id,
+            _subject(sim.iccid) if sim else subject_of("imsi", request.imsi or "-"),
+            accepted,
+            _REASON_TEXT[decision.reason],
+            request.imsi,
+            request.apn,
+            request.imei,
+            address,
+            now,
+        )
+        self.sink.access(record)
+        if accepted and address is not None:
+            self.counters.accepts += 1
+            if request.imsi is not None:
+                self.accepted[request.imsi] = request
+            return Code.ACCESS_ACCEPT, _framed(address) + self._accept_tail
+        self.counters.rejects += 1
+        return Code.ACCESS_REJECT, _reject_attributes(decision.reason)
+
+    def _bind_now(self, iccid: str, imsi: str, imei: str) -> None:
+        # The binding is written in the background; until then this pending device stands
+        # for it, so a second device attaching meanwhile is already refused.
+        pending = f"pending:{imei}"
+        sim = self.snapshot.sims[imsi]
+        self.snapshot = replace(
+            self.snapshot,
+            sims={**self.snapshot.sims, imsi: replace(sim, device_id=pending)},
+            device_imeis={**self.snapshot.device_imeis, pending: imei},
+        )

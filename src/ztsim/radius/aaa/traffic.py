@@ -1,0 +1,243 @@
+"""What the AAA hot path keeps and hands on: counters, the replay cache, the sink for
+records, the rows of the events table, and the fixed parts of every Access-Accept."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ztsim.events.schema import NewEvent, Outcome
+from ztsim.radius.aaa.engine import PoolEntry, Reason
+from ztsim.sessions.table import Session
+
+# RFC 5080 §2.2.2: answer a retransmission with the cached reply for a while.
+REPLAY_SECONDS = 30.0
+REPLAY_ENTRIES = 65536
+DEFAULT_SESSION_TIMEOUT = 86400
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    answered: int = 0
+    unknown_client: int = 0
+    malformed: int = 0
+    bad_authenticator: int = 0
+    unexpected_code: int = 0
+    duplicates: int = 0
+    accepts: int = 0
+    rejects: int = 0
+    accounting: int = 0
+    acct_without_session: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.unknown_client + self.malformed + self.bad_authenticator + self.unexpected_code
+
+    def as_dict(self) -> dict[str, int]:
+        return {**dataclasses.asdict(self), "dropped": self.dropped}
+
+
+# An access decision as the hot path leaves it, for the writer to turn into its events
+# (`access_events`, `AccessRows`) off the hot path: org id, gateway id, subject,
+# accepted, reason (its text), IMSI, APN, IMEI, UE address, time. A plain tuple of
+# strings, None, a bool and a datetime on purpose: the cyclic GC stops tracking such a
+# tuple at its first collection, so records waiting for the writer do not pile up in the
+# old generation. A NamedTuple (or a Reason member inside) stays tracked, and the full
+# collections that followed stalled the hot path for about 100 ms every few tens of
+# thousands of requests, scanning the whole heap.
+AccessRecord = tuple[
+    str, str, str, bool, str, str | None, str | None, str | None, str | None, datetime
+]
+
+# The risk event that goes with a decision, by the decision's reason text.
+_RISK_KIND: dict[str, str] = {
+    Reason.CLONE_SUSPECTED.value: "risk.clone",
+    Reason.IMEI_MISMATCH.value: "risk.device_swap",
+}
+
+
+def access_events(record: AccessRecord) -> list[NewEvent]:
+    """The decision event, and a risk event for a cloned SIM or a swapped device."""
+    org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, _ = record
+    payload: dict[str, Any] = {
+        "gateway_id": gateway_id,
+        "imsi": imsi,
+        "apn": apn,
+        "imei": imei,
+    }
+    if address is not None:
+        payload["ue_address"] = address
+    actor = f"gateway:{gateway_id}"
+    outcome = Outcome.SUCCESS if accepted else Outcome.DENIED
+    events = [NewEvent(org_id, "radius.access", actor, subject, outcome, reason, payload)]
+    risk = _RISK_KIND.get(reason)
+    if risk is not None:
+        events.append(NewEvent(org_id, risk, actor, subject, Outcome.DENIED, reason, payload))
+    return events
+
+
+class Sink(Protocol):
+    """Where the hot path leaves records for the background writer."""
+
+    def access(self, record: AccessRecord) -> None: ...
+    def event(self, event: NewEvent, when: datetime) -> None: ...
+    def session(self, session: Session) -> None: ...
+    def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None: ...
+    def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    dns_primary: str | None = None
+    dns_secondary: str | None = None
+    session_timeout: int = DEFAULT_SESSION_TIMEOUT
+
+
+class ReplayCache:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._entries: OrderedDict[tuple[object, ...], tuple[float, bytes]] = OrderedDict()
+        # When the first entry was stored: nothing to expire before it is too old.
+        self._oldest = 0.0
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or self._monotonic() - entry[0] > REPLAY_SECONDS:
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[object, ...], reply: bytes) -> None:
+        now = self._monotonic()
+        entries = self._entries
+        if not entries:
+            self._oldest = now
+        entries[key] = (now, reply)
+        # The scan below costs an iterator per call: only when something is due.
+        if len(entries) > REPLAY_ENTRIES or now - self._oldest > REPLAY_SECONDS:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            oldest_key, (stamp, _) = next(iter(entries.items()))
+            if len(entries) <= REPLAY_ENTRIES and now - stamp <= REPLAY_SECONDS:
+                self._oldest = stamp
+                break
+            del entries[oldest_key]
+
+
+# -- rows of the events table -------------------------------------------------------------
+
+# The column order of an event row.
+EVENT_COLUMNS = ("org_id", "time", "kind", "actor", "subject", "outcome", "reason", "payload")
+EventRow = tuple[str, object, str, str, str, str, str, object]
+
+_OUTCOME_TEXT = {o: o.value for o in Outcome}
+
+
+def sqlite_time(when: datetime) -> str:
+    """The text SQLAlchemy's DATETIME binds on SQLite ("%Y-%m-%d %H:%M:%S.%f") for the
+    naive UTC time that UtcDateTime stores; isoformat of a UTC time is that plus "+00:00"."""
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.isoformat(" ", "microseconds")[:26]
+
+
+def _payload_encoder() -> Callable[[Any], str]:
+    # json.dumps builds its C encoder anew on every call; built once, the same encoder
+    # (same arguments as json.dumps' defaults, less the cycle check on these flat dicts)
+    # is twice as fast. Without the C accelerator, json.dumps it is.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    default = json.JSONEncoder().default
+    encode = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+
+    def dumps(payload: Any) -> str:
+        return "".join(encode(payload, 0))
+
+    return dumps
+
+
+payload_json = _payload_encoder()
+
+
+_escape: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps does
+
+
+# Gateways are few; the bound only matters if ids churn.
+_GATEWAY_MEMO = 4096
+
+
+class AccessRows:
+    """`event_row` of each of `access_events(record)`, built straight from the record: one
+    per decision is most of the AAA's writing, and this skips the objects in between.
+    One per writer: it remembers the text of the last time (decisions of one received
+    batch share it) and each gateway's fixed parts."""
+
+    def __init__(self, *, sqlite: bool) -> None:
+        self._sqlite = sqlite
+        self._last_when: datetime | None = None
+        self._last_time: object = None
+        # gateway id -> (actor, the payload up to the IMSI's value)
+        self._gateways: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, record: AccessRecord) -> list[EventRow]:
+        org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, when = record
+        if when is not self._last_when:
+            self._last_when = when
+            self._last_time = sqlite_time(when) if self._sqlite else when
+        fixed = self._gateways.get(gateway_id)
+        if fixed is None:
+            if len(self._gateways) >= _GATEWAY_MEMO:
+                self._gateways.clear()
+            fixed = (f"gateway:{gateway_id}", '{"gateway_id": ' + _escape(gateway_id))
+            self._gateways[gateway_id] = fixed
+        actor, head = fixed
+        payload = (
+            f'{head}, "imsi": {"null" if imsi is None else _escape(imsi)}'
+            f', "apn": {"null" if apn is None else _escape(apn)}'
+            f', "imei": {"null" if imei is None else _escape(imei)}'
+            + ("}" if address is None else ', "ue_address": ' + _escape(address) + "}")
+        )
+        row: EventRow = (
+            org_id,
+            self._last_time,
+            "radius.access",
+            actor,
+            subject,
+            "success" if accepted else "denied",
+            reason,
+            payload,
+        )
+        risk = _RISK_KIND.get(reason)
+        if risk is None:
+            return [row]
+        return [
+            row,
+            (org_id, self._last_time, risk, actor, subject, "denied", reason, payload),
+        ]
+
+
+def event_row(event: NewEvent, when: datetime, *, sqlite: bool) -> EventRow:
+    """An event as the driver takes it (the text forms SQLAlchemy's types would bind):
+    the time as text on SQLite, the payload as JSON text."""
+    return (
+        event.org_id,
+        sqlite_time(when) if sqlite else when,
+        event.kind,
+        event.actor,
+        event.subject,
+        _OUTCOME_TEXT[event.outcome],
+        event.reason,
+        payload_json(event.payload),
+    )

@@ -1,0 +1,84 @@
+"""A serving process's reloads: identities are rebuilt when the session table changes, only then."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, insert
+
+from ztsim.db import schema
+from ztsim.dns.policy.config import load_config
+from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
+from ztsim.sessions import repository
+from ztsim.sessions.table import Session
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _session(key: str, address: str) -> Session:
+    return Session(
+        "o1", "gw", key, "192.0.2.250", None, None, "alice", None, None, address, None, None,
+        None, T0, T0,
+    )  # fmt: skip
+
+
+def test_identities_reloaded_only_when_sessions_change(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(schema.orgs).values(id="o1", name="O", slug="o", created_at=T0))
+        conn.execute(
+            insert(schema.identities).values(
+                id="alice", org_id="o1", kind="person", name="A", created_at=T0
+            )
+        )
+        repository.save(conn, [_session("s1", "10.0.0.1")])
+    options = GatewayOptions("127.0.0.1", 0, [], None, database=engine, store_key=lambda: b"k" * 16)
+    process = GatewayProcess(options, None)
+    first = process.gateway.identities.snapshot
+    assert process.gateway.identities.by_source("10.0.0.1") is not None
+    process.reload()
+    process.reload()
+    assert process.gateway.identities.snapshot is first  # nothing changed: no rebuild
+    with engine.begin() as conn:
+        repository.save(conn, [_session("s2", "10.0.0.2")])
+    process.reload()
+    assert process.gateway.identities.snapshot is not first
+    assert process.gateway.identities.by_source("10.0.0.2") is not None
+    with engine.begin() as conn:  # a membership changes who alice is to the rules
+        conn.execute(insert(schema.groups).values(id="g1", org_id="o1", name="g", created_at=T0))
+        conn.execute(insert(schema.group_members).values(group_id="g1", identity_id="alice"))
+    process.reload()
+    alice = process.gateway.identities.by_source("10.0.0.1")
+    assert alice is not None
+    assert alice.group_ids == {"g1"}
+
+
+def _write_policy(path: Path, blocked: str, static_address: str) -> None:
+    (path.parent / "ads.txt").write_text(f"{blocked}\n")
+    path.write_text(
+        '[lists.ads]\npath = "ads.txt"\nformat = "domains"\n'
+        '[[orgs]]\nid = "o1"\n[[orgs.rules]]\nid = "ads"\naction = "block"\nlists = ["ads"]\n'
+        f'[[orgs.static]]\naddress = "{static_address}"\nidentity = "alice"\n'
+    )
+
+
+def test_policy_file_reload_rebuilds_identities_only_if_its_sources_changed(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    _write_policy(policy, "one.example", "10.0.0.1")
+    options = GatewayOptions("127.0.0.1", 0, [], policy, store_key=lambda: b"k" * 16)
+    process = GatewayProcess(options, load_config(policy))
+    identities = process.gateway.identities.snapshot
+    first_policy = process.gateway.engine.policy
+    time.sleep(0.01)  # a later modification time
+    _write_policy(policy, "two.example", "10.0.0.1")
+    process.reload()
+    assert process.gateway.engine.policy is not first_policy
+    assert process.gateway.identities.snapshot is identities  # same static sources
+    time.sleep(0.01)
+    _write_policy(policy, "two.example", "10.0.0.2")
+    process.reload()
+    assert process.gateway.identities.by_source("10.0.0.2") is not None
+    assert process.gateway.identities.by_source("10.0.0.1") is None
