@@ -1,5 +1,7 @@
 """The server core under hostile input: whatever arrives, nothing raises, every drop is
-counted, and a valid request is still answered afterwards."""
+counted, and a valid request is still answered afterwards. And a pool without a free
+address: the request waits (unanswered) for the next block, or is refused when the pool
+has none left."""
 
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ from ztsim.radius import (
     verify_request,
 )
 from ztsim.radius.aaa.core import AaaCore
-from ztsim.radius.aaa.engine import GatewayEntry, PoolEntry, SimEntry, Snapshot
-from ztsim.radius.dictionary import make_attribute
+from ztsim.radius.aaa.engine import MESSAGES, GatewayEntry, Reason, SimEntry, Snapshot
+from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_request
-from ztsim.sessions.ipam import Ipam
+from ztsim.sessions.allocator import Ipam, PoolEntry
 from ztsim.sessions.table import SessionIndex
 
 from support.mutations import overwritten
@@ -58,10 +60,11 @@ class _Sink:
         pass
 
 
-def _core() -> AaaCore:
+def _core(*, with_block: bool = True) -> AaaCore:
     ipam = Ipam("fuzz")
-    # A block handed over without a database: the pool's addresses, as claim_block would.
-    ipam._free[POOL.id] = [str(a) for a in reversed(list(POOL.network.hosts()))]
+    if with_block:
+        # A block handed over without a database, as the service does after a claim.
+        ipam.add_block(POOL, POOL.network)
     snapshot = Snapshot(
         sims={IMSI: SimEntry("8944", "o1", IMSI, "active", "i1", "d1")},
         device_imeis={"d1": "353490069873327"},
@@ -74,7 +77,6 @@ def _core() -> AaaCore:
         sessions=SessionIndex(),
         ipam=ipam,
         sink=_Sink(),
-        claim_block=lambda _pool: 0,
         clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
     )
 
@@ -192,3 +194,54 @@ def test_decision_records_are_left_for_the_writer_untracked_by_the_cyclic_gc() -
     record = sink.events[-1]
     gc.collect(0)
     assert not gc.is_tracked(record)
+
+
+def test_a_dry_pool_leaves_the_request_unanswered_until_its_next_block_is_in() -> None:
+    core = _core(with_block=False)
+    asked: list[PoolEntry] = []
+    core.need_block = asked.append
+    datagram = _valid_access()
+    assert core.handle_auth(datagram, ("127.0.0.1", 7)) is None
+    assert asked == [POOL]
+    assert core.counters.no_address_yet == 1
+    assert core.counters.dropped == 1
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    assert sink.events == []  # no decision yet: the retransmission is decided
+    core.ipam.add_block(POOL, POOL.network)
+    # RFC 2865 §2.4: the gateway retransmits the same datagram.
+    reply = core.handle_auth(datagram, ("127.0.0.1", 7))
+    assert reply is not None
+    answer = Packet.decode(reply)
+    assert answer.code is Code.ACCESS_ACCEPT
+    assert str(decode_attributes(answer).get("Framed-IP-Address")) == "10.64.0.1"
+    assert core.counters.duplicates == 0
+    assert len(sink.events) == 1
+    # The block has 254 addresses, under the low-water mark: the next one is asked for.
+    assert asked == [POOL, POOL]
+
+
+def test_an_exhausted_pool_refuses_new_sims_and_asks_for_nothing() -> None:
+    core = _core(with_block=False)
+    asked: list[PoolEntry] = []
+    core.need_block = asked.append
+    core.exhausted_pools.add(POOL.id)
+    reply = core.handle_auth(_valid_access(), ("127.0.0.1", 7))
+    assert reply is not None
+    answer = Packet.decode(reply)
+    assert answer.code is Code.ACCESS_REJECT
+    assert decode_attributes(answer).get("Reply-Message") == MESSAGES[Reason.NO_ADDRESS]
+    assert asked == []
+    assert core.counters.rejects == 1
+    assert core.counters.no_address_yet == 0
+
+
+def test_an_exhausted_pool_still_gives_a_sim_its_leased_address() -> None:
+    core = _core(with_block=False)
+    core.exhausted_pools.add(POOL.id)
+    core.ipam.learn(POOL.id, IMSI, "10.64.0.77")
+    reply = core.handle_auth(_valid_access(), ("127.0.0.1", 7))
+    assert reply is not None
+    answer = Packet.decode(reply)
+    assert answer.code is Code.ACCESS_ACCEPT
+    assert str(decode_attributes(answer).get("Framed-IP-Address")) == "10.64.0.77"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import ip_network
 
 import pytest
@@ -101,7 +102,7 @@ def test_decision_reasons(
 
 def test_trust_on_first_attach_binds_only_where_the_org_enables_it() -> None:
     snapshot = _snapshot(device_id=None, org_id="o9")
-    gateway = GatewayEntry(**{**{f: getattr(GW, f) for f in GW.__slots__}, "org_id": "o9"})  # type: ignore[arg-type]
+    gateway = replace(GW, org_id="o9")
     decision = decide(snapshot, gateway, OK)
     assert (decision.reason, decision.bind_imei) == (Reason.BOUND_ON_FIRST_ATTACH, IMEI)
     assert decision.accepted

@@ -1,5 +1,7 @@
 """Revocation: an API call that suspends a SIM, disables its identity or changes its
-binding puts a Disconnect-Request (RFC 5176) on the wire to the gateway within 1 s."""
+binding puts a Disconnect-Request (RFC 5176) on the wire to the gateway within 1 s.
+Address blocks: a dry pool gets its next block off the hot path, and the gateway's
+retransmission its address; a pool with no block left gets Access-Reject."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
@@ -27,8 +29,11 @@ from ztsim.radius import (
     make_reply,
     verify_request,
 )
+from ztsim.radius.store.snapshot import load_pools
 from ztsim.sealing import Sealer
+from ztsim.sessions.allocator import DEFAULT_BLOCK_PREFIX, blocks_of, usable
 from ztsim.sessions.changes import Notifier
+from ztsim.sessions.leases import record_leases
 
 from support.leaks import LEAKS
 from support.radius_world import (
@@ -36,6 +41,7 @@ from support.radius_world import (
     SECRET,
     RunningAaa,
     World,
+    access,
     accounting,
     build_world,
     radclient,
@@ -204,3 +210,65 @@ def test_unrelated_change_disconnects_nothing_and_new_attach_is_refused(
     _revoke(setup, "suspend")
     setup.coa.settimeout(2.0)
     assert Packet.decode(setup.coa.recvfrom(4096)[0]).code is Code.DISCONNECT_REQUEST
+
+
+def _first_block_leased(engine: Engine, world: World, *, claim_the_rest: bool) -> None:
+    """Lease every address of the pool's first block to other SIMs, so the AAA process
+    starts with that block and no free address; optionally let another process have
+    claimed every other block."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        pool = load_pools(conn)[world.org_id]
+        first, *rest = blocks_of(pool.network, DEFAULT_BLOCK_PREFIX)
+        addresses = usable(first, pool.network)
+        record_leases(conn, [(pool, f"99999{n:010d}", a, now) for n, a in enumerate(addresses)])
+        if claim_the_rest:
+            conn.execute(
+                insert(schema.ip_blocks),
+                [
+                    {
+                        "pool_id": pool.id,
+                        "org_id": pool.org_id,
+                        "start": str(block.network_address),
+                        "owner": "another-process",
+                        "claimed_at": now,
+                    }
+                    for block in rest
+                ],
+            )
+
+
+def _attach_retransmitted(engine: Engine, sealer: Sealer, world: World) -> tuple[str, int]:
+    aaa = RunningAaa(engine, sealer)
+    try:
+        # radclient retransmits after 1 s without an answer.
+        out = radclient(aaa.auth_port, "auth", access(world.active), tries=3)
+        return out, aaa.counters.no_address_yet
+    finally:
+        aaa.close()
+
+
+def test_a_dry_pool_gets_its_next_block_and_the_retransmission_its_address(
+    sqlite_engine: Engine, sealer: Sealer
+) -> None:
+    world = build_world(sqlite_engine, sealer)
+    _first_block_leased(sqlite_engine, world, claim_the_rest=False)
+    out, waited = _attach_retransmitted(sqlite_engine, sealer, world)
+    assert "Received Access-Accept" in out, out
+    # The pool's second /22 block, claimed by the service while the first attempt waited.
+    assert "Framed-IP-Address = 10.64.4.0" in out, out
+    assert waited >= 1
+    blocks = schema.ip_blocks
+    with sqlite_engine.connect() as conn:
+        starts = conn.execute(select(blocks.c.start).order_by(blocks.c.id)).scalars().all()
+    assert starts == ["10.64.0.0", "10.64.4.0"]
+
+
+def test_a_pool_with_no_block_left_refuses_the_sim(sqlite_engine: Engine, sealer: Sealer) -> None:
+    world = build_world(sqlite_engine, sealer)
+    _first_block_leased(sqlite_engine, world, claim_the_rest=True)
+    out, waited = _attach_retransmitted(sqlite_engine, sealer, world)
+    assert "Received Access-Reject" in out, out
+    assert 'Reply-Message = "no address available"' in out, out
+    # The first attempt waited while the service tried to claim a block.
+    assert waited >= 1

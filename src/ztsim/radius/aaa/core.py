@@ -1,13 +1,16 @@
-"""The AAA server's datagram handling, sans sockets: bytes and a peer in, a reply (or
-silence) out.
+"""The AAA server's datagram handling, sans I/O: datagrams and a time in, actions out.
 
-`AaaCore` holds what the hot path reads (the snapshot, the live sessions, the IPAM
-cache) and never touches the database itself, except to claim a new address block
-when one runs dry: records (decision events, sessions, leases, first-attach
-bindings) go to a `Sink` that a background writer flushes in batches. `server` is the
-thin socket adapter (a thread for authentication, the event loop for accounting); it
-and the service's tasks hold `lock` while they use the core. Bad input of any kind is
-dropped and counted (RFC 2865 §3: silently discard), never raised to the caller.
+The actions: a reply (the return value, or silence), a request for an address block
+(`need_block`, when a pool runs low or dry) and records (decision events, sessions,
+leases, first-attach bindings) left in a `Sink` for a background writer that flushes
+them in batches. `AaaCore` holds what the hot path reads (the snapshot, the live
+sessions, the address allocator) and never touches the database, not even when a pool
+runs dry: that Access-Request goes unanswered, the service claims a block off the hot
+path, and the gateway's retransmission (RFC 2865 §2.4) gets the address. A pool with no
+block left to claim (`exhausted_pools`, set by the service) gets Access-Reject.
+`ztsim.radius.serve.server` is the thin socket adapter; it and the service's tasks hold
+the service's lock while they use the core. Bad input of any kind is dropped and
+counted (RFC 2865 §3: silently discard), never raised to the caller.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from ztsim.radius.aaa.engine import (
     AccessRequest,
     Decision,
     GatewayEntry,
-    PoolEntry,
     Reason,
     Snapshot,
     decide,
@@ -47,7 +49,7 @@ from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
 from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, scan_request
 from ztsim.radius.packet import Attribute, Packet
 from ztsim.radius.reply import encode_reply, make_reply
-from ztsim.sessions.ipam import LOW_WATER, Ipam
+from ztsim.sessions.allocator import LOW_WATER, Ipam, PoolEntry
 from ztsim.sessions.table import SessionIndex
 
 log = logging.getLogger("ztsim.radius.aaa.core")
@@ -82,13 +84,16 @@ class AaaCore(AccountingMixin):
     sessions: SessionIndex
     ipam: Ipam
     sink: Sink
-    claim_block: Callable[[PoolEntry], int]
     reply_settings: ReplySettings = field(default_factory=ReplySettings)
     clock: Clock = utc_now
     counters: Counters = field(default_factory=Counters)
     replay: ReplayCache = field(default_factory=ReplayCache)
-    # Called when a pool runs low, so the next block is claimed off the hot path.
-    on_low_pool: Callable[[PoolEntry], None] = lambda _pool: None
+    # Called (on the hot path's thread) when a pool runs low or dry: its next block is
+    # to be claimed off the hot path and handed to `ipam.add_block`.
+    need_block: Callable[[PoolEntry], None] = lambda _pool: None
+    # Ids of pools with no block left to claim, set by whoever claims: their SIMs without
+    # an address are refused rather than left waiting for a block that cannot come.
+    exhausted_pools: set[str] = field(default_factory=set)
     _accept_tail: bytes = field(init=False, repr=False, default=b"")
     # IMSI -> its last accepted Access-Request (IMEI, APN), for accounting without them.
     accepted: dict[str, AccessRequest] = field(default_factory=dict)
@@ -172,7 +177,11 @@ class AaaCore(AccountingMixin):
             return None
         raw = request_raw.access
         request = make_request_from_text(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
-        code, attributes = self._access(gateway, request, self.clock() if now is None else now)
+        answer = self._access(gateway, request, self.clock() if now is None else now)
+        if answer is None:
+            # Not cached: the retransmission is to be decided again, with the new block.
+            return None
+        code, attributes = answer
         reply = encode_access_reply(code, request_raw, attributes, secret)
         self.replay.put(key, reply)
         self.counters.answered += 1
@@ -197,37 +206,35 @@ class AaaCore(AccountingMixin):
 
     # -- Access-Request ---------------------------------------------------------------------
 
-    def _address(self, org_id: str, imsi: str) -> tuple[PoolEntry, str, bool] | None:
-        pool = self.snapshot.pools.get(org_id)
-        if pool is None:
-            return None
-        got = self.ipam.allocate(pool, imsi)
-        if got is None and self.claim_block(pool):
-            got = self.ipam.allocate(pool, imsi)
-        if got is None:
-            return None
-        if got[1] and self.ipam.free_count(pool) < LOW_WATER:
-            self.on_low_pool(pool)
-        return pool, got[0], got[1]
-
     def _access(
         self, gateway: GatewayEntry, request: AccessRequest, now: datetime
-    ) -> tuple[int, bytes]:
-        """The reply code and attribute octets for one request; records the decision."""
+    ) -> tuple[int, bytes] | None:
+        """The reply code and attribute octets for one request, and its decision recorded;
+        None (nothing recorded) when the SIM is to wait for its pool's next block."""
         live = self.sessions.live_imeis(request.imsi) if request.imsi else ()
         decision = decide(self.snapshot, gateway, request, live)
         address = None
         sim = decision.sim
         accepted = decision.accepted
         if accepted and sim is not None:
-            got = self._address(gateway.org_id, sim.imsi)
-            if got is None:
-                decision = Decision(Reason.NO_ADDRESS, sim)
-                accepted = False
-            else:
-                pool, address, new = got
+            pool = self.snapshot.pools.get(gateway.org_id)
+            got = None if pool is None else self.ipam.allocate(pool, sim.imsi)
+            if pool is not None and got is not None:
+                address, new = got
                 if new:
                     self.sink.lease(pool, sim.imsi, address, now)
+                    if (
+                        self.ipam.free_count(pool) < LOW_WATER
+                        and pool.id not in self.exhausted_pools
+                    ):
+                        self.need_block(pool)
+            elif pool is not None and pool.id not in self.exhausted_pools:
+                self.need_block(pool)
+                self.counters.no_address_yet += 1
+                return None
+            else:
+                decision = Decision(Reason.NO_ADDRESS, sim)
+                accepted = False
         if decision.bind_imei is not None and sim is not None:
             self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
             self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)

@@ -1,7 +1,7 @@
 """The access decision, sans-I/O: a request and a frozen snapshot in, a decision out.
 
 The snapshot is everything the decision needs from the inventory (SIMs by IMSI,
-bound devices, identities, orgs, gateways), built off the hot path by
+bound devices, identities, orgs, gateways, pools), built off the hot path by
 `ztsim.radius.store.snapshot`. Nothing here touches a database, a socket or a clock,
 so the same function decides Access-Requests and re-checks live sessions when a
 SIM is suspended or a binding changes (revocation).
@@ -17,8 +17,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 from typing import NamedTuple
 
 from ztsim.identifiers.imei import IMEI_BODY_DIGITS, IMEI_LENGTH, IMEISV_LENGTH
+from ztsim.identifiers.luhn import luhn_check_digit
 from ztsim.radius.dictionary import DecodedAttributes
 from ztsim.radius.secret import SharedSecret
+from ztsim.sessions.allocator import PoolEntry
 
 _ACTIVE = "active"
 # Remembered source addresses per snapshot: enough for every gateway, not for a flood.
@@ -86,14 +88,6 @@ class GatewayEntry:
     apns: frozenset[str]
     require_message_authenticator: bool
     coa_port: int
-
-
-@dataclass(frozen=True, slots=True)
-class PoolEntry:
-    id: str
-    org_id: str
-    network: IPv4Network
-    static_network: IPv4Network | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,29 +173,17 @@ class Decision(NamedTuple):
         return MESSAGES[self.reason]
 
 
-# TS 23.003 Annex B (Luhn): every second digit from the right of the body, doubled and
-# its digits summed.
-_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
-
-
-def _luhn_digit(body: str) -> str:
-    total = 0
-    for position, char in enumerate(reversed(body)):
-        digit = ord(char) - 48
-        total += _DOUBLED[digit] if position % 2 == 0 else digit
-    return str(-total % 10)
-
-
 @functools.lru_cache(maxsize=65536)
 def imei_of(value: object) -> str | None:
     """The 15-digit IMEI from a 3GPP-IMEISV value: a 16-digit IMEISV (TS 23.003 §6.2.2:
-    TAC, SNR, SVN; the check digit recomputed) or a 15-digit IMEI whose check digit holds."""
+    TAC, SNR, SVN; the check digit recomputed, Annex B) or a 15-digit IMEI whose check
+    digit holds."""
     if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         return None
+    body = value[:IMEI_BODY_DIGITS]
     if len(value) == IMEISV_LENGTH:
-        body = value[:IMEI_BODY_DIGITS]
-        return body + _luhn_digit(body)
-    if len(value) == IMEI_LENGTH and _luhn_digit(value[:IMEI_BODY_DIGITS]) == value[-1]:
+        return body + str(luhn_check_digit(body))
+    if len(value) == IMEI_LENGTH and str(luhn_check_digit(body)) == value[-1]:
         return value
     return None
 

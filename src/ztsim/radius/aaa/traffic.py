@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ztsim.events.schema import NewEvent, Outcome
-from ztsim.radius.aaa.engine import PoolEntry, Reason
+from ztsim.radius.aaa.engine import Reason
+from ztsim.sessions.allocator import PoolEntry
 from ztsim.sessions.table import Session
 
 # RFC 5080 §2.2.2: answer a retransmission with the cached reply for a while.
@@ -30,6 +31,9 @@ class Counters:
     malformed: int = 0
     bad_authenticator: int = 0
     unexpected_code: int = 0
+    # Access-Requests left unanswered while their pool waits for a block: the gateway's
+    # retransmission is answered once the block is in.
+    no_address_yet: int = 0
     duplicates: int = 0
     accepts: int = 0
     rejects: int = 0
@@ -38,7 +42,13 @@ class Counters:
 
     @property
     def dropped(self) -> int:
-        return self.unknown_client + self.malformed + self.bad_authenticator + self.unexpected_code
+        return (
+            self.unknown_client
+            + self.malformed
+            + self.bad_authenticator
+            + self.unexpected_code
+            + self.no_address_yet
+        )
 
     def as_dict(self) -> dict[str, int]:
         return {**dataclasses.asdict(self), "dropped": self.dropped}

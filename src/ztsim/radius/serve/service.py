@@ -3,8 +3,12 @@
 - Records from the hot path are written in batches by one background task, in a
   worker thread, one transaction per batch. The hot path only appends tuples; the
   writer turns them into event rows and inserts many per statement.
-- Access-Requests are handled on a thread of their own (see `server`); the core's
-  lock keeps its state consistent between that thread and this service's tasks.
+- Access-Requests are handled on a thread of their own (see `server`); the service's
+  lock keeps the core's state consistent between that thread and this service's tasks.
+- Address blocks are claimed here, never on the hot path: when the core asks for one
+  (`need_block`: a pool running low, or dry), a worker thread claims it and its
+  addresses reach the core under the lock. A pool with no block left is marked
+  exhausted in the core, so its new SIMs get Access-Reject instead of silence.
 - The snapshot is reloaded whole every `reload_seconds` (this is how a change made by
   another process reaches this one) and per SIM or identity on `notify()`.
 - After every reload, live sessions whose SIM would no longer be accepted (suspended,
@@ -16,25 +20,25 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Network
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine
 
 from ztsim.background import DEFAULT_NICE, BackgroundThread
 from ztsim.clock import Clock, new_id, utc_now
 from ztsim.db import schema
+from ztsim.db.bulk import insert_rows, rows_per_statement, takes_driver_rows
 from ztsim.errors import ZtsimError
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.inventory import service as inventory
 from ztsim.radius.aaa.core import AaaCore
-from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, PoolEntry, Snapshot, decide
+from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, Snapshot, decide
 from ztsim.radius.aaa.traffic import (
     EVENT_COLUMNS,
     AccessRecord,
@@ -52,8 +56,9 @@ from ztsim.radius.serve.server import RadiusServer, start_server
 from ztsim.radius.store.snapshot import load_snapshot, refresh_sims
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
+from ztsim.sessions.allocator import Ipam, PoolEntry
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
-from ztsim.sessions.ipam import Ipam, record_leases
+from ztsim.sessions.leases import NewLease, claim_next_block, load_leases, record_leases
 from ztsim.sessions.table import Session, SessionIndex
 
 log = logging.getLogger("ztsim.radius.serve.service")
@@ -68,7 +73,7 @@ class _Batch:
     # with their time. Turned into rows by the writer, so the hot path's thread only
     # appends a tuple.
     events: list[_EventItem] = field(default_factory=list)
-    leases: list[tuple[PoolEntry, str, str, datetime]] = field(default_factory=list)
+    leases: list[NewLease] = field(default_factory=list)
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
     jobs: list[Callable[[Connection], None]] = field(default_factory=list)
 
@@ -90,7 +95,7 @@ class BatchWriter:
         self._lock = threading.Lock()
         self.written_events = 0
         dialect = engine.dialect.name
-        self._raw = dialect in _RAW_DIALECTS
+        self._raw = takes_driver_rows(dialect)
         self._sqlite = dialect == "sqlite"
         self._access_rows = AccessRows(sqlite=self._sqlite)
 
@@ -165,42 +170,26 @@ class BatchWriter:
             # worth of row building.
             written = 0
             events = batch.events
-            for start in range(0, len(events), _ROWS_PER_INSERT):
-                rows = self._rows(events[start : start + _ROWS_PER_INSERT])
-                _insert_events(conn, rows)
-                written += len(rows)
+            for start in range(0, len(events), _EVENTS_PER_STATEMENT):
+                rows = self._rows(events[start : start + _EVENTS_PER_STATEMENT])
+                written += insert_rows(conn, schema.events, EVENT_COLUMNS, rows)
         self.written_events += written
 
 
-# SQLite and PostgreSQL get the events straight from the driver, several rows per
-# statement: at benchmark rates SQLAlchemy's per-row type processing was the writer's
-# main cost, and a statement per row made the writer thread take and give back the GIL
-# for each row, in turn with the hot path's thread.
-_RAW_DIALECTS = ("sqlite", "postgresql")
-# 8 columns: 800 parameters, under SQLite's oldest limit of 999 per statement.
-_ROWS_PER_INSERT = 100
+# A statement's worth of events; the risk events that come with a few decisions spill
+# over into a short second statement.
+_EVENTS_PER_STATEMENT = rows_per_statement(len(EVENT_COLUMNS))
 
 
-@functools.lru_cache(maxsize=16)
-def _insert_sql(mark: str, rows: int) -> str:
-    values = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
-    columns = ", ".join(EVENT_COLUMNS)
-    # Only constants and placeholders: the values are bound by the driver.
-    sql = f"INSERT INTO events ({columns}) VALUES " + ", ".join([values] * rows)  # noqa: S608
-    return sql
+@dataclass(frozen=True)
+class _Loaded:
+    """What a (re)load read: the snapshot, the live sessions, the blocks claimed up front
+    (for the caller to add under the core's lock) and the pools found exhausted."""
 
-
-def _insert_events(conn: Connection, rows: list[EventRow]) -> None:
-    if conn.dialect.name not in _RAW_DIALECTS:
-        conn.execute(
-            insert(schema.events), [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]
-        )
-        return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        params = tuple(itertools.chain.from_iterable(chunk))
-        conn.exec_driver_sql(_insert_sql(mark, len(chunk)), params)
+    snapshot: Snapshot
+    live: list[Session]
+    blocks: list[tuple[PoolEntry, IPv4Network]]
+    exhausted: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -250,16 +239,18 @@ class AaaService:
 
     async def start(self) -> RadiusServer:
         self._loop = asyncio.get_running_loop()
-        snapshot, live = await asyncio.to_thread(self._load_all)
+        loaded = await asyncio.to_thread(self._load_all)
+        for pool, block in loaded.blocks:
+            self.ipam.add_block(pool, block)
         self.core = AaaCore(
-            snapshot=snapshot,
-            sessions=SessionIndex(live),
+            snapshot=loaded.snapshot,
+            sessions=SessionIndex(loaded.live),
             ipam=self.ipam,
             sink=self.writer,
-            claim_block=self._claim_now,
             reply_settings=self.settings.reply,
             clock=self.clock,
-            on_low_pool=self._claim_soon,
+            need_block=self._claim_soon,
+            exhausted_pools=set(loaded.exhausted),
         )
         await self.coa.start(self.settings.host)
         self.server = await start_server(
@@ -316,23 +307,40 @@ class AaaService:
 
     # -- snapshot and pools ------------------------------------------------------------------
 
-    def _load_all(self) -> tuple[Snapshot, list[Session]]:
+    def _load_all(self) -> _Loaded:
         with self.engine.begin() as conn:
             snapshot = load_snapshot(conn, self.sealer)
-            self.ipam.load(conn, [p.id for p in snapshot.pools.values()])
-            for pool in snapshot.pools.values():
+            pools = list(snapshot.pools.values())
+            # Learnt outside the core's lock, so that a reload does not hold up the answers
+            # for a whole table of leases. Safe: a lease read here is this process's own
+            # (already known) or in another process's block, never among this one's free
+            # addresses, so it cannot collide with an allocation meanwhile.
+            load_leases(conn, self.ipam, [p.id for p in pools])
+            blocks: list[tuple[PoolEntry, IPv4Network]] = []
+            exhausted: set[str] = set()
+            for pool in pools:
                 # A first block up front, so the first attach does not wait for one.
                 if self.ipam.free_count(pool) == 0:
-                    self.ipam.claim_block(conn, pool, self.clock())
+                    block = self._claim(conn, pool)
+                    if block is None:
+                        exhausted.add(pool.id)
+                    else:
+                        blocks.append((pool, block))
             live = sessions_repo.load_live(conn)
-        return snapshot, live
+        return _Loaded(snapshot, live, blocks, frozenset(exhausted))
 
-    def _claim_now(self, pool: PoolEntry) -> int:
+    def _claim(self, conn: Connection, pool: PoolEntry) -> IPv4Network | None:
+        return claim_next_block(
+            conn, pool, self.ipam.owner, self.clock(), prefix=self.ipam.block_prefix
+        )
+
+    def _claim_in_transaction(self, pool: PoolEntry) -> IPv4Network | None:
         with self.engine.begin() as conn:
-            return self.ipam.claim_block(conn, pool, self.clock())
+            return self._claim(conn, pool)
 
     def _claim_soon(self, pool: PoolEntry) -> None:
-        # Called by the hot path, on its own thread: the claim starts on the event loop.
+        # The core's `need_block`, called on the hot path's thread: the claim starts on the
+        # event loop, and its transaction runs in a worker thread.
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._start_claim, pool)
 
@@ -343,18 +351,37 @@ class AaaService:
 
         async def claim() -> None:
             try:
-                await asyncio.to_thread(self._claim_now, pool)
+                block = await asyncio.to_thread(self._claim_in_transaction, pool)
+                self._hand_over(pool, block)
+            except Exception:
+                # The pool's next Access-Request asks again.
+                log.exception("claiming an address block of pool %s failed", pool.id)
             finally:
                 self._claiming.discard(pool.id)
 
         self._spawn(claim())
 
-    async def reload(self) -> None:
-        assert self.core is not None
-        snapshot, _ = await asyncio.to_thread(self._load_all)
+    def _hand_over(self, pool: PoolEntry, block: IPv4Network | None) -> None:
+        """A claim's outcome to the core: the block's addresses, or the pool exhausted."""
+        core = self.core
         with self.lock:
-            self.core.snapshot = snapshot
-            self._recheck(list(self.core.sessions))
+            if block is not None:
+                self.ipam.add_block(pool, block)
+            elif core is not None and pool.id not in core.exhausted_pools:
+                core.exhausted_pools.add(pool.id)
+                log.warning("address pool %s is exhausted: new SIMs are refused", pool.id)
+
+    async def reload(self) -> None:
+        core = self.core
+        assert core is not None
+        loaded = await asyncio.to_thread(self._load_all)
+        with self.lock:
+            for pool, block in loaded.blocks:
+                self.ipam.add_block(pool, block)
+            # Recomputed whole: pools deleted or re-created since leave the set.
+            core.exhausted_pools = set(loaded.exhausted)
+            core.snapshot = loaded.snapshot
+            self._recheck(list(core.sessions))
 
     async def _reload_loop(self) -> None:
         while True:

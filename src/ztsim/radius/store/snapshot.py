@@ -13,9 +13,10 @@ from ipaddress import IPv4Network, ip_network
 from sqlalchemy import Connection, select
 
 from ztsim.db import schema
-from ztsim.radius.aaa.engine import GatewayEntry, PoolEntry, SimEntry, Snapshot
+from ztsim.radius.aaa.engine import GatewayEntry, SimEntry, Snapshot
 from ztsim.radius.secret import SharedSecret
 from ztsim.sealing import Sealer
+from ztsim.sessions.allocator import PoolEntry
 
 _s = schema.sims
 _SIM_COLUMNS = (_s.c.iccid, _s.c.org_id, _s.c.imsi, _s.c.state, _s.c.identity_id, _s.c.device_id)
