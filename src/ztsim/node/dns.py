@@ -11,9 +11,10 @@ from ztsim.dns.serve.doh import DohService
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_config
 from ztsim.dns.serve.upstream import UpstreamSpec
 from ztsim.dns.serve.upstream_https import doh_url
-from ztsim.dns.serve.workers import run
+from ztsim.dns.serve.workers import WorkerPool
 from ztsim.errors import InvalidInput
 from ztsim.node.platform import Platform
+from ztsim.node.runner import on_stop_signal, run_role, stop_signals_held
 from ztsim.settings import Settings
 
 log = logging.getLogger("ztsim.node.dns")
@@ -91,8 +92,26 @@ def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOpt
 
 
 def serve_dns(platform: Platform, workers: int = 1) -> None:
-    """The gateway alone, until SIGINT or SIGTERM."""
-    run(gateway_options(platform.settings, platform), workers)
+    """The gateway alone, until SIGINT or SIGTERM; with `workers` > 1, in that many forked
+    processes sharing the port."""
+    options = gateway_options(platform.settings, platform)
+    if workers <= 1:
+        _serve_one(GatewayProcess(options, options_config(options)), reuse_port=False)
+        return
+    pool = WorkerPool(options)
+    # Held until every child exists: a stop is then forwarded to all of them.
+    with stop_signals_held():
+        on_stop_signal(pool.stop)
+        pool.fork(workers, lambda process, refresher: _serve_one(process, True, refresher))
+    pool.supervise()
+
+
+def _serve_one(process: GatewayProcess, reuse_port: bool, refresher: bool = True) -> None:
+    async def start() -> GatewayProcess:
+        await process.start(reuse_port=reuse_port, refresher=refresher)
+        return process
+
+    asyncio.run(run_role(start))
 
 
 def start_in_thread(platform: Platform) -> DohService:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from ztsim.db.engine import for_writing
 from ztsim.heap import freeze_startup
 from ztsim.node.platform import Platform
+from ztsim.node.runner import run_role
 from ztsim.radius.aaa.traffic import ReplySettings
 from ztsim.radius.serve.server import RadiusServer
 from ztsim.radius.serve.service import AaaService, AaaSettings
@@ -52,17 +52,14 @@ async def start_aaa(platform: Platform) -> tuple[AaaService, RadiusServer]:
 
 
 async def run_radius(platform: Platform) -> None:
-    """The AAA server alone, until SIGINT or SIGTERM."""
-    aaa, _ = await start_aaa(platform)
-    log.debug("%d start-up objects frozen", freeze_startup())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await aaa.stop()
+    """The AAA server alone, until SIGINT or SIGTERM; then its records are written."""
+
+    async def start() -> AaaService:
+        aaa, _ = await start_aaa(platform)
+        log.debug("%d start-up objects frozen", freeze_startup())
+        return aaa
+
+    await run_role(start)
 
 
 def serve_radius(platform: Platform) -> None:

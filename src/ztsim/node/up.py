@@ -19,6 +19,7 @@ from ztsim.heap import freeze_startup
 from ztsim.node import dns as dns_node
 from ztsim.node.platform import Platform
 from ztsim.node.radius import start_aaa
+from ztsim.node.runner import run_role
 from ztsim.radius.serve.server import RadiusServer
 from ztsim.radius.serve.service import AaaService
 from ztsim.sessions.changes import Notifier
@@ -39,15 +40,15 @@ class Running:
 
     async def stop(self) -> None:
         self.api.should_exit = True
-        await self.api_task
-        await self.aaa.stop()
+        try:
+            await self.api_task
+        finally:
+            await self.aaa.stop()
 
 
-async def start_all(
-    platform: Platform, *, dns: bool = True, install_signal_handlers: bool = True
-) -> Running:
-    """Start every role and return once the API is listening. uvicorn takes SIGINT and
-    SIGTERM: `api_task` ends when one arrives."""
+async def start_all(platform: Platform, *, dns: bool = True) -> Running:
+    """Start every role and return once the API is listening. While it serves, uvicorn
+    takes SIGINT and SIGTERM: `api_task` ends when one arrives."""
     notifier = Notifier()
     ctx = dataclasses.replace(platform.api_context(), notify=notifier)
     aaa, radius = await start_aaa(platform)
@@ -73,10 +74,15 @@ async def start_all(
 
 
 async def run_until_stopped(platform: Platform) -> None:
-    """`ztsim up`: serve until uvicorn sees SIGINT or SIGTERM."""
-    running = await start_all(platform)
-    log.debug("%d start-up objects frozen", freeze_startup())
-    try:
-        await running.api_task
-    finally:
-        await running.aaa.stop()
+    """`ztsim up`: serve until SIGINT or SIGTERM, or until the API server ends.
+
+    Our handlers are in place before anything binds. Once uvicorn serves it takes the
+    two signals itself (it stops, then raises the signal again, which reaches ours): a
+    signal is acted on whichever of the two holds it."""
+
+    async def start() -> Running:
+        running = await start_all(platform)
+        log.debug("%d start-up objects frozen", freeze_startup())
+        return running
+
+    await run_role(start, ended=lambda running: running.api_task)

@@ -11,11 +11,9 @@ first policy is built, so its domain store is shared copy-on-write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import pickle
-import signal
 import ssl
 import time
 from collections.abc import Callable
@@ -129,6 +127,8 @@ class GatewayProcess:
         policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
         self._stats_at = time.monotonic()
+        self._servers: list[TcpServer | UdpServer] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.gateway = Gateway(
             Engine(policy, AnswerCache(), self.querylog),
             IdentityResolver(_identities(options, self._subjects)),
@@ -216,55 +216,51 @@ class GatewayProcess:
         if self.options.database is not None:
             refresh_due(self.options.database, utc_now(), self.options.list_refresh_interval)
 
-    async def serve(
-        self,
-        *,
-        reuse_port: bool = False,
-        stop: asyncio.Event | None = None,
-        refresher: bool = True,
-    ) -> None:
-        """Serve until `stop`; `refresher`: this process downloads URL lists (one per node)."""
+    async def start(self, *, reuse_port: bool = False, refresher: bool = True) -> None:
+        """Bind the sockets and start serving; `refresher`: this process downloads URL
+        lists (one per node). A failed start leaves nothing open."""
         options = self.options
-        udp = await serve_udp(
-            self.gateway, udp_socket(options.host, options.port, reuse_port=reuse_port)
-        )
-        tcp = await serve_tcp(
-            self.gateway, tcp_socket(options.host, options.port, reuse_port=reuse_port)
-        )
-        servers: list[TcpServer | UdpServer] = [udp, tcp]
-        if options.tls_cert is not None and options.tls_key is not None:
-            tls = tls_context(str(options.tls_cert), str(options.tls_key))
-            dot_sock = tcp_socket(options.host, options.tls_port, reuse_port=reuse_port)
-            servers.append(await serve_tcp(self.gateway, dot_sock, tls))
-            log.info("DNS over TLS on %s:%d", options.host, options.tls_port)
-        tasks = [
+        try:
+            udp_sock = udp_socket(options.host, options.port, reuse_port=reuse_port)
+            self._servers.append(await serve_udp(self.gateway, udp_sock))
+            tcp_sock = tcp_socket(options.host, options.port, reuse_port=reuse_port)
+            self._servers.append(await serve_tcp(self.gateway, tcp_sock))
+            if options.tls_cert is not None and options.tls_key is not None:
+                tls = tls_context(str(options.tls_cert), str(options.tls_key))
+                dot_sock = tcp_socket(options.host, options.tls_port, reuse_port=reuse_port)
+                self._servers.append(await serve_tcp(self.gateway, dot_sock, tls))
+                log.info("DNS over TLS on %s:%d", options.host, options.tls_port)
+        except BaseException:
+            await self.stop()
+            raise
+        self._tasks = [
             asyncio.create_task(self._every(options.reload_interval, self.reload)),
             asyncio.create_task(self._every(options.log_interval, self.write_log)),
         ]
         if refresher and options.database is not None:
             check = min(60.0, options.list_refresh_interval)
-            tasks.append(asyncio.create_task(self._every(check, self.refresh_lists)))
+            self._tasks.append(asyncio.create_task(self._every(check, self.refresh_lists)))
         log.info("DNS gateway on %s:%d (UDP and TCP)", options.host, options.port)
+
+    async def stop(self) -> None:
+        """Stop serving, close the upstreams and write the last of the query log."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        await self.gateway.upstreams.close()
+        try:
+            await asyncio.to_thread(self.write_log, True)
+        except Exception:
+            log.exception("writing the last DNS query log failed")
+
+    async def serve(self, *, stop: asyncio.Event | None = None) -> None:
+        """Serve until `stop` (never, without one)."""
+        await self.start()
         try:
             await (stop or asyncio.Event()).wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            for server in servers:
-                server.close()
-            await self.gateway.upstreams.close()
-            with contextlib.suppress(Exception):
-                self.write_log(final=True)
-
-
-def serve_forever(process: GatewayProcess, reuse_port: bool, refresher: bool = True) -> None:
-    """Run one serving process until SIGTERM or SIGINT."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await process.serve(reuse_port=reuse_port, stop=stop, refresher=refresher)
-
-    asyncio.run(main())
+            await self.stop()
