@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
 from ztsim.identity.roles import Role
@@ -19,16 +20,21 @@ def _call(
     body_ids: dict[str, str],
     role: Role,
     org: World,
-):
+) -> httpx2.Response:
     spec = ROUTES[(method, template)]
     headers = org.org.auth(role)
-    kwargs: dict[str, object] = {}
+    content: str | None = None
+    json: object = None
     if spec.csv:
-        kwargs["content"] = spec.body(body_ids) if spec.body else ""
+        csv = spec.body(body_ids) if spec.body else ""
+        assert isinstance(csv, str)
+        content = csv
         headers = {**headers, "content-type": "text/csv"}
     elif spec.body is not None:
-        kwargs["json"] = spec.body(body_ids)
-    return api.client.request(method, fill(template, path_ids), headers=headers, **kwargs)
+        json = spec.body(body_ids)
+    return api.client.request(
+        method, fill(template, path_ids), headers=headers, content=content, json=json
+    )
 
 
 def test_every_route_is_in_the_table(api: ApiHarness) -> None:

@@ -7,6 +7,7 @@ points it at a fresh, populated database through `app.state.ctx`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -26,7 +27,7 @@ from api.conftest import World, populate
 from support.api import harness
 from support.leaks import LEAKS
 
-APP = create_app(None)  # type: ignore[arg-type] - the context is set per test below
+APP = create_app(None)  # type: ignore[arg-type]  # the context is set per test below
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 CHECKS = [
@@ -55,6 +56,6 @@ def world(sqlite_engine: Engine, sealer: Sealer) -> Iterator[World]:
         HealthCheck.function_scoped_fixture,
     ],
 )
-def test_api_conforms_to_its_schema(case: schemathesis.Case, world: World) -> None:
+def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], world: World) -> None:
     response = case.call_and_validate(headers=world.org.auth(), checks=CHECKS)
     LEAKS.add_text(f"schemathesis {case.method} {case.path}", response.text)

@@ -38,7 +38,7 @@ def run(data_dir: Path, *args: str) -> tuple[int, str]:
 def _init(data_dir: Path) -> str:
     code, output = run(data_dir, "init", "--org-name", "Acme", "--slug", "acme")
     assert code == 0, output
-    tokens = TOKEN.findall(output)
+    tokens: list[str] = TOKEN.findall(output)
     assert len(tokens) == 1
     LEAKS.add_secret(tokens[0])
     LEAKS.allow_once("cli init --org-name", output)

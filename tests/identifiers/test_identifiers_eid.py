@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from ztsim.identifiers import Eid, InvalidIdentifier
 
-from identifiers_reference import mod97_valid
+from identifiers.identifiers_reference import mod97_valid
 
 # GSMA SGP.29 v1.0 §2 example EID.
 SGP29_EXAMPLE = "89049032123451234512345678901235"

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from ztsim.identifiers import Iccid, InvalidIdentifier
 
-from identifiers_reference import luhn_valid
+from identifiers.identifiers_reference import luhn_valid
 
 # Bodies are written by hand; their validity is confirmed by the independent reference check.
 VALID_ICCIDS = [

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from ztsim.identifiers import Imei, Imeisv, InvalidIdentifier
 
-from identifiers_reference import luhn_valid
+from identifiers.identifiers_reference import luhn_valid
 
 # Both examples are given in the Wikipedia IMEI article; 3GPP TS 23.003 Annex B has the algorithm.
 PUBLISHED_IMEIS = ["490154203237518", "352099001761481"]

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from ztsim.identifiers import InvalidIdentifier, luhn_check_digit
 from ztsim.identifiers.luhn import luhn_check_digit as luhn_from_module
 
-from identifiers_reference import luhn_valid
+from identifiers.identifiers_reference import luhn_valid
 
 digits = st.text(alphabet="0123456789", min_size=1, max_size=40)
 

@@ -3,13 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput, NotFound
 from ztsim.identity import repository as repo
 from ztsim.identity import token_store
-from ztsim.identity.models import IdentityKind
+from ztsim.identity.models import Identity, IdentityKind
 from ztsim.identity.roles import Role
 from ztsim.identity.tokens import hash_token
 
@@ -17,8 +17,12 @@ from tests_clock import NOW
 
 
 def _user(
-    conn, org: str, name: str, email: str | None = None, kind: IdentityKind = IdentityKind.USER
-):  # type: ignore[no-untyped-def]
+    conn: Connection,
+    org: str,
+    name: str,
+    email: str | None = None,
+    kind: IdentityKind = IdentityKind.USER,
+) -> Identity:
     return repo.create_identity(
         conn, org, kind=kind, name=name, email=email, external_id=None, now=NOW
     )

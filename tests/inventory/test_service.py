@@ -13,7 +13,7 @@ from ztsim.identity.models import IdentityKind
 from ztsim.inventory import repository as repo
 from ztsim.inventory import service
 from ztsim.inventory.lifecycle import IllegalTransition, SimAction, SimState
-from ztsim.inventory.models import SimKind
+from ztsim.inventory.models import SimKind, StockImport
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sealing import Sealer
 
@@ -27,7 +27,7 @@ def _org(engine: Engine, slug: str = "acme") -> str:
         return identities.create_org(conn, slug.title(), slug, NOW).id
 
 
-def _import(engine: Engine, sealer: Sealer, org_id: str, text: str) -> service.StockImport:
+def _import(engine: Engine, sealer: Sealer, org_id: str, text: str) -> StockImport:
     with engine.begin() as conn:
         return service.import_stock(
             conn,

@@ -9,3 +9,5 @@ Modules: `milenage` (TS 35.206), `conversion` (GSM c2/c3, TS 33.102 6.8.1.2),
 `sqn` (TS 33.102 Annex C), `vectors` (EPS and 5G home-environment vectors),
 `suci` (TS 23.003 2.2B, TS 24.501 9.11.3.4) with `ecies` (TS 33.501 C.3).
 """
+
+__all__: list[str] = []

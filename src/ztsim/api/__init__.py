@@ -1,1 +1,3 @@
 """The REST API under /api/v1 (FastAPI)."""
+
+__all__: list[str] = []

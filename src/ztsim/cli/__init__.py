@@ -1,1 +1,3 @@
 """The `ztsim` command line (Typer + Rich)."""
+
+__all__: list[str] = []

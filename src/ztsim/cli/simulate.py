@@ -10,6 +10,7 @@ import typer
 
 from ztsim.cli.common import ConfigOpt, DataDirOpt, err, out, platform_for
 from ztsim.simulator import loadtest
+from ztsim.simulator.platform import Listeners
 
 
 def simulate(
@@ -21,8 +22,12 @@ def simulate(
     """Attach DEVICES virtual devices through RADIUS and let them query DNS for DURATION
     seconds, against the ztsim running on this data directory's settings."""
     platform = platform_for(config, data_dir)
+    s = platform.settings
+    listeners = Listeners(
+        s.radius_host, s.radius_auth_port, s.radius_acct_port, s.dns_host, s.dns_port
+    )
     try:
-        result = asyncio.run(loadtest.simulate(platform, devices, duration))
+        result = asyncio.run(loadtest.simulate(platform, listeners, devices, duration))
     except TimeoutError as exc:
         err.print(f"[red]error:[/red] {exc} (is `ztsim up` running with these settings?)")
         raise typer.Exit(1) from None

@@ -1,1 +1,3 @@
 """Storage: SQLAlchemy metadata, engines (SQLite embedded, PostgreSQL at scale), migrations."""
+
+__all__: list[str] = []

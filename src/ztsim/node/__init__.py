@@ -1,1 +1,3 @@
 """The composition root: reads settings, builds services, starts servers."""
+
+__all__: list[str] = []

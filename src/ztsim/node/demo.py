@@ -152,6 +152,7 @@ async def run_demo(
         provision,
         platform,
         org.id,
+        esim_config=platform.api_context().esim,
         coa_port=coa_port,
         pack_path=settings.data_dir / "onboarding-pack.zip",
         seed=scenario.seed,

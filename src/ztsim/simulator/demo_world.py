@@ -18,6 +18,7 @@ from ztsim.clock import utc_now
 from ztsim.dns.policy.rules import Action, Category, OrgSettings, PrivacyMode, Rule
 from ztsim.dns.store import repository as dns_repo
 from ztsim.esim import service as esim
+from ztsim.esim.config import EsimConfig
 from ztsim.esim.orders import NotificationPoint, ProgressStatus
 from ztsim.esim.pack import write_zip
 from ztsim.identifiers import Eid, Iccid, Imei
@@ -28,8 +29,8 @@ from ztsim.inventory import service as inventory
 from ztsim.inventory.lifecycle import SimAction
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
-from ztsim.node.platform import Platform
 from ztsim.radius.store import registry
+from ztsim.simulator.platform import PlatformStore
 from ztsim.simulator.scenario import Behaviour, Device
 
 ACTOR = "demo"
@@ -96,7 +97,13 @@ def _device(
 
 
 def provision(
-    platform: Platform, org_id: str, *, coa_port: int, pack_path: Path, seed: int
+    platform: PlatformStore,
+    org_id: str,
+    *,
+    esim_config: EsimConfig,
+    coa_port: int,
+    pack_path: Path,
+    seed: int,
 ) -> DemoWorld:
     rng = random.Random(seed)  # noqa: S311 - picks who is phished, not a secret
     now = utc_now()
@@ -148,7 +155,7 @@ def provision(
                 actor=ACTOR,
                 now=now,
             )
-        config = platform.api_context().esim
+        config = esim_config
         orders = [
             esim.create_order(
                 conn,

@@ -32,8 +32,8 @@ from ztsim.inventory import service as inventory
 from ztsim.inventory.lifecycle import SimAction
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
-from ztsim.node.platform import Platform
 from ztsim.radius.store import registry
+from ztsim.simulator.platform import Listeners, PlatformStore
 from ztsim.simulator.runner import SimReport, Targets, run, start_gateway
 from ztsim.simulator.scenario import Behaviour, Device, Scenario
 
@@ -53,7 +53,7 @@ def _imei(n: int) -> str:
     return Imei.with_check_digit(f"86{n:012d}").value
 
 
-def provision(platform: Platform, count: int, scenario: Scenario) -> tuple[list[Device], str]:
+def provision(platform: PlatformStore, count: int, scenario: Scenario) -> tuple[list[Device], str]:
     """Devices for `count` SIMs (made when missing) and a fresh gateway secret."""
     now = utc_now()
     with for_writing(platform.engine).begin() as conn:
@@ -210,10 +210,12 @@ async def wait_until_known(targets: Targets, device: Device, apn: str, limit_s: 
     raise TimeoutError(f"the running ztsim did not accept the load devices within {limit_s:.0f} s")
 
 
-async def simulate(platform: Platform, count: int, duration_s: float) -> LoadResult:
+async def simulate(
+    platform: PlatformStore, listeners: Listeners, count: int, duration_s: float
+) -> LoadResult:
     scenario = _with_duration(Scenario.load(SCENARIO), duration_s)
     devices, secret = await asyncio.to_thread(provision, platform, count, scenario)
-    s = platform.settings
+    s = listeners
     targets = Targets(
         radius_auth=(s.radius_host, s.radius_auth_port),
         radius_acct=(s.radius_host, s.radius_acct_port),
