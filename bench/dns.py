@@ -189,6 +189,7 @@ import ctypes, gc, os, sys
 from pathlib import Path
 from ztsim.dns.policy.config import load_config
 from ztsim.dns.policy.snapshot import PolicySnapshot
+import numpy  # building a store loads NumPy: its code is not the store's memory
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'):

@@ -70,12 +70,12 @@ from ztsim.radius import (
     SharedSecret,
     encode_reply,
     make_reply,
-    registry,
     sign_request,
 )
 from ztsim.radius.aaa.traffic import ReplySettings
 from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.serve.service import AaaService, AaaSettings
+from ztsim.radius.store import registry
 from ztsim.sealing import Sealer
 from ztsim.sessions.changes import Notifier
 

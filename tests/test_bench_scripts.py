@@ -1,0 +1,26 @@
+"""The benchmarks still load against today's modules (their runs are too long for the suite):
+each script's top level (its imports) runs in a fresh interpreter, `main` does not."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = sorted(BENCH.glob("*.py"))
+
+
+def test_there_are_benchmarks() -> None:
+    assert {p.name for p in SCRIPTS} >= {"dns.py", "radius.py", "aka.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_a_benchmark_script_loads(script: Path) -> None:
+    code = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='loaded_by_the_suite')"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
