@@ -24,6 +24,14 @@ includes writing that round's decision events). Then the revocation latency: the
 from the API call that suspends a SIM to its Disconnect-Request arriving at a CoA
 receiver, over REVOCATIONS SIMs with live sessions.
 
+Accounting too: ACCT_REQUESTS Accounting-Requests (a Start, then a Stop, for each of
+ACCT_SESSIONS sessions, new ones each round), ACCT_IN_FLIGHT in flight, answered per
+second. ztsim answers each only once its session and event are committed (group
+commit to SQLite in WAL mode); the FreeRADIUS peer answers once its `detail` module has
+written the request to its detail file. Neither syncs to the disk per request: both
+survive the server process's crash, neither a power cut. Every round's Stops are then
+checked in ztsim's session table.
+
 Loopback only, high ports. The last line printed is one JSON object.
 """
 
@@ -49,7 +57,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
@@ -111,6 +119,9 @@ class RunningAaa:
 
 
 REQUESTS = 20_000
+ACCT_SESSIONS = 10_000
+ACCT_REQUESTS = 2 * ACCT_SESSIONS
+ACCT_IN_FLIGHT = 200
 DNS_PRIMARY = "192.0.2.53"
 IN_FLIGHT = 200
 SIMS = 10_000
@@ -212,9 +223,34 @@ def request_file(directory: Path) -> Path:
     return path
 
 
-def load(port: int, requests: Path, cpu: int | None) -> tuple[float, int]:
-    """Requests per second and the number of accepts radclient counted; radclient on
-    `cpu` if given."""
+def acct_file(directory: Path, prefix: str) -> Path:
+    """A Start for each of ACCT_SESSIONS sessions, then a Stop for each (no address: the
+    bench's SIMs hold none)."""
+    path = directory / f"acct-{prefix}.txt"
+    with path.open("w") as out:
+        for i in range(ACCT_REQUESTS):
+            n = i % ACCT_SESSIONS
+            status = "Start" if i < ACCT_SESSIONS else "Stop"
+            out.write(
+                f'Acct-Status-Type = {status}\nAcct-Session-Id = "{prefix}-{n}"\n'
+                f'User-Name = "{imsi(n % SIMS)}"\n3GPP-IMSI = "{imsi(n % SIMS)}"\n'
+                f'3GPP-IMEISV = "{imeisv(n % SIMS)}"\nCalled-Station-Id = "{APN}"\n'
+                "3GPP-RAT-Type = EUTRAN\n\n"
+            )
+    return path
+
+
+def load(
+    port: int,
+    requests: Path,
+    cpu: int | None,
+    *,
+    kind: str = "auth",
+    count: int = REQUESTS,
+    in_flight: int = IN_FLIGHT,
+) -> tuple[float, int]:
+    """Requests per second and the number of responses radclient counted as accepted (for
+    accounting: every Accounting-Response); radclient on `cpu` if given."""
     assert RADCLIENT is not None
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -225,13 +261,13 @@ def load(port: int, requests: Path, cpu: int | None) -> tuple[float, int]:
             "-f",
             str(requests),
             "-p",
-            str(IN_FLIGHT),
+            str(in_flight),
             "-r",
             "3",
             "-t",
             "5",
             f"127.0.0.1:{port}",
-            "auth",
+            kind,
             SECRET,
         ],
         stdout=subprocess.PIPE,
@@ -244,7 +280,7 @@ def load(port: int, requests: Path, cpu: int | None) -> tuple[float, int]:
     output, _ = proc.communicate(timeout=600)
     elapsed = time.perf_counter() - start
     accepts = re.search(r"Accepted\s*:\s*(\d+)", output)
-    return REQUESTS / elapsed, int(accepts.group(1)) if accepts else -1
+    return count / elapsed, int(accepts.group(1)) if accepts else -1
 
 
 def split_cpus() -> tuple[int | None, set[int] | None]:
@@ -317,6 +353,13 @@ modules {{
 	files {{
 		filename = {d}/users
 	}}
+	detail {{
+		filename = {d}/detail
+		escape_filenames = no
+		permissions = 0600
+		header = "%t"
+		locking = no
+	}}
 }}
 server default {{
 	listen {{
@@ -324,8 +367,16 @@ server default {{
 		ipaddr = 127.0.0.1
 		port = {port}
 	}}
+	listen {{
+		type = acct
+		ipaddr = 127.0.0.1
+		port = {acct_port}
+	}}
 	authorize {{
 		files
+	}}
+	accounting {{
+		detail
 	}}
 	authenticate {{
 	}}
@@ -336,12 +387,16 @@ server default {{
 
 
 def start_freeradius(
-    directory: Path, port: int, *, same_reply: bool = True
+    directory: Path, port: int, acct_port: int, *, same_reply: bool = True
 ) -> subprocess.Popen[bytes]:
+    """FreeRADIUS answering Access-Requests on `port` and accounting (written to its
+    detail file) on `acct_port`."""
     assert FREERADIUS is not None
     conf = directory / f"freeradius-{port}"
     conf.mkdir()
-    (conf / "radiusd.conf").write_text(FREERADIUS_CONF.format(d=conf, secret=SECRET, port=port))
+    (conf / "radiusd.conf").write_text(
+        FREERADIUS_CONF.format(d=conf, secret=SECRET, port=port, acct_port=acct_port)
+    )
     # FreeRADIUS computes a Message-Authenticator listed in the reply (RFC 3579 §3.2).
     extra = (
         f"\tMessage-Authenticator = 0x00,\n\tMS-Primary-DNS-Server = {DNS_PRIMARY},\n"
@@ -434,6 +489,19 @@ def revocation_latency(
     return samples
 
 
+def acct_stopped(engine: Engine) -> int:
+    """Accounting sessions of the rounds (and the warm-up) that ztsim recorded stopped."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(schema.radius_sessions)
+                .where(schema.radius_sessions.c.stopped_at.is_not(None))
+                .where(schema.radius_sessions.c.acct_session_id.not_like("rev-%"))
+            ).scalar_one()
+        )
+
+
 class Server:
     """A server under load: where to send, whose CPU time to read, what it did."""
 
@@ -443,6 +511,7 @@ class Server:
         self.proc = proc  # None: ztsim, in this process
         self.rps: list[float] = []
         self.cpu: list[float] = []
+        self.acct_rps: list[float] = []
 
     def cpu_seconds(self) -> float:
         return time.process_time() if self.proc is None else process_cpu(self.proc.pid)
@@ -489,13 +558,15 @@ def main() -> None:
         running = RunningAaa(engine, sealer)
         ztsim = Server("ztsim", running.auth_port, None)
         servers = [ztsim]
+        acct_ports = {"ztsim": running.acct_port}
         if FREERADIUS is None:
             print("FreeRADIUS: not installed (Debian package freeradius); no comparison")
         else:
             for name, same_reply in (("FreeRADIUS", True), ("FreeRADIUS minimal", False)):
-                port = free_port()
-                proc = start_freeradius(directory, port, same_reply=same_reply)
+                port, acct_port = free_port(), free_port()
+                proc = start_freeradius(directory, port, acct_port, same_reply=same_reply)
                 servers.append(Server(name, port, proc))
+                acct_ports[name] = acct_port
         try:
             # One load per server first, not counted: the first requests of each SIM find
             # cold caches and no address yet (ztsim), and cold pages (both).
@@ -516,6 +587,31 @@ def main() -> None:
                         f"round {n + 1}: {server.name:18} {rps:8.0f} Access-Requests/s "
                         f"({accepts} accepts)"
                     )
+            # Accounting: ztsim and the FreeRADIUS peer (the detail file), in turn.
+            acct_servers = servers[:2]
+            warm = acct_file(directory, "w")
+            for server in acct_servers:
+                load(acct_ports[server.name], warm, load_cpu, kind="acct", count=ACCT_REQUESTS)
+            for n in range(args.rounds):
+                requests_n = acct_file(directory, f"r{n}")
+                for server in acct_servers:
+                    rps, answered = load(
+                        acct_ports[server.name],
+                        requests_n,
+                        load_cpu,
+                        kind="acct",
+                        count=ACCT_REQUESTS,
+                        in_flight=ACCT_IN_FLIGHT,
+                    )
+                    server.acct_rps.append(rps)
+                    print(
+                        f"round {n + 1}: {server.name:18} {rps:8.0f} Accounting-Requests/s "
+                        f"({answered} answered)"
+                    )
+                requests_n.unlink()
+            stopped = acct_stopped(engine)
+            print(f"accounting sessions stopped in ztsim's table: {stopped}")
+            assert stopped >= ACCT_SESSIONS * (args.rounds + 1), "answered accounting is missing"
             latencies = revocation_latency(running, engine, sealer, org_id, iccids, coa)
         finally:
             running.close()
@@ -543,6 +639,17 @@ def main() -> None:
                 f"ratio ztsim/FreeRADIUS: {ratio:.2f} (target >= 1.0); "
                 f"against the minimal reply: {ratio_minimal:.2f}"
             )
+        acct_ztsim = statistics.median(ztsim.acct_rps)
+        acct_peer = statistics.median(peer.acct_rps) if peer else None
+        acct_ratio = acct_ztsim / acct_peer if acct_peer else None
+        print(
+            f"accounting, median of {args.rounds}: ztsim {acct_ztsim:.0f}/s"
+            + (
+                f", FreeRADIUS (detail file) {acct_peer:.0f}/s, ratio {acct_ratio:.2f}"
+                if acct_peer and acct_ratio
+                else ""
+            )
+        )
         latencies.sort()
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -567,6 +674,9 @@ def main() -> None:
                 "ztsim_rps_rounds": [round(r) for r in ztsim.rps],
                 "freeradius_rps_rounds": [round(r) for r in peer.rps] if peer else [],
                 "cpus": "split" if load_cpu is not None else "shared",
+                "acct_rps": round(acct_ztsim),
+                "freeradius_acct_rps": rounded(acct_peer),
+                "acct_ratio_vs_freeradius": rounded(acct_ratio, 3),
             }
         )
     )

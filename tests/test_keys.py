@@ -106,3 +106,10 @@ def test_interrupted_rotation_is_finished_by_the_next(engine: Engine, tmp_path: 
         load_sealer(key_file, None, create=False).current_key_id
         == Sealer(bytes(range(5, 37))).current_key_id
     )
+
+
+def test_the_key_files_new_directory_is_private(tmp_path: Path) -> None:
+    key_file = tmp_path / "fresh" / "master.key"
+    load_sealer(key_file, None, create=True)
+    assert key_file.parent.stat().st_mode & 0o777 == 0o700
+    assert key_file.stat().st_mode & 0o777 == 0o600

@@ -53,6 +53,7 @@ PURE = [
     "ztsim.identifiers",
     "ztsim.sessions.table",
     "ztsim.sessions.allocator",
+    "ztsim.netguard",
 ]
 
 _PROBE = """

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,16 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
+    # Proxies whose X-Forwarded-For is believed (CIDRs); from anyone else it is ignored.
+    api_trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Seconds a client has to send a request's headers before its connection is closed.
+    api_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    api_max_connections_per_client: int = Field(default=64, ge=1, le=100_000)
+    api_max_connections: int = Field(default=2048, ge=1, le=1_000_000)
+    # JSON request bodies; larger ones are refused (413) while they stream in.
+    api_body_limit: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Failed authentications per client address and minute before 429; 0 turns it off.
+    api_auth_failures_per_minute: int = Field(default=10, ge=0, le=100_000)
     # eSIM activation codes (SGP.22 §4.1): the SM-DP+ that serves the profiles, its OID.
     esim_smdp_address: str = "smdp.example.test"
     esim_smdp_oid: str | None = None
@@ -54,6 +64,9 @@ class Settings(BaseSettings):
     dns_tls_key: Path | None = None
     dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
     dns_upstream_ca: Path | None = None  # for tls:// and https:// upstreams (default: system CAs)
+    # Address ranges outbound requests (URL lists; sinks and webhooks) may reach although
+    # internal (loopback, private, link-local...): CIDR strings, none by default.
+    outbound_allowed_ranges: list[str] = Field(default_factory=list)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

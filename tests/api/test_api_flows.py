@@ -74,7 +74,7 @@ def test_import_via_api_reports_every_bad_row(
     assert [(e["line"], e["field"]) for e in r.json()["errors"]] == [(3, "k"), (5, "iccid")]
     listed = api.client.get("/api/v1/sims?limit=1000", headers=alpha.org.auth()).json()["items"]
     assert not {s.iccid for s in specs} & {s["iccid"] for s in listed}
-    imports = api.client.get("/api/v1/stock-imports", headers=alpha.org.auth()).json()
+    imports = api.client.get("/api/v1/stock-imports", headers=alpha.org.auth()).json()["items"]
     assert imports[0]["status"] == "rejected"
 
 

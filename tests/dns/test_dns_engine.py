@@ -1,8 +1,10 @@
-"""The sans-I/O engine: decisions, cache, serve-stale, logging modes and malformed input."""
+"""The sans-I/O engine: decisions, cache, serve-stale, logging modes and malformed input;
+the query log's bounds (nothing dropped silently: counted per org, reported once)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -20,11 +22,12 @@ from ztsim.dns.policy.rules import (
     PrivacyMode,
     Rule,
 )
-from ztsim.dns.policy.snapshot import PolicySnapshot
-from ztsim.dns.querylog import QueryLog
+from ztsim.dns.policy.snapshot import ALLOWED, PolicySnapshot
+from ztsim.dns.querylog import DROPPED_KIND, Backlog, QueryLog
 from ztsim.dns.wire.constants import EdeCode, Rcode, RRType
 from ztsim.dns.wire.edns import Edns
 from ztsim.dns.wire.message import Flag, Message, Question, ResourceRecord, decode_message
+from ztsim.events.schema import NewEvent
 
 KEY = bytes(16)
 ALICE = Requester("org-a", "id-alice", frozenset({"g1"}), device_id="dev-1")
@@ -276,3 +279,62 @@ def test_memo_is_shared_by_requesters_the_policy_treats_alike_only() -> None:
     fenced = engine.handle(_query("news.example"), kiosk, 0.0, udp=True)  # remembered
     assert isinstance(fenced, Answer)
     assert isinstance(engine.handle(_query("news.example"), plain[0], 0.0, udp=True), Forward)
+
+
+# -- the query log's bounds ------------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ALL = OrgSettings(privacy=PrivacyMode.ALL)
+
+
+def _bounded_log(max_pending: int = 100) -> QueryLog:
+    orgs = {org: OrgPolicy(org, (), ALL) for org in ("org-a", "org-b")}
+    return QueryLog(PolicySnapshot(PolicyData(orgs, {}), bytes(16)), b"k" * 32, max_pending)
+
+
+def _ask(log: QueryLog, org: str, name: str) -> None:
+    log.record(Requester(org, f"id-{org}"), name, 1, ALLOWED)
+
+
+def _reports(log: QueryLog) -> dict[str, object]:
+    reports = log.drop_reports()
+    assert all(r.kind == DROPPED_KIND and r.subject == f"org:{r.org_id}" for r in reports)
+    return {r.org_id: r.payload["dropped"] for r in reports}
+
+
+def test_a_full_batch_drops_its_oldest_counted_for_their_own_org() -> None:
+    log = _bounded_log(max_pending=3)
+    for n in range(2):
+        _ask(log, "org-a", f"a{n}.example")
+    for n in range(3):
+        _ask(log, "org-b", f"b{n}.example")
+    assert [e.payload["name"] for e in log.drain()] == ["b0.example", "b1.example", "b2.example"]
+    assert log.dropped == 2
+    assert _reports(log) == {"org-a": 2}
+    assert _reports(log) == {}  # reported once
+
+
+def test_reports_that_could_not_be_written_are_given_back() -> None:
+    log = _bounded_log()
+    log.overflowed([NewEvent("org-a", "dns.query", "x", "identity:1")] * 3)
+    reports = log.drop_reports()
+    log.give_back(reports)
+    log.overflowed([NewEvent("org-a", "dns.query", "x", "identity:1")])
+    assert _reports(log) == {"org-a": 4}
+    assert log.dropped == 4
+
+
+def test_the_backlog_keeps_batches_in_order_up_to_its_bound() -> None:
+    log = _bounded_log()
+    backlog = Backlog(log, bound=4)
+    a = [NewEvent("org-a", "dns.query", "x", f"identity:{n}") for n in range(3)]
+    b = [NewEvent("org-b", "dns.query", "x", f"identity:{n}") for n in range(3)]
+    backlog.keep([(T0, a)])
+    assert len(backlog) == 3
+    # A later failure holds what was kept before (taken) and newer events: the oldest go.
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    backlog.keep([*backlog.take(), (later, b)])
+    assert len(backlog) == 4
+    assert backlog.take() == [(T0, a[2:]), (later, b)]
+    assert len(backlog) == 0
+    assert _reports(log) == {"org-a": 2}

@@ -123,3 +123,34 @@ def test_list_in_use_cannot_be_deleted_and_bad_rules_are_refused(api: ApiHarness
         assert r.headers["content-type"] == "application/problem+json"
     both = {"name": "x", "content": "a.test", "url": "https://lists.example/x"}
     assert c.post("/api/v1/dns/lists", json=both, headers=auth).status_code == 422
+
+
+def test_a_network_inside_another_orgs_space_is_refused_without_naming_it(
+    api: ApiHarness,
+) -> None:
+    alpha, bravo = populate(api, "alpha", 1), populate(api, "bravo", 2)
+    c = api.client
+    mine = {"privacy": "all", "networks": ["127.0.9.0/24"]}
+    assert c.put("/api/v1/dns/settings", json=mine, headers=alpha.org.auth()).status_code == 200
+    # Bravo's more specific network would win the lookup for alpha's sources; alpha's
+    # gateway (192.0.2.1) is a claim too.
+    for networks in (["127.0.9.128/25"], ["127.0.0.0/16"], ["192.0.2.0/24"]):
+        body = {"privacy": "all", "networks": ["127.0.10.0/24", *networks]}
+        r = c.put("/api/v1/dns/settings", json=body, headers=bravo.org.auth())
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"] == "this address space is already claimed"
+        for secret_of_alpha in (alpha.org.id, "alpha", "127.0.9.0", "192.0.2.1"):
+            assert secret_of_alpha not in r.text
+    # Nothing changed: bravo has no networks, alpha's sources are still alpha's.
+    settings = c.get("/api/v1/dns/settings", headers=bravo.org.auth()).json()
+    assert (settings["networks"], settings["privacy"]) == ([], "blocked-only")
+    process = _process(api)
+    who = process.gateway.identities.by_source("127.0.9.200")
+    assert who is not None
+    assert who.org_id == alpha.org.id
+    # Space nobody holds is bravo's to claim; alpha's own nested network is alpha's.
+    apart = {"networks": ["127.0.10.0/24"]}
+    assert c.put("/api/v1/dns/settings", json=apart, headers=bravo.org.auth()).status_code == 200
+    nested = {"networks": ["127.0.9.0/24", "127.0.9.0/28"]}
+    assert c.put("/api/v1/dns/settings", json=nested, headers=alpha.org.auth()).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from httpx2 import Response
 from sqlalchemy import select
 
 from ztsim.db import schema
@@ -122,3 +123,53 @@ def test_sessions_list_live_and_who_held_an_address_at_a_time(api: ApiHarness) -
     ).json()
     assert none["items"] == []
     assert api.client.get("/api/v1/sessions", headers=org.auth(Role.NETWORK)).status_code == 403
+
+
+def _gateway_body(name: str, address: str) -> dict[str, object]:
+    return {"name": name, "address": address, "secret": SECRET, "apns": ["corp"]}
+
+
+def _refused_without_naming(r: Response, *hidden: str) -> None:
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["detail"] == "this address space is already claimed"
+    for text in hidden:
+        assert text not in r.text
+
+
+def test_a_gateway_inside_another_orgs_prefix_is_refused(api: ApiHarness) -> None:
+    alpha, bravo = api.new_org("alpha-gw"), api.new_org("bravo-gw")
+    c = api.client
+    held = c.post(
+        "/api/v1/gateways", json=_gateway_body("pgw", "10.20.0.0/16"), headers=alpha.auth()
+    )
+    assert held.status_code == 201, held.text
+    # More specific (it would win the RADIUS lookup), the same, around it, IPv4-mapped.
+    for address in ("10.20.3.4", "10.20.0.0/16", "10.0.0.0/8", "::ffff:10.20.3.4"):
+        r = c.post("/api/v1/gateways", json=_gateway_body("take", address), headers=bravo.auth())
+        _refused_without_naming(r, alpha.id, "alpha", "10.20.0.0", held.json()["id"])
+    assert c.get("/api/v1/gateways", headers=bravo.auth()).json() == []
+    # Another org's pool is a claim too; the org's own nested gateway keeps today's rule.
+    pool = c.post("/api/v1/ip-pools", json={"cidr": "10.30.0.0/16"}, headers=alpha.auth())
+    assert pool.status_code == 201, pool.text
+    r = c.post("/api/v1/gateways", json=_gateway_body("in-pool", "10.30.0.9"), headers=bravo.auth())
+    _refused_without_naming(r, alpha.id, "10.30.0.0")
+    own = c.post("/api/v1/gateways", json=_gateway_body("own", "10.20.3.4"), headers=alpha.auth())
+    assert own.status_code == 201, own.text
+
+
+def test_an_ip_pool_overlapping_another_orgs_claims_is_refused(api: ApiHarness) -> None:
+    alpha, bravo = api.new_org("alpha-pool"), api.new_org("bravo-pool")
+    c = api.client
+    body = {"cidr": "10.231.0.0/16", "static_cidr": "10.232.0.0/24"}
+    assert c.post("/api/v1/ip-pools", json=body, headers=alpha.auth()).status_code == 201
+    for taken in (
+        {"cidr": "10.231.0.0/16"},  # the same pool: both would hand out 10.231.0.1
+        {"cidr": "10.231.128.0/17"},
+        {"cidr": "10.240.0.0/16", "static_cidr": "10.232.0.0/28"},
+    ):
+        r = c.post("/api/v1/ip-pools", json=taken, headers=bravo.auth())
+        _refused_without_naming(r, alpha.id, "alpha", "10.231.0.0")
+    assert c.get("/api/v1/ip-pools", headers=bravo.auth()).json() == []
+    r = c.post("/api/v1/ip-pools", json={"cidr": "10.233.0.0/16"}, headers=bravo.auth())
+    assert r.status_code == 201, r.text

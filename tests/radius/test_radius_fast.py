@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,10 +16,12 @@ from hypothesis import strategies as st
 
 from ztsim.radius import Code, Packet, RadiusDecodeError, SharedSecret, fastpath, sign_request
 from ztsim.radius.dictionary import make_attribute
+from ztsim.radius.errors import RadiusEncodeError
 from ztsim.radius.fastpath import (
     RawRequest,
     _fast,
     encode_access_reply,
+    ma_ok_py,
     message_authenticator_ok,
     scan_request,
     scan_request_py,
@@ -192,3 +196,93 @@ def test_bad_arguments_are_clear_errors() -> None:
         _fast.sign(2, 300, bytes(16), b"", SECRET)
     with pytest.raises(TypeError):
         _fast.scan("not octets")
+
+
+# -- the edges: offsets near the integer limits, replies at RFC 2865's 4096 octets -------
+
+_HUGE_OFFSETS = [2**63 - 1, 2**63 - 18, 2**63 - 19, 2**62, -(2**63), -1]
+
+
+@needs_c
+def test_a_huge_offset_is_refused_without_crashing() -> None:
+    # In a child: before the fix, offset + 18 wrapped negative and the HMAC read far out
+    # of the buffer (a segfault); a crash must fail this test, not end the suite.
+    script = (
+        "from ztsim.radius.fastpath import _fast\n"
+        f"for offset in {_HUGE_OFFSETS!r}:\n"
+        "    try:\n"
+        "        _fast.ma_ok(bytes(64), offset, 64, b'secret')\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(f'offset {offset} accepted')\n"
+        "print('refused')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "refused"), done.stderr
+
+
+def _ma_ok_outcome(check: object, datagram: bytes, offset: int, length: int) -> bool | str:
+    try:
+        return check(datagram, offset, length, SECRET)  # type: ignore[operator, no-any-return]
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+_EDGE = st.one_of(
+    st.integers(-40, 120),
+    st.sampled_from(_HUGE_OFFSETS),
+    st.integers(-(2**63), 2**63 - 1),
+)
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=100), _EDGE, _EDGE)
+def test_the_offset_bounds_agree_with_the_python_reference(
+    datagram: bytes, offset: int, length: int
+) -> None:
+    c = _ma_ok_outcome(_fast.ma_ok, datagram, offset, length)
+    assert c == _ma_ok_outcome(ma_ok_py, datagram, offset, length)
+
+
+def test_the_python_reference_refuses_what_the_c_module_refuses() -> None:
+    # Runs in a pure-Python build too: the bounds do not depend on the C module.
+    for offset, length in [(19, 64), (47, 64), (2**63 - 1, 64), (20, 37), (20, 65)]:
+        with pytest.raises(ValueError, match="out of the packet"):
+            ma_ok_py(bytes(64), offset, length, SECRET)
+    assert ma_ok_py(bytes(64), 46, 64, SECRET) is False  # the last in-bounds offset
+
+
+def _sign_outcome(sign: object, size: int) -> bytes | str:
+    try:
+        return sign(2, 9, bytes(16), bytes(size), SECRET)  # type: ignore[operator, no-any-return]
+    except (ValueError, RadiusEncodeError) as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("size", [4096 - 38 - 1, 4096 - 38, 4096 - 38 + 1, 65535, 70000])
+def test_replies_are_capped_at_4096_octets(implementation: str, size: int) -> None:
+    raw = scan_request(_request(3))  # its Proxy-State adds 4 octets to the reply
+    fits = size + 4 <= 4096 - 38
+    if fits:
+        reply = encode_access_reply(2, raw, bytes(size), SECRET)
+        assert len(reply) == 38 + size + 4 <= 4096
+        assert struct.unpack_from("!H", reply, 2)[0] == len(reply)
+    else:
+        with pytest.raises(RadiusEncodeError, match="more than 4096"):
+            encode_access_reply(2, raw, bytes(size), SECRET)
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(st.integers(4096 - 38 - 40, 4096 - 38 + 40))
+def test_c_sign_refuses_exactly_what_is_over_4096(size: int) -> None:
+    outcome = _sign_outcome(_fast.sign, size)
+    if size <= 4096 - 38:
+        assert isinstance(outcome, bytes)
+        assert len(outcome) == 38 + size
+    else:
+        assert outcome == "ValueError"

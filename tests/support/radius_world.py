@@ -4,7 +4,9 @@ loopback, an address pool, and the AAA role running on its own event loop thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Coroutine
@@ -54,7 +56,12 @@ class World:
 
 
 def build_world(
-    engine: Engine, sealer: Sealer, *, seed: int = 41, address: str = "127.0.0.1"
+    engine: Engine,
+    sealer: Sealer,
+    *,
+    seed: int = 41,
+    address: str = "127.0.0.1",
+    pool: tuple[str, str] = ("10.64.0.0/16", "10.65.0.0/24"),
 ) -> World:
     now = datetime.now(UTC)
     specs = make_sims(6, seed=seed)
@@ -116,7 +123,7 @@ def build_world(
             coa_port=3799,
             now=now,
         )
-        registry.create_pool(conn, org.id, cidr="10.64.0.0/16", static_cidr="10.65.0.0/24", now=now)
+        registry.create_pool(conn, org.id, cidr=pool[0], static_cidr=pool[1], now=now)
     return World(
         org_id=org.id,
         identity_id=person.id,
@@ -219,3 +226,131 @@ def accounting(status: str, session_id: str, imsi: str, *, extra: str = "") -> s
         "3GPP-RAT-Type = EUTRAN\n"
         "3GPP-User-Location-Info = 0x8200f110000100f11000000101\n" + extra
     )
+
+
+# -- accounting bursts and which requests were answered ----------------------------------
+
+
+def acct_burst(imsi: str, sessions: int, *, prefix: str = "b") -> str:
+    """radclient's `-f` file: an Accounting-Start for each of `sessions` sessions, then a
+    Stop for each; request n carries Proxy-State n (echoed in its response, RFC 2865
+    §5.33), which is how `answered` tells which got one. No Framed-IP-Address: the
+    sessions are the SIM's bearers without an address of their own."""
+    blocks = []
+    for n in range(2 * sessions):
+        status = "Start" if n < sessions else "Stop"
+        blocks.append(
+            f"Acct-Status-Type = {status}\n"
+            f'Acct-Session-Id = "{prefix}-{n % sessions}"\n'
+            f'User-Name = "{imsi}"\n'
+            f'3GPP-IMSI = "{imsi}"\n'
+            f'3GPP-IMEISV = "{IMEISV}"\n'
+            f'Called-Station-Id = "{APN}"\n'
+            f"Proxy-State = 0x{n:08x}\n"
+        )
+    return "\n".join(blocks)
+
+
+def burst_command(
+    port: int, requests: str, *, in_flight: int, tries: int, timeout: float
+) -> list[str]:
+    """radclient sending the file `requests` to 127.0.0.1:port, printing each response
+    as it comes (line-buffered, so a test can follow it)."""
+    assert RADCLIENT is not None
+    return [
+        "stdbuf",
+        "-oL",
+        RADCLIENT,
+        "-x",
+        "-f",
+        requests,
+        "-p",
+        str(in_flight),
+        "-r",
+        str(tries),
+        "-t",
+        str(timeout),
+        f"127.0.0.1:{port}",
+        "acct",
+        SECRET,
+    ]
+
+
+def answered(output: str) -> set[int]:
+    """The request numbers (Proxy-States) of the Accounting-Responses in radclient's output."""
+    numbers: set[int] = set()
+    in_response = False
+    for line in output.splitlines():
+        if not line.startswith("\t"):
+            in_response = line.startswith("Received Accounting-Response")
+        elif in_response and line.startswith("\tProxy-State = 0x"):
+            numbers.add(int(line.split("0x", 1)[1], 16))
+    return numbers
+
+
+# -- a database outage for one test's connections only ----------------------------------
+
+
+class TcpProxy:
+    """A TCP relay on loopback in front of `upstream` (e.g. PostgreSQL): `stop()` closes
+    the listener and cuts every relayed connection (the database is gone, for whoever
+    connects through here only); `start()` listens on the same port again."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            cut, self._open = self._open, set()
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:  # stopped meanwhile
+                    client.close()
+                    server.close()
+                    return
+                self._open.update((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -27,6 +27,14 @@ class ApiContext:
     esim: EsimConfig = field(default_factory=EsimConfig)
 
     @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read-only transaction. On SQLite (WAL) it takes no lock, so a reader never
+        waits behind a writer, however long that writer holds the write lock (a large
+        stock import stores its SIMs in one transaction, for all or nothing)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
     def tx(self) -> Iterator[Connection]:
         """One transaction; it commits before the handler returns its response. It may
         write, so on SQLite it takes the write lock from the start."""

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from ztsim.api.context import ApiContext
+from ztsim.api.gate import PRINCIPAL_KEY
 from ztsim.errors import Forbidden, Unauthenticated
 from ztsim.identity import token_store
 from ztsim.identity.roles import Permission, Principal, allows
@@ -22,7 +23,12 @@ def get_context(request: Request) -> ApiContext:
 Ctx = Annotated[ApiContext, Depends(get_context)]
 
 
-def _principal(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> Principal:
+def _principal(
+    request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    checked = request.scope.get(PRINCIPAL_KEY)
+    if isinstance(checked, Principal):
+        return checked  # the edge's gate checked the token before the body was read
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("a bearer token is required")

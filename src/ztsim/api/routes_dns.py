@@ -161,7 +161,7 @@ def _audit(p: Principal, kind: str, subject: str, **payload: object) -> NewEvent
 
 @router.get("/dns/settings", tags=["dns"])
 def get_settings(ctx: Ctx, p: DnsRead) -> SettingsBody:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         settings, networks = repo.get_settings(conn, p.org_id)
     return SettingsBody(
         block_answer=settings.block_answer,
@@ -195,7 +195,7 @@ def put_settings(ctx: Ctx, p: DnsWrite, body: SettingsBody) -> SettingsBody:
 
 @router.get("/dns/rules", tags=["dns"])
 def list_rules(ctx: Ctx, p: DnsRead) -> list[RuleOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [_rule_out(r) for r in repo.list_rules(conn, p.org_id)]
 
 
@@ -211,7 +211,7 @@ def create_rule(ctx: Ctx, p: DnsWrite, body: RuleIn) -> RuleOut:
 
 @router.get("/dns/rules/{rule_id}", tags=["dns"])
 def get_rule(ctx: Ctx, p: DnsRead, rule_id: str) -> RuleOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return _rule_out(repo.get_rule(conn, p.org_id, rule_id))
 
 
@@ -240,7 +240,7 @@ def delete_rule(ctx: Ctx, p: DnsWrite, rule_id: str) -> Response:
 
 @router.get("/dns/lists", tags=["dns"])
 def list_lists(ctx: Ctx, p: DnsRead) -> list[ListOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [_list_out(s) for s in repo.list_lists(conn, p.org_id)]
 
 
@@ -270,7 +270,7 @@ def create_list(ctx: Ctx, p: DnsWrite, body: ListIn) -> ListOut:
 
 @router.get("/dns/lists/{list_id}", tags=["dns"])
 def get_list(ctx: Ctx, p: DnsRead, list_id: str) -> ListOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return _list_out(repo.get_list(conn, p.org_id, list_id))
 
 

@@ -183,7 +183,7 @@ def list_orders(
     if p.own_identity is not None:
         identity_id = p.own_identity if identity_id in (None, p.own_identity) else "-"
     now = ctx.clock()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         items, next_cursor = repo.list_orders(
             conn,
             p.org_id,
@@ -196,7 +196,7 @@ def list_orders(
 
 @router.get("/orders/{order_id}")
 def get_order(ctx: Ctx, p: EsimRead, order_id: str) -> OrderOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return _out(_visible(conn, p, order_id), ctx.clock())
 
 
@@ -236,7 +236,7 @@ def get_pack(
 ) -> Response:
     """The employee's onboarding page, or its QR code alone."""
     now = ctx.clock()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         _visible(conn, p, order_id)
         page = service.pack_page(conn, ctx.sealer, p.org_id, order_id, now)
     if format is PackFormat.HTML:

@@ -42,7 +42,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Page[EventOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         subjects = _own_subjects(conn, p) if p.own_identity is not None else None
         items, next_cursor = store.query(
             conn,

@@ -52,7 +52,7 @@ def me(p: AnyPrincipal) -> MeOut:
 
 @router.get("/org", tags=["identity"])
 def get_org(ctx: Ctx, p: OrgRead) -> OrgOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return OrgOut.model_validate(repository.get_org(conn, p.org_id), from_attributes=True)
 
 
@@ -103,7 +103,7 @@ def list_identities(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[IdentityOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         items, next_cursor = repository.list_identities(
             conn, p.org_id, kind=kind, limit=limit, cursor=cursor
         )
@@ -115,7 +115,7 @@ def list_identities(
 
 @router.get("/identities/{identity_id}", tags=["identity"])
 def get_identity(ctx: Ctx, p: IdentitiesRead, identity_id: str) -> IdentityOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         ident = repository.get_identity(conn, p.org_id, identity_id)
     return IdentityOut.model_validate(ident, from_attributes=True)
 
@@ -244,7 +244,7 @@ def create_token(ctx: Ctx, p: TokensWrite, body: TokenIn) -> TokenCreated:
 
 @router.get("/tokens", tags=["identity"])
 def list_tokens(ctx: Ctx, p: TokensRead) -> list[TokenOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [
             TokenOut.model_validate(t, from_attributes=True)
             for t in token_store.list_tokens(conn, p.org_id)

@@ -3,10 +3,12 @@ its own identity's SIMs and devices; for it, everything else does not exist (404
 
 from __future__ import annotations
 
-from typing import Annotated
+import codecs
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Annotated, BinaryIO, cast
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
@@ -33,18 +35,20 @@ from ztsim.api.schemas import (
     SimOut,
     StockImportOut,
 )
-from ztsim.errors import InvalidInput, NotFound
+from ztsim.background import BackgroundThread
+from ztsim.errors import NotFound
 from ztsim.identity.roles import Principal
 from ztsim.inventory import repository as repo
 from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import Device, Sim, SimKind
-from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=1000)]
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+# The largest stock file accepted (a million rows of a typical vendor file fit).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+_SPOOL_IN_MEMORY = 1024 * 1024
 
 
 def _sim_out(sim: Sim) -> SimOut:
@@ -71,7 +75,7 @@ def list_sims(
 ) -> Page[SimOut]:
     if p.own_identity is not None:
         identity_id = p.own_identity if identity_id in (None, p.own_identity) else "-"
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         items, next_cursor = repo.list_sims(
             conn,
             p.org_id,
@@ -84,7 +88,7 @@ def list_sims(
 
 @router.get("/sims/{iccid}", tags=["sims"])
 def get_sim(ctx: Ctx, p: SimsRead, iccid: str) -> SimOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return _sim_out(_visible_sim(conn, p, iccid))
 
 
@@ -185,7 +189,7 @@ def list_devices(
 ) -> Page[DeviceOut]:
     if p.own_identity is not None:
         owner_id = p.own_identity if owner_id in (None, p.own_identity) else "-"
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         items, next_cursor = repo.list_devices(
             conn, p.org_id, owner_id=owner_id, limit=limit, cursor=cursor
         )
@@ -194,7 +198,7 @@ def list_devices(
 
 @router.get("/devices/{device_id}", tags=["devices"])
 def get_device(ctx: Ctx, p: DevicesRead, device_id: str) -> DeviceOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         device = repo.get_device(conn, p.org_id, device_id)
     if p.own_identity is not None and device.owner_id != p.own_identity:
         raise NotFound("device not found")
@@ -211,15 +215,41 @@ _CSV_BODY = {
 }
 
 
-async def _read_limited(request: Request) -> bytes:
-    chunks: list[bytes] = []
+async def _spool(request: Request) -> BinaryIO:
+    """The body, read chunk by chunk into a spooled file (memory up to 1 MiB, then a
+    temporary file); 413 once it passes MAX_IMPORT_BYTES, before anything is parsed."""
+    too_large = HTTPException(
+        413, f"the file is larger than {MAX_IMPORT_BYTES // 2**20} MiB; nothing was imported"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+        raise too_large
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_UPLOAD_BYTES:
-            raise HTTPException(413, f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_IMPORT_BYTES:
+                raise too_large
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    return cast(BinaryIO, spool)
+
+
+def _lines(spool: BinaryIO) -> Callable[[], Iterator[str]]:
+    """Each call reads the spooled body again from the start, decoding as it goes."""
+
+    def lines() -> Iterator[str]:
+        spool.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()  # strict: UnicodeDecodeError
+        for raw in spool:  # split at b"\n", which no multi-octet UTF-8 sequence contains
+            yield decoder.decode(raw)
+        if tail := decoder.decode(b"", final=True):
+            yield tail
+
+    return lines
 
 
 @router.post(
@@ -239,46 +269,56 @@ async def import_stock(
     kind: SimKind = SimKind.PHYSICAL,
 ) -> JSONResponse:
     """Import a vendor batch file (CSV). All or nothing: a file with any bad row imports
-    nothing and answers 422 with every row's error; the attempt is recorded either way."""
-    raw = await _read_limited(request)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInput("the file is not UTF-8 text") from None
+    nothing and answers 422 with the first 100 errors and their count; the attempt is
+    recorded either way. The work runs on a thread of its own at a lower priority: the
+    event loop and the data plane keep answering meanwhile."""
+    spool = await _spool(request)
 
     def run() -> StockImportOut:
-        parsed = parse_stock_csv(text)
-        with ctx.tx() as conn:
-            record = service.import_stock(
-                conn,
-                ctx.sealer,
-                p.org_id,
-                parsed,
-                filename=filename,
-                kind=kind,
-                actor=p.actor,
-                now=ctx.clock(),
-            )
+        record = service.import_stock_file(
+            ctx.engine,
+            ctx.sealer,
+            p.org_id,
+            _lines(spool),
+            filename=filename,
+            kind=kind,
+            actor=p.actor,
+            now=ctx.clock(),
+        )
         return StockImportOut.model_validate(record, from_attributes=True)
 
-    out = await run_in_threadpool(run)
+    worker = BackgroundThread("stock-import")
+    try:
+        out = await worker.run(run)
+    finally:
+        worker.close(timeout=0)  # its only job is done (or abandoned): it ends by itself
+        spool.close()
     if out.status != "imported":
-        return problem_response(422, "the file has errors; nothing was imported", out.errors)
+        shown = len(out.errors)
+        detail = (
+            f"the file has {out.error_count} error(s)"
+            + (f", the first {shown} listed" if shown < out.error_count else "")
+            + "; nothing was imported"
+        )
+        return problem_response(422, detail, out.errors)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
 @router.get("/stock-imports", tags=["sims"])
-def list_imports(ctx: Ctx, p: ImportsRead) -> list[StockImportOut]:
-    with ctx.tx() as conn:
-        return [
-            StockImportOut.model_validate(r, from_attributes=True)
-            for r in repo.list_imports(conn, p.org_id)
-        ]
+def list_imports(
+    ctx: Ctx, p: ImportsRead, limit: Limit = 100, cursor: str | None = None
+) -> Page[StockImportOut]:
+    with ctx.read() as conn:
+        items, next_cursor = repo.list_imports(conn, p.org_id, limit=limit, cursor=cursor)
+    return Page[StockImportOut](
+        items=[StockImportOut.model_validate(r, from_attributes=True) for r in items],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get("/stock-imports/{import_id}", tags=["sims"])
 def get_import(ctx: Ctx, p: ImportsRead, import_id: str) -> StockImportOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return StockImportOut.model_validate(
             repo.get_import(conn, p.org_id, import_id), from_attributes=True
         )

@@ -141,13 +141,13 @@ def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
 
 @router.get("/gateways", tags=["radius"])
 def list_gateways(ctx: Ctx, p: GatewaysRead) -> list[GatewayOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return [_gateway_out(g) for g in registry.list_gateways(conn, p.org_id)]
 
 
 @router.get("/gateways/{gateway_id}", tags=["radius"])
 def get_gateway(ctx: Ctx, p: GatewaysRead, gateway_id: str) -> GatewayOut:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         return _gateway_out(registry.get_gateway(conn, p.org_id, gateway_id))
 
 
@@ -181,7 +181,7 @@ def create_pool(ctx: Ctx, p: GatewaysWrite, body: PoolIn) -> PoolOut:
 
 @router.get("/ip-pools", tags=["radius"])
 def list_pools(ctx: Ctx, p: GatewaysRead) -> list[PoolOut]:
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         pools = registry.list_pools(conn, p.org_id)
     return [
         PoolOut(id=x.id, cidr=x.cidr, static_cidr=x.static_cidr, created_at=x.created_at)
@@ -204,7 +204,7 @@ def list_sessions(
     cursor: str | None = None,
 ) -> Page[SessionOut]:
     """Sessions, newest first: live ones by default; `at` gives who held an address then."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         items, next_cursor = sessions_repo.list_sessions(
             conn,
             p.org_id,

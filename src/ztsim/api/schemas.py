@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 def _storable(text: str) -> str:
@@ -41,8 +50,32 @@ ObjectId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 T = TypeVar("T")
 
 
+def _is_bool_field(annotation: Any) -> bool:
+    return annotation is bool or annotation == bool | None
+
+
 class Request(BaseModel):
+    """Every request body: unknown fields refused, and booleans only as JSON booleans
+    (pydantic's lax mode would take `0`, `"false"`, `"off"`), in this model and in
+    every model built on it."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_booleans(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                key = info.alias or name
+                if key in data and _is_bool_field(info.annotation):
+                    value = data[key]
+                    if not isinstance(value, bool) and not (
+                        value is None and info.annotation is not bool
+                    ):
+                        raise PydanticCustomError(
+                            "bool_type", "{field} must be true or false", {"field": key}
+                        )
+        return data
 
 
 class Page(BaseModel, Generic[T]):
@@ -185,7 +218,8 @@ class StockImportOut(BaseModel):
     status: str
     rows: int
     imported: int
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]]  # the first 100
+    error_count: int  # every error, listed or not
     actor: str
     created_at: datetime
 

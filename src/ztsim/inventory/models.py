@@ -51,6 +51,7 @@ class StockImport:
     status: str  # "imported" or "rejected"
     rows: int
     imported: int
-    errors: list[dict[str, object]]
+    errors: list[dict[str, object]]  # the first MAX_ERRORS (ztsim.inventory.stock)
     actor: str
     created_at: datetime
+    error_count: int = 0  # every error, listed or not

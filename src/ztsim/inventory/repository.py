@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, insert, or_, select, update
 
 from ztsim.clock import new_id
 from ztsim.db import schema
 from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
-from ztsim.errors import Conflict, NotFound
+from ztsim.errors import Conflict, InvalidInput, NotFound
 from ztsim.inventory.lifecycle import SimState
 from ztsim.inventory.models import Device, Sim, SimKind, StockImport
 
@@ -206,6 +206,10 @@ def list_devices(
 
 
 def _import(m: RowMapping) -> StockImport:
+    stored = m["errors"]
+    # Stored as {"total": n, "first": [...]}; rows from before the cap hold a plain list.
+    first = list(stored["first"]) if isinstance(stored, dict) else list(stored)
+    total = int(stored["total"]) if isinstance(stored, dict) else len(first)
     return StockImport(
         m["id"],
         m["org_id"],
@@ -213,9 +217,10 @@ def _import(m: RowMapping) -> StockImport:
         m["status"],
         m["rows"],
         m["imported"],
-        list(m["errors"]),
+        first,
         m["actor"],
         m["created_at"],
+        total,
     )
 
 
@@ -228,7 +233,7 @@ def record_import(conn: Connection, record: StockImport) -> None:
             status=record.status,
             rows=record.rows,
             imported=record.imported,
-            errors=record.errors,
+            errors={"total": record.error_count, "first": record.errors},
             actor=record.actor,
             created_at=record.created_at,
         )
@@ -242,8 +247,36 @@ def get_import(conn: Connection, org_id: str, import_id: str) -> StockImport:
     return _import(row._mapping)
 
 
-def list_imports(conn: Connection, org_id: str) -> list[StockImport]:
-    rows = conn.execute(
-        select(_imp).where(_imp.c.org_id == org_id).order_by(_imp.c.created_at.desc(), _imp.c.id)
+def list_imports(
+    conn: Connection, org_id: str, *, limit: int = 100, cursor: str | None = None
+) -> tuple[list[StockImport], str | None]:
+    """Newest first; keyset pagination on (created_at, id), the cursor holding both."""
+    check_limit(limit)
+    stmt = select(_imp).where(_imp.c.org_id == org_id)
+    if cursor is not None:
+        after_time, after_id = _import_key(str(decode_cursor(cursor, str)))
+        stmt = stmt.where(
+            or_(
+                _imp.c.created_at < after_time,
+                and_(_imp.c.created_at == after_time, _imp.c.id > after_id),
+            )
+        )
+    rows = conn.execute(stmt.order_by(_imp.c.created_at.desc(), _imp.c.id).limit(limit + 1)).all()
+    page = [_import(r._mapping) for r in rows[:limit]]
+    more = len(rows) > limit
+    last = page[-1] if page else None
+    next_cursor = (
+        encode_cursor(f"{last.created_at.isoformat()}|{last.id}") if more and last else None
     )
-    return [_import(r._mapping) for r in rows]
+    return page, next_cursor
+
+
+def _import_key(key: str) -> tuple[datetime, str]:
+    time, _, import_id = key.partition("|")
+    try:
+        at = datetime.fromisoformat(time)
+    except ValueError:
+        raise InvalidInput("cursor is not one this API issued") from None
+    if not import_id or at.tzinfo is None:
+        raise InvalidInput("cursor is not one this API issued")
+    return at, import_id

@@ -3,120 +3,22 @@ its event in one transaction, so a refused operation changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import Connection
 
-from ztsim.clock import new_id
 from ztsim.errors import Conflict, InvalidInput
 from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identifiers import Eid, Imei, Imeisv, InvalidIdentifier
 from ztsim.identity import repository as identities
 from ztsim.inventory import repository as repo
+
+# Stock imports live in their own module; callers know them as service operations.
+from ztsim.inventory.imports import import_stock as import_stock
+from ztsim.inventory.imports import import_stock_file as import_stock_file
 from ztsim.inventory.lifecycle import SimAction, SimState, transition
-from ztsim.inventory.models import Device, Sim, SimKind, StockImport
-from ztsim.inventory.stock import RowError, StockFile
-from ztsim.sealing import Sealer
-
-_INSERT_CHUNK = 5000
-
-
-def import_stock(
-    conn: Connection,
-    sealer: Sealer,
-    org_id: str,
-    parsed: StockFile,
-    *,
-    filename: str,
-    kind: SimKind,
-    actor: str,
-    now: datetime,
-    on_progress: Callable[[int], None] | None = None,
-) -> StockImport:
-    """All or nothing: with any bad row (or a duplicate in the database) nothing is
-    imported and the import is recorded as rejected with every row's error."""
-    errors = list(parsed.errors)
-    if not errors:
-        errors.extend(_duplicates_in_db(conn, parsed))
-    import_id = new_id()
-    ok = not errors and bool(parsed.rows)
-    record = StockImport(
-        id=import_id,
-        org_id=org_id,
-        filename=filename,
-        status="imported" if ok else "rejected",
-        rows=parsed.data_rows,
-        imported=len(parsed.rows) if ok else 0,
-        errors=[asdict(e) for e in sorted(errors, key=lambda e: (e.line, e.field))],
-        actor=actor,
-        created_at=now,
-    )
-    repo.record_import(conn, record)
-    if ok:
-        batch: list[dict[str, object]] = []
-        for done, row in enumerate(parsed.rows, 1):
-            aad = row.iccid.value.encode()
-            batch.append(
-                {
-                    "org_id": org_id,
-                    "iccid": row.iccid.value,
-                    "imsi": row.imsi.value,
-                    "msisdn": row.msisdn.value if row.msisdn else None,
-                    "kind": kind.value,
-                    "state": SimState.STOCK.value,
-                    "k_sealed": sealer.seal(row.k, aad),
-                    "opc_sealed": sealer.seal(row.opc, aad),
-                    "pin_sealed": sealer.seal(row.pin.encode(), aad) if row.pin else None,
-                    "puk_sealed": sealer.seal(row.puk.encode(), aad) if row.puk else None,
-                    "import_id": import_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if len(batch) == _INSERT_CHUNK:
-                repo.insert_sims(conn, batch)
-                batch = []
-                if on_progress is not None:
-                    on_progress(done)
-        if batch:
-            repo.insert_sims(conn, batch)
-        if on_progress is not None:
-            on_progress(len(parsed.rows))
-    events.append(
-        conn,
-        [
-            NewEvent(
-                org_id,
-                "stock.imported" if ok else "stock.rejected",
-                actor,
-                subject_of("import", import_id),
-                Outcome.SUCCESS if ok else Outcome.FAILURE,
-                "" if ok else f"{len(errors)} error(s)",
-                {"filename": filename, "rows": record.rows, "imported": record.imported},
-            )
-        ],
-        now,
-    )
-    return record
-
-
-def _duplicates_in_db(conn: Connection, parsed: StockFile) -> list[RowError]:
-    errors: list[RowError] = []
-    for column, values in (
-        ("iccid", [r.iccid.value for r in parsed.rows]),
-        ("imsi", [r.imsi.value for r in parsed.rows]),
-        ("msisdn", [r.msisdn.value for r in parsed.rows if r.msisdn]),
-    ):
-        taken = repo.existing(conn, column, values)
-        if taken:
-            for row in parsed.rows:
-                value = getattr(row, column)
-                if value is not None and value.value in taken:
-                    errors.append(RowError(row.line, column, f"{column} is already registered"))
-    return errors
+from ztsim.inventory.models import Device, Sim
 
 
 def change_state(

@@ -1,17 +1,19 @@
 """Parsing SIM vendors' batch files (CSV). Pure: text in, validated rows or row errors out.
 
 Vendors name columns differently (`Ki` or `K`, `OPc`/`OP_C`, `MSISDN`/`Mobile`...),
-use comma, semicolon or tab, and sometimes a byte-order mark. Every row is checked
-and every problem reported with its line number; the caller imports nothing unless
-the report is clean. Messages name fields, never their secret values.
+use comma, semicolon or tab, and sometimes a byte-order mark. Rows are read and checked
+one at a time (`StockScan`); every problem is counted, the first `MAX_ERRORS` kept
+with their line numbers; the caller imports nothing unless the report is clean.
+Messages name fields, never their secret values.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -33,6 +35,9 @@ _HEX128 = re.compile(r"^[0-9a-fA-F]{32}$")
 _PIN = re.compile(r"^[0-9]{4,8}$")  # TS 31.101 §9.2: PIN 4-8 digits
 _PUK = re.compile(r"^[0-9]{8}$")  # TS 31.101 §9.2: PUK 8 digits
 MAX_ROWS = 1_000_000
+# Errors kept and returned per import; the rest are counted. A person fixes a file from
+# the first hundred; a million stored errors only cost memory and storage.
+MAX_ERRORS = 100
 _T = TypeVar("_T")
 
 
@@ -55,12 +60,32 @@ class RowError:
     message: str
 
 
+class ErrorReport:
+    """The first `limit` errors in the order found, and how many there were in all: a
+    file of a million bad rows costs a hundred errors of memory, not a million."""
+
+    def __init__(self, limit: int = MAX_ERRORS) -> None:
+        self.limit = limit
+        self.first: list[RowError] = []
+        self.total = 0
+
+    def add(self, error: RowError) -> None:
+        self.total += 1
+        if len(self.first) < self.limit:
+            self.first.append(error)
+
+    def extend(self, errors: Iterable[RowError]) -> None:
+        for error in errors:
+            self.add(error)
+
+
 @dataclass(frozen=True, slots=True)
 class StockFile:
     rows: tuple[StockRow, ...]
-    errors: tuple[RowError, ...]
+    errors: tuple[RowError, ...]  # the first MAX_ERRORS
     ignored_columns: tuple[str, ...]
     data_rows: int = 0  # non-blank rows below the header, good or bad
+    error_count: int = 0  # every error, listed or not
 
     @property
     def ok(self) -> bool:
@@ -101,48 +126,89 @@ def _sniff_dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
-def parse_stock_csv(
-    text: str, *, on_progress: Callable[[int], None] | None = None, max_rows: int = MAX_ROWS
-) -> StockFile:
-    text = text.removeprefix("\ufeff")
-    first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(first_line))
-    try:
-        headers = next(reader)
-    except StopIteration:
-        return StockFile((), (RowError(1, "file", "the file is empty"),), ())
-    except csv.Error as exc:
-        return StockFile((), (RowError(1, "file", f"not a CSV file: {exc}"),), ())
-    columns, errors, ignored = _map_headers(headers)
-    if errors:
-        return StockFile((), tuple(errors), tuple(ignored))
+class StockScan:
+    """One pass over a file's lines (any iterable of text lines, read lazily): `rows()`
+    yields each good row as it is read; errors go to `errors`, counts to the fields.
+    Memory is the duplicate index (three identifiers a row) and the capped errors."""
 
-    rows: list[StockRow] = []
-    data_rows = 0
-    seen: dict[str, dict[str, int]] = {"iccid": {}, "imsi": {}, "msisdn": {}}
-    for values in _rows(reader, errors):
-        line = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        if data_rows >= max_rows:
-            errors.append(RowError(line, "file", f"more than {max_rows} rows"))
-            break
-        data_rows += 1
-        row, row_errors = _parse_row(line, values, columns, len(headers))
-        errors.extend(row_errors)
-        if row is not None:
+    def __init__(
+        self, lines: Iterable[str], *, max_rows: int = MAX_ROWS, max_errors: int = MAX_ERRORS
+    ) -> None:
+        self._lines = lines
+        self._max_rows = max_rows
+        self.errors = ErrorReport(max_errors)
+        self.ignored_columns: tuple[str, ...] = ()
+        self.data_rows = 0
+        self.good_rows = 0
+
+    def rows(self) -> Iterator[StockRow]:
+        lines = iter(self._lines)
+        first = next(lines, None)
+        if first is None or not first.strip("\ufeff\r\n"):
+            self.errors.add(RowError(1, "file", "the file is empty"))
+            return
+        first = first.removeprefix("\ufeff")
+        dialect = _sniff_dialect(first.rstrip("\r\n"))
+        reader = csv.reader(itertools.chain((first,), lines), dialect)
+        try:
+            headers = next(reader)
+        except csv.Error as exc:
+            self.errors.add(RowError(1, "file", f"not a CSV file: {exc}"))
+            return
+        columns, header_errors, ignored = _map_headers(headers)
+        self.ignored_columns = tuple(ignored)
+        if header_errors:
+            self.errors.extend(header_errors)
+            return
+        seen: dict[str, dict[str, int]] = {"iccid": {}, "imsi": {}, "msisdn": {}}
+        failed: list[RowError] = []
+        for values in _rows(reader, failed):
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if self.data_rows >= self._max_rows:
+                self.errors.add(RowError(line, "file", f"more than {self._max_rows} rows"))
+                return
+            self.data_rows += 1
+            row, row_errors = _parse_row(line, values, columns, len(headers))
+            self.errors.extend(row_errors)
+            if row is None:
+                continue
+            clean = True
             for name, value in (("iccid", row.iccid.value), ("imsi", row.imsi.value)) + (
                 (("msisdn", row.msisdn.value),) if row.msisdn else ()
             ):
-                first = seen[name].setdefault(value, line)
-                if first != line:
-                    errors.append(RowError(line, name, f"duplicate {name}, first on line {first}"))
-            rows.append(row)
-        if on_progress is not None and line % 1000 == 0:
+                first_line = seen[name].setdefault(value, line)
+                if first_line != line:
+                    clean = False
+                    self.errors.add(
+                        RowError(line, name, f"duplicate {name}, first on line {first_line}")
+                    )
+            if clean:
+                self.good_rows += 1
+                yield row
+        self.errors.extend(failed)
+        if not self.data_rows and not self.errors.total:
+            self.errors.add(RowError(1, "file", "the file has no SIM rows"))
+
+
+def parse_stock_csv(
+    text: str,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    max_rows: int = MAX_ROWS,
+    max_errors: int = MAX_ERRORS,
+) -> StockFile:
+    """A whole file in memory, for small files (tests, the demo, benchmarks); large ones
+    go through `StockScan` and `service.import_stock_file`."""
+    scan = StockScan(io.StringIO(text, newline=""), max_rows=max_rows, max_errors=max_errors)
+    rows: list[StockRow] = []
+    for row in scan.rows():
+        rows.append(row)
+        if on_progress is not None and len(rows) % 1000 == 0:
             on_progress(len(rows))
-    if not rows and not errors:
-        errors.append(RowError(1, "file", "the file has no SIM rows"))
-    return StockFile(tuple(rows), tuple(errors), tuple(ignored), data_rows)
+    errors = tuple(scan.errors.first)
+    return StockFile(tuple(rows), errors, scan.ignored_columns, scan.data_rows, scan.errors.total)
 
 
 def _rows(reader: Iterator[list[str]], errors: list[RowError]) -> Iterator[list[str]]:

@@ -144,6 +144,8 @@ async def run_demo(
             "dns_reload_interval": 0.5,
             "dns_stats_interval": 1.0,
             "dns_policy_file": _feeds_file(settings.data_dir),
+            # The demo's "internet" (lists, sinks) serves on loopback.
+            "outbound_allowed_ranges": ["127.0.0.0/8"],
         }
     )
     platform = node.build(settings, create_key=True)

@@ -13,6 +13,7 @@ from ztsim.dns.serve.upstream import UpstreamSpec
 from ztsim.dns.serve.upstream_https import doh_url
 from ztsim.dns.serve.workers import WorkerPool
 from ztsim.errors import InvalidInput
+from ztsim.netguard import parse_ranges
 from ztsim.node.platform import Platform
 from ztsim.node.runner import on_stop_signal, run_role, stop_signals_held
 from ztsim.settings import Settings
@@ -87,6 +88,7 @@ def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOpt
         tls_cert=settings.dns_tls_cert,
         tls_key=settings.dns_tls_key,
         list_refresh_interval=settings.dns_list_refresh_interval,
+        outbound_allowed=parse_ranges(settings.outbound_allowed_ranges),
         upstream_ca=settings.dns_upstream_ca,
     )
 

@@ -8,13 +8,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine, select
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
+from ztsim.api.edge import HttpEdge
+from ztsim.api.limits import BodyLimits
+from ztsim.api.server import ServeOptions, server_config
 from ztsim.clock import utc_now
 from ztsim.db import schema
 from ztsim.db.engine import make_engine, upgrade
+from ztsim.dns.serve.doh import DohService
 from ztsim.errors import InvalidInput
 from ztsim.esim.config import EsimConfig
 from ztsim.events import store as events
@@ -47,8 +53,23 @@ def esim_config(settings: Settings) -> EsimConfig:
     )
 
 
+def private_data_dir(data_dir: Path) -> None:
+    """The data directory holds the database (IMSIs, IMEIs, locations, names) and the
+    key file: its owner's only. Created 0700; an existing one is tightened."""
+    if not data_dir.exists():
+        data_dir.mkdir(mode=0o700, parents=True)
+        return
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        data_dir.chmod(mode & 0o700)
+        log.warning("data directory %s was mode %o; now %o", data_dir, mode, mode & 0o700)
+
+
 def build(settings: Settings, *, create_key: bool = False) -> Platform:
     """Open (and migrate) the database and load the key-encryption key."""
+    uses_data_dir = not settings.database_url or settings.master_key is None
+    if uses_data_dir or settings.data_dir.exists():
+        private_data_dir(settings.data_dir)
     engine = make_engine(settings.resolved_database_url())
     upgrade(engine)
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
@@ -86,18 +107,37 @@ def has_org(platform: Platform) -> bool:
         return conn.execute(select(schema.orgs.c.id).limit(1)).first() is not None
 
 
-def serve_api(platform: Platform) -> None:
-    import uvicorn
-
-    app = create_app(platform.api_context())
-    log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
-    uvicorn.run(
-        app,
-        host=platform.settings.api_host,
-        port=platform.settings.api_port,
-        log_level="info",
-        access_log=False,
+def http_edge(settings: Settings) -> HttpEdge:
+    return HttpEdge(
+        limits=BodyLimits(json=settings.api_body_limit),
+        trusted_proxies=tuple(settings.api_trusted_proxies),
+        auth_failures_per_minute=settings.api_auth_failures_per_minute or None,
     )
+
+
+def api_app(platform: Platform, ctx: ApiContext, doh: DohService | None = None) -> FastAPI:
+    return create_app(ctx, doh, http_edge(platform.settings))
+
+
+def api_server(platform: Platform, app: FastAPI, *, log_level: str) -> uvicorn.Server:
+    """The one place the API server is configured (`ztsim up` and `ztsim serve api`)."""
+    s = platform.settings
+    options = ServeOptions(
+        host=s.api_host,
+        port=s.api_port,
+        header_timeout=s.api_header_timeout,
+        max_connections_per_client=s.api_max_connections_per_client,
+        max_connections=s.api_max_connections,
+        trusted_proxies=tuple(s.api_trusted_proxies),
+        log_level=log_level,
+    )
+    return uvicorn.Server(server_config(app, options))
+
+
+def serve_api(platform: Platform) -> None:
+    server = api_server(platform, api_app(platform, platform.api_context()), log_level="info")
+    log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
+    server.run()
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from ztsim.api.app import create_app
 from ztsim.heap import freeze_startup
 from ztsim.node import dns as dns_node
-from ztsim.node.platform import Platform
+from ztsim.node.platform import Platform, api_app, api_server
 from ztsim.node.radius import start_aaa
 from ztsim.node.runner import run_role
 from ztsim.radius.serve.server import RadiusServer
@@ -55,14 +54,7 @@ async def start_all(platform: Platform, *, dns: bool = True) -> Running:
     notifier.subscribe(aaa.notify)
     # The gateway's loop runs in a daemon thread; it ends with the process.
     doh = dns_node.start_in_thread(platform) if dns else None
-    config = uvicorn.Config(
-        create_app(ctx, doh),
-        host=platform.settings.api_host,
-        port=platform.settings.api_port,
-        log_level="warning",
-        access_log=False,  # request paths can carry DoH device tokens
-    )
-    server = uvicorn.Server(config)
+    server = api_server(platform, api_app(platform, ctx, doh), log_level="warning")
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

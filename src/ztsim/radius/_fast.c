@@ -290,7 +290,10 @@ static PyObject *ma_ok(PyObject *self, PyObject *args) {
     Py_ssize_t offset, length;
     if (!PyArg_ParseTuple(args, "y*nny*", &datagram, &offset, &length, &secret)) return NULL;
     PyObject *result = NULL;
-    if (offset < HEADER || offset + MA_LENGTH > length || length > datagram.len) {
+    /* Each bound is compared without adding to a caller's number: offset + MA_LENGTH
+       overflows for an offset near PY_SSIZE_T_MAX and would pass the check. */
+    if (length > datagram.len || length < HEADER + MA_LENGTH || offset < HEADER ||
+        offset > length - MA_LENGTH) {
         PyErr_SetString(PyExc_ValueError, "Message-Authenticator offset out of the packet");
     } else {
         static const unsigned char zeros[16] = {0};
@@ -317,12 +320,18 @@ static PyObject *sign(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iiy*y*y*", &code, &identifier, &authenticator, &tail, &secret))
         return NULL;
     PyObject *reply = NULL;
-    Py_ssize_t length = HEADER + MA_LENGTH + tail.len;
-    if (authenticator.len != 16 || code < 0 || code > 255 || identifier < 0 || identifier > 255 ||
-        length > 0xffff) {
+    if (authenticator.len != 16 || code < 0 || code > 255 || identifier < 0 || identifier > 255) {
         PyErr_SetString(PyExc_ValueError, "reply fields out of range");
         goto done;
     }
+    /* RFC 2865 §3: at most 4096 octets; refused whole, never truncated. Compared before
+       adding, so a huge attribute buffer cannot wrap the sum. */
+    if (tail.len > MAX_PACKET - HEADER - MA_LENGTH) {
+        PyErr_Format(PyExc_ValueError, "%zd octets of attributes make a reply over %d octets",
+                     tail.len, MAX_PACKET);
+        goto done;
+    }
+    Py_ssize_t length = HEADER + MA_LENGTH + tail.len;
     reply = PyBytes_FromStringAndSize(NULL, length);
     if (reply == NULL) goto done;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(reply);

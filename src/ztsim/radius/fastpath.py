@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ztsim.radius.attrtypes import VENDOR_3GPP, AttributeType, ThreeGppType
-from ztsim.radius.errors import RadiusDecodeError
+from ztsim.radius.errors import RadiusDecodeError, RadiusEncodeError
 from ztsim.radius.packet import HEADER_LENGTH, MAX_PACKET_LENGTH
 
 _MA = int(AttributeType.MESSAGE_AUTHENTICATOR)
@@ -179,17 +179,32 @@ def message_authenticator_ok(
     if _fast is not None:
         ok: bool = _fast.ma_ok(datagram, found, request.length, secret)
         return ok
+    return ma_ok_py(datagram, found, request.length, secret)
+
+
+def ma_ok_py(datagram: bytes, offset: int, length: int, secret: bytes) -> bool:
+    """The Message-Authenticator at `offset` of a `length`-octet packet checks out; the
+    Python reference of `_fast.ma_ok`, with its bounds (`ValueError` outside them)."""
+    if (
+        length > len(datagram)
+        or length < HEADER_LENGTH + _MA_LENGTH
+        or offset < HEADER_LENGTH
+        or offset > length - _MA_LENGTH
+    ):
+        raise ValueError("Message-Authenticator offset out of the packet")
     inner_start, outer_start = _hmac_md5_pads(secret)
     inner = inner_start.copy()
-    inner.update(datagram[: found + 2] + _ZERO16 + datagram[found + _MA_LENGTH : request.length])
+    inner.update(datagram[: offset + 2] + _ZERO16 + datagram[offset + _MA_LENGTH : length])
     outer = outer_start.copy()
     outer.update(inner.digest())
-    return hmac.compare_digest(outer.digest(), datagram[found + 2 : found + _MA_LENGTH])
+    return hmac.compare_digest(outer.digest(), datagram[offset + 2 : offset + _MA_LENGTH])
 
 
 # Type and Length of a Message-Authenticator, and the attribute with its value zeroed.
 _MA_HEAD = bytes((_MA, _MA_LENGTH))
 _MA_ZEROED = _MA_HEAD + _ZERO16
+# RFC 2865 §3: a packet is at most 4096 octets, header and Message-Authenticator included.
+_MAX_TAIL = MAX_PACKET_LENGTH - HEADER_LENGTH - _MA_LENGTH
 
 
 def encode_access_reply(
@@ -199,9 +214,15 @@ def encode_access_reply(
     secret: bytes,
 ) -> bytes:
     """Access-Accept/Reject with Message-Authenticator first (BlastRADIUS guidance, 2024),
-    then `attributes`, then the request's Proxy-States (RFC 2865 §5.33)."""
+    then `attributes`, then the request's Proxy-States (RFC 2865 §5.33).
+    `RadiusEncodeError` when that exceeds 4096 octets: refused, never truncated."""
     proxy_states = request.access.proxy_states
     tail = attributes + b"".join(proxy_states) if proxy_states else attributes
+    if len(tail) > _MAX_TAIL:
+        raise RadiusEncodeError(
+            f"the reply would be {HEADER_LENGTH + _MA_LENGTH + len(tail)} octets,"
+            f" more than {MAX_PACKET_LENGTH}"
+        )
     if _fast is not None:
         signed: bytes = _fast.sign(code, request.identifier, request.authenticator, tail, secret)
         return signed

@@ -3,11 +3,14 @@ path), read by the API and the DNS gateway. Every read is scoped by org."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, insert, select, update
+from sqlalchemy import Connection, Insert, RowMapping, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ztsim.db import schema
 from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
@@ -60,14 +63,37 @@ def _values(s: Session) -> dict[str, object]:
     }
 
 
+@functools.cache
+def _upsert(dialect: str) -> Insert:
+    # Built once: building it and its cache key cost about 1 ms, per batch otherwise.
+    upsert = sqlite_insert(_t) if dialect == "sqlite" else postgresql_insert(_t)
+    kept = ("gateway_id", "acct_session_id", "started_at")
+    return upsert.on_conflict_do_update(
+        index_elements=[_t.c.gateway_id, _t.c.acct_session_id],
+        set_={c.name: upsert.excluded[c.name] for c in _t.c if c.name not in (*kept, "id")},
+    )
+
+
 def save(conn: Connection, sessions: Iterable[Session]) -> None:
-    """Insert or update by (gateway, Acct-Session-Id). The AAA process is the only writer
-    of its gateways' sessions, so update-then-insert needs no lock."""
-    for s in sessions:
-        values = _values(s)
+    """Insert or update by (gateway, Acct-Session-Id), at most one of each key. On SQLite
+    and PostgreSQL one upsert (ON CONFLICT DO UPDATE) for the whole batch: two statements
+    per session cost about 0.75 ms each, which capped accounting answered after its
+    commit at about 1,300 a second. Elsewhere update-then-insert, which needs no lock
+    since the AAA process is the only writer of its gateways' sessions."""
+    rows = [_values(s) for s in sessions]
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        conn.execute(_upsert(dialect), rows)
+        return
+    for values in rows:
         done = conn.execute(
             update(_t)
-            .where(_t.c.gateway_id == s.gateway_id, _t.c.acct_session_id == s.acct_session_id)
+            .where(
+                _t.c.gateway_id == values["gateway_id"],
+                _t.c.acct_session_id == values["acct_session_id"],
+            )
             .values(**{k: v for k, v in values.items() if k != "started_at"})
         )
         if done.rowcount == 0:

@@ -6,10 +6,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select, text
 
 from ztsim.db import schema
 from ztsim.dns.policy.config import load_config
+from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.rules import OrgPolicy, OrgSettings, PolicyData, PrivacyMode
+from ztsim.dns.policy.snapshot import ALLOWED, PolicySnapshot
+from ztsim.dns.querylog import Backlog
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
 from ztsim.sessions import repository
 from ztsim.sessions.table import Session
@@ -82,3 +86,52 @@ def test_policy_file_reload_rebuilds_identities_only_if_its_sources_changed(
     process.reload()
     assert process.gateway.identities.by_source("10.0.0.2") is not None
     assert process.gateway.identities.by_source("10.0.0.1") is None
+
+
+# -- the query log's writer while the database is down -----------------------------------
+
+
+def test_query_events_of_an_outage_are_written_when_the_database_returns(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(schema.orgs).values(id="o1", name="O", slug="o", created_at=T0))
+    options = GatewayOptions(
+        "127.0.0.1", 0, [], None, database=engine, store_key=lambda: b"k" * 16,
+        stats_interval=3600.0,
+    )  # fmt: skip
+    process = GatewayProcess(options, None)
+    log = process.querylog
+    log.policy = PolicySnapshot(
+        PolicyData({"o1": OrgPolicy("o1", (), OrgSettings(privacy=PrivacyMode.ALL))}, {}),
+        b"k" * 16,
+    )
+    # A small bound, to see what happens past it.
+    process.unwritten = Backlog(log, 4)
+    alice = Requester("o1", "alice")
+    with engine.begin() as conn:  # the events table gone: every write fails
+        conn.execute(text("ALTER TABLE events RENAME TO events_away"))
+    for n in range(3):
+        log.record(alice, f"q{n}.example", 1, ALLOWED)
+    process.write_log()
+    assert len(process.unwritten) == 3
+    for n in range(3, 5):
+        log.record(alice, f"q{n}.example", 1, ALLOWED)
+    process.write_log()
+    assert len(process.unwritten) == 4  # the oldest went, counted
+    assert log.dropped == 1
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE events_away RENAME TO events"))
+    process.write_log()
+    assert len(process.unwritten) == 0
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schema.events.c.kind, schema.events.c.payload).order_by(schema.events.c.id)
+        ).all()
+    names = [p["name"] for k, p in rows if k == "dns.query"]
+    assert names == ["q1.example", "q2.example", "q3.example", "q4.example"]
+    assert [p for k, p in rows if k == "dns.events_dropped"] == [{"dropped": 1}]
+    process.write_log()  # reported once
+    with engine.connect() as conn:
+        count = conn.execute(select(schema.events.c.id)).all()
+    assert len(count) == len(rows)

@@ -10,21 +10,27 @@ import os
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, ip_network
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ztsim.radius import (
+    Attribute,
     AttributeType,
     Code,
     Packet,
     RadiusAuthError,
     RadiusDecodeError,
     SharedSecret,
+    encode_reply,
+    make_reply,
     sign_request,
     verify_request,
 )
-from ztsim.radius.aaa.core import AaaCore
+from ztsim.radius.aaa import core as core_module
+from ztsim.radius.aaa.core import AaaCore, accounting_response
 from ztsim.radius.aaa.engine import MESSAGES, GatewayEntry, Reason, SimEntry, Snapshot
+from ztsim.radius.aaa.traffic import AfterCommit
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_request
 from ztsim.sessions.allocator import Ipam, PoolEntry
@@ -43,6 +49,8 @@ POOL = PoolEntry("p1", "o1", IPv4Network("10.64.0.0/24"), None)
 class _Sink:
     def __init__(self) -> None:
         self.events: list[object] = []
+        self.sessions: list[object] = []
+        self.generation = 0
 
     def access(self, record: object) -> None:
         self.events.append(record)
@@ -51,7 +59,7 @@ class _Sink:
         self.events.append(event)
 
     def session(self, session: object) -> None:
-        pass
+        self.sessions.append(session)
 
     def lease(self, pool: object, imsi: str, address: str, when: datetime) -> None:
         pass
@@ -97,14 +105,14 @@ def _valid_access() -> bytes:
     return sign_request(request, SECRET, add_message_authenticator=True).encode()
 
 
-def _valid_acct() -> bytes:
+def _valid_acct(session_id: str = "s", ident: int = 2, status: int = 1) -> bytes:
     request = Packet(
         Code.ACCOUNTING_REQUEST,
-        2,
+        ident,
         bytes(16),
         (
-            make_attribute("Acct-Status-Type", 1),
-            make_attribute("Acct-Session-Id", "s"),
+            make_attribute("Acct-Status-Type", status),
+            make_attribute("Acct-Session-Id", session_id),
             make_attribute("User-Name", IMSI),
         ),
     )
@@ -135,9 +143,10 @@ def test_hostile_datagrams_are_dropped_and_counted(datagrams: list[bytes]) -> No
     core = _core()
     answered = 0
     for n, datagram in enumerate(datagrams):
-        for handle in (core.handle_auth, core.handle_acct):
-            if handle(datagram, ("127.0.0.1", 1000 + n)) is not None:
-                answered += 1
+        if core.handle_auth(datagram, ("127.0.0.1", 1000 + n)) is not None:
+            answered += 1
+        if core.handle_acct(datagram, ("127.0.0.1", 1000 + n)) is not None:
+            answered += 1
     c = core.counters
     assert c.received == 2 * len(datagrams)
     assert c.received == c.dropped + c.answered + c.duplicates
@@ -245,3 +254,86 @@ def test_an_exhausted_pool_still_gives_a_sim_its_leased_address() -> None:
     answer = Packet.decode(reply)
     assert answer.code is Code.ACCESS_ACCEPT
     assert str(decode_attributes(answer).get("Framed-IP-Address")) == "10.64.0.77"
+
+
+# -- accounting is answered once its records are durable (RFC 2866 §2) --------------------
+
+
+def test_an_accounting_reply_waits_for_the_commit_of_its_records() -> None:
+    core = _core()
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    sink.generation = 7
+    peer = ("127.0.0.1", 1813)
+    after = core.handle_acct(_valid_acct(), peer)
+    assert isinstance(after, AfterCommit)
+    assert (after.peer, after.generation) == (peer, 7)
+    assert Packet.decode(after.reply).code is Code.ACCOUNTING_RESPONSE
+    assert len(sink.sessions) == 1  # recorded before the reply was handed out
+    # An earlier batch's commit does not release it.
+    assert core.committed(6) == []
+    # Its retransmission before the commit gets nothing, and records nothing again.
+    assert core.handle_acct(_valid_acct(), peer) is None
+    assert len(sink.sessions) == 1
+    assert core.counters.duplicates == 1
+    assert core.committed(7) == [after]
+    assert core.committed(7) == []
+    # Once durable, a retransmission gets the same reply from the cache.
+    assert core.handle_acct(_valid_acct(), peer) == after.reply
+    assert core.counters.duplicates == 2
+
+
+def test_replies_come_out_in_order_up_to_the_committed_generation() -> None:
+    core = _core()
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    handed: list[AfterCommit] = []
+    for n in range(6):
+        sink.generation = n // 2
+        after = core.handle_acct(_valid_acct(f"s{n}", ident=n), ("127.0.0.1", 1813))
+        assert isinstance(after, AfterCommit)
+        handed.append(after)
+    assert core.committed(1) == handed[:4]
+    assert len(core.awaiting) == 2
+    assert core.committed(5) == handed[4:]
+
+
+def test_past_the_bound_accounting_is_left_unanswered_and_nothing_is_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(core_module, "MAX_AWAITING", 3)
+    core = _core()
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    for n in range(3):
+        assert isinstance(
+            core.handle_acct(_valid_acct(f"s{n}", ident=n), ("127.0.0.1", 9)), AfterCommit
+        )
+    assert core.handle_acct(_valid_acct("s3", ident=3), ("127.0.0.1", 9)) is None
+    assert core.counters.acct_deferred == 1
+    assert core.counters.dropped == 1
+    assert len(sink.sessions) == 3
+    assert len(core.committed(0)) == 3
+    # Its retransmission, once the backlog is written, is handled.
+    assert isinstance(core.handle_acct(_valid_acct("s3", ident=3), ("127.0.0.1", 9)), AfterCommit)
+    assert len(sink.sessions) == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=40), max_size=4),
+    st.integers(0, 255),
+    st.sampled_from([b"", b"x" * 200]),
+)
+def test_the_accounting_response_is_the_codecs(
+    proxy_states: list[bytes], ident: int, padding: bytes
+) -> None:
+    attributes = [make_attribute("Acct-Session-Id", "s")]
+    if padding:
+        attributes.append(make_attribute("Class", padding))
+    attributes += [Attribute(AttributeType.PROXY_STATE, p) for p in proxy_states]
+    request = sign_request(
+        Packet(Code.ACCOUNTING_REQUEST, ident, bytes(16), tuple(attributes)), SECRET
+    )
+    expected = encode_reply(make_reply(request, Code.ACCOUNTING_RESPONSE), request, SECRET)
+    assert accounting_response(request, SECRET.reveal()) == expected

@@ -162,7 +162,8 @@ def test_trust_on_first_attach_binds_the_first_device_and_refuses_a_second(
 def test_same_imsi_live_on_another_imei_is_a_clone(
     aaa: RunningAaa, world: World, sqlite_engine: Engine
 ) -> None:
-    # A live session for the SIM from a device reporting another IMEI.
+    # A live session for the SIM (at its leased address) from a device reporting another IMEI.
+    assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
     start = accounting("Start", "clone-1", world.active).replace("3534900698733201", OTHER_IMEISV)
     assert "Received Accounting-Response" in radclient(aaa.acct_port, "acct", start)
     out = radclient(aaa.auth_port, "auth", access(world.active))
@@ -180,6 +181,7 @@ def _live(engine: Engine, org_id: str) -> list[sessions_repo.StoredSession]:
 def test_accounting_start_interim_stop_builds_the_session_table(
     aaa: RunningAaa, world: World, sqlite_engine: Engine
 ) -> None:
+    assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
     out = radclient(aaa.acct_port, "acct", accounting("Start", "s-1", world.active))
     assert "Received Accounting-Response" in out, out
     aaa.flush()
@@ -221,6 +223,7 @@ def test_accounting_start_interim_stop_builds_the_session_table(
 def test_stop_without_session_stop_indicator_ends_one_bearer_only(
     aaa: RunningAaa, world: World, sqlite_engine: Engine
 ) -> None:
+    assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
     for sid in ("b-1", "b-2", "b-3"):
         radclient(aaa.acct_port, "acct", accounting("Start", sid, world.active))
     radclient(aaa.acct_port, "acct", accounting("Stop", "b-1", world.active))
@@ -241,8 +244,10 @@ def test_stop_without_session_stop_indicator_ends_one_bearer_only(
 def test_accounting_on_ends_every_session_of_the_gateway(
     aaa: RunningAaa, world: World, sqlite_engine: Engine
 ) -> None:
+    # Two bearers of one SIM: accounting is taken only for the address it was leased.
+    assert "Received Access-Accept" in radclient(aaa.auth_port, "auth", access(world.active))
     radclient(aaa.acct_port, "acct", accounting("Start", "on-1", world.active))
-    radclient(aaa.acct_port, "acct", accounting("Start", "on-2", world.unbound))
+    radclient(aaa.acct_port, "acct", accounting("Start", "on-2", world.active))
     aaa.flush()
     assert len(_live(sqlite_engine, world.org_id)) == 2
     out = radclient(

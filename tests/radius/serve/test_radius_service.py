@@ -27,8 +27,10 @@ from ztsim.radius import (
     decode_attributes,
     encode_reply,
     make_reply,
+    sign_request,
     verify_request,
 )
+from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.store.snapshot import load_pools
 from ztsim.sealing import Sealer
 from ztsim.sessions.allocator import DEFAULT_BLOCK_PREFIX, blocks_of, usable
@@ -99,6 +101,9 @@ def _events(engine: Engine, kind: str) -> list[tuple[str, str, dict[str, object]
 
 
 def _start_session(s: Setup, session_id: str = "live-1") -> None:
+    # Accounting is taken only for the address ztsim leased: the SIM attaches first.
+    out = radclient(s.aaa.auth_port, "auth", access(s.world.active))
+    assert "Received Access-Accept" in out, out
     out = radclient(s.aaa.acct_port, "acct", accounting("Start", session_id, s.world.active))
     assert "Received Accounting-Response" in out, out
 
@@ -272,3 +277,48 @@ def test_a_pool_with_no_block_left_refuses_the_sim(sqlite_engine: Engine, sealer
     assert 'Reply-Message = "no address available"' in out, out
     # The first attempt waited while the service tried to claim a block.
     assert waited >= 1
+
+
+# -- accounting answered after its commit -----------------------------------------------
+
+
+def _acct_datagram(session_id: str, imsi: str) -> bytes:
+    request = Packet(
+        Code.ACCOUNTING_REQUEST,
+        7,
+        bytes(16),
+        (
+            make_attribute("Acct-Status-Type", 1),
+            make_attribute("Acct-Session-Id", session_id),
+            make_attribute("User-Name", imsi),
+            make_attribute("3GPP-IMSI", imsi),
+        ),
+    )
+    return sign_request(request, SharedSecret(SECRET)).encode()
+
+
+def test_accounting_is_answered_after_its_commit_without_waiting_for_the_tick(
+    sqlite_engine: Engine, sealer: Sealer
+) -> None:
+    world = build_world(sqlite_engine, sealer)
+    # A tick far away: only the pending reply can start the commit.
+    aaa = RunningAaa(sqlite_engine, sealer, flush_seconds=60.0)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gateway:
+            gateway.settimeout(5)
+            for n in range(3):
+                began = time.monotonic()
+                gateway.sendto(_acct_datagram(f"w-{n}", world.active), ("127.0.0.1", aaa.acct_port))
+                reply = Packet.decode(gateway.recv(4096))
+                assert reply.code is Code.ACCOUNTING_RESPONSE
+                assert time.monotonic() - began < 2
+                # Answered, hence already in the database.
+                with sqlite_engine.connect() as conn:
+                    ids = conn.execute(select(schema.radius_sessions.c.acct_session_id)).scalars()
+                    assert f"w-{n}" in set(ids)
+            # The retransmission of a committed request gets the cached reply.
+            gateway.sendto(_acct_datagram("w-2", world.active), ("127.0.0.1", aaa.acct_port))
+            assert Packet.decode(gateway.recv(4096)).code is Code.ACCOUNTING_RESPONSE
+        assert aaa.counters.duplicates == 1
+    finally:
+        aaa.close()

@@ -4,7 +4,10 @@ or in N forked workers sharing the port with SO_REUSEPORT.
 Snapshots are rebuilt off the hot path (in a thread) and swapped by assignment:
 the policy file when its modification time changes, the identity table from
 the session table every `reload_interval` seconds. The query log is drained to
-the events table every `log_interval` seconds. Workers are forked after the
+the events table every `log_interval` seconds; while the database is down its events
+are kept (up to the query log's bound, the oldest past it counted as dropped) and
+written, with their own times, when it returns, with one `dns.events_dropped` event
+per org that lost any. Workers are forked after the
 first policy is built, so its domain store is shared copy-on-write.
 """
 
@@ -15,9 +18,11 @@ import logging
 import os
 import pickle
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine as DbEngine
@@ -31,7 +36,7 @@ from ztsim.dns.policy.config import GatewayConfig, load_config, source_files
 from ztsim.dns.policy.identity import IdentityResolver, IdentitySnapshot, NetworkDefault, Requester
 from ztsim.dns.policy.rules import PolicyData
 from ztsim.dns.policy.snapshot import PolicySnapshot
-from ztsim.dns.querylog import QueryLog
+from ztsim.dns.querylog import Backlog, QueryLog
 from ztsim.dns.serve.gateway import Gateway
 from ztsim.dns.serve.tcp import TcpServer, serve_tcp, tcp_socket, tls_context
 from ztsim.dns.serve.udp import UdpServer, serve_udp, udp_socket
@@ -41,6 +46,8 @@ from ztsim.dns.store.identity_view import identity_fingerprint, load_identity_sn
 from ztsim.dns.store.refresh import refresh_due
 from ztsim.errors import ZtsimError
 from ztsim.events import store
+from ztsim.events.schema import NewEvent
+from ztsim.netguard import Network
 
 log = logging.getLogger("ztsim.dns")
 
@@ -60,6 +67,7 @@ class GatewayOptions:
     # DNS over TLS (RFC 7858) on `tls_port` when a certificate and key are configured.
     tls_port: int = 8853
     list_refresh_interval: float = 3600.0  # seconds between downloads of a URL list
+    outbound_allowed: tuple[Network, ...] = ()  # ranges URL lists may come from (netguard)
     upstream_ca: Path | None = None  # CA file checking DoT and DoH upstreams; None: system's
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -126,6 +134,10 @@ class GatewayProcess:
         self._identity_inputs = self._identity_state()
         policy, self._subjects = build_policy(options, config)
         self.querylog = QueryLog(policy, options.pseudonym_key)
+        self.unwritten = Backlog(self.querylog, self.querylog.max_pending)
+        # A write cancelled at stop may still run in its thread when the last one starts.
+        self._writing = threading.Lock()
+        self._write_failing = False
         self._stats_at = time.monotonic()
         self._servers: list[TcpServer | UdpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -195,14 +207,47 @@ class GatewayProcess:
         return True
 
     def write_log(self, final: bool = False) -> None:
-        events = self.querylog.drain()
-        now = time.monotonic()
-        if final or now - self._stats_at >= self.options.stats_interval:
-            self._stats_at = now
-            events += self.querylog.stats()
-        if events and self.options.database is not None:
-            with for_writing(self.options.database).begin() as conn:
-                store.append(conn, events, utc_now())
+        """Store the query log's events (after those kept from failed writes); if the
+        database is unavailable, keep them for the next call."""
+        with self._writing:
+            events = self.querylog.drain()
+            now = time.monotonic()
+            if final or now - self._stats_at >= self.options.stats_interval:
+                self._stats_at = now
+                events += self.querylog.stats()
+            if self.options.database is None:
+                return
+            batches = self.unwritten.take()
+            if events:
+                batches.append((utc_now(), events))
+            reports = self.querylog.drop_reports()
+            if not batches and not reports:
+                return
+            try:
+                self._store(batches, reports)
+            except (SQLAlchemyError, OSError) as exc:
+                self.querylog.give_back(reports)
+                self.unwritten.keep(batches)
+                if not self._write_failing or final:
+                    self._write_failing = True
+                    log.warning(
+                        "writing DNS events failed (%s): %d kept for the next try",
+                        type(exc).__name__,  # a driver's message may quote the values
+                        len(self.unwritten),
+                    )
+                return
+            if self._write_failing:
+                self._write_failing = False
+                log.warning("writing DNS events resumed")
+
+    def _store(
+        self, batches: list[tuple[datetime, list[NewEvent]]], reports: list[NewEvent]
+    ) -> None:
+        assert self.options.database is not None
+        with for_writing(self.options.database).begin() as conn:
+            for when, events in batches:
+                store.append(conn, events, when)
+            store.append(conn, reports, utc_now())
 
     async def _every(self, seconds: float, work: Callable[[], None]) -> None:
         while True:
@@ -214,7 +259,12 @@ class GatewayProcess:
 
     def refresh_lists(self) -> None:
         if self.options.database is not None:
-            refresh_due(self.options.database, utc_now(), self.options.list_refresh_interval)
+            refresh_due(
+                self.options.database,
+                utc_now(),
+                self.options.list_refresh_interval,
+                allowed=self.options.outbound_allowed,
+            )
 
     async def start(self, *, reuse_port: bool = False, refresher: bool = True) -> None:
         """Bind the sockets and start serving; `refresher`: this process downloads URL
@@ -256,6 +306,8 @@ class GatewayProcess:
             await asyncio.to_thread(self.write_log, True)
         except Exception:
             log.exception("writing the last DNS query log failed")
+        if self.unwritten:
+            log.error("stopping with %d DNS events unwritten", len(self.unwritten))
 
     async def serve(self, *, stop: asyncio.Event | None = None) -> None:
         """Serve until `stop` (never, without one)."""

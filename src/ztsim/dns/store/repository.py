@@ -15,12 +15,14 @@ from typing import Any
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ztsim import netguard
 from ztsim.clock import new_id
 from ztsim.db import schema
 from ztsim.dns.policy.identity import NetworkDefault, token_digest
 from ztsim.dns.policy.lists import ListFormat, parse_list
 from ztsim.dns.policy.rules import OrgSettings, Rule
 from ztsim.errors import Conflict, NotFound
+from ztsim.sessions import claims
 
 _s, _r, _l, _t = schema.dns_settings, schema.dns_rules, schema.dns_lists, schema.dns_device_tokens
 SPEC_FIELDS: tuple[str, ...] = ("domains", "lists", "categories", "qtypes", "identities")
@@ -98,8 +100,9 @@ def get_settings(conn: Connection, org_id: str) -> tuple[OrgSettings, tuple[str,
 def put_settings(
     conn: Connection, org_id: str, settings: OrgSettings, networks: tuple[str, ...], now: datetime
 ) -> None:
-    for cidr in networks:
-        NetworkDefault(org_id, cidr).network()  # checks the CIDR
+    checked = [NetworkDefault(org_id, cidr).network() for cidr in networks]
+    # The most specific network wins the DNS lookup: another org's space is refused.
+    claims.claim(conn, org_id, checked)
     values = {
         "block_answer": settings.block_answer.value,
         "block_page_ipv4": settings.block_page_ipv4,
@@ -223,6 +226,10 @@ def create_list(
     url: str | None,
     now: datetime,
 ) -> StoredList:
+    if url is not None:
+        # Syntax only (http/https, a host, no credentials): addresses are checked at
+        # every download, against the ranges allowed then (ztsim.outbound).
+        netguard.parse_target(url)
     list_id = new_id()
     try:
         conn.execute(

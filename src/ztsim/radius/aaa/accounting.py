@@ -1,8 +1,14 @@
 """Accounting-Request handling (RFC 2866, TS 29.061 §16.4.3): the session table from
 Start, Interim-Update and Stop; Accounting-On/Off end a gateway's sessions.
 
-A mixin of `AaaCore`: it reads the core's snapshot and writes the core's session
-index and sink. Every operation is idempotent, so duplicates change nothing.
+A mixin of `AaaCore`: it reads the core's snapshot and address allocator and writes the
+core's session index and sink. Every operation is idempotent, so duplicates change nothing.
+
+Start and Interim-Update make a session only for a SIM of the gateway's own org, and only
+with the address ztsim leased to it (or none): anything else is answered but recorded as
+refused (`radius.accounting_refused`, and `risk.clone` when the SIM is the org's own), so a
+gateway can neither claim another org's UE address for the DNS gateway nor pull another
+org's device data (the IMEI of its last attach) into its own sessions and events.
 """
 
 from __future__ import annotations
@@ -12,13 +18,25 @@ from datetime import datetime
 from typing import Any
 
 from ztsim.clock import Clock
-from ztsim.events.schema import NewEvent, subject_of
-from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, Snapshot, access_request
+from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.radius.aaa.engine import (
+    AccessRequest,
+    GatewayEntry,
+    Reason,
+    SimEntry,
+    Snapshot,
+    access_request,
+)
 from ztsim.radius.aaa.traffic import Counters, Sink
 from ztsim.radius.dictionary import DecodedAttributes
 from ztsim.radius.uli import UserLocationInfo
 from ztsim.radius.values import AcctStatusType, RatType
+from ztsim.sessions.allocator import Ipam
 from ztsim.sessions.table import Session, SessionIndex
+
+# Why an Accounting-Request for a SIM of the gateway's own org was refused: its
+# Framed-IP-Address is not the SIM's lease (or it has none).
+NOT_LEASED = "address_not_leased"
 
 
 def location_json(value: object) -> dict[str, Any] | None:
@@ -39,6 +57,7 @@ class AccountingMixin:
     # Provided by AaaCore.
     snapshot: Snapshot
     sessions: SessionIndex
+    ipam: Ipam
     sink: Sink
     clock: Clock
     counters: Counters
@@ -70,29 +89,35 @@ class AccountingMixin:
         if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE):
             return
         request = access_request(attrs)
-        if request.imsi is not None and (request.imei is None or request.apn is None):
+        ue = attrs.get("Framed-IP-Address")
+        sim = self.snapshot.sims.get(request.imsi) if request.imsi else None
+        if sim is None or sim.org_id != gateway.org_id:
+            # Another org's SIM is, for this gateway, no SIM at all (as in `decide`): the
+            # same answer and event as for an unknown IMSI, so neither leaks.
+            reason = Reason.IMSI_MISSING if request.imsi is None else Reason.UNKNOWN_IMSI
+            self._refused(gateway, session_id, request.imsi, ue, reason.value, None, now)
+            return
+        if ue is not None and str(ue) != self._leased(sim):
+            # An address ztsim did not lease to this SIM: a clone signal, not a session.
+            self._refused(gateway, session_id, sim.imsi, ue, NOT_LEASED, sim, now, request.imei)
+            return
+        if request.imei is None or request.apn is None:
             # Accounting may leave out 3GPP-IMEISV or the APN: the accepted attach has them.
-            attach = self.accepted.get(request.imsi)
+            attach = self.accepted.get(sim.imsi)
             if attach is not None:
                 request = request._replace(
                     imei=request.imei or attach.imei, apn=request.apn or attach.apn
                 )
-        sim = self.snapshot.sims.get(request.imsi) if request.imsi else None
-        if sim is not None and sim.org_id != gateway.org_id:
-            sim = None
-        ue = attrs.get("Framed-IP-Address")
         started = self.sessions.upsert(
             Session(
                 org_id=gateway.org_id,
                 gateway_id=gateway.id,
                 acct_session_id=session_id,
                 nas_address=nas,
-                imsi=request.imsi,
-                iccid=sim.iccid if sim else None,
-                identity_id=sim.identity_id if sim else None,
-                device_id=sim.device_id
-                if sim and sim.device_id and ":" not in sim.device_id
-                else None,
+                imsi=sim.imsi,
+                iccid=sim.iccid,
+                identity_id=sim.identity_id,
+                device_id=sim.device_id if sim.device_id and ":" not in sim.device_id else None,
                 imei=request.imei,
                 ue_address=str(ue) if ue is not None else None,
                 apn=request.apn,
@@ -106,6 +131,41 @@ class AccountingMixin:
             self.sink.session(started)
             if started.started_at == now and status == AcctStatusType.START:
                 self._session_event(started, "radius.session_started", now)
+
+    def _leased(self, sim: SimEntry) -> str | None:
+        pool = self.snapshot.pools.get(sim.org_id)
+        return None if pool is None else self.ipam.lookup(pool, sim.imsi)
+
+    def _refused(
+        self,
+        gateway: GatewayEntry,
+        session_id: str,
+        imsi: str | None,
+        ue: object,
+        reason: str,
+        sim: SimEntry | None,
+        now: datetime,
+        imei: str | None = None,
+    ) -> None:
+        """Answered (RFC 2866 §4.1: the request was received) but recorded as refused, in
+        the gateway's org; with a risk event when it is the SIM's own org. Only what the
+        gateway sent goes in, never anything the SIM's record or last attach holds."""
+        payload: dict[str, Any] = {
+            "gateway_id": gateway.id,
+            "acct_session_id": session_id,
+            "imsi": imsi,
+            "ue_address": None if ue is None else str(ue),
+        }
+        if sim is not None:
+            payload["imei"] = imei
+        subject = subject_of("sim", sim.iccid) if sim else subject_of("imsi", imsi or "-")
+        actor = f"gateway:{gateway.id}"
+        kinds = ["radius.accounting_refused"] + (["risk.clone"] if sim is not None else [])
+        for kind in kinds:
+            self.sink.event(
+                NewEvent(gateway.org_id, kind, actor, subject, Outcome.DENIED, reason, payload),
+                now,
+            )
 
     def _stop_keys(self, keys: list[tuple[str, str]], now: datetime, cause: str) -> None:
         for key in keys:

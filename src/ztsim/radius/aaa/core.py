@@ -3,7 +3,13 @@
 The actions: a reply (the return value, or silence), a request for an address block
 (`need_block`, when a pool runs low or dry) and records (decision events, sessions,
 leases, first-attach bindings) left in a `Sink` for a background writer that flushes
-them in batches. `AaaCore` holds what the hot path reads (the snapshot, the live
+them in batches. An Access-Accept or -Reject goes out at once; an Accounting-Response
+only once the request's records are durable (RFC 2866 §2): `handle_acct` hands it back
+as `AfterCommit` (the reply and the writer's batch it waits for), and the service sends
+it when `committed` says that batch is in the database. Only then does it enter the
+retransmission cache; a retransmission meanwhile is ignored (its reply is on its way),
+and one after a lost process is handled again, which changes nothing twice (see
+`accounting`). `AaaCore` holds what the hot path reads (the snapshot, the live
 sessions, the address allocator) and never touches the database, not even when a pool
 runs dry: that Access-Request goes unanswered, the service claims a block off the hot
 path, and the gateway's retransmission (RFC 2865 §2.4) gets the address. A pool with no
@@ -16,6 +22,8 @@ counted (RFC 2865 §3: silently discard), never raised to the caller.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,7 +43,15 @@ from ztsim.radius.aaa.engine import (
     decide,
     make_request_from_text,
 )
-from ztsim.radius.aaa.traffic import AccessRecord, Counters, ReplayCache, ReplySettings, Sink
+from ztsim.radius.aaa.traffic import (
+    AccessRecord,
+    AfterCommit,
+    Awaiting,
+    Counters,
+    ReplayCache,
+    ReplySettings,
+    Sink,
+)
 from ztsim.radius.attrtypes import AttributeType
 from ztsim.radius.auth import verify_request
 from ztsim.radius.builders import (
@@ -48,13 +64,20 @@ from ztsim.radius.dictionary import decode_attributes
 from ztsim.radius.errors import RadiusAuthError, RadiusDecodeError
 from ztsim.radius.fastpath import encode_access_reply, message_authenticator_ok, scan_request
 from ztsim.radius.packet import Attribute, Packet
-from ztsim.radius.reply import encode_reply, make_reply
 from ztsim.sessions.allocator import LOW_WATER, Ipam, PoolEntry
 from ztsim.sessions.table import SessionIndex
 
 log = logging.getLogger("ztsim.radius.aaa.core")
 
 _CODES = frozenset(int(c) for c in Code)
+
+# Accounting replies waiting for their commit, at most. Past it (the database is down or
+# far behind) a new Accounting-Request is left unanswered and nothing is recorded: the
+# gateway keeps it and retransmits (RFC 2866 §2), so holding more here would only grow
+# memory (each waits with its records, a few hundred bytes to a few KB) and the batch
+# to retry. It is far above what gateways keep in flight (hundreds), so it only bites in
+# an outage.
+MAX_AWAITING = 20_000
 _ACCESS_REQUEST = int(Code.ACCESS_REQUEST)
 
 
@@ -78,6 +101,24 @@ def _reject_attributes(reason: Reason) -> bytes:
     return b"".join(a.encode() for a in reply_messages(MESSAGES[reason]))
 
 
+_ZERO_AUTHENTICATOR = bytes(16)
+_PROXY_STATE = int(AttributeType.PROXY_STATE)
+_ACCOUNTING_RESPONSE = int(Code.ACCOUNTING_RESPONSE)
+
+
+def _md5(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def accounting_response(request: Packet, secret: bytes) -> bytes:
+    """The Accounting-Response to `request`: its Proxy-States echoed (RFC 2865 §5.33) and
+    the Response Authenticator MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2866
+    §3); the octets `encode_reply(make_reply(...))` gives, without its objects."""
+    echoed = b"".join(a.encode() for a in request.attributes if a.type == _PROXY_STATE)
+    head = bytes((_ACCOUNTING_RESPONSE, request.identifier)) + (20 + len(echoed)).to_bytes(2)
+    return head + _md5(head + request.authenticator + echoed + secret) + echoed
+
+
 @dataclass
 class AaaCore(AccountingMixin):
     snapshot: Snapshot
@@ -97,6 +138,8 @@ class AaaCore(AccountingMixin):
     _accept_tail: bytes = field(init=False, repr=False, default=b"")
     # IMSI -> its last accepted Access-Request (IMEI, APN), for accounting without them.
     accepted: dict[str, AccessRequest] = field(default_factory=dict)
+    # Accounting replies handed out, not yet durable.
+    awaiting: Awaiting = field(default_factory=Awaiting)
 
     def __post_init__(self) -> None:
         settings = self.reply_settings
@@ -138,6 +181,39 @@ class AaaCore(AccountingMixin):
                 ),
             )
         except RadiusAuthError:
+            self.counters.bad_authenticator += 1
+            return None
+        return gateway, packet, key
+
+    def _acct_front(
+        self, datagram: bytes, peer: tuple[str, int]
+    ) -> tuple[GatewayEntry, Packet, tuple[object, ...]] | bytes | None:
+        """`_front` for Accounting-Requests, with the Request Authenticator checked on the
+        datagram's octets rather than on a re-encoded packet (the same MD5, RFC 2866 §3).
+        A request with a Message-Authenticator takes the general path, which checks it."""
+        try:
+            packet = Packet.decode(datagram)
+        except RadiusDecodeError:
+            packet = None
+        if (
+            packet is None
+            or packet.code is not Code.ACCOUNTING_REQUEST
+            or any(a.type == AttributeType.MESSAGE_AUTHENTICATOR for a in packet.attributes)
+        ):
+            return self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
+        self.counters.received += 1
+        gateway = self.snapshot.gateway_for(peer[0])
+        if gateway is None:
+            self.counters.unknown_client += 1
+            return None
+        key = (peer, packet.identifier, packet.authenticator)
+        cached = self.replay.get(key)
+        if cached is not None:
+            self.counters.duplicates += 1
+            return cached
+        octets = datagram[: packet.length]
+        expected = _md5(octets[:4] + _ZERO_AUTHENTICATOR + octets[20:] + gateway.secret.reveal())
+        if not hmac.compare_digest(expected, packet.authenticator):
             self.counters.bad_authenticator += 1
             return None
         return gateway, packet, key
@@ -187,11 +263,19 @@ class AaaCore(AccountingMixin):
         self.counters.answered += 1
         return reply
 
-    def handle_acct(self, datagram: bytes, peer: tuple[str, int]) -> bytes | None:
-        front = self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
+    def handle_acct(self, datagram: bytes, peer: tuple[str, int]) -> bytes | AfterCommit | None:
+        """The reply to send now (a retransmission of a durable request), the reply to send
+        once the writer's batch `generation` is committed, or silence."""
+        front = self._acct_front(datagram, peer)
         if not isinstance(front, tuple):
             return front
         gateway, packet, key = front
+        if key in self.awaiting:
+            self.counters.duplicates += 1
+            return None
+        if len(self.awaiting) >= MAX_AWAITING:
+            self.counters.acct_deferred += 1
+            return None
         try:
             attributes = decode_attributes(packet)
         except RadiusDecodeError:
@@ -199,10 +283,21 @@ class AaaCore(AccountingMixin):
             return None
         self.counters.accounting += 1
         self._accounting(gateway, peer[0], attributes)
-        reply = encode_reply(make_reply(packet, Code.ACCOUNTING_RESPONSE), packet, gateway.secret)
-        self.replay.put(key, reply)
+        reply = accounting_response(packet, gateway.secret.reveal())
+        # Read after recording: the records are in this batch or an earlier one.
+        after = AfterCommit(peer, reply, self.sink.generation)
+        self.awaiting.add(key, after)
         self.counters.answered += 1
-        return reply
+        return after
+
+    def committed(self, generation: int) -> list[AfterCommit]:
+        """The writer has committed its batches up to `generation`: the replies that waited
+        for them, to send now; from now on a retransmission gets them from the cache."""
+        done = []
+        for key, after in self.awaiting.committed(generation):
+            self.replay.put(key, after.reply)
+            done.append(after)
+        return done
 
     # -- Access-Request ---------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """What the AAA hot path keeps and hands on: counters, the replay cache, the sink for
-records, the rows of the events table, and the fixed parts of every Access-Accept."""
+records, accounting replies waiting for their records to be durable, the rows of the
+events table, and the fixed parts of every Access-Accept."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class Counters:
     rejects: int = 0
     accounting: int = 0
     acct_without_session: int = 0
+    # Accounting-Requests left unanswered (nothing recorded) while too many replies
+    # wait for their records to be committed: the gateway retransmits them later.
+    acct_deferred: int = 0
 
     @property
     def dropped(self) -> int:
@@ -48,6 +52,7 @@ class Counters:
             + self.bad_authenticator
             + self.unexpected_code
             + self.no_address_yet
+            + self.acct_deferred
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -94,7 +99,14 @@ def access_events(record: AccessRecord) -> list[NewEvent]:
 
 
 class Sink(Protocol):
-    """Where the hot path leaves records for the background writer."""
+    """Where the hot path leaves records for the background writer.
+
+    `generation`: the number of the batch that records left now go into. Once the
+    writer has committed batch g, every record left before `generation` was read as g
+    is durable (the writer takes a batch and moves to the next number in one step).
+    """
+
+    generation: int
 
     def access(self, record: AccessRecord) -> None: ...
     def event(self, event: NewEvent, when: datetime) -> None: ...
@@ -108,6 +120,45 @@ class ReplySettings:
     dns_primary: str | None = None
     dns_secondary: str | None = None
     session_timeout: int = DEFAULT_SESSION_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class AfterCommit:
+    """An Accounting-Response to send once the writer has committed batch `generation`
+    (RFC 2866 §2: the server answers only once it has recorded the request)."""
+
+    peer: tuple[str, int]
+    reply: bytes
+    generation: int
+
+
+class Awaiting:
+    """Accounting replies waiting for their records' commit, oldest first, by request key
+    (a retransmission of one of them is not handled again: its reply is on its way)."""
+
+    def __init__(self) -> None:
+        self._replies: OrderedDict[tuple[object, ...], AfterCommit] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+    def __contains__(self, key: tuple[object, ...]) -> bool:
+        return key in self._replies
+
+    def add(self, key: tuple[object, ...], after: AfterCommit) -> None:
+        self._replies[key] = after
+
+    def committed(self, generation: int) -> list[tuple[tuple[object, ...], AfterCommit]]:
+        """Take the replies whose batch (or an earlier one) is committed: generations only
+        grow in the order replies are added, so they come off the front."""
+        replies = self._replies
+        done = []
+        while replies:
+            key = next(iter(replies))
+            if replies[key].generation > generation:
+                break
+            done.append(replies.popitem(last=False))
+        return done
 
 
 class ReplayCache:

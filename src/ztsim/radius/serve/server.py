@@ -8,11 +8,19 @@ works. Both take the core's lock once per batch of datagrams, so the core sees o
 datagram at a time, as the event loop's own tasks do. Bad input never raises out of
 here: the core drops and counts it, and an unexpected error is logged and the
 datagram dropped.
+
+An Accounting-Response waits for its records' commit (`AfterCommit`): the endpoint
+sends nothing for it, calls `wake` once per batch that left such a reply (the writer
+starts a commit at once), and the service sends it with `send_acct` after the commit,
+from the writer's thread. Stopping is in two steps so that the last commit's replies
+still go out from the accounting port: `stop_serving` ends both receiving threads,
+`close` then closes the socket the replies leave by.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,6 +29,7 @@ from typing import Protocol
 
 from ztsim.clock import Clock
 from ztsim.datagram import Answer, DatagramServer, Peer, bind_udp
+from ztsim.radius.aaa.traffic import AfterCommit
 
 
 class Core(Protocol):
@@ -31,13 +40,17 @@ class Core(Protocol):
 
     def handle_auth(self, datagram: bytes, peer: Peer, now: datetime) -> bytes | None: ...
 
-    def handle_acct(self, datagram: bytes, peer: Peer) -> bytes | None: ...
+    def handle_acct(self, datagram: bytes, peer: Peer) -> bytes | AfterCommit | None: ...
 
 
 @dataclass
 class RadiusServer:
     auth: DatagramServer
     acct: DatagramServer
+    # The accounting socket, duplicated: replies sent after a commit leave by it, also
+    # once `stop_serving` has closed the serving thread's own descriptor.
+    acct_replies: socket.socket
+    acct_send_failures: int = 0
 
     @property
     def auth_port(self) -> int:
@@ -47,9 +60,21 @@ class RadiusServer:
     def acct_port(self) -> int:
         return self.acct.port
 
-    def close(self) -> None:
+    def send_acct(self, reply: bytes, peer: Peer) -> None:
+        """Send an Accounting-Response that waited for its commit; from any thread."""
+        try:
+            self.acct_replies.sendto(reply, peer)
+        except OSError:
+            self.acct_send_failures += 1  # UDP promises nothing: the gateway retransmits
+
+    def stop_serving(self) -> None:
+        """No more requests; `send_acct` works until `close`."""
         self.auth.close()
         self.acct.close()
+
+    def close(self) -> None:
+        self.stop_serving()
+        self.acct_replies.close()
 
 
 def _auth_batches(
@@ -68,14 +93,26 @@ def _auth_batches(
 
 
 def _acct_batches(
-    core: Core, lock: AbstractContextManager[object]
+    core: Core, lock: AbstractContextManager[object], wake: Callable[[], None]
 ) -> Callable[[], AbstractContextManager[Answer]]:
     handle = core.handle_acct
 
     @contextlib.contextmanager
     def batch() -> Iterator[Answer]:
+        waiting = False
+
+        def answer(datagram: bytes, peer: Peer) -> bytes | None:
+            nonlocal waiting
+            reply = handle(datagram, peer)
+            if isinstance(reply, AfterCommit):
+                waiting = True
+                return None
+            return reply
+
         with lock:
-            yield handle
+            yield answer
+        if waiting:
+            wake()
 
     return batch
 
@@ -88,21 +125,29 @@ async def start_server(
     acct_port: int,
     *,
     batched: bool = True,
+    wake: Callable[[], None] = lambda: None,
 ) -> RadiusServer:
     """Bind the authentication and accounting endpoints (port 0 picks a free port) and
-    serve them; `batched`: datagrams over recvmmsg/sendmmsg where the system has them."""
+    serve them; `batched`: datagrams over recvmmsg/sendmmsg where the system has them;
+    `wake`: called when accounting replies wait for a commit."""
     acct_socket = bind_udp(host, acct_port)
     try:
         auth_socket = bind_udp(host, auth_port)
     except OSError:
         acct_socket.close()
         raise
+    try:
+        replies = acct_socket.dup()
+    except OSError:
+        acct_socket.close()
+        auth_socket.close()
+        raise
     auth = DatagramServer(
         auth_socket, _auth_batches(core, lock), name="radius-auth", batched=batched
     )
     acct = DatagramServer(
-        acct_socket, _acct_batches(core, lock), name="radius-acct", batched=batched
+        acct_socket, _acct_batches(core, lock, wake), name="radius-acct", batched=batched
     )
     auth.start()
     acct.start()
-    return RadiusServer(auth, acct)
+    return RadiusServer(auth, acct, replies)

@@ -1,8 +1,14 @@
 """The AAA role: the server, its background writer, snapshot reloads and revocation.
 
-- Records from the hot path are written in batches by one background task, in a
-  worker thread, one transaction per batch. The hot path only appends tuples; the
-  writer turns them into event rows and inserts many per statement.
+- Records from the hot path are written in batches (`writer`) by one background task,
+  in a worker thread, one transaction per batch, every `flush_seconds`, and at once
+  when an Accounting-Response waits (group commit: while one commit runs, requests
+  gather; the next commit takes them all; then their responses go out). Accounting is
+  answered only once durable (RFC 2866 §2). A failed commit (the database is down)
+  sends nothing and keeps its records for the next try, after a pause that grows up to
+  `MAX_RETRY_SECONDS`; the gateway's retransmissions wait meanwhile (see
+  `ztsim.radius.aaa.core.MAX_AWAITING` for the bound). `stop` commits what is pending
+  and sends those replies before it returns.
 - Access-Requests are handled on a thread of their own (see `server`); the service's
   lock keeps the core's state consistent between that thread and this service's tasks.
 - Address blocks are claimed here, never on the hot path: when the core asks for one
@@ -19,166 +25,42 @@
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from ipaddress import IPv4Network
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.background import DEFAULT_NICE, BackgroundThread
 from ztsim.clock import Clock, new_id, utc_now
-from ztsim.db import schema
-from ztsim.db.bulk import insert_rows, rows_per_statement, takes_driver_rows
-from ztsim.errors import ZtsimError
 from ztsim.events.schema import NewEvent, Outcome, subject_of
-from ztsim.inventory import service as inventory
 from ztsim.radius.aaa.core import AaaCore
 from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, Snapshot, decide
-from ztsim.radius.aaa.traffic import (
-    EVENT_COLUMNS,
-    AccessRecord,
-    AccessRows,
-    EventRow,
-    ReplySettings,
-    access_events,
-    event_row,
-)
+from ztsim.radius.aaa.traffic import ReplySettings
 from ztsim.radius.builders import framed_ip_address
 from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.serve.coa import CoaClient
 from ztsim.radius.serve.coa import Outcome as CoaOutcome
 from ztsim.radius.serve.server import RadiusServer, start_server
+from ztsim.radius.serve.writer import Batch, BatchWriter
 from ztsim.radius.store.snapshot import load_snapshot, refresh_sims
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.allocator import Ipam, PoolEntry
 from ztsim.sessions.changes import ChangeEvent, ChangeKind
-from ztsim.sessions.leases import NewLease, claim_next_block, load_leases, record_leases
+from ztsim.sessions.leases import claim_next_block, load_leases
 from ztsim.sessions.table import Session, SessionIndex
 
 log = logging.getLogger("ztsim.radius.serve.service")
 
-
-_EventItem = AccessRecord | tuple[NewEvent, datetime]
-
-
-@dataclass
-class _Batch:
-    # Events in arrival order: access decisions as the hot path left them, other events
-    # with their time. Turned into rows by the writer, so the hot path's thread only
-    # appends a tuple.
-    events: list[_EventItem] = field(default_factory=list)
-    leases: list[NewLease] = field(default_factory=list)
-    sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
-    jobs: list[Callable[[Connection], None]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.leases or self.sessions or self.jobs)
-
-
-class BatchWriter:
-    """The `Sink` of the hot path: collects records, `flush()` writes them in one go."""
-
-    def __init__(self, engine: Engine, sealer: Sealer) -> None:
-        self._engine = engine
-        self._sealer = sealer
-        self._batch = _Batch()
-        # Events, the bulk, go through a deque: append and popleft are atomic, so the hot
-        # path records a decision without taking a lock. The rest is rare and locked.
-        self._events: collections.deque[_EventItem] = collections.deque()
-        # The hot path's thread adds while the event loop takes.
-        self._lock = threading.Lock()
-        self.written_events = 0
-        dialect = engine.dialect.name
-        self._raw = takes_driver_rows(dialect)
-        self._sqlite = dialect == "sqlite"
-        self._access_rows = AccessRows(sqlite=self._sqlite)
-
-    def access(self, record: AccessRecord) -> None:
-        self._events.append(record)
-
-    def event(self, event: NewEvent, when: datetime) -> None:
-        self._events.append((event, when))
-
-    def _rows(self, events: list[_EventItem]) -> list[EventRow]:
-        rows: list[EventRow] = []
-        for item in events:
-            if len(item) == 2:  # (event, time); an access record has 10 fields
-                rows.append(self._row(*item))
-            elif self._raw:
-                rows.extend(self._access_rows(item))
-            else:
-                when = item[-1]
-                rows.extend(self._row(event, when) for event in access_events(item))
-        return rows
-
-    def _row(self, event: NewEvent, when: datetime) -> EventRow:
-        if self._raw:
-            return event_row(event, when, sqlite=self._sqlite)
-        return (
-            event.org_id,
-            when,
-            event.kind,
-            event.actor,
-            event.subject,
-            event.outcome.value,
-            event.reason,
-            event.payload,
-        )
-
-    def session(self, session: Session) -> None:
-        with self._lock:
-            self._batch.sessions[session.key] = session
-
-    def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None:
-        with self._lock:
-            self._batch.leases.append((pool, imsi, address, when))
-
-    def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None:
-        def job(conn: Connection) -> None:
-            try:
-                with conn.begin_nested():
-                    inventory.bind_on_first_attach(conn, org_id, iccid, imei, now=when)
-            except ZtsimError as exc:
-                log.warning("first-attach binding of a SIM failed: %s", exc)
-
-        with self._lock:
-            self._batch.jobs.append(job)
-
-    def take(self) -> _Batch:
-        with self._lock:
-            batch, self._batch = self._batch, _Batch()
-        # Appends racing with this land in the next batch.
-        take = self._events.popleft
-        batch.events = [take() for _ in range(len(self._events))]
-        return batch
-
-    def write(self, batch: _Batch) -> None:
-        with self._engine.begin() as conn:
-            record_leases(conn, batch.leases)
-            for job in batch.jobs:
-                job(conn)
-            if batch.sessions:
-                sessions_repo.save(conn, batch.sessions.values())
-            # Rows are built a statement's worth at a time: the driver lets go of the GIL
-            # while SQLite works, so the hot path never waits behind a whole batch's
-            # worth of row building.
-            written = 0
-            events = batch.events
-            for start in range(0, len(events), _EVENTS_PER_STATEMENT):
-                rows = self._rows(events[start : start + _EVENTS_PER_STATEMENT])
-                written += insert_rows(conn, schema.events, EVENT_COLUMNS, rows)
-        self.written_events += written
-
-
-# A statement's worth of events; the risk events that come with a few decisions spill
-# over into a short second statement.
-_EVENTS_PER_STATEMENT = rows_per_statement(len(EVENT_COLUMNS))
+# Pauses between tries while commits fail: from the first to the last, doubling.
+FIRST_RETRY_SECONDS = 0.2
+MAX_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -220,7 +102,7 @@ class AaaService:
         self.sealer = sealer
         self.settings = settings
         self.clock = clock
-        self.writer = BatchWriter(engine, sealer)
+        self.writer = BatchWriter(engine, clock)
         self.ipam = Ipam(new_id())
         self.coa = CoaClient(tries=settings.coa_tries, timeout=settings.coa_timeout)
         self.core: AaaCore | None = None
@@ -231,6 +113,10 @@ class AaaService:
         self._claiming: set[str] = set()
         self._flush_lock = asyncio.Lock()
         self._writing: BackgroundThread | None = None
+        # Set (from the accounting thread) when a reply waits for a commit.
+        self._wake = asyncio.Event()
+        self._wake_pending = False
+        self._failing = False  # the last commit failed: logged once per outage
         # Held by whoever reads or changes the core's state: the datagram handlers
         # (authentication runs on a thread of its own) and this service's tasks.
         self.lock = threading.Lock()
@@ -260,6 +146,7 @@ class AaaService:
             self.settings.auth_port,
             self.settings.acct_port,
             batched=self.settings.batched_auth,
+            wake=self._wake_writer,
         )
         # Last: a start that failed above leaves no thread behind.
         self._writing = BackgroundThread("radius-writer", nice=self.settings.writer_nice)
@@ -268,42 +155,100 @@ class AaaService:
         return self.server
 
     async def stop(self) -> None:
+        """Stop answering, commit what is pending and send the replies that wait for it."""
         if self.server is not None:
-            self.server.close()
+            self.server.stop_serving()
         # Wait for a batch being written, so that cancelling cannot cut it off.
         async with self._flush_lock:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.coa.close()
-        await self.flush()
+        if not await self.flush() and self.core is not None:
+            log.error(
+                "stopping with the database unavailable: %d accounting requests stay "
+                "unanswered (the gateway retransmits them), %d events unwritten",
+                len(self.core.awaiting),
+                self.writer.retained,
+            )
         if self._writing is not None:
             self._writing.close()
             self._writing = None
+        if self.server is not None:
+            self.server.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def flush(self) -> None:
-        """Write what the hot path has recorded so far (after any batch in flight)."""
+    async def flush(self) -> bool:
+        """Commit what the hot path has recorded so far (after any batch in flight) and
+        send the accounting replies that waited for it; False if the commit failed (its
+        records are kept for the next one)."""
         async with self._flush_lock:
             batch = self.writer.take()
-            if not batch:
-                return
+            core = self.core
+            if not batch and (core is None or not core.awaiting):
+                return True
             if self._writing is not None:
-                await self._writing.run(self.writer.write, batch)
-            else:
-                await asyncio.to_thread(self.writer.write, batch)
+                return await self._writing.run(self._commit, batch)
+            return await asyncio.to_thread(self._commit, batch)
+
+    def _commit(self, batch: Batch) -> bool:
+        # On the writer's thread: the replies leave as soon as their commit is done.
+        try:
+            if batch:
+                self.writer.write(batch)
+        except (SQLAlchemyError, OSError) as exc:
+            self.writer.keep(batch)
+            if not self._failing:
+                self._failing = True
+                # The class only: a driver's message may quote the statement's values.
+                log.warning(
+                    "writing RADIUS records failed (%s); kept, and retried until the "
+                    "database answers; accounting is answered once written",
+                    type(exc).__name__,
+                )
+            return False
+        if self._failing:
+            self._failing = False
+            log.warning("writing RADIUS records resumed")
+        core, server = self.core, self.server
+        if core is not None:
+            with self.lock:
+                done = core.committed(batch.generation)
+            if server is not None:
+                for after in done:
+                    server.send_acct(after.reply, after.peer)
+        return True
+
+    def _wake_writer(self) -> None:
+        # The accounting thread's `wake`: one call into the loop until the writer runs.
+        loop = self._loop
+        if loop is not None and not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                loop.call_soon_threadsafe(self._wake.set)
 
     async def _flush_loop(self) -> None:
+        pause = FIRST_RETRY_SECONDS
         while True:
-            await asyncio.sleep(self.settings.flush_seconds)
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.flush_seconds)
+            self._wake.clear()
+            self._wake_pending = False
             try:
-                await self.flush()
-            except Exception:
-                log.exception("writing RADIUS records failed; the batch is lost")
+                written = await self.flush()
+            except Exception:  # a bug, not the database: logged, the loop goes on
+                log.exception("writing RADIUS records failed unexpectedly")
+                written = False
+            if written:
+                pause = FIRST_RETRY_SECONDS
+            else:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
 
     # -- snapshot and pools ------------------------------------------------------------------
 

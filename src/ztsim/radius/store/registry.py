@@ -17,6 +17,7 @@ from ztsim.clock import new_id
 from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput, NotFound
 from ztsim.sealing import Sealer
+from ztsim.sessions import claims
 
 _g = schema.radius_gateways
 _p = schema.ip_pools
@@ -91,6 +92,9 @@ def create_gateway(
         coa_port,
         now,
     )
+    # Another org's address space (gateway, pool or DNS network) is refused: the longest
+    # prefix wins the RADIUS lookup, so a nested address would take its traffic over.
+    claims.claim(conn, org_id, [ip_network(gateway.address)])
     try:
         with conn.begin_nested():
             conn.execute(
@@ -149,6 +153,8 @@ def create_pool(
     if static is not None and static.overlaps(dynamic):
         raise InvalidInput("static_cidr must not overlap cidr")
     pool = Pool(new_id(), org_id, str(dynamic), str(static) if static else None, now)
+    # The DNS gateway maps a UE address to one requester: pools of two orgs never overlap.
+    claims.claim(conn, org_id, [dynamic] if static is None else [dynamic, static])
     try:
         with conn.begin_nested():
             conn.execute(

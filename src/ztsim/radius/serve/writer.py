@@ -1,0 +1,259 @@
+"""The AAA records' writer: the hot path's `Sink`, written in batches, one transaction each.
+
+The hot path only appends tuples; `take()` hands the batch collected so far to the
+writer (and moves on to the next `generation`), `write()` turns it into rows and
+commits it. A batch that fails (the database is down) is kept whole and merged into
+the next one, so the next commit takes both: nothing is dropped that an answer depends
+on. Accounting replies wait for their batch's commit (see `ztsim.radius.aaa.core`), and
+the core stops taking accounting past its own bound, so the records they wait for stay
+bounded. Access decisions were answered before they were written: while commits fail
+they are kept up to `MAX_RETAINED_EVENTS` records, the oldest decisions past it are
+dropped, counted per org (logged once per outage), and each org gets one
+`radius.records_dropped` event in the first commit that succeeds.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from ztsim.clock import Clock, utc_now
+from ztsim.db import schema
+from ztsim.db.bulk import insert_rows, rows_per_statement, takes_driver_rows
+from ztsim.errors import ZtsimError
+from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.inventory import service as inventory
+from ztsim.radius.aaa.traffic import (
+    EVENT_COLUMNS,
+    AccessRecord,
+    AccessRows,
+    EventRow,
+    access_events,
+    event_row,
+)
+from ztsim.sessions import repository as sessions_repo
+from ztsim.sessions.allocator import PoolEntry
+from ztsim.sessions.leases import NewLease, record_leases
+from ztsim.sessions.table import Session
+
+log = logging.getLogger("ztsim.radius.serve.writer")
+
+_EventItem = AccessRecord | tuple[NewEvent, datetime]
+
+# Events kept while commits fail: about 1 KB each in memory, so about 100 MB at most;
+# at 1,000 decisions a second, a minute and a half of outage before any is dropped.
+MAX_RETAINED_EVENTS = 100_000
+DROPPED_KIND = "radius.records_dropped"
+
+
+@dataclass
+class Batch:
+    # Events in arrival order: access decisions as the hot path left them, other events
+    # with their time. Turned into rows by the writer, so the hot path's thread only
+    # appends a tuple.
+    events: list[_EventItem] = field(default_factory=list)
+    leases: list[NewLease] = field(default_factory=list)
+    sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
+    jobs: list[Callable[[Connection], None]] = field(default_factory=list)
+    # The newest generation whose records are in this batch.
+    generation: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.leases or self.sessions or self.jobs)
+
+    def then(self, later: Batch) -> Batch:
+        """This (failed) batch followed by `later`: one commit writes both, in order."""
+        return Batch(
+            self.events + later.events,
+            self.leases + later.leases,
+            {**self.sessions, **later.sessions},  # a session's later state wins
+            self.jobs + later.jobs,
+            later.generation,
+        )
+
+
+class BatchWriter:
+    """The `Sink` of the hot path: collects records, `take()` then `write()` commits them.
+    `take` and `write` are called by one writer at a time (the service's flush)."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._batch = Batch()
+        # Events, the bulk, go through a deque: append and popleft are atomic, so the hot
+        # path records a decision without taking a lock. The rest is rare and locked.
+        self._events: collections.deque[_EventItem] = collections.deque()
+        # The hot path's thread adds while the event loop takes.
+        self._lock = threading.Lock()
+        self.generation = 0
+        self._failed: Batch | None = None
+        self.written_events = 0
+        self.dropped_access = 0
+        self._dropped: dict[str, int] = {}  # org id -> decisions dropped, not yet reported
+        self._drop_logged = False
+        dialect = engine.dialect.name
+        self._raw = takes_driver_rows(dialect)
+        self._sqlite = dialect == "sqlite"
+        self._access_rows = AccessRows(sqlite=self._sqlite)
+
+    # -- the Sink ------------------------------------------------------------------------
+
+    def access(self, record: AccessRecord) -> None:
+        self._events.append(record)
+
+    def event(self, event: NewEvent, when: datetime) -> None:
+        self._events.append((event, when))
+
+    def session(self, session: Session) -> None:
+        with self._lock:
+            self._batch.sessions[session.key] = session
+
+    def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None:
+        with self._lock:
+            self._batch.leases.append((pool, imsi, address, when))
+
+    def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None:
+        def job(conn: Connection) -> None:
+            try:
+                with conn.begin_nested():
+                    inventory.bind_on_first_attach(conn, org_id, iccid, imei, now=when)
+            except ZtsimError as exc:
+                log.warning("first-attach binding of a SIM failed: %s", exc)
+
+        with self._lock:
+            self._batch.jobs.append(job)
+
+    # -- the writer's side ---------------------------------------------------------------
+
+    @property
+    def retained(self) -> int:
+        """Events kept from failed commits."""
+        return 0 if self._failed is None else len(self._failed.events)
+
+    def take(self) -> Batch:
+        """What was recorded so far (after what failed before): the batch `generation`."""
+        with self._lock:
+            batch, self._batch = self._batch, Batch()
+            # In the same step as the swap: see `Sink.generation`.
+            batch.generation = self.generation
+            self.generation += 1
+        # Appends racing with this land in the next batch.
+        take = self._events.popleft
+        batch.events = [take() for _ in range(len(self._events))]
+        failed, self._failed = self._failed, None
+        if failed is None:
+            return batch
+        batch = failed.then(batch)
+        if len(batch.events) > MAX_RETAINED_EVENTS:
+            batch.events = self._drop_oldest_decisions(batch.events)
+        return batch
+
+    def keep(self, batch: Batch) -> None:
+        """A batch whose commit failed: written with the next one."""
+        self._failed = batch
+
+    def _drop_oldest_decisions(self, events: list[_EventItem]) -> list[_EventItem]:
+        excess = len(events) - MAX_RETAINED_EVENTS
+        kept: list[_EventItem] = []
+        for item in events:
+            # Only decisions: the other events are session changes whose accounting
+            # replies wait for them, and revocations' outcomes, both few.
+            if excess > 0 and len(item) != 2:
+                excess -= 1
+                org_id = item[0]
+                self._dropped[org_id] = self._dropped.get(org_id, 0) + 1
+                self.dropped_access += 1
+            else:
+                kept.append(item)
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.warning(
+                "the database is unavailable: more than %d RADIUS records wait, the oldest "
+                "access decisions are dropped (counted, and reported per org when writing "
+                "resumes)",
+                MAX_RETAINED_EVENTS,
+            )
+        return kept
+
+    def write(self, batch: Batch) -> None:
+        """Commit `batch` (and the drop reports due); raises if the commit fails, with
+        nothing of it kept: the caller decides (`keep`)."""
+        dropped, self._dropped = self._dropped, {}
+        try:
+            written = self._commit(batch, dropped)
+        except BaseException:
+            for org_id, count in dropped.items():
+                self._dropped[org_id] = self._dropped.get(org_id, 0) + count
+            raise
+        self._drop_logged = False
+        self.written_events += written
+
+    def _commit(self, batch: Batch, dropped: dict[str, int]) -> int:
+        with self._engine.begin() as conn:
+            record_leases(conn, batch.leases)
+            for job in batch.jobs:
+                job(conn)
+            if batch.sessions:
+                sessions_repo.save(conn, batch.sessions.values())
+            # Rows are built a statement's worth at a time: the driver lets go of the GIL
+            # while SQLite works, so the hot path never waits behind a whole batch's
+            # worth of row building.
+            written = 0
+            events = batch.events
+            for start in range(0, len(events), _EVENTS_PER_STATEMENT):
+                rows = self._rows(events[start : start + _EVENTS_PER_STATEMENT])
+                written += insert_rows(conn, schema.events, EVENT_COLUMNS, rows)
+            if dropped:
+                now = self._clock()
+                reports = [self._row(_dropped_event(o, n), now) for o, n in dropped.items()]
+                written += insert_rows(conn, schema.events, EVENT_COLUMNS, reports)
+        return written
+
+    def _rows(self, events: list[_EventItem]) -> list[EventRow]:
+        rows: list[EventRow] = []
+        for item in events:
+            if len(item) == 2:  # (event, time); an access record has 10 fields
+                rows.append(self._row(*item))
+            elif self._raw:
+                rows.extend(self._access_rows(item))
+            else:
+                when = item[-1]
+                rows.extend(self._row(event, when) for event in access_events(item))
+        return rows
+
+    def _row(self, event: NewEvent, when: datetime) -> EventRow:
+        if self._raw:
+            return event_row(event, when, sqlite=self._sqlite)
+        return (
+            event.org_id,
+            when,
+            event.kind,
+            event.actor,
+            event.subject,
+            event.outcome.value,
+            event.reason,
+            event.payload,
+        )
+
+
+def _dropped_event(org_id: str, count: int) -> NewEvent:
+    return NewEvent(
+        org_id,
+        DROPPED_KIND,
+        "system:radius-writer",
+        subject_of("org", org_id),
+        Outcome.FAILURE,
+        "database_unavailable",
+        {"kind": "radius.access", "dropped": count},
+    )
+
+
+# A statement's worth of events; the risk events that come with a few decisions spill
+# over into a short second statement.
+_EVENTS_PER_STATEMENT = rows_per_statement(len(EVENT_COLUMNS))

@@ -1,0 +1,129 @@
+"""The AAA records' writer against a database that fails for a while (its events table
+renamed away, then back): a failed batch is kept and written with the next, access
+decisions past the bound are dropped oldest first, counted and reported per org when
+writing resumes, and the rest is never dropped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine, insert
+
+from ztsim.db import schema
+from ztsim.events.schema import NewEvent
+from ztsim.radius.aaa.traffic import AccessRecord
+from ztsim.radius.serve import writer as writer_module
+from ztsim.radius.serve.writer import DROPPED_KIND, BatchWriter
+from ztsim.sessions.table import Session
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _orgs(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for org in ("o1", "o2"):
+            conn.execute(insert(schema.orgs).values(id=org, name=org, slug=org, created_at=T0))
+
+
+@contextmanager
+def _outage(engine: Engine) -> Iterator[None]:
+    """The events table gone for a while: every commit that writes an event fails."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE events RENAME TO events_away"))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE events_away RENAME TO events"))
+
+
+def _decision(org: str, n: int) -> AccessRecord:
+    return (org, "gw", f"imsi:{n}", True, "accepted", f"{n:015d}", "apn", None, None, T0)
+
+
+def _session(key: str) -> Session:
+    return Session(
+        "o1", "gw", key, "127.0.0.1", None, None, None, None, None, None, None, None,
+        None, T0, T0,
+    )  # fmt: skip
+
+
+def _events(engine: Engine) -> list[tuple[str, str, dict[str, object]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select org_id, kind, payload from events order by id")).all()
+    return [(o, k, p if isinstance(p, dict) else json.loads(p)) for o, k, p in rows]
+
+
+def _sessions(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("select acct_session_id from radius_sessions")).scalars())
+
+
+def test_a_failed_batch_is_kept_and_written_with_the_next(engine: Engine) -> None:
+    _orgs(engine)
+    writer = BatchWriter(engine)
+    writer.access(_decision("o1", 1))
+    writer.session(_session("s1"))
+    first = writer.take()
+    assert first.generation == 0
+    assert writer.generation == 1
+    with _outage(engine), pytest.raises(sa.exc.SQLAlchemyError):
+        writer.write(first)
+    writer.keep(first)
+    assert writer.retained == 1
+    assert _sessions(engine) == set()  # the whole transaction was rolled back
+    writer.event(NewEvent("o1", "radius.session_started", "gw", "sim:1"), T0)
+    writer.session(_session("s2"))
+    second = writer.take()
+    assert second.generation == 1
+    writer.write(second)
+    assert [k for _, k, _ in _events(engine)] == ["radius.access", "radius.session_started"]
+    assert _sessions(engine) == {"s1", "s2"}
+    assert writer.written_events == 2
+    assert writer.retained == 0
+    assert writer.dropped_access == 0
+
+
+def test_past_the_bound_the_oldest_decisions_go_counted_and_reported_per_org(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "MAX_RETAINED_EVENTS", 5)
+    _orgs(engine)
+    writer = BatchWriter(engine, clock=lambda: T0)
+    with _outage(engine):
+        for n in range(4):
+            writer.access(_decision("o1" if n < 3 else "o2", n))
+        writer.event(NewEvent("o1", "radius.session_started", "gw", "sim:1"), T0)
+        batch = writer.take()
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            writer.write(batch)
+        writer.keep(batch)
+        for n in range(4, 8):
+            writer.access(_decision("o2", n))
+        # 9 events, 5 kept: the 4 oldest decisions go (3 of o1, 1 of o2), the session
+        # event stays.
+        batch = writer.take()
+        assert len(batch.events) == 5
+        assert writer.dropped_access == 4
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            writer.write(batch)  # the reports wait for a commit that succeeds
+        writer.keep(batch)
+    writer.write(writer.take())
+    events = _events(engine)
+    kinds = [k for _, k, _ in events]
+    assert kinds.count("radius.access") == 4
+    assert kinds.count("radius.session_started") == 1
+    reports = {o: p for o, k, p in events if k == DROPPED_KIND}
+    assert reports == {
+        "o1": {"kind": "radius.access", "dropped": 3},
+        "o2": {"kind": "radius.access", "dropped": 1},
+    }
+    # Reported once.
+    writer.access(_decision("o1", 9))
+    writer.write(writer.take())
+    assert [k for _, k, _ in _events(engine)].count(DROPPED_KIND) == 2
