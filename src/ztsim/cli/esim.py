@@ -12,19 +12,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Connection
 
+from ztsim.cli import lookup
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, org_transaction, out, platform_for
 from ztsim.clock import utc_now
-from ztsim.errors import InvalidInput, NotFound
-from ztsim.esim import repository as repo
+from ztsim.errors import InvalidInput
 from ztsim.esim import service
 from ztsim.esim.pack import write_zip
-from ztsim.identity import repository as identities
 from ztsim.node import platform as node
 
 app = typer.Typer(help="eSIM onboarding: orders and printable packs.", no_args_is_help=True)
 
 UserOpt = Annotated[
-    list[str] | None, typer.Option("--user", help="Identity id or email (repeatable).")
+    list[str] | None, typer.Option("--user", help="Identity id, email or exact name (repeatable).")
 ]
 GroupOpt = Annotated[str | None, typer.Option("--group", help="Every member of this group.")]
 
@@ -38,14 +37,10 @@ def _targets(
 ) -> list[str]:
     if not users and not group:
         raise InvalidInput("name --user or --group")
-    ids = repo.resolve_identities(conn, org_id, users or [])
+    ids = [lookup.identity_id(conn, org_id, u) for u in users or []]
     if group is not None:
-        match = [
-            g for g in identities.list_collections(conn, org_id, fleet=False) if g.name == group
-        ]
-        if not match:
-            raise NotFound(f"no group named {group!r}")
-        ids += [m for m in match[0].member_ids if m not in ids]
+        members = lookup.collection(conn, org_id, group, fleet=False).member_ids
+        ids += [m for m in members if m not in ids]
     return ids
 
 
@@ -64,7 +59,8 @@ def order(
     """Order an eSIM for each named employee who has no open order yet."""
     platform = platform_for(config, data_dir)
     esim = node.esim_config(platform.settings)
-    table = Table("identity", "order", "ICCID", "confirmation code (shown once)")
+    codes = ["code (shown once)"] if confirmation else []
+    rows: list[tuple[str, ...]] = []
     skipped: list[str] = []
     with org_transaction(platform, org) as (conn, org_id):
         targets = _targets(conn, org_id, user, group)
@@ -90,10 +86,18 @@ def order(
                 skipped.append(ident)
                 continue
             o = issued.order
-            table.add_row(ident, o.id, o.iccid, issued.confirmation_code or "")
-    out.print(table)
+            code = [issued.confirmation_code or ""] if confirmation else []
+            rows.append((ident, o.iccid, *code, o.id))
+        names = lookup.identity_names(conn, org_id, targets)
+    table = Table("identity", "ICCID", *codes, "order")
+    for ident, *rest in rows:
+        table.add_row(names.get(ident, ident), *rest)
+    lookup.keep_whole(table, "ICCID", *codes)
+    out.print(table, highlight=False)
+    out.print(lookup.count(len(rows), "eSIM order") + " issued.")
     if skipped:
-        out.print(f"{len(skipped)} already had an open order: {', '.join(skipped)}")
+        shown = ", ".join(names.get(s, s) for s in skipped)
+        out.print(f"{len(skipped)} already had an open order: {shown}")
     out.print("Print the packs with: ztsim esim pack --group ... -o pack.zip")
 
 

@@ -9,19 +9,26 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ztsim.cli import aka as aka_cli
 from ztsim.cli import demo as demo_cli
 from ztsim.cli import dns as dns_cli
 from ztsim.cli import esim as esim_cli
+from ztsim.cli import gateways as gateways_cli
+from ztsim.cli import groups as groups_cli
+from ztsim.cli import identities as identities_cli
+from ztsim.cli import lookup
 from ztsim.cli import serve as serve_cli
+from ztsim.cli import sims as sims_cli
 from ztsim.cli import simulate as simulate_cli
+from ztsim.cli import tokens as tokens_cli
 from ztsim.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -34,13 +41,10 @@ from ztsim.cli.common import (
 )
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
-from ztsim.identity import token_store
-from ztsim.identity.roles import Role
 from ztsim.inventory import repository as inventory
 from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import SimKind
-from ztsim.inventory.stock import parse_stock_csv
 from ztsim.node import platform as node
 from ztsim.node import up as up_node
 from ztsim.sealing import KEY_BYTES, format_key
@@ -58,6 +62,18 @@ app.command("simulate")(simulate_cli.simulate)
 app.add_typer(esim_cli.app, name="esim")
 app.add_typer(serve_cli.app, name="serve")
 serve_cli.app.command("dns")(dns_cli.serve_dns)
+app.add_typer(identities_cli.app, name="identities")
+app.add_typer(groups_cli.groups, name="groups")
+app.add_typer(groups_cli.fleets, name="fleets")
+app.add_typer(gateways_cli.gateways, name="gateways")
+app.add_typer(gateways_cli.pools, name="pools")
+sims_app.command("assign")(sims_cli.assign)
+sims_app.command("activate")(sims_cli.activate)
+sims_app.command("resume")(sims_cli.resume)
+sims_app.command("retire")(sims_cli.retire)
+tokens_app.command("create")(tokens_cli.create)
+tokens_app.command("list")(tokens_cli.list_all)
+tokens_app.command("revoke")(tokens_cli.revoke)
 
 
 def _actor() -> str:
@@ -99,52 +115,59 @@ def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 @sims_app.command("import")
 def sims_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    kind: Annotated[SimKind, typer.Option("--kind")] = SimKind.PHYSICAL,
+    kind: Annotated[SimKind, typer.Option("--kind", case_sensitive=False)] = SimKind.PHYSICAL,
     org: OrgOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Import a SIM vendor batch file (CSV), all or nothing."""
     platform = platform_for(config, data_dir)
-    text = file.read_text(encoding="utf-8-sig")
-    total = max(text.count("\n"), 1)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
+
+    def lines() -> Iterator[str]:
+        # Read again for each pass, a line at a time: the file is never held whole.
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            yield from handle
+
+    columns = (TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
-        checking = progress.add_task("checking", total=total)
-        parsed = parse_stock_csv(text, on_progress=lambda n: progress.update(checking, completed=n))
-        progress.update(checking, completed=total)
-        storing = progress.add_task("sealing and storing", total=len(parsed.rows))
-        with org_transaction(platform, org) as (conn, org_id):
-            record = service.import_stock(
-                conn,
+        tasks: dict[str, TaskID] = {}
+
+        def show(stage: str, rows: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(f"{stage} rows", total=None)
+            progress.update(tasks[stage], completed=rows)
+
+        with org_transaction(platform, org) as (_, org_id):
+            pass
+        try:
+            record = service.import_stock_file(
+                platform.engine,
                 platform.sealer,
                 org_id,
-                parsed,
+                lines,
                 filename=file.name,
                 kind=kind,
                 actor=_actor(),
                 now=utc_now(),
-                on_progress=lambda n: progress.update(storing, completed=n),
+                on_progress=show,
             )
+        except ZtsimError as exc:
+            raise fail(exc) from None
     if record.status != "imported":
         table = Table("line", "field", "error", title=f"{file.name}: nothing imported")
         for e in record.errors:
             table.add_row(str(e["line"]), str(e["field"]), str(e["message"]))
         err.print(table)
+        if record.error_count > len(record.errors):
+            err.print(f"{record.error_count} errors in all; the first {len(record.errors)} shown.")
         raise typer.Exit(1)
-    out.print(f"Imported {record.imported} SIMs from {file.name} (import {record.id}).")
-    if parsed.ignored_columns:
-        out.print(f"Ignored columns: {', '.join(parsed.ignored_columns)}")
+    imported = lookup.count(record.imported, "SIM")
+    out.print(f"Imported {imported} from {file.name} (import {record.id}).")
 
 
 @sims_app.command("list")
 def sims_list(
-    state: Annotated[SimState | None, typer.Option("--state")] = None,
+    state: Annotated[SimState | None, typer.Option("--state", case_sensitive=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
     org: OrgOpt = None,
     config: ConfigOpt = None,
@@ -156,10 +179,17 @@ def sims_list(
         sims, more = inventory.list_sims(
             conn, org_id, inventory.SimFilter(state=state), limit=limit
         )
-    table = Table("ICCID", "IMSI", "MSISDN", "kind", "state", "identity")
+        names = lookup.identity_names(conn, org_id, (s.identity_id or "" for s in sims))
+    # Identifiers are never cut: on a narrow terminal the kind column goes first.
+    wide = out.width >= 100
+    table = Table("ICCID", "IMSI", "MSISDN", *(["kind"] if wide else []), "state", "identity")
     for s in sims:
-        table.add_row(s.iccid, s.imsi, s.msisdn or "", s.kind, s.state, s.identity_id or "")
-    out.print(table)
+        holder = names.get(s.identity_id, s.identity_id) if s.identity_id else ""
+        kind = [s.kind.value] if wide else []
+        table.add_row(s.iccid, s.imsi, s.msisdn or "", *kind, s.state.value, holder)
+    lookup.keep_whole(table, "ICCID", "IMSI", "MSISDN", "state")
+    out.print(table, highlight=False)
+    out.print(lookup.count(len(sims), "SIM"))
     if more:
         out.print(f"(more than {limit}; use --limit or the API's cursor)")
 
@@ -172,38 +202,8 @@ def sims_suspend(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Suspend an active SIM."""
-    platform = platform_for(config, data_dir)
-    with org_transaction(platform, org) as (conn, org_id):
-        sim = service.change_state(
-            conn, org_id, iccid, SimAction.SUSPEND, actor=_actor(), reason=reason, now=utc_now()
-        )
-    out.print(f"SIM {sim.iccid} is {sim.state}.")
-
-
-@tokens_app.command("create")
-def tokens_create(
-    role: Annotated[Role, typer.Option("--role")],
-    name: Annotated[str, typer.Option("--name")] = "cli",
-    identity: Annotated[str | None, typer.Option("--identity", help="For --role self.")] = None,
-    org: OrgOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create an API token; it is printed once."""
-    platform = platform_for(config, data_dir)
-    with org_transaction(platform, org) as (conn, org_id):
-        info, token = token_store.issue(
-            conn,
-            org_id,
-            name=name,
-            role=role,
-            identity_id=identity,
-            created_by=_actor(),
-            now=utc_now(),
-        )
-    err.print(f"Token {info.id} ({info.role}), shown once:")
-    out.print(token, markup=False, highlight=False)
+    """Suspend an active SIM (by ICCID, IMSI or MSISDN)."""
+    sims_cli.transition(iccid, SimAction.SUSPEND, reason, org, config, data_dir)
 
 
 @keys_app.command("rotate")

@@ -1,0 +1,172 @@
+"""`ztsim gateways` and `ztsim pools`: the packet gateways that may ask RADIUS, and the
+org's UE address pool, written as the API's routes write them. A shared secret is read
+from a file or typed at a hidden prompt, never taken on the command line (where `ps` and
+shell history would keep it), and never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ztsim.cli import lookup
+from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
+from ztsim.cli.identities import actor
+from ztsim.clock import utc_now
+from ztsim.errors import InvalidInput, NotFound
+from ztsim.events import store as events
+from ztsim.events.schema import NewEvent, subject_of
+from ztsim.radius.serve.coa import DEFAULT_COA_PORT
+from ztsim.radius.store import registry
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
+
+gateways = typer.Typer(help="Packet gateways (RADIUS clients).", no_args_is_help=True)
+pools = typer.Typer(help="The org's UE address pool.", no_args_is_help=True)
+
+
+def _secret(secret_file: Path | None) -> str:
+    if secret_file is None:
+        return str(typer.prompt("Shared secret", hide_input=True, confirmation_prompt=True))
+    try:
+        text = secret_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the secret file is not UTF-8") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the secret file: {exc.strerror}") from None
+    return text.rstrip("\r\n")
+
+
+@gateways.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name")],
+    address: Annotated[str, typer.Option("--address", help="Source address or prefix.")],
+    apn: Annotated[list[str], typer.Option("--apn", help="An APN it serves (repeatable).")],
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", dir_okay=False, help="The shared secret (else prompted)."),
+    ] = None,
+    message_authenticator: Annotated[
+        bool, typer.Option(help="Require Message-Authenticator (RFC 3579 §3.2).")
+    ] = True,
+    coa_port: Annotated[int, typer.Option("--coa-port", min=1, max=65535)] = DEFAULT_COA_PORT,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Register a packet gateway."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        secret = _secret(secret_file)
+        now = utc_now()
+        g = registry.create_gateway(
+            conn,
+            platform.sealer,
+            org_id,
+            name=name,
+            address=address,
+            secret=secret,
+            apns=apn,
+            require_message_authenticator=message_authenticator,
+            coa_port=coa_port,
+            now=now,
+        )
+        audit = NewEvent(
+            org_id,
+            "gateway.created",
+            actor(),
+            subject_of("gateway", g.id),
+            payload={
+                "address": g.address,
+                "require_message_authenticator": g.require_message_authenticator,
+            },
+        )
+        events.append(conn, [audit], now)
+    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
+    out.print(f"Registered gateway {g.name} at {g.address} for {', '.join(g.apns)}.")
+
+
+@gateways.command("list")
+def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List gateways (secrets are never shown)."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        items = registry.list_gateways(conn, org_id)
+    table = Table("name", "address", "APNs", "Message-Authenticator", "CoA port")
+    for g in items:
+        table.add_row(
+            g.name,
+            g.address,
+            ", ".join(g.apns),
+            "required" if g.require_message_authenticator else "optional",
+            str(g.coa_port),
+        )
+    lookup.keep_whole(table, "address")
+    out.print(table, highlight=False)
+    out.print(lookup.count(len(items), "gateway"))
+
+
+@gateways.command("delete")
+def delete(
+    gateway: Annotated[str, typer.Argument(help="The gateway's name or id.")],
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Remove a gateway: its requests are dropped from the next reload on."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        match = [g for g in registry.list_gateways(conn, org_id) if gateway in (g.id, g.name)]
+        if not match:
+            raise NotFound(f"no gateway {gateway!r} in this org")
+        now = utc_now()
+        registry.delete_gateway(conn, org_id, match[0].id)
+        events.append(
+            conn,
+            [NewEvent(org_id, "gateway.deleted", actor(), subject_of("gateway", match[0].id))],
+            now,
+        )
+    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
+    out.print(f"Deleted gateway {match[0].name}.")
+
+
+@pools.command("create")
+def pool_create(
+    cidr: Annotated[str, typer.Argument(help="Dynamic addresses, an IPv4 prefix.")],
+    static_cidr: Annotated[
+        str | None, typer.Option("--static", help="Static addresses (another prefix).")
+    ] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create the org's address pool."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        now = utc_now()
+        pool = registry.create_pool(conn, org_id, cidr=cidr, static_cidr=static_cidr, now=now)
+        audit = NewEvent(
+            org_id,
+            "ip_pool.created",
+            actor(),
+            subject_of("ip_pool", pool.id),
+            payload={"cidr": pool.cidr},
+        )
+        events.append(conn, [audit], now)
+    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
+    static = f" (static {pool.static_cidr})" if pool.static_cidr else ""
+    out.print(f"Created pool {pool.cidr}{static}.")
+
+
+@pools.command("list")
+def pool_list(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the org's address pools."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        items = registry.list_pools(conn, org_id)
+    table = Table("dynamic", "static")
+    for p in items:
+        table.add_row(p.cidr, p.static_cidr or "")
+    out.print(table, highlight=False)
+    out.print(lookup.count(len(items), "pool"))

@@ -1,0 +1,116 @@
+"""`ztsim identities`: people and service identities, written as the API writes them
+(same repository calls, same audit events, same change notification)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ztsim.cli import lookup
+from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
+from ztsim.clock import utc_now
+from ztsim.events import store as events
+from ztsim.events.schema import NewEvent, subject_of
+from ztsim.identity import repository
+from ztsim.identity.models import IdentityKind
+from ztsim.sessions.changes import ChangeEvent, ChangeKind
+
+app = typer.Typer(help="Identities: people and service identities.", no_args_is_help=True)
+
+IdentityArg = Annotated[str, typer.Argument(help="Identity id, email or exact name.")]
+
+
+def actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    kind: Annotated[IdentityKind, typer.Option("--kind", case_sensitive=False)] = (
+        IdentityKind.USER
+    ),
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    external_id: Annotated[str | None, typer.Option("--external-id")] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an identity."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        now = utc_now()
+        ident = repository.create_identity(
+            conn, org_id, kind=kind, name=name, email=email, external_id=external_id, now=now
+        )
+        audit = NewEvent(
+            org_id,
+            "identity.created",
+            actor(),
+            subject_of("identity", ident.id),
+            payload={"identity_kind": kind.value},
+        )
+        events.append(conn, [audit], now)
+    out.print(f"Created {ident.kind.value} {ident.name} ({ident.email or 'no email'}): {ident.id}")
+
+
+@app.command("list")
+def list_all(
+    kind: Annotated[IdentityKind | None, typer.Option("--kind", case_sensitive=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List identities."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        items, more = repository.list_identities(conn, org_id, kind=kind, limit=limit)
+    table = Table("name", "email", "kind", "enabled", "id")
+    for i in items:
+        table.add_row(i.name, i.email or "", i.kind.value, "yes" if i.enabled else "no", i.id)
+    lookup.keep_whole(table, "id", "email")
+    out.print(table)
+    out.print(
+        lookup.count(len(items), "identity", "identities") + (" (more: --limit)" if more else "")
+    )
+
+
+def _set_enabled(
+    key: str, enabled: bool, org: str | None, config: Path | None, data_dir: Path | None
+) -> None:
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        ident_id = lookup.identity_id(conn, org_id, key)
+        ident = repository.update_identity(conn, org_id, ident_id, name=None, enabled=enabled)
+        audit = NewEvent(
+            org_id,
+            "identity.updated",
+            actor(),
+            subject_of("identity", ident_id),
+            payload={"enabled": enabled},
+        )
+        events.append(conn, [audit], utc_now())
+    # After the commit, as the API does: a running AAA in this process re-decides sessions.
+    platform.api_context().notify(ChangeEvent(ChangeKind.IDENTITY, org_id, identity_id=ident_id))
+    out.print(f"Identity {ident.email or ident.name} is {'enabled' if enabled else 'disabled'}.")
+
+
+@app.command("disable")
+def disable(
+    identity: IdentityArg, org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Disable an identity: its SIMs are refused at the next attach or reload."""
+    _set_enabled(identity, False, org, config, data_dir)
+
+
+@app.command("enable")
+def enable(
+    identity: IdentityArg, org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Enable a disabled identity."""
+    _set_enabled(identity, True, org, config, data_dir)

@@ -1,0 +1,104 @@
+"""`ztsim tokens create|list|revoke`: API tokens, with the API's audit events. A token is
+printed once, at creation; afterwards only its id and prefix are shown."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ztsim.cli import lookup
+from ztsim.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    OrgOpt,
+    err,
+    org_transaction,
+    out,
+    platform_for,
+)
+from ztsim.cli.identities import actor
+from ztsim.clock import utc_now
+from ztsim.errors import InvalidInput, NotFound
+from ztsim.events import store as events
+from ztsim.events.schema import NewEvent, subject_of
+from ztsim.identity import token_store
+from ztsim.identity.roles import Role
+
+
+def create(
+    role: Annotated[Role, typer.Option("--role", case_sensitive=False)],
+    name: Annotated[str, typer.Option("--name")] = "cli",
+    identity: Annotated[
+        str | None, typer.Option("--identity", help="For --role self: id, email or name.")
+    ] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an API token; it is printed once."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        holder = None if identity is None else lookup.identity_id(conn, org_id, identity)
+        now = utc_now()
+        info, token = token_store.issue(
+            conn, org_id, name=name, role=role, identity_id=holder, created_by=actor(), now=now
+        )
+        audit = NewEvent(
+            org_id,
+            "token.created",
+            actor(),
+            subject_of("token", info.id),
+            payload={"role": role.value},
+        )
+        events.append(conn, [audit], now)
+    err.print(f"Token {info.id} ({info.role.value}), shown once:")
+    out.print(token, markup=False, highlight=False)
+
+
+def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List API tokens (never the tokens themselves)."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        items = token_store.list_tokens(conn, org_id)
+        names = lookup.identity_names(conn, org_id, (t.identity_id or "" for t in items))
+    now = utc_now()
+    table = Table("id", "prefix", "name", "role", "identity", "state")
+    for t in items:
+        if t.revoked_at is not None:
+            state = "revoked"
+        elif t.expires_at is not None and t.expires_at <= now:
+            state = "expired"
+        else:
+            state = "valid"
+        holder = names.get(t.identity_id, t.identity_id) if t.identity_id else ""
+        table.add_row(t.id, t.prefix, t.name, t.role.value, holder, state)
+    lookup.keep_whole(table, "id", "prefix")
+    out.print(table, highlight=False)
+    out.print(lookup.count(len(items), "token"))
+
+
+def revoke(
+    token: Annotated[str, typer.Argument(help="The token's id, shown prefix or name.")],
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        matches = [
+            t for t in token_store.list_tokens(conn, org_id) if token in (t.id, t.prefix, t.name)
+        ]
+        if not matches:
+            # Not echoed: an admin may paste the token itself here.
+            raise NotFound("no token with that id, prefix or name in this org")
+        if len(matches) > 1:
+            raise InvalidInput(f"{len(matches)} tokens match: use the id")
+        now = utc_now()
+        info = token_store.revoke(conn, org_id, matches[0].id, now)
+        events.append(
+            conn, [NewEvent(org_id, "token.revoked", actor(), subject_of("token", info.id))], now
+        )
+    out.print(f"Token {info.id} ({info.name}) is revoked.", highlight=False)
