@@ -14,8 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ztsim.radius import Code, Packet, RadiusDecodeError, SharedSecret, fastpath, sign_request
-from ztsim.radius.dictionary import make_attribute
+from ztsim.radius import (
+    Attribute,
+    Code,
+    Packet,
+    RadiusDecodeError,
+    SharedSecret,
+    fastpath,
+    sign_request,
+)
+from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.errors import RadiusEncodeError
 from ztsim.radius.fastpath import (
     RawRequest,
@@ -23,6 +31,7 @@ from ztsim.radius.fastpath import (
     encode_access_reply,
     ma_ok_py,
     message_authenticator_ok,
+    scan_accounting,
     scan_request,
     scan_request_py,
 )
@@ -286,3 +295,121 @@ def test_c_sign_refuses_exactly_what_is_over_4096(size: int) -> None:
         assert len(outcome) == 38 + size
     else:
         assert outcome == "ValueError"
+
+
+# -- Accounting-Request: the values scan against the codec ---------------------------------
+
+
+def _vsa(vendor: int, sub_type: int, value: bytes) -> Attribute:
+    return Attribute(26, vendor.to_bytes(4, "big") + bytes((sub_type, len(value) + 2)) + value)
+
+
+# TS 29.061 §16.4.7.2 / TS 29.274 §8.21.5: ULI type 130 (TAI and ECGI), MCC 001 MNC 01.
+_ULI = bytes((130,)) + bytes.fromhex("00f110") + b"\x00\x01" + bytes.fromhex("00f110") + bytes(4)
+_ACCOUNTING_ATTRIBUTES = [
+    make_attribute("Acct-Status-Type", 1),
+    make_attribute("Acct-Status-Type", 2),
+    make_attribute("Acct-Session-Id", "s-1"),
+    make_attribute("User-Name", "001010000000001"),
+    make_attribute("User-Name", "bob"),
+    make_attribute("3GPP-IMSI", "001010000000001"),
+    make_attribute("3GPP-IMEISV", "3534900698733201"),
+    make_attribute("Called-Station-Id", "corp"),
+    make_attribute("Framed-IP-Address", "10.64.0.9"),
+    make_attribute("3GPP-RAT-Type", 6),
+    make_attribute("3GPP-Session-Stop-Indicator", 255),
+    make_attribute("Acct-Input-Octets", 1234),
+    make_attribute("Proxy-State", b"\x01\x02"),
+    make_attribute("Proxy-State", b"\x03"),
+    _vsa(10415, 22, _ULI),
+    _vsa(311, 1, b"ms"),  # Microsoft (RFC 2548), a TLV vendor too
+    _vsa(9, 1, b"cisco"),  # not a TLV vendor: kept whole
+    _vsa(10415, 250, b"unknown sub-attribute"),
+    Attribute(250, b"unknown attribute"),
+    Attribute(80, bytes(16)),  # a Message-Authenticator: the general path's
+]
+
+
+def _accounting_request(picks: list[int], identifier: int) -> bytes:
+    attributes = tuple(_ACCOUNTING_ATTRIBUTES[i] for i in picks)
+    packet = Packet(Code.ACCOUNTING_REQUEST, identifier, bytes(16), attributes)
+    return sign_request(packet, SharedSecret(SECRET)).encode()
+
+
+def _accounting_mutations() -> st.SearchStrategy[bytes]:
+    picks = st.lists(st.integers(0, len(_ACCOUNTING_ATTRIBUTES) - 1), max_size=12)
+    bases = st.builds(_accounting_request, picks, st.integers(0, 255))
+    truncated = bases.flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))
+    return st.one_of(
+        bases,
+        overwritten(bases, reach=200, min_spots=1),
+        truncated,
+        st.binary(max_size=200).map(lambda b: b"\x04" + b),
+        st.binary(max_size=300),
+    )
+
+
+def _by_codec(datagram: bytes) -> tuple[Packet, dict[str, object]] | str:
+    try:
+        packet = Packet.decode(datagram)
+        values: dict[str, object] = {}
+        for attribute in decode_attributes(packet):
+            values.setdefault(attribute.name, attribute.value)
+    except RadiusDecodeError:
+        return "error"
+    return packet, values
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_accounting_mutations())
+def test_the_accounting_scan_reads_what_the_codec_decodes(datagram: bytes) -> None:
+    try:
+        scanned = scan_accounting(datagram)
+    except RadiusDecodeError:
+        scanned = None
+        assert _by_codec(datagram) == "error"
+    codec = _by_codec(datagram)
+    if isinstance(codec, str):
+        # The codec refuses it: the scan refused it too, or left it to the general path.
+        assert scanned is None
+        return
+    packet, values = codec
+    general = packet.code is not Code.ACCOUNTING_REQUEST or packet.get(80) is not None
+    assert (scanned is None) == general
+    if scanned is None:
+        return
+    assert scanned.identifier == packet.identifier
+    assert scanned.authenticator == packet.authenticator
+    assert scanned.length == packet.length
+    # Every known attribute, by name; unknown ones the codec labels are never read.
+    known = {k: v for k, v in values.items() if not k.startswith(("Attr-", "Vendor-"))}
+    assert scanned.values == known
+    for name, value in known.items():
+        assert type(scanned.values[name]) is type(value)
+    states = b"".join(a.encode() for a in packet.attributes if a.type == 33)
+    assert scanned.proxy_states == states
+
+
+def test_the_accounting_scan_reads_a_request_as_sent() -> None:
+    datagram = _accounting_request([0, 2, 5, 3, 8, 9, 12, 13, 14, 16], 7)
+    scanned = scan_accounting(datagram + b"padding past Length")
+    assert scanned is not None
+    assert scanned.identifier == 7
+    assert scanned.length == len(datagram)
+    assert scanned.values["Acct-Status-Type"] == 1
+    assert scanned.values["3GPP-IMSI"] == "001010000000001"
+    assert str(scanned.values["Framed-IP-Address"]) == "10.64.0.9"
+    assert "3GPP-User-Location-Info" in scanned.values
+    assert scanned.proxy_states == b"\x21\x04\x01\x02\x21\x03\x03"
+    assert scan_accounting(_accounting_request([0, 19], 7)) is None
+    assert scan_accounting(_request(7)) is None  # an Access-Request
+    with pytest.raises(RadiusDecodeError):
+        scan_accounting(datagram[:-1])
+    # A Vendor-Specific of its Vendor-Id alone (RFC 2865 §5.26 wants a String after it),
+    # and a 3GPP sub-attribute cut off: refused, as the codec refuses them.
+    for vsa in (b"\x00\x00\x28\xaf", b"\x00\x00\x28\xaf\x01"):
+        bad = Packet(Code.ACCOUNTING_REQUEST, 1, bytes(16), (Attribute(26, vsa),)).encode()
+        with pytest.raises(RadiusDecodeError):
+            decode_attributes(Packet.decode(bad))
+        with pytest.raises(RadiusDecodeError):
+            scan_accounting(bad)

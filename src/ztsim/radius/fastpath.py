@@ -23,11 +23,15 @@ import hmac
 import os
 import struct
 from collections.abc import Callable
+from enum import IntEnum
 from typing import Any, NamedTuple
 
 from ztsim.radius.attrtypes import VENDOR_3GPP, AttributeType, ThreeGppType
+from ztsim.radius.datatypes import DataType, Value, decode_value
+from ztsim.radius.dictionary import BY_NUMBER
 from ztsim.radius.errors import RadiusDecodeError, RadiusEncodeError
 from ztsim.radius.packet import HEADER_LENGTH, MAX_PACKET_LENGTH
+from ztsim.radius.vsa import TLV_VENDORS
 
 _MA = int(AttributeType.MESSAGE_AUTHENTICATOR)
 _MA_LENGTH = 18  # RFC 3579 §3.2: Type, Length and a 16-octet HMAC-MD5
@@ -249,3 +253,97 @@ _fast = _speedups()
 # The same function either way; the C one reads a request about six times faster
 # (1.5 µs against 9 µs here), and checks and signs in about half the time.
 scan_request: Callable[[bytes], RawRequest] = scan_request_py if _fast is None else _fast.scan
+
+
+# -- Accounting-Request: the values, without the packet's objects ---------------------------
+
+_ACCOUNTING_REQUEST = 4  # RFC 2866 §4.1
+_STANDARD = 0
+
+
+class RawAccounting(NamedTuple):
+    """An Accounting-Request read in one pass over its octets: the typed value of the
+    first of each known attribute, by name (what `dictionary.decode_attributes(...).get`
+    gives), and its Proxy-States as sent, to echo in the response."""
+
+    identifier: int
+    authenticator: bytes
+    length: int
+    values: dict[str, Value]
+    proxy_states: bytes
+
+
+_Definitions = dict[tuple[int, int], tuple[str, DataType, type[IntEnum] | None]]
+# (vendor, type) -> what decoding needs, as plain tuples: one lookup per attribute.
+_KNOWN: _Definitions = {key: (d.name, d.data_type, d.enum) for key, d in BY_NUMBER.items()}
+
+
+def scan_accounting(datagram: bytes) -> RawAccounting | None:
+    """The values of an Accounting-Request, decoded as `Packet.decode` and
+    `decode_attributes` decode them (the same checks; `RadiusDecodeError` where they
+    raise), for the general path's work without its objects. None for anything else:
+    another code, or a Message-Authenticator (whose HMAC the general path checks)."""
+    size = len(datagram)
+    if size < HEADER_LENGTH:
+        raise RadiusDecodeError(f"datagram is {size} octets, shorter than the RADIUS header")
+    code, identifier, length, authenticator = _HEADER.unpack_from(datagram)
+    if not HEADER_LENGTH <= length <= MAX_PACKET_LENGTH or length > size:
+        raise RadiusDecodeError(f"Length field {length} does not fit the {size}-octet datagram")
+    if code != _ACCOUNTING_REQUEST:
+        return None
+    known = _KNOWN
+    values: dict[str, Value] = {}
+    proxy = b""
+    offset = HEADER_LENGTH
+    while offset < length:
+        if length - offset < 2:
+            raise RadiusDecodeError(f"attribute at offset {offset} is cut off after its type")
+        kind = datagram[offset]
+        end = offset + datagram[offset + 1]
+        if end < offset + 2 or end > length:
+            raise RadiusDecodeError(f"attribute {kind} at offset {offset} has a bad length")
+        if kind == _VENDOR_SPECIFIC:
+            _scan_vendor(datagram, offset + 2, end, known, values)
+        elif kind == _MA:
+            return None
+        else:
+            if kind == _PROXY_STATE:
+                proxy += datagram[offset:end]
+            found = known.get((_STANDARD, kind))
+            if found is not None:
+                name, data_type, enum = found
+                value = decode_value(name, data_type, datagram[offset + 2 : end], enum)
+                if name not in values:
+                    values[name] = value
+        offset = end
+    return RawAccounting(identifier, authenticator, length, values, proxy)
+
+
+def _scan_vendor(
+    datagram: bytes,
+    start: int,
+    end: int,
+    known: _Definitions,
+    values: dict[str, Value],
+) -> None:
+    # RFC 2865 §5.26: Vendor-Id (4 octets), then for the TLV vendors Type, Length, Value.
+    if end - start < 5:
+        raise RadiusDecodeError(f"Vendor-Specific value is {end - start} octets, shorter than 5")
+    vendor = int.from_bytes(datagram[start : start + 4], "big")
+    if vendor not in TLV_VENDORS:
+        return
+    sub = start + 4
+    while sub < end:
+        if end - sub < 2:
+            raise RadiusDecodeError(f"vendor {vendor} sub-attribute is cut off after its type")
+        sub_type = datagram[sub]
+        sub_end = sub + datagram[sub + 1]
+        if sub_end < sub + 2 or sub_end > end:
+            raise RadiusDecodeError(f"vendor {vendor} sub-attribute {sub_type} has a bad length")
+        found = known.get((vendor, sub_type))
+        if found is not None:
+            name, data_type, enum = found
+            value = decode_value(name, data_type, datagram[sub + 2 : sub_end], enum)
+            if name not in values:
+                values[name] = value
+        sub = sub_end

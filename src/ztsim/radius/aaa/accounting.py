@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ztsim.clock import Clock
 from ztsim.events.schema import NewEvent, Outcome, subject_of
@@ -25,10 +25,10 @@ from ztsim.radius.aaa.engine import (
     Reason,
     SimEntry,
     Snapshot,
-    access_request,
+    make_request,
 )
 from ztsim.radius.aaa.traffic import Counters, Sink
-from ztsim.radius.dictionary import DecodedAttributes
+from ztsim.radius.datatypes import Value
 from ztsim.radius.uli import UserLocationInfo
 from ztsim.radius.values import AcctStatusType, RatType
 from ztsim.sessions.allocator import Ipam
@@ -37,6 +37,23 @@ from ztsim.sessions.table import Session, SessionIndex
 # Why an Accounting-Request for a SIM of the gateway's own org was refused: its
 # Framed-IP-Address is not the SIM's lease (or it has none).
 NOT_LEASED = "address_not_leased"
+
+
+class AttributeValues(Protocol):
+    """The first value of each attribute by name: `DecodedAttributes`, or the values
+    `fastpath.scan_accounting` read."""
+
+    def get(self, name: str, /) -> Value | None: ...
+
+
+def _request(attrs: AttributeValues) -> AccessRequest:
+    # As `engine.access_request` reads an Access-Request.
+    return make_request(
+        attrs.get("3GPP-IMSI"),
+        attrs.get("User-Name"),
+        attrs.get("3GPP-IMEISV"),
+        attrs.get("Called-Station-Id"),
+    )
 
 
 def location_json(value: object) -> dict[str, Any] | None:
@@ -63,7 +80,7 @@ class AccountingMixin:
     counters: Counters
     accepted: dict[str, AccessRequest]
 
-    def _accounting(self, gateway: GatewayEntry, nas: str, attrs: DecodedAttributes) -> None:
+    def _accounting(self, gateway: GatewayEntry, nas: str, attrs: AttributeValues) -> None:
         now = self.clock()
         status = attrs.get("Acct-Status-Type")
         if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
@@ -81,14 +98,14 @@ class AccountingMixin:
             # ended; without it only this accounting session (one bearer) ended.
             self._stop_keys([key], now, "stop")
             if attrs.get("3GPP-Session-Stop-Indicator") is not None:
-                imsi = access_request(attrs).imsi
+                imsi = _request(attrs).imsi
                 if imsi is not None:
                     rest = self.sessions.stop_where(gateway_id=gateway.id, imsi=imsi)
                     self._stop_keys(rest, now, "stop")
             return
         if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE):
             return
-        request = access_request(attrs)
+        request = _request(attrs)
         ue = attrs.get("Framed-IP-Address")
         sim = self.snapshot.sims.get(request.imsi) if request.imsi else None
         if sim is None or sim.org_id != gateway.org_id:
