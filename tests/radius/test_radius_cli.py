@@ -23,17 +23,11 @@ from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.store import registry
 
 from support.leaks import LEAKS
-from support.radius_world import RADCLIENT, SECRET, access, radclient
+from support.radius_world import RADCLIENT, SECRET, access, free_udp_port, radclient, udp_port_bound
 
 pytestmark = pytest.mark.skipif(
     RADCLIENT is None, reason="needs radclient (Debian package freeradius-utils)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _installed(tmp_path: Path) -> dict[str, str]:
@@ -67,8 +61,8 @@ def _installed(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "ZTSIM_DATA_DIR": str(data_dir),
-        "ZTSIM_RADIUS_AUTH_PORT": str(_free_port()),
-        "ZTSIM_RADIUS_ACCT_PORT": str(_free_port()),
+        "ZTSIM_RADIUS_AUTH_PORT": str(free_udp_port()),
+        "ZTSIM_RADIUS_ACCT_PORT": str(free_udp_port()),
     }
 
 
@@ -94,15 +88,6 @@ def test_serve_radius_answers_and_stops(tmp_path: Path) -> None:
                 proc.kill()
         assert proc.stdout is not None
         LEAKS.add_text("ztsim serve radius", proc.stdout.read())
-
-
-def _bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _access_request(ident: int) -> bytes:
@@ -136,7 +121,7 @@ def test_sigterm_as_soon_as_bound_stops_cleanly_and_writes_what_was_answered(
     ) as proc:
         try:
             deadline = time.monotonic() + 30
-            while not _bound(auth_port):
+            while not udp_port_bound(auth_port):
                 assert time.monotonic() < deadline, "the server never bound its port"
                 assert proc.poll() is None
                 time.sleep(0.001)

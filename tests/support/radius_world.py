@@ -55,6 +55,21 @@ class World:
     device_imei: str
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether some socket is bound to this UDP port, read from the kernel's table rather
+    than by binding the port: a probe holding it for a moment would make a server's own
+    bind fail."""
+    local = f":{port:04X}"
+    with open("/proc/net/udp") as table:
+        return any(line.split()[1].endswith(local) for line in table.readlines()[1:])
+
+
 def build_world(
     engine: Engine,
     sealer: Sealer,

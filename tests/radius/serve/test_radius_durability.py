@@ -49,7 +49,9 @@ from support.radius_world import (
     answered,
     build_world,
     burst_command,
+    free_udp_port,
     radclient,
+    udp_port_bound,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -57,21 +59,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 SESSIONS = 1500  # a Start and a Stop each: 3,000 requests, a few seconds at most
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _installed(tmp_path: Path) -> tuple[dict[str, str], World]:
@@ -89,8 +76,8 @@ def _installed(tmp_path: Path) -> tuple[dict[str, str], World]:
     env = {
         **os.environ,
         "ZTSIM_DATA_DIR": str(data_dir),
-        "ZTSIM_RADIUS_AUTH_PORT": str(_free_port()),
-        "ZTSIM_RADIUS_ACCT_PORT": str(_free_port()),
+        "ZTSIM_RADIUS_AUTH_PORT": str(free_udp_port()),
+        "ZTSIM_RADIUS_ACCT_PORT": str(free_udp_port()),
     }
     return env, world
 
@@ -105,7 +92,7 @@ def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
     )
     port = int(env["ZTSIM_RADIUS_ACCT_PORT"])
     deadline = time.monotonic() + 30
-    while not _bound(port):
+    while not udp_port_bound(port):
         assert time.monotonic() < deadline, "the server never bound its port"
         assert proc.poll() is None, proc.communicate()[0]
         time.sleep(0.01)

@@ -196,39 +196,6 @@ class AaaCore(AccountingMixin):
             return None
         return gateway, packet, key
 
-    def _acct_front(
-        self, datagram: bytes, peer: tuple[str, int]
-    ) -> tuple[GatewayEntry, Packet, tuple[object, ...]] | bytes | None:
-        """`_front` for Accounting-Requests, with the Request Authenticator checked on the
-        datagram's octets rather than on a re-encoded packet (the same MD5, RFC 2866 §3).
-        A request with a Message-Authenticator takes the general path, which checks it."""
-        try:
-            packet = Packet.decode(datagram)
-        except RadiusDecodeError:
-            packet = None
-        if (
-            packet is None
-            or packet.code is not Code.ACCOUNTING_REQUEST
-            or any(a.type == AttributeType.MESSAGE_AUTHENTICATOR for a in packet.attributes)
-        ):
-            return self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
-        self.counters.received += 1
-        gateway = self.snapshot.gateway_for(peer[0])
-        if gateway is None:
-            self.counters.unknown_client += 1
-            return None
-        key = (peer, packet.identifier, packet.authenticator)
-        cached = self.replay.get(key)
-        if cached is not None:
-            self.counters.duplicates += 1
-            return cached
-        octets = datagram[: packet.length]
-        expected = _md5(octets[:4] + _ZERO_AUTHENTICATOR + octets[20:] + gateway.secret.reveal())
-        if not hmac.compare_digest(expected, packet.authenticator):
-            self.counters.bad_authenticator += 1
-            return None
-        return gateway, packet, key
-
     def handle_auth(
         self, datagram: bytes, peer: tuple[str, int], now: datetime | None = None
     ) -> bytes | None:
@@ -304,11 +271,7 @@ class AaaCore(AccountingMixin):
         if not hmac.compare_digest(expected, scanned.authenticator):
             self.counters.bad_authenticator += 1
             return None
-        if key in self.awaiting:
-            self.counters.duplicates += 1
-            return None
-        if len(self.awaiting) >= MAX_AWAITING:
-            self.counters.acct_deferred += 1
+        if not self._admit(key):
             return None
         self.counters.accounting += 1
         self._accounting(gateway, peer[0], scanned.values)
@@ -321,15 +284,11 @@ class AaaCore(AccountingMixin):
         self, datagram: bytes, peer: tuple[str, int]
     ) -> bytes | AfterCommit | None:
         """`handle_acct` through the codec's packet and typed attributes."""
-        front = self._acct_front(datagram, peer)
+        front = self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
         if not isinstance(front, tuple):
             return front
         gateway, packet, key = front
-        if key in self.awaiting:
-            self.counters.duplicates += 1
-            return None
-        if len(self.awaiting) >= MAX_AWAITING:
-            self.counters.acct_deferred += 1
+        if not self._admit(key):
             return None
         try:
             attributes = decode_attributes(packet)
@@ -339,6 +298,18 @@ class AaaCore(AccountingMixin):
         self.counters.accounting += 1
         self._accounting(gateway, peer[0], attributes)
         return self._await_commit(peer, key, accounting_response(packet, gateway.secret.reveal()))
+
+    def _admit(self, key: tuple[object, ...]) -> bool:
+        """Whether a checked Accounting-Request is to be handled: not while its reply waits
+        for a commit (a retransmission), nor past the bound of waiting replies (the gateway
+        retransmits it later)."""
+        if key in self.awaiting:
+            self.counters.duplicates += 1
+            return False
+        if len(self.awaiting) >= MAX_AWAITING:
+            self.counters.acct_deferred += 1
+            return False
+        return True
 
     def _await_commit(
         self, peer: tuple[str, int], key: tuple[object, ...], reply: bytes
