@@ -1,5 +1,5 @@
-"""The README's promise for a new user: a plain clone, with nothing beside it (no
-`../shared`), carries everything its tests read. Collects the suite of a fresh clone of
+"""The README's promise for a new user: a plain clone, with nothing beside it (not even the
+project's shared design folder), carries everything its tests read. Collects the suite of a fresh clone of
 this repository's HEAD, importing that clone's own code."""
 
 from __future__ import annotations
