@@ -102,7 +102,6 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
     "radius/uli.py": ["radius/test_radius_fuzz.py", "radius/test_radius_dictionary.py"],
     "radius/values.py": ["radius/test_radius_fuzz.py", "radius/test_radius_dictionary.py"],
     "radius/vsa.py": ["radius/test_radius_dictionary.py", "radius/test_radius_fuzz.py"],
-    "sessions/changes.py": ["radius/serve/test_radius_service.py"],
     "settings.py": ["cli/test_cli_main.py"],
     "simulator/demo_world.py": ["node/test_node_demo.py"],
     "simulator/internet.py": ["simulator/test_simulator_peers.py"],

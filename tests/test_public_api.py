@@ -70,6 +70,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "ztsim.esim": ["ActivationCode", "InvalidActivationCode"],
     "ztsim.events": [],
+    "ztsim.feed": ["Change", "NewChange", "Topic", "keys_of"],
     "ztsim.identifiers": [
         "Eid",
         "Iccid",

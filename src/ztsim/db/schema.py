@@ -434,3 +434,31 @@ dns_device_tokens = Table(
     Column("revoked_at", UtcDateTime),
     Index(None, "org_id", "device_id"),
 )
+
+
+# -- The change feed (issue 15): one row per committed change that a plane must apply -----
+
+# Written in the transaction of the change itself; read by every gateway in `seq` order.
+# `seq` never goes backwards in commit order (see `ztsim.feed.outbox`), and SQLite's
+# AUTOINCREMENT never reuses a number after the oldest rows are pruned.
+change_outbox = Table(
+    "change_outbox",
+    metadata,
+    Column("seq", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), nullable=False),
+    Column("topic", String(32), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "created_at"),
+    sqlite_autoincrement=True,
+)
+
+# One row: the highest sequence number pruned away. A follower behind it missed changes
+# and loads a fresh snapshot instead (numbers can have holes, so a gap alone says nothing).
+change_feed_state = Table(
+    "change_feed_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("pruned_through", BigInteger, nullable=False),
+)
