@@ -28,7 +28,6 @@ def test_simulate_drives_a_running_platform_without_errors(tmp_path: Path) -> No
         "ZTSIM_RADIUS_AUTH_PORT": str(_free(socket.SOCK_DGRAM)),
         "ZTSIM_RADIUS_ACCT_PORT": str(_free(socket.SOCK_DGRAM)),
         "ZTSIM_DNS_PORT": str(_free(socket.SOCK_DGRAM)),
-        "ZTSIM_RADIUS_RELOAD_INTERVAL": "1",
         "ZTSIM_DNS_RELOAD_INTERVAL": "1",
     }
     with subprocess.Popen(

@@ -2,13 +2,12 @@
 
 Admins write; operators, analysts and auditors read (operators troubleshoot devices,
 analysts read the policy behind the DNS events they investigate). A device token is
-shown once, at creation, and stored as its SHA-256. The gateway picks changes up at
-its next snapshot rebuild.
+shown once, at creation, and stored as its SHA-256. Each change is one use case of
+`ztsim.dns.store.service`, which records it and publishes it to the DNS gateways.
 """
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Annotated
 
@@ -20,9 +19,8 @@ from ztsim.api.schemas import ObjectId, Request, _storable
 from ztsim.dns.policy.lists import ListFormat
 from ztsim.dns.policy.rules import Action, BlockAnswer, Category, OrgSettings, PrivacyMode, Rule
 from ztsim.dns.store import repository as repo
+from ztsim.dns.store import service
 from ztsim.errors import InvalidInput
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity.roles import Permission, Principal
 from ztsim.inventory.models import SimKind
 
@@ -155,10 +153,6 @@ def _list_out(s: repo.StoredList) -> ListOut:
     )
 
 
-def _audit(p: Principal, kind: str, subject: str, **payload: object) -> NewEvent:
-    return NewEvent(p.org_id, kind, p.actor, subject, payload=dict(payload))
-
-
 @router.get("/dns/settings", tags=["dns"])
 def get_settings(ctx: Ctx, p: DnsRead) -> SettingsBody:
     with ctx.read() as conn:
@@ -184,12 +178,10 @@ def put_settings(ctx: Ctx, p: DnsWrite, body: SettingsBody) -> SettingsBody:
         body.pseudonymise,
         frozenset(body.allow_list_only_fleets),
     )
-    now = ctx.clock()
     with ctx.tx() as conn:
-        repo.put_settings(conn, p.org_id, settings, tuple(body.networks), now)
-        payload = {"privacy": body.privacy.value, "block_answer": body.block_answer.value}
-        event = _audit(p, "dns.settings.updated", subject_of("org", p.org_id), **payload)
-        events.append(conn, [event], now)
+        service.put_settings(
+            conn, p.org_id, settings, tuple(body.networks), actor=p.actor, now=ctx.clock()
+        )
     return body
 
 
@@ -201,11 +193,10 @@ def list_rules(ctx: Ctx, p: DnsRead) -> list[RuleOut]:
 
 @router.post("/dns/rules", status_code=201, tags=["dns"])
 def create_rule(ctx: Ctx, p: DnsWrite, body: RuleIn) -> RuleOut:
-    rule, now = body.to_rule(), ctx.clock()
     with ctx.tx() as conn:
-        stored = repo.create_rule(conn, p.org_id, rule, body.position, now)
-        subject = subject_of("dns-rule", stored.id)
-        events.append(conn, [_audit(p, "dns.rule.created", subject, name=rule.id)], now)
+        stored = service.create_rule(
+            conn, p.org_id, body.to_rule(), body.position, actor=p.actor, now=ctx.clock()
+        )
     return _rule_out(stored)
 
 
@@ -217,24 +208,17 @@ def get_rule(ctx: Ctx, p: DnsRead, rule_id: str) -> RuleOut:
 
 @router.put("/dns/rules/{rule_id}", tags=["dns"])
 def replace_rule(ctx: Ctx, p: DnsWrite, rule_id: str, body: RuleIn) -> RuleOut:
-    rule, now = body.to_rule(), ctx.clock()
     with ctx.tx() as conn:
-        position = body.position
-        if position is None:
-            position = repo.get_rule(conn, p.org_id, rule_id).position
-        stored = repo.replace_rule(conn, p.org_id, rule_id, rule, position, now)
-        subject = subject_of("dns-rule", rule_id)
-        events.append(conn, [_audit(p, "dns.rule.updated", subject, name=rule.id)], now)
+        stored = service.replace_rule(
+            conn, p.org_id, rule_id, body.to_rule(), body.position, actor=p.actor, now=ctx.clock()
+        )
     return _rule_out(stored)
 
 
 @router.delete("/dns/rules/{rule_id}", status_code=204, tags=["dns"])
 def delete_rule(ctx: Ctx, p: DnsWrite, rule_id: str) -> Response:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        stored = repo.delete_rule(conn, p.org_id, rule_id)
-        subject = subject_of("dns-rule", rule_id)
-        events.append(conn, [_audit(p, "dns.rule.deleted", subject, name=stored.name)], now)
+        service.delete_rule(conn, p.org_id, rule_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
 
 
@@ -250,21 +234,17 @@ def create_list(ctx: Ctx, p: DnsWrite, body: ListIn) -> ListOut:
         raise InvalidInput("give exactly one of content and url")
     if body.content is not None:
         _storable(body.content)
-    now = ctx.clock()
-    fmt = body.format.value if body.format else None
     with ctx.tx() as conn:
-        stored = repo.create_list(
+        stored = service.create_list(
             conn,
             p.org_id,
             name=body.name,
-            fmt=fmt,
+            fmt=body.format.value if body.format else None,
             content=body.content or "",
             url=body.url,
-            now=now,
+            actor=p.actor,
+            now=ctx.clock(),
         )
-        counts = {"good_lines": stored.good_lines, "bad_lines": stored.bad_lines}
-        event = _audit(p, "dns.list.created", subject_of("dns-list", stored.id), **counts)
-        events.append(conn, [event], now)
     return _list_out(stored)
 
 
@@ -276,22 +256,17 @@ def get_list(ctx: Ctx, p: DnsRead, list_id: str) -> ListOut:
 
 @router.delete("/dns/lists/{list_id}", status_code=204, tags=["dns"])
 def delete_list(ctx: Ctx, p: DnsWrite, list_id: str) -> Response:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        stored = repo.delete_list(conn, p.org_id, list_id)
-        subject = subject_of("dns-list", list_id)
-        events.append(conn, [_audit(p, "dns.list.deleted", subject, name=stored.name)], now)
+        service.delete_list(conn, p.org_id, list_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
 
 
 @router.post("/dns/device-tokens", status_code=201, tags=["dns"])
 def create_device_token(ctx: Ctx, p: DnsWrite, body: DeviceTokenIn) -> DeviceTokenOut:
-    token = "ztdns_" + secrets.token_urlsafe(32)
-    now = ctx.clock()
     with ctx.tx() as conn:
-        token_id = repo.add_device_token(conn, p.org_id, body.device_id, token, now)
-        subject = subject_of("device", body.device_id)
-        events.append(conn, [_audit(p, "dns.device_token.created", subject, id=token_id)], now)
+        token_id, token = service.issue_device_token(
+            conn, p.org_id, body.device_id, actor=p.actor, now=ctx.clock()
+        )
     return DeviceTokenOut(
         id=token_id, device_id=body.device_id, token=token, path=f"/dns-query/{token}"
     )
@@ -299,9 +274,6 @@ def create_device_token(ctx: Ctx, p: DnsWrite, body: DeviceTokenIn) -> DeviceTok
 
 @router.delete("/dns/device-tokens/{dns_token_id}", status_code=204, tags=["dns"])
 def revoke_device_token(ctx: Ctx, p: DnsWrite, dns_token_id: str) -> Response:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        repo.revoke_device_token(conn, p.org_id, dns_token_id, now)
-        subject = subject_of("dns-token", dns_token_id)
-        events.append(conn, [_audit(p, "dns.device_token.revoked", subject)], now)
+        service.revoke_device_token(conn, p.org_id, dns_token_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)

@@ -1,6 +1,7 @@
 # No `from __future__ import annotations`: the group and fleet routes are built in a
 # function, and FastAPI must see their parameter annotations evaluated.
-"""Routes for the org, identities, groups, fleets and API tokens."""
+"""Routes for the org, identities, groups, fleets and API tokens: each change is one use
+case of `ztsim.identity.service` (its audit event and plane change included)."""
 
 from typing import Annotated, Any
 
@@ -30,19 +31,12 @@ from ztsim.api.schemas import (
     TokenIn,
     TokenOut,
 )
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
-from ztsim.identity import repository, token_store
+from ztsim.identity import repository, service, token_store
 from ztsim.identity.models import Collection, IdentityKind
-from ztsim.identity.roles import Principal, Role
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
+from ztsim.identity.roles import Role
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=1000)]
-
-
-def audit(p: Principal, kind: str, subject: str, reason: str = "", **payload: object) -> NewEvent:
-    return NewEvent(p.org_id, kind, p.actor, subject, reason=reason, payload=dict(payload))
 
 
 @router.get("/me", tags=["identity"])
@@ -59,12 +53,9 @@ def get_org(ctx: Ctx, p: OrgRead) -> OrgOut:
 @router.patch("/org", tags=["identity"])
 def patch_org(ctx: Ctx, p: OrgWrite, body: OrgPatch) -> OrgOut:
     with ctx.tx() as conn:
-        org = repository.update_org(conn, p.org_id, tofu_binding=body.tofu_binding)
-        changes = body.model_dump(exclude_none=True)
-        events.append(
-            conn, [audit(p, "org.updated", subject_of("org", p.org_id), **changes)], ctx.clock()
+        org = service.update_org(
+            conn, p.org_id, tofu_binding=body.tofu_binding, actor=p.actor, now=ctx.clock()
         )
-    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
     return OrgOut.model_validate(org, from_attributes=True)
 
 
@@ -74,23 +65,15 @@ def patch_org(ctx: Ctx, p: OrgWrite, body: OrgPatch) -> OrgOut:
 @router.post("/identities", status_code=201, tags=["identity"])
 def create_identity(ctx: Ctx, p: IdentitiesWrite, body: IdentityIn) -> IdentityOut:
     with ctx.tx() as conn:
-        ident = repository.create_identity(
+        ident = service.create_identity(
             conn,
             p.org_id,
             kind=IdentityKind(body.kind),
             name=body.name,
             email=body.email,
             external_id=body.external_id,
+            actor=p.actor,
             now=ctx.clock(),
-        )
-        events.append(
-            conn,
-            [
-                audit(
-                    p, "identity.created", subject_of("identity", ident.id), identity_kind=body.kind
-                )
-            ],
-            ctx.clock(),
         )
         return IdentityOut.model_validate(ident, from_attributes=True)
 
@@ -125,22 +108,15 @@ def patch_identity(
     ctx: Ctx, p: IdentitiesWrite, identity_id: str, body: IdentityPatch
 ) -> IdentityOut:
     with ctx.tx() as conn:
-        ident = repository.update_identity(
-            conn, p.org_id, identity_id, name=body.name, enabled=body.enabled
-        )
-        events.append(
+        ident = service.update_identity(
             conn,
-            [
-                audit(
-                    p,
-                    "identity.updated",
-                    subject_of("identity", identity_id),
-                    **body.model_dump(exclude_none=True),
-                )
-            ],
-            ctx.clock(),
+            p.org_id,
+            identity_id,
+            name=body.name,
+            enabled=body.enabled,
+            actor=p.actor,
+            now=ctx.clock(),
         )
-    ctx.notify(ChangeEvent(ChangeKind.IDENTITY, p.org_id, identity_id=identity_id))
     return IdentityOut.model_validate(ident, from_attributes=True)
 
 
@@ -161,8 +137,9 @@ def _collection_routes(noun: str, fleet: bool) -> None:
     @router.post(plural, status_code=201, tags=["identity"], name=f"create_{noun}")
     def create(ctx: Ctx, p: IdentitiesWrite, body: CollectionIn) -> CollectionOut:
         with ctx.tx() as conn:
-            c = repository.create_collection(conn, p.org_id, body.name, ctx.clock(), fleet=fleet)
-            events.append(conn, [audit(p, f"{noun}.created", subject_of(noun, c.id))], ctx.clock())
+            c = service.create_collection(
+                conn, p.org_id, body.name, fleet=fleet, actor=p.actor, now=ctx.clock()
+            )
             return _collection_out(c)
 
     @router.get(plural, tags=["identity"], name=f"list_{noun}s")
@@ -182,11 +159,8 @@ def _collection_routes(noun: str, fleet: bool) -> None:
         ctx: Ctx, p: IdentitiesWrite, cid: Annotated[str, _path(noun)], identity_id: str
     ) -> CollectionOut:
         with ctx.tx() as conn:
-            c = repository.add_member(conn, p.org_id, cid, identity_id, fleet=fleet)
-            events.append(
-                conn,
-                [audit(p, f"{noun}.member_added", subject_of(noun, cid), identity_id=identity_id)],
-                ctx.clock(),
+            c = service.add_members(
+                conn, p.org_id, cid, [identity_id], fleet=fleet, actor=p.actor, now=ctx.clock()
             )
             return _collection_out(c)
 
@@ -195,15 +169,8 @@ def _collection_routes(noun: str, fleet: bool) -> None:
         ctx: Ctx, p: IdentitiesWrite, cid: Annotated[str, _path(noun)], identity_id: str
     ) -> CollectionOut:
         with ctx.tx() as conn:
-            c = repository.remove_member(conn, p.org_id, cid, identity_id, fleet=fleet)
-            events.append(
-                conn,
-                [
-                    audit(
-                        p, f"{noun}.member_removed", subject_of(noun, cid), identity_id=identity_id
-                    )
-                ],
-                ctx.clock(),
+            c = service.remove_member(
+                conn, p.org_id, cid, identity_id, fleet=fleet, actor=p.actor, now=ctx.clock()
             )
             return _collection_out(c)
 
@@ -222,20 +189,15 @@ _collection_routes("fleet", fleet=True)
 @router.post("/tokens", status_code=201, tags=["identity"])
 def create_token(ctx: Ctx, p: TokensWrite, body: TokenIn) -> TokenCreated:
     with ctx.tx() as conn:
-        info, token = token_store.issue(
+        info, token = service.issue_token(
             conn,
             p.org_id,
             name=body.name,
             role=Role(body.role),
             identity_id=body.identity_id,
-            created_by=p.actor,
-            now=ctx.clock(),
             expires_at=body.expires_at,
-        )
-        events.append(
-            conn,
-            [audit(p, "token.created", subject_of("token", info.id), role=body.role)],
-            ctx.clock(),
+            actor=p.actor,
+            now=ctx.clock(),
         )
     return TokenCreated(
         **TokenOut.model_validate(info, from_attributes=True).model_dump(), token=token
@@ -254,6 +216,5 @@ def list_tokens(ctx: Ctx, p: TokensRead) -> list[TokenOut]:
 @router.delete("/tokens/{token_id}", tags=["identity"])
 def revoke_token(ctx: Ctx, p: TokensWrite, token_id: str) -> TokenOut:
     with ctx.tx() as conn:
-        info = token_store.revoke(conn, p.org_id, token_id, ctx.clock())
-        events.append(conn, [audit(p, "token.revoked", subject_of("token", token_id))], ctx.clock())
+        info = service.revoke_token(conn, p.org_id, token_id, actor=p.actor, now=ctx.clock())
         return TokenOut.model_validate(info, from_attributes=True)

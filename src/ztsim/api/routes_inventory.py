@@ -1,5 +1,7 @@
 """Routes for SIMs, devices, bindings and stock imports. A `self` token sees only
-its own identity's SIMs and devices; for it, everything else does not exist (404)."""
+its own identity's SIMs and devices; for it, everything else does not exist (404).
+Each change is one use case of `ztsim.inventory.service` (audit event and plane change
+included)."""
 
 from __future__ import annotations
 
@@ -42,7 +44,6 @@ from ztsim.inventory import repository as repo
 from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import Device, Sim, SimKind
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -111,7 +112,6 @@ def _transition(
             now=ctx.clock(),
             identity_id=identity_id,
         )
-    ctx.notify(ChangeEvent(ChangeKind.SIM, p.org_id, iccid=iccid))
     return _sim_out(sim)
 
 
@@ -152,7 +152,6 @@ def set_binding(ctx: Ctx, p: BindingsWrite, iccid: str, body: BindingIn) -> SimO
             reason=body.reason,
             now=ctx.clock(),
         )
-    ctx.notify(ChangeEvent(ChangeKind.SIM, p.org_id, iccid=iccid))
     return _sim_out(sim)
 
 

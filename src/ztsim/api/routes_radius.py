@@ -1,8 +1,9 @@
 """Routes for the AAA configuration (gateways, IP pools) and the live session table.
 
 A gateway's shared secret goes in once, at creation, and never comes out: responses
-say only that one is set. Changes are announced (`ctx.notify`) after commit so a
-running AAA server picks them up at once.
+say only that one is set. Each change is one use case of `ztsim.radius.store.service`,
+which publishes it on the change feed with its audit event, so every AAA process picks
+it up.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringCons
 
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import Name, Page, Request, _storable
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity.roles import Permission, Principal
 from ztsim.radius.serve.coa import DEFAULT_COA_PORT
-from ztsim.radius.store import registry
+from ztsim.radius.store import registry, service
 from ztsim.sessions import repository as sessions_repo
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 router = APIRouter()
 GatewaysRead = Annotated[Principal, Depends(require(Permission.GATEWAYS_READ))]
@@ -102,15 +100,10 @@ def _gateway_out(g: registry.Gateway) -> GatewayOut:
     )
 
 
-def _audit(p: Principal, kind: str, subject: str, **payload: object) -> NewEvent:
-    return NewEvent(p.org_id, kind, p.actor, subject, payload=dict(payload))
-
-
 @router.post("/gateways", status_code=201, tags=["radius"])
 def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        gateway = registry.create_gateway(
+        gateway = service.create_gateway(
             conn,
             ctx.sealer,
             p.org_id,
@@ -120,22 +113,9 @@ def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
             apns=list(body.apns),
             require_message_authenticator=body.require_message_authenticator,
             coa_port=body.coa_port,
-            now=now,
+            actor=p.actor,
+            now=ctx.clock(),
         )
-        events.append(
-            conn,
-            [
-                _audit(
-                    p,
-                    "gateway.created",
-                    subject_of("gateway", gateway.id),
-                    address=gateway.address,
-                    require_message_authenticator=gateway.require_message_authenticator,
-                )
-            ],
-            now,
-        )
-    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
     return _gateway_out(gateway)
 
 
@@ -153,27 +133,22 @@ def get_gateway(ctx: Ctx, p: GatewaysRead, gateway_id: str) -> GatewayOut:
 
 @router.delete("/gateways/{gateway_id}", status_code=204, tags=["radius"])
 def delete_gateway(ctx: Ctx, p: GatewaysWrite, gateway_id: str) -> Response:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        registry.delete_gateway(conn, p.org_id, gateway_id)
-        events.append(conn, [_audit(p, "gateway.deleted", subject_of("gateway", gateway_id))], now)
-    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
+        service.delete_gateway(conn, p.org_id, gateway_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
 
 
 @router.post("/ip-pools", status_code=201, tags=["radius"])
 def create_pool(ctx: Ctx, p: GatewaysWrite, body: PoolIn) -> PoolOut:
-    now = ctx.clock()
     with ctx.tx() as conn:
-        pool = registry.create_pool(
-            conn, p.org_id, cidr=body.cidr, static_cidr=body.static_cidr, now=now
-        )
-        events.append(
+        pool = service.create_pool(
             conn,
-            [_audit(p, "ip_pool.created", subject_of("ip_pool", pool.id), cidr=pool.cidr)],
-            now,
+            p.org_id,
+            cidr=body.cidr,
+            static_cidr=body.static_cidr,
+            actor=p.actor,
+            now=ctx.clock(),
         )
-    ctx.notify(ChangeEvent(ChangeKind.NETWORK, p.org_id))
     return PoolOut(
         id=pool.id, cidr=pool.cidr, static_cidr=pool.static_cidr, created_at=pool.created_at
     )

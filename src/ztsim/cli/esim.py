@@ -61,33 +61,26 @@ def order(
     esim = node.esim_config(platform.settings)
     codes = ["code (shown once)"] if confirmation else []
     rows: list[tuple[str, ...]] = []
-    skipped: list[str] = []
     with org_transaction(platform, org) as (conn, org_id):
         targets = _targets(conn, org_id, user, group)
         if eid is not None and len(targets) != 1:
             raise InvalidInput("--eid binds one order: name exactly one employee")
-        now = utc_now()
-        for ident in targets:
-            try:
-                with conn.begin_nested():
-                    issued = service.create_order(
-                        conn,
-                        platform.sealer,
-                        org_id,
-                        ident,
-                        config=esim,
-                        actor=_actor(),
-                        now=now,
-                        rand=os.urandom,
-                        eid=eid,
-                        confirmation=confirmation,
-                    )
-            except service.OpenOrderExists:
-                skipped.append(ident)
-                continue
+        bulk = service.create_orders(
+            conn,
+            platform.sealer,
+            org_id,
+            targets,
+            config=esim,
+            actor=_actor(),
+            now=utc_now(),
+            rand=os.urandom,
+            eid=eid,
+            confirmation=confirmation,
+        )
+        for issued in bulk.issued:
             o = issued.order
             code = [issued.confirmation_code or ""] if confirmation else []
-            rows.append((ident, o.iccid, *code, o.id))
+            rows.append((o.identity_id, o.iccid, *code, o.id))
         names = lookup.identity_names(conn, org_id, targets)
     table = Table("identity", "ICCID", *codes, "order")
     for ident, *rest in rows:
@@ -95,9 +88,9 @@ def order(
     lookup.keep_whole(table, "ICCID", *codes)
     out.print(table, highlight=False)
     out.print(lookup.count(len(rows), "eSIM order") + " issued.")
-    if skipped:
-        shown = ", ".join(names.get(s, s) for s in skipped)
-        out.print(f"{len(skipped)} already had an open order: {shown}")
+    if bulk.skipped:
+        shown = ", ".join(names.get(s, s) for s in bulk.skipped)
+        out.print(f"{len(bulk.skipped)} already had an open order: {shown}")
     out.print("Print the packs with: ztsim esim pack --group ... -o pack.zip")
 
 

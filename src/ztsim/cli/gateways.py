@@ -1,7 +1,7 @@
 """`ztsim gateways` and `ztsim pools`: the packet gateways that may ask RADIUS, and the
-org's UE address pool, written as the API's routes write them. A shared secret is read
-from a file or typed at a hidden prompt, never taken on the command line (where `ps` and
-shell history would keep it), and never printed."""
+org's UE address pool, through the API's use cases (`ztsim.radius.store.service`). A
+shared secret is read from a file or typed at a hidden prompt, never taken on the command
+line (where `ps` and shell history would keep it), and never printed."""
 
 from __future__ import annotations
 
@@ -16,11 +16,8 @@ from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out
 from ztsim.cli.identities import actor
 from ztsim.clock import utc_now
 from ztsim.errors import InvalidInput, NotFound
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
 from ztsim.radius.serve.coa import DEFAULT_COA_PORT
-from ztsim.radius.store import registry
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
+from ztsim.radius.store import registry, service
 
 gateways = typer.Typer(help="Packet gateways (RADIUS clients).", no_args_is_help=True)
 pools = typer.Typer(help="The org's UE address pool.", no_args_is_help=True)
@@ -58,32 +55,19 @@ def create(
     """Register a packet gateway."""
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
-        secret = _secret(secret_file)
-        now = utc_now()
-        g = registry.create_gateway(
+        g = service.create_gateway(
             conn,
             platform.sealer,
             org_id,
             name=name,
             address=address,
-            secret=secret,
+            secret=_secret(secret_file),
             apns=apn,
             require_message_authenticator=message_authenticator,
             coa_port=coa_port,
-            now=now,
+            actor=actor(),
+            now=utc_now(),
         )
-        audit = NewEvent(
-            org_id,
-            "gateway.created",
-            actor(),
-            subject_of("gateway", g.id),
-            payload={
-                "address": g.address,
-                "require_message_authenticator": g.require_message_authenticator,
-            },
-        )
-        events.append(conn, [audit], now)
-    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
     out.print(f"Registered gateway {g.name} at {g.address} for {', '.join(g.apns)}.")
 
 
@@ -120,14 +104,7 @@ def delete(
         match = [g for g in registry.list_gateways(conn, org_id) if gateway in (g.id, g.name)]
         if not match:
             raise NotFound(f"no gateway {gateway!r} in this org")
-        now = utc_now()
-        registry.delete_gateway(conn, org_id, match[0].id)
-        events.append(
-            conn,
-            [NewEvent(org_id, "gateway.deleted", actor(), subject_of("gateway", match[0].id))],
-            now,
-        )
-    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
+        service.delete_gateway(conn, org_id, match[0].id, actor=actor(), now=utc_now())
     out.print(f"Deleted gateway {match[0].name}.")
 
 
@@ -144,17 +121,9 @@ def pool_create(
     """Create the org's address pool."""
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
-        now = utc_now()
-        pool = registry.create_pool(conn, org_id, cidr=cidr, static_cidr=static_cidr, now=now)
-        audit = NewEvent(
-            org_id,
-            "ip_pool.created",
-            actor(),
-            subject_of("ip_pool", pool.id),
-            payload={"cidr": pool.cidr},
+        pool = service.create_pool(
+            conn, org_id, cidr=cidr, static_cidr=static_cidr, actor=actor(), now=utc_now()
         )
-        events.append(conn, [audit], now)
-    platform.api_context().notify(ChangeEvent(ChangeKind.NETWORK, org_id))
     static = f" (static {pool.static_cidr})" if pool.static_cidr else ""
     out.print(f"Created pool {pool.cidr}{static}.")
 

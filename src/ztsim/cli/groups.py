@@ -1,5 +1,5 @@
-"""`ztsim groups` and `ztsim fleets`: named sets of identities, by name, written with the
-API's repository calls and audit events."""
+"""`ztsim groups` and `ztsim fleets`: named sets of identities, by name, through the
+API's use cases (`ztsim.identity.service`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ from ztsim.cli import lookup
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
 from ztsim.cli.identities import actor
 from ztsim.clock import utc_now
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
-from ztsim.identity import repository
+from ztsim.identity import repository, service
 
 NameArg = Annotated[str, typer.Argument(help="The name (unique in the org).")]
 MembersArg = Annotated[list[str], typer.Argument(help="Identities: id, email or exact name.")]
@@ -26,11 +24,7 @@ def _create(
 ) -> None:
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
-        now = utc_now()
-        c = repository.create_collection(conn, org_id, name, now, fleet=fleet)
-        events.append(
-            conn, [NewEvent(org_id, f"{noun}.created", actor(), subject_of(noun, c.id))], now
-        )
+        c = service.create_collection(conn, org_id, name, fleet=fleet, actor=actor(), now=utc_now())
     out.print(f"Created {noun} {c.name}.")
 
 
@@ -61,18 +55,10 @@ def _add(
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         c = lookup.collection(conn, org_id, name, fleet=fleet)
-        now = utc_now()
-        for key in members:
-            ident = lookup.identity_id(conn, org_id, key)
-            c = repository.add_member(conn, org_id, c.id, ident, fleet=fleet)
-            audit = NewEvent(
-                org_id,
-                f"{noun}.member_added",
-                actor(),
-                subject_of(noun, c.id),
-                payload={"identity_id": ident},
-            )
-            events.append(conn, [audit], now)
+        idents = [lookup.identity_id(conn, org_id, key) for key in members]
+        c = service.add_members(
+            conn, org_id, c.id, idents, fleet=fleet, actor=actor(), now=utc_now()
+        )
     out.print(f"{noun.capitalize()} {c.name} has {lookup.count(len(c.member_ids), 'member')}.")
 
 

@@ -1,5 +1,5 @@
-"""`ztsim identities`: people and service identities, written as the API writes them
-(same repository calls, same audit events, same change notification)."""
+"""`ztsim identities`: people and service identities, through the API's use cases
+(`ztsim.identity.service`: the same audit events and changes for the planes)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ from rich.table import Table
 from ztsim.cli import lookup
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
 from ztsim.clock import utc_now
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
-from ztsim.identity import repository
+from ztsim.identity import repository, service
 from ztsim.identity.models import IdentityKind
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 app = typer.Typer(help="Identities: people and service identities.", no_args_is_help=True)
 
@@ -43,18 +40,16 @@ def create(
     """Create an identity."""
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
-        now = utc_now()
-        ident = repository.create_identity(
-            conn, org_id, kind=kind, name=name, email=email, external_id=external_id, now=now
-        )
-        audit = NewEvent(
+        ident = service.create_identity(
+            conn,
             org_id,
-            "identity.created",
-            actor(),
-            subject_of("identity", ident.id),
-            payload={"identity_kind": kind.value},
+            kind=kind,
+            name=name,
+            email=email,
+            external_id=external_id,
+            actor=actor(),
+            now=utc_now(),
         )
-        events.append(conn, [audit], now)
     out.print(f"Created {ident.kind.value} {ident.name} ({ident.email or 'no email'}): {ident.id}")
 
 
@@ -86,17 +81,9 @@ def _set_enabled(
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         ident_id = lookup.identity_id(conn, org_id, key)
-        ident = repository.update_identity(conn, org_id, ident_id, name=None, enabled=enabled)
-        audit = NewEvent(
-            org_id,
-            "identity.updated",
-            actor(),
-            subject_of("identity", ident_id),
-            payload={"enabled": enabled},
+        ident = service.update_identity(
+            conn, org_id, ident_id, enabled=enabled, actor=actor(), now=utc_now()
         )
-        events.append(conn, [audit], utc_now())
-    # After the commit, as the API does: a running AAA in this process re-decides sessions.
-    platform.api_context().notify(ChangeEvent(ChangeKind.IDENTITY, org_id, identity_id=ident_id))
     out.print(f"Identity {ident.email or ident.name} is {'enabled' if enabled else 'disabled'}.")
 
 

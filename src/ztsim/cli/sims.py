@@ -1,5 +1,5 @@
-"""`ztsim sims assign|activate|resume|retire`: the SIM lifecycle through the same service
-call, audit event and change notification as the API's `/sims/{iccid}/...` routes."""
+"""`ztsim sims assign|activate|resume|retire`: the SIM lifecycle through the same use case
+as the API's `/sims/{iccid}/...` routes (its audit event and its change for the planes)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ztsim.cli.identities import actor
 from ztsim.clock import utc_now
 from ztsim.inventory import service
 from ztsim.inventory.lifecycle import SimAction
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
 
 SimArg = Annotated[str, typer.Argument(help="ICCID, IMSI or MSISDN.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
@@ -44,7 +43,6 @@ def transition(
             identity_id=holder,
         )
         shown = lookup.identity_names(conn, org_id, [sim.identity_id or ""])
-    platform.api_context().notify(ChangeEvent(ChangeKind.SIM, org_id, iccid=iccid))
     who = f" ({shown[sim.identity_id]})" if sim.identity_id and sim.identity_id in shown else ""
     out.print(f"SIM {sim.iccid} is {sim.state.value}{who}.", highlight=False)
 

@@ -1,5 +1,6 @@
-"""`ztsim tokens create|list|revoke`: API tokens, with the API's audit events. A token is
-printed once, at creation; afterwards only its id and prefix are shown."""
+"""`ztsim tokens create|list|revoke`: API tokens, through the API's use cases
+(`ztsim.identity.service`). A token is printed once, at creation; afterwards only its id
+and prefix are shown."""
 
 from __future__ import annotations
 
@@ -21,9 +22,7 @@ from ztsim.cli.common import (
 from ztsim.cli.identities import actor
 from ztsim.clock import utc_now
 from ztsim.errors import InvalidInput, NotFound
-from ztsim.events import store as events
-from ztsim.events.schema import NewEvent, subject_of
-from ztsim.identity import token_store
+from ztsim.identity import service, token_store
 from ztsim.identity.roles import Role
 
 
@@ -41,18 +40,9 @@ def create(
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         holder = None if identity is None else lookup.identity_id(conn, org_id, identity)
-        now = utc_now()
-        info, token = token_store.issue(
-            conn, org_id, name=name, role=role, identity_id=holder, created_by=actor(), now=now
+        info, token = service.issue_token(
+            conn, org_id, name=name, role=role, identity_id=holder, actor=actor(), now=utc_now()
         )
-        audit = NewEvent(
-            org_id,
-            "token.created",
-            actor(),
-            subject_of("token", info.id),
-            payload={"role": role.value},
-        )
-        events.append(conn, [audit], now)
     err.print(f"Token {info.id} ({info.role.value}), shown once:")
     out.print(token, markup=False, highlight=False)
 
@@ -96,9 +86,5 @@ def revoke(
             raise NotFound("no token with that id, prefix or name in this org")
         if len(matches) > 1:
             raise InvalidInput(f"{len(matches)} tokens match: use the id")
-        now = utc_now()
-        info = token_store.revoke(conn, org_id, matches[0].id, now)
-        events.append(
-            conn, [NewEvent(org_id, "token.revoked", actor(), subject_of("token", info.id))], now
-        )
+        info = service.revoke_token(conn, org_id, matches[0].id, actor=actor(), now=utc_now())
     out.print(f"Token {info.id} ({info.name}) is revoked.", highlight=False)

@@ -1,6 +1,8 @@
-"""eSIM order operations. Each checks its rules, changes the database and records its
+"""eSIM order use cases. Each checks its rules, changes the database and records its
 events in the caller's transaction, so a refused operation changes nothing. SIM state
-changes go through `ztsim.inventory.service.change_state`, which owns the SIM lifecycle.
+and binding changes go through `ztsim.inventory.service`, which owns the SIM lifecycle
+and publishes each SIM change; each use case here is one `use_case`, so those changes
+are published once, at its end (a re-issue retires one SIM and assigns another).
 
 The matching ID and the confirmation code leave this module only in return values meant
 for the one response (or pack) that shows them; events carry neither.
@@ -37,7 +39,6 @@ from ztsim.esim.orders import (
     on_reissue,
 )
 from ztsim.esim.pack import PackPage
-from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.identifiers import Eid, Iccid, InvalidIdentifier
 from ztsim.identity import repository as identities
@@ -46,6 +47,7 @@ from ztsim.inventory import service as sims
 from ztsim.inventory.lifecycle import SimAction, SimState
 from ztsim.inventory.models import SimKind
 from ztsim.sealing import Sealer
+from ztsim.usecase import use_case
 
 # Orders that still stand for a profile on its way to (or on) a phone.
 _OPEN = frozenset({OrderState.ISSUED, OrderState.DOWNLOADED, OrderState.INSTALLED})
@@ -113,62 +115,61 @@ def create_order(
 ) -> Issued:
     """Take an eSIM from stock (the lowest ICCID, or `iccid`), assign it to the identity
     and issue its activation code. An identity with an open order gets no second one."""
-    checked_eid = _check_eid(eid)
-    identities.get_identity(conn, org_id, identity_id)
-    for existing in repo.orders_of(conn, org_id, [identity_id]):
-        if effective_state(existing.state, existing.expires_at, now) in _OPEN:
-            raise OpenOrderExists("the identity has an open eSIM order: cancel or re-issue it")
-    if iccid is None:
-        iccid = repo.first_stock_esim(conn, org_id)
+    with use_case(conn, now) as uc:
+        checked_eid = _check_eid(eid)
+        identities.get_identity(conn, org_id, identity_id)
+        for existing in repo.orders_of(conn, org_id, [identity_id]):
+            if effective_state(existing.state, existing.expires_at, now) in _OPEN:
+                raise OpenOrderExists("the identity has an open eSIM order: cancel or re-issue it")
         if iccid is None:
-            raise Conflict("no eSIM profile in stock: import a batch with kind=esim")
-    else:
-        try:
-            iccid = Iccid(iccid).value
-        except InvalidIdentifier as exc:
-            raise InvalidInput(str(exc)) from None
-        sim = inventory.get_sim(conn, org_id, iccid)
-        if sim.kind is not SimKind.ESIM or sim.state is not SimState.STOCK:
-            raise Conflict("the SIM is not an eSIM in stock")
-    order_id = new_id()
-    sims.change_state(
-        conn,
-        org_id,
-        iccid,
-        SimAction.ASSIGN,
-        actor=actor,
-        reason=f"eSIM order {order_id}",
-        now=now,
-        identity_id=identity_id,
-    )
-    matching_id = new_matching_id(rand)
-    code_text = new_confirmation_code(rand) if confirmation else None
-    repo.insert_order(
-        conn,
-        {
-            "id": order_id,
-            "org_id": org_id,
-            "identity_id": identity_id,
-            "iccid": iccid,
-            "eid": checked_eid,
-            "state": OrderState.ISSUED.value,
-            "smdp_address": config.smdp_address,
-            "smdp_oid": config.smdp_oid,
-            "matching_id_hash": matching_id_hash(matching_id),
-            "matching_id_sealed": sealer.seal(matching_id.encode("ascii"), order_id.encode()),
-            "confirmation_hash": confirmation_hash(code_text) if code_text else None,
-            "expires_at": now + config.order_ttl,
-            "replaces_id": replaces_id,
-            "reason": reason,
-            "created_by": actor,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    order = repo.get_order(conn, org_id, order_id)
-    events.append(
-        conn,
-        [
+            iccid = repo.first_stock_esim(conn, org_id)
+            if iccid is None:
+                raise Conflict("no eSIM profile in stock: import a batch with kind=esim")
+        else:
+            try:
+                iccid = Iccid(iccid).value
+            except InvalidIdentifier as exc:
+                raise InvalidInput(str(exc)) from None
+            sim = inventory.get_sim(conn, org_id, iccid)
+            if sim.kind is not SimKind.ESIM or sim.state is not SimState.STOCK:
+                raise Conflict("the SIM is not an eSIM in stock")
+        order_id = new_id()
+        sims.change_state(
+            conn,
+            org_id,
+            iccid,
+            SimAction.ASSIGN,
+            actor=actor,
+            reason=f"eSIM order {order_id}",
+            now=now,
+            identity_id=identity_id,
+        )
+        matching_id = new_matching_id(rand)
+        code_text = new_confirmation_code(rand) if confirmation else None
+        repo.insert_order(
+            conn,
+            {
+                "id": order_id,
+                "org_id": org_id,
+                "identity_id": identity_id,
+                "iccid": iccid,
+                "eid": checked_eid,
+                "state": OrderState.ISSUED.value,
+                "smdp_address": config.smdp_address,
+                "smdp_oid": config.smdp_oid,
+                "matching_id_hash": matching_id_hash(matching_id),
+                "matching_id_sealed": sealer.seal(matching_id.encode("ascii"), order_id.encode()),
+                "confirmation_hash": confirmation_hash(code_text) if code_text else None,
+                "expires_at": now + config.order_ttl,
+                "replaces_id": replaces_id,
+                "reason": reason,
+                "created_by": actor,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        order = repo.get_order(conn, org_id, order_id)
+        uc.event(
             _event(
                 order,
                 "esim.order_created",
@@ -178,11 +179,58 @@ def create_order(
                 expires_at=order.expires_at.isoformat(),
                 confirmation_code_required=confirmation,
             )
-        ],
-        now,
-    )
-    code = ActivationCode(config.smdp_address, matching_id, config.smdp_oid, confirmation)
-    return Issued(order, code, code_text)
+        )
+        code = ActivationCode(config.smdp_address, matching_id, config.smdp_oid, confirmation)
+        return Issued(order, code, code_text)
+
+
+@dataclass(frozen=True)
+class BulkIssued:
+    issued: list[Issued]
+    # Identities that already had an open order: they get no second one.
+    skipped: list[str]
+
+
+def create_orders(
+    conn: Connection,
+    sealer: Sealer,
+    org_id: str,
+    identity_ids: Sequence[str],
+    *,
+    config: EsimConfig,
+    actor: str,
+    now: datetime,
+    rand: Random,
+    eid: str | None = None,
+    confirmation: bool = False,
+) -> BulkIssued:
+    """An order for each identity that has no open one (one use case: the SIM changes are
+    published once, at the end). Any other refusal refuses them all."""
+    if eid is not None and len(identity_ids) != 1:
+        raise InvalidInput("an EID binds one order: name exactly one identity")
+    issued: list[Issued] = []
+    skipped: list[str] = []
+    with use_case(conn, now):
+        for identity_id in identity_ids:
+            try:
+                with conn.begin_nested():
+                    issued.append(
+                        create_order(
+                            conn,
+                            sealer,
+                            org_id,
+                            identity_id,
+                            config=config,
+                            actor=actor,
+                            now=now,
+                            rand=rand,
+                            eid=eid,
+                            confirmation=confirmation,
+                        )
+                    )
+            except OpenOrderExists:
+                skipped.append(identity_id)
+    return BulkIssued(issued, skipped)
 
 
 def report_progress(
@@ -197,30 +245,32 @@ def report_progress(
     now: datetime,
 ) -> repo.Order:
     """Apply an ES2+ HandleDownloadProgressInfo-style report from the SM-DP+."""
-    checked_eid = _check_eid(eid)
-    order = repo.get_order_by_iccid(conn, org_id, iccid)
-    target = on_progress(order.state, order.expires_at, now, point, status)
-    if checked_eid and order.eid and checked_eid != order.eid:
-        raise OrderRefused("the report names another eUICC than the order is bound to")
-    bound_eid = order.eid or checked_eid
-    if target in (OrderState.DOWNLOADED, OrderState.INSTALLED, OrderState.ENABLED) and bound_eid:
-        _bind_device(conn, order, bound_eid, actor, now)
-    if target is OrderState.ENABLED:
-        sim = inventory.get_sim(conn, org_id, order.iccid)
-        if sim.state is SimState.ASSIGNED:
-            sims.change_state(
-                conn,
-                org_id,
-                order.iccid,
-                SimAction.ACTIVATE,
-                actor=actor,
-                reason=f"eSIM order {order.id} enabled",
-                now=now,
-            )
-    repo.change_state(conn, org_id, order.id, order.state, target, now, eid=bound_eid)
-    events.append(
-        conn,
-        [
+    with use_case(conn, now) as uc:
+        checked_eid = _check_eid(eid)
+        order = repo.get_order_by_iccid(conn, org_id, iccid)
+        target = on_progress(order.state, order.expires_at, now, point, status)
+        if checked_eid and order.eid and checked_eid != order.eid:
+            raise OrderRefused("the report names another eUICC than the order is bound to")
+        bound_eid = order.eid or checked_eid
+        if (
+            target in (OrderState.DOWNLOADED, OrderState.INSTALLED, OrderState.ENABLED)
+            and bound_eid
+        ):
+            _bind_device(conn, order, bound_eid, actor, now)
+        if target is OrderState.ENABLED:
+            sim = inventory.get_sim(conn, org_id, order.iccid)
+            if sim.state is SimState.ASSIGNED:
+                sims.change_state(
+                    conn,
+                    org_id,
+                    order.iccid,
+                    SimAction.ACTIVATE,
+                    actor=actor,
+                    reason=f"eSIM order {order.id} enabled",
+                    now=now,
+                )
+        repo.change_state(conn, org_id, order.id, order.state, target, now, eid=bound_eid)
+        uc.event(
             _event(
                 order,
                 "esim.progress",
@@ -231,10 +281,8 @@ def report_progress(
                 status=status.value,
                 eid=bound_eid,
             )
-        ],
-        now,
-    )
-    return repo.get_order(conn, org_id, order.id)
+        )
+        return repo.get_order(conn, org_id, order.id)
 
 
 def _bind_device(conn: Connection, order: repo.Order, eid: str, actor: str, now: datetime) -> None:
@@ -266,11 +314,8 @@ def record_refused_progress(
         order = repo.get_order_by_iccid(conn, org_id, iccid)
     except NotFound:
         return
-    events.append(
-        conn,
-        [_event(order, "esim.progress_refused", actor, outcome=Outcome.DENIED, reason=why)],
-        now,
-    )
+    with use_case(conn, now) as uc:
+        uc.event(_event(order, "esim.progress_refused", actor, outcome=Outcome.DENIED, reason=why))
 
 
 def _retire_sim(
@@ -288,13 +333,14 @@ def cancel_order(
 ) -> repo.Order:
     """Cancel an order not yet on a phone. Its SIM is retired, not returned to stock: its
     activation code has been handed out and must never reach a second person."""
-    order = repo.get_order(conn, org_id, order_id)
-    target = on_cancel(order.state, order.expires_at, now)
-    why = reason.strip() or "eSIM order cancelled"
-    _retire_sim(conn, order, actor, why, now)
-    repo.change_state(conn, org_id, order.id, order.state, target, now, reason=reason)
-    events.append(conn, [_event(order, "esim.order_cancelled", actor, reason=reason)], now)
-    return repo.get_order(conn, org_id, order.id)
+    with use_case(conn, now) as uc:
+        order = repo.get_order(conn, org_id, order_id)
+        target = on_cancel(order.state, order.expires_at, now)
+        why = reason.strip() or "eSIM order cancelled"
+        _retire_sim(conn, order, actor, why, now)
+        repo.change_state(conn, org_id, order.id, order.state, target, now, reason=reason)
+        uc.event(_event(order, "esim.order_cancelled", actor, reason=reason))
+        return repo.get_order(conn, org_id, order.id)
 
 
 def reissue_order(
@@ -312,32 +358,31 @@ def reissue_order(
 ) -> Issued:
     """Lost or new phone: retire the old profile's SIM, issue a new order on a new eSIM
     for the same identity, and record the SIM swap."""
-    if not reason.strip():
-        raise InvalidInput("a reason is required to re-issue an eSIM")
-    old = repo.get_order(conn, org_id, order_id)
-    old_target = on_reissue(old.state, old.expires_at, now)
-    _retire_sim(conn, old, actor, reason, now)
-    # The old order stops being open before the new one is made, so the new one may be.
-    repo.change_state(conn, org_id, old.id, old.state, old_target, now, reason=reason)
-    issued = create_order(
-        conn,
-        sealer,
-        org_id,
-        old.identity_id,
-        config=config,
-        actor=actor,
-        now=now,
-        rand=rand,
-        eid=eid,
-        confirmation=old.confirmation_required,
-        replaces_id=old.id,
-        reason=reason,
-    )
-    new = issued.order
-    repo.change_state(conn, org_id, old.id, old_target, old_target, now, replaced_by=new.id)
-    events.append(
-        conn,
-        [
+    with use_case(conn, now) as uc:
+        if not reason.strip():
+            raise InvalidInput("a reason is required to re-issue an eSIM")
+        old = repo.get_order(conn, org_id, order_id)
+        old_target = on_reissue(old.state, old.expires_at, now)
+        _retire_sim(conn, old, actor, reason, now)
+        # The old order stops being open before the new one is made, so the new one may be.
+        repo.change_state(conn, org_id, old.id, old.state, old_target, now, reason=reason)
+        issued = create_order(
+            conn,
+            sealer,
+            org_id,
+            old.identity_id,
+            config=config,
+            actor=actor,
+            now=now,
+            rand=rand,
+            eid=eid,
+            confirmation=old.confirmation_required,
+            replaces_id=old.id,
+            reason=reason,
+        )
+        new = issued.order
+        repo.change_state(conn, org_id, old.id, old_target, old_target, now, replaced_by=new.id)
+        uc.event(
             _event(old, "esim.order_reissued", actor, reason=reason, new_order_id=new.id),
             # Read later by the CAMARA SIM Swap API: subject is the SIM now in service.
             NewEvent(
@@ -352,10 +397,8 @@ def reissue_order(
                     "identity_id": old.identity_id,
                 },
             ),
-        ],
-        now,
-    )
-    return issued
+        )
+        return issued
 
 
 def pack_page(

@@ -1,5 +1,8 @@
-"""Inventory operations: each checks its rules, changes the database and records
-its event in one transaction, so a refused operation changes nothing."""
+"""Inventory use cases: each checks its rules, changes the database, records its event
+and publishes what the planes must re-read (`Topic.SIM`, key: the ICCID) in the
+caller's transaction (`ztsim.usecase`), so a refused operation changes nothing.
+The eSIM flows and the RADIUS first-attach binding change SIMs through these functions
+too, so every SIM change reaches the planes."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from ztsim.errors import Conflict, InvalidInput
-from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, subject_of
+from ztsim.feed.change import Topic
 from ztsim.identifiers import Eid, Imei, Imeisv, InvalidIdentifier
 from ztsim.identity import repository as identities
 from ztsim.inventory import repository as repo
@@ -19,6 +22,7 @@ from ztsim.inventory.imports import import_stock as import_stock
 from ztsim.inventory.imports import import_stock_file as import_stock_file
 from ztsim.inventory.lifecycle import SimAction, SimState, transition
 from ztsim.inventory.models import Device, Sim
+from ztsim.usecase import use_case
 
 
 def change_state(
@@ -32,25 +36,24 @@ def change_state(
     now: datetime,
     identity_id: str | None = None,
 ) -> Sim:
-    sim = repo.get_sim(conn, org_id, iccid)
-    target = transition(sim.state, action, reason)
-    values: dict[str, object] = {}
-    if action is SimAction.ASSIGN:
-        if identity_id is None:
-            raise InvalidInput("assigning a SIM needs an identity")
-        holder = identities.get_identity(conn, org_id, identity_id)
-        if not holder.enabled:
-            raise Conflict("the identity is disabled")
-        values["identity_id"] = identity_id
-    elif identity_id is not None:
-        raise InvalidInput(f"{action.value} takes no identity")
-    repo.change_state(conn, org_id, iccid, sim.state, target, now, **values)
-    payload: dict[str, object] = {"from": sim.state.value, "to": target.value}
-    if identity_id is not None:
-        payload["identity_id"] = identity_id
-    events.append(
-        conn,
-        [
+    with use_case(conn, now) as uc:
+        sim = repo.get_sim(conn, org_id, iccid)
+        target = transition(sim.state, action, reason)
+        values: dict[str, object] = {}
+        if action is SimAction.ASSIGN:
+            if identity_id is None:
+                raise InvalidInput("assigning a SIM needs an identity")
+            holder = identities.get_identity(conn, org_id, identity_id)
+            if not holder.enabled:
+                raise Conflict("the identity is disabled")
+            values["identity_id"] = identity_id
+        elif identity_id is not None:
+            raise InvalidInput(f"{action.value} takes no identity")
+        repo.change_state(conn, org_id, iccid, sim.state, target, now, **values)
+        payload: dict[str, object] = {"from": sim.state.value, "to": target.value}
+        if identity_id is not None:
+            payload["identity_id"] = identity_id
+        uc.event(
             NewEvent(
                 org_id,
                 f"sim.{action.value}",
@@ -59,10 +62,9 @@ def change_state(
                 reason=reason,
                 payload=payload,
             )
-        ],
-        now,
-    )
-    return repo.get_sim(conn, org_id, iccid)
+        )
+        uc.change(org_id, Topic.SIM, iccid, {"state": target.value})
+        return repo.get_sim(conn, org_id, iccid)
 
 
 def register_device(
@@ -82,20 +84,20 @@ def register_device(
         checked_eid = Eid(eid) if eid is not None else None
     except InvalidIdentifier as exc:
         raise InvalidInput(str(exc)) from None
-    if owner_id is not None:
-        identities.get_identity(conn, org_id, owner_id)
-    device = repo.create_device(
-        conn,
-        org_id,
-        imei=checked.value,
-        eid=checked_eid.value if checked_eid else None,
-        owner_id=owner_id,
-        name=name,
-        now=now,
-    )
-    events.append(
-        conn,
-        [
+    with use_case(conn, now) as uc:
+        if owner_id is not None:
+            identities.get_identity(conn, org_id, owner_id)
+        device = repo.create_device(
+            conn,
+            org_id,
+            imei=checked.value,
+            eid=checked_eid.value if checked_eid else None,
+            owner_id=owner_id,
+            name=name,
+            now=now,
+        )
+        # A new device is bound to no SIM yet: no plane holds anything about it.
+        uc.event(
             NewEvent(
                 org_id,
                 "device.registered",
@@ -103,10 +105,8 @@ def register_device(
                 subject_of("device", device.id),
                 payload={"imei": device.imei, "owner_id": owner_id},
             )
-        ],
-        now,
-    )
-    return device
+        )
+        return device
 
 
 def set_binding(
@@ -122,19 +122,18 @@ def set_binding(
     """Bind a SIM to a device (or unbind with None). The API allows it to admins only."""
     if not reason.strip():
         raise InvalidInput("a reason is required to change a SIM's device binding")
-    sim = repo.get_sim(conn, org_id, iccid)
-    if sim.state is SimState.RETIRED:
-        raise Conflict("a retired SIM cannot be bound")
-    if device_id is not None:
-        device = repo.get_device(conn, org_id, device_id)
-        if device.owner_id and sim.identity_id and device.owner_id != sim.identity_id:
-            raise Conflict("the device belongs to another identity than the SIM")
-    if device_id == sim.device_id:
-        return sim
-    repo.set_binding(conn, org_id, iccid, device_id, now)
-    events.append(
-        conn,
-        [
+    with use_case(conn, now) as uc:
+        sim = repo.get_sim(conn, org_id, iccid)
+        if sim.state is SimState.RETIRED:
+            raise Conflict("a retired SIM cannot be bound")
+        if device_id is not None:
+            device = repo.get_device(conn, org_id, device_id)
+            if device.owner_id and sim.identity_id and device.owner_id != sim.identity_id:
+                raise Conflict("the device belongs to another identity than the SIM")
+        if device_id == sim.device_id:
+            return sim
+        repo.set_binding(conn, org_id, iccid, device_id, now)
+        uc.event(
             NewEvent(
                 org_id,
                 "sim.binding_changed",
@@ -143,10 +142,9 @@ def set_binding(
                 reason=reason,
                 payload={"from_device": sim.device_id, "to_device": device_id},
             )
-        ],
-        now,
-    )
-    return repo.get_sim(conn, org_id, iccid)
+        )
+        uc.change(org_id, Topic.SIM, iccid)
+        return repo.get_sim(conn, org_id, iccid)
 
 
 def bind_on_first_attach(
@@ -155,23 +153,30 @@ def bind_on_first_attach(
     """Trust on first attach: when the org enables it and the SIM has no binding yet,
     the first device it attaches from becomes its bound device. Returns the bound
     device, or None when nothing was bound (org policy off, or already bound)."""
-    org = identities.get_org(conn, org_id)
-    sim = repo.get_sim(conn, org_id, iccid)
-    if not org.tofu_binding or sim.device_id is not None or sim.state is SimState.RETIRED:
-        return None
-    device = repo.find_device_by_imei(conn, org_id, imei)
-    if device is None:
-        device = register_device(
+    with use_case(conn, now):  # one publish for the device and the binding
+        org = identities.get_org(conn, org_id)
+        sim = repo.get_sim(conn, org_id, iccid)
+        if not org.tofu_binding or sim.device_id is not None or sim.state is SimState.RETIRED:
+            return None
+        device = repo.find_device_by_imei(conn, org_id, imei)
+        if device is None:
+            device = register_device(
+                conn,
+                org_id,
+                imei=imei,
+                eid=None,
+                owner_id=sim.identity_id,
+                name="first attach",
+                actor="system:tofu",
+                now=now,
+            )
+        set_binding(
             conn,
             org_id,
-            imei=imei,
-            eid=None,
-            owner_id=sim.identity_id,
-            name="first attach",
+            iccid,
+            device.id,
             actor="system:tofu",
+            reason="trust on first attach",
             now=now,
         )
-    set_binding(
-        conn, org_id, iccid, device.id, actor="system:tofu", reason="trust on first attach", now=now
-    )
-    return device
+        return device

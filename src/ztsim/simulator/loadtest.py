@@ -23,7 +23,7 @@ from ztsim.clock import utc_now
 from ztsim.db import schema
 from ztsim.db.engine import for_writing
 from ztsim.dns.policy.rules import Action, Category, Rule
-from ztsim.dns.store import repository as dns_repo
+from ztsim.dns.store import service as dns_service
 from ztsim.errors import NotFound
 from ztsim.identifiers import Iccid, Imei
 from ztsim.identity import repository as identities
@@ -33,9 +33,11 @@ from ztsim.inventory.lifecycle import SimAction
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.radius.store import registry
+from ztsim.radius.store import service as network
 from ztsim.simulator.platform import Listeners, PlatformStore
 from ztsim.simulator.runner import SimReport, Targets, run, start_gateway
 from ztsim.simulator.scenario import Behaviour, Device, Scenario
+from ztsim.usecase import use_case
 
 SCENARIO = Path(__file__).resolve().parents[1] / "simulator" / "scenarios" / "load.yaml"
 SLUG = "loadtest"
@@ -56,27 +58,30 @@ def _imei(n: int) -> str:
 def provision(platform: PlatformStore, count: int, scenario: Scenario) -> tuple[list[Device], str]:
     """Devices for `count` SIMs (made when missing) and a fresh gateway secret."""
     now = utc_now()
-    with for_writing(platform.engine).begin() as conn:
+    # One use case: a running platform applies the whole provisioning from one publish.
+    with for_writing(platform.engine).begin() as conn, use_case(conn, now):
         try:
             org_id = identities.find_org(conn, SLUG).id
         except NotFound:
             org_id = identities.create_org(conn, "Load test", SLUG, now).id
-            registry.create_pool(conn, org_id, cidr=POOL, static_cidr=None, now=now)
+            network.create_pool(conn, org_id, cidr=POOL, static_cidr=None, actor=ACTOR, now=now)
             names = (*scenario.browsing, *scenario.telemetry)
-            dns_repo.create_rule(
+            dns_service.create_rule(
                 conn,
                 org_id,
                 Rule("load-names", Action.OVERRIDE, domains=names, answer=(ANSWER,)),
                 None,
-                now,
+                actor=ACTOR,
+                now=now,
             )
             for category in (Category.PHISHING, Category.COMMAND_AND_CONTROL, Category.MALWARE):
-                dns_repo.create_rule(
+                dns_service.create_rule(
                     conn,
                     org_id,
                     Rule(category.value, Action.BLOCK, categories=(category,)),
                     None,
-                    now,
+                    actor=ACTOR,
+                    now=now,
                 )
         existing = _count(conn, org_id)
         if existing < count:
@@ -144,9 +149,9 @@ def provision(platform: PlatformStore, count: int, scenario: Scenario) -> tuple[
                     now=now,
                 )
         for gateway in registry.list_gateways(conn, org_id):
-            registry.delete_gateway(conn, org_id, gateway.id)
+            network.delete_gateway(conn, org_id, gateway.id, actor=ACTOR, now=now)
         secret = os.urandom(24).hex()
-        registry.create_gateway(
+        network.create_gateway(
             conn,
             platform.sealer,
             org_id,
@@ -156,6 +161,7 @@ def provision(platform: PlatformStore, count: int, scenario: Scenario) -> tuple[
             apns=[scenario.apn],
             require_message_authenticator=True,
             coa_port=3799,
+            actor=ACTOR,
             now=now,
         )
     rng = random.Random(scenario.seed)  # noqa: S311 - a reproducible mix, not a secret

@@ -1,14 +1,31 @@
-"""The identity snapshot built from the session table and memberships, on both backends."""
+"""The identity table read from the session table, SIMs, identities and memberships: in
+full and by key, revoked where the SIM is not active or the identity disabled; on both
+backends."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
 
 from ztsim.db import schema
-from ztsim.dns.policy.identity import IdentityResolver, NetworkDefault, Requester
-from ztsim.dns.store.identity_view import load_identity_snapshot
+from ztsim.dns.policy.identity import (
+    IDENTITY_DISABLED,
+    SIM_NOT_ACTIVE,
+    IdentityResolver,
+    NetworkDefault,
+    Requester,
+)
+from ztsim.dns.store.identity_view import (
+    address_of_session,
+    addresses_of_sim,
+    load_entries,
+    load_identity_snapshot,
+    read_addresses,
+    read_tokens,
+)
+from ztsim.dns.store.repository import add_device_token
 from ztsim.sessions import repository
 from ztsim.sessions.table import Session
 
@@ -42,7 +59,7 @@ def test_snapshot_from_live_sessions(engine: Engine) -> None:
         for ident in ("alice", "bob"):
             conn.execute(
                 insert(schema.identities).values(
-                    id=ident, org_id="o1", kind="person", name=ident, created_at=T0
+                    id=ident, org_id="o1", kind="user", name=ident, created_at=T0
                 )
             )
         conn.execute(insert(schema.groups).values(id="g1", org_id="o1", name="g", created_at=T0))
@@ -89,3 +106,72 @@ def test_snapshot_from_live_sessions(engine: Engine) -> None:
     assert resolver.by_source("10.0.0.3") is None  # stopped session
     assert resolver.by_source("10.9.4.4") == Requester("o1")
     assert len(snapshot) == 2
+
+
+def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(schema.orgs).values(id="o1", name="O", slug="o", created_at=T0))
+        for ident, enabled in (("alice", True), ("bob", False), ("carol", True)):
+            conn.execute(
+                insert(schema.identities).values(
+                    id=ident, org_id="o1", kind="user", name=ident, enabled=enabled, created_at=T0
+                )
+            )
+        for n, (_holder, state) in enumerate(
+            (("alice", "suspended"), ("bob", "active"), ("carol", "active")), start=1
+        ):
+            conn.execute(
+                insert(schema.sims).values(
+                    org_id="o1",
+                    iccid=f"890000000000000000{n}",
+                    imsi=f"00101000000000{n}",
+                    kind="esim",
+                    state=state,
+                    k_sealed=b"x",
+                    opc_sealed=b"x",
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+        repository.save(
+            conn,
+            [
+                replace(
+                    _session("1", "10.0.0.1", "8900000000000000001", "alice"),
+                    imsi="001010000000001",
+                ),
+                replace(
+                    _session("2", "10.0.0.2", "8900000000000000002", "bob"), imsi="001010000000002"
+                ),
+                replace(
+                    _session("3", "10.0.0.3", "8900000000000000003", "carol"),
+                    imsi="001010000000003",
+                ),
+            ],
+        )
+        conn.execute(
+            insert(schema.devices).values(
+                id="dev-bob", org_id="o1", imei="490154203237518", owner_id="bob", created_at=T0
+            )
+        )
+    with engine.connect() as conn:
+        entries = load_entries(conn)
+        read = read_addresses(conn, {"o1": ["10.0.0.1", "10.0.0.3", "10.0.0.9"]})
+        by_sim = addresses_of_sim(conn, "8900000000000000001")
+        by_session = address_of_session(conn, "gw", "2")
+    assert {a: e.who.revoked for a, e in entries.items()} == {
+        "10.0.0.1": SIM_NOT_ACTIVE,
+        "10.0.0.2": IDENTITY_DISABLED,
+        "10.0.0.3": "",
+    }
+    assert entries["10.0.0.1"].iccid == "8900000000000000001"
+    assert read == {a: entries[a] for a in ("10.0.0.1", "10.0.0.3")}  # 10.0.0.9: no session
+    assert (by_sim, by_session) == ({"10.0.0.1": "o1"}, {"10.0.0.2": "o1"})
+    with engine.begin() as conn:
+        token_id = add_device_token(conn, "o1", "dev-bob", "ztdns_token-of-bobs-device", T0)
+    with engine.connect() as conn:
+        [token] = read_tokens(conn, ids=[token_id])
+        assert read_tokens(conn, owners=["bob"]) == [token]
+        assert read_tokens(conn) == [token]
+    assert token.who is not None
+    assert token.who.revoked == IDENTITY_DISABLED  # a disabled owner's device is refused too

@@ -1,6 +1,9 @@
 """DNS settings, rules, lists and device tokens in the database. Every query is scoped by org,
 except the gateway's loaders at the end, which read every org into one snapshot.
 
+Writes are the building blocks of the use cases in `service` (which record and publish
+them); `store_download`, the URL refresher's write, is its own use case.
+
 Rules are stored as data (`spec`: the selectors and answer of `policy.Rule`) and are
 validated by building the `Rule` before anything is written. Lists keep their last good
 text; the gateway parses it when it rebuilds its snapshot.
@@ -22,11 +25,15 @@ from ztsim.dns.policy.identity import NetworkDefault, token_digest
 from ztsim.dns.policy.lists import ListFormat, parse_list
 from ztsim.dns.policy.rules import OrgSettings, Rule
 from ztsim.errors import Conflict, NotFound
+from ztsim.events.schema import subject_of
+from ztsim.feed.change import Topic
 from ztsim.sessions import claims
+from ztsim.usecase import use_case
 
 _s, _r, _l, _t = schema.dns_settings, schema.dns_rules, schema.dns_lists, schema.dns_device_tokens
 SPEC_FIELDS: tuple[str, ...] = ("domains", "lists", "categories", "qtypes", "identities")
 SPEC_FIELDS += ("groups", "fleets", "sim_kinds", "answer")
+REFRESH_ACTOR = "system:dns-refresh"  # who downloads URL lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,12 +261,20 @@ def create_list(
 def store_download(
     conn: Connection, org_id: str, list_id: str, content: str | None, now: datetime, **meta: Any
 ) -> None:
-    """Record a refresh: new content (None: unchanged or failed), validators, error text."""
+    """Record a refresh: new content (None: unchanged or failed), validators, error text.
+    New content is a policy change: recorded (`dns.list.refreshed`) and published
+    (`Topic.DNS`) with it; a refresh that changed nothing publishes nothing."""
     values: dict[str, Any] = {"refreshed_at": now, **meta}
-    if content is not None:
-        current = get_list(conn, org_id, list_id)
-        values |= {"content": content, "updated_at": now, **_counts(content, current.format)}
-    conn.execute(update(_l).where(_l.c.org_id == org_id, _l.c.id == list_id).values(**values))
+    with use_case(conn, now) as uc:
+        if content is not None:
+            current = get_list(conn, org_id, list_id)
+            counts = _counts(content, current.format)
+            values |= {"content": content, "updated_at": now, **counts}
+            lines = {"good_lines": counts["good_lines"], "bad_lines": counts["bad_lines"]}
+            subject = subject_of("dns-list", list_id)
+            uc.audit(org_id, "dns.list.refreshed", REFRESH_ACTOR, subject, **lines)
+            uc.change(org_id, Topic.DNS, org_id)
+        conn.execute(update(_l).where(_l.c.org_id == org_id, _l.c.id == list_id).values(**values))
 
 
 def delete_list(conn: Connection, org_id: str, list_id: str) -> StoredList:
