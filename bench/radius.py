@@ -63,7 +63,7 @@ from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
 from ztsim.clock import new_id
 from ztsim.db import schema
-from ztsim.db.engine import for_writing, make_engine, upgrade
+from ztsim.db.engine import make_engine, upgrade
 from ztsim.identifiers import Iccid, Imei
 from ztsim.identity import repository as identities
 from ztsim.identity import token_store
@@ -85,7 +85,6 @@ from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.serve.service import AaaService, AaaSettings
 from ztsim.radius.store import registry
 from ztsim.sealing import Sealer
-from ztsim.sessions.changes import Notifier
 
 
 class RunningAaa:
@@ -97,8 +96,8 @@ class RunningAaa:
             acct_port=0,
             reply=ReplySettings(dns_primary=DNS_PRIMARY),
         )
-        # As node/radius.py wires it: the AAA role's transactions write (claims, records).
-        self.service = AaaService(for_writing(engine), sealer, settings)
+        # As node/radius.py wires it: the service writes through `for_writing` itself.
+        self.service = AaaService(engine, sealer, settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -436,8 +435,6 @@ def revocation_latency(
     coa: socket.socket,
 ) -> list[float]:
     """API call (suspend) to Disconnect-Request received, per SIM, in milliseconds."""
-    notifier = Notifier()
-    notifier.subscribe(running.service.notify)
     with engine.begin() as conn:
         _, token = token_store.issue(
             conn,
@@ -450,7 +447,9 @@ def revocation_latency(
         )
     auth = {"Authorization": f"Bearer {token}"}
     secret = SharedSecret(SECRET)
-    app = create_app(ApiContext(engine, sealer, notify=notifier))
+    # The suspend's commit publishes on the change feed; the AAA role's follower, in
+    # this process, is woken by it.
+    app = create_app(ApiContext(engine, sealer))
     samples = []
     with (
         TestClient(app) as api,

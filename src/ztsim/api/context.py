@@ -13,7 +13,6 @@ from ztsim.clock import Clock, utc_now
 from ztsim.db.engine import for_writing
 from ztsim.esim.config import EsimConfig
 from ztsim.sealing import Sealer
-from ztsim.sessions.changes import ChangeEvent, ignore
 
 
 @dataclass(frozen=True)
@@ -22,8 +21,6 @@ class ApiContext:
     sealer: Sealer
     clock: Clock = utc_now
     random: Callable[[int], bytes] = os.urandom
-    # Called after a commit that may revoke live sessions (the AAA role listens).
-    notify: Callable[[ChangeEvent], None] = ignore
     esim: EsimConfig = field(default_factory=EsimConfig)
 
     @contextmanager

@@ -1,8 +1,8 @@
 """The AAA role in a process: alone (`ztsim serve radius`) or beside the API (`ztsim up`).
 
-`ztsim up` (src/ztsim/node/up.py) shares an in-process notifier with the API; a
-separate `ztsim serve radius` process learns the same changes from its periodic
-reload.
+Either way it follows the change feed (`ztsim.feed`): beside the API it is woken by
+this process's commits; alone, by PostgreSQL's NOTIFY, or by polling the outbox on a
+shared SQLite file.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ztsim.db.engine import for_writing
 from ztsim.heap import freeze_startup
 from ztsim.node.platform import Platform
 from ztsim.node.runner import run_role
@@ -27,7 +26,6 @@ def aaa_settings(settings: Settings) -> AaaSettings:
         host=settings.radius_host,
         auth_port=settings.radius_auth_port,
         acct_port=settings.radius_acct_port,
-        reload_seconds=settings.radius_reload_interval,
         reply=ReplySettings(
             # The gateway hands out ztsim's own DNS gateway unless told otherwise.
             dns_primary=settings.radius_dns_primary or settings.dns_host,
@@ -38,9 +36,9 @@ def aaa_settings(settings: Settings) -> AaaSettings:
 
 
 async def start_aaa(platform: Platform) -> tuple[AaaService, RadiusServer]:
-    # Every AAA transaction may write (sessions, leases, bindings): on SQLite they take
-    # the write lock at BEGIN rather than fail on a stale snapshot under load.
-    aaa = AaaService(for_writing(platform.engine), platform.sealer, aaa_settings(platform.settings))
+    # The service writes through `for_writing` itself; its reads (the feed) must not
+    # take SQLite's write lock.
+    aaa = AaaService(platform.engine, platform.sealer, aaa_settings(platform.settings))
     server = await aaa.start()
     log.info(
         "RADIUS on %s: auth %d, accounting %d",

@@ -1,12 +1,14 @@
 """The server core under hostile input: whatever arrives, nothing raises, every drop is
 counted, and a valid request is still answered afterwards. And a pool without a free
 address: the request waits (unanswered) for the next block, or is refused when the pool
-has none left."""
+has none left. And rows re-read from the database: laid over the first-attach bindings
+the core made in memory and the writer has not yet committed, never undoing them."""
 
 from __future__ import annotations
 
 import gc
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, ip_network
 
@@ -29,7 +31,14 @@ from ztsim.radius import (
 )
 from ztsim.radius.aaa import core as core_module
 from ztsim.radius.aaa.core import AaaCore, accounting_response
-from ztsim.radius.aaa.engine import MESSAGES, GatewayEntry, Reason, SimEntry, Snapshot
+from ztsim.radius.aaa.engine import (
+    MESSAGES,
+    GatewayEntry,
+    Reason,
+    SimEntry,
+    Snapshot,
+    SnapshotPatch,
+)
 from ztsim.radius.aaa.traffic import AfterCommit
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_request
@@ -411,3 +420,137 @@ def test_accounting_with_a_wrong_message_authenticator_is_dropped() -> None:
     assert core.handle_acct(sign_request(packet, SECRET).encode(), ("127.0.0.1", 5)) is None
     assert core.counters.bad_authenticator == 1
     assert core.sink.sessions == []  # type: ignore[attr-defined]
+
+
+# -- rows re-read from the database, laid over what the core did meanwhile ----------------
+
+UNBOUND = "001010000000002"
+IMEI_A = "353490069873327"  # from IMEISV 3534900698733201
+IMEISV_B = "4901542032375100"
+
+
+def _access(imsi: str, imeisv: str) -> bytes:
+    request = Packet(
+        Code.ACCESS_REQUEST,
+        1,
+        os.urandom(16),
+        (
+            make_attribute("User-Name", imsi),
+            make_attribute("3GPP-IMSI", imsi),
+            make_attribute("3GPP-IMEISV", imeisv),
+            make_attribute("Called-Station-Id", "corp"),
+        ),
+    )
+    return sign_request(request, SECRET, add_message_authenticator=True).encode()
+
+
+def _reason(core: AaaCore, imeisv: str) -> str:
+    reply = core.handle_auth(_access(UNBOUND, imeisv), ("127.0.0.1", 7))
+    assert reply is not None
+    answer = Packet.decode(reply)
+    if answer.code is Code.ACCESS_ACCEPT:
+        return "accepted"
+    message = decode_attributes(answer).get("Reply-Message")
+    return next(r.value for r in Reason if MESSAGES[r] == message and r.value != "accepted")
+
+
+def _unbound(device_id: str | None = None) -> SimEntry:
+    return SimEntry("8945", "o1", UNBOUND, "active", "i1", device_id)
+
+
+def _tofu_core() -> AaaCore:
+    core = _core()
+    core.snapshot.sims[UNBOUND] = _unbound()
+    core.snapshot = replace(core.snapshot, tofu_orgs=frozenset({"o1"}))
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    sink.generation = 4
+    return core
+
+
+def test_a_refresh_read_before_the_bindings_commit_does_not_undo_it() -> None:
+    core = _tofu_core()
+    assert _reason(core, "3534900698733201") == "accepted"  # bound on first attach
+    assert core.pending_bindings == {UNBOUND: ("8945", IMEI_A, 4)}
+    # Rows read while batch 4 was not yet committed: the SIM has no device there.
+    core.patch(SnapshotPatch(sims=(_unbound(),)), read_after=3)
+    assert _reason(core, IMEISV_B) == "imei_mismatch"
+    assert _reason(core, "3534900698733201") == "accepted"
+    # Batch 4 committed; rows read after it hold the binding, and take over.
+    core.committed(4)
+    assert core.committed_generation == 4
+    core.patch(SnapshotPatch(sims=(_unbound("d9"),), device_imeis={"d9": IMEI_A}), read_after=4)
+    assert core.pending_bindings == {}
+    assert "pending:8945" not in core.snapshot.device_imeis
+    assert core.snapshot.sims[UNBOUND].device_id == "d9"
+    assert _reason(core, IMEISV_B) == "imei_mismatch"
+
+
+def test_rows_read_after_the_commit_stand_even_without_the_binding() -> None:
+    # The background write found the SIM changed meanwhile and bound nothing: the
+    # database says unbound, and that is what stands once read after the commit.
+    core = _tofu_core()
+    assert _reason(core, "3534900698733201") == "accepted"
+    core.patch(SnapshotPatch(sims=(replace(_unbound(), state="suspended"),)), read_after=4)
+    assert core.pending_bindings == {}
+    assert core.snapshot.sims[UNBOUND].device_id is None
+    assert _reason(core, "3534900698733201") == "sim_not_active"
+
+
+def test_a_device_bound_in_the_database_meanwhile_wins() -> None:
+    core = _tofu_core()
+    assert _reason(core, "3534900698733201") == "accepted"
+    b = "490154203237518"
+    core.patch(SnapshotPatch(sims=(_unbound("d5"),), device_imeis={"d5": b}), read_after=3)
+    assert _reason(core, IMEISV_B) == "accepted"
+    assert _reason(core, "3534900698733201") == "imei_mismatch"
+
+
+def test_a_whole_snapshot_gets_the_pending_bindings_too() -> None:
+    core = _tofu_core()
+    assert _reason(core, "3534900698733201") == "accepted"
+    fresh = Snapshot(
+        sims={IMSI: core.snapshot.sims[IMSI], UNBOUND: _unbound()},
+        device_imeis={"d1": "353490069873327"},
+        identities_enabled={"i1": True},
+        tofu_orgs=frozenset({"o1"}),
+        gateways=(GATEWAY,),
+        pools={"o1": POOL},
+    )
+    core.install(fresh, read_after=3)
+    assert core.snapshot is fresh
+    assert _reason(core, IMEISV_B) == "imei_mismatch"
+
+
+def test_revoked_names_the_live_sessions_no_longer_accepted() -> None:
+    core = _core()
+    peer = ("127.0.0.1", 1813)
+    assert core.handle_auth(_valid_access(), ("127.0.0.1", 7)) is not None
+    start = Packet(
+        Code.ACCOUNTING_REQUEST,
+        5,
+        bytes(16),
+        (
+            make_attribute("Acct-Status-Type", 1),
+            make_attribute("Acct-Session-Id", "s1"),
+            make_attribute("User-Name", IMSI),
+            make_attribute("3GPP-IMEISV", "3534900698733201"),
+            make_attribute("Called-Station-Id", "corp"),
+        ),
+    )
+    assert isinstance(core.handle_acct(sign_request(start, SECRET).encode(), peer), AfterCommit)
+    (session,) = core.sessions.for_imsi(IMSI)
+    assert core.revoked([session]) == []
+    core.patch(
+        SnapshotPatch(sims=(SimEntry("8944", "o1", IMSI, "suspended", "i1", "d1"),)),
+        read_after=-1,
+    )
+    assert core.revoked([session]) == [(session, GATEWAY, Reason.SIM_NOT_ACTIVE)]
+    core.patch(
+        SnapshotPatch(
+            sims=(SimEntry("8944", "o1", IMSI, "active", "i1", "d1"),),
+            identities_enabled={"i1": None},
+        ),
+        read_after=-1,
+    )
+    assert core.revoked([session]) == [(session, GATEWAY, Reason.IDENTITY_DISABLED)]

@@ -16,6 +16,7 @@ from ztsim.radius.aaa.engine import (
     Reason,
     SimEntry,
     Snapshot,
+    SnapshotPatch,
     access_request,
     decide,
     imei_of,
@@ -172,3 +173,30 @@ def test_imei_of_agrees_with_the_identifier_types(digits: str) -> None:
     except InvalidIdentifier:
         expected = None
     assert imei_of(digits) == expected
+
+
+def test_a_patch_replaces_sims_and_forgets_what_no_longer_exists() -> None:
+    snapshot = _snapshot()
+    gateway_before = snapshot.gateway_for("192.0.2.7")
+    sims = snapshot.sims
+    snapshot.patch(
+        SnapshotPatch(
+            sims=(SimEntry("8944", "o1", "001010000000001", "suspended", "i1", "d2"),),
+            identities_enabled={"i1": None, "i3": True},
+            device_imeis={"d1": None, "d2": OTHER_IMEI},
+        )
+    )
+    assert snapshot.sims is sims  # in place: no copy of the SIM table
+    assert decide(snapshot, GW, OK).reason is Reason.SIM_NOT_ACTIVE
+    assert snapshot.identities_enabled == {"i2": False, "i3": True}
+    assert snapshot.device_imeis == {"d2": OTHER_IMEI}
+    assert snapshot.gateway_for("192.0.2.7") is gateway_before
+    snapshot.patch(
+        SnapshotPatch(sims=(SimEntry("8944", "o1", "001010000000001", "active", "i1", "d2"),))
+    )
+    # The identity is gone: disabled, as one never known.
+    assert decide(snapshot, GW, OK).reason is Reason.IDENTITY_DISABLED
+    snapshot.patch(SnapshotPatch(identities_enabled={"i1": True}))
+    assert decide(snapshot, GW, AccessRequest(OK.imsi, OTHER_IMEI, "corp")).reason is (
+        Reason.ACCEPTED
+    )

@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ztsim.db import schema
+from ztsim.feed.change import Topic
 from ztsim.mmsg import batch_calls
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
 from ztsim.radius.dictionary import make_attribute
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
 
+from support.radius_feed import publish
 from support.radius_world import (
     APN,
     OTHER_IMEISV,
@@ -337,9 +339,11 @@ def test_missing_message_authenticator_is_dropped_unless_the_gateway_allows_it(
     out = radclient(aaa.auth_port, "auth", access(world.active, ma=False))
     assert "No reply from server" in out, out
     assert aaa.counters.bad_authenticator == 1
+    # Changed by another process: the AAA role learns it from the change feed.
     with sqlite_engine.begin() as conn:
         conn.execute(schema.radius_gateways.update().values(require_message_authenticator=False))
-    aaa.run(aaa.service.reload())
+        seq = publish(conn, world.org_id, Topic.NETWORK, world.org_id)
+    assert aaa.service.wait_applied(seq, timeout=5)
     out = radclient(aaa.auth_port, "auth", access(world.active, ma=False))
     assert "Received Access-Accept" in out, out
 
@@ -364,10 +368,13 @@ def test_accounting_without_imei_or_apn_takes_them_from_the_accepted_attach(
     aaa.flush()
     (live,) = _live(sqlite_engine, world.org_id)
     assert (live.session.imei, live.session.apn) == (world.device_imei, APN)
-    # A reload re-checks live sessions: this one is still allowed, so nothing is sent.
-    aaa.run(aaa.service.reload())
+    # A change re-checks the SIM's live sessions: this one is still allowed, so nothing
+    # is sent.
+    with sqlite_engine.begin() as conn:
+        seq = publish(conn, world.org_id, Topic.SIM, world.active_iccid)
+    assert aaa.service.wait_applied(seq, timeout=5)
     # A disconnect would be in flight now (its CoA port has no listener, so it waits).
-    assert not aaa.service._disconnecting
+    assert not aaa.service.revoker.in_flight
 
 
 @pytest.mark.parametrize("batched", [True, False])

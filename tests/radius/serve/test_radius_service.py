@@ -1,50 +1,36 @@
-"""Revocation: an API call that suspends a SIM, disables its identity or changes its
-binding puts a Disconnect-Request (RFC 5176) on the wire to the gateway within 1 s.
-Address blocks: a dry pool gets its next block off the hot path, and the gateway's
-retransmission its address; a pool with no block left gets Access-Reject."""
+"""The AAA service. Address blocks: a dry pool gets its next block off the hot path, and
+the gateway's retransmission its address; a pool with no block left gets Access-Reject.
+Accounting is answered once its records are committed, without waiting for the tick.
+(Revocation: test_radius_revocation.py; the change feed: test_radius_following.py.)"""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select
 
-from ztsim.api.app import create_app
-from ztsim.api.context import ApiContext
 from ztsim.db import schema
-from ztsim.identity import token_store
-from ztsim.identity.roles import Role
 from ztsim.radius import (
     Code,
     Packet,
     SharedSecret,
-    decode_attributes,
-    encode_reply,
-    make_reply,
     sign_request,
-    verify_request,
 )
 from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.store.snapshot import load_pools
 from ztsim.sealing import Sealer
 from ztsim.sessions.allocator import DEFAULT_BLOCK_PREFIX, blocks_of, usable
-from ztsim.sessions.changes import Notifier
 from ztsim.sessions.leases import record_leases
 
-from support.leaks import LEAKS
 from support.radius_world import (
     RADCLIENT,
     SECRET,
     RunningAaa,
     World,
     access,
-    accounting,
     build_world,
     radclient,
 )
@@ -52,169 +38,6 @@ from support.radius_world import (
 pytestmark = pytest.mark.skipif(
     RADCLIENT is None, reason="needs radclient (Debian package freeradius-utils)"
 )
-
-
-@dataclass
-class Setup:
-    world: World
-    aaa: RunningAaa
-    api: TestClient
-    auth: dict[str, str]
-    coa: socket.socket
-
-
-@pytest.fixture
-def setup(sqlite_engine: Engine, sealer: Sealer) -> Iterator[Setup]:
-    world = build_world(sqlite_engine, sealer)
-    coa = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    coa.bind(("127.0.0.1", 0))
-    coa.settimeout(2.0)
-    with sqlite_engine.begin() as conn:
-        conn.execute(schema.radius_gateways.update().values(coa_port=coa.getsockname()[1]))
-        _, token = token_store.issue(
-            conn,
-            world.org_id,
-            name="admin",
-            role=Role.ADMIN,
-            identity_id=None,
-            created_by="test",
-            now=datetime.now(UTC),
-        )
-    LEAKS.add_secret(token)
-    aaa = RunningAaa(sqlite_engine, sealer, coa_tries=2, coa_timeout=0.3)
-    notifier = Notifier()
-    notifier.subscribe(aaa.service.notify)
-    app = create_app(ApiContext(sqlite_engine, sealer, notify=notifier))
-    with TestClient(app, raise_server_exceptions=True) as client:
-        yield Setup(world, aaa, client, {"Authorization": f"Bearer {token}"}, coa)
-    aaa.close()
-    coa.close()
-
-
-def _events(engine: Engine, kind: str) -> list[tuple[str, str, dict[str, object]]]:
-    e = schema.events
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(e.c.outcome, e.c.reason, e.c.payload).where(e.c.kind == kind).order_by(e.c.id)
-        ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-def _start_session(s: Setup, session_id: str = "live-1") -> None:
-    # Accounting is taken only for the address ztsim leased: the SIM attaches first.
-    out = radclient(s.aaa.auth_port, "auth", access(s.world.active))
-    assert "Received Access-Accept" in out, out
-    out = radclient(s.aaa.acct_port, "acct", accounting("Start", session_id, s.world.active))
-    assert "Received Accounting-Response" in out, out
-
-
-def _revoke(s: Setup, how: str) -> None:
-    w = s.world
-    if how == "suspend":
-        r = s.api.post(
-            f"/api/v1/sims/{w.active_iccid}/suspend", json={"reason": "stolen"}, headers=s.auth
-        )
-    elif how == "retire":
-        r = s.api.post(
-            f"/api/v1/sims/{w.active_iccid}/retire", json={"reason": "lost"}, headers=s.auth
-        )
-    elif how == "disable":
-        r = s.api.patch(
-            f"/api/v1/identities/{w.identity_id}", json={"enabled": False}, headers=s.auth
-        )
-    else:
-        device = s.api.post("/api/v1/devices", json={"imei": "356938035643809"}, headers=s.auth)
-        assert device.status_code == 201, device.text
-        r = s.api.put(
-            f"/api/v1/sims/{w.active_iccid}/binding",
-            json={"device_id": device.json()["id"], "reason": "new phone"},
-            headers=s.auth,
-        )
-    assert r.status_code == 200, r.text
-
-
-@pytest.mark.parametrize(
-    ("how", "reason"),
-    [
-        ("suspend", "sim_not_active"),
-        ("retire", "sim_not_active"),
-        ("disable", "identity_disabled"),
-        ("rebind", "imei_mismatch"),
-    ],
-)
-def test_api_change_sends_a_disconnect_within_one_second(
-    setup: Setup, sqlite_engine: Engine, how: str, reason: str
-) -> None:
-    _start_session(setup)
-    started = time.monotonic()
-    _revoke(setup, how)
-    datagram, peer = setup.coa.recvfrom(4096)
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0
-    request = Packet.decode(datagram)
-    assert request.code is Code.DISCONNECT_REQUEST
-    secret = SharedSecret(SECRET)
-    verify_request(request, secret, require_message_authenticator=True)
-    attributes = decode_attributes(request)
-    assert attributes.get("Acct-Session-Id") == "live-1"
-    assert attributes.get("User-Name") == setup.world.active
-    assert str(attributes.get("Framed-IP-Address")) == "10.64.0.1"
-    setup.coa.sendto(encode_reply(make_reply(request, Code.DISCONNECT_ACK), request, secret), peer)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        setup.aaa.flush()
-        done = _events(sqlite_engine, "radius.disconnect")
-        if done:
-            break
-        time.sleep(0.05)
-    assert [(o, r) for o, r, _ in done] == [("success", reason)]
-    assert done[0][2]["result"] == "ack"
-    assert done[0][2]["attempts"] == 1
-    with sqlite_engine.connect() as conn:
-        stopped = conn.execute(select(schema.radius_sessions.c.stop_cause)).scalar_one()
-    assert stopped == "disconnected"
-
-
-def test_unanswered_disconnect_is_retried_then_recorded_as_failed(
-    setup: Setup, sqlite_engine: Engine
-) -> None:
-    _start_session(setup)
-    _revoke(setup, "suspend")
-    first, _ = setup.coa.recvfrom(4096)
-    second, _ = setup.coa.recvfrom(4096)
-    # RFC 5080 §2.2.1: a retransmission is the same packet, same Identifier.
-    assert first == second
-    deadline = time.monotonic() + 5
-    done: list[tuple[str, str, dict[str, object]]] = []
-    while time.monotonic() < deadline and not done:
-        time.sleep(0.1)
-        setup.aaa.flush()
-        done = _events(sqlite_engine, "radius.disconnect")
-    assert [(o, r) for o, r, _ in done] == [("failure", "sim_not_active")]
-    assert done[0][2]["result"] == "timeout"
-    assert done[0][2]["attempts"] == 2
-    # Still live: the gateway did not confirm.
-    with sqlite_engine.connect() as conn:
-        stopped_at = conn.execute(select(schema.radius_sessions.c.stopped_at)).scalar_one()
-    assert stopped_at is None
-
-
-def test_unrelated_change_disconnects_nothing_and_new_attach_is_refused(
-    setup: Setup, sqlite_engine: Engine
-) -> None:
-    _start_session(setup)
-    r = setup.api.post(
-        f"/api/v1/sims/{setup.world.unbound_iccid}/suspend",
-        json={"reason": "x"},
-        headers=setup.auth,
-    )
-    assert r.status_code == 200
-    setup.coa.settimeout(0.5)
-    with pytest.raises(TimeoutError):
-        setup.coa.recvfrom(4096)
-    _revoke(setup, "suspend")
-    setup.coa.settimeout(2.0)
-    assert Packet.decode(setup.coa.recvfrom(4096)[0]).code is Code.DISCONNECT_REQUEST
 
 
 def _first_block_leased(engine: Engine, world: World, *, claim_the_rest: bool) -> None:

@@ -1,25 +1,32 @@
 """The AAA records' writer against a database that fails for a while (its events table
 renamed away, then back): a failed batch is kept and written with the next, access
 decisions past the bound are dropped oldest first, counted and reported per org when
-writing resumes, and the rest is never dropped."""
+writing resumes, and the rest is never dropped. Each commit publishes its sessions and
+first-attach bindings on the change feed, in the same transaction."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
 
 from ztsim.db import schema
 from ztsim.events.schema import NewEvent
+from ztsim.feed import outbox
+from ztsim.feed.change import Topic
 from ztsim.radius.aaa.traffic import AccessRecord
 from ztsim.radius.serve import writer as writer_module
 from ztsim.radius.serve.writer import DROPPED_KIND, BatchWriter
+from ztsim.sealing import Sealer
 from ztsim.sessions.table import Session
+
+from support.radius_world import build_world
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -127,3 +134,73 @@ def test_past_the_bound_the_oldest_decisions_go_counted_and_reported_per_org(
     writer.access(_decision("o1", 9))
     writer.write(writer.take())
     assert [k for _, k, _ in _events(engine)].count(DROPPED_KIND) == 2
+
+
+# -- the change feed: what a commit changed, published in that commit ---------------------
+
+
+def _outbox(engine: Engine) -> list[tuple[str, str, str, dict[str, object]]]:
+    o = schema.change_outbox
+    with engine.connect() as conn:
+        rows = conn.execute(select(o.c.org_id, o.c.topic, o.c.key, o.c.payload).order_by(o.c.seq))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def test_sessions_are_published_in_the_commit_that_writes_them(engine: Engine) -> None:
+    _orgs(engine)
+    writer = BatchWriter(engine, clock=lambda: T0)
+    addressed = replace(_session("s1"), iccid="8944", ue_address="10.64.0.7")
+    bare = _session("s2")
+    long_id = _session("x" * 253)
+    writer.session(addressed)
+    writer.session(bare)
+    writer.session(long_id)
+    writer.event(NewEvent("o1", "radius.session_started", "gw", "sim:1"), T0)
+    batch = writer.take()
+    with _outage(engine), pytest.raises(sa.exc.SQLAlchemyError):
+        writer.write(batch)
+    writer.keep(batch)
+    assert _outbox(engine) == []  # nothing of a failed commit
+    writer.session(replace(addressed, stopped_at=T0, stop_cause="stop"))  # a later state wins
+    writer.write(writer.take())
+    published = _outbox(engine)
+    assert published[:2] == [
+        (
+            "o1",
+            "session",
+            "10.64.0.7",
+            {"iccid": "8944", "gateway_id": "gw", "acct_session_id": "s1", "stopped": True},
+        ),
+        (
+            "o1",
+            "session",
+            "gw/s2",
+            {"iccid": None, "gateway_id": "gw", "acct_session_id": "s2", "stopped": False},
+        ),
+    ]
+    # An Acct-Session-Id longer than the outbox's key: cut, whole in the payload.
+    (_, topic, key, payload) = published[2]
+    assert (topic, key, payload["acct_session_id"]) == ("session", f"gw/{'x' * 197}", "x" * 253)
+    assert len(published) == 3
+    assert _sessions(engine) == {"s1", "s2", "x" * 253}
+
+
+def test_a_first_attach_binding_publishes_its_sim(engine: Engine, sealer: Sealer) -> None:
+    world = build_world(engine, sealer)
+    with engine.begin() as conn:
+        conn.execute(schema.orgs.update().values(tofu_binding=True))
+        head = outbox.position(conn)
+    writer = BatchWriter(engine)
+    writer.bind(world.org_id, world.unbound_iccid, world.device_imei, T0)
+    # Already bound: nothing to bind, nothing to publish.
+    writer.bind(world.org_id, world.active_iccid, "356938035643809", T0)
+    writer.write(writer.take())
+    with engine.connect() as conn:
+        changes = outbox.read_after(conn, head)
+        device = conn.execute(
+            select(schema.sims.c.device_id).where(schema.sims.c.iccid == world.unbound_iccid)
+        ).scalar_one()
+    assert device is not None
+    # One SIM change, from the binding's use case, in the writer's transaction.
+    sims = [(c.org_id, c.key) for c in changes if c.topic is Topic.SIM]
+    assert sims == [(world.org_id, world.unbound_iccid)]

@@ -14,6 +14,10 @@ sessions, the address allocator) and never touches the database, not even when a
 runs dry: that Access-Request goes unanswered, the service claims a block off the hot
 path, and the gateway's retransmission (RFC 2865 §2.4) gets the address. A pool with no
 block left to claim (`exhausted_pools`, set by the service) gets Access-Reject.
+Rows re-read from the database (the change feed's refreshes) come in through `patch`
+and `install`, under the first-attach bindings the core made in memory and the writer
+has not yet committed (`pending_bindings`), so a refresh read before that commit cannot
+undo a binding and let a second device in.
 `ztsim.radius.serve.server` is the thin socket adapter; it and the service's tasks hold
 the service's lock while they use the core. Bad input of any kind is dropped and
 counted (RFC 2865 §3: silently discard), never raised to the caller.
@@ -25,7 +29,7 @@ import functools
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from ipaddress import IPv4Address
@@ -39,7 +43,9 @@ from ztsim.radius.aaa.engine import (
     Decision,
     GatewayEntry,
     Reason,
+    SimEntry,
     Snapshot,
+    SnapshotPatch,
     decide,
     make_request_from_text,
 )
@@ -70,7 +76,7 @@ from ztsim.radius.fastpath import (
 )
 from ztsim.radius.packet import Attribute, Packet
 from ztsim.sessions.allocator import LOW_WATER, Ipam, PoolEntry
-from ztsim.sessions.table import SessionIndex
+from ztsim.sessions.table import Session, SessionIndex
 
 log = logging.getLogger("ztsim.radius.aaa.core")
 
@@ -130,6 +136,10 @@ def _accounting_response(
     return head + _md5(head + authenticator + echoed + secret) + echoed
 
 
+# A live session no longer accepted: its gateway (to send the Disconnect-Request to) and why.
+Revocation = tuple[Session, GatewayEntry, Reason]
+
+
 @dataclass
 class AaaCore(AccountingMixin):
     snapshot: Snapshot
@@ -151,6 +161,13 @@ class AaaCore(AccountingMixin):
     accepted: dict[str, AccessRequest] = field(default_factory=dict)
     # Accounting replies handed out, not yet durable.
     awaiting: Awaiting = field(default_factory=Awaiting)
+    # First-attach bindings made in memory, by IMSI: (ICCID, IMEI, the writer's batch that
+    # carries it). Each is laid again over rows re-read before that batch was committed
+    # (see `patch`), so a concurrent refresh cannot undo it and let a second device in.
+    pending_bindings: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    # The newest writer batch known to be committed (-1: none yet). Whoever re-reads
+    # rows notes it before the read (`patch`, `install`).
+    committed_generation: int = -1
 
     def __post_init__(self) -> None:
         settings = self.reply_settings
@@ -323,6 +340,7 @@ class AaaCore(AccountingMixin):
     def committed(self, generation: int) -> list[AfterCommit]:
         """The writer has committed its batches up to `generation`: the replies that waited
         for them, to send now; from now on a retransmission gets them from the cache."""
+        self.committed_generation = max(self.committed_generation, generation)
         done = []
         for key, after in self.awaiting.committed(generation):
             self.replay.put(key, after.reply)
@@ -361,8 +379,8 @@ class AaaCore(AccountingMixin):
                 decision = Decision(Reason.NO_ADDRESS, sim)
                 accepted = False
         if decision.bind_imei is not None and sim is not None:
-            self._bind_now(sim.iccid, sim.imsi, decision.bind_imei)
             self.sink.bind(sim.org_id, sim.iccid, decision.bind_imei, now)
+            self._bind_now(sim, decision.bind_imei)
         # The decision event, as a plain tuple (see `AccessRecord`) the writer turns into rows.
         record: AccessRecord = (
             gateway.org_id,
@@ -385,13 +403,67 @@ class AaaCore(AccountingMixin):
         self.counters.rejects += 1
         return Code.ACCESS_REJECT, _reject_attributes(decision.reason)
 
-    def _bind_now(self, iccid: str, imsi: str, imei: str) -> None:
-        # The binding is written in the background; until then this pending device stands
-        # for it, so a second device attaching meanwhile is already refused.
-        pending = f"pending:{imei}"
-        sim = self.snapshot.sims[imsi]
-        self.snapshot = replace(
-            self.snapshot,
-            sims={**self.snapshot.sims, imsi: replace(sim, device_id=pending)},
-            device_imeis={**self.snapshot.device_imeis, pending: imei},
+    def _bind_now(self, sim: SimEntry, imei: str) -> None:
+        # The binding is written in the background; until then a pending device stands
+        # for it, so a second device attaching meanwhile is already refused. Its batch
+        # is read after the record was left (see `Sink.generation`): the batch, or later.
+        self.pending_bindings[sim.imsi] = (sim.iccid, imei, self.sink.generation)
+        self._stand_in(sim, imei)
+
+    def _stand_in(self, sim: SimEntry, imei: str) -> None:
+        pending = _pending_device(sim.iccid)
+        self.snapshot.patch(
+            SnapshotPatch(sims=(replace(sim, device_id=pending),), device_imeis={pending: imei})
         )
+
+    # -- what the database says, re-read off the hot path (the caller holds the lock) ------
+
+    def patch(self, patch: SnapshotPatch, *, read_after: int) -> None:
+        """Rows re-read for a few keys. `read_after`: `committed_generation` as it was
+        before the read began, so the rows hold every binding of that batch and earlier;
+        a later one is laid over them again (`_reapply`)."""
+        self.snapshot.patch(patch)
+        self._reapply([s.imsi for s in patch.sims], read_after)
+
+    def install(self, snapshot: Snapshot, *, read_after: int) -> None:
+        """A whole snapshot, read after batch `read_after` was committed (see `patch`)."""
+        self.snapshot = snapshot
+        self._reapply(list(self.pending_bindings), read_after)
+
+    def _reapply(self, imsis: list[str], read_after: int) -> None:
+        for imsi in imsis:
+            pending = self.pending_bindings.get(imsi)
+            if pending is None:
+                continue
+            iccid, imei, generation = pending
+            if generation <= read_after:
+                # Committed before the read: the rows hold the binding, or the reason it
+                # was not made (the SIM was bound or retired meanwhile). They stand.
+                del self.pending_bindings[imsi]
+                self.snapshot.device_imeis.pop(_pending_device(iccid), None)
+                continue
+            sim = self.snapshot.sims.get(imsi)
+            # A device bound in the database meanwhile wins: the background write of this
+            # binding will find the SIM bound and leave it.
+            if sim is not None and sim.iccid == iccid and sim.device_id is None:
+                self._stand_in(sim, imei)
+
+    def revoked(self, sessions: Iterable[Session]) -> list[Revocation]:
+        """The live sessions among `sessions` that the snapshot would no longer accept, with
+        their gateway and why (sessions of a gateway no longer known are left alone: there
+        is no secret to ask it with)."""
+        gateways = {g.id: g for g in self.snapshot.gateways}
+        found = []
+        for s in sessions:
+            gateway = gateways.get(s.gateway_id)
+            if gateway is None:
+                continue
+            decision = decide(self.snapshot, gateway, AccessRequest(s.imsi, s.imei, s.apn))
+            if not decision.accepted:
+                found.append((s, gateway, decision.reason))
+        return found
+
+
+def _pending_device(iccid: str) -> str:
+    # Not a device id (those have no colon): accounting never records it as one.
+    return f"pending:{iccid}"

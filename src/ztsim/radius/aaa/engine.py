@@ -91,12 +91,25 @@ class GatewayEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """An immutable view of the inventory; replaced whole (or per SIM) on change."""
+class SnapshotPatch:
+    """Rows re-read for a few keys: SIMs as they are now, identities and devices by id
+    (None: it no longer exists)."""
 
-    sims: Mapping[str, SimEntry] = field(default_factory=dict)  # by IMSI
-    device_imeis: Mapping[str, str] = field(default_factory=dict)  # device id -> IMEI
-    identities_enabled: Mapping[str, bool] = field(default_factory=dict)
+    sims: tuple[SimEntry, ...] = ()
+    identities_enabled: Mapping[str, bool | None] = field(default_factory=dict)
+    device_imeis: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The view of the inventory the decisions read. Its gateways and pools are replaced
+    whole; its SIMs, devices and identities are patched in place (`patch`), by whoever
+    holds the core's lock: copying a million SIMs per change would hold up the hot path
+    for tens of milliseconds each time."""
+
+    sims: dict[str, SimEntry] = field(default_factory=dict)  # by IMSI
+    device_imeis: dict[str, str] = field(default_factory=dict)  # device id -> IMEI
+    identities_enabled: dict[str, bool] = field(default_factory=dict)
     tofu_orgs: frozenset[str] = frozenset()
     gateways: tuple[GatewayEntry, ...] = ()
     pools: Mapping[str, PoolEntry] = field(default_factory=dict)  # by org id
@@ -112,6 +125,22 @@ class Snapshot:
         }
         object.__setattr__(self, "_by_address", exact)
         object.__setattr__(self, "_seen", {})
+
+    def patch(self, patch: SnapshotPatch) -> None:
+        """Apply re-read rows in place (see the class): a key's entry is replaced in one
+        dict assignment, so a reader sees it before or after, never half of it."""
+        for sim in patch.sims:
+            self.sims[sim.imsi] = sim
+        for identity_id, enabled in patch.identities_enabled.items():
+            if enabled is None:
+                self.identities_enabled.pop(identity_id, None)
+            else:
+                self.identities_enabled[identity_id] = enabled
+        for device_id, imei in patch.device_imeis.items():
+            if imei is None:
+                self.device_imeis.pop(device_id, None)
+            else:
+                self.device_imeis[device_id] = imei
 
     def gateway_for(self, source: str) -> GatewayEntry | None:
         """The registered client a datagram from `source` comes from, or None."""

@@ -25,8 +25,9 @@ log = logging.getLogger("ztsim.radius.serve.coa")
 
 # RFC 5176 §3: the Dynamic Authorization Server listens on UDP 3799 by default.
 DEFAULT_COA_PORT = 3799
-# RFC 5080 §2.2.1 style: a few tries with a short timeout; a gateway that does not answer
-# within ~3 s is recorded as unreachable.
+# RFC 5080 §2.2.1 style: a few tries, each waiting twice as long as the one before (a
+# gateway busy or briefly unreachable is not flooded); with these, a gateway that does
+# not answer within 1 + 2 + 4 = 7 s is recorded as unreachable.
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 1.0
 
@@ -52,8 +53,14 @@ class _Protocol(asyncio.DatagramProtocol):
         self.client._received(data, (str(addr[0]), int(addr[1])))
 
 
+def backoff(timeout: float, tries: int) -> list[float]:
+    """How long each try waits for the answer: `timeout`, then doubling."""
+    return [timeout * 2**n for n in range(tries)]
+
+
 class CoaClient:
-    """Send Disconnect/CoA requests; `await disconnect(...)` returns the gateway's verdict."""
+    """Send Disconnect/CoA requests; `await disconnect(...)` returns the gateway's verdict
+    (ACK, NAK with its Error-Cause, or a timeout after `tries` sends, see `backoff`)."""
 
     def __init__(
         self,
@@ -131,11 +138,11 @@ class CoaClient:
         future: asyncio.Future[Packet] = asyncio.get_running_loop().create_future()
         self._pending[key] = (request, secret, future)
         try:
-            for attempt in range(1, self._tries + 1):
+            for attempt, wait in enumerate(backoff(self._timeout, self._tries), start=1):
                 # RFC 5176 §2.3 / RFC 5080 §2.2.1: a retransmission is the same packet.
                 self._transport.sendto(wire, (host, port))
                 try:
-                    reply = await asyncio.wait_for(asyncio.shield(future), self._timeout)
+                    reply = await asyncio.wait_for(asyncio.shield(future), wait)
                 except TimeoutError:
                     continue
                 ack = reply.code in (Code.DISCONNECT_ACK, Code.COA_ACK)

@@ -1,4 +1,4 @@
-"""The AAA role: the server, its background writer, snapshot reloads and revocation.
+"""The AAA role: the server, its background writer, the change feed and revocation.
 
 - Records from the hot path are written in batches (`writer`) by one background task,
   in a worker thread, one transaction per batch, every `flush_seconds`, and at once
@@ -10,16 +10,22 @@
   `ztsim.radius.aaa.core.MAX_AWAITING` for the bound). `stop` commits what is pending
   and sends those replies before it returns.
 - Access-Requests are handled on a thread of their own (see `server`); the service's
-  lock keeps the core's state consistent between that thread and this service's tasks.
+  lock keeps the core's state consistent between that thread, the feed's follower and
+  this service's tasks.
 - Address blocks are claimed here, never on the hot path: when the core asks for one
   (`need_block`: a pool running low, or dry), a worker thread claims it and its
   addresses reach the core under the lock. A pool with no block left is marked
   exhausted in the core, so its new SIMs get Access-Reject instead of silence.
-- The snapshot is reloaded whole every `reload_seconds` (this is how a change made by
-  another process reaches this one) and per SIM or identity on `notify()`.
-- After every reload, live sessions whose SIM would no longer be accepted (suspended,
-  retired, identity disabled, device binding changed) get a Disconnect-Request
-  (RFC 5176); the outcome is an event.
+- The change feed: `start` loads the snapshot, the live sessions and the outbox
+  position they reflect in one consistent read (`following`), then a `Follower` thread
+  applies every change above it: it reads the rows a batch names, then installs them
+  under the lock, so the next Access-Request is decided on them (a suspended SIM is
+  rejected from that moment, whatever its gateway does with the Disconnect-Request).
+  A follower left behind the outbox's retention reloads everything (`_resync`).
+- After every change applied, the live sessions it touches that would no longer be
+  accepted (SIM suspended or retired, identity disabled, device binding changed) get a
+  Disconnect-Request (RFC 5176), retried with doubling timeouts; its outcome (ACK, NAK
+  with its Error-Cause, or timeout) is an event.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
@@ -38,23 +44,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.background import DEFAULT_NICE, BackgroundThread
 from ztsim.clock import Clock, new_id, utc_now
-from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.db.engine import for_writing
+from ztsim.feed.follower import Follower
 from ztsim.radius.aaa.core import AaaCore
-from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, Snapshot, decide
 from ztsim.radius.aaa.traffic import ReplySettings
-from ztsim.radius.builders import framed_ip_address
-from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.serve.coa import CoaClient
-from ztsim.radius.serve.coa import Outcome as CoaOutcome
+from ztsim.radius.serve.following import TOPICS, Following
+from ztsim.radius.serve.revocation import Revoker
 from ztsim.radius.serve.server import RadiusServer, start_server
 from ztsim.radius.serve.writer import Batch, BatchWriter
-from ztsim.radius.store.snapshot import load_snapshot, refresh_sims
 from ztsim.sealing import Sealer
-from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.allocator import Ipam, PoolEntry
-from ztsim.sessions.changes import ChangeEvent, ChangeKind
-from ztsim.sessions.leases import claim_next_block, load_leases
-from ztsim.sessions.table import Session, SessionIndex
+from ztsim.sessions.leases import claim_next_block
+from ztsim.sessions.table import SessionIndex
 
 log = logging.getLogger("ztsim.radius.serve.service")
 
@@ -64,23 +66,11 @@ MAX_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
-class _Loaded:
-    """What a (re)load read: the snapshot, the live sessions, the blocks claimed up front
-    (for the caller to add under the core's lock) and the pools found exhausted."""
-
-    snapshot: Snapshot
-    live: list[Session]
-    blocks: list[tuple[PoolEntry, IPv4Network]]
-    exhausted: frozenset[str]
-
-
-@dataclass(frozen=True)
 class AaaSettings:
     host: str = "127.0.0.1"
     auth_port: int = 1812
     acct_port: int = 1813
     reply: ReplySettings = field(default_factory=ReplySettings)
-    reload_seconds: float = 30.0
     # A decision is in the database within about this long; larger batches cost less.
     flush_seconds: float = 0.25
     coa_tries: int = 3
@@ -93,23 +83,27 @@ class AaaSettings:
 
 
 class AaaService:
-    """One AAA process. `await start()`, then `notify()` from any thread, `await stop()`."""
+    """One AAA process: `await start()`, `await stop()`. `engine` is read from (the feed,
+    the snapshot); the service writes through `for_writing(engine)`."""
 
     def __init__(
         self, engine: Engine, sealer: Sealer, settings: AaaSettings, clock: Clock = utc_now
     ) -> None:
         self.engine = engine
+        # Every write transaction here may write (sessions, leases, bindings, blocks): on
+        # SQLite they take the write lock at BEGIN rather than fail on a stale snapshot
+        # under load. Reads (the follower polls 10 times a second there) do not.
+        self._write_engine = for_writing(engine)
         self.sealer = sealer
         self.settings = settings
         self.clock = clock
-        self.writer = BatchWriter(engine, clock)
+        self.writer = BatchWriter(self._write_engine, clock)
         self.ipam = Ipam(new_id())
         self.coa = CoaClient(tries=settings.coa_tries, timeout=settings.coa_timeout)
         self.core: AaaCore | None = None
         self.server: RadiusServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._disconnecting: set[tuple[str, str]] = set()
         self._claiming: set[str] = set()
         self._flush_lock = asyncio.Lock()
         self._writing: BackgroundThread | None = None
@@ -118,26 +112,32 @@ class AaaService:
         self._wake_pending = False
         self._failing = False  # the last commit failed: logged once per outage
         # Held by whoever reads or changes the core's state: the datagram handlers
-        # (authentication runs on a thread of its own) and this service's tasks.
+        # (authentication runs on a thread of its own), the follower and this service's
+        # tasks.
         self.lock = threading.Lock()
+        self.revoker = Revoker(self.coa, self.writer, self.lock, clock, self._spawn)
+        self.following = Following(engine, sealer, self.ipam, self.lock, clock, self.revoker.soon)
+        self.follower: Follower | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> RadiusServer:
         self._loop = asyncio.get_running_loop()
-        loaded = await asyncio.to_thread(self._load_all)
-        for pool, block in loaded.blocks:
+        load = await asyncio.to_thread(self.following.load)
+        for pool, block in load.blocks:
             self.ipam.add_block(pool, block)
         self.core = AaaCore(
-            snapshot=loaded.snapshot,
-            sessions=SessionIndex(loaded.live),
+            snapshot=load.loaded.snapshot,
+            sessions=SessionIndex(load.loaded.live),
             ipam=self.ipam,
             sink=self.writer,
             reply_settings=self.settings.reply,
             clock=self.clock,
             need_block=self._claim_soon,
-            exhausted_pools=set(loaded.exhausted),
+            exhausted_pools=load.exhausted,
         )
+        self.following.core = self.core
+        self.revoker.start(self._loop, self.core)
         await self.coa.start(self.settings.host)
         self.server = await start_server(
             self.core,
@@ -151,13 +151,28 @@ class AaaService:
         # Last: a start that failed above leaves no thread behind.
         self._writing = BackgroundThread("radius-writer", nice=self.settings.writer_nice)
         self._spawn(self._flush_loop())
-        self._spawn(self._reload_loop())
+        position = load.loaded.position
+        self.following.mark_applied(position)
+        self.follower = Follower(
+            self.engine,
+            self.following.apply,
+            self.following.resync,
+            position=position,
+            name="radius",
+            topics=TOPICS,
+            # Rows skipped are applied too (nothing to do): `wait_applied` sees them.
+            advanced=self.following.mark_applied,
+        )
+        self.follower.start()
         return self.server
 
     async def stop(self) -> None:
         """Stop answering, commit what is pending and send the replies that wait for it."""
         if self.server is not None:
             self.server.stop_serving()
+        if self.follower is not None:
+            # Joins its thread: off the loop, which a change being applied may call into.
+            await asyncio.to_thread(self.follower.stop)
         # Wait for a batch being written, so that cancelling cannot cut it off.
         async with self._flush_lock:
             for task in list(self._tasks):
@@ -250,29 +265,7 @@ class AaaService:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_RETRY_SECONDS)
 
-    # -- snapshot and pools ------------------------------------------------------------------
-
-    def _load_all(self) -> _Loaded:
-        with self.engine.begin() as conn:
-            snapshot = load_snapshot(conn, self.sealer)
-            pools = list(snapshot.pools.values())
-            # Learnt outside the core's lock, so that a reload does not hold up the answers
-            # for a whole table of leases. Safe: a lease read here is this process's own
-            # (already known) or in another process's block, never among this one's free
-            # addresses, so it cannot collide with an allocation meanwhile.
-            load_leases(conn, self.ipam, [p.id for p in pools])
-            blocks: list[tuple[PoolEntry, IPv4Network]] = []
-            exhausted: set[str] = set()
-            for pool in pools:
-                # A first block up front, so the first attach does not wait for one.
-                if self.ipam.free_count(pool) == 0:
-                    block = self._claim(conn, pool)
-                    if block is None:
-                        exhausted.add(pool.id)
-                    else:
-                        blocks.append((pool, block))
-            live = sessions_repo.load_live(conn)
-        return _Loaded(snapshot, live, blocks, frozenset(exhausted))
+    # -- address blocks ---------------------------------------------------------------------
 
     def _claim(self, conn: Connection, pool: PoolEntry) -> IPv4Network | None:
         return claim_next_block(
@@ -280,7 +273,7 @@ class AaaService:
         )
 
     def _claim_in_transaction(self, pool: PoolEntry) -> IPv4Network | None:
-        with self.engine.begin() as conn:
+        with self._write_engine.begin() as conn:
             return self._claim(conn, pool)
 
     def _claim_soon(self, pool: PoolEntry) -> None:
@@ -316,106 +309,14 @@ class AaaService:
                 core.exhausted_pools.add(pool.id)
                 log.warning("address pool %s is exhausted: new SIMs are refused", pool.id)
 
-    async def reload(self) -> None:
-        core = self.core
-        assert core is not None
-        loaded = await asyncio.to_thread(self._load_all)
-        with self.lock:
-            for pool, block in loaded.blocks:
-                self.ipam.add_block(pool, block)
-            # Recomputed whole: pools deleted or re-created since leave the set.
-            core.exhausted_pools = set(loaded.exhausted)
-            core.snapshot = loaded.snapshot
-            self._recheck(list(core.sessions))
+    # -- the change feed ---------------------------------------------------------------------
 
-    async def _reload_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.reload_seconds)
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("reloading the AAA snapshot failed")
+    @property
+    def applied_seq(self) -> int:
+        """The newest change of the feed this process has applied."""
+        return self.following.applied_seq
 
-    # -- revocation --------------------------------------------------------------------------
-
-    def notify(self, change: ChangeEvent) -> None:
-        """Thread-safe: called by the API after a committed change."""
-        if self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(lambda: self._spawn(self._apply(change)))
-
-    async def _apply(self, change: ChangeEvent) -> None:
-        core = self.core
-        if core is None:
-            return
-        if change.kind is ChangeKind.NETWORK:
-            await self.reload()
-            return
-
-        def read() -> tuple[Snapshot, list[str]]:
-            with self.engine.begin() as conn:
-                snapshot, fresh = refresh_sims(
-                    conn,
-                    core.snapshot,
-                    change.org_id,
-                    iccids=[change.iccid] if change.iccid else [],
-                    identity_id=change.identity_id,
-                )
-            return snapshot, [s.imsi for s in fresh]
-
-        snapshot, imsis = await asyncio.to_thread(read)
-        with self.lock:
-            core.snapshot = snapshot
-            self._recheck([s for imsi in imsis for s in core.sessions.for_imsi(imsi)])
-
-    def _recheck(self, sessions: Iterable[Session]) -> None:
-        core = self.core
-        assert core is not None
-        gateways = {g.id: g for g in core.snapshot.gateways}
-        for s in sessions:
-            gateway = gateways.get(s.gateway_id)
-            if gateway is None or s.key in self._disconnecting:
-                continue
-            decision = decide(core.snapshot, gateway, AccessRequest(s.imsi, s.imei, s.apn))
-            if not decision.accepted:
-                self._disconnecting.add(s.key)
-                self._spawn(self._disconnect(s, gateway, decision.reason.value))
-
-    async def _disconnect(self, s: Session, gateway: GatewayEntry, cause: str) -> None:
-        attributes = [make_attribute("Acct-Session-Id", s.acct_session_id)]
-        if s.imsi:
-            attributes.insert(0, make_attribute("User-Name", s.imsi))
-        if s.ue_address:
-            attributes.append(framed_ip_address(s.ue_address))
-        try:
-            result = await self.coa.disconnect(
-                s.nas_address, gateway.coa_port, gateway.secret, attributes
-            )
-        finally:
-            self._disconnecting.discard(s.key)
-        now = self.clock()
-        ok = result.outcome is CoaOutcome.ACK
-        self.writer.event(
-            NewEvent(
-                s.org_id,
-                "radius.disconnect",
-                "system:revocation",
-                subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-"),
-                Outcome.SUCCESS if ok else Outcome.FAILURE,
-                cause,
-                {
-                    "gateway_id": gateway.id,
-                    "acct_session_id": s.acct_session_id,
-                    "ue_address": s.ue_address,
-                    "result": result.outcome.value,
-                    "attempts": result.attempts,
-                    "error_cause": result.error_cause,
-                },
-            ),
-            now,
-        )
-        if ok and self.core is not None:
-            with self.lock:
-                stopped = self.core.sessions.stop(s.key, now, "disconnected")
-            if stopped is not None:
-                self.writer.session(stopped)
+    def wait_applied(self, seq: int, timeout: float) -> bool:
+        """Wait (any thread but the loop's) until the change `seq` is applied, at most
+        `timeout` seconds; whether it is."""
+        return self.following.wait_applied(seq, timeout)

@@ -10,6 +10,12 @@ bounded. Access decisions were answered before they were written: while commits 
 they are kept up to `MAX_RETAINED_EVENTS` records, the oldest decisions past it are
 dropped, counted per org (logged once per outage), and each org gets one
 `radius.records_dropped` event in the first commit that succeeds.
+
+Each commit also publishes, last in its transaction, what it changed on the change feed
+(`ztsim.feed`): a SESSION change per session written (keyed by its UE address, else
+"<gateway id>/<Acct-Session-Id>"), and a SIM change per first-attach binding made (by
+the binding's use case, `inventory.service.bind_on_first_attach`), so every plane
+learns them in the same commit that makes them durable.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +33,8 @@ from ztsim.db import schema
 from ztsim.db.bulk import insert_rows, rows_per_statement, takes_driver_rows
 from ztsim.errors import ZtsimError
 from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.feed import outbox
+from ztsim.feed.change import MAX_KEY, NewChange, Topic
 from ztsim.inventory import service as inventory
 from ztsim.radius.aaa.traffic import (
     EVENT_COLUMNS,
@@ -45,6 +52,8 @@ from ztsim.sessions.table import Session
 log = logging.getLogger("ztsim.radius.serve.writer")
 
 _EventItem = AccessRecord | tuple[NewEvent, datetime]
+# A first-attach binding to make: org id, ICCID, IMEI, when.
+Binding = tuple[str, str, str, datetime]
 
 # Events kept while commits fail: about 1 KB each in memory, so about 100 MB at most;
 # at 1,000 decisions a second, a minute and a half of outage before any is dropped.
@@ -60,12 +69,12 @@ class Batch:
     events: list[_EventItem] = field(default_factory=list)
     leases: list[NewLease] = field(default_factory=list)
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
-    jobs: list[Callable[[Connection], None]] = field(default_factory=list)
+    bindings: list[Binding] = field(default_factory=list)
     # The newest generation whose records are in this batch.
     generation: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.leases or self.sessions or self.jobs)
+        return bool(self.events or self.leases or self.sessions or self.bindings)
 
     def then(self, later: Batch) -> Batch:
         """This (failed) batch followed by `later`: one commit writes both, in order."""
@@ -73,7 +82,7 @@ class Batch:
             self.events + later.events,
             self.leases + later.leases,
             {**self.sessions, **later.sessions},  # a session's later state wins
-            self.jobs + later.jobs,
+            self.bindings + later.bindings,
             later.generation,
         )
 
@@ -119,15 +128,8 @@ class BatchWriter:
             self._batch.leases.append((pool, imsi, address, when))
 
     def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None:
-        def job(conn: Connection) -> None:
-            try:
-                with conn.begin_nested():
-                    inventory.bind_on_first_attach(conn, org_id, iccid, imei, now=when)
-            except ZtsimError as exc:
-                log.warning("first-attach binding of a SIM failed: %s", exc)
-
         with self._lock:
-            self._batch.jobs.append(job)
+            self._batch.bindings.append((org_id, iccid, imei, when))
 
     # -- the writer's side ---------------------------------------------------------------
 
@@ -197,8 +199,6 @@ class BatchWriter:
     def _commit(self, batch: Batch, dropped: dict[str, int]) -> int:
         with self._engine.begin() as conn:
             record_leases(conn, batch.leases)
-            for job in batch.jobs:
-                job(conn)
             if batch.sessions:
                 sessions_repo.save(conn, batch.sessions.values())
             # Rows are built a statement's worth at a time: the driver lets go of the GIL
@@ -209,10 +209,14 @@ class BatchWriter:
             for start in range(0, len(events), _EVENTS_PER_STATEMENT):
                 rows = self._rows(events[start : start + _EVENTS_PER_STATEMENT])
                 written += insert_rows(conn, schema.events, EVENT_COLUMNS, rows)
+            now = self._clock()
             if dropped:
-                now = self._clock()
                 reports = [self._row(_dropped_event(o, n), now) for o, n in dropped.items()]
                 written += insert_rows(conn, schema.events, EVENT_COLUMNS, reports)
+            # Last, as the feed asks: publishing takes a lock held until the commit (on
+            # PostgreSQL). The bindings' use case publishes their SIM changes.
+            _bind(conn, batch.bindings)
+            outbox.publish(conn, [session_change(s) for s in batch.sessions.values()], now)
         return written
 
     def _rows(self, events: list[_EventItem]) -> list[EventRow]:
@@ -240,6 +244,33 @@ class BatchWriter:
             event.reason,
             event.payload,
         )
+
+
+def _bind(conn: Connection, bindings: list[Binding]) -> None:
+    for org_id, iccid, imei, when in bindings:
+        try:
+            with conn.begin_nested():
+                inventory.bind_on_first_attach(conn, org_id, iccid, imei, now=when)
+        except ZtsimError as exc:
+            log.warning("first-attach binding of a SIM failed: %s", exc)
+
+
+def session_change(s: Session) -> NewChange:
+    """The SESSION change for a session as written (see the change feed's topics)."""
+    key = s.ue_address or f"{s.gateway_id}/{s.acct_session_id}"
+    # An Acct-Session-Id may be 253 octets: cut to the outbox's key. Consumers find the
+    # session by the payload, which has it whole; a shared cut key only wakes them twice.
+    return NewChange(
+        s.org_id,
+        Topic.SESSION,
+        key[:MAX_KEY],
+        {
+            "iccid": s.iccid,
+            "gateway_id": s.gateway_id,
+            "acct_session_id": s.acct_session_id,
+            "stopped": s.stopped_at is not None,
+        },
+    )
 
 
 def _dropped_event(org_id: str, count: int) -> NewEvent:

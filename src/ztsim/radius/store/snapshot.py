@@ -1,19 +1,20 @@
-"""Build the decision engine's snapshot from the database, whole or for a few SIMs.
+"""Build the decision engine's snapshot from the database, whole, for a few SIMs and
+identities (`read_patch`), or its gateways and pools (`load_network`).
 
-Runs off the hot path (in a worker thread): at start, on change notifications and
-periodically. Gateway secrets are unsealed here, once per load.
+Runs off the hot path: at start and on a resync (whole), and for the change feed's
+changes. Gateway secrets are unsealed here, once per load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_network
 
 from sqlalchemy import Connection, select
 
 from ztsim.db import schema
-from ztsim.radius.aaa.engine import GatewayEntry, SimEntry, Snapshot
+from ztsim.radius.aaa.engine import GatewayEntry, SimEntry, Snapshot, SnapshotPatch
 from ztsim.radius.secret import SharedSecret
 from ztsim.sealing import Sealer
 from ztsim.sessions.allocator import PoolEntry
@@ -61,60 +62,87 @@ def load_pools(conn: Connection) -> dict[str, PoolEntry]:
     return pools
 
 
+@dataclass(frozen=True, slots=True)
+class Network:
+    """The parts of the snapshot a NETWORK change touches, for every org: a few rows
+    each, so they are re-read whole rather than per org."""
+
+    gateways: tuple[GatewayEntry, ...]
+    pools: dict[str, PoolEntry]
+    tofu_orgs: frozenset[str]
+
+
+def load_network(conn: Connection, sealer: Sealer) -> Network:
+    return Network(
+        gateways=load_gateways(conn, sealer),
+        pools=load_pools(conn),
+        tofu_orgs=frozenset(
+            conn.execute(select(schema.orgs.c.id).where(schema.orgs.c.tofu_binding)).scalars()
+        ),
+    )
+
+
 def load_snapshot(conn: Connection, sealer: Sealer) -> Snapshot:
     """Everything, from one transaction."""
     sims = _sims(conn)
     devices = schema.devices
     identities = schema.identities
+    network = load_network(conn, sealer)
     return Snapshot(
         sims={s.imsi: s for s in sims},
         device_imeis={r[0]: r[1] for r in conn.execute(select(devices.c.id, devices.c.imei))},
         identities_enabled={
             r[0]: r[1] for r in conn.execute(select(identities.c.id, identities.c.enabled))
         },
-        tofu_orgs=frozenset(
-            conn.execute(select(schema.orgs.c.id).where(schema.orgs.c.tofu_binding)).scalars()
-        ),
-        gateways=load_gateways(conn, sealer),
-        pools=load_pools(conn),
+        tofu_orgs=network.tofu_orgs,
+        gateways=network.gateways,
+        pools=network.pools,
     )
 
 
-def refresh_sims(
+# Values per IN (...) list: far below any backend's limit of bound parameters.
+_CHUNK = 500
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    items = sorted(set(values))
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def read_patch(
     conn: Connection,
-    snapshot: Snapshot,
     org_id: str,
     *,
     iccids: Iterable[str] = (),
-    identity_id: str | None = None,
-) -> tuple[Snapshot, list[SimEntry]]:
-    """A snapshot with the named SIMs (or an identity's SIMs) re-read, their devices and
-    identities too; also the SIMs re-read, so the caller can re-check their sessions."""
-    where = [_s.c.org_id == org_id]
-    names = list(iccids)
-    if identity_id is not None:
-        where.append(_s.c.identity_id == identity_id)
-    else:
-        where.append(_s.c.iccid.in_(names))
-    fresh = _sims(conn, *where)
-    # A SIM whose IMSI left the table (never happens today) or changed stays as re-read.
-    sims = dict(snapshot.sims)
-    for sim in fresh:
-        sims[sim.imsi] = sim
-    identity_ids = {s.identity_id for s in fresh if s.identity_id} | (
-        {identity_id} if identity_id else set()
-    )
-    device_ids = {s.device_id for s in fresh if s.device_id}
-    identities = dict(snapshot.identities_enabled)
+    identity_ids: Iterable[str] = (),
+) -> SnapshotPatch:
+    """The named SIMs of one org and the SIMs its named identities hold, as they are now,
+    with their identities and devices (those that no longer exist as None, so the
+    snapshot forgets them)."""
+    fresh: dict[str, SimEntry] = {}
+    wanted_identities = set(identity_ids)
+    for chunk in _chunks(iccids):
+        for sim in _sims(conn, _s.c.org_id == org_id, _s.c.iccid.in_(chunk)):
+            fresh[sim.iccid] = sim
+    for chunk in _chunks(wanted_identities):
+        for sim in _sims(conn, _s.c.org_id == org_id, _s.c.identity_id.in_(chunk)):
+            fresh[sim.iccid] = sim
+    identity_ids_now = {s.identity_id for s in fresh.values() if s.identity_id}
+    identities: dict[str, bool | None] = dict.fromkeys(wanted_identities | identity_ids_now)
     i = schema.identities
-    for ident, enabled in conn.execute(
-        select(i.c.id, i.c.enabled).where(i.c.org_id == org_id, i.c.id.in_(identity_ids))
-    ):
-        identities[ident] = enabled
-    devices = dict(snapshot.device_imeis)
+    for chunk in _chunks(identities):
+        for ident, enabled in conn.execute(
+            select(i.c.id, i.c.enabled).where(i.c.org_id == org_id, i.c.id.in_(chunk))
+        ):
+            identities[ident] = bool(enabled)
+    devices: dict[str, str | None] = dict.fromkeys(
+        s.device_id for s in fresh.values() if s.device_id
+    )
     d = schema.devices
-    for dev, imei in conn.execute(
-        select(d.c.id, d.c.imei).where(d.c.org_id == org_id, d.c.id.in_(device_ids))
-    ):
-        devices[dev] = imei
-    return replace(snapshot, sims=sims, identities_enabled=identities, device_imeis=devices), fresh
+    for chunk in _chunks(devices):
+        for dev, imei in conn.execute(
+            select(d.c.id, d.c.imei).where(d.c.org_id == org_id, d.c.id.in_(chunk))
+        ):
+            devices[dev] = imei
+    return SnapshotPatch(tuple(fresh.values()), identities, devices)

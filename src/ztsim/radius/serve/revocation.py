@@ -1,0 +1,111 @@
+"""Revocation: a Disconnect-Request (RFC 5176) for each live session a change no longer
+allows, and its outcome as an event.
+
+The core says which sessions (`AaaCore.revoked`, under the service's lock); here, on
+the service's event loop, one request at most is in flight per session, sent and
+retransmitted by the CoA client with doubling timeouts (`coa.backoff`). The outcome is
+a `radius.disconnect` event (ACK: success; NAK with the gateway's Error-Cause, or no
+answer at all: failure). An ACK ends the session in the table; otherwise it stays live,
+and the SIM's next Access-Request is refused anyway, since the change is already in the
+snapshot: revocation never waits for the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ztsim.clock import Clock
+from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.radius.aaa.core import AaaCore, Revocation
+from ztsim.radius.aaa.engine import GatewayEntry
+from ztsim.radius.builders import framed_ip_address
+from ztsim.radius.dictionary import make_attribute
+from ztsim.radius.serve.coa import CoaClient
+from ztsim.radius.serve.coa import Outcome as CoaOutcome
+from ztsim.radius.serve.writer import BatchWriter
+from ztsim.sessions.table import Session, SessionKey
+
+EVENT_KIND = "radius.disconnect"
+
+
+class Revoker:
+    """Sends the Disconnect-Requests of revoked sessions. `soon` from any thread once
+    `start` has given it the loop and the core; `spawn` runs a task on that loop (the
+    service's, which cancels them when it stops)."""
+
+    def __init__(
+        self,
+        coa: CoaClient,
+        writer: BatchWriter,
+        lock: threading.Lock,
+        clock: Clock,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        self.coa = coa
+        self.writer = writer
+        self.lock = lock
+        self.clock = clock
+        self._spawn = spawn
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._core: AaaCore | None = None
+        self.in_flight: set[SessionKey] = set()
+
+    def start(self, loop: asyncio.AbstractEventLoop, core: AaaCore) -> None:
+        self._loop, self._core = loop, core
+
+    def soon(self, revoked: list[Revocation]) -> None:
+        """Thread-safe: disconnect these sessions (those not already being disconnected)."""
+        loop = self._loop
+        if revoked and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: stopping
+                loop.call_soon_threadsafe(self._revoke, revoked)
+
+    def _revoke(self, revoked: list[Revocation]) -> None:
+        for s, gateway, reason in revoked:
+            if s.key not in self.in_flight:
+                self.in_flight.add(s.key)
+                self._spawn(self._disconnect(s, gateway, reason.value))
+
+    async def _disconnect(self, s: Session, gateway: GatewayEntry, cause: str) -> None:
+        attributes = [make_attribute("Acct-Session-Id", s.acct_session_id)]
+        if s.imsi:
+            attributes.insert(0, make_attribute("User-Name", s.imsi))
+        if s.ue_address:
+            attributes.append(framed_ip_address(s.ue_address))
+        try:
+            result = await self.coa.disconnect(
+                s.nas_address, gateway.coa_port, gateway.secret, attributes
+            )
+        finally:
+            self.in_flight.discard(s.key)
+        now = self.clock()
+        ok = result.outcome is CoaOutcome.ACK
+        self.writer.event(
+            NewEvent(
+                s.org_id,
+                EVENT_KIND,
+                "system:revocation",
+                subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-"),
+                Outcome.SUCCESS if ok else Outcome.FAILURE,
+                cause,
+                {
+                    "gateway_id": gateway.id,
+                    "acct_session_id": s.acct_session_id,
+                    "ue_address": s.ue_address,
+                    "result": result.outcome.value,
+                    "attempts": result.attempts,
+                    "error_cause": result.error_cause,
+                },
+            ),
+            now,
+        )
+        core = self._core
+        if ok and core is not None:
+            with self.lock:
+                stopped = core.sessions.stop(s.key, now, "disconnected")
+            if stopped is not None:
+                self.writer.session(stopped)
