@@ -4,6 +4,7 @@ the query log's bounds (nothing dropped silently: counted per org, reported once
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -119,6 +120,28 @@ def test_unknown_source_refused_without_touching_policy() -> None:
     assert [e.info_code for e in reply.edns.extended_errors()] == [EdeCode.PROHIBITED]
     assert engine.log is not None
     assert len(engine.log) == 0
+
+
+def test_a_revoked_requester_is_refused_even_for_remembered_answers() -> None:
+    engine = _engine()
+    first = engine.handle(_query("ads.example"), ALICE, 0.0, udp=True)
+    assert isinstance(first, Answer)  # blocked, and remembered for ALICE's policy class
+    revoked = replace(ALICE, revoked="SIM not active")
+    for name in ("ads.example", "www.example.org"):
+        step = engine.handle(_query(name), revoked, 0.0, udp=True)
+        assert isinstance(step, Answer)
+        reply = decode_message(step.wire)
+        assert reply.rcode == Rcode.REFUSED
+        assert reply.answers == ()
+        assert reply.edns is not None
+        [ede] = reply.edns.extended_errors()
+        assert (ede.info_code, ede.extra_text) == (EdeCode.PROHIBITED, "SIM not active")
+    plain = engine.handle(_query("ads.example", edns=False), revoked, 0.0, udp=True)
+    assert isinstance(plain, Answer)
+    assert decode_message(plain.wire).rcode == Rcode.REFUSED
+    assert engine.handle(b"\x00", revoked, 0.0, udp=True) is None  # too short: silence
+    assert engine.log is not None
+    assert len(engine.log) == 1  # ALICE's block only: nothing was decided for the revoked
 
 
 def _ask_both(engine: Engine) -> None:

@@ -55,7 +55,7 @@ async def _answer(request: Request, token: str | None) -> Response:
         return _problem(status, str(exc))
     who: Requester | None
     if token is None:
-        who = service.by_source(request.client.host if request.client else None)
+        who = await service.requester(request.client.host if request.client else None)
     else:
         who = service.by_token(token)
     answer = await service.answer(wire, who)

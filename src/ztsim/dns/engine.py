@@ -121,6 +121,8 @@ class Engine:
         # the policy, so an answer built from the old policy only lands in the old dict.
         memos = self._memo
         if who is not None:
+            if who.revoked:  # before the memo: a revoked requester shares a policy class
+                return _refused(wire, who.revoked)
             memo = memos.get((self._policy.policy_class(who), udp, wire[2:]))
             if memo is not None and now < memo.until:
                 if self.log is not None:
@@ -248,6 +250,17 @@ class Engine:
         question += struct.pack("!HH", view.qtype, view.qclass)
         query = upstream_query(bytes(question), view.flags, view.dnssec_ok)
         return Forward(wire, view, key, query, limit, target)
+
+
+def _refused(wire: bytes, text: str) -> Answer | None:
+    """REFUSED with Extended DNS Error 18, Prohibited (RFC 8914 §4.19: a client the server
+    will not serve), whatever the policy or a network default would say."""
+    view = parse_question(wire)
+    if view is None:
+        return _slow_path(wire)
+    if view.edns_version:
+        return Answer(badvers(wire, view))
+    return Answer(refused(wire, view, EdeCode.PROHIBITED, text))
 
 
 def _stored_question(hit: Hit) -> bytes:

@@ -1,4 +1,5 @@
-"""A serving process's reloads: identities are rebuilt when the session table changes, only then."""
+"""A serving process: its start (table and position in one read), the policy file's
+reloads (nothing else is polled), and the query log's writer through an outage."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ztsim.dns.policy.rules import OrgPolicy, OrgSettings, PolicyData, PrivacyMo
 from ztsim.dns.policy.snapshot import ALLOWED, PolicySnapshot
 from ztsim.dns.querylog import Backlog
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
+from ztsim.feed import outbox
+from ztsim.feed.change import Topic
 from ztsim.sessions import repository
 from ztsim.sessions.table import Session
 
@@ -28,34 +31,26 @@ def _session(key: str, address: str) -> Session:
     )  # fmt: skip
 
 
-def test_identities_reloaded_only_when_sessions_change(engine: Engine) -> None:
+def test_identities_loaded_with_their_position_and_never_polled(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(insert(schema.orgs).values(id="o1", name="O", slug="o", created_at=T0))
         conn.execute(
             insert(schema.identities).values(
-                id="alice", org_id="o1", kind="person", name="A", created_at=T0
+                id="alice", org_id="o1", kind="user", name="A", created_at=T0
             )
         )
         repository.save(conn, [_session("s1", "10.0.0.1")])
+        outbox.publish_one(conn, "o1", Topic.SESSION, "10.0.0.1", T0)
     options = GatewayOptions("127.0.0.1", 0, [], None, database=engine, store_key=lambda: b"k" * 16)
     process = GatewayProcess(options, None)
     first = process.gateway.identities.snapshot
     assert process.gateway.identities.by_source("10.0.0.1") is not None
-    process.reload()
-    process.reload()
-    assert process.gateway.identities.snapshot is first  # nothing changed: no rebuild
-    with engine.begin() as conn:
+    assert process.position() == 1  # what the table reflects: the change already in it
+    with engine.begin() as conn:  # a session written without its change is not seen...
         repository.save(conn, [_session("s2", "10.0.0.2")])
-    process.reload()
-    assert process.gateway.identities.snapshot is not first
-    assert process.gateway.identities.by_source("10.0.0.2") is not None
-    with engine.begin() as conn:  # a membership changes who alice is to the rules
-        conn.execute(insert(schema.groups).values(id="g1", org_id="o1", name="g", created_at=T0))
-        conn.execute(insert(schema.group_members).values(group_id="g1", identity_id="alice"))
-    process.reload()
-    alice = process.gateway.identities.by_source("10.0.0.1")
-    assert alice is not None
-    assert alice.group_ids == {"g1"}
+    process.reload()  # ...by a reload either: only the feed changes the table
+    assert process.gateway.identities.snapshot is first
+    assert process.gateway.identities.by_source("10.0.0.2") is None
 
 
 def _write_policy(path: Path, blocked: str, static_address: str) -> None:
@@ -67,20 +62,23 @@ def _write_policy(path: Path, blocked: str, static_address: str) -> None:
     )
 
 
-def test_policy_file_reload_rebuilds_identities_only_if_its_sources_changed(
+def test_a_changed_policy_file_is_reloaded_with_its_static_sources(
     tmp_path: Path,
 ) -> None:
     policy = tmp_path / "policy.toml"
     _write_policy(policy, "one.example", "10.0.0.1")
     options = GatewayOptions("127.0.0.1", 0, [], policy, store_key=lambda: b"k" * 16)
     process = GatewayProcess(options, load_config(policy))
-    identities = process.gateway.identities.snapshot
+    static = process.gateway.identities.by_source("10.0.0.1")
+    assert static is not None
     first_policy = process.gateway.engine.policy
+    process.reload()
+    assert process.gateway.engine.policy is first_policy  # unchanged: nothing rebuilt
     time.sleep(0.01)  # a later modification time
     _write_policy(policy, "two.example", "10.0.0.1")
     process.reload()
     assert process.gateway.engine.policy is not first_policy
-    assert process.gateway.identities.snapshot is identities  # same static sources
+    assert process.gateway.identities.by_source("10.0.0.1") == static
     time.sleep(0.01)
     _write_policy(policy, "two.example", "10.0.0.2")
     process.reload()

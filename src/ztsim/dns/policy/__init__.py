@@ -1,8 +1,9 @@
 """DNS policy as data and its compiled form: `rules` (rules, org settings, privacy
 modes), `lists` and `feeds` (block and allow list parsers), `domainstore` (a compact,
-fork-shareable name -> category mask store), `snapshot` (everything the engine
-decides with, compiled once per change), `identity` (source address or device token
--> requester) and `config` (the gateway's TOML policy file). Pure: no sockets, no
+fork-shareable name -> category mask store), `liststores` (one store per list, kept
+while the list is unchanged), `snapshot` (everything the engine decides with,
+recompiled per org), `identity` (source address or device token -> requester)
+and `config` (the gateway's TOML policy file). Pure: no sockets, no
 database; NumPy is loaded only while a domain store is built."""
 
 from ztsim.dns.policy.domainstore import DomainStore, DomainStoreBuilder

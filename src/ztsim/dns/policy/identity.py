@@ -1,17 +1,23 @@
-"""Who is asking: a source address or a device token -> `Requester`, from an immutable snapshot.
+"""Who is asking: a source address or a device token -> `Requester`, from the identity table.
 
-The gateway holds one `IdentityResolver`; a background task builds a fresh
-`IdentitySnapshot` (from the session table, see `identity_db`) and swaps it in
-with one attribute assignment, so the hot path never waits and never sees a
-half-built table. A source with no live session is unknown, unless its org
-configured a default policy for a network that contains it (`NetworkDefault`).
+The gateway holds one `IdentityResolver` over an `IdentitySnapshot`. A full load builds a
+fresh table and swaps it in with one attribute assignment; the change feed then patches
+it in place, one key at a time (`put_address`, `put_token`: one dict assignment or pop
+each, atomic under the GIL), so the hot path never waits and never sees a half-applied
+entry. A source with no live session is unknown, unless its org configured a default
+policy for a network that contains it (`NetworkDefault`).
+
+A revoked requester (its SIM is not active, or its identity is disabled) stays in the
+table with `revoked` set: the engine refuses its queries, even where a network default
+would cover its address.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ztsim.errors import InvalidInput
@@ -29,6 +35,7 @@ class Requester:
     fleet_ids: frozenset[str] = frozenset()
     sim_kind: str | None = None
     device_id: str | None = None
+    revoked: str = ""  # why its queries are refused (an Extended DNS Error's text); "": not
     # Hashed on every query (policy caches are keyed on it): computed once, not per call.
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
@@ -37,7 +44,7 @@ class Requester:
 
     def _values(self) -> tuple[object, ...]:
         fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
-        return (*fields, self.sim_kind, self.device_id)
+        return (*fields, self.sim_kind, self.device_id, self.revoked)
 
     def __hash__(self) -> int:
         return self._hash
@@ -66,12 +73,23 @@ class NetworkDefault:
             raise InvalidInput(f"not a network: {self.cidr!r}") from exc
 
 
+SIM_NOT_ACTIVE = "SIM not active"  # suspended or retired: revoked until it is resumed
+IDENTITY_DISABLED = "identity disabled"
+
+
 def token_digest(token: str) -> bytes:
     """Device tokens are kept and compared as SHA-256: they carry enough entropy for that."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-def _canonical(address: str) -> str:
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def canonical(address: str) -> str:
+    """An address as the tables key it: IPv4-mapped IPv6 as IPv4, IPv6 compressed."""
+    if _CANONICAL_IPV4.fullmatch(address):
+        return address  # already canonical (most are): a tenth of the cost of parsing it
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError as exc:
@@ -81,12 +99,12 @@ def _canonical(address: str) -> str:
     return str(parsed)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class IdentitySnapshot:
-    """Address and device-token tables, checked and canonicalised once at build time."""
+    """Address and device-token tables, canonicalised when built or patched."""
 
-    by_address: Mapping[str, Requester] = field(default_factory=dict)
-    by_token: Mapping[bytes, Requester] = field(default_factory=dict)  # SHA-256 of the token
+    by_address: dict[str, Requester] = field(default_factory=dict)
+    by_token: dict[bytes, Requester] = field(default_factory=dict)  # SHA-256 of the token
     networks: tuple[tuple[_Network, Requester], ...] = ()
 
     @classmethod
@@ -98,13 +116,23 @@ class IdentitySnapshot:
         token_digests: Iterable[tuple[bytes, Requester]] = (),
     ) -> IdentitySnapshot:
         """`tokens` are plain device tokens; `token_digests` their SHA-256 (as stored)."""
-        by_address = {_canonical(address): who for address, who in addresses}
+        by_address = {canonical(address): who for address, who in addresses}
         by_token = {token_digest(token): who for token, who in tokens}
         by_token.update(token_digests)
-        nets = [(d.network(), Requester(d.org_id)) for d in defaults]
-        # Most specific network first, so a /24 default beats the /16 around it.
-        nets.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
-        return cls(by_address, by_token, tuple(nets))
+        return cls(by_address, by_token, networks_of(defaults))
+
+    def put_address(self, address: str, who: Requester | None) -> None:
+        """Set (None: remove) one canonical address's entry: one dict operation."""
+        if who is None:
+            self.by_address.pop(address, None)
+        else:
+            self.by_address[address] = who
+
+    def put_token(self, digest: bytes, who: Requester | None) -> None:
+        if who is None:
+            self.by_token.pop(digest, None)
+        else:
+            self.by_token[digest] = who
 
     def by_source(self, address: str) -> Requester | None:
         who = self.by_address.get(address)
@@ -123,6 +151,14 @@ class IdentitySnapshot:
         return len(self.by_address)
 
 
+def networks_of(defaults: Iterable[NetworkDefault]) -> tuple[tuple[_Network, Requester], ...]:
+    """Network defaults as `IdentitySnapshot.networks` holds them: most specific first,
+    so a /24 default beats the /16 around it."""
+    nets = [(d.network(), Requester(d.org_id)) for d in defaults]
+    nets.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
+    return tuple(nets)
+
+
 class IdentityResolver:
     """The gateway's current snapshot; `swap` replaces it atomically (one reference store)."""
 
@@ -137,7 +173,7 @@ class IdentityResolver:
     def by_source(self, address: str) -> Requester | None:
         """The requester behind a packet's source address (IPv4-mapped IPv6 is unwrapped)."""
         if address.startswith("::ffff:"):
-            address = _canonical(address)
+            address = canonical(address)
         return self.snapshot.by_source(address)
 
     def by_token(self, token: str) -> Requester | None:

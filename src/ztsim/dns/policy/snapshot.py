@@ -1,10 +1,11 @@
-"""`PolicyData` compiled for the hot path: one domain store, per-org rule tables, decisions.
+"""`PolicyData` compiled for the hot path: list stores, per-org rule tables, decisions.
 
-Every list and security feed a rule refers to gets one bit (two for a list with
-`@@` exceptions) in a single `DomainStore`, shared by all orgs: one hash probe
-per suffix of the query name finds every list the name is on. Rules' own
-`domains` go into a small per-org dict. A requester's applicable rules are
-selected once and cached on the (hashable) `Requester`.
+Every list a rule refers to has a domain store of its own, the security feeds one
+together (`liststores`); each org numbers the lists its rules use with bits of its own, so
+a rule's name selector is one mask. A list's store is built once and kept while the list
+is unchanged: `with_orgs` recompiles the rules of the orgs that changed and shares the
+rest, stores included. Rules' own `domains` go into a small per-org dict. A requester's
+applicable rules are selected once and cached on the (hashable) `Requester`.
 
 Requesters whom every rule treats alike (same org, same applicable rules, same
 allow-list-only fencing) share a policy class: the engine keeps one remembered
@@ -14,18 +15,24 @@ entry, not a thousand.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ztsim.dns.policy.domainstore import DomainStore, DomainStoreBuilder
 from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.liststores import (
+    FEED_BITS,
+    CompiledFeeds,
+    CompiledList,
+    compile_feeds,
+    compile_list,
+)
 from ztsim.dns.policy.rules import Action, OrgPolicy, OrgSettings, PolicyData, Rule
 from ztsim.dns.policy.safesearch import safe_host
 from ztsim.dns.wire.constants import EdeCode
 from ztsim.dns.wire.names import name_suffixes
 from ztsim.errors import InvalidInput
 
-_MAX_BITS = 64
 _EXACT, _SUBTREE, _BELOW = 0, 1, 2
 ALLOW_LIST_ONLY = "allow-list-only"
 
@@ -77,6 +84,9 @@ class _CompiledOrg:
     settings: OrgSettings
     rules: tuple[_CompiledRule, ...]
     names: dict[str, list[tuple[int, int]]]
+    # Each list its rules use: (name, compiled list, the org's bit for it).
+    lists: tuple[tuple[str, CompiledList, int], ...] = ()
+    uses_feeds: bool = False
     by_requester: dict[Requester, tuple[_CompiledRule, ...]] = field(default_factory=dict)
 
     def rules_for(self, who: Requester) -> tuple[_CompiledRule, ...]:
@@ -101,43 +111,67 @@ class PolicySnapshot:
     """The compiled policy of every org. Read-only after construction (safe to share)."""
 
     def __init__(self, data: PolicyData, key: bytes) -> None:
-        bits: dict[tuple[str, str], int] = {}
-        builder = DomainStoreBuilder()
-        self._exceptions: list[tuple[int, int]] = []
+        """Compiles every list a rule uses and the feeds (see `assemble` to reuse them)."""
+        used = sorted({n for p in data.orgs.values() for r in p.rules for n in r.lists})
+        lists = {name: compile_list(data.lists[name], key) for name in used}
+        self._init(data.orgs, lists, compile_feeds(data.feeds, key))
 
-        def bit(kind: str, name: str) -> int:
-            if (kind, name) not in bits:
-                if len(bits) >= _MAX_BITS:
-                    raise InvalidInput(f"more than {_MAX_BITS} lists and feeds in use")
-                bits[(kind, name)] = 1 << len(bits)
-            return bits[(kind, name)]
+    @classmethod
+    def assemble(
+        cls,
+        orgs: Mapping[str, OrgPolicy],
+        lists: Mapping[str, CompiledList],
+        feeds: CompiledFeeds,
+    ) -> PolicySnapshot:
+        """A snapshot of `orgs` from lists and feeds compiled before (by name);
+        InvalidInput if a rule names a list not in `lists`."""
+        snapshot = cls.__new__(cls)
+        snapshot._init(orgs, lists, feeds)
+        return snapshot
 
-        used_lists = sorted({n for p in data.orgs.values() for r in p.rules for n in r.lists})
-        for name in used_lists:
-            parsed = data.lists[name]
-            allow = bit("allow", name) if parsed.allowed_subtree else None
-            builder.add_list(parsed, bit("list", name), allow_mask=allow)
-            if allow is not None:
-                self._exceptions.append((allow, bits[("list", name)]))
-        for category, feed in sorted(data.feeds.items()):
-            builder.add_list(feed, bit("category", category.value))
-        self.store: DomainStore = builder.build(key)
+    def with_orgs(
+        self, orgs: Mapping[str, OrgPolicy | None], lists: Mapping[str, CompiledList]
+    ) -> PolicySnapshot:
+        """A copy with `orgs` recompiled (None: the org is gone); every other org, and
+        its compiled lists, is shared with this snapshot."""
+        snapshot = PolicySnapshot.__new__(PolicySnapshot)
+        snapshot.feeds = self.feeds
+        snapshot.orgs = dict(self.orgs)
+        for org_id, policy in orgs.items():
+            if policy is None:
+                snapshot.orgs.pop(org_id, None)
+            else:
+                snapshot.orgs[org_id] = snapshot._compile(policy, lists)
+        snapshot._classes, snapshot._class_ids = {}, {}
+        return snapshot
+
+    def _init(
+        self,
+        orgs: Mapping[str, OrgPolicy],
+        lists: Mapping[str, CompiledList],
+        feeds: CompiledFeeds,
+    ) -> None:
+        self.feeds = feeds
         self.orgs: dict[str, _CompiledOrg] = {
-            org_id: self._compile(policy, bits) for org_id, policy in data.orgs.items()
+            org_id: self._compile(policy, lists) for org_id, policy in orgs.items()
         }
         self._classes: dict[Requester, int] = {}
         self._class_ids: dict[tuple[object, ...], int] = {}
 
-    def __getstate__(self) -> tuple[bytes, list[tuple[int, int]], dict[str, _CompiledOrg]]:
+    def lists_in_use(self) -> dict[str, CompiledList]:
+        """Every compiled list a rule of some org uses, by name."""
+        out: dict[str, CompiledList] = {}
+        for org in self.orgs.values():
+            out.update((name, compiled) for name, compiled, _bit in org.lists)
+        return out
+
+    def __getstate__(self) -> tuple[CompiledFeeds, dict[str, _CompiledOrg]]:
         """For handing a built snapshot to worker processes (the rule caches stay behind)."""
         orgs = {org_id: replace(org, by_requester={}) for org_id, org in self.orgs.items()}
-        return self.store.to_bytes(), self._exceptions, orgs
+        return self.feeds, orgs
 
-    def __setstate__(
-        self, state: tuple[bytes, list[tuple[int, int]], dict[str, _CompiledOrg]]
-    ) -> None:
-        buffer, self._exceptions, self.orgs = state
-        self.store = DomainStore.from_buffer(buffer)
+    def __setstate__(self, state: tuple[CompiledFeeds, dict[str, _CompiledOrg]]) -> None:
+        self.feeds, self.orgs = state
         self._classes, self._class_ids = {}, {}
 
     def policy_class(self, who: Requester) -> int:
@@ -155,16 +189,20 @@ class PolicySnapshot:
             self._classes[who] = found
         return found
 
-    @staticmethod
-    def _compile(policy: OrgPolicy, bits: dict[tuple[str, str], int]) -> _CompiledOrg:
+    def _compile(self, policy: OrgPolicy, lists: Mapping[str, CompiledList]) -> _CompiledOrg:
+        names_used = sorted({name for rule in policy.rules for name in rule.lists})
+        missing = [name for name in names_used if name not in lists]
+        if missing:
+            raise InvalidInput(f"org {policy.org_id}: rules use unknown lists {missing}")
+        bits = {name: 1 << (FEED_BITS + index) for index, name in enumerate(names_used)}
         rules = []
         names: dict[str, list[tuple[int, int]]] = {}
         for index, rule in enumerate(policy.rules):
             mask = 0
             for name in rule.lists:
-                mask |= bits[("list", name)]
+                mask |= bits[name]
             for category in rule.categories:
-                mask |= bits.get(("category", category.value), 0)
+                mask |= self.feeds.bits.get(category.value, 0)
             for entry in rule.domains:
                 if entry.startswith("*."):
                     names.setdefault(entry[2:], []).append((index, _BELOW))
@@ -173,7 +211,13 @@ class PolicySnapshot:
                 else:
                     names.setdefault(entry, []).append((index, _EXACT))
             rules.append(_CompiledRule(index, rule, mask, _decision(rule)))
-        return _CompiledOrg(policy.settings, tuple(rules), names)
+        return _CompiledOrg(
+            policy.settings,
+            tuple(rules),
+            names,
+            tuple((name, lists[name], bits[name]) for name in names_used),
+            uses_feeds=any(rule.categories for rule in policy.rules),
+        )
 
     def settings(self, org_id: str) -> OrgSettings:
         org = self.orgs.get(org_id)
@@ -193,7 +237,7 @@ class PolicySnapshot:
                 continue
             if rule.has_name_selector:
                 if mask < 0:
-                    mask = self._mask(qname)
+                    mask = self._mask(org, qname)
                 if not compiled.mask & mask:
                     if hits is None:
                         hits = org.name_hits(qname) if org.names else set()
@@ -210,12 +254,12 @@ class PolicySnapshot:
             return Decision(Action.BLOCK, ALLOW_LIST_ONLY, EdeCode.FILTERED, text)
         return ALLOWED
 
-    def _mask(self, qname: str) -> int:
-        found = self.store.lookup(qname) if qname else None
-        if found is None:
+    def _mask(self, org: _CompiledOrg, qname: str) -> int:
+        """The bits of the org's lists that block `qname`, and of its categories."""
+        if not qname:
             return 0
-        mask = found[1]
-        for allow, block in self._exceptions:
-            if mask & allow:
-                mask &= ~block
+        mask = self.feeds.mask(qname) if org.uses_feeds else 0
+        for _name, compiled, bit in org.lists:
+            if compiled.blocks(qname):
+                mask |= bit
         return mask

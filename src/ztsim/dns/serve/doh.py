@@ -5,7 +5,9 @@ the HTTP route calls.
 TCP; `/dns-query/<device token>` by the token, so the same policy follows a
 phone onto Wi-Fi. Unknown clients and tokens get a REFUSED DNS answer, never
 an open resolver. The gateway may run on another thread's event loop (in
-`ztsim up` it does): `DohService` hands the query to that loop.
+`ztsim up` it does): `DohService` hands the query to that loop. `requester` is the
+lookup by source that waits, like UDP's, for the change feed's next read when the
+address has no entry yet (`Gateway.identify`); `by_source` answers at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from ztsim.dns.policy.identity import Requester
 from ztsim.dns.serve.gateway import Gateway
@@ -23,6 +27,7 @@ from ztsim.errors import InvalidInput
 
 MEDIA_TYPE = "application/dns-message"  # RFC 8484 §6
 MAX_MESSAGE = 65535  # RFC 8484 §6: a DNS message as over TCP, so at most 65535 octets
+T = TypeVar("T")
 
 
 class DohInputError(InvalidInput):
@@ -77,8 +82,19 @@ class DohService:
     def by_token(self, token: str) -> Requester | None:
         return self.gateway.identities.by_token(token)
 
+    async def requester(self, address: str | None) -> Requester | None:
+        """`by_source`, after one more read of the change feed if the address is unknown."""
+        if address is None:
+            return None
+        who = self.gateway.identities.by_source(address)
+        if who is not None or self.gateway.late is None:
+            return who
+        return await self._on_loop(self.gateway.identify(address))
+
     async def answer(self, wire: bytes, who: Requester | None) -> bytes | None:
-        coro = self.gateway.answer(wire, who, udp=False)
+        return await self._on_loop(self.gateway.answer(wire, who, udp=False))
+
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self.loop
         if loop is None or loop is asyncio.get_running_loop():
             return await coro

@@ -1,14 +1,19 @@
-"""Running the gateway: sockets, snapshot reloads and the query-log writer, in one process
+"""Running the gateway: sockets, the change feed and the query-log writer, in one process
 or in N forked workers sharing the port with SO_REUSEPORT.
 
-Snapshots are rebuilt off the hot path (in a thread) and swapped by assignment:
-the policy file when its modification time changes, the identity table from
-the session table every `reload_interval` seconds. The query log is drained to
-the events table every `log_interval` seconds; while the database is down its events
-are kept (up to the query log's bound, the oldest past it counted as dropped) and
-written, with their own times, when it returns, with one `dns.events_dropped` event
-per org that lost any. Workers are forked after the
-first policy is built, so its domain store is shared copy-on-write.
+At start the process loads its policy, its identity table and the outbox position they
+reflect in one consistent read, then follows the change feed (`follow`): identity changes
+patch the table in place, a DNS change recompiles that org's policy, swapped in by
+assignment. A query from a source with no entry asks the identity follower for a read
+at once and waits for it (bounded, `late`): a session committed just before its first
+query is answered, not refused. Only a policy file is still polled (its modification time, every
+`reload_interval` seconds). While the database is unreachable the process serves its last
+state and `lag_seconds` grows; the followers catch up when it returns. The query log is
+drained to the events table every `log_interval` seconds; while the database is down its
+events are kept (up to the query log's bound, the oldest past it counted as dropped) and
+written, with their own times, when it returns, with one `dns.events_dropped` event per
+org that lost any. Workers are forked after the first policy is built, so its domain
+stores are shared copy-on-write; later policies come from the parent (`workers`, `share`).
 """
 
 from __future__ import annotations
@@ -16,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -32,17 +36,19 @@ from ztsim.clock import utc_now
 from ztsim.db.engine import for_writing
 from ztsim.dns.answercache import AnswerCache
 from ztsim.dns.engine import Engine
-from ztsim.dns.policy.config import GatewayConfig, load_config, source_files
-from ztsim.dns.policy.identity import IdentityResolver, IdentitySnapshot, NetworkDefault, Requester
-from ztsim.dns.policy.rules import PolicyData
+from ztsim.dns.policy.config import GatewayConfig, load_config
+from ztsim.dns.policy.identity import IdentityResolver
 from ztsim.dns.policy.snapshot import PolicySnapshot
 from ztsim.dns.querylog import Backlog, QueryLog
+from ztsim.dns.serve.follow import GatewayFeed
 from ztsim.dns.serve.gateway import Gateway
+from ztsim.dns.serve.identities import IdentityTable
+from ztsim.dns.serve.late import LateSources
+from ztsim.dns.serve.policies import PolicyBuilder, Subjects
+from ztsim.dns.serve.share import PolicyShare
 from ztsim.dns.serve.tcp import TcpServer, serve_tcp, tcp_socket, tls_context
 from ztsim.dns.serve.udp import UdpServer, serve_udp, udp_socket
 from ztsim.dns.serve.upstream import UpstreamPool, UpstreamSpec
-from ztsim.dns.store import policy_view as policy_db
-from ztsim.dns.store.identity_view import identity_fingerprint, load_identity_snapshot
 from ztsim.dns.store.refresh import refresh_due
 from ztsim.errors import ZtsimError
 from ztsim.events import store
@@ -50,6 +56,7 @@ from ztsim.events.schema import NewEvent
 from ztsim.netguard import Network
 
 log = logging.getLogger("ztsim.dns")
+SHARE_POLL_SECONDS = 0.025  # a worker looks for its parent's newest policy this often
 
 
 @dataclass(slots=True)
@@ -77,39 +84,6 @@ def options_config(options: GatewayOptions) -> GatewayConfig | None:
     return None if options.policy_file is None else load_config(options.policy_file)
 
 
-@dataclass(frozen=True, slots=True)
-class _Subjects:
-    """What the policy sources say about requesters: static entries, tokens, networks."""
-
-    static: tuple[tuple[str, Requester], ...] = ()
-    tokens: tuple[tuple[str, Requester], ...] = ()
-    defaults: tuple[NetworkDefault, ...] = ()
-
-
-def build_policy(
-    options: GatewayOptions, config: GatewayConfig | None
-) -> tuple[PolicySnapshot, _Subjects]:
-    """The policy file's orgs and lists, overridden per org by the database's."""
-    data = config.policy if config else PolicyData()
-    subjects = _Subjects(config.static, config.tokens, config.defaults) if config else _Subjects()
-    if options.database is not None:
-        with options.database.connect() as conn:
-            stored, stored_defaults = policy_db.load_policy(conn)
-        data = PolicyData({**data.orgs, **stored.orgs}, {**data.lists, **stored.lists}, data.feeds)
-        subjects = replace(subjects, defaults=(*subjects.defaults, *stored_defaults))
-    return PolicySnapshot(data, options.store_key()), subjects
-
-
-def _identities(options: GatewayOptions, subjects: _Subjects) -> IdentitySnapshot:
-    if options.database is None:
-        return IdentitySnapshot.build(subjects.static, subjects.tokens, subjects.defaults)
-    with options.database.connect() as conn:
-        from_sessions = load_identity_snapshot(conn, subjects.defaults, subjects.tokens)
-    # Live sessions win over static entries for the same address.
-    merged = {**IdentitySnapshot.build(subjects.static).by_address, **from_sessions.by_address}
-    return IdentitySnapshot(merged, from_sessions.by_token, from_sessions.networks)
-
-
 def _upstream_tls(ca: Path | None) -> Callable[[], ssl.SSLContext] | None:
     """Makes the contexts checking upstream certificates: one for DoT, one for DoH (the
     HTTP client sets ALPN on its context, which DoT must not offer). The pool makes
@@ -120,91 +94,108 @@ def _upstream_tls(ca: Path | None) -> Callable[[], ssl.SSLContext] | None:
 
 
 class GatewayProcess:
-    """One serving process: its gateway, its sockets and its background tasks."""
+    """One serving process: its gateway, its sockets, its feed and its background tasks."""
 
     def __init__(
-        self, options: GatewayOptions, config: GatewayConfig | None, shared: Path | None = None
+        self,
+        options: GatewayOptions,
+        config: GatewayConfig | None = None,
+        shared: Path | None = None,
     ) -> None:
-        """`shared`: a worker's file of policies its parent builds (see `ztsim.dns.serve.workers`)."""
+        """`config`: the policy file, read already; `shared`: the directory a worker's
+        parent publishes its policies to (see `ztsim.dns.serve.workers`)."""
         self.options = options
         self.shared = shared
-        self._shared_stamp = 0
-        self._state = self.sources_state()
-        # Read before the sessions themselves: a change in between is picked up next tick.
-        self._identity_inputs = self._identity_state()
-        policy, self._subjects = build_policy(options, config)
+        self.builder = PolicyBuilder(options.policy_file, options.store_key, config)
+        self.identities = IdentityTable(IdentityResolver())
+        first: list[PolicySnapshot] = []
+        self.feed = GatewayFeed(
+            options.database,
+            self.builder,
+            self.identities,
+            lambda _p, policy, _s: first.append(policy),
+        )
+        self.feed.load()
+        policy = first[-1]
+        self.feed.publish = self._publish
         self.querylog = QueryLog(policy, options.pseudonym_key)
         self.unwritten = Backlog(self.querylog, self.querylog.max_pending)
         # A write cancelled at stop may still run in its thread when the last one starts.
         self._writing = threading.Lock()
         self._write_failing = False
+        self._refresh_failing = False
         self._stats_at = time.monotonic()
+        self._share: PolicyShare | None = None
         self._servers: list[TcpServer | UdpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.gateway = Gateway(
             Engine(policy, AnswerCache(), self.querylog),
-            IdentityResolver(_identities(options, self._subjects)),
+            self.identities.resolver,
             UpstreamPool(options.upstreams, tls=_upstream_tls(options.upstream_ca)),
         )
+        if options.database is not None:
+            self.gateway.late = LateSources(
+                self.feed.read_identities_now, self.feed.identities_readable
+            )
 
-    def sources_state(self) -> tuple[object, ...]:
-        """Modification times of the policy files and the database's DNS fingerprint."""
-        stamps: list[object] = []
-        path = self.options.policy_file
-        for source in source_files(path) if path is not None else ():
-            try:
-                stamps.append(source.stat().st_mtime)
-            except OSError:
-                stamps.append(0.0)
-        if self.options.database is not None:
-            with self.options.database.connect() as conn:
-                stamps.append(policy_db.fingerprint(conn))
-        return tuple(stamps)
+    def _publish(self, _position: int, policy: PolicySnapshot, subjects: Subjects) -> None:
+        self.gateway.swap_policy(policy)
+        self.identities.set_sources(subjects.static, subjects.tokens, subjects.defaults)
+
+    # -- the feed ------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The sequence number through which every change is applied in this process."""
+        return self.feed.position()
+
+    def wait_applied(self, seq: int, timeout: float) -> bool:
+        """Block until every change through `seq` is applied here; False after `timeout`."""
+        return self.feed.wait_applied(seq, timeout)
+
+    async def applied(self, seq: int, timeout: float) -> bool:
+        """`wait_applied` for a coroutine."""
+        return await asyncio.to_thread(self.feed.wait_applied, seq, timeout)
+
+    def lag_seconds(self) -> float:
+        """Seconds since this process last knew it had applied every change (the metric
+        `ztsim_feed_lag_seconds`): about 0 while current, growing while the database is
+        unreachable."""
+        return self.feed.lag_seconds()
 
     def reload(self) -> None:
-        """Rebuild what changed and swap it in; a failed reload keeps the last good snapshot."""
+        """The policy file, if it changed (a worker: its parent's newest policy), and, in a
+        process not serving, the feed's pending changes. A failed reload keeps the last
+        good snapshot."""
         try:
-            subjects = self._subjects
             if self.shared is not None:
-                changed = self._load_shared()
+                self._load_shared()
             else:
-                state = self.sources_state()
-                changed = state != self._state
-                if changed:
-                    started = time.monotonic()
-                    config = options_config(self.options)
-                    policy, self._subjects = build_policy(self.options, config)
-                    self.gateway.swap_policy(policy)
-                    self._state = state
-                    log.info("DNS policy reloaded in %.2f s", time.monotonic() - started)
-            # A policy change alone (a list, a rule) leaves who is who as it was.
-            inputs = self._identity_state()
-            if self._subjects != subjects or inputs != self._identity_inputs:
-                self.gateway.identities.swap(_identities(self.options, self._subjects))
-                self._identity_inputs = inputs
+                self.reload_policy_file()
+                self.feed.catch_up()
         except (ZtsimError, OSError, SQLAlchemyError) as exc:
-            log.warning("DNS reload failed, keeping the last snapshot: %s", exc)
+            # A driver's message may quote values: its class only.
+            reason = exc if isinstance(exc, ZtsimError | OSError) else type(exc).__name__
+            log.warning("DNS reload failed, keeping the last snapshot: %s", reason)
 
-    def _identity_state(self) -> tuple[object, ...]:
-        if self.options.database is None:
-            return ()
-        with self.options.database.connect() as conn:
-            return identity_fingerprint(conn)
+    def reload_policy_file(self) -> None:
+        """Read the policy file again if it changed, and publish the result."""
+        if self.builder.file_changed():
+            started = time.monotonic()
+            self.feed.reload_file()
+            log.info("DNS policy file reloaded in %.2f s", time.monotonic() - started)
 
-    def _load_shared(self) -> bool:
-        assert self.shared is not None
-        try:
-            stamp = self.shared.stat().st_mtime_ns
-        except OSError:
-            return False
-        if stamp == self._shared_stamp:
-            return False
-        with self.shared.open("rb") as handle:
-            # Written by this worker's own parent into a private (0700) directory.
-            policy, self._subjects = pickle.load(handle)  # noqa: S301
-        self.gateway.swap_policy(policy)
-        self._shared_stamp = stamp
-        return True
+    def _load_shared(self) -> None:
+        if self._share is None:
+            assert self.shared is not None
+            self._share = PolicyShare(self.shared)
+            self._share.hold(self.gateway.engine.policy)
+        if not self._share.changed():
+            return
+        published = self._share.load()
+        if published is not None:
+            position, policy, subjects = published
+            self._publish(position, policy, subjects)
+            self.feed.policy_loaded(position)
 
     def write_log(self, final: bool = False) -> None:
         """Store the query log's events (after those kept from failed writes); if the
@@ -257,14 +248,42 @@ class GatewayProcess:
             except Exception:
                 log.exception("DNS background task failed")
 
+    async def _watch_share(self) -> None:
+        """A worker: take the parent's newest policy soon after it is published (one stat
+        per tick; the load itself runs off the loop)."""
+        while True:
+            await asyncio.sleep(SHARE_POLL_SECONDS)
+            try:
+                share = self._share
+                if share is None or share.changed():
+                    await asyncio.to_thread(self.reload)
+                elif self.feed.dns_seen > self.feed.policy_seq:
+                    # A DNS change read here: is the policy this worker holds still current?
+                    position = share.position()
+                    if position is not None:
+                        self.feed.policy_loaded(position)
+            except Exception:
+                log.exception("DNS background task failed")
+
     def refresh_lists(self) -> None:
-        if self.options.database is not None:
+        """Download the URL lists that are due; a database outage is logged once."""
+        if self.options.database is None:
+            return
+        try:
             refresh_due(
                 self.options.database,
                 utc_now(),
                 self.options.list_refresh_interval,
                 allowed=self.options.outbound_allowed,
             )
+        except SQLAlchemyError as exc:
+            if not self._refresh_failing:
+                self._refresh_failing = True
+                log.warning("refreshing DNS lists failed (%s); retrying", type(exc).__name__)
+            return
+        if self._refresh_failing:
+            self._refresh_failing = False
+            log.warning("refreshing DNS lists resumed")
 
     async def start(self, *, reuse_port: bool = False, refresher: bool = True) -> None:
         """Bind the sockets and start serving; `refresher`: this process downloads URL
@@ -283,17 +302,24 @@ class GatewayProcess:
         except BaseException:
             await self.stop()
             raise
-        self._tasks = [
-            asyncio.create_task(self._every(options.reload_interval, self.reload)),
-            asyncio.create_task(self._every(options.log_interval, self.write_log)),
-        ]
+        self._tasks = [asyncio.create_task(self._every(options.log_interval, self.write_log))]
+        self.feed.start_identities()
+        if self.shared is not None:
+            self._tasks.append(asyncio.create_task(self._watch_share()))
+        else:
+            self.feed.start_policy()
+            if options.policy_file is not None:
+                reload = self._every(options.reload_interval, self.reload)
+                self._tasks.append(asyncio.create_task(reload))
         if refresher and options.database is not None:
             check = min(60.0, options.list_refresh_interval)
             self._tasks.append(asyncio.create_task(self._every(check, self.refresh_lists)))
         log.info("DNS gateway on %s:%d (UDP and TCP)", options.host, options.port)
 
     async def stop(self) -> None:
-        """Stop serving, close the upstreams and write the last of the query log."""
+        """Stop serving and following, close the upstreams and write the last of the query
+        log."""
+        await asyncio.to_thread(self.feed.stop)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

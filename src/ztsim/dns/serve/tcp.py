@@ -4,6 +4,11 @@ Each query on a connection is answered as soon as it is ready, so answers may
 come back out of order (RFC 7766 §6.2.1.1: clients match them by ID). An idle
 connection is closed after `idle_timeout` (RFC 7766 §6.2.3), and at most
 `max_inflight` queries per connection wait for upstreams at once.
+
+The requester is looked up for every query, not once per connection: a SIM suspended
+while its connection stays open is refused from its next query. A connection from a
+source with no entry waits, once, for the change feed's next read (`Gateway.identify`):
+a session committed just before the connection is then known.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class TcpServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        who = self.gateway.identities.by_source(str(peer[0])) if peer else None
+        source = str(peer[0]) if peer else None
+        looked_again = False
         slots = asyncio.Semaphore(self.max_inflight)
         tasks: set[asyncio.Task[None]] = set()
         self._writers.add(writer)
@@ -57,6 +63,10 @@ class TcpServer:
                         wire = await reader.readexactly(length)
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     break
+                who = None if source is None else self.gateway.identities.by_source(source)
+                if who is None and source is not None and not looked_again:
+                    looked_again = True
+                    who = await self.gateway.identify(source)
                 reply = self.gateway.answer_now(wire, who, udp=False)
                 if reply is not None:
                     writer.write(_LENGTH.pack(len(reply)) + reply)

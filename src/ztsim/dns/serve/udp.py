@@ -4,7 +4,9 @@ The serving thread asks the sans-I/O engine and sends the answers it can give at
 once: no event-loop round trip per query, which under load cost more than the query
 itself. Only queries that need an upstream cross over to the loop, at most
 `max_pending` at a time (beyond that they are dropped and the client retries, as with
-any overloaded server).
+any overloaded server). So do queries from a source the gateway does not know yet, which
+wait on the loop for one more read of the change feed (`late`, which bounds them) before
+they are answered or refused.
 
 The engine, answer cache and query log are shared with the loop's thread; see
 their notes on what that requires.
@@ -21,6 +23,7 @@ from contextlib import AbstractContextManager
 from ztsim.datagram import BATCH, Answer, DatagramServer, Peer, bind_udp
 from ztsim.dns.engine import Forward
 from ztsim.dns.serve.gateway import Gateway
+from ztsim.dns.wire.constants import HEADER_LEN
 
 DEFAULT_MAX_PENDING = 10_000
 log = logging.getLogger("ztsim.dns")
@@ -74,9 +77,10 @@ class UdpServer:
 
     def _answer(self, data: bytes, peer: Peer) -> bytes | None:
         gateway = self.gateway
-        step = gateway.engine.handle(
-            data, gateway.identities.by_source(peer[0]), gateway.clock(), udp=True
-        )
+        who = gateway.identities.by_source(peer[0])
+        if who is None and self._wait_late(data, peer):
+            return None
+        step = gateway.engine.handle(data, who, gateway.clock(), udp=True)
         if isinstance(step, Forward):
             self._hand_over(step, peer)
             return None
@@ -87,6 +91,39 @@ class UdpServer:
             self._loop.call_soon_threadsafe(self._spawn, step, peer)
         else:
             self._overflow += 1
+
+    def _wait_late(self, data: bytes, peer: Peer) -> bool:
+        """Hand a query from an unknown source to the loop to wait for the feed's next read;
+        False: answer it now (no waiting room, no place left, or not a query at all)."""
+        late, loop = self.gateway.late, self._loop
+        # A response (QR) or a runt gets no answer worth waiting for.
+        if late is None or loop is None or len(data) < HEADER_LEN or data[2] & 0x80:
+            return False
+        if not late.enter():
+            return False
+        try:
+            loop.call_soon_threadsafe(self._spawn_late, data, peer)
+        except RuntimeError:  # the loop has closed: stopping
+            late.leave()
+            return False
+        return True
+
+    def _spawn_late(self, data: bytes, peer: Peer) -> None:
+        task = asyncio.get_running_loop().create_task(self._late(data, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _late(self, data: bytes, peer: Peer) -> None:
+        gateway = self.gateway
+        late = gateway.late
+        assert late is not None
+        try:
+            await late.wait()
+        finally:
+            late.leave()
+        reply = await gateway.answer(data, gateway.identities.by_source(peer[0]), udp=True)
+        if reply is not None:
+            self._server.send(reply, peer)
 
     def _spawn(self, step: Forward, peer: Peer) -> None:
         task = asyncio.get_running_loop().create_task(self._forward(step, peer))

@@ -1,12 +1,15 @@
 """`ztsim serve dns --workers N`: N forked processes sharing the port with SO_REUSEPORT.
 
-The parent serves nothing: it builds the policy snapshot (lists, rules, settings) once,
-before forking, so every worker starts with the same store in copy-on-write memory, and
-rebuilds it when a policy file or the database changes, publishing it to a file in a
-private directory (written whole, then renamed) that each worker loads at its next
-reload tick. Building once instead of once per worker halves the CPU a large list's
-reload takes from the serving processes. Each worker keeps its own identity table and
-answer cache; worker 0 also refreshes URL lists.
+The parent serves nothing. Before forking it loads the policy, the identity table and the
+outbox position in one consistent read (`GatewayProcess`), so every worker starts with the
+same domain stores in copy-on-write memory. After forking:
+- each worker follows the change feed for identities itself, on its own database
+  connections (the parent's pool is disposed before the fork), from that position;
+- the parent follows it for policy changes (`Topic.DNS`) and publishes each rebuilt policy
+  to a private directory (`share`), which every worker polls (one stat every 25 ms) and
+  loads; policy compiled once instead of once per worker leaves the serving processes
+  their CPU. The parent also polls the policy file, if one is configured.
+Worker 0 also refreshes URL lists.
 
 How each worker runs, and how stop signals reach the parent, is the caller's
 (`ztsim.node.dns`): the parent only forwards a stop to its children, here.
@@ -18,7 +21,6 @@ import contextlib
 import gc
 import logging
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -27,23 +29,15 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, build_policy, options_config
+from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_config
+from ztsim.dns.serve.share import PolicyShare
 from ztsim.errors import ZtsimError
 
 log = logging.getLogger("ztsim.dns")
 
 # Runs one worker until it stops: (its process, whether it refreshes URL lists).
 ServeWorker = Callable[[GatewayProcess, bool], None]
-
-
-def _publish(path: Path, process: GatewayProcess) -> None:
-    started = time.monotonic()
-    policy, subjects = build_policy(process.options, options_config(process.options))
-    partial = path.with_suffix(".partial")
-    with partial.open("wb") as handle:
-        pickle.dump((policy, subjects), handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-    log.info("DNS policy rebuilt for the workers in %.2f s", time.monotonic() - started)
+REAP_SECONDS = 0.5  # how often the parent looks for ended workers
 
 
 class WorkerPool:
@@ -53,9 +47,8 @@ class WorkerPool:
     def __init__(self, options: GatewayOptions) -> None:
         self.options = options
         self._share = Path(tempfile.mkdtemp(prefix="ztsim-dns-"))
-        self._shared = self._share / "policy.pickle"
-        self.process = GatewayProcess(options, options_config(options), self._shared)
-        gc.collect()  # the parsed lists: only the compact store is kept
+        self.process = GatewayProcess(options, options_config(options), self._share)
+        gc.collect()  # the parsed lists: only the compact stores are kept
         if options.database is not None:
             options.database.dispose()  # no pooled connection may cross a fork
         self.children: list[int] = []
@@ -82,23 +75,30 @@ class WorkerPool:
                 os.kill(child, signum)
 
     def supervise(self) -> None:
-        """Reap the workers and publish policy rebuilds until every worker has ended."""
-        state = self.process.sources_state()
+        """Follow policy changes and publish them, reap the workers, until every worker
+        has ended."""
+        process = self.process
+        process.identities.clear()  # the workers have theirs; the parent serves nothing
+        share = PolicyShare(self._share)
+        process.feed.publish = share.publish
+        process.feed.advanced = share.advance
+        process.feed.start_policy("dns-policy-parent")
+        checked = time.monotonic()
         try:
             while self.children:
-                time.sleep(self.options.reload_interval)
+                time.sleep(REAP_SECONDS)
                 for child in list(self.children):
                     done, _ = os.waitpid(child, os.WNOHANG)
                     if done:
                         self.children.remove(child)
                 if self._stop_signal is not None or not self.children:
                     continue
-                try:
-                    current = self.process.sources_state()
-                    if current != state:
-                        _publish(self._shared, self.process)
-                        state = current
-                except (ZtsimError, OSError, SQLAlchemyError) as exc:
-                    log.warning("DNS rebuild failed, workers keep the last snapshot: %s", exc)
+                if time.monotonic() - checked >= self.options.reload_interval:
+                    checked = time.monotonic()
+                    try:
+                        process.reload_policy_file()
+                    except (ZtsimError, OSError, SQLAlchemyError) as exc:
+                        log.warning("DNS rebuild failed, workers keep the last policy: %s", exc)
         finally:
+            process.feed.stop()
             shutil.rmtree(self._share, ignore_errors=True)

@@ -1,0 +1,258 @@
+"""The gateway's identity table, kept current by the change feed one key at a time.
+
+`load` reads the whole table (at start and on a resync); `apply` takes a batch of changes
+(`Topic.SESSION`, `SIM`, `IDENTITY`, `DEVICE_TOKEN`), re-reads only the keys they name
+and patches the table in place: each address or token is one dict assignment or pop, so
+the hot path never sees half an entry, and a 1M-address table is never rebuilt for one
+change. Changes name keys, not states (`ztsim.feed.change`): applying one twice, or late,
+leaves the entry as the database has it.
+
+To find a change's addresses again the table keeps two indexes: ICCID -> addresses (with
+address -> ICCID to keep it true) and identity -> addresses. An index value is one
+address, or a tuple when there are several: most SIMs and identities have one session, so
+that costs a dict slot each, not a set.
+
+Entries from the policy file (`static`, plain `tokens`) stand under the live sessions and
+the stored device tokens: they come back when the session or token over them goes.
+Mutations hold one lock (the feed's thread patches, the policy's thread sets networks and
+static entries); the hot path reads without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection
+
+from ztsim.dns.policy.identity import (
+    IdentityResolver,
+    IdentitySnapshot,
+    NetworkDefault,
+    Requester,
+    canonical,
+    networks_of,
+    token_digest,
+)
+from ztsim.dns.store.identity_view import (
+    Entry,
+    TokenEntry,
+    address_of_session,
+    addresses_of_sim,
+    load_entries,
+    read_addresses,
+    read_tokens,
+)
+from ztsim.errors import InvalidInput
+from ztsim.feed.change import Change, Topic
+
+TOPICS = frozenset({Topic.SESSION, Topic.SIM, Topic.IDENTITY, Topic.DEVICE_TOKEN})
+_Index = dict[str, str | tuple[str, ...]]
+
+
+def _add(index: _Index, key: str, address: str) -> None:
+    current = index.get(key)
+    if current is None:
+        index[key] = address
+    elif isinstance(current, str):
+        if current != address:
+            index[key] = (current, address)
+    elif address not in current:
+        index[key] = (*current, address)
+
+
+def _discard(index: _Index, key: str, address: str) -> None:
+    current = index.get(key)
+    if current == address:
+        del index[key]
+    elif isinstance(current, tuple) and address in current:
+        rest = tuple(a for a in current if a != address)
+        index[key] = rest[0] if len(rest) == 1 else rest
+
+
+def _members(index: _Index, key: str) -> tuple[str, ...]:
+    current = index.get(key)
+    if current is None:
+        return ()
+    return (current,) if isinstance(current, str) else current
+
+
+def _address(key: str) -> str | None:
+    try:
+        return canonical(key)
+    except InvalidInput:
+        return None
+
+
+class IdentityTable:
+    def __init__(self, resolver: IdentityResolver) -> None:
+        self.resolver = resolver
+        self._lock = threading.Lock()
+        self._static: dict[str, Requester] = {}
+        self._static_tokens: dict[bytes, Requester] = {}
+        self._defaults: tuple[NetworkDefault, ...] = ()
+        self._sim_of: dict[str, str] = {}
+        self._by_sim: _Index = {}
+        self._by_identity: _Index = {}
+        self._tokens: dict[str, TokenEntry] = {}  # stored device tokens by id
+
+    # -- in full -------------------------------------------------------------------------
+
+    def load(self, conn: Connection) -> None:
+        """Read every live session and device token and swap in a fresh table."""
+        entries = load_entries(conn)
+        tokens = [t for t in read_tokens(conn) if t.who is not None]
+        with self._lock:
+            self._sim_of, self._by_sim, self._by_identity = {}, {}, {}
+            by_address = dict(self._static)
+            for entry in entries.values():
+                by_address[entry.address] = entry.who
+                self._index(entry)
+            by_token = dict(self._static_tokens)
+            by_token.update((t.digest, t.who) for t in tokens if t.who is not None)
+            self._tokens = {t.token_id: t for t in tokens}
+            self.resolver.swap(IdentitySnapshot(by_address, by_token, networks_of(self._defaults)))
+
+    def set_sources(
+        self,
+        static: Iterable[tuple[str, Requester]],
+        tokens: Iterable[tuple[str, Requester]],
+        defaults: Iterable[NetworkDefault],
+    ) -> None:
+        """What the policy says about requesters: the policy file's static addresses and
+        plain tokens, and every org's network defaults. Patches only what changed."""
+        new_static = {canonical(address): who for address, who in static}
+        new_tokens = {token_digest(token): who for token, who in tokens}
+        defaults = tuple(defaults)
+        with self._lock:
+            table = self.resolver.snapshot
+            old_static, self._static = self._static, new_static
+            for address in old_static.keys() | new_static.keys():
+                current = table.by_address.get(address)
+                if current is None or current is old_static.get(address):
+                    table.put_address(address, new_static.get(address))
+            old_tokens, self._static_tokens = self._static_tokens, new_tokens
+            for digest in old_tokens.keys() | new_tokens.keys():
+                current = table.by_token.get(digest)
+                if current is None or current is old_tokens.get(digest):
+                    table.put_token(digest, new_tokens.get(digest))
+            if defaults != self._defaults:
+                self._defaults = defaults
+                table.networks = networks_of(defaults)
+
+    # -- one batch of the feed -----------------------------------------------------------
+
+    def apply(self, conn: Connection, changes: Sequence[Change]) -> int:
+        """Re-read and patch every key the changes name; returns how many entries were
+        re-read. Changes of other topics are passed over."""
+        wanted: dict[str, set[str]] = {}
+        token_ids: set[str] = set()
+        owners: set[str] = set()
+
+        def want(org_id: str, addresses: Iterable[str]) -> None:
+            wanted.setdefault(org_id, set()).update(addresses)
+
+        for change in changes:
+            topic, key, org_id = change.topic, change.key, change.org_id
+            if topic is Topic.SESSION:
+                address = _address(key)
+                if address is not None:
+                    want(org_id, (address,))
+                else:
+                    gateway, _, session = key.partition("/")
+                    gateway = str(change.payload.get("gateway_id") or gateway)
+                    session = str(change.payload.get("acct_session_id") or session)
+                    for found, org in address_of_session(conn, gateway, session).items():
+                        want(org, (found,))
+                iccid = change.payload.get("iccid")
+                if isinstance(iccid, str):  # the session may have moved from another address
+                    want(org_id, _members(self._by_sim, iccid))
+            elif topic is Topic.SIM:
+                want(org_id, _members(self._by_sim, key))
+                for found, org in addresses_of_sim(conn, key).items():
+                    want(org, (found,))
+            elif topic is Topic.IDENTITY:
+                want(org_id, _members(self._by_identity, key))
+                owners.add(key)
+            elif topic is Topic.DEVICE_TOKEN:
+                token_ids.add(key)
+        if owners:
+            # Tokens this identity owned that it may own no longer (or that went).
+            token_ids.update(
+                t.token_id
+                for t in self._tokens.values()
+                if t.who is not None and t.who.identity_id in owners
+            )
+        entries = read_addresses(conn, wanted) if wanted else {}
+        tokens = read_tokens(conn, ids=token_ids, owners=owners) if token_ids or owners else []
+        with self._lock:
+            for addresses in wanted.values():
+                for address in addresses:
+                    self._put(address, entries.get(address))
+            read = {t.token_id for t in tokens}
+            for token_id in token_ids - read:  # the row is gone
+                gone = self._tokens.get(token_id)
+                if gone is not None:
+                    self._put_token(TokenEntry(token_id, gone.digest, None))
+            for token in tokens:
+                self._put_token(token)
+        return sum(len(a) for a in wanted.values()) + len(token_ids | read)
+
+    def _index(self, entry: Entry) -> None:
+        if entry.iccid is not None:
+            self._sim_of[entry.address] = entry.iccid
+            _add(self._by_sim, entry.iccid, entry.address)
+        if entry.who.identity_id is not None:
+            _add(self._by_identity, entry.who.identity_id, entry.address)
+
+    def _put(self, address: str, entry: Entry | None) -> None:
+        table = self.resolver.snapshot
+        static = self._static.get(address)
+        old = table.by_address.get(address)
+        old_iccid = self._sim_of.pop(address, None)
+        if old_iccid is not None:
+            _discard(self._by_sim, old_iccid, address)
+        if old is not None and old is not static and old.identity_id is not None:
+            _discard(self._by_identity, old.identity_id, address)
+        if entry is None:
+            table.put_address(address, static)
+            return
+        table.put_address(address, entry.who)
+        self._index(entry)
+
+    def _put_token(self, token: TokenEntry) -> None:
+        table = self.resolver.snapshot
+        if token.who is None:
+            self._tokens.pop(token.token_id, None)
+            table.put_token(token.digest, self._static_tokens.get(token.digest))
+        else:
+            self._tokens[token.token_id] = token
+            table.put_token(token.digest, token.who)
+
+    def clear(self) -> None:
+        """Drop the table and its indexes (a process that stopped serving)."""
+        with self._lock:
+            self._sim_of, self._by_sim, self._by_identity, self._tokens = {}, {}, {}, {}
+            self.resolver.swap(IdentitySnapshot())
+
+    # -- for checks ----------------------------------------------------------------------
+
+    def digest(self) -> str:
+        """A digest of the table's sessions and tokens: equal for equal tables (compare a
+        gateway with a fresh load of the database)."""
+        table = self.resolver.snapshot
+        out = hashlib.sha256()
+        for address, who in sorted(table.by_address.items()):
+            out.update(repr((address, _values(who))).encode())
+        for digest, who in sorted(table.by_token.items()):
+            out.update(digest + repr(_values(who)).encode())
+        return out.hexdigest()
+
+    def index_sizes(self) -> tuple[int, int, int]:
+        return len(self._sim_of), len(self._by_sim), len(self._by_identity)
+
+
+def _values(who: Requester) -> tuple[object, ...]:
+    groups, fleets = sorted(who.group_ids), sorted(who.fleet_ids)
+    return (who.org_id, who.identity_id, groups, fleets, who.sim_kind, who.device_id, who.revoked)
