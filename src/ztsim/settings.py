@@ -46,8 +46,6 @@ class Settings(BaseSettings):
     # The DNS gateway address handed to devices in Access-Accept (MS-Primary-DNS-Server).
     radius_dns_primary: str | None = None
     radius_dns_secondary: str | None = None
-    # Seconds between full snapshot reloads: how a separate process's changes arrive.
-    radius_reload_interval: float = Field(default=30.0, gt=0, le=3600)
     radius_session_timeout: int = Field(default=86400, ge=0, le=2**32 - 1)
     # DNS gateway: where it listens, the upstream resolvers ("host" or "host:port", port 53
     # by default; "tls://name@host:port" for DoT; "https://host[:port]/path" for DoH), and
@@ -56,7 +54,8 @@ class Settings(BaseSettings):
     dns_port: int = Field(default=5353, ge=1, le=65535)
     dns_upstreams: list[str] = Field(default_factory=list)
     dns_policy_file: Path | None = None
-    dns_reload_interval: float = Field(default=5.0, gt=0, le=3600)  # seconds between reloads
+    # Seconds between checks of the policy file (database changes arrive on the change feed).
+    dns_reload_interval: float = Field(default=5.0, gt=0, le=3600)
     dns_stats_interval: float = Field(default=10.0, gt=0, le=3600)  # aggregate dns.stats events
     # DNS over TLS (RFC 7858) is served on dns_tls_port when both files are set.
     dns_tls_port: int = Field(default=8853, ge=1, le=65535)
@@ -64,6 +63,9 @@ class Settings(BaseSettings):
     dns_tls_key: Path | None = None
     dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
     dns_upstream_ca: Path | None = None  # for tls:// and https:// upstreams (default: system CAs)
+    # The change feed keeps a change this many seconds; a gateway further behind (stopped
+    # for longer) loads a full snapshot when it returns.
+    feed_retention_seconds: float = Field(default=86400.0, ge=60)
     # Address ranges outbound requests (URL lists; sinks and webhooks) may reach although
     # internal (loopback, private, link-local...): CIDR strings, none by default.
     outbound_allowed_ranges: list[str] = Field(default_factory=list)

@@ -29,6 +29,7 @@ from ztsim.identity import repository, token_store
 from ztsim.identity.models import Org
 from ztsim.identity.roles import Role
 from ztsim.keys import load_sealer, rewrap_all, rotate_key_file
+from ztsim.node.retention import Pruner
 from ztsim.sealing import Sealer, parse_key
 from ztsim.settings import Settings, load_settings
 
@@ -134,10 +135,21 @@ def api_server(platform: Platform, app: FastAPI, *, log_level: str) -> uvicorn.S
     return uvicorn.Server(server_config(app, options))
 
 
+def feed_pruner(platform: Platform) -> Pruner:
+    """The API role prunes the change feed (see `ztsim.node.retention`)."""
+    keep = timedelta(seconds=platform.settings.feed_retention_seconds)
+    return Pruner(platform.engine, keep)
+
+
 def serve_api(platform: Platform) -> None:
     server = api_server(platform, api_app(platform, platform.api_context()), log_level="info")
     log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
-    server.run()
+    pruner = feed_pruner(platform)
+    pruner.start()
+    try:
+        server.run()
+    finally:
+        pruner.stop()
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:

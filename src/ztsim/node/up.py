@@ -1,14 +1,15 @@
 """Every role in one process (`ztsim up`, and the demo): the API with DoH, the RADIUS
 AAA server on the same event loop, and the DNS gateway on its own loop in a thread.
 
-The API and the AAA server share an in-process notifier, so a committed
-suspension reaches the AAA server at once and it sends the Disconnect-Requests.
+The roles learn every committed change from the change feed (`ztsim.feed`), as
+separate processes do: in this process a commit that published wakes their followers
+at once, so a suspension reaches the AAA server within milliseconds and it sends the
+Disconnect-Requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -16,12 +17,12 @@ import uvicorn
 
 from ztsim.heap import freeze_startup
 from ztsim.node import dns as dns_node
-from ztsim.node.platform import Platform, api_app, api_server
+from ztsim.node.platform import Platform, api_app, api_server, feed_pruner
 from ztsim.node.radius import start_aaa
+from ztsim.node.retention import Pruner
 from ztsim.node.runner import run_role
 from ztsim.radius.serve.server import RadiusServer
 from ztsim.radius.serve.service import AaaService
-from ztsim.sessions.changes import Notifier
 
 log = logging.getLogger("ztsim.node.up")
 
@@ -32,6 +33,7 @@ class Running:
     radius: RadiusServer
     api: uvicorn.Server
     api_task: asyncio.Task[None]
+    pruner: Pruner
 
     @property
     def api_url(self) -> str:
@@ -42,16 +44,15 @@ class Running:
         try:
             await self.api_task
         finally:
+            self.pruner.stop()
             await self.aaa.stop()
 
 
 async def start_all(platform: Platform, *, dns: bool = True) -> Running:
     """Start every role and return once the API is listening. While it serves, uvicorn
     takes SIGINT and SIGTERM: `api_task` ends when one arrives."""
-    notifier = Notifier()
-    ctx = dataclasses.replace(platform.api_context(), notify=notifier)
+    ctx = platform.api_context()
     aaa, radius = await start_aaa(platform)
-    notifier.subscribe(aaa.notify)
     # The gateway's loop runs in a daemon thread; it ends with the process.
     doh = dns_node.start_in_thread(platform) if dns else None
     server = api_server(platform, api_app(platform, ctx, doh), log_level="warning")
@@ -62,7 +63,9 @@ async def start_all(platform: Platform, *, dns: bool = True) -> Running:
             raise RuntimeError("the API server stopped before it started")
         await asyncio.sleep(0.02)
     log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
-    return Running(aaa, radius, server, task)
+    pruner = feed_pruner(platform)
+    pruner.start()
+    return Running(aaa, radius, server, task, pruner)
 
 
 async def run_until_stopped(platform: Platform) -> None:
