@@ -52,6 +52,8 @@ PURE = [
     "ztsim.aka.suci",
     "ztsim.identifiers",
     "ztsim.sessions.table",
+    "ztsim.feed.change",
+    "ztsim.feed.rows",
     "ztsim.sessions.allocator",
     "ztsim.netguard",
 ]
