@@ -21,7 +21,7 @@ context whose use cases run in it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,10 @@ class UseCase:
         self, org_id: str, topic: Topic, key: str, payload: Mapping[str, Any] | None = None
     ) -> None:
         self._pending.append(NewChange(org_id, topic, key, payload or {}))
+
+    def changes(self, made: Iterable[NewChange]) -> None:
+        """Changes already made into values (a batch's sessions)."""
+        self._pending.extend(made)
 
 
 @contextmanager

@@ -33,7 +33,6 @@ from ztsim.db import schema
 from ztsim.db.bulk import insert_rows, rows_per_statement, takes_driver_rows
 from ztsim.errors import ZtsimError
 from ztsim.events.schema import NewEvent, Outcome, subject_of
-from ztsim.feed import outbox
 from ztsim.feed.change import MAX_KEY, NewChange, Topic
 from ztsim.inventory import service as inventory
 from ztsim.radius.aaa.traffic import (
@@ -48,6 +47,7 @@ from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.allocator import PoolEntry
 from ztsim.sessions.leases import NewLease, record_leases
 from ztsim.sessions.table import Session
+from ztsim.usecase import use_case
 
 log = logging.getLogger("ztsim.radius.serve.writer")
 
@@ -213,10 +213,13 @@ class BatchWriter:
             if dropped:
                 reports = [self._row(_dropped_event(o, n), now) for o, n in dropped.items()]
                 written += insert_rows(conn, schema.events, EVENT_COLUMNS, reports)
-            # Last, as the feed asks: publishing takes a lock held until the commit (on
-            # PostgreSQL). The bindings' use case publishes their SIM changes.
-            _bind(conn, batch.bindings)
-            outbox.publish(conn, [session_change(s) for s in batch.sessions.values()], now)
+            # Last, and once, as the feed asks: publishing takes a lock held until the
+            # commit (on PostgreSQL), so no row lock may be taken after it. The bindings'
+            # use cases nest in this one, which publishes their SIM changes with the
+            # sessions'.
+            with use_case(conn, now) as uc:
+                _bind(conn, batch.bindings)
+                uc.changes(session_change(s) for s in batch.sessions.values())
         return written
 
     def _rows(self, events: list[_EventItem]) -> list[EventRow]:
