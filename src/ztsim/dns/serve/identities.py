@@ -48,7 +48,9 @@ from ztsim.errors import InvalidInput
 from ztsim.feed.change import Change, Topic
 
 TOPICS = frozenset({Topic.SESSION, Topic.SIM, Topic.IDENTITY, Topic.DEVICE_TOKEN})
-_Index = dict[str, str | tuple[str, ...]]
+# One address (the common case) as a plain string; more (an IoT fleet's identity may hold
+# 100,000 sessions) as a set, so adding and removing one stays O(1).
+_Index = dict[str, str | set[str]]
 
 
 def _add(index: _Index, key: str, address: str) -> None:
@@ -57,25 +59,26 @@ def _add(index: _Index, key: str, address: str) -> None:
         index[key] = address
     elif isinstance(current, str):
         if current != address:
-            index[key] = (current, address)
-    elif address not in current:
-        index[key] = (*current, address)
+            index[key] = {current, address}
+    else:
+        current.add(address)
 
 
 def _discard(index: _Index, key: str, address: str) -> None:
     current = index.get(key)
     if current == address:
         del index[key]
-    elif isinstance(current, tuple) and address in current:
-        rest = tuple(a for a in current if a != address)
-        index[key] = rest[0] if len(rest) == 1 else rest
+    elif isinstance(current, set) and address in current:
+        current.discard(address)
+        if len(current) == 1:
+            index[key] = next(iter(current))
 
 
 def _members(index: _Index, key: str) -> tuple[str, ...]:
     current = index.get(key)
     if current is None:
         return ()
-    return (current,) if isinstance(current, str) else current
+    return (current,) if isinstance(current, str) else tuple(current)
 
 
 def _address(key: str) -> str | None:
