@@ -19,7 +19,7 @@ from ztsim.dns.policy.identity import (
 )
 from ztsim.dns.store.identity_view import (
     address_of_session,
-    addresses_of_sim,
+    addresses_of_sims,
     load_entries,
     load_identity_snapshot,
     read_addresses,
@@ -157,8 +157,9 @@ def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
     with engine.connect() as conn:
         entries = load_entries(conn)
         read = read_addresses(conn, {"o1": ["10.0.0.1", "10.0.0.3", "10.0.0.9"]})
-        by_sim = addresses_of_sim(conn, "8900000000000000001")
+        by_sim = addresses_of_sims(conn, ["8900000000000000001"])
         by_session = address_of_session(conn, "gw", "2")
+        both = addresses_of_sims(conn, ["8900000000000000001", "8900000000000000002"])
     assert {a: e.who.revoked for a, e in entries.items()} == {
         "10.0.0.1": SIM_NOT_ACTIVE,
         "10.0.0.2": IDENTITY_DISABLED,
@@ -167,6 +168,7 @@ def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
     assert entries["10.0.0.1"].iccid == "8900000000000000001"
     assert read == {a: entries[a] for a in ("10.0.0.1", "10.0.0.3")}  # 10.0.0.9: no session
     assert (by_sim, by_session) == ({"10.0.0.1": "o1"}, {"10.0.0.2": "o1"})
+    assert both == {"10.0.0.1": "o1", "10.0.0.2": "o1"}  # one query for a batch's SIMs
     with engine.begin() as conn:
         token_id = add_device_token(conn, "o1", "dev-bob", "ztdns_token-of-bobs-device", T0)
     with engine.connect() as conn:

@@ -7,8 +7,9 @@ compiling a large list never holds up a suspend:
   at a time (`IdentityTable.apply`);
 - the policy (`Topic.DNS`, key: an org) recompiles the orgs named (`PolicyBuilder`) and
   hands the result to `publish`: this process's gateway, or the workers' share.
-A worker of `serve dns --workers` runs only the first: its policy comes from its parent,
-with the position the parent had applied (`policy_loaded`).
+A worker of `serve dns --workers` runs neither: its parent follows the feed for the host
+and relays the identity patches (`relay`, installed by `relayed`) and publishes the policy,
+with the position it had applied (`policy_loaded`).
 
 `position()` is the sequence number through which this process has applied every change;
 `wait_applied` waits for it (tests, and probes that measure propagation). `read_identities_now`
@@ -26,8 +27,9 @@ from concurrent.futures import Future
 from sqlalchemy import Engine as DbEngine
 
 from ztsim.dns.policy.snapshot import PolicySnapshot
-from ztsim.dns.serve.identities import IdentityTable
+from ztsim.dns.serve.identities import FullTable, IdentityTable, TablePatch, read_full
 from ztsim.dns.serve.policies import PolicyBuilder, Subjects
+from ztsim.dns.serve.relay import Message, RelayHub, RelayReceiver
 from ztsim.feed import outbox
 from ztsim.feed.change import Change, Topic, keys_of
 from ztsim.feed.follower import Follower, consistent_read
@@ -62,6 +64,8 @@ class GatewayFeed:
         # to show what `read_identities_now` alone achieves.
         self.poll_seconds: float | None = None
         self.listen = True
+        self.relay: RelayHub | None = None  # a parent: its workers' tables follow its own
+        self._receiver: RelayReceiver | None = None  # a worker: its parent's patches
 
     def load(self) -> int:
         """The policy, the identity table and the outbox position in one snapshot."""
@@ -81,8 +85,15 @@ class GatewayFeed:
 
     # -- the followers -------------------------------------------------------------------
 
+    def relayed(self, receiver: RelayReceiver) -> None:
+        """This process takes its identity patches from its parent, not from the feed."""
+        receiver.deliver = self._deliver
+        self._receiver = receiver
+
     def start_identities(self, name: str = "dns-identities") -> None:
-        if self.database is not None:
+        if self._receiver is not None:
+            self._receiver.start()
+        elif self.database is not None:
             self._identities = self._start(
                 self._apply_identities, self._resync_identities, self.identity_seq, name
             )
@@ -115,6 +126,8 @@ class GatewayFeed:
     def read_identities_now(self) -> Future[bool]:
         """A read of the feed for identities that starts now (see `Follower.read_now`); done
         at once (False) when no identity follower runs: there is nothing to wait for."""
+        if self._receiver is not None:
+            return self._receiver.read_now()
         follower = self._identities
         if follower is not None:
             return follower.read_now()
@@ -125,6 +138,8 @@ class GatewayFeed:
     def identities_readable(self) -> bool:
         """An identity follower runs and its last read succeeded: a read asked for now is
         worth waiting for."""
+        if self._receiver is not None:
+            return self._receiver.readable()
         follower = self._identities
         return follower is not None and follower.connected
 
@@ -158,24 +173,45 @@ class GatewayFeed:
         self._identities = None
         for follower in followers:
             follower.stop()
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.stop()
 
     def _apply_identities(self, changes: Sequence[Change]) -> None:
         assert self.database is not None
+        patch = TablePatch()
         if any(change.topic is not Topic.DNS for change in changes):
             # One snapshot for the batch's reads: no entry is read half before a change.
             with consistent_read(self.database) as conn:
-                self.table.apply(conn, changes)
+                patch = self.table.apply(conn, changes)
         dns = [change.seq for change in changes if change.topic is Topic.DNS]
-        self._advance(identity=changes[-1].seq, dns_seen=dns[-1] if dns else 0)
+        seq, dns_seen = changes[-1].seq, dns[-1] if dns else 0
+        self._advance(identity=seq, dns_seen=dns_seen)
+        if self.relay is not None:
+            self.relay.send(("patch", seq, dns_seen, patch))
 
     def _resync_identities(self) -> int:
         assert self.database is not None
         with consistent_read(self.database) as conn:
             position = outbox.position(conn)
-            self.table.load(conn)
+            full = read_full(conn)
+        self.table.install_full(full)
         # The changes skipped may have held DNS ones: the policy must reach `position` too.
         self._advance(identity=position, dns_seen=position)
+        if self.relay is not None:
+            self.relay.send(("full", position, position, full))
         return position
+
+    def _deliver(self, message: Message) -> None:
+        """A worker: what its parent relayed (on the receiver's thread)."""
+        kind, seq, dns_seen, body = message
+        if kind == "patch" and isinstance(body, TablePatch):
+            self.table.install(body)
+        elif kind == "full" and isinstance(body, FullTable):
+            self.table.install_full(body)
+        else:
+            raise TypeError(f"not a relayed identity update: {kind!r}")
+        self._advance(identity=seq, dns_seen=dns_seen)
 
     def _apply_policy(self, changes: Sequence[Change]) -> None:
         assert self.database is not None
@@ -238,8 +274,10 @@ class GatewayFeed:
     def lag_seconds(self) -> float:
         """How long since this process last knew it had applied every change (0 without
         a database: nothing to follow)."""
-        return max((f.lag_seconds() for f in self.followers), default=0.0)
+        relayed = 0.0 if self._receiver is None else self._receiver.lag_seconds()
+        return max((f.lag_seconds() for f in self.followers), default=relayed)
 
     @property
     def connected(self) -> bool:
-        return all(f.connected for f in self.followers)
+        receiver = self._receiver
+        return all(f.connected for f in self.followers) and (receiver is None or receiver.connected)

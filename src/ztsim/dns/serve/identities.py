@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
@@ -39,7 +40,7 @@ from ztsim.dns.store.identity_view import (
     Entry,
     TokenEntry,
     address_of_session,
-    addresses_of_sim,
+    addresses_of_sims,
     load_entries,
     read_addresses,
     read_tokens,
@@ -81,6 +82,33 @@ def _members(index: _Index, key: str) -> tuple[str, ...]:
     return (current,) if isinstance(current, str) else tuple(current)
 
 
+@dataclass(frozen=True, slots=True)
+class TablePatch:
+    """What one batch of the feed changes in the table: each address's entry (None: no
+    live session there any more), the device tokens read and the ids of those gone."""
+
+    addresses: tuple[tuple[str, Entry | None], ...] = ()
+    tokens: tuple[TokenEntry, ...] = ()
+    gone_tokens: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.addresses) + len(self.tokens) + len(self.gone_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class FullTable:
+    """Every live session's entry and every live device token (a load, a resync)."""
+
+    entries: tuple[Entry, ...]
+    tokens: tuple[TokenEntry, ...]
+
+
+def read_full(conn: Connection) -> FullTable:
+    entries = load_entries(conn)
+    tokens = tuple(t for t in read_tokens(conn) if t.who is not None)
+    return FullTable(tuple(entries.values()), tokens)
+
+
 def _address(key: str) -> str | None:
     try:
         return canonical(key)
@@ -104,17 +132,19 @@ class IdentityTable:
 
     def load(self, conn: Connection) -> None:
         """Read every live session and device token and swap in a fresh table."""
-        entries = load_entries(conn)
-        tokens = [t for t in read_tokens(conn) if t.who is not None]
+        self.install_full(read_full(conn))
+
+    def install_full(self, full: FullTable) -> None:
+        """Swap in a table read whole (`read_full`)."""
         with self._lock:
             self._sim_of, self._by_sim, self._by_identity = {}, {}, {}
             by_address = dict(self._static)
-            for entry in entries.values():
+            for entry in full.entries:
                 by_address[entry.address] = entry.who
                 self._index(entry)
             by_token = dict(self._static_tokens)
-            by_token.update((t.digest, t.who) for t in tokens if t.who is not None)
-            self._tokens = {t.token_id: t for t in tokens}
+            by_token.update((t.digest, t.who) for t in full.tokens if t.who is not None)
+            self._tokens = {t.token_id: t for t in full.tokens}
             self.resolver.swap(IdentitySnapshot(by_address, by_token, networks_of(self._defaults)))
 
     def set_sources(
@@ -146,12 +176,20 @@ class IdentityTable:
 
     # -- one batch of the feed -----------------------------------------------------------
 
-    def apply(self, conn: Connection, changes: Sequence[Change]) -> int:
-        """Re-read and patch every key the changes name; returns how many entries were
-        re-read. Changes of other topics are passed over."""
+    def apply(self, conn: Connection, changes: Sequence[Change]) -> TablePatch:
+        """Re-read and patch every key the changes name; returns the patch (what a
+        parent hands its workers, `relay`). Changes of other topics are passed over."""
+        patch = self.read(conn, changes)
+        self.install(patch)
+        return patch
+
+    def read(self, conn: Connection, changes: Sequence[Change]) -> TablePatch:
+        """The entries and tokens the changes name, as the database has them now. Reads
+        the indexes, never writes them: on the thread that installs, or before it does."""
         wanted: dict[str, set[str]] = {}
         token_ids: set[str] = set()
         owners: set[str] = set()
+        iccids: set[str] = set()
 
         def want(org_id: str, addresses: Iterable[str]) -> None:
             wanted.setdefault(org_id, set()).update(addresses)
@@ -173,13 +211,15 @@ class IdentityTable:
                     want(org_id, _members(self._by_sim, iccid))
             elif topic is Topic.SIM:
                 want(org_id, _members(self._by_sim, key))
-                for found, org in addresses_of_sim(conn, key).items():
-                    want(org, (found,))
+                iccids.add(key)
             elif topic is Topic.IDENTITY:
                 want(org_id, _members(self._by_identity, key))
                 owners.add(key)
             elif topic is Topic.DEVICE_TOKEN:
                 token_ids.add(key)
+        if iccids:  # one query for the batch's SIMs, not one each
+            for found, org in addresses_of_sims(conn, iccids).items():
+                want(org, (found,))
         if owners:
             # Tokens this identity owned that it may own no longer (or that went).
             token_ids.update(
@@ -189,18 +229,28 @@ class IdentityTable:
             )
         entries = read_addresses(conn, wanted) if wanted else {}
         tokens = read_tokens(conn, ids=token_ids, owners=owners) if token_ids or owners else []
+        read = {t.token_id for t in tokens}
+        return TablePatch(
+            addresses=tuple(
+                (address, entries.get(address))
+                for addresses in wanted.values()
+                for address in sorted(addresses)
+            ),
+            tokens=tuple(tokens),
+            gone_tokens=tuple(sorted(token_ids - read)),
+        )
+
+    def install(self, patch: TablePatch) -> None:
+        """Patch the table in place with what `read` found."""
         with self._lock:
-            for addresses in wanted.values():
-                for address in addresses:
-                    self._put(address, entries.get(address))
-            read = {t.token_id for t in tokens}
-            for token_id in token_ids - read:  # the row is gone
+            for address, entry in patch.addresses:
+                self._put(address, entry)
+            for token_id in patch.gone_tokens:  # the row is gone
                 gone = self._tokens.get(token_id)
                 if gone is not None:
                     self._put_token(TokenEntry(token_id, gone.digest, None))
-            for token in tokens:
+            for token in patch.tokens:
                 self._put_token(token)
-        return sum(len(a) for a in wanted.values()) + len(token_ids | read)
 
     def _index(self, entry: Entry) -> None:
         if entry.iccid is not None:

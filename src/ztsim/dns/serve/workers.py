@@ -3,12 +3,15 @@
 The parent serves nothing. Before forking it loads the policy, the identity table and the
 outbox position in one consistent read (`GatewayProcess`), so every worker starts with the
 same domain stores in copy-on-write memory. After forking:
-- each worker follows the change feed for identities itself, on its own database
-  connections (the parent's pool is disposed before the fork), from that position;
-- the parent follows it for policy changes (`Topic.DNS`) and publishes each rebuilt policy
-  to a private directory (`share`), which every worker polls (one stat every 25 ms) and
-  loads; policy compiled once instead of once per worker leaves the serving processes
-  their CPU. The parent also polls the policy file, if one is configured.
+- the parent alone follows the change feed, from that position (the pool is disposed
+  before the fork: no connection crosses it): identity changes patch its own copy of the
+  table and each patch is relayed to every worker over a socket pair (`relay`), so the
+  database does the host's reads once, not once per worker; a worker's read requests
+  (`late`) go to the parent the same way;
+- policy changes (`Topic.DNS`) are compiled in the parent and published to a private
+  directory (`share`), which every worker polls (one stat every 25 ms) and loads; policy
+  compiled once instead of once per worker leaves the serving processes their CPU. The
+  parent also polls the policy file, if one is configured.
 Worker 0 also refreshes URL lists.
 
 How each worker runs, and how stop signals reach the parent, is the caller's
@@ -22,6 +25,7 @@ import gc
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +33,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ztsim.dns.policy.snapshot import PolicySnapshot
+from ztsim.dns.serve.policies import Subjects
+from ztsim.dns.serve.relay import RelayHub, RelayReceiver
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_config
 from ztsim.dns.serve.share import PolicyShare
 from ztsim.errors import ZtsimError
@@ -52,16 +59,23 @@ class WorkerPool:
         if options.database is not None:
             options.database.dispose()  # no pooled connection may cross a fork
         self.children: list[int] = []
+        self._links: list[socket.socket] = []  # the parent's end of each worker's pair
         self._stop_signal: int | None = None
 
     def fork(self, workers: int, serve: ServeWorker) -> None:
         for index in range(workers):
+            parent_end, child_end = socket.socketpair()
             pid = os.fork()
             if pid == 0:
                 try:
+                    for sock in (parent_end, *self._links):
+                        sock.close()
+                    self.process.feed.relayed(RelayReceiver(child_end))
                     serve(self.process, index == 0)
                 finally:
                     os._exit(0)
+            child_end.close()
+            self._links.append(parent_end)
             self.children.append(pid)
         if self._stop_signal is not None:
             # Taken while forking (by another thread than the one holding it): the
@@ -78,11 +92,20 @@ class WorkerPool:
         """Follow policy changes and publish them, reap the workers, until every worker
         has ended."""
         process = self.process
-        process.identities.clear()  # the workers have theirs; the parent serves nothing
         share = PolicyShare(self._share)
-        process.feed.publish = share.publish
+
+        def publish(position: int, policy: PolicySnapshot, subjects: Subjects) -> None:
+            share.publish(position, policy, subjects)
+            # The parent's table must patch as the workers' do (static entries stand under
+            # the sessions), though it serves nothing.
+            process.identities.set_sources(subjects.static, subjects.tokens, subjects.defaults)
+
+        process.feed.publish = publish
         process.feed.advanced = share.advance
+        hub = process.feed.relay = RelayHub(self._links)
+        process.feed.start_identities("dns-identities-parent")
         process.feed.start_policy("dns-policy-parent")
+        hub.serve_requests(process.feed.read_identities_now)
         checked = time.monotonic()
         try:
             while self.children:
@@ -101,4 +124,5 @@ class WorkerPool:
                         log.warning("DNS rebuild failed, workers keep the last policy: %s", exc)
         finally:
             process.feed.stop()
+            hub.stop()
             shutil.rmtree(self._share, ignore_errors=True)

@@ -164,14 +164,15 @@ def read_addresses(conn: Connection, wanted: Mapping[str, Collection[str]]) -> d
     return _entries(conn, rows, {r[3] for r in rows if r[3] is not None})
 
 
-def addresses_of_sim(conn: Connection, iccid: str) -> dict[str, str]:
-    """The canonical addresses of a SIM's live sessions -> their org (found by the SIM's
-    IMSI, which the session table indexes)."""
-    imsi = select(_sims.c.imsi).where(_sims.c.iccid == iccid).scalar_subquery()
-    query = select(_s.c.ue_address, _s.c.org_id).where(
-        _s.c.imsi == imsi, _s.c.stopped_at.is_(None), _s.c.ue_address.is_not(None)
+def addresses_of_sims(conn: Connection, iccids: Collection[str]) -> dict[str, str]:
+    """The canonical addresses of these SIMs' live sessions -> their org (found by the
+    SIMs' IMSIs, which the session table indexes)."""
+    query = (
+        select(_s.c.ue_address, _s.c.org_id)
+        .join(_sims, _sims.c.imsi == _s.c.imsi)
+        .where(_s.c.stopped_at.is_(None), _s.c.ue_address.is_not(None))
     )
-    return _canonical_pairs(conn.execute(query))
+    return _canonical_pairs(_chunked(conn, query, _sims.c.iccid, iccids))
 
 
 def address_of_session(conn: Connection, gateway_id: str, acct_session_id: str) -> dict[str, str]:
