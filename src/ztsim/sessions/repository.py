@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
@@ -16,6 +16,7 @@ from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
 from ztsim.sessions.table import Session
 
 _t = schema.radius_sessions
+_FIELDS = [_t.c[f.name] for f in fields(Session)]  # a row in the dataclass's field order
 
 
 def _session(m: RowMapping) -> Session:
@@ -133,8 +134,10 @@ def save(conn: Connection, sessions: Iterable[Session]) -> None:
 
 
 def load_live(conn: Connection) -> list[Session]:
-    rows = conn.execute(select(_t).where(_t.c.stopped_at.is_(None))).mappings()
-    return [_session(m) for m in rows]
+    # Fetched whole and built from plain rows: per-row fetches and mappings were most of
+    # a gateway's start with 1M live sessions.
+    rows = conn.execute(select(*_FIELDS).where(_t.c.stopped_at.is_(None))).all()
+    return [Session(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ _SIM_COLUMNS = (_s.c.iccid, _s.c.org_id, _s.c.imsi, _s.c.state, _s.c.identity_id
 
 
 def _sims(conn: Connection, *where: object) -> list[SimEntry]:
-    rows = conn.execute(select(*_SIM_COLUMNS).where(*where))  # type: ignore[arg-type]
+    rows = conn.execute(select(*_SIM_COLUMNS).where(*where)).all()  # type: ignore[arg-type]
     return [SimEntry(*row) for row in rows]
 
 
