@@ -18,6 +18,7 @@ Rows re-read from the database (the change feed's refreshes) come in through `pa
 and `install`, under the first-attach bindings the core made in memory and the writer
 has not yet committed (`pending_bindings`), so a refresh read before that commit cannot
 undo a binding and let a second device in.
+A Status-Server (RFC 5997) is answered on either port by `status`, from memory.
 `ztsim.radius.serve.server` is the thin socket adapter; it and the service's tasks hold
 the service's lock while they use the core. Bad input of any kind is dropped and
 counted (RFC 2865 §3: silently discard), never raised to the caller.
@@ -49,6 +50,7 @@ from ztsim.radius.aaa.engine import (
     decide,
     make_request_from_text,
 )
+from ztsim.radius.aaa.status import STATUS_SERVER, STATUS_SERVER_OCTET, StatusMixin
 from ztsim.radius.aaa.traffic import (
     AccessRecord,
     AfterCommit,
@@ -141,7 +143,7 @@ Revocation = tuple[Session, GatewayEntry, Reason]
 
 
 @dataclass
-class AaaCore(AccountingMixin):
+class AaaCore(AccountingMixin, StatusMixin):
     snapshot: Snapshot
     sessions: SessionIndex
     ipam: Ipam
@@ -230,6 +232,8 @@ class AaaCore(AccountingMixin):
             self.counters.malformed += 1
             return None
         if request_raw.code != _ACCESS_REQUEST:
+            if request_raw.code == STATUS_SERVER:
+                return self._status(datagram, peer, gateway, Code.ACCESS_ACCEPT)
             if request_raw.code in _CODES:
                 self.counters.unexpected_code += 1
             else:
@@ -301,6 +305,8 @@ class AaaCore(AccountingMixin):
         self, datagram: bytes, peer: tuple[str, int]
     ) -> bytes | AfterCommit | None:
         """`handle_acct` through the codec's packet and typed attributes."""
+        if datagram[:1] == STATUS_SERVER_OCTET:
+            return self._status_on_acct(datagram, peer)
         front = self._front(datagram, peer, Code.ACCOUNTING_REQUEST)
         if not isinstance(front, tuple):
             return front

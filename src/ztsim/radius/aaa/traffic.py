@@ -43,6 +43,8 @@ class Counters:
     # Accounting-Requests left unanswered (nothing recorded) while too many replies
     # wait for their records to be committed: the gateway retransmits them later.
     acct_deferred: int = 0
+    # Status-Server health checks answered (RFC 5997), on either port; also in `answered`.
+    status_server: int = 0
 
     @property
     def dropped(self) -> int:
