@@ -554,3 +554,37 @@ def test_revoked_names_the_live_sessions_no_longer_accepted() -> None:
         read_after=-1,
     )
     assert core.revoked([session]) == [(session, GATEWAY, Reason.IDENTITY_DISABLED)]
+
+
+def test_a_retransmission_after_a_suspend_is_decided_again_not_accepted_from_the_cache() -> None:
+    core = _core()
+    peer = ("127.0.0.1", 7)
+    request = _valid_access()
+    accepted = core.handle_auth(request, peer)
+    assert accepted is not None
+    assert Packet.decode(accepted).code is Code.ACCESS_ACCEPT
+    assert core.handle_auth(request, peer) == accepted  # RFC 5080 §2.2.2: the same reply
+    suspended = SimEntry("8944", "o1", IMSI, "suspended", "i1", "d1")
+    core.patch(SnapshotPatch(sims=(suspended,)), read_after=-1)
+    again = core.handle_auth(request, peer)
+    assert again is not None
+    assert Packet.decode(again).code is Code.ACCESS_REJECT
+    assert core.handle_auth(request, peer) == again  # and that reply is kept in its turn
+    # A whole snapshot (a resync) drops every kept reply of a SIM as well.
+    core.install(
+        replace(core.snapshot, sims={IMSI: replace(suspended, state="active")}), read_after=-1
+    )
+    resumed = core.handle_auth(request, peer)
+    assert resumed is not None
+    assert Packet.decode(resumed).code is Code.ACCESS_ACCEPT
+
+
+def test_a_change_to_another_sim_leaves_the_kept_reply_alone() -> None:
+    core = _core()
+    peer = ("127.0.0.1", 7)
+    request = _valid_access()
+    accepted = core.handle_auth(request, peer)
+    duplicates = core.counters.duplicates
+    core.patch(SnapshotPatch(sims=(_unbound(),)), read_after=-1)
+    assert core.handle_auth(request, peer) == accepted
+    assert core.counters.duplicates == duplicates + 1

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from ztsim.radius.aaa.engine import RISK_REASONS, Reason
 from ztsim.radius.aaa.traffic import (
+    REPLAY_SECONDS,
     AccessRecord,
     AccessRows,
+    ReplayCache,
     access_events,
     event_row,
 )
@@ -145,3 +147,19 @@ def test_a_record_is_not_tracked_by_the_cyclic_gc_once_collected() -> None:
     assert gc.is_tracked(record)
     gc.collect(0)
     assert not gc.is_tracked(record)
+
+
+def test_the_replay_cache_forgets_a_sims_replies_and_its_index_expires_with_them() -> None:
+    now = [0.0]
+    cache = ReplayCache(lambda: now[0])
+    cache.put(("p", 1, b"a"), b"accept-1", "001010000000001")
+    cache.put(("p", 2, b"b"), b"accept-2", "001010000000002")
+    cache.put(("p", 3, b"c"), b"no-imsi")
+    assert cache.forget(["001010000000001", "001019999999999"]) == 1
+    assert cache.get(("p", 1, b"a")) is None
+    assert cache.get(("p", 2, b"b")) == b"accept-2"
+    now[0] = REPLAY_SECONDS + 1  # the rest are too old now: the next put expires them
+    cache.put(("p", 4, b"d"), b"accept-4", "001010000000004")
+    assert cache.forget(["001010000000002"]) == 0  # gone with its entry, index and all
+    assert cache.forget_all() == 1
+    assert cache.get(("p", 4, b"d")) is None

@@ -258,7 +258,7 @@ class AaaCore(AccountingMixin, StatusMixin):
             return None
         code, attributes = answer
         reply = encode_access_reply(code, request_raw, attributes, secret)
-        self.replay.put(key, reply)
+        self.replay.put(key, reply, request.imsi)
         self.counters.answered += 1
         return reply
 
@@ -429,11 +429,15 @@ class AaaCore(AccountingMixin, StatusMixin):
         before the read began, so the rows hold every binding of that batch and earlier;
         a later one is laid over them again (`_reapply`)."""
         self.snapshot.patch(patch)
-        self._reapply([s.imsi for s in patch.sims], read_after)
+        imsis = [s.imsi for s in patch.sims]
+        # A retransmission of a request answered before the change is decided again.
+        self.replay.forget(imsis)
+        self._reapply(imsis, read_after)
 
     def install(self, snapshot: Snapshot, *, read_after: int) -> None:
         """A whole snapshot, read after batch `read_after` was committed (see `patch`)."""
         self.snapshot = snapshot
+        self.replay.forget_all()
         self._reapply(list(self.pending_bindings), read_after)
 
     def _reapply(self, imsis: list[str], read_after: int) -> None:

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -164,9 +164,17 @@ class Awaiting:
 
 
 class ReplayCache:
+    """The replies sent, by request, for `REPLAY_SECONDS`: a retransmission gets the same
+    reply (RFC 5080 §2.2.2). An Access-Accept is kept under its IMSI too, so that a change
+    to the SIM or its holder (`forget`) drops it: a retransmission after a suspend is
+    decided again, not accepted from the cache."""
+
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
-        self._entries: OrderedDict[tuple[object, ...], tuple[float, bytes]] = OrderedDict()
+        self._entries: OrderedDict[tuple[object, ...], tuple[float, bytes, str | None]] = (
+            OrderedDict()
+        )
+        self._by_imsi: dict[str, list[tuple[object, ...]]] = {}
         # When the first entry was stored: nothing to expire before it is too old.
         self._oldest = 0.0
 
@@ -176,24 +184,49 @@ class ReplayCache:
             return None
         return entry[1]
 
-    def put(self, key: tuple[object, ...], reply: bytes) -> None:
+    def put(self, key: tuple[object, ...], reply: bytes, imsi: str | None = None) -> None:
         now = self._monotonic()
         entries = self._entries
         if not entries:
             self._oldest = now
-        entries[key] = (now, reply)
+        entries[key] = (now, reply, imsi)
+        if imsi is not None:
+            self._by_imsi.setdefault(imsi, []).append(key)
         # The scan below costs an iterator per call: only when something is due.
         if len(entries) > REPLAY_ENTRIES or now - self._oldest > REPLAY_SECONDS:
             self._expire(now)
 
+    def forget(self, imsis: Iterable[str]) -> int:
+        """Drop the replies kept under these IMSIs; how many."""
+        dropped = 0
+        for imsi in imsis:
+            for key in self._by_imsi.pop(imsi, ()):
+                dropped += self._entries.pop(key, None) is not None
+        return dropped
+
+    def forget_all(self) -> int:
+        """Drop every reply kept under an IMSI (the whole snapshot was replaced)."""
+        return self.forget(list(self._by_imsi))
+
     def _expire(self, now: float) -> None:
         entries = self._entries
         while entries:
-            oldest_key, (stamp, _) = next(iter(entries.items()))
+            oldest_key, (stamp, _, imsi) = next(iter(entries.items()))
             if len(entries) <= REPLAY_ENTRIES and now - stamp <= REPLAY_SECONDS:
                 self._oldest = stamp
                 break
             del entries[oldest_key]
+            if imsi is not None:
+                self._unindex(imsi, oldest_key)
+
+    def _unindex(self, imsi: str, key: tuple[object, ...]) -> None:
+        keys = self._by_imsi.get(imsi)
+        if keys is None:
+            return
+        if key in keys:
+            keys.remove(key)
+        if not keys:
+            del self._by_imsi[imsi]
 
 
 # -- rows of the events table -------------------------------------------------------------
