@@ -97,6 +97,7 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
     "radius/reply.py": ["radius/test_radius_auth.py", "radius/test_radius_radclient.py"],
     "radius/secret.py": ["radius/test_radius_auth.py"],
     "radius/serve/coa.py": ["radius/serve/test_radius_service.py"],
+    "radius/serve/counting.py": ["radius/serve/test_radius_metrics.py"],
     "radius/store/registry.py": ["radius/test_radius_api.py", "radius/test_radius_cli.py"],
     "radius/store/snapshot.py": ["radius/serve/test_radius_service.py"],
     "radius/uli.py": ["radius/test_radius_fuzz.py", "radius/test_radius_dictionary.py"],

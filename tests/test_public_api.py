@@ -71,6 +71,17 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.esim": ["ActivationCode", "InvalidActivationCode"],
     "ztsim.events": [],
     "ztsim.feed": ["Change", "NewChange", "Topic", "keys_of"],
+    "ztsim.metrics": [
+        "CONTENT_TYPE",
+        "Family",
+        "HistogramValue",
+        "Kind",
+        "Registry",
+        "Sample",
+        "Spec",
+        "merge",
+        "render",
+    ],
     "ztsim.identifiers": [
         "Eid",
         "Iccid",

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # The change feed keeps a change this many seconds; a gateway further behind (stopped
     # for longer) loads a full snapshot when it returns.
     feed_retention_seconds: float = Field(default=86400.0, ge=60)
+    # Prometheus metrics. The API serves /metrics to loopback clients and to these CIDRs
+    # (others get 404). `serve radius` and `serve dns` (one worker) serve them on their own
+    # port, "host:port" ("[v6]:port"), empty for none; `ztsim up` serves every role's on
+    # the API.
+    metrics_allow: list[IPvAnyNetwork] = Field(default_factory=list)
+    radius_metrics_listen: str = "127.0.0.1:9812"
+    dns_metrics_listen: str = "127.0.0.1:9813"
     # Address ranges outbound requests (URL lists; sinks and webhooks) may reach although
     # internal (loopback, private, link-local...): CIDR strings, none by default.
     outbound_allowed_ranges: list[str] = Field(default_factory=list)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
 from ztsim import __version__
@@ -14,13 +17,16 @@ from ztsim.api import (
     routes_events,
     routes_identity,
     routes_inventory,
+    routes_metrics,
     routes_radius,
     routes_udm,
 )
 from ztsim.api.context import ApiContext
 from ztsim.api.edge import HttpEdge, wrap
 from ztsim.api.problems import problem_doc
+from ztsim.api.routes_metrics import ApiMetrics, Network, RequestMetrics, RouteTemplates
 from ztsim.dns.serve.doh import DohService
+from ztsim.metrics.registry import Registry
 
 API_PREFIX = "/api/v1"
 
@@ -30,19 +36,29 @@ _COMMON_PROBLEMS = problem_doc(400, 401, 403, 404, 405, 409, 413, 422, 429, 503)
 
 class _EdgedApp(FastAPI):
     """FastAPI with the HTTP edge (`edge.py`) around all of Starlette's stack, its
-    error middleware included, so every response passes through the edge."""
+    error middleware included, so every response passes through the edge; the request
+    metrics around the edge, so they count its answers too."""
 
     edge: HttpEdge = HttpEdge()
+    templates: RouteTemplates = RouteTemplates(())
 
     def build_middleware_stack(self) -> ASGIApp:
-        return wrap(super().build_middleware_stack(), self.edge)
+        edged = wrap(super().build_middleware_stack(), self.edge)
+        return RequestMetrics(edged, self.state.metrics, self.templates)
 
 
 def create_app(
-    ctx: ApiContext, doh: DohService | None = None, edge: HttpEdge | None = None
+    ctx: ApiContext,
+    doh: DohService | None = None,
+    edge: HttpEdge | None = None,
+    *,
+    metrics: Registry | None = None,
+    metrics_allow: Sequence[Network] = (),
 ) -> FastAPI:
     """The app; `doh` is the DNS gateway's DoH service when the gateway runs in this process;
-    `edge` its limits and trusted proxies (the node's settings; defaults otherwise)."""
+    `edge` its limits and trusted proxies (the node's settings; defaults otherwise);
+    `metrics` what `/metrics` serves besides the API's own request metrics (the other roles
+    of the process), `metrics_allow` who may scrape it besides loopback."""
     app = _EdgedApp(
         title="ztsim",
         version=__version__,
@@ -51,12 +67,22 @@ def create_app(
     app.edge = edge or HttpEdge()
     app.state.ctx = ctx
     app.state.doh = doh
+    app.state.metrics = ApiMetrics(metrics or Registry(), tuple(metrics_allow))
     problems.install(app)
-    for module in (routes_identity, routes_inventory, routes_events, routes_esim):
-        app.include_router(module.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
-    app.include_router(routes_radius.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
-    # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
-    app.include_router(routes_udm.router, responses=problem_doc(401, 403, 413, 429, 503))
-    app.include_router(routes_dns.router, prefix=API_PREFIX, responses=_COMMON_PROBLEMS)
-    app.include_router(routes_doh.router)  # RFC 8484 DoH: its own authentication
+    udm_problems = problem_doc(401, 403, 413, 429, 503)
+    routers: list[tuple[APIRouter, str, dict[int | str, dict[str, Any]] | None]] = [
+        (routes_identity.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_inventory.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_events.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_esim.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_radius.router, API_PREFIX, _COMMON_PROBLEMS),
+        # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
+        (routes_udm.router, "", udm_problems),
+        (routes_dns.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_doh.router, "", None),  # RFC 8484 DoH: its own authentication
+        (routes_metrics.router, "", None),  # Prometheus: loopback and ZTSIM_METRICS_ALLOW
+    ]
+    for router, prefix, responses in routers:
+        app.include_router(router, prefix=prefix, responses=responses)
+    app.templates = RouteTemplates.of((prefix, router.routes) for router, prefix, _ in routers)
     return app

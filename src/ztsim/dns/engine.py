@@ -19,6 +19,7 @@ from ztsim.dns.policy.identity import Requester
 from ztsim.dns.policy.rules import Action, BlockAnswer
 from ztsim.dns.policy.snapshot import Decision, PolicySnapshot
 from ztsim.dns.querylog import QueryLog
+from ztsim.dns.verdict import Verdict, new_counts
 from ztsim.dns.wire._wirename import encode_name, text_to_labels
 from ztsim.dns.wire.block import BlockMode, block_response
 from ztsim.dns.wire.constants import (
@@ -82,6 +83,7 @@ class _Memo(NamedTuple):
     qname: str
     qtype: int
     decision: Decision
+    verdict: Verdict
 
 
 _MemoKey = tuple[int, bool, bytes]  # (policy class, over UDP, query without its ID)
@@ -106,6 +108,10 @@ class Engine:
         self.cache = cache
         self.log = log
         self._memo: dict[_MemoKey, _Memo] = {}
+        # Queries by `Verdict`: read by the metrics. The UDP thread and the loop both add;
+        # under the GIL a rare lost increment is the price of taking no lock.
+        self.verdicts = new_counts()
+        self.queries = [0, 0]  # [over TCP (TCP, DoT, DoH), over UDP]
 
     @property
     def policy(self) -> PolicySnapshot:
@@ -120,22 +126,29 @@ class Engine:
         # Read before the policy: a snapshot swap in another thread replaces the dict after
         # the policy, so an answer built from the old policy only lands in the old dict.
         memos = self._memo
+        self.queries[udp] += 1
         if who is not None:
             if who.revoked:  # before the memo: a revoked requester shares a policy class
+                self.verdicts[Verdict.REFUSED_REVOKED] += 1
                 return _refused(wire, who.revoked)
             memo = memos.get((self._policy.policy_class(who), udp, wire[2:]))
             if memo is not None and now < memo.until:
+                self.verdicts[memo.verdict] += 1
                 if self.log is not None:
                     self.log.record(who, memo.qname, memo.qtype, memo.decision)
                 return Answer(wire[:2] + memo.tail)
         view = parse_question(wire)
         if view is None:
+            self.verdicts[Verdict.OTHER] += 1
             return _slow_path(wire)
         if view.edns_version:
+            self.verdicts[Verdict.OTHER] += 1
             return Answer(badvers(wire, view))  # RFC 6891 §6.1.3: we speak version 0 only
         if who is None:
+            self.verdicts[Verdict.REFUSED_UNKNOWN_SOURCE] += 1
             return Answer(refused(wire, view, EdeCode.PROHIBITED, UNKNOWN_SOURCE_TEXT))
         if view.qclass != RRClass.IN:
+            self.verdicts[Verdict.REFUSED_NOT_SERVED] += 1
             return Answer(refused(wire, view, EdeCode.NOT_SUPPORTED, "class not served"))
         qname = view.name
         decision = self.policy.decide(who, qname, view.qtype)
@@ -145,13 +158,22 @@ class Engine:
         if decision.action is Action.BLOCK:
             reply = self._blocked(wire, view, who, decision)
             return self._remember(
-                memos, who, udp, wire, reply, _FOREVER, qname, view.qtype, decision
+                memos, who, udp, wire, reply, _FOREVER, qname, view.qtype, decision, Verdict.BLOCKED
             )
         if decision.action is Action.OVERRIDE:
             if decision.cname is None:
                 reply = address_response(wire, view, decision.addresses)
                 return self._remember(
-                    memos, who, udp, wire, reply, _FOREVER, qname, view.qtype, decision
+                    memos,
+                    who,
+                    udp,
+                    wire,
+                    reply,
+                    _FOREVER,
+                    qname,
+                    view.qtype,
+                    decision,
+                    Verdict.OVERRIDDEN,
                 )
             return self._cname(wire, view, decision.cname, now, limit)
         key = (view.qname, view.qtype, view.qclass, view.dnssec_ok)
@@ -159,7 +181,16 @@ class Engine:
         if hit is not None:
             reply = self._reply(wire, view, hit, limit)
             return self._remember(
-                memos, who, udp, wire, reply, hit.until, qname, view.qtype, decision
+                memos,
+                who,
+                udp,
+                wire,
+                reply,
+                hit.until,
+                qname,
+                view.qtype,
+                decision,
+                Verdict.ALLOWED,
             )
         question = wire[HEADER_LEN : view.question_end]
         return Forward(wire, view, key, upstream_query(question, view.flags, view.dnssec_ok), limit)
@@ -175,11 +206,13 @@ class Engine:
         qname: str,
         qtype: int,
         decision: Decision,
+        verdict: Verdict,
     ) -> Answer:
+        self.verdicts[verdict] += 1
         if len(memos) >= MAX_MEMO:
             memos.clear()
         key = (self._policy.policy_class(who), udp, wire[2:])
-        memos[key] = _Memo(reply[2:], until, qname, qtype, decision)
+        memos[key] = _Memo(reply[2:], until, qname, qtype, decision, verdict)
         return Answer(reply)
 
     def resolved(self, forward: Forward, response: bytes | None, now: float) -> bytes:
@@ -197,12 +230,15 @@ class Engine:
             hit = self.cache.get(forward.key, now, allow_stale=True)
             stale = hit is not None and hit.stale
         if hit is None:
+            self.verdicts[Verdict.SERVFAIL] += 1
             if view.has_edns:
                 return servfail(wire, view, EdeCode.NO_REACHABLE_AUTHORITY, "no upstream answered")
             return servfail(wire, view)
         if forward.cname is not None:
+            self.verdicts[Verdict.OVERRIDDEN] += 1
             target = replay(hit, view.id, view.flags, _stored_question(hit), b"", stale=stale)
             return _fit(cname_response(wire, view, forward.cname, target), forward.limit)
+        self.verdicts[Verdict.ALLOWED] += 1
         return self._reply(wire, view, hit, forward.limit, stale=stale)
 
     def _reply(
@@ -239,11 +275,13 @@ class Engine:
         self, wire: bytes, view: QuestionView, target: str, now: float, limit: int | None
     ) -> Step:
         if view.qtype == RRType.CNAME:
+            self.verdicts[Verdict.OVERRIDDEN] += 1
             return Answer(cname_response(wire, view, target))
         key = (target.encode("ascii"), view.qtype, view.qclass, view.dnssec_ok)
         hit = self.cache.get(key, now)
         if hit is not None:
             chased = replay(hit, view.id, view.flags, _stored_question(hit), b"")
+            self.verdicts[Verdict.OVERRIDDEN] += 1
             return Answer(_fit(cname_response(wire, view, target, chased), limit))
         question = bytearray()
         encode_name(text_to_labels(target), question, None)

@@ -8,12 +8,20 @@ import threading
 from urllib.parse import urlsplit
 
 from ztsim.dns.serve.doh import DohService
+from ztsim.dns.serve.metrics import PUSH_SECONDS, dns_collector, host_collector
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_config
 from ztsim.dns.serve.upstream import UpstreamSpec
 from ztsim.dns.serve.upstream_https import doh_url
 from ztsim.dns.serve.workers import WorkerPool
 from ztsim.errors import InvalidInput
 from ztsim.netguard import parse_ranges
+from ztsim.node.metrics import (
+    HostMetrics,
+    WithMetrics,
+    parse_listen,
+    report_every,
+    serve_metrics,
+)
 from ztsim.node.platform import Platform
 from ztsim.node.runner import on_stop_signal, run_role, stop_signals_held
 from ztsim.settings import Settings
@@ -95,30 +103,53 @@ def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOpt
 
 def serve_dns(platform: Platform, workers: int = 1) -> None:
     """The gateway alone, until SIGINT or SIGTERM; with `workers` > 1, in that many forked
-    processes sharing the port."""
+    processes sharing the port (their metrics merged by the parent). Metrics on
+    `dns_metrics_listen`."""
     options = gateway_options(platform.settings, platform)
+    metrics_at = parse_listen(platform.settings.dns_metrics_listen)
     if workers <= 1:
-        _serve_one(GatewayProcess(options, options_config(options)), reuse_port=False)
+        process = GatewayProcess(options, options_config(options))
+        _serve_one(process, reuse_port=False, metrics_at=metrics_at)
         return
     pool = WorkerPool(options)
     # Held until every child exists: a stop is then forwarded to all of them.
     with stop_signals_held():
         on_stop_signal(pool.stop)
         pool.fork(workers, lambda process, refresher: _serve_one(process, True, refresher))
-    pool.supervise()
+    metrics = HostMetrics()
+    if metrics_at is not None:
+        metrics.start(metrics_at, host_collector(pool), "DNS")
+    try:
+        pool.supervise()
+    finally:
+        metrics.stop()
 
 
-def _serve_one(process: GatewayProcess, reuse_port: bool, refresher: bool = True) -> None:
-    async def start() -> GatewayProcess:
+def _serve_one(
+    process: GatewayProcess,
+    reuse_port: bool,
+    refresher: bool = True,
+    metrics_at: tuple[str, int] | None = None,
+) -> None:
+    async def start() -> WithMetrics:
         await process.start(reuse_port=reuse_port, refresher=refresher)
-        return process
+        collector = dns_collector(process)
+        if process.feed.is_relayed:  # a worker: its parent serves the host's metrics
+            report = report_every(PUSH_SECONDS, collector, process.feed.report_metrics)
+            return WithMetrics(process, None, asyncio.create_task(report))
+        try:
+            listener = await serve_metrics(metrics_at, collector, "DNS")
+        except BaseException:
+            await process.stop()
+            raise
+        return WithMetrics(process, listener)
 
     asyncio.run(run_role(start))
 
 
-def start_in_thread(platform: Platform) -> DohService:
+def start_in_thread(platform: Platform) -> tuple[DohService, GatewayProcess]:
     """The gateway on its own loop in a daemon thread (for `ztsim up`); its DoH service
-    is for the API app of the same process."""
+    is for the API app of the same process, and the process for its metrics."""
     options = gateway_options(platform.settings, platform)
     process = GatewayProcess(options, options_config(options))
 
@@ -131,4 +162,4 @@ def start_in_thread(platform: Platform) -> DohService:
     thread = threading.Thread(target=lambda: asyncio.run(main()), name="dns-gateway", daemon=True)
     thread.start()
     log.info("DNS gateway starting on %s:%d", options.host, options.port)
-    return service
+    return service, process

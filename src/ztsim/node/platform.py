@@ -29,6 +29,7 @@ from ztsim.identity import repository, token_store
 from ztsim.identity.models import Org
 from ztsim.identity.roles import Role
 from ztsim.keys import load_sealer, rewrap_all, rotate_key_file
+from ztsim.metrics.registry import Registry
 from ztsim.node.retention import Pruner
 from ztsim.sealing import Sealer, parse_key
 from ztsim.settings import Settings, load_settings
@@ -116,8 +117,20 @@ def http_edge(settings: Settings) -> HttpEdge:
     )
 
 
-def api_app(platform: Platform, ctx: ApiContext, doh: DohService | None = None) -> FastAPI:
-    return create_app(ctx, doh, http_edge(platform.settings))
+def api_app(
+    platform: Platform,
+    ctx: ApiContext,
+    doh: DohService | None = None,
+    metrics: Registry | None = None,
+) -> FastAPI:
+    """`metrics`: the other roles of this process, served with the API's on `/metrics`."""
+    return create_app(
+        ctx,
+        doh,
+        http_edge(platform.settings),
+        metrics=metrics,
+        metrics_allow=platform.settings.metrics_allow,
+    )
 
 
 def api_server(platform: Platform, app: FastAPI, *, log_level: str) -> uvicorn.Server:

@@ -1,6 +1,7 @@
 """The AAA role in a process: alone (`ztsim serve radius`) or beside the API (`ztsim up`).
 
-Either way it follows the change feed (`ztsim.feed`): beside the API it is woken by
+Alone, its metrics are on a port of their own (`radius_metrics_listen`); beside the API,
+on the API's `/metrics`. Either way it follows the change feed (`ztsim.feed`): beside the API it is woken by
 this process's commits; alone, by PostgreSQL's NOTIFY, or by polling the outbox on a
 shared SQLite file.
 """
@@ -11,9 +12,11 @@ import asyncio
 import logging
 
 from ztsim.heap import freeze_startup
+from ztsim.node.metrics import WithMetrics, parse_listen, serve_metrics
 from ztsim.node.platform import Platform
 from ztsim.node.runner import run_role
 from ztsim.radius.aaa.traffic import ReplySettings
+from ztsim.radius.serve.metrics import radius_collector
 from ztsim.radius.serve.server import RadiusServer
 from ztsim.radius.serve.service import AaaService, AaaSettings
 from ztsim.settings import Settings
@@ -50,12 +53,20 @@ async def start_aaa(platform: Platform) -> tuple[AaaService, RadiusServer]:
 
 
 async def run_radius(platform: Platform) -> None:
-    """The AAA server alone, until SIGINT or SIGTERM; then its records are written."""
+    """The AAA server alone, until SIGINT or SIGTERM; then its records are written. Its
+    metrics on `radius_metrics_listen`."""
 
-    async def start() -> AaaService:
+    metrics_at = parse_listen(platform.settings.radius_metrics_listen)
+
+    async def start() -> WithMetrics:
         aaa, _ = await start_aaa(platform)
+        try:
+            listener = await serve_metrics(metrics_at, radius_collector(aaa), "RADIUS")
+        except BaseException:
+            await aaa.stop()
+            raise
         log.debug("%d start-up objects frozen", freeze_startup())
-        return aaa
+        return WithMetrics(aaa, listener)
 
     await run_role(start)
 

@@ -1,7 +1,8 @@
 """Every role in one process (`ztsim up`, and the demo): the API with DoH, the RADIUS
 AAA server on the same event loop, and the DNS gateway on its own loop in a thread.
 
-The roles learn every committed change from the change feed (`ztsim.feed`), as
+The API's `/metrics` serves every role's metrics (the *_metrics_listen ports are for
+the roles run alone). The roles learn every committed change from the change feed (`ztsim.feed`), as
 separate processes do: in this process a commit that published wakes their followers
 at once, so a suspension reaches the AAA server within milliseconds and it sends the
 Disconnect-Requests.
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from ztsim.dns.serve.metrics import dns_collector
 from ztsim.heap import freeze_startup
+from ztsim.metrics.registry import Registry
 from ztsim.node import dns as dns_node
 from ztsim.node.platform import Platform, api_app, api_server, feed_pruner
 from ztsim.node.radius import start_aaa
 from ztsim.node.retention import Pruner
 from ztsim.node.runner import run_role
+from ztsim.radius.serve.metrics import radius_collector
 from ztsim.radius.serve.server import RadiusServer
 from ztsim.radius.serve.service import AaaService
 
@@ -53,9 +57,16 @@ async def start_all(platform: Platform, *, dns: bool = True) -> Running:
     takes SIGINT and SIGTERM: `api_task` ends when one arrives."""
     ctx = platform.api_context()
     aaa, radius = await start_aaa(platform)
-    # The gateway's loop runs in a daemon thread; it ends with the process.
-    doh = dns_node.start_in_thread(platform) if dns else None
-    server = api_server(platform, api_app(platform, ctx, doh), log_level="warning")
+    # Every role's metrics on the API's /metrics: one process, one scrape.
+    metrics = Registry()
+    metrics.register(radius_collector(aaa))
+    doh = None
+    if dns:
+        # The gateway's loop runs in a daemon thread; it ends with the process.
+        doh, gateway = dns_node.start_in_thread(platform)
+        metrics.register(dns_collector(gateway))
+    app = api_app(platform, ctx, doh, metrics)
+    server = api_server(platform, app, log_level="warning")
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

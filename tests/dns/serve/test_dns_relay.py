@@ -14,6 +14,7 @@ from ztsim.dns.policy.identity import Requester
 from ztsim.dns.serve.identities import FullTable, TablePatch
 from ztsim.dns.serve.relay import RETRY_SECONDS, Message, RelayHub, RelayReceiver
 from ztsim.dns.store.identity_view import Entry, TokenEntry
+from ztsim.metrics.registry import Kind, Spec
 
 WHO = Requester(org_id="o1", identity_id="alice", group_ids=frozenset({"g1"}))
 PATCH = TablePatch(
@@ -192,3 +193,28 @@ def test_a_worker_whose_parent_ended_keeps_its_table_and_says_so(clock: list[flo
     assert worker.receiver.lag_seconds() == 12.0
     assert worker.receiver.read_now().result(timeout=1.0) is False
     worker.receiver.stop()
+
+
+def test_a_workers_metrics_reach_its_parent_as_data(
+    pair: tuple[RelayHub, list[Worker], Reads],
+) -> None:
+    hub, workers, reads = pair
+    spec = Spec("ztsim_test_queries_total", "Queries.", Kind.COUNTER, ("transport",))
+    families = [spec.family([(("udp",), 5)])]
+    workers[1].receiver.send_metrics(families)
+    workers[1].receiver.read_now()  # a request behind it on the same stream
+    reads.wait_for(1)
+    assert hub.worker_metrics() == {"worker-1": tuple(families)}
+
+
+def test_a_worker_that_sends_nonsense_is_let_go(
+    pair: tuple[RelayHub, list[Worker], Reads],
+) -> None:
+    hub, workers, _ = pair
+    workers[0].receiver.send_metrics([])
+    workers[0].receiver.sock.sendall(b"\xff\xff\xff\xff" + b"x" * 16)  # a 4 GiB frame
+    deadline = time.monotonic() + 5.0
+    while hub.workers == 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.workers == 1
+    assert "worker-0" not in hub.worker_metrics()

@@ -3,9 +3,11 @@
 SO_REUSEPORT spreads queries over the workers by source port, so a change counts as
 applied everywhere once 30 queries in a row, each from a fresh port, see it: were one
 worker behind, each query would reach it with probability 1/2, and 30 in a row without it
-happen once in 10^9. Session and SIM changes are each worker's own (its own follower);
-policy changes come from the parent (rule edits: the index; a new list version: a new
-store file each worker maps).
+happen once in 10^9. Every change comes from the parent, the host's one reader of the
+feed: session and SIM changes as patches over each worker's socket pair, policy changes
+through the share (rule edits: the index; a new list version: a new store file each
+worker maps). The host's metrics are the workers' merged by the parent: every query
+counted once, whichever worker answered it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine, update
@@ -36,6 +39,7 @@ from ztsim.inventory.lifecycle import SimState
 
 from support.dns_feed_world import T0, FeedWorld
 from support.dns_gateway_harness import free_port, udp_ask
+from support.prometheus_text import parse
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT workers: Linux")
 
@@ -44,6 +48,7 @@ ALICE_ANSWER, DEFAULT_ANSWER = "192.0.2.7", "192.0.2.1"
 NULL_IP = "0.0.0.0"  # noqa: S104 - a blocked name's answer, not a bind
 IN_A_ROW = 30
 Reply = tuple[int, list[str], list[tuple[int, str]]]
+SENT = [0]  # queries `_ask` had answered, for the host's metrics
 
 
 def _ask(port: int, source: str, name: str) -> Reply | None:
@@ -51,7 +56,8 @@ def _ask(port: int, source: str, name: str) -> Reply | None:
     try:
         message = decode_message(udp_ask(port, query.to_wire(), source=source, timeout=0.5))
     except OSError:
-        return None
+        return None  # not served yet (a query sent before the start is counted nowhere)
+    SENT[0] += 1
     addresses = [str(IPv4Address(r.rdata)) for r in message.answers if r.rtype == RRType.A]
     errors = message.edns.extended_errors() if message.edns else ()
     return message.rcode, addresses, [(e.info_code, e.extra_text) for e in errors]
@@ -112,8 +118,14 @@ def site(tmp_path: Path) -> Iterator[tuple[FeedWorld, dict[str, str]]]:
 
 def test_every_worker_applies_every_change(site: tuple[FeedWorld, dict[str, str]]) -> None:
     world, env = site
-    port = free_port()
-    env = {**env, "ZTSIM_DNS_PORT": str(port), "ZTSIM_DNS_UPSTREAMS": json.dumps([])}
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **env,
+        "ZTSIM_DNS_PORT": str(port),
+        "ZTSIM_DNS_UPSTREAMS": json.dumps([]),
+        "ZTSIM_DNS_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+    }
+    SENT[0] = 0
     server = subprocess.Popen(
         [sys.executable, "-m", "ztsim", "serve", "dns", "--workers", "2"],
         env=env,
@@ -147,8 +159,28 @@ def test_every_worker_applies_every_change(site: tuple[FeedWorld, dict[str, str]
             world.publish(conn, Topic.DNS, world.org)
         _everywhere(port, other, "fresh.ads.test", lambda r: r[1] == [NULL_IP], 5)
         _everywhere(port, other, "old.ads.test", lambda r: r[1] == [NULL_IP], 5)
+        _host_metrics_count_every_query(metrics_port)
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
     assert server.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
+
+
+def _host_metrics_count_every_query(metrics_port: int) -> None:
+    """The parent's port: each worker reports every second; the sum is every query
+    answered, by one worker or the other."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    deadline = time.monotonic() + 10
+    while True:
+        scrape = parse(httpx.get(url, timeout=5).text)
+        counted = scrape.get("ztsim_dns_queries_total", transport="udp")
+        if counted == SENT[0] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert counted == SENT[0]
+    assert scrape.get("ztsim_dns_responses_total", verdict="refused_revoked") >= IN_A_ROW
+    assert scrape.get("ztsim_dns_responses_total", verdict="blocked") >= 3 * IN_A_ROW
+    processes = {dict(labels)["process"] for labels in scrape.series("ztsim_feed_lag_seconds")}
+    assert processes == {"parent", "worker-0", "worker-1"}
+    assert scrape.value("ztsim_feed_connected", role="dns", process="parent") == 1

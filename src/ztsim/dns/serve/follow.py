@@ -33,6 +33,7 @@ from ztsim.dns.serve.relay import Message, RelayHub, RelayReceiver
 from ztsim.feed import outbox
 from ztsim.feed.change import Change, Topic, keys_of
 from ztsim.feed.follower import Follower, consistent_read
+from ztsim.metrics.registry import Family
 
 Publish = Callable[[int, PolicySnapshot, Subjects], None]
 
@@ -89,6 +90,16 @@ class GatewayFeed:
         """This process takes its identity patches from its parent, not from the feed."""
         receiver.deliver = self._deliver
         self._receiver = receiver
+
+    @property
+    def is_relayed(self) -> bool:
+        """A worker: its parent follows the feed for it (and serves the host's metrics)."""
+        return self._receiver is not None
+
+    def report_metrics(self, families: Sequence[Family]) -> None:
+        """A worker's metrics, to its parent (nothing happens elsewhere)."""
+        if self._receiver is not None:
+            self._receiver.send_metrics(list(families))
 
     def start_identities(self, name: str = "dns-identities") -> None:
         if self._receiver is not None:

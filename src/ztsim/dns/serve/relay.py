@@ -10,10 +10,13 @@ touches) and sends each patch, in order, to every worker, which installs it
 
 Frames are a 4-byte length and a pickle, parent to worker only: ("patch", seq, dns_seen,
 TablePatch), ("full", seq, dns_seen, FullTable) after a resync, and ("read", ok), the answer
-to a worker's request for a read now (one byte, worker to parent: `late`). The answer
-follows the patches of that read on the same stream, so a worker that gets it has
-installed them. Pickles come from this worker's own parent, over a socket pair made before
-the fork: no one else can write to it.
+to a worker's request for a read now (`late`). The answer follows the patches of that read
+on the same stream, so a worker that gets it has installed them. Pickles go one way only,
+from this worker's own parent, over a socket pair made before the fork: no one else can
+write to it. The other way, a worker sends a length, one type octet and no pickle: a read
+request, or its metrics every second as JSON (`ztsim.metrics.wire`), which the parent
+merges and serves for the host: a worker parses untrusted packets, so what it says is
+decoded as data, never as objects.
 
 A worker that has ended is dropped at the first failed send; a worker whose parent ended
 keeps serving its last table, and says how long since (`lag_seconds`).
@@ -33,10 +36,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ztsim.metrics import wire
+from ztsim.metrics.registry import Family
+
 log = logging.getLogger("ztsim.dns")
 
 _LENGTH = struct.Struct(">I")
-REQUEST = b"r"
+REQUEST = b"r"  # worker to parent: a read now, please
+METRICS = b"m"  # worker to parent: its metrics (JSON)
+MAX_UPSTREAM_FRAME = 1 << 20  # a worker's frame; past it the link is dropped
 # After a read failed (the database is down), a worker asks again at most this often: the
 # late sources then answer at once instead of waiting for a read that would fail too.
 RETRY_SECONDS = 1.0
@@ -51,6 +59,23 @@ class _Link:
         self.sock = sock
         self.lock = threading.Lock()  # the follower and the request thread both send
         self.open = True
+        self.inbox = bytearray()  # what the worker sent, up to a whole frame
+
+    def frames(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """(type, payload) of each whole frame now in the inbox."""
+        inbox = self.inbox
+        inbox += data
+        found = []
+        while len(inbox) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(inbox)
+            if not 1 <= size <= MAX_UPSTREAM_FRAME:
+                raise ValueError("a worker's frame is empty or too large")
+            if len(inbox) < _LENGTH.size + size:
+                break
+            frame = bytes(inbox[_LENGTH.size : _LENGTH.size + size])
+            del inbox[: _LENGTH.size + size]
+            found.append((frame[:1], frame[1:]))
+        return found
 
     def send(self, frame: bytes) -> bool:
         with self.lock:
@@ -82,6 +107,11 @@ class RelayHub:
         self._links = [_Link(s) for s in socks]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._reported: dict[int, tuple[Family, ...]] = {}  # each worker's last metrics
+
+    def worker_metrics(self) -> dict[str, tuple[Family, ...]]:
+        """The last metrics each live worker sent, by worker ("worker-0", ...)."""
+        return {f"worker-{i}": families for i, families in list(self._reported.items())}
 
     @property
     def workers(self) -> int:
@@ -103,21 +133,42 @@ class RelayHub:
 
     def _serve(self, read_now: Callable[[], Future[bool]]) -> None:
         with selectors.DefaultSelector() as selector:
-            for each in self._links:
-                selector.register(each.sock, selectors.EVENT_READ, each)
+            for index, each in enumerate(self._links):
+                selector.register(each.sock, selectors.EVENT_READ, (index, each))
             while not self._stopping.is_set() and selector.get_map():
                 for key, _ in selector.select(timeout=0.5):
-                    link: _Link = key.data
+                    index, link = key.data
                     try:
-                        data = link.sock.recv(4096)
-                    except OSError:
-                        data = b""
-                    if not data:  # the worker ended
+                        data = link.sock.recv(65536)
+                        frames = link.frames(data) if data else None
+                    except (OSError, ValueError):
+                        frames = None
+                    if frames is None:  # the worker ended (or spoke nonsense): let it go
                         selector.unregister(link.sock)
                         link.open = False
+                        self._reported.pop(index, None)
                         continue
-                    # Several requests read at once share one read: each came before it.
-                    read_now().add_done_callback(_answer(link))
+                    self._take(index, link, frames, read_now)
+
+    def _take(
+        self,
+        index: int,
+        link: _Link,
+        frames: list[tuple[bytes, bytes]],
+        read_now: Callable[[], Future[bool]],
+    ) -> None:
+        asked = False
+        for kind, payload in frames:
+            if kind == REQUEST:
+                asked = True
+            elif kind == METRICS:
+                try:
+                    self._reported[index] = wire.decode(payload)
+                except ValueError:
+                    log.warning("a DNS worker sent metrics that do not decode; ignored")
+        if asked:
+            # Several requests read at once share one read: each came before it.
+            read_now().add_done_callback(_answer(link))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -152,6 +203,7 @@ class RelayReceiver:
         self._in_flight: Future[bool] | None = None
         self._queued: Future[bool] | None = None
         self._failed_at: float | None = None  # the last answer said the read failed
+        self._send_lock = threading.Lock()  # read requests and metrics share the socket
         self._lost_at: float | None = None  # the parent's end closed
         self._thread: threading.Thread | None = None
 
@@ -198,9 +250,17 @@ class RelayReceiver:
             return future
 
     def _request(self) -> None:
+        self._send(REQUEST)
+
+    def send_metrics(self, families: tuple[Family, ...] | list[Family]) -> None:
+        """This worker's metrics, for its parent to serve with the others'."""
+        self._send(METRICS, wire.encode(families))
+
+    def _send(self, kind: bytes, payload: bytes = b"") -> None:
+        frame = _LENGTH.pack(1 + len(payload)) + kind + payload
         # On failure the reader sees the end too, and settles what is waiting.
-        with contextlib.suppress(OSError):
-            self.sock.sendall(REQUEST)
+        with self._send_lock, contextlib.suppress(OSError):
+            self.sock.sendall(frame)
 
     def _answered(self, ok: bool) -> None:
         with self._lock:

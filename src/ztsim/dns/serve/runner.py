@@ -156,6 +156,11 @@ class GatewayProcess:
         """`wait_applied` for a coroutine."""
         return await asyncio.to_thread(self.feed.wait_applied, seq, timeout)
 
+    @property
+    def udp_dropped(self) -> int:
+        """UDP queries dropped (past the bound waiting for an upstream, or unsendable)."""
+        return sum(s.dropped for s in self._servers if isinstance(s, UdpServer))
+
     def lag_seconds(self) -> float:
         """Seconds since this process last knew it had applied every change (the metric
         `ztsim_feed_lag_seconds`): about 0 while current, growing while the database is

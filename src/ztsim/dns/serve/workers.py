@@ -60,6 +60,7 @@ class WorkerPool:
             options.database.dispose()  # no pooled connection may cross a fork
         self.children: list[int] = []
         self._links: list[socket.socket] = []  # the parent's end of each worker's pair
+        self.hub = RelayHub([])  # the workers' links, once they are forked
         self._stop_signal: int | None = None
 
     def fork(self, workers: int, serve: ServeWorker) -> None:
@@ -77,6 +78,7 @@ class WorkerPool:
             child_end.close()
             self._links.append(parent_end)
             self.children.append(pid)
+        self.hub = RelayHub(self._links)
         if self._stop_signal is not None:
             # Taken while forking (by another thread than the one holding it): the
             # workers forked since have not had it yet.
@@ -102,7 +104,7 @@ class WorkerPool:
 
         process.feed.publish = publish
         process.feed.advanced = share.advance
-        hub = process.feed.relay = RelayHub(self._links)
+        hub = process.feed.relay = self.hub
         process.feed.start_identities("dns-identities-parent")
         process.feed.start_policy("dns-policy-parent")
         hub.serve_requests(process.feed.read_identities_now)

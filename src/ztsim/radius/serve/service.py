@@ -26,6 +26,10 @@
   accepted (SIM suspended or retired, identity disabled, device binding changed) get a
   Disconnect-Request (RFC 5176), retried with doubling timeouts; its outcome (ACK, NAK
   with its Error-Cause, or timeout) is an event.
+- Counting for the metrics (`counting`): the endpoints reach the core through
+  `CountedCore` (requests, responses and timings per port), commits are counted and
+  timed here, Disconnect outcomes by the CoA client; `ztsim.radius.serve.metrics`
+  reads them with the core's own counters at scrape time.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
@@ -48,7 +53,7 @@ from ztsim.db.engine import for_writing
 from ztsim.feed.follower import Follower
 from ztsim.radius.aaa.core import AaaCore
 from ztsim.radius.aaa.traffic import ReplySettings
-from ztsim.radius.serve.coa import CoaClient
+from ztsim.radius.serve.counting import Commits, CountedCoaClient, CountedCore
 from ztsim.radius.serve.following import TOPICS, Following
 from ztsim.radius.serve.revocation import Revoker
 from ztsim.radius.serve.server import RadiusServer, start_server
@@ -99,8 +104,10 @@ class AaaService:
         self.clock = clock
         self.writer = BatchWriter(self._write_engine, clock)
         self.ipam = Ipam(new_id())
-        self.coa = CoaClient(tries=settings.coa_tries, timeout=settings.coa_timeout)
+        self.coa = CountedCoaClient(tries=settings.coa_tries, timeout=settings.coa_timeout)
         self.core: AaaCore | None = None
+        self.counted: CountedCore | None = None
+        self.commits = Commits()
         self.server: RadiusServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,8 +146,9 @@ class AaaService:
         self.following.core = self.core
         self.revoker.start(self._loop, self.core)
         await self.coa.start(self.settings.host)
+        self.counted = CountedCore(self.core)
         self.server = await start_server(
-            self.core,
+            self.counted,
             self.lock,
             self.settings.host,
             self.settings.auth_port,
@@ -212,10 +220,12 @@ class AaaService:
 
     def _commit(self, batch: Batch) -> bool:
         # On the writer's thread: the replies leave as soon as their commit is done.
+        started = time.perf_counter()
         try:
             if batch:
                 self.writer.write(batch)
         except (SQLAlchemyError, OSError) as exc:
+            self.commits.failed += 1
             self.writer.keep(batch)
             if not self._failing:
                 self._failing = True
@@ -226,16 +236,21 @@ class AaaService:
                     type(exc).__name__,
                 )
             return False
+        if batch:
+            self.commits.ok += 1
+            self.commits.timings.observe(time.perf_counter() - started)
         if self._failing:
             self._failing = False
             log.warning("writing RADIUS records resumed")
-        core, server = self.core, self.server
+        core, server, counted = self.core, self.server, self.counted
         if core is not None:
             with self.lock:
                 done = core.committed(batch.generation)
             if server is not None:
                 for after in done:
                     server.send_acct(after.reply, after.peer)
+                if counted is not None:
+                    counted.acct_after_commit += len(done)
         return True
 
     def _wake_writer(self) -> None:
