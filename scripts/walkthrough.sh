@@ -45,6 +45,7 @@ stock() {
 stock 1 3 >vendor-batch.csv
 stock 11 2 >esim-batch.csv
 hex16 >gateway-secret.txt
+printf 'ads.example\ntracker.example\n' >ads.txt
 
 ztsim init --org-name Acme --slug acme
 ztsim sims import vendor-batch.csv --kind physical
@@ -69,3 +70,9 @@ ztsim aka vector 8944000000000000019
 ztsim pools create 10.45.0.0/16
 ztsim gateways create --name pgw-1 --address 127.0.0.1 --apn internet --secret-file gateway-secret.txt
 ztsim gateways list
+ztsim dns lists add ads --file ads.txt --format domains
+ztsim dns rules add block-ads --action block --list ads --group Sales
+ztsim dns rules add intranet --action override --domain wiki.corp.example --answer 10.0.0.5
+ztsim dns rules move intranet --to 1
+ztsim dns rules list
+ztsim dns settings set --privacy blocked-only

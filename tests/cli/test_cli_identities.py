@@ -47,3 +47,12 @@ def test_bad_kind_and_unknown_identity_change_nothing(cli: Cli, org: list[str]) 
     assert "no identity 'nobody@example.test'" in output
     code, output = cli("identities", "list")
     assert "0 identities" in output
+
+
+def test_rename_keeps_the_email(cli: Cli, org: list[str]) -> None:
+    cli("identities", "create", "--name", "Ann Lee", "--email", "ann@example.test")
+    code, output = cli("identities", "rename", "Ann Lee", "Ann Lee-Smith")
+    assert (code, output) == (0, "Identity ann@example.test is now named Ann Lee-Smith.\n")
+    code, output = cli("identities", "list", columns=100)
+    assert "Ann Lee-Smith" in output
+    assert cli("identities", "rename", "Ann Lee", "X")[0] == 1  # the old name is gone

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
+
+from ztsim.identifiers import Iccid
 
 from support.factories import make_sims
 
@@ -53,3 +56,41 @@ def test_unknown_sim_is_not_found(cli: Cli, org: list[str]) -> None:
     code, output = cli("sims", "activate", "8944000000000000000")
     assert code == 1
     assert "no SIM '8944000000000000000'" in output
+
+
+def test_longest_identifiers_stay_whole_at_80_and_100_columns(cli: Cli, tmp_path: Path) -> None:
+    assert cli("init", "--org-name", "Acme", "--slug", "acme")[0] == 0
+    # The longest each can be: ICCID 20 digits (E.118), IMSI 15 (E.212), MSISDN 15 (E.164).
+    sims = [
+        (
+            Iccid.with_check_digit(f"8944000012345678{n:03d}").value,
+            f"00101{n:010d}",
+            f"4917{n:011d}",
+        )
+        for n in range(2)
+    ]
+    assert all(len(iccid) == 20 for iccid, _, _ in sims)
+    batch = tmp_path / "long.csv"
+    key = "00" * 16
+    lines = ["ICCID,IMSI,Ki,OPc,MSISDN", *(f"{i},{s},{key},{key},{m}" for i, s, m in sims)]
+    batch.write_text("\n".join(lines) + "\n")
+    assert cli("sims", "import", str(batch))[0] == 0
+    email = "maximilian.alexander.johannson-bergstrom@subsidiary.example-corp.test"
+    assert cli("identities", "create", "--name", "Max", "--email", email)[0] == 0
+    assert cli("sims", "assign", sims[0][0], "--identity", "Max")[0] == 0
+    for width in (80, 100):
+        for command in (("sims", "list"), ("identities", "list"), ("tokens", "list")):
+            code, output = cli(*command, columns=width)
+            assert code == 0, output
+            assert "…" not in output
+            assert all(len(line) <= width for line in output.splitlines()), (command, output)
+        code, output = cli("sims", "list", columns=width)
+        for value in (v for sim in sims for v in sim):
+            assert re.search(rf"(^|\s){value}(\s|$)", output, re.M), (width, output)
+        assert "(not shown at this width: identity)" in output  # the email needs 139
+        assert "2 SIMs" in output
+        code, output = cli("identities", "list", columns=width)
+        assert re.search(rf"(^|\s){re.escape(email)}(\s|$)", output, re.M), (width, output)
+        assert "1 identity\n" in output
+    code, output = cli("sims", "list", columns=140)
+    assert re.search(rf"{sims[0][0]}\s.*\s{re.escape(email)}", output), output

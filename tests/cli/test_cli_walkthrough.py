@@ -62,6 +62,10 @@ def test_walkthrough_runs_on_a_fresh_data_dir(tmp_path: Path) -> None:
         "5G HE AV for imsi-001010000000001",
         "Registered gateway pgw-1 at 127.0.0.1/32",
         "1 gateway",
+        "Added DNS list ads (2 names).",
+        "DNS rule intranet is now at place 1.",
+        "group:Sales",
+        "privacy blocked-only",
     ):
         assert expected in output + done.stderr, expected
     # The eSIM ICCIDs are whole in the order table at 80 columns.

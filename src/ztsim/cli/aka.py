@@ -18,6 +18,7 @@ from ztsim.cli.common import (
     org_transaction,
     out,
     platform_for,
+    say_error,
 )
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
@@ -59,7 +60,7 @@ def vector(
             rand=os.urandom,
         )
     if isinstance(result, service.Refusal):
-        err.print(f"[red]refused:[/red] {result.reason}")
+        err.print(f"[red]refused:[/red] {result.reason}", soft_wrap=True)
         raise typer.Exit(1)
     v = result.vector
     table = Table("field", "value", title=f"5G HE AV for {result.supi} ({name})")
@@ -87,7 +88,7 @@ def hn_key_create(
     """Create a home-network key pair; prints the public key to provision on USIMs."""
     platform = platform_for(config, data_dir)
     if profile.upper() not in hn_keys.SCHEMES:
-        err.print("[red]error:[/red] --profile is A or B")
+        say_error("--profile is A or B")
         raise typer.Exit(2)
     try:
         with platform.engine.begin() as conn:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Connection
 
 from ztsim.errors import ZtsimError
@@ -33,12 +34,18 @@ def platform_for(
     try:
         return node.build(node.settings_from(config, data_dir=data_dir), create_key=create_key)
     except ZtsimError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        say_error(str(exc))
         raise typer.Exit(2) from None
 
 
+def say_error(text: str) -> None:
+    """One line on stderr, whatever the terminal's width (scripts read it whole), with the
+    text shown as it is (a `[name]` in it is not markup)."""
+    err.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+
+
 def fail(exc: ZtsimError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
+    say_error(str(exc))
     return typer.Exit(1)
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from ztsim.cli.common import ConfigOpt, err, out
+from ztsim.cli.common import ConfigOpt, out, say_error
 from ztsim.node import demo as demo_node
 from ztsim.node import platform as node
 
@@ -23,8 +23,8 @@ def _fresh(data_dir: Path) -> None:
     """A demo directory is recreated on every run; anything else is never wiped."""
     if data_dir.exists() and any(data_dir.iterdir()):
         if not (data_dir / MARKER).exists():
-            err.print(
-                f"[red]error:[/red] {data_dir} exists and was not made by `ztsim demo`: pass another --data-dir"
+            say_error(
+                f"{data_dir} exists and was not made by `ztsim demo`: pass another --data-dir"
             )
             raise typer.Exit(2)
         shutil.rmtree(data_dir)

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy import Connection
 
-from ztsim.cli import lookup
+from ztsim.cli import lookup, tables
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, org_transaction, out, platform_for
+from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.errors import InvalidInput
 from ztsim.esim import service
@@ -82,11 +82,10 @@ def order(
             code = [issued.confirmation_code or ""] if confirmation else []
             rows.append((o.identity_id, o.iccid, *code, o.id))
         names = lookup.identity_names(conn, org_id, targets)
-    table = Table("identity", "ICCID", *codes, "order")
-    for ident, *rest in rows:
-        table.add_row(names.get(ident, ident), *rest)
-    lookup.keep_whole(table, "ICCID", *codes)
-    out.print(table, highlight=False)
+    columns = [Col("identity", whole=True), Col("ICCID", whole=True)]
+    columns += [Col(code, whole=True) for code in codes] + [Col("order", whole=True, drop=1)]
+    named = [(names.get(ident, ident), *rest) for ident, *rest in rows]
+    tables.show(out, columns, named)
     out.print(lookup.count(len(rows), "eSIM order") + " issued.")
     if bulk.skipped:
         shown = ", ".join(names.get(s, s) for s in bulk.skipped)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ztsim.cli import lookup
+from ztsim.cli import lookup, tables
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
 from ztsim.cli.identities import actor
+from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.radius.serve.coa import DEFAULT_COA_PORT
@@ -77,17 +77,24 @@ def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt 
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         items = registry.list_gateways(conn, org_id)
-    table = Table("name", "address", "APNs", "Message-Authenticator", "CoA port")
-    for g in items:
-        table.add_row(
+    rows = [
+        (
             g.name,
             g.address,
             ", ".join(g.apns),
             "required" if g.require_message_authenticator else "optional",
             str(g.coa_port),
         )
-    lookup.keep_whole(table, "address")
-    out.print(table, highlight=False)
+        for g in items
+    ]
+    columns = (
+        Col("name"),
+        Col("address", whole=True),
+        Col("APNs"),
+        Col("Message-Authenticator", whole=True, drop=2),
+        Col("CoA port", whole=True, drop=1),
+    )
+    tables.show(out, columns, rows)
     out.print(lookup.count(len(items), "gateway"))
 
 
@@ -134,8 +141,6 @@ def pool_list(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         items = registry.list_pools(conn, org_id)
-    table = Table("dynamic", "static")
-    for p in items:
-        table.add_row(p.cidr, p.static_cidr or "")
-    out.print(table, highlight=False)
+    rows = [(p.cidr, p.static_cidr or "") for p in items]
+    tables.show(out, (Col("dynamic", whole=True), Col("static", whole=True)), rows)
     out.print(lookup.count(len(items), "pool"))

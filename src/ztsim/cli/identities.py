@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ztsim.cli import lookup
+from ztsim.cli import lookup, tables
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, org_transaction, out, platform_for
+from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.identity import repository, service
 from ztsim.identity.models import IdentityKind
@@ -19,6 +19,13 @@ from ztsim.identity.models import IdentityKind
 app = typer.Typer(help="Identities: people and service identities.", no_args_is_help=True)
 
 IdentityArg = Annotated[str, typer.Argument(help="Identity id, email or exact name.")]
+IDENTITY_COLUMNS = (
+    Col("name"),
+    Col("email", whole=True),
+    Col("kind", whole=True, drop=2),
+    Col("enabled", whole=True),
+    Col("id", whole=True, drop=3),
+)
 
 
 def actor() -> str:
@@ -65,11 +72,10 @@ def list_all(
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         items, more = repository.list_identities(conn, org_id, kind=kind, limit=limit)
-    table = Table("name", "email", "kind", "enabled", "id")
-    for i in items:
-        table.add_row(i.name, i.email or "", i.kind.value, "yes" if i.enabled else "no", i.id)
-    lookup.keep_whole(table, "id", "email")
-    out.print(table)
+    rows = [
+        (i.name, i.email or "", i.kind.value, "yes" if i.enabled else "no", i.id) for i in items
+    ]
+    tables.show(out, IDENTITY_COLUMNS, rows)
     out.print(
         lookup.count(len(items), "identity", "identities") + (" (more: --limit)" if more else "")
     )
@@ -101,3 +107,21 @@ def enable(
 ) -> None:
     """Enable a disabled identity."""
     _set_enabled(identity, True, org, config, data_dir)
+
+
+@app.command("rename")
+def rename(
+    identity: IdentityArg,
+    name: Annotated[str, typer.Argument(help="The new display name.")],
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give an identity a new display name."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        ident_id = lookup.identity_id(conn, org_id, identity)
+        ident = service.update_identity(
+            conn, org_id, ident_id, name=name, actor=actor(), now=utc_now()
+        )
+    out.print(f"Identity {ident.email or ident.id} is now named {ident.name}.", highlight=False)

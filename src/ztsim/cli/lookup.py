@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from rich.table import Table
 from sqlalchemy import Connection, or_, select
 
 from ztsim.db import schema
@@ -74,17 +73,6 @@ def identity_names(conn: Connection, org_id: str, ids: Iterable[str]) -> Mapping
         select(_i.c.id, _i.c.email, _i.c.name).where(_i.c.org_id == org_id, _i.c.id.in_(wanted))
     ).all()
     return {r.id: r.email or r.name for r in rows}
-
-
-def keep_whole(table: Table, *headers: str) -> None:
-    """Identifier columns never wrap or shrink below their content; the others fold."""
-    for column in table.columns:
-        if column.header in headers:
-            cells = [str(c) for c in column.cells]
-            column.no_wrap = True
-            column.min_width = max([len(str(column.header)), *map(len, cells)])
-        else:
-            column.overflow = "fold"
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

@@ -15,16 +15,15 @@ from typing import Annotated
 
 import typer
 from rich.progress import MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ztsim.cli import aka as aka_cli
 from ztsim.cli import demo as demo_cli
 from ztsim.cli import dns as dns_cli
+from ztsim.cli import dns_policy, lookup, tables
 from ztsim.cli import esim as esim_cli
 from ztsim.cli import gateways as gateways_cli
 from ztsim.cli import groups as groups_cli
 from ztsim.cli import identities as identities_cli
-from ztsim.cli import lookup
 from ztsim.cli import serve as serve_cli
 from ztsim.cli import sims as sims_cli
 from ztsim.cli import simulate as simulate_cli
@@ -39,6 +38,7 @@ from ztsim.cli.common import (
     out,
     platform_for,
 )
+from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.errors import ZtsimError
 from ztsim.inventory import repository as inventory
@@ -67,6 +67,7 @@ app.add_typer(groups_cli.groups, name="groups")
 app.add_typer(groups_cli.fleets, name="fleets")
 app.add_typer(gateways_cli.gateways, name="gateways")
 app.add_typer(gateways_cli.pools, name="pools")
+app.add_typer(dns_policy.app, name="dns")
 sims_app.command("assign")(sims_cli.assign)
 sims_app.command("activate")(sims_cli.activate)
 sims_app.command("resume")(sims_cli.resume)
@@ -74,6 +75,16 @@ sims_app.command("retire")(sims_cli.retire)
 tokens_app.command("create")(tokens_cli.create)
 tokens_app.command("list")(tokens_cli.list_all)
 tokens_app.command("revoke")(tokens_cli.revoke)
+
+
+SIM_COLUMNS = (
+    Col("ICCID", whole=True),
+    Col("IMSI", whole=True),
+    Col("MSISDN", whole=True),
+    Col("kind", whole=True, drop=2),
+    Col("state", whole=True),
+    Col("identity", whole=True, drop=1),
+)
 
 
 def _actor() -> str:
@@ -154,10 +165,9 @@ def sims_import(
         except ZtsimError as exc:
             raise fail(exc) from None
     if record.status != "imported":
-        table = Table("line", "field", "error", title=f"{file.name}: nothing imported")
-        for e in record.errors:
-            table.add_row(str(e["line"]), str(e["field"]), str(e["message"]))
-        err.print(table)
+        rows = [(str(e["line"]), str(e["field"]), str(e["message"])) for e in record.errors]
+        problems = (Col("line", whole=True), Col("field", whole=True), Col("error"))
+        tables.show(err, problems, rows, title=f"{file.name}: nothing imported")
         if record.error_count > len(record.errors):
             err.print(f"{record.error_count} errors in all; the first {len(record.errors)} shown.")
         raise typer.Exit(1)
@@ -180,15 +190,19 @@ def sims_list(
             conn, org_id, inventory.SimFilter(state=state), limit=limit
         )
         names = lookup.identity_names(conn, org_id, (s.identity_id or "" for s in sims))
-    # Identifiers are never cut: on a narrow terminal the kind column goes first.
-    wide = out.width >= 100
-    table = Table("ICCID", "IMSI", "MSISDN", *(["kind"] if wide else []), "state", "identity")
-    for s in sims:
-        holder = names.get(s.identity_id, s.identity_id) if s.identity_id else ""
-        kind = [s.kind.value] if wide else []
-        table.add_row(s.iccid, s.imsi, s.msisdn or "", *kind, s.state.value, holder)
-    lookup.keep_whole(table, "ICCID", "IMSI", "MSISDN", "state")
-    out.print(table, highlight=False)
+    # Identifiers are never cut: on a narrow terminal the kind, then the holder, go first.
+    rows = [
+        (
+            s.iccid,
+            s.imsi,
+            s.msisdn or "",
+            s.kind.value,
+            s.state.value,
+            names.get(s.identity_id, s.identity_id) if s.identity_id else "",
+        )
+        for s in sims
+    ]
+    tables.show(out, SIM_COLUMNS, rows)
     out.print(lookup.count(len(sims), "SIM"))
     if more:
         out.print(f"(more than {limit}; use --limit or the API's cursor)")

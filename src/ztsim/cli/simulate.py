@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ztsim.cli.common import ConfigOpt, DataDirOpt, err, out, platform_for
+from ztsim.cli.common import ConfigOpt, DataDirOpt, out, platform_for, say_error
 from ztsim.simulator import loadtest
 from ztsim.simulator.platform import Listeners
 
@@ -29,7 +29,7 @@ def simulate(
     try:
         result = asyncio.run(loadtest.simulate(platform, listeners, devices, duration))
     except TimeoutError as exc:
-        err.print(f"[red]error:[/red] {exc} (is `ztsim up` running with these settings?)")
+        say_error(f"{exc} (is `ztsim up` running with these settings?)")
         raise typer.Exit(1) from None
     r = result.report
     out.print(f"devices known to the running AAA after {result.ready_after_s:.1f} s")

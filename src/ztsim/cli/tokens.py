@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ztsim.cli import lookup
+from ztsim.cli import lookup, tables
 from ztsim.cli.common import (
     ConfigOpt,
     DataDirOpt,
@@ -20,10 +19,21 @@ from ztsim.cli.common import (
     platform_for,
 )
 from ztsim.cli.identities import actor
+from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.identity import service, token_store
 from ztsim.identity.roles import Role
+
+# The prefix and name identify a token to `revoke`; its hex id is shown when there is room.
+TOKEN_COLUMNS = (
+    Col("prefix", whole=True),
+    Col("name"),
+    Col("role", whole=True),
+    Col("identity", whole=True, drop=1),
+    Col("state", whole=True),
+    Col("id", whole=True, drop=2),
+)
 
 
 def create(
@@ -54,7 +64,7 @@ def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt 
         items = token_store.list_tokens(conn, org_id)
         names = lookup.identity_names(conn, org_id, (t.identity_id or "" for t in items))
     now = utc_now()
-    table = Table("id", "prefix", "name", "role", "identity", "state")
+    rows = []
     for t in items:
         if t.revoked_at is not None:
             state = "revoked"
@@ -63,9 +73,8 @@ def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt 
         else:
             state = "valid"
         holder = names.get(t.identity_id, t.identity_id) if t.identity_id else ""
-        table.add_row(t.id, t.prefix, t.name, t.role.value, holder, state)
-    lookup.keep_whole(table, "id", "prefix")
-    out.print(table, highlight=False)
+        rows.append((t.prefix, t.name, t.role.value, holder, state, t.id))
+    tables.show(out, TOKEN_COLUMNS, rows)
     out.print(lookup.count(len(items), "token"))
 
 
