@@ -1,21 +1,31 @@
 """Typed settings. Read once, in the composition root (`ztsim.node`), never elsewhere.
 
 Sources, most specific first: `ZTSIM_*` environment variables, then a TOML file
-(`--config`), then the defaults below.
+(`--config`), then the defaults below. A TOML key is a setting's name as below (the
+variable's name without `ZTSIM_`, lower case), at the top level of the file.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
-from pydantic import Field, IPvAnyNetwork, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
+
+from ztsim.errors import InvalidInput
+
+ENV_PREFIX = "ZTSIM_"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ZTSIM_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     data_dir: Path = Path("ztsim-data")
     # Empty means the embedded default: SQLite (WAL) in the data directory.
@@ -23,6 +33,9 @@ class Settings(BaseSettings):
     # 32 bytes as hex or URL-safe base64; when empty a 0600 key file in the data
     # directory is created on first run.
     master_key: SecretStr | None = None
+    # During a rotation of ZTSIM_MASTER_KEY: the key before it, which opens what it sealed
+    # but never seals (README: "Rotating the master key").
+    master_key_previous: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=1, le=65535)
     # Proxies whose X-Forwarded-For is believed (CIDRs); from anyone else it is ignored.
@@ -61,6 +74,9 @@ class Settings(BaseSettings):
     dns_tls_port: int = Field(default=8853, ge=1, le=65535)
     dns_tls_cert: Path | None = None
     dns_tls_key: Path | None = None
+    # DNS over HTTPS (RFC 8484, HTTP/2 only) on its own TLS port, with the same two files
+    # (443 needs root or CAP_NET_BIND_SERVICE).
+    dns_doh_port: int = Field(default=8443, ge=1, le=65535)
     dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
     dns_upstream_ca: Path | None = None  # for tls:// and https:// upstreams (default: system CAs)
     # The change feed keeps a change this many seconds; a gateway further behind (stopped
@@ -88,11 +104,88 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Environment beats the file; explicit overrides (CLI flags) beat both."""
-    file_values: dict[str, Any] = {}
-    if config_file is not None:
-        with config_file.open("rb") as handle:
-            file_values = tomllib.load(handle)
-    env_values = Settings().model_dump(exclude_unset=True)
-    merged = {**file_values, **env_values, **{k: v for k, v in overrides.items() if v is not None}}
-    return Settings(**merged)
+    """Environment beats the file; explicit overrides (CLI flags) beat both. A file, key or
+    value that is wrong is an `InvalidInput` naming the file, key or variable (never the
+    value: it may be a key or a URL with credentials)."""
+    file_values = _read_file(config_file) if config_file is not None else {}
+    _check_env_lists()
+    try:
+        env_values = Settings().model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        raise InvalidInput(_invalid(exc, lambda name: ENV_PREFIX + name.upper())) from None
+    except PydanticSettingsError as exc:
+        # Its text names the field and the source, not the value.
+        raise InvalidInput(f"a {ENV_PREFIX}* environment variable: {exc}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**file_values, **env_values, **given}
+
+    def source(name: str) -> str:
+        if name in given:
+            return f"--{name.replace('_', '-')}"
+        if name in env_values:
+            return ENV_PREFIX + name.upper()
+        return f"{name} in {config_file}"
+
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise InvalidInput(_invalid(exc, source)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        # Its text says what and where ("... (at line 3, column 9)"), never the value.
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it ({exc.strerror})") from None
+    for key, value in values.items():
+        if key not in Settings.model_fields:
+            raise InvalidInput(_unknown_key(path, key, value))
+    return values
+
+
+def _unknown_key(path: Path, key: str, value: object) -> str:
+    text = f"{path}: unknown setting {key!r}"
+    if isinstance(value, dict):
+        # A [table]: settings are flat, `[dns] port = 53` is `dns_port = 53`.
+        flat = [f"{key}_{sub}" for sub in value if f"{key}_{sub}" in Settings.model_fields]
+        if flat:
+            return f"{text}: settings are flat keys without tables, e.g. {flat[0]} = ..."
+    plain = key.lower().removeprefix(ENV_PREFIX.lower())
+    if plain in Settings.model_fields:
+        return f"{text}: did you mean {plain!r}? (keys have no {ENV_PREFIX}, lower case)"
+    close = difflib.get_close_matches(plain, Settings.model_fields, n=1)
+    return f"{text}: did you mean {close[0]!r}?" if close else text
+
+
+_LIST_EXAMPLES = {"dns_upstreams": '["9.9.9.9", "tls://dns.quad9.net@9.9.9.9:853"]'}
+
+
+def _check_env_lists() -> None:
+    """pydantic-settings reads a list from the environment as JSON, and its own error is
+    a traceback that does not say so."""
+    env = {k.upper(): v for k, v in os.environ.items()}
+    for name, field in Settings.model_fields.items():
+        variable = ENV_PREFIX + name.upper()
+        if get_origin(field.annotation) is not list or variable not in env:
+            continue
+        try:
+            parsed = json.loads(env[variable])
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list):
+            example = _LIST_EXAMPLES.get(name, '["192.0.2.0/24"]')
+            raise InvalidInput(f"{variable} must be a JSON list, e.g. '{example}' ('[]' for none)")
+
+
+def _invalid(exc: ValidationError, source: Callable[[str], str]) -> str:
+    """One line for every wrong value: where it came from and what is expected."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        name, *rest = [str(part) for part in error["loc"]] or ["?"]
+        where = source(name) + (f" (item {rest[0]})" if rest else "")
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)

@@ -136,6 +136,10 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
         {A}, lambda ids: {"name": f"l{next(_counter)}", "content": "ads.test\n"}
     ),
     ("GET", "/api/v1/dns/lists/{list_id}"): _spec({A, OP, N, U}),
+    # Replacing a list's text is a policy change, as creating one: admins only.
+    ("PUT", "/api/v1/dns/lists/{list_id}"): _spec(
+        {A}, lambda ids: {"content": "ads.test\ntracker.test\n"}
+    ),
     ("DELETE", "/api/v1/dns/lists/{list_id}"): _spec({A}),
     ("POST", "/api/v1/dns/device-tokens"): _spec({A}, lambda ids: {"device_id": ids["device_id"]}),
     ("DELETE", "/api/v1/dns/device-tokens/{dns_token_id}"): _spec({A}),

@@ -99,6 +99,7 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("PUT", f"{V1}/dns/rules/{{rule_id}}"): Expect(DNS, _org),
     ("DELETE", f"{V1}/dns/rules/{{rule_id}}"): Expect(DNS, _org),
     ("POST", f"{V1}/dns/lists"): Expect(DNS, _org),
+    ("PUT", f"{V1}/dns/lists/{{list_id}}"): Expect(DNS, _org),
     ("DELETE", f"{V1}/dns/lists/{{list_id}}"): Expect(DNS, _org),
     ("POST", f"{V1}/dns/device-tokens"): Expect(Topic.DEVICE_TOKEN, _out("id")),
     ("DELETE", f"{V1}/dns/device-tokens/{{dns_token_id}}"): Expect(

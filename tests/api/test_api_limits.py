@@ -40,6 +40,7 @@ def test_limits_per_route_class() -> None:
     assert DOH_BODY_LIMIT == 65535
     assert limits.for_path("/api/v1/stock-imports") == STOCK_IMPORT_BODY_LIMIT
     assert limits.for_path("/api/v1/dns/lists") > JSON_BODY_LIMIT
+    assert limits.for_path("/api/v1/dns/lists/l-1") == limits.for_path("/api/v1/dns/lists")
 
 
 def test_unauthenticated_huge_body_is_refused_unread(api: ApiHarness) -> None:

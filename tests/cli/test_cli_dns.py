@@ -60,11 +60,12 @@ identity = "id-cli"
     )
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.1 www.example.test\n")
-    port, tls_port = free_port(), free_port()
+    port, tls_port, doh_port = free_port(), free_port(), free_port()
     cert, key = write_cert(tmp_path)
     with dnsmasq(hosts) as upstream:
         env |= {
             "ZTSIM_DNS_TLS_PORT": str(tls_port),
+            "ZTSIM_DNS_DOH_PORT": str(doh_port),
             "ZTSIM_DNS_TLS_CERT": str(cert),
             "ZTSIM_DNS_TLS_KEY": str(key),
             "ZTSIM_DNS_PORT": str(port),

@@ -149,3 +149,62 @@ def test_settings_by_name_reach_the_api(cli: Cli, platform: node.Platform) -> No
         assert re.fullmatch(r"error: [^\n]+\n", output), output
         assert message in output
         assert mark.left().empty
+
+
+def test_lists_update_replaces_the_text_or_the_url_under_the_same_name(
+    cli: Cli, platform: node.Platform, tmp_path: Path
+) -> None:
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("0.0.0.0 ads.test\n")
+    assert cli("dns", "lists", "add", "ads", "--file", str(hosts), "--format", "hosts")[0] == 0
+    assert cli("dns", "rules", "add", "uses", "--action", "block", "--list", "ads")[0] == 0
+    with platform.engine.connect() as conn:
+        (before,) = repo.list_lists(conn, _org_id(platform))
+    hosts.write_text("0.0.0.0 one.test\n0.0.0.0 two.test\nnot a hosts line at all\n")
+    mark = Mark(platform.engine)
+    code, output = cli("dns", "lists", "update", "ads", "--file", str(hosts))
+    assert code == 0, output
+    assert "Updated DNS list ads (2 names, 1 bad line skipped)." in output
+    assert re.search(r"^  line 3: ", output, re.M), output
+    left = mark.left()
+    assert left.kinds == ["dns.list.updated"]
+    assert left.topics == [(Topic.DNS, _org_id(platform))]
+    with platform.engine.connect() as conn:
+        (after,) = repo.list_lists(conn, _org_id(platform))
+    # Same id and name (the rule still names it), the format kept, the text counted again.
+    assert (after.id, after.name, after.format) == (before.id, "ads", "hosts")
+    assert (after.good_lines, after.bad_lines) == (2, 1)
+
+    url = "https://lists.example.test/ads.txt"
+    code, output = cli("dns", "lists", "update", before.id, "--url", url, "--format", "domains")
+    assert (code, output) == (0, "Updated DNS list ads (the DNS gateway fetches the new URL).\n")
+    with platform.engine.connect() as conn:
+        (moved,) = repo.list_lists(conn, _org_id(platform))
+    assert (moved.id, moved.url, moved.format, moved.refreshed_at) == (
+        before.id,
+        url,
+        "domains",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("update", "x"), "give exactly one of --file and --url"),
+        (("update", "x", "--file", "/nonexistent/list.txt"), "cannot read the list file"),
+        (
+            ("update", "nothing", "--url", "https://l.example/x"),
+            "no DNS list 'nothing' in this org",
+        ),
+    ],
+)
+def test_lists_update_errors_are_one_line_and_change_nothing(
+    cli: Cli, platform: node.Platform, args: tuple[str, ...], message: str
+) -> None:
+    mark = Mark(platform.engine)
+    code, output = cli("dns", "lists", *args, columns=40)
+    assert code == 1
+    assert re.fullmatch(r"error: [^\n]+\n", output), output
+    assert output.startswith(f"error: {message}")
+    assert mark.left().empty

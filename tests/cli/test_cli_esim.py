@@ -111,3 +111,82 @@ def test_errors_are_reported(tmp_path: Path) -> None:
     assert code == 0
     assert "Wrote 0 onboarding packs" in output
     assert "1 without a usable order" in output
+
+
+PLACEHOLDER_WARNING = (
+    "warning: the SM-DP+ address smdp.example.test is a placeholder (a reserved name that "
+    "never resolves): phones cannot download eSIM profiles ordered with it. Set "
+    "ZTSIM_ESIM_SMDP_ADDRESS (esim_smdp_address in the config file) to your SM-DP+ address."
+)
+REISSUE_WARNING = (
+    "warning: these packs name the placeholder SM-DP+ address smdp.example.test: phones "
+    "cannot download their profiles. Set ZTSIM_ESIM_SMDP_ADDRESS (esim_smdp_address in "
+    "the config file) to your SM-DP+ address and re-issue these orders."
+)
+
+
+def _run_with(data_dir: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    full = {"ZTSIM_DATA_DIR": str(data_dir), "COLUMNS": "80", **env}
+    result = CliRunner().invoke(app, list(args), env=full, catch_exceptions=False)
+    LEAKS.add_text(f"cli {' '.join(args[:2])}", result.output)
+    return result.exit_code, result.output
+
+
+def _pack_html(data_dir: Path, tmp_path: Path, env: dict[str, str]) -> tuple[str, str]:
+    pack = tmp_path / "pack.zip"
+    code, output = _run_with(
+        data_dir, env, "esim", "pack", "--user", "w0@acme.test", "-o", str(pack)
+    )
+    assert code == 0, output
+    with zipfile.ZipFile(pack) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith("/pack.html")]
+        return output, zf.read(name).decode()
+
+
+def test_a_placeholder_smdp_address_is_one_warning_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _staff(data_dir, tmp_path, 1)
+    code, output = _run_with(data_dir, {}, "esim", "order", "--user", "w0@acme.test")
+    assert code == 0, output
+    # Whole on one line at 80 columns (scripts and people read it at once).
+    assert output.splitlines().count(PLACEHOLDER_WARNING) == 1, output
+    assert "1 eSIM order issued." in output
+    LEAKS.allow_once("cli esim order", output)
+    output, _ = _pack_html(data_dir, tmp_path, {})
+    assert output.splitlines().count(REISSUE_WARNING) == 1, output
+    assert "Wrote 1 onboarding packs" in output
+
+
+def test_a_real_smdp_address_gives_no_warning(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _staff(data_dir, tmp_path, 1)
+    real = {"ZTSIM_ESIM_SMDP_ADDRESS": "smdp.acme.com"}
+    code, output = _run_with(data_dir, real, "esim", "order", "--user", "w0@acme.test")
+    assert code == 0, output
+    assert "warning" not in output
+    LEAKS.allow_once("cli esim order", output)
+    output, html = _pack_html(data_dir, tmp_path, real)
+    assert "warning" not in output
+    assert "smdp.acme.com" in html
+
+
+def test_the_pack_says_what_the_dns_filter_records_in_the_orgs_mode(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    _staff(data_dir, tmp_path, 1)
+    real = {"ZTSIM_ESIM_SMDP_ADDRESS": "smdp.acme.com"}
+    code, output = _run_with(data_dir, real, "esim", "order", "--user", "w0@acme.test")
+    assert code == 0, output
+    LEAKS.allow_once("cli esim order", output)
+    # The default mode: blocked look-ups only, under the employee's name.
+    _, html = _pack_html(data_dir, tmp_path, real)
+    assert "It records only the look-ups it blocks" in html
+    assert "These records name you and your phone." in html
+    settings = ("dns", "settings", "set", "--privacy", "all", "--pseudonymise")
+    assert _run_with(data_dir, real, *settings)[0] == 0
+    _, html = _pack_html(data_dir, tmp_path, real)
+    assert "It records every look-up" in html
+    assert "These records carry a code instead of your name and your phone" in html
+    assert _run_with(data_dir, real, "dns", "settings", "set", "--privacy", "none")[0] == 0
+    _, html = _pack_html(data_dir, tmp_path, real)
+    assert "It keeps no record of these look-ups, not even of the ones it blocks." in html
+    assert "These records" not in html

@@ -114,8 +114,10 @@ def _free_port() -> int:
 def test_up_serves_the_api_on_a_fresh_data_dir(data_dir: Path) -> None:
     port = _free_port()
     env = {**os.environ, "ZTSIM_DATA_DIR": str(data_dir), "ZTSIM_API_PORT": str(port)}
-    # The AAA server starts too: free ports, never the real 1812/1813 in tests.
+    # The AAA server and the DNS gateway start too: free ports, never 1812/1813 or a 5353
+    # another program on the machine may hold (a port taken ends the start).
     env |= {"ZTSIM_RADIUS_AUTH_PORT": "0", "ZTSIM_RADIUS_ACCT_PORT": "0"}
+    env |= {"ZTSIM_DNS_PORT": str(_free_port())}
     with subprocess.Popen(
         [sys.executable, "-m", "ztsim", "up"],
         env=env,

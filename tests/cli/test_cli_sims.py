@@ -94,3 +94,41 @@ def test_longest_identifiers_stay_whole_at_80_and_100_columns(cli: Cli, tmp_path
         assert "1 identity\n" in output
     code, output = cli("sims", "list", columns=140)
     assert re.search(rf"{sims[0][0]}\s.*\s{re.escape(email)}", output), output
+
+
+def test_a_reimport_lists_each_sim_once_and_imports_nothing(
+    cli: Cli, org: list[str], tmp_path: Path
+) -> None:
+    code, output = cli("sims", "import", str(tmp_path / "batch.csv"), columns=200)
+    assert code == 1
+    rows = re.findall(r"^(\d+)\s+(\w+)\s+(.+?)\s*$", output, re.M)
+    assert rows == [
+        (str(line), "iccid", "ICCID, IMSI and MSISDN are already registered") for line in (2, 3, 4)
+    ], output
+    assert "batch.csv: nothing imported" in output
+    code, output = cli("sims", "list", columns=200)
+    assert sorted(re.findall(r"^(\d{19,20})\s", output, re.M)) == sorted(org), output
+
+
+def test_a_missing_column_and_a_spaced_msisdn(cli: Cli, org: list[str], tmp_path: Path) -> None:
+    spec = make_sims(1, seed=42)[0]
+    batch = tmp_path / "vendor.csv"
+    batch.write_text(
+        f"Serial;IMSI;Ki;OPc\n{spec.iccid};{spec.imsi};{spec.k.hex()};{spec.opc.hex()}\n"
+    )
+    code, output = cli("sims", "import", str(batch), columns=400)
+    assert code == 1
+    expected = (
+        'missing column ICCID: the header has "Serial", "IMSI", "Ki", "OPc"; ICCID is accepted '
+        "as iccid, icc, iccidnumber, simiccid, iccidno (any case; spaces, '_', '-' and '.' "
+        "ignored)"
+    )
+    assert expected in " ".join(output.split()), output  # the table may wrap it
+    batch.write_text(
+        "ICCID;IMSI;Ki;OPc;Mobile\n"
+        f"{spec.iccid};{spec.imsi};{spec.k.hex()};{spec.opc.hex()};+49 170 555-0123\n"
+    )
+    code, output = cli("sims", "import", str(batch))
+    assert code == 0, output
+    code, output = cli("sims", "list", columns=200)
+    assert re.search(rf"^{spec.iccid}\s+{spec.imsi}\s+491705550123\s", output, re.M), output

@@ -154,3 +154,43 @@ def test_a_network_inside_another_orgs_space_is_refused_without_naming_it(
     assert c.put("/api/v1/dns/settings", json=apart, headers=bravo.org.auth()).status_code == 200
     nested = {"networks": ["127.0.9.0/24", "127.0.9.0/28"]}
     assert c.put("/api/v1/dns/settings", json=nested, headers=alpha.org.auth()).status_code == 200
+
+
+def test_a_replaced_list_is_served_under_its_name(api: ApiHarness) -> None:
+    world = populate(api, "alpha", 1)
+    auth, c = world.org.auth(), api.client
+    listed = c.post(
+        "/api/v1/dns/lists", json={"name": "l1", "content": "old.test\n"}, headers=auth
+    ).json()
+    rule = {"name": "uses-l1", "action": "block", "lists": ["l1"], "position": 0}
+    assert c.post("/api/v1/dns/rules", json=rule, headers=auth).status_code == 201
+    settings = {"block_answer": "nxdomain", "networks": ["127.0.9.0/24"]}
+    assert c.put("/api/v1/dns/settings", json=settings, headers=auth).status_code == 200
+    process = _process(api)
+    assert _ask(process, "old.test", source="127.0.9.7").rcode == Rcode.NXDOMAIN
+
+    path = f"/api/v1/dns/lists/{listed['id']}"
+    new = {"format": "domains", "content": "new.test\nsecond.test\nnot a name\n"}
+    replaced = c.put(path, json=new, headers=auth)
+    assert replaced.status_code == 200, replaced.text
+    body = replaced.json()
+    assert (body["id"], body["name"], body["format"]) == (listed["id"], "l1", "domains")
+    assert (body["good_lines"], body["bad_lines"]) == (2, 1)
+    assert body["bad_samples"][0]["line"] == 3
+    assert c.get(path, headers=auth).json() == body
+    process.reload()
+    assert _ask(process, "new.test", source="127.0.9.7").rcode == Rcode.NXDOMAIN
+    assert _ede(_ask(process, "second.test", source="127.0.9.7")) == [
+        (EdeCode.BLOCKED, "blocked by rule uses-l1")
+    ]
+    # The old name is no longer blocked: it goes upstream.
+    who = process.gateway.identities.by_source("127.0.9.7")
+    query = Message(id=6, flags=Flag.RD, questions=(Question("old.test", 1),)).to_wire()
+    assert not isinstance(process.gateway.engine.handle(query, who, 0.0, udp=True), Answer)
+
+    for bad in ({}, {"content": "a.test", "url": "https://lists.example/x"}, {"name": "x"}):
+        r = c.put(path, json=bad, headers=auth)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    assert c.put("/api/v1/dns/lists/nonexistent", json=new, headers=auth).status_code == 404
+    assert c.get(path, headers=auth).json() == body  # refused changes changed nothing

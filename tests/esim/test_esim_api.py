@@ -7,10 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from ztsim.api.app import create_app
+from ztsim.api.context import ApiContext
 from ztsim.clock import utc_now
+from ztsim.esim.config import EsimConfig
 from ztsim.identity import token_store
 from ztsim.identity.roles import Role
+from ztsim.sealing import Sealer
 
 from support.api import ApiHarness, OrgHandle
 from support.esim_decode import (
@@ -263,3 +268,60 @@ def test_roles_without_the_pack_permission(api: ApiHarness, role: Role) -> None:
     created = _create(api, org, alice)
     r = api.client.get(f"/api/v1/esim/orders/{created['id']}/pack", headers=org.auth(role))
     assert r.status_code == 403
+
+
+PLACEHOLDER_WARNING = (
+    "warning: the SM-DP+ address smdp.example.test is a placeholder (a reserved name that "
+    "never resolves): phones cannot download eSIM profiles ordered with it. Set "
+    "ZTSIM_ESIM_SMDP_ADDRESS (esim_smdp_address in the config file) to your SM-DP+ address."
+)
+
+
+def test_an_order_with_the_placeholder_smdp_address_carries_a_warning(api: ApiHarness) -> None:
+    org, (alice, _bob) = _org(api)
+    created = _create(api, org, alice)
+    assert created["smdp_address"] == "smdp.example.test"
+    assert created["warnings"] == [PLACEHOLDER_WARNING]
+    r = api.client.post(
+        f"/api/v1/esim/orders/{created['id']}/reissue", json={"reason": "lost"}, headers=org.auth()
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == [PLACEHOLDER_WARNING]
+    LEAKS.add_secret(r.json()["matching_id"])
+
+
+def test_an_order_with_a_real_smdp_address_has_no_warning(api: ApiHarness, sealer: Sealer) -> None:
+    org, (alice, _bob) = _org(api)
+    ctx = ApiContext(api.engine, sealer, api.clock, esim=EsimConfig("smdp.acme.com"))
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/esim/orders", json={"identity_id": alice}, headers=org.auth())
+    assert r.status_code == 201, r.text
+    LEAKS.add_secret(r.json()["matching_id"])
+    assert (r.json()["smdp_address"], r.json()["warnings"]) == ("smdp.acme.com", [])
+
+
+def test_the_pack_says_what_the_dns_filter_records_in_the_orgs_mode(api: ApiHarness) -> None:
+    org, (alice, _bob) = _org(api)
+    created = _create(api, org, alice)
+    as_alice = _self_auth(api, org, alice)
+    path = f"/api/v1/esim/orders/{created['id']}/pack"
+    default = api.client.get(path, headers=as_alice).text
+    assert "It records only the look-ups it blocks" in default
+    assert "These records name you and your phone." in default
+    settings = {"privacy": "all", "pseudonymise": True}
+    assert (
+        api.client.put("/api/v1/dns/settings", json=settings, headers=org.auth()).status_code == 200
+    )
+    changed = api.client.get(path, headers=as_alice).text
+    assert "It records every look-up" in changed
+    assert "These records carry a code instead of your name and your phone" in changed
+    assert "These records name you" not in changed
+    settings = {"privacy": "none"}
+    assert (
+        api.client.put("/api/v1/dns/settings", json=settings, headers=org.auth()).status_code == 200
+    )
+    silent = api.client.get(path, headers=as_alice).text
+    assert "It keeps no record of these look-ups, not even of the ones it blocks." in silent
+    pdf = api.client.get(path + "?format=pdf", headers=as_alice)
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF-")

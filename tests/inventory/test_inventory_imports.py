@@ -87,12 +87,38 @@ def test_another_orgs_identifier_is_answered_as_any_registered_one(
         assert r.status_code == 422
         answers.append(r.json())
     assert answers[0] == answers[1]  # byte for byte the same answer
-    assert {e["message"] for e in answers[0]["errors"]} == {
-        "iccid is already registered",
-        "imsi is already registered",
-        "msisdn is already registered",
-    }
+    assert answers[0]["errors"] == [
+        {"line": 2, "field": "iccid", "message": "ICCID, IMSI and MSISDN are already registered"}
+    ]
     assert beta.org.id not in str(answers[1])
+
+
+def test_a_reimport_lists_each_registered_row_once_and_imports_nothing(
+    api: ApiHarness, two_orgs: tuple[World, World]
+) -> None:
+    alpha, _ = two_orgs
+    old, new = make_sims(2, seed=73), make_sims(2, seed=74)
+    first = api.client.post(
+        "/api/v1/stock-imports", content=stock_csv(old), headers={**alpha.org.auth(), **CSV}
+    )
+    assert first.status_code == 201, first.text
+    before = _count_sims(api.engine)
+    # One old row with its MSISDN left out: that row names only what it repeats.
+    lines = stock_csv([*old, *new]).splitlines()
+    assert old[1].msisdn is not None
+    lines[2] = lines[2].replace(old[1].msisdn, "")
+    again = api.client.post(
+        "/api/v1/stock-imports?filename=again.csv",
+        content="\n".join(lines) + "\n",
+        headers={**alpha.org.auth(), **CSV},
+    )
+    assert again.status_code == 422, again.text
+    assert again.json()["errors"] == [
+        {"line": 2, "field": "iccid", "message": "ICCID, IMSI and MSISDN are already registered"},
+        {"line": 3, "field": "iccid", "message": "ICCID and IMSI are already registered"},
+    ]
+    assert again.json()["detail"] == ("the file has 2 error(s); nothing was imported")
+    assert _count_sims(api.engine) == before
 
 
 def test_stock_imports_are_paginated(api: ApiHarness, two_orgs: tuple[World, World]) -> None:
@@ -175,7 +201,13 @@ def test_streamed_import_is_all_or_nothing(engine: Engine, sealer: Sealer) -> No
         actor="test",
         now=utc_now(),
     )
-    assert (bad.status, bad.error_count, len(bad.errors)) == ("rejected", 24000, MAX_ERRORS)
+    # One error per registered row, whatever number of its identifiers are taken.
+    assert (bad.status, bad.error_count, len(bad.errors)) == ("rejected", 12000, MAX_ERRORS)
+    assert bad.errors[0] == {
+        "line": 2,
+        "field": "iccid",
+        "message": "ICCID and IMSI are already registered",
+    }
     assert _count_sims(engine) == 12000
 
 

@@ -70,19 +70,86 @@ def test_every_bad_row_is_reported_and_no_secret_is_echoed() -> None:
         assert spec.opc.hex() not in text
 
 
-def test_duplicates_within_the_file_are_errors() -> None:
+def test_a_repeated_row_is_one_error_naming_everything_it_repeats() -> None:
     spec = make_sims(1)[0]
-    text = stock_csv([spec, spec])
+    text = stock_csv([spec, spec, spec])
     parsed = parse_stock_csv(text)
-    assert {(e.line, e.field) for e in parsed.errors} == {(3, "iccid"), (3, "imsi"), (3, "msisdn")}
-    assert "first on line 2" in parsed.errors[0].message
+    assert [(e.line, e.field, e.message) for e in parsed.errors] == [
+        (3, "iccid", "duplicate: same ICCID, IMSI and MSISDN as line 2"),
+        (4, "iccid", "duplicate: same ICCID, IMSI and MSISDN as line 2"),
+    ]
+    assert parsed.error_count == 2
+
+
+def test_a_row_repeating_two_rows_names_both_lines() -> None:
+    a, b = make_sims(2, seed=3)
+    head = "ICCID,IMSI,Ki,OPc\n"
+    rows = [f"{s.iccid},{s.imsi},{s.k.hex()},{s.opc.hex()}" for s in (a, b)]
+    mixed = f"{a.iccid},{b.imsi},{a.k.hex()},{a.opc.hex()}"
+    parsed = parse_stock_csv(head + "\n".join([*rows, mixed]) + "\n")
+    assert [(e.line, e.field, e.message) for e in parsed.errors] == [
+        (4, "iccid", "duplicate: same ICCID as line 2, same IMSI as line 3"),
+    ]
+
+
+def _with_msisdn(msisdn: str) -> str:
+    spec = make_sims(1, seed=4)[0]
+    return (
+        "ICCID;IMSI;Ki;OPc;Mobile Number\n"
+        f"{spec.iccid};{spec.imsi};{spec.k.hex()};{spec.opc.hex()};{msisdn}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+49 170 1234567",
+        "+49-170-123-4567",
+        "49 (170) 123.45.67",
+        "+49/170/1234567",
+        "4917012\u00a034567",
+    ],
+)
+def test_an_msisdn_written_with_separators_is_normalised(written: str) -> None:
+    parsed = parse_stock_csv(_with_msisdn(written))
+    assert parsed.ok, parsed.errors
+    msisdn = parsed.rows[0].msisdn
+    assert msisdn is not None
+    assert msisdn.value == "491701234567"
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        (
+            "+49 170 12x4567",
+            "MSISDN '+49 170 12x4567' (column 'Mobile Number') has 'x' at character 11; "
+            "allowed are digits, a leading '+', and spaces, '-', '.', '/', '(' or ')' between them",
+        ),
+        (
+            "49+1701234567",
+            "MSISDN '49+1701234567' (column 'Mobile Number') has '+' at character 3; "
+            "allowed are digits, a leading '+', and spaces, '-', '.', '/', '(' or ')' between them",
+        ),
+        (
+            "+49 (0)170 1234567",
+            "MSISDN '+49 (0)170 1234567' (column 'Mobile Number') has the trunk prefix '(0)' "
+            "at character 5: leave it out",
+        ),
+        ("+0 170 1234567", "MSISDN must not start with 0 (E.164 country code)"),
+    ],
+)
+def test_a_bad_msisdn_points_at_its_character_and_column(written: str, message: str) -> None:
+    parsed = parse_stock_csv(_with_msisdn(written))
+    assert [(e.line, e.field, e.message) for e in parsed.errors] == [(2, "msisdn", message)]
+    assert not parsed.rows
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
         ("", "empty"),
-        ("ICCID,IMSI,OPc\n", "missing column k"),
+        ("ICCID,IMSI,OPc\n", "missing column K:"),
         ("ICCID,IMSI,Ki\n", "missing column OPc"),
         ("ICCID,IMSI,Ki,OPc,OP\n", "not both"),
         ("ICCID,ICCID,IMSI,Ki,OPc\n", "appears twice"),

@@ -1,15 +1,25 @@
-"""`ztsim demo --once` as a new user runs it, in a fresh directory, on free ports."""
+"""`ztsim demo` as a new user runs it, in a fresh directory, on free ports: `--once`
+tells the story the devices lived; without it the devices stay attached while it serves."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from support.dns_gateway_harness import KDIG, kdig, records
 from support.leaks import LEAKS
+
+CURL = "/usr/bin/curl"
 
 
 def _free(kind: int) -> int:
@@ -18,15 +28,79 @@ def _free(kind: int) -> int:
         return int(s.getsockname()[1])
 
 
-def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
-    env = {
+def _env() -> dict[str, str]:
+    return {
         **os.environ,
         "ZTSIM_API_PORT": str(_free(socket.SOCK_STREAM)),
         "ZTSIM_RADIUS_AUTH_PORT": str(_free(socket.SOCK_DGRAM)),
         "ZTSIM_RADIUS_ACCT_PORT": str(_free(socket.SOCK_DGRAM)),
         "ZTSIM_DNS_PORT": str(_free(socket.SOCK_DGRAM)),
-        "COLUMNS": "120",
+        # One line per sentence: the checks below find names and ICCIDs whole.
+        "COLUMNS": "400",
+        "PYTHONUNBUFFERED": "1",
     }
+
+
+def _events(db: Path, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(subject, reason, payload) of each event of `kind`, straight from the demo's database."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT subject, reason, payload FROM events WHERE kind = ? ORDER BY id", (kind,)
+        ).fetchall()
+    return [(s, r, json.loads(p)) for s, r, p in rows]
+
+
+def _one(db: Path, sql: str, *args: str) -> tuple[Any, ...]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute(sql, args).fetchone()
+    assert row is not None, (sql, args)
+    return tuple(row)
+
+
+def _owner_of(db: Path, iccid: str) -> str:
+    return str(
+        _one(
+            db,
+            "SELECT i.name FROM sims s JOIN identities i ON i.id = s.identity_id WHERE s.iccid = ?",
+            iccid,
+        )[0]
+    )
+
+
+def _check_story(stdout: str, story: dict[str, Any], db: Path) -> None:
+    """The story names whom the database says: each actor read from the recorded events."""
+    phishing = [e for e in _events(db, "dns.query") if e[2].get("rule") == "phishing"]
+    assert len(phishing) == 1
+    subject, _, payload = phishing[0]
+    name, email = _one(db, "SELECT name, email FROM identities WHERE id = ?", subject[9:])
+    assert [(b["who"]["name"], b["who"]["email"], b["domain"]) for b in story["phished"]] == [
+        (name, email, payload["name"])
+    ]
+    assert f"Phished: {name} <{email}> looked up {payload['name']}: blocked" in stdout
+
+    (clone_subject, clone_reason, clone), *more = _events(db, "risk.clone")
+    assert not more
+    iccid = clone_subject.removeprefix("sim:")
+    [cloned] = story["cloned"]
+    assert (cloned["iccid"], cloned["owner"]["name"]) == (iccid, _owner_of(db, iccid))
+    assert (cloned["reason"], cloned["tried_imei"]) == (clone_reason, clone["imei"])
+    assert cloned["signals"] == ["twin_session"]
+    [(_, _, cut)] = [e for e in _events(db, "radius.disconnect") if e[0] == clone_subject]
+    assert cloned["disconnected"] == [cut["ue_address"]]
+    assert f"Cloned SIM: ICCID {iccid} ({_owner_of(db, iccid)}" in stdout
+    assert "caught by twin session" in stdout
+
+    [(swap_subject, swap_reason, swap)] = _events(db, "risk.device_swap")
+    stolen_iccid = swap_subject.removeprefix("sim:")
+    [stolen] = story["stolen"]
+    assert (stolen["iccid"], stolen["owner"]["name"]) == (stolen_iccid, _owner_of(db, stolen_iccid))
+    assert (stolen["reason"], stolen["tried_imei"]) == (swap_reason, swap["imei"])
+    assert f"Stolen SIM: ICCID {stolen_iccid} ({_owner_of(db, stolen_iccid)})" in stdout
+    assert "refused the attach (imei_mismatch)" in stdout
+
+
+def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
+    env = _env()
     done = subprocess.run(
         [sys.executable, "-m", "ztsim", "demo", "--once", "--json"],
         cwd=tmp_path,
@@ -70,6 +144,17 @@ def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
     assert platform["revocation_ms"] < 1000
 
     assert "ztsim demo" in done.stdout
+    _check_story(done.stdout, figures["story"], tmp_path / "ztsim-demo" / "ztsim.db")
+    # Every cut session but the clone's genuine one is still up when the summary is read.
+    assert figures["story"]["allowed"]["live_sessions"] == devices["attached"] - 1
+    # Progress, one line per step as it goes, all before the summary.
+    steps = ["identities:", "SIMs:", "eSIM orders:", "gateway:", "roles:", "operator: attaching"]
+    at = [done.stdout.find(step) for step in steps]
+    assert -1 not in at, at
+    assert at == sorted(at), at
+    assert (
+        at[-1] < done.stdout.find("What the platform recorded") < done.stdout.find("What happened")
+    )
     pack = tmp_path / "ztsim-demo" / "onboarding-pack.zip"
     assert pack.stat().st_mode & 0o777 == 0o600
     # Run again: the demo directory is recreated, not refused.
@@ -100,3 +185,70 @@ def test_demo_never_wipes_a_directory_it_did_not_make(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "not made by `ztsim demo`" in done.stderr
     assert (precious / "keep.txt").read_text() == "mine"
+
+
+def _read_until(process: subprocess.Popen[str], marker: str, deadline: float) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if marker in line:
+            return lines
+    raise AssertionError(f"no {marker!r} in:\n" + "\n".join(lines))
+
+
+def _query_serving(process: subprocess.Popen[str], env: dict[str, str]) -> None:
+    """Ask the serving demo as a user would: curl for its sessions, kdig from one of them."""
+    lines = _read_until(process, "admin token (shown once)", time.monotonic() + 120)
+    assert process.stdout is not None
+    token = process.stdout.readline().strip()
+    assert any("operator: attaching" in line for line in lines)
+    api = f"http://127.0.0.1:{env['ZTSIM_API_PORT']}"
+    listed = subprocess.run(
+        [CURL, "-sf", "-H", f"Authorization: Bearer {token}", f"{api}/api/v1/sessions"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    sessions = json.loads(listed.stdout)["items"]
+    # 20 phones and 9 meters attached; the cloned SIM's genuine session was cut.
+    assert len(sessions) == 28
+    assert all(s["stopped_at"] is None for s in sessions)
+    # The DNS gateway knows who asks from a live session's address, and answers it.
+    answer = kdig(
+        int(env["ZTSIM_DNS_PORT"]), "intranet.acme.test", "A", source=sessions[0]["ue_address"]
+    )
+    assert "status: NOERROR" in answer, answer
+    assert any(r[3] == "A" for r in records(answer)), answer
+
+
+@pytest.mark.skipif(KDIG is None, reason="kdig (knot-dnsutils) is not installed")
+def test_demo_keeps_its_devices_attached_while_it_serves(tmp_path: Path) -> None:
+    env = _env()
+    with subprocess.Popen(
+        [sys.executable, "-m", "ztsim", "demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        try:
+            _query_serving(process, env)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+    assert code == 0
+    # On stop the gateway detached every device cleanly: each session got its Accounting-Stop.
+    db = tmp_path / "ztsim-demo" / "ztsim.db"
+    assert _one(db, "SELECT count(*) FROM radius_sessions WHERE stopped_at IS NULL") == (0,)
+    stops = [e for e in _events(db, "radius.session_stopped") if e[1] == "stop"]
+    assert len(stops) == 28

@@ -39,8 +39,8 @@ class BodyLimits:
             return self.doh
         if path == "/api/v1/stock-imports":
             return self.stock_import
-        if path == "/api/v1/dns/lists":
-            return self.dns_list
+        if path == "/api/v1/dns/lists" or path.startswith("/api/v1/dns/lists/"):
+            return self.dns_list  # a list created (POST) or replaced (PUT .../{id})
         return self.json
 
 

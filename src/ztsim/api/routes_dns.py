@@ -88,6 +88,15 @@ class ListIn(Request):
     url: Url | None = None
 
 
+class ListUpdate(Request):
+    """A list's new text or URL; its id and name stay. Without `format` each line's format
+    is guessed, as at creation."""
+
+    format: ListFormat | None = None
+    content: Annotated[str, StringConstraints(max_length=MAX_LIST_TEXT)] | None = None
+    url: Url | None = None
+
+
 class BadLineOut(BaseModel):
     line: int
     reason: str
@@ -252,6 +261,24 @@ def create_list(ctx: Ctx, p: DnsWrite, body: ListIn) -> ListOut:
 def get_list(ctx: Ctx, p: DnsRead, list_id: str) -> ListOut:
     with ctx.read() as conn:
         return _list_out(repo.get_list(conn, p.org_id, list_id))
+
+
+@router.put("/dns/lists/{list_id}", tags=["dns"])
+def replace_list(ctx: Ctx, p: DnsWrite, list_id: str, body: ListUpdate) -> ListOut:
+    if body.content is not None:
+        _storable(body.content)
+    with ctx.tx() as conn:
+        stored = service.replace_list(
+            conn,
+            p.org_id,
+            list_id,
+            fmt=body.format.value if body.format else None,
+            content=body.content,
+            url=body.url,
+            actor=p.actor,
+            now=ctx.clock(),
+        )
+    return _list_out(stored)
 
 
 @router.delete("/dns/lists/{list_id}", status_code=204, tags=["dns"])

@@ -16,12 +16,15 @@ from sqlalchemy import Connection
 
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import ObjectId, Page, Reason, Request, RequiredReason
+from ztsim.dns.store import repository as dns_store
 from ztsim.errors import NotFound
 from ztsim.esim import repository as repo
 from ztsim.esim import service
+from ztsim.esim.config import placeholder_warning
 from ztsim.esim.orders import NotificationPoint, OrderRefused, OrderState, ProgressStatus
 from ztsim.esim.orders import effective_state as _effective
 from ztsim.esim.pack import render_html, render_pdf
+from ztsim.esim.privacy import DnsLogging, DnsLogMode
 from ztsim.esim.qr import qr_png, qr_svg
 from ztsim.identity.roles import Permission, Principal
 
@@ -87,6 +90,10 @@ class OrderCreated(OrderOut):
     activation_code: str = Field(description="`LPA:1$...` (SGP.22 §4.1). A bearer secret.")
     matching_id: str
     confirmation_code: str | None = Field(description="Shown once; only its hash is kept.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="For the operator, e.g. an SM-DP+ address that is still a placeholder.",
+    )
 
 
 class PackFormat(StrEnum):
@@ -139,6 +146,7 @@ def _created(issued: service.Issued, now: datetime) -> OrderCreated:
         activation_code=issued.code.to_qr_text(),
         matching_id=issued.code.matching_id,
         confirmation_code=issued.confirmation_code,
+        warnings=[w for w in (placeholder_warning(issued.code.smdp_address),) if w],
     )
 
 
@@ -238,7 +246,9 @@ def get_pack(
     now = ctx.clock()
     with ctx.read() as conn:
         _visible(conn, p, order_id)
-        page = service.pack_page(conn, ctx.sealer, p.org_id, order_id, now)
+        dns, _ = dns_store.get_settings(conn, p.org_id)
+        logging = DnsLogging(DnsLogMode(dns.privacy.value), dns.pseudonymise)
+        page = service.pack_page(conn, ctx.sealer, p.org_id, order_id, now, dns=logging)
     if format is PackFormat.HTML:
         body = render_html(page)
     elif format is PackFormat.PDF:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from ztsim.cli.common import ConfigOpt, out, say_error
-from ztsim.node import demo as demo_node
-from ztsim.node import platform as node
+from ztsim.simulator import story as tale  # pure and light: the standard library only
+
+if TYPE_CHECKING:  # the node layer loads everything: only when the demo runs
+    from ztsim.node import demo as demo_node
 
 MARKER = ".ztsim-demo"
 
@@ -59,15 +63,78 @@ def _print(result: demo_node.DemoResult) -> None:
     for name, count in s.blocks_by_identity.most_common():
         people.add_row(name, str(count))
     out.print(people)
-    latency = "not observed" if s.revocation_ms is None else f"{s.revocation_ms:.1f} ms"
-    out.print(
-        f"Cloned SIM suspended through the API; Disconnect-Request at the gateway after [bold]{latency}[/bold]."
-    )
+    _tell(result.story, s.revocation_ms, s.dns_queries - s.dns_blocked)
     out.print(
         f"The devices saw: {sim.attached} attached, {len(sim.refused)} refused, {sim.queries} queries, "
         f"{sum(sim.blocked.values())} blocked, {sim.no_answer} unanswered."
     )
     out.print(f"Onboarding pack (QR codes for every employee): {result.world.pack}")
+
+
+def _who(person: tale.Person | None) -> str:
+    if person is None:
+        return "an unknown identity"
+    email = f" <{person.email}>" if person.email else ""
+    return escape(person.name + email)
+
+
+def _blocks(label: str, blocks: tuple[tale.Block, ...]) -> None:
+    if not blocks:
+        out.print(f"[bold]{label}:[/bold] nobody")
+    for b in blocks:
+        times = "once" if b.times == 1 else f"{b.times} times"
+        out.print(
+            f"[bold]{label}:[/bold] {_who(b.who)} looked up {escape(b.domain)}: "
+            f"blocked by rule {escape(b.rule)}, {times}."
+        )
+
+
+def _refusal(label: str, r: tale.Refusal, revocation_ms: float | None) -> None:
+    owner = _who(r.owner)
+    said = [f"[bold]{label}:[/bold] ICCID {r.iccid} ({owner}), bound to IMEI {r.bound_imei},"]
+    said.append(f"asked to attach from IMEI {r.tried_imei}")
+    if r.live_imeis:
+        said.append(f"while live on IMEI {', '.join(r.live_imeis)}")
+    signals = "; ".join(tale.SIGNAL_WORDS.get(s, s) for s in r.signals)
+    said.append(f"— caught by {signals}." if signals else "—")
+    said.append(f"ztsim refused the attach ({r.reason}) and recorded the risk.")
+    for by in r.suspended_by:
+        said.append(f"Suspended ({escape(by)}).")
+    for address in r.disconnected:
+        after = "" if revocation_ms is None else f" after [bold]{revocation_ms:.1f} ms[/bold]"
+        said.append(f"Its live session at {address} was cut: Disconnect-Request ACKed{after}.")
+    out.print(" ".join(said))
+
+
+_KINDS = {"user": "by people", "service": "by service identities"}
+
+
+def _tell(story: tale.Story, revocation_ms: float | None, answered: int) -> None:
+    """The story, from the platform's events: who, which SIM, how caught, what was done."""
+    out.print("\n[bold underline]What happened, from the platform's events[/bold underline]")
+    _blocks("Phished", story.phished)
+    _blocks("Beaconing to C2", story.beacons)
+    for label, refusals in (("Cloned SIM", story.cloned), ("Stolen SIM", story.stolen)):
+        if not refusals:
+            out.print(f"[bold]{label}:[/bold] none")
+        for r in refusals:
+            _refusal(label, r, revocation_ms)
+    a = story.allowed
+    kinds = ", ".join(f"{n} {_KINDS.get(kind, kind)}" for kind, n in a.attaches_by_kind.items())
+    out.print(
+        f"[bold]Allowed:[/bold] {a.attaches} attaches ({kinds}) for {a.identities} identities, "
+        f"{answered} DNS queries answered; {a.live_sessions} sessions live now."
+    )
+
+
+def _progress() -> demo_node.Progress:
+    """One line per provisioning step, as it starts, with the seconds since the first."""
+    started = time.monotonic()
+
+    def step(text: str) -> None:
+        out.print(f"[dim]{time.monotonic() - started:5.1f} s[/dim]  {escape(text)}", soft_wrap=True)
+
+    return step
 
 
 def _figures(result: demo_node.DemoResult) -> dict[str, object]:
@@ -95,6 +162,7 @@ def _figures(result: demo_node.DemoResult) -> dict[str, object]:
             "blocked_by_device": dict(sim.blocked_by_device),
             "no_answer": sim.no_answer,
         },
+        "story": result.story.as_json(),
     }
 
 
@@ -109,21 +177,34 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Provision Acme, start every role, run the virtual operator's scenario, print what happened."""
+    from ztsim.node import demo as demo_node
+    from ztsim.node import platform as node
+    from ztsim.node.runner import run_role
+
     _fresh(data_dir)
     settings = node.settings_from(config, data_dir=data_dir)
 
-    async def main() -> None:
-        result, running = await demo_node.run_demo(settings)
+    async def start() -> demo_node.LiveDemo:
+        live = await demo_node.start_demo(settings, progress=_progress())
+        result = live.result
         _print(result)
         if as_json:
-            print(json.dumps(_figures(result)))
-        if once:
-            await running.stop()
-            return
-        out.print(f"\nServing. API: {result.api_url}/docs  admin token (shown once):")
-        out.print(result.admin_token, markup=False, highlight=False)
-        out.print("Ctrl-C to stop.")
-        await running.api_task
-        await running.aaa.stop()
+            print(json.dumps(_figures(result)), flush=True)
+        if not once:
+            out.print(f"\nServing. API: {result.api_url}/docs  admin token (shown once):")
+            out.print(result.admin_token, markup=False, highlight=False)
+            out.print(
+                "The devices stay attached (GET /api/v1/sessions); Ctrl-C detaches them and stops."
+            )
+        return live
 
-    asyncio.run(main())
+    def ended(live: demo_node.LiveDemo) -> asyncio.Future[None]:
+        if not once:
+            return live.api_task
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    # Our handlers are in place before anything binds: a stop signal at any moment
+    # ends in the orderly stop (devices detached, records flushed) and exit code 0.
+    asyncio.run(run_role(start, ended=ended))

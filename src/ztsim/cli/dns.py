@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ztsim.cli.common import ConfigOpt, DataDirOpt, fail, platform_for
+from ztsim.cli.common import ConfigOpt, DataDirOpt, fail, platform_for, print_listeners
 from ztsim.errors import ZtsimError
-from ztsim.node import dns as dns_node
 
 
 def serve_dns(
@@ -19,8 +18,11 @@ def serve_dns(
     ] = 1,
 ) -> None:
     """The DNS gateway (UDP and TCP) with per-identity policy."""
+    # Here, not at the top: `ztsim serve --help` must not import the gateway.
+    from ztsim.node import dns as dns_node
+
     platform = platform_for(config, data_dir)
     try:
-        dns_node.serve_dns(platform, workers)
+        dns_node.serve_dns(platform, workers, print_listeners)
     except ZtsimError as exc:
         raise fail(exc) from None

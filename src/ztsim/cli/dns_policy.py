@@ -56,6 +56,18 @@ def _find_list(conn: Connection, org_id: str, key: str) -> repo.StoredList:
     raise NotFound(f"no DNS list {key!r} in this org")
 
 
+def _report(done: str, stored: repo.StoredList, fetched: str | None) -> None:
+    """One line; for uploaded text, its counts and the lines skipped."""
+    if fetched is not None:
+        out.print(f"{done} DNS list {stored.name} ({fetched}).", highlight=False)
+        return
+    bad = f", {lookup.count(stored.bad_lines, 'bad line')} skipped" if stored.bad_lines else ""
+    names = lookup.count(stored.good_lines, "name")
+    out.print(f"{done} DNS list {stored.name} ({names}{bad}).", highlight=False)
+    for sample in stored.bad_samples:
+        out.print(f"  line {sample['line']}: {sample['reason']}", highlight=False, markup=False)
+
+
 @lists.command("list")
 def lists_list(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the org's block lists and how many of their lines were understood."""
@@ -115,12 +127,42 @@ def lists_add(
             actor=actor(),
             now=utc_now(),
         )
-    bad = f", {lookup.count(stored.bad_lines, 'bad line')} skipped" if stored.bad_lines else ""
-    names = lookup.count(stored.good_lines, "name")
-    source = "fetched by the DNS gateway" if url else f"{names}{bad}"
-    out.print(f"Added DNS list {stored.name} ({source}).", highlight=False)
-    for sample in stored.bad_samples:
-        out.print(f"  line {sample['line']}: {sample['reason']}", highlight=False, markup=False)
+    _report("Added", stored, "fetched by the DNS gateway" if url else None)
+
+
+@lists.command("update")
+def lists_update(
+    dns_list: Annotated[str, typer.Argument(help="The list's name (or id); both stay.")],
+    file: Annotated[
+        Path | None, typer.Option("--file", dir_okay=False, help="The list's new text.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="A new http(s) URL, refreshed.")] = None,
+    fmt: Annotated[
+        ListFormat | None,
+        typer.Option("--format", case_sensitive=False, help="Default: the list's current one."),
+    ] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Replace a list's text (from a file) or its URL; rules that name it keep it."""
+    platform = platform_for(config, data_dir)
+    with org_transaction(platform, org) as (conn, org_id):
+        if (file is None) == (url is None):
+            raise InvalidInput("give exactly one of --file and --url")
+        content = None if file is None else _read_list(file)
+        current = _find_list(conn, org_id, dns_list)
+        stored = service.replace_list(
+            conn,
+            org_id,
+            current.id,
+            fmt=fmt.value if fmt else current.format,
+            content=content,
+            url=url,
+            actor=actor(),
+            now=utc_now(),
+        )
+    _report("Updated", stored, "the DNS gateway fetches the new URL" if url else None)
 
 
 @lists.command("remove")

@@ -15,9 +15,12 @@ from ztsim.cli import lookup, tables
 from ztsim.cli.common import ConfigOpt, DataDirOpt, OrgOpt, err, org_transaction, out, platform_for
 from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
+from ztsim.dns.store import repository as dns_store
 from ztsim.errors import InvalidInput
 from ztsim.esim import service
+from ztsim.esim.config import issued_placeholder_warning, placeholder_warning
 from ztsim.esim.pack import write_zip
+from ztsim.esim.privacy import DnsLogging, DnsLogMode
 from ztsim.node import platform as node
 
 app = typer.Typer(help="eSIM onboarding: orders and printable packs.", no_args_is_help=True)
@@ -30,6 +33,18 @@ GroupOpt = Annotated[str | None, typer.Option("--group", help="Every member of t
 
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def warn(line: str | None) -> None:
+    """One line on stderr, unwrapped, shown as it is."""
+    if line is not None:
+        err.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def dns_logging(conn: Connection, org_id: str) -> DnsLogging:
+    """The org's DNS privacy facts for its packs (the esim package does not read DNS)."""
+    settings, _ = dns_store.get_settings(conn, org_id)
+    return DnsLogging(DnsLogMode(settings.privacy.value), settings.pseudonymise)
 
 
 def _targets(
@@ -59,6 +74,7 @@ def order(
     """Order an eSIM for each named employee who has no open order yet."""
     platform = platform_for(config, data_dir)
     esim = node.esim_config(platform.settings)
+    warn(placeholder_warning(esim.smdp_address))
     codes = ["code (shown once)"] if confirmation else []
     rows: list[tuple[str, ...]] = []
     with org_transaction(platform, org) as (conn, org_id):
@@ -106,7 +122,10 @@ def pack(
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         targets = _targets(conn, org_id, user, group)
-        bulk = service.pack_pages(conn, platform.sealer, org_id, targets, utc_now())
+        bulk = service.pack_pages(
+            conn, platform.sealer, org_id, targets, utc_now(), dns=dns_logging(conn, org_id)
+        )
+    warn(issued_placeholder_warning(page.code.smdp_address for page in bulk.pages))
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

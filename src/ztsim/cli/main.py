@@ -2,245 +2,188 @@
 
 Admin commands work on the database directly (they run where the data lives);
 remote administration goes through the REST API with a token.
+
+Every command is registered here by name, help and loader (`ztsim.cli.lazy`): a command's
+module is imported when it runs, so `ztsim --help` and `ztsim <group> --help` import
+none of the platform. A new command or group is an entry below; the help written here
+is checked against the command's own by tests/cli/test_cli_lazy.py (which prints the
+entry to paste when they differ).
 """
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated
+from collections.abc import Callable
+from importlib import import_module
 
 import typer
-from rich.progress import MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from ztsim.cli import aka as aka_cli
-from ztsim.cli import demo as demo_cli
-from ztsim.cli import dns as dns_cli
-from ztsim.cli import dns_policy, lookup, tables
-from ztsim.cli import esim as esim_cli
-from ztsim.cli import gateways as gateways_cli
-from ztsim.cli import groups as groups_cli
-from ztsim.cli import identities as identities_cli
-from ztsim.cli import serve as serve_cli
-from ztsim.cli import sims as sims_cli
-from ztsim.cli import simulate as simulate_cli
-from ztsim.cli import tokens as tokens_cli
-from ztsim.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    OrgOpt,
-    err,
-    fail,
-    org_transaction,
-    out,
-    platform_for,
-)
-from ztsim.cli.tables import Col
-from ztsim.clock import utc_now
-from ztsim.errors import ZtsimError
-from ztsim.inventory import repository as inventory
-from ztsim.inventory import service
-from ztsim.inventory.lifecycle import SimAction, SimState
-from ztsim.inventory.models import SimKind
-from ztsim.node import platform as node
-from ztsim.node import up as up_node
-from ztsim.sealing import KEY_BYTES, format_key
-
-app = typer.Typer(help="ztsim: a Zero Trust SIM platform.", no_args_is_help=True)
-sims_app = typer.Typer(help="SIM inventory.", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-keys_app = typer.Typer(help="The key-encryption key that seals SIM secrets.", no_args_is_help=True)
-app.add_typer(sims_app, name="sims")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(keys_app, name="keys")
-app.add_typer(aka_cli.app, name="aka")
-app.command("demo")(demo_cli.demo)
-app.command("simulate")(simulate_cli.simulate)
-app.add_typer(esim_cli.app, name="esim")
-app.add_typer(serve_cli.app, name="serve")
-serve_cli.app.command("dns")(dns_cli.serve_dns)
-app.add_typer(identities_cli.app, name="identities")
-app.add_typer(groups_cli.groups, name="groups")
-app.add_typer(groups_cli.fleets, name="fleets")
-app.add_typer(gateways_cli.gateways, name="gateways")
-app.add_typer(gateways_cli.pools, name="pools")
-app.add_typer(dns_policy.app, name="dns")
-sims_app.command("assign")(sims_cli.assign)
-sims_app.command("activate")(sims_cli.activate)
-sims_app.command("resume")(sims_cli.resume)
-sims_app.command("retire")(sims_cli.retire)
-tokens_app.command("create")(tokens_cli.create)
-tokens_app.command("list")(tokens_cli.list_all)
-tokens_app.command("revoke")(tokens_cli.revoke)
+# Imported with the root, not with the first command: its consoles take their width
+# from COLUMNS when they are made (a test runs many commands at several widths).
+from ztsim.cli import common  # noqa: F401
+from ztsim.cli.lazy import Entry, LazyGroup, Loaded
 
 
-SIM_COLUMNS = (
-    Col("ICCID", whole=True),
-    Col("IMSI", whole=True),
-    Col("MSISDN", whole=True),
-    Col("kind", whole=True, drop=2),
-    Col("state", whole=True),
-    Col("identity", whole=True, drop=1),
-)
+def _at(module: str, name: str = "app") -> Callable[[], Loaded]:
+    def load() -> Loaded:
+        found: Loaded = getattr(import_module(f"ztsim.cli.{module}"), name)
+        return found
+
+    return load
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def _tokens() -> Loaded:
+    from ztsim.cli import tokens
+
+    app = typer.Typer(help=ENTRIES["tokens"].help, no_args_is_help=True)
+    app.command("create")(tokens.create)
+    app.command("list")(tokens.list_all)
+    app.command("revoke")(tokens.revoke)
+    return app
 
 
-@app.command()
-def init(
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-    org_name: Annotated[str, typer.Option("--org-name")] = "My Company",
-    slug: Annotated[str, typer.Option("--slug")] = "default",
-) -> None:
-    """Create the data directory, the master key, the first org and its first admin token."""
-    platform = platform_for(config, data_dir, create_key=True)
-    try:
-        org, token = node.init_org(platform, org_name, slug)
-    except ZtsimError as exc:
-        raise fail(exc) from None
-    out.print(f"Created org [bold]{org.name}[/bold] ({org.slug}) in {platform.settings.data_dir}")
-    out.print("Admin token (shown once, store it now):")
-    out.print(token, markup=False, highlight=False)
+ENTRIES: dict[str, Entry] = {
+    "demo": Entry(
+        "Provision Acme, start every role, run the virtual operator's scenario, print what "
+        "happened.",
+        _at("demo", "demo"),
+    ),
+    "simulate": Entry(
+        "Attach DEVICES virtual devices through RADIUS and let them query DNS for DURATION\n"
+        "seconds, against the ztsim running on this data directory's settings.",
+        _at("simulate", "simulate"),
+    ),
+    "init": Entry(
+        "Create the data directory, the master key, the first org and its first admin token.",
+        _at("setup", "init"),
+    ),
+    "up": Entry(
+        "Run every role in one process: the API (with DoH), RADIUS AAA and the DNS gateway.",
+        _at("setup", "up"),
+    ),
+    "sims": Entry(
+        "SIM inventory.",
+        _at("sims_group"),
+        {
+            "assign": "Give a stock SIM to an identity.",
+            "activate": "Activate an assigned SIM: it may attach.",
+            "resume": "Resume a suspended SIM.",
+            "retire": "Retire a SIM for good.",
+            "import": "Import a SIM vendor batch file (CSV), all or nothing.",
+            "list": "List SIMs (ordered by ICCID).",
+            "suspend": "Suspend an active SIM (by ICCID, IMSI or MSISDN).",
+        },
+    ),
+    "tokens": Entry(
+        "API tokens.",
+        _tokens,
+        {
+            "create": "Create an API token; it is printed once.",
+            "list": "List API tokens (never the tokens themselves).",
+            "revoke": "Revoke an API token: it stops working at once.",
+        },
+    ),
+    "keys": Entry(
+        "The key-encryption key that seals SIM secrets.",
+        _at("setup", "keys_app"),
+        {
+            "rotate": "Re-wrap every sealed secret under a new key-encryption key.",
+            "generate": "Print a new random key-encryption key (for ZTSIM_MASTER_KEY).",
+        },
+    ),
+    "aka": Entry(
+        "3GPP authentication (UDM/ARPF).",
+        _at("aka"),
+        {
+            "vector": "Issue one 5G HE vector for a SIM, as an AUSF would get it (advances "
+            "its SQN).",
+            "hn-key": "Home-network keys for SUCI.",
+        },
+    ),
+    "esim": Entry(
+        "eSIM onboarding: orders and printable packs.",
+        _at("esim"),
+        {
+            "order": "Order an eSIM for each named employee who has no open order yet.",
+            "pack": "Write the onboarding packs (HTML, PDF, QR PNG and SVG per employee) "
+            "into a zip.",
+        },
+    ),
+    "serve": Entry(
+        "Run one role of the platform.",
+        _at("serve"),
+        {
+            "radius": "The RADIUS AAA server (auth and accounting) for the registered gateways.",
+            "api": "The REST API alone (no DoH: that needs the DNS gateway in the same process).",
+            "dns": "The DNS gateway (UDP and TCP) with per-identity policy.",
+        },
+    ),
+    "identities": Entry(
+        "Identities: people and service identities.",
+        _at("identities"),
+        {
+            "create": "Create an identity.",
+            "list": "List identities.",
+            "disable": "Disable an identity: its SIMs are refused at the next attach or reload.",
+            "enable": "Enable a disabled identity.",
+            "rename": "Give an identity a new display name.",
+        },
+    ),
+    "groups": Entry(
+        "Groups of identities (eSIM orders, DNS rules).",
+        _at("groups", "groups"),
+        {
+            "create": "Create a group.",
+            "list": "List groups and their members.",
+            "add": "Add identities to a group (all or none).",
+            "remove": "Take identities out of a group (all or none).",
+        },
+    ),
+    "fleets": Entry(
+        "Fleets of service identities (IoT).",
+        _at("groups", "fleets"),
+        {
+            "create": "Create a fleet.",
+            "list": "List fleets and their members.",
+            "add": "Add service identities to a fleet (all or none).",
+            "remove": "Take service identities out of a fleet (all or none).",
+        },
+    ),
+    "gateways": Entry(
+        "Packet gateways (RADIUS clients).",
+        _at("gateways", "gateways"),
+        {
+            "create": "Register a packet gateway.",
+            "list": "List gateways (secrets are never shown).",
+            "delete": "Remove a gateway: its requests are dropped from the next reload on.",
+        },
+    ),
+    "pools": Entry(
+        "The org's UE address pool.",
+        _at("gateways", "pools"),
+        {"create": "Create the org's address pool.", "list": "List the org's address pools."},
+    ),
+    "dns": Entry(
+        "DNS policy: rules, block lists, settings.",
+        _at("dns_policy"),
+        {
+            "rules": "DNS rules, applied first to last.",
+            "lists": "Block lists that rules name.",
+            "settings": "The org's DNS settings.",
+            "device-tokens": "DNS-over-HTTPS tokens for devices.",
+        },
+    ),
+}
 
 
-@app.command()
-def up(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Run every role in one process: the API (with DoH), RADIUS AAA and the DNS gateway.
-
-    On a fresh data directory it first creates an org and prints its admin token once."""
-    platform = platform_for(config, data_dir, create_key=True)
-    if not node.has_org(platform):
-        org, token = node.init_org(platform, "My Company", "default")
-        out.print(f"Created org [bold]{org.name}[/bold]. Admin token (shown once, store it now):")
-        out.print(token, markup=False, highlight=False)
-    out.print(f"API: http://{platform.settings.api_host}:{platform.settings.api_port}/docs")
-    asyncio.run(up_node.run_until_stopped(platform))
+class ZtsimGroup(LazyGroup):
+    entries = ENTRIES
 
 
-@sims_app.command("import")
-def sims_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    kind: Annotated[SimKind, typer.Option("--kind", case_sensitive=False)] = SimKind.PHYSICAL,
-    org: OrgOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Import a SIM vendor batch file (CSV), all or nothing."""
-    platform = platform_for(config, data_dir)
-
-    def lines() -> Iterator[str]:
-        # Read again for each pass, a line at a time: the file is never held whole.
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            yield from handle
-
-    columns = (TextColumn("{task.description}"), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def show(stage: str, rows: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(f"{stage} rows", total=None)
-            progress.update(tasks[stage], completed=rows)
-
-        with org_transaction(platform, org) as (_, org_id):
-            pass
-        try:
-            record = service.import_stock_file(
-                platform.engine,
-                platform.sealer,
-                org_id,
-                lines,
-                filename=file.name,
-                kind=kind,
-                actor=_actor(),
-                now=utc_now(),
-                on_progress=show,
-            )
-        except ZtsimError as exc:
-            raise fail(exc) from None
-    if record.status != "imported":
-        rows = [(str(e["line"]), str(e["field"]), str(e["message"])) for e in record.errors]
-        problems = (Col("line", whole=True), Col("field", whole=True), Col("error"))
-        tables.show(err, problems, rows, title=f"{file.name}: nothing imported")
-        if record.error_count > len(record.errors):
-            err.print(f"{record.error_count} errors in all; the first {len(record.errors)} shown.")
-        raise typer.Exit(1)
-    imported = lookup.count(record.imported, "SIM")
-    out.print(f"Imported {imported} from {file.name} (import {record.id}).")
+app = typer.Typer(cls=ZtsimGroup, help="ztsim: a Zero Trust SIM platform.", no_args_is_help=True)
 
 
-@sims_app.command("list")
-def sims_list(
-    state: Annotated[SimState | None, typer.Option("--state", case_sensitive=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
-    org: OrgOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """List SIMs (ordered by ICCID)."""
-    platform = platform_for(config, data_dir)
-    with org_transaction(platform, org) as (conn, org_id):
-        sims, more = inventory.list_sims(
-            conn, org_id, inventory.SimFilter(state=state), limit=limit
-        )
-        names = lookup.identity_names(conn, org_id, (s.identity_id or "" for s in sims))
-    # Identifiers are never cut: on a narrow terminal the kind, then the holder, go first.
-    rows = [
-        (
-            s.iccid,
-            s.imsi,
-            s.msisdn or "",
-            s.kind.value,
-            s.state.value,
-            names.get(s.identity_id, s.identity_id) if s.identity_id else "",
-        )
-        for s in sims
-    ]
-    tables.show(out, SIM_COLUMNS, rows)
-    out.print(lookup.count(len(sims), "SIM"))
-    if more:
-        out.print(f"(more than {limit}; use --limit or the API's cursor)")
-
-
-@sims_app.command("suspend")
-def sims_suspend(
-    iccid: str,
-    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")],
-    org: OrgOpt = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Suspend an active SIM (by ICCID, IMSI or MSISDN)."""
-    sims_cli.transition(iccid, SimAction.SUSPEND, reason, org, config, data_dir)
-
-
-@keys_app.command("rotate")
-def keys_rotate(
-    new_key_file: Annotated[
-        Path | None,
-        typer.Option("--new-key-file", help="With ZTSIM_MASTER_KEY: the new key, saved first."),
-    ] = None,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Re-wrap every sealed secret under a new key-encryption key."""
-    platform = platform_for(config, data_dir)
-    try:
-        count = node.rotate_master_key(platform, new_key_file)
-    except ZtsimError as exc:
-        raise fail(exc) from None
-    out.print(f"Re-sealed {count} rows under the new key-encryption key.")
-    if new_key_file is not None:
-        out.print("Now set ZTSIM_MASTER_KEY to the new key and restart every node.")
-
-
-@keys_app.command("generate")
-def keys_generate() -> None:
-    """Print a new random key-encryption key (for ZTSIM_MASTER_KEY)."""
-    out.print(format_key(os.urandom(KEY_BYTES)), markup=False, highlight=False)
+@app.callback()
+def main() -> None:
+    # The commands are the entries above: Typer builds a group only for an app that has
+    # a callback or commands of its own.
+    pass

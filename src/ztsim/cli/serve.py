@@ -1,12 +1,17 @@
-"""`ztsim serve <role>`: run one role of the platform on its own."""
+"""`ztsim serve <role>`: run one role of the platform on its own.
+
+Each prints what it listens on, one line each, once it serves; a port it cannot bind
+ends it with one line naming the port. The roles are imported inside the commands, so
+that `ztsim serve --help` imports none of them.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from ztsim.cli.common import ConfigOpt, DataDirOpt, platform_for
-from ztsim.node import platform as node
-from ztsim.node import radius as radius_node
+from ztsim.cli import dns as dns_cli
+from ztsim.cli.common import ConfigOpt, DataDirOpt, fail, platform_for, print_listeners
+from ztsim.errors import ZtsimError
 
 app = typer.Typer(help="Run one role of the platform.", no_args_is_help=True)
 
@@ -14,10 +19,25 @@ app = typer.Typer(help="Run one role of the platform.", no_args_is_help=True)
 @app.command("radius")
 def radius(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """The RADIUS AAA server (auth and accounting) for the registered gateways."""
-    radius_node.serve_radius(platform_for(config, data_dir))
+    from ztsim.node import radius as radius_node
+
+    platform = platform_for(config, data_dir)
+    try:
+        radius_node.serve_radius(platform, print_listeners)
+    except ZtsimError as exc:
+        raise fail(exc) from None
 
 
 @app.command("api")
 def api(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """The REST API alone (no DoH: that needs the DNS gateway in the same process)."""
-    node.serve_api(platform_for(config, data_dir))
+    from ztsim.node import platform as node
+
+    platform = platform_for(config, data_dir)
+    try:
+        node.serve_api(platform, print_listeners)
+    except ZtsimError as exc:
+        raise fail(exc) from None
+
+
+app.command("dns")(dns_cli.serve_dns)

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from ztsim.cli.common import ConfigOpt, DataDirOpt, out, platform_for, say_error
-from ztsim.simulator import loadtest
-from ztsim.simulator.platform import Listeners
 
 
 def simulate(
@@ -21,6 +19,10 @@ def simulate(
 ) -> None:
     """Attach DEVICES virtual devices through RADIUS and let them query DNS for DURATION
     seconds, against the ztsim running on this data directory's settings."""
+    # Imported here: the simulator loads the whole platform, which `--help` does not need.
+    from ztsim.simulator import loadtest
+    from ztsim.simulator.platform import Listeners
+
     platform = platform_for(config, data_dir)
     s = platform.settings
     listeners = Listeners(

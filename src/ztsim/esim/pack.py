@@ -61,6 +61,8 @@ class PackPage:
     privacy_notice: str = PRIVACY_NOTICE
     ios_steps: tuple[str, ...] = field(default=IOS_STEPS)
     android_steps: tuple[str, ...] = field(default=ANDROID_STEPS)
+    # What the DNS filter records in the org's privacy mode (`esim.privacy`); empty: unknown.
+    dns_notice: str = ""
 
 
 _HTML = Template("""<!DOCTYPE html>
@@ -99,6 +101,7 @@ $confirmation
 <div><h2>Android</h2><ol>$android</ol></div>
 </div>
 <p class="privacy"><strong>Your privacy.</strong> $privacy</p>
+$dns
 <p class="privacy">Order $order_id. This code works once; keep this page private.</p>
 </body>
 </html>
@@ -132,6 +135,7 @@ def render_html(page: PackPage, *, png: bytes | None = None) -> bytes:
         ios=_items(page.ios_steps),
         android=_items(page.android_steps),
         privacy=esc(page.privacy_notice),
+        dns=f'<p class="privacy">{esc(page.dns_notice)}</p>' if page.dns_notice else "",
         order_id=esc(page.order_id),
     ).encode("utf-8")
 
@@ -184,6 +188,8 @@ def render_pdf(page: PackPage, *, png: bytes | None = None) -> bytes:
     pdf.ln(2)
     para("Your privacy", 11, "B", 6)
     para(page.privacy_notice, 8.5, "", 4)
+    if page.dns_notice:
+        para(page.dns_notice, 8.5, "", 4)
     para(f"Order {page.order_id}. This code works once; keep this page private.", 8, "I", 4)
     if pdf.get_y() > pdf.h - pdf.b_margin:
         # Automatic page breaks are off (one page is the point): overflow would be cut.

@@ -39,6 +39,7 @@ from ztsim.esim.orders import (
     on_reissue,
 )
 from ztsim.esim.pack import PackPage
+from ztsim.esim.privacy import DnsLogging, dns_privacy_paragraph
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.identifiers import Eid, Iccid, InvalidIdentifier
 from ztsim.identity import repository as identities
@@ -402,20 +403,30 @@ def reissue_order(
 
 
 def pack_page(
-    conn: Connection, sealer: Sealer, org_id: str, order_id: str, now: datetime
+    conn: Connection,
+    sealer: Sealer,
+    org_id: str,
+    order_id: str,
+    now: datetime,
+    *,
+    dns: DnsLogging | None = None,
 ) -> PackPage:
-    """The onboarding page of an order whose code can still be used."""
+    """The onboarding page of an order whose code can still be used. `dns`: the org's
+    DNS privacy facts, read by the caller (without them the page says nothing of DNS)."""
     order = repo.get_order(conn, org_id, order_id)
     state = effective_state(order.state, order.expires_at, now)
     if state is not OrderState.ISSUED:
         raise OrderRefused(f"the order is {state.value}: its code can no longer be used")
-    return _page(conn, order, activation_code(sealer, conn, order))
-
-
-def _page(conn: Connection, order: repo.Order, code: ActivationCode) -> PackPage:
     holder = identities.get_identity(conn, order.org_id, order.identity_id)
     org = identities.get_org(conn, order.org_id)
-    return PackPage(holder.name, org.name, code, order.expires_at, order.id)
+    code = activation_code(sealer, conn, order)
+    return PackPage(
+        holder.name, org.name, code, order.expires_at, order.id, dns_notice=_dns_notice(dns)
+    )
+
+
+def _dns_notice(dns: DnsLogging | None) -> str:
+    return "" if dns is None else dns_privacy_paragraph(dns)
 
 
 @dataclass(frozen=True)
@@ -426,9 +437,15 @@ class BulkPages:
 
 
 def pack_pages(
-    conn: Connection, sealer: Sealer, org_id: str, identity_ids: Sequence[str], now: datetime
+    conn: Connection,
+    sealer: Sealer,
+    org_id: str,
+    identity_ids: Sequence[str],
+    now: datetime,
+    *,
+    dns: DnsLogging | None = None,
 ) -> BulkPages:
-    """Per identity, the page of its newest usable order."""
+    """Per identity, the page of its newest usable order (`dns` as for `pack_page`)."""
     usable: dict[str, repo.Order] = {}
     for order in repo.orders_of(conn, org_id, identity_ids):
         if effective_state(order.state, order.expires_at, now) is OrderState.ISSUED:
@@ -436,8 +453,16 @@ def pack_pages(
     sealed = repo.sealed_matching_ids(conn, org_id, [o.id for o in usable.values()])
     org = identities.get_org(conn, org_id)
     names = {i: identities.get_identity(conn, org_id, i).name for i in usable}
+    notice = _dns_notice(dns)
     pages = [
-        PackPage(names[i], org.name, _code(sealer, o, sealed[o.id]), o.expires_at, o.id)
+        PackPage(
+            names[i],
+            org.name,
+            _code(sealer, o, sealed[o.id]),
+            o.expires_at,
+            o.id,
+            dns_notice=notice,
+        )
         for i, o in usable.items()
     ]
     skipped = [i for i in identity_ids if i not in usable]

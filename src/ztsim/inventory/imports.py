@@ -18,6 +18,7 @@ from ztsim.errors import Conflict, InvalidInput
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.inventory import repository as repo
+from ztsim.inventory.columns import LABELS, joined
 from ztsim.inventory.lifecycle import SimState
 from ztsim.inventory.models import SimKind, StockImport
 from ztsim.inventory.stock import ErrorReport, RowError, StockFile, StockRow, StockScan
@@ -25,6 +26,7 @@ from ztsim.sealing import Sealer
 
 _INSERT_CHUNK = 5000
 _CHECK_CHUNK = 500  # identifiers per "already registered?" query
+_IDENTIFIERS = ("iccid", "imsi", "msisdn")
 
 
 def import_stock(
@@ -157,18 +159,25 @@ def _chunks(rows: Iterator[StockRow], size: int) -> Iterator[list[StockRow]]:
 
 
 def _registered(conn: Connection, rows: list[StockRow]) -> list[RowError]:
-    """Rows whose identifiers exist already, in any org. The message is the same whoever
-    holds the identifier (this org or another): identifiers are globally unique, so
-    that one exists is unavoidable to tell; whose it is never is."""
-    errors: list[RowError] = []
-    for column in ("iccid", "imsi", "msisdn"):
+    """Rows whose identifiers exist already, in any org: one error per row, naming each
+    of its identifiers that is taken. The words are the same whoever holds them (this org
+    or another): identifiers are globally unique, so that one exists is unavoidable to
+    tell; whose it is never is."""
+    taken: dict[str, set[str]] = {}
+    for column in _IDENTIFIERS:
         values = [v.value for r in rows if (v := getattr(r, column)) is not None]
-        taken = repo.existing(conn, column, values) if values else set()
-        for row in rows:
-            value = getattr(row, column)
-            if value is not None and value.value in taken:
-                errors.append(RowError(row.line, column, f"{column} is already registered"))
-    errors.sort(key=lambda e: e.line)
+        taken[column] = repo.existing(conn, column, values) if values else set()
+    errors: list[RowError] = []
+    for row in rows:
+        hits = [
+            column
+            for column in _IDENTIFIERS
+            if (value := getattr(row, column)) is not None and value.value in taken[column]
+        ]
+        if hits:
+            listed = joined([LABELS[c] for c in hits])
+            verb = "is" if len(hits) == 1 else "are"
+            errors.append(RowError(row.line, hits[0], f"{listed} {verb} already registered"))
     return errors
 
 

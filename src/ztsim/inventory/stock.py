@@ -1,9 +1,10 @@
 """Parsing SIM vendors' batch files (CSV). Pure: text in, validated rows or row errors out.
 
-Vendors name columns differently (`Ki` or `K`, `OPc`/`OP_C`, `MSISDN`/`Mobile`...),
-use comma, semicolon or tab, and sometimes a byte-order mark. Rows are read and checked
-one at a time (`StockScan`); every problem is counted, the first `MAX_ERRORS` kept
-with their line numbers; the caller imports nothing unless the report is clean.
+Vendors name columns differently (`ztsim.inventory.columns`), use comma, semicolon or
+tab, sometimes a byte-order mark, and write numbers as people do ("+49 170 123-4567").
+Rows are read and checked one at a time (`StockScan`); every problem is counted, the
+first `MAX_ERRORS` kept with their line numbers; a row is one error however many of its
+identifiers repeat; the caller imports nothing unless the report is clean.
 Messages name fields, never their secret values.
 """
 
@@ -19,18 +20,8 @@ from typing import TypeVar
 
 from ztsim.aka.milenage import derive_opc
 from ztsim.identifiers import Iccid, Imsi, InvalidIdentifier, Msisdn
+from ztsim.inventory.columns import LABELS, joined, map_headers
 
-# Column aliases as vendors write them (compared case-insensitively, with `_ -` removed).
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "iccid": ("iccid", "icc", "iccidnumber", "simiccid", "iccidno"),
-    "imsi": ("imsi", "imsinumber"),
-    "k": ("ki", "k", "key", "kikey"),
-    "opc": ("opc", "opcvalue"),
-    "op": ("op", "opvalue"),
-    "msisdn": ("msisdn", "mobile", "phone", "phonenumber", "mobilenumber"),
-    "pin": ("pin", "pin1"),
-    "puk": ("puk", "puk1"),
-}
 _HEX128 = re.compile(r"^[0-9a-fA-F]{32}$")
 _PIN = re.compile(r"^[0-9]{4,8}$")  # TS 31.101 §9.2: PIN 4-8 digits
 _PUK = re.compile(r"^[0-9]{8}$")  # TS 31.101 §9.2: PUK 8 digits
@@ -39,6 +30,9 @@ MAX_ROWS = 1_000_000
 # the first hundred; a million stored errors only cost memory and storage.
 MAX_ERRORS = 100
 _T = TypeVar("_T")
+_DIGITS = frozenset("0123456789")
+# Written between digit groups: space, no-break space (spreadsheets), - . / ( ).
+_SEPARATORS = frozenset(" \u00a0-./()")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,33 +86,6 @@ class StockFile:
         return not self.errors and bool(self.rows)
 
 
-def _canonical(header: str) -> str:
-    return re.sub(r"[\s_\-.]", "", header.strip().lower())
-
-
-def _map_headers(headers: list[str]) -> tuple[dict[str, int], list[RowError], list[str]]:
-    found: dict[str, int] = {}
-    errors: list[RowError] = []
-    ignored: list[str] = []
-    lookup = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
-    for index, header in enumerate(headers):
-        name = lookup.get(_canonical(header))
-        if name is None:
-            ignored.append(header.strip())
-        elif name in found:
-            errors.append(RowError(1, name, f"column {name} appears twice"))
-        else:
-            found[name] = index
-    for required in ("iccid", "imsi", "k"):
-        if required not in found:
-            errors.append(RowError(1, required, f"missing column {required}"))
-    if "opc" in found and "op" in found:
-        errors.append(RowError(1, "opc", "give OPc or OP, not both"))
-    elif "opc" not in found and "op" not in found:
-        errors.append(RowError(1, "opc", "missing column OPc (or OP)"))
-    return found, errors, ignored
-
-
 def _sniff_dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t")
@@ -155,10 +122,10 @@ class StockScan:
         except csv.Error as exc:
             self.errors.add(RowError(1, "file", f"not a CSV file: {exc}"))
             return
-        columns, header_errors, ignored = _map_headers(headers)
+        columns, problems, ignored = map_headers(headers)
         self.ignored_columns = tuple(ignored)
-        if header_errors:
-            self.errors.extend(header_errors)
+        if problems:
+            self.errors.extend(RowError(1, p.field, p.message) for p in problems)
             return
         seen: dict[str, dict[str, int]] = {"iccid": {}, "imsi": {}, "msisdn": {}}
         failed: list[RowError] = []
@@ -170,26 +137,36 @@ class StockScan:
                 self.errors.add(RowError(line, "file", f"more than {self._max_rows} rows"))
                 return
             self.data_rows += 1
-            row, row_errors = _parse_row(line, values, columns, len(headers))
+            row, row_errors = _parse_row(line, values, columns, headers)
             self.errors.extend(row_errors)
             if row is None:
                 continue
-            clean = True
+            # One error per row, naming every identifier it repeats and where.
+            repeats: list[tuple[str, int]] = []
             for name, value in (("iccid", row.iccid.value), ("imsi", row.imsi.value)) + (
                 (("msisdn", row.msisdn.value),) if row.msisdn else ()
             ):
                 first_line = seen[name].setdefault(value, line)
                 if first_line != line:
-                    clean = False
-                    self.errors.add(
-                        RowError(line, name, f"duplicate {name}, first on line {first_line}")
-                    )
+                    repeats.append((name, first_line))
+            clean = not repeats
+            if repeats:
+                self.errors.add(RowError(line, repeats[0][0], _duplicate_message(repeats)))
             if clean:
                 self.good_rows += 1
                 yield row
         self.errors.extend(failed)
         if not self.data_rows and not self.errors.total:
             self.errors.add(RowError(1, "file", "the file has no SIM rows"))
+
+
+def _duplicate_message(repeats: list[tuple[str, int]]) -> str:
+    """'same ICCID and IMSI as line 2', or per line when they repeat different rows."""
+    by_line: dict[int, list[str]] = {}
+    for name, first_line in repeats:
+        by_line.setdefault(first_line, []).append(LABELS[name])
+    parts = [f"{joined(names)} as line {n}" for n, names in sorted(by_line.items())]
+    return "duplicate: same " + ", same ".join(parts)
 
 
 def parse_stock_csv(
@@ -224,9 +201,29 @@ def _rows(reader: Iterator[list[str]], errors: list[RowError]) -> Iterator[list[
             return
 
 
+def _msisdn(text: str, column: str) -> Msisdn:
+    """A number as people write it: separators between digit groups are dropped; anything
+    else is pointed at by its character position in the cell."""
+    where = f"MSISDN {text!r} (column {column!r})"
+    trunk = text.find("(0)")
+    if trunk >= 0:
+        # "+49 (0)170...": the national trunk prefix is not dialled from abroad (E.164 §6).
+        raise InvalidIdentifier(
+            f"{where} has the trunk prefix '(0)' at character {trunk + 1}: leave it out"
+        )
+    for position, char in enumerate(text, 1):
+        if not (char in _DIGITS or char in _SEPARATORS or (char == "+" and position == 1)):
+            raise InvalidIdentifier(
+                f"{where} has {char!r} at character {position}; allowed are digits, a "
+                "leading '+', and spaces, '-', '.', '/', '(' or ')' between them"
+            )
+    return Msisdn("".join(c for c in text if c not in _SEPARATORS))
+
+
 def _parse_row(
-    line: int, values: list[str], columns: dict[str, int], width: int
+    line: int, values: list[str], columns: dict[str, int], headers: list[str]
 ) -> tuple[StockRow | None, list[RowError]]:
+    width = len(headers)
     if len(values) != width:
         return None, [RowError(line, "row", f"expected {width} fields, found {len(values)}")]
     cell = {name: values[index].strip() for name, index in columns.items()}
@@ -247,7 +244,8 @@ def _parse_row(
 
     iccid = ident("iccid", Iccid)
     imsi = ident("imsi", Imsi)
-    msisdn = ident("msisdn", Msisdn) if cell.get("msisdn") else None
+    column = headers[columns["msisdn"]].strip() if "msisdn" in columns else ""
+    msisdn = ident("msisdn", lambda t: _msisdn(t, column)) if cell.get("msisdn") else None
     k = key("k", "K")
     op_name = "opc" if "opc" in columns else "op"
     opc_or_op = key(op_name, "OPc" if op_name == "opc" else "OP")

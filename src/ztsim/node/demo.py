@@ -1,17 +1,22 @@
 """`ztsim demo`: the whole loop on a laptop. A fresh data directory, Acme provisioned,
 every role started in this process, the virtual operator's devices attaching and
 browsing, a cloned SIM refused and revoked, and a summary read back from the
-platform's own events API."""
+platform's own events API.
+
+The devices stay attached while the demo serves: their sessions are live in the API
+and the DNS gateway answers their addresses. On stop the gateway detaches each one
+(Accounting-Stop) before the AAA server stops, as a packet gateway ending its bearers
+would; the next run recreates the data directory, so nothing is worth leaving behind.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -23,26 +28,15 @@ from ztsim.node.up import Running, start_all
 from ztsim.settings import Settings
 from ztsim.simulator import internet
 from ztsim.simulator.demo_world import DemoWorld, provision
+from ztsim.simulator.pgw import PacketGateway
+from ztsim.simulator.readback import Summary, read_back
 from ztsim.simulator.runner import SimReport, Targets, run, start_gateway
-from ztsim.simulator.scenario import Behaviour, Scenario
+from ztsim.simulator.scenario import Scenario
+from ztsim.simulator.story import Story
 
 SCENARIO = Path(__file__).resolve().parents[1] / "simulator" / "scenarios" / "acme.yaml"
 
-
-@dataclass
-class Summary:
-    """What the platform recorded, read from GET /api/v1/events."""
-
-    attaches_accepted: int = 0
-    attaches_refused: Counter[str] = field(default_factory=Counter)  # reason -> count
-    sessions_started: int = 0
-    risk: Counter[str] = field(default_factory=Counter)  # kind -> count
-    dns_queries: int = 0
-    dns_blocked: int = 0
-    blocks_by_category: Counter[str] = field(default_factory=Counter)  # rule -> count
-    blocks_by_identity: Counter[str] = field(default_factory=Counter)  # name -> count
-    disconnects: int = 0
-    revocation_ms: float | None = None
+Progress = Callable[[str], None]
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -51,49 +45,21 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
-def _events(client: httpx.Client, kind: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"kind": kind, "limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/api/v1/events", params=params).raise_for_status().json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
-def read_summary(api_url: str, token: str, world: DemoWorld) -> Summary:
-    s = Summary()
+def _flagged_clones(api_url: str, token: str) -> list[tuple[str, str]]:
+    """(ICCID, IMSI) of each SIM the AAA server flagged as cloned, from its risk events."""
     with httpx.Client(
         base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
     ) as c:
-        for e in _events(c, "radius.access"):
-            if e["outcome"] == "success":
-                s.attaches_accepted += 1
-            else:
-                s.attaches_refused[e["reason"]] += 1
-        s.sessions_started = len(_events(c, "radius.session_started"))
-        for kind in ("risk.clone", "risk.device_swap"):
-            s.risk[kind] = len(_events(c, kind))
-        for e in _events(c, "dns.stats"):
-            s.dns_queries += e["payload"]["queries"]
-            s.dns_blocked += e["payload"]["blocked"]
-        for e in _events(c, "dns.query"):
-            if e["payload"]["action"] == "blocked":
-                s.blocks_by_category[e["payload"]["rule"]] += 1
-                who = e["subject"].partition(":")[2]
-                s.blocks_by_identity[world.people.get(who, e["subject"])] += 1
-        s.disconnects = sum(e["outcome"] == "success" for e in _events(c, "radius.disconnect"))
-    return s
+        page = c.get("/api/v1/events", params={"kind": "risk.clone", "limit": 1000})
+        items = page.raise_for_status().json()["items"]
+    found = {e["subject"].partition(":")[2]: e["payload"]["imsi"] for e in items}
+    return sorted(found.items())
 
 
 async def _revoke(
     api_url: str, token: str, iccid: str, gateway_disconnects: list[tuple[str, float]], imsi: str
 ) -> float | None:
-    """Suspend the cloned SIM through the API; milliseconds until the gateway is told."""
+    """Suspend a flagged SIM through the API; milliseconds until the gateway is told."""
     async with httpx.AsyncClient(
         base_url=api_url, headers={"Authorization": f"Bearer {token}"}
     ) as c:
@@ -115,15 +81,67 @@ class DemoResult:
     world: DemoWorld
     sim: SimReport
     summary: Summary
+    story: Story
     api_url: str
     admin_token: str
 
 
-async def run_demo(
-    settings: Settings, *, scenario_path: Path = SCENARIO, on_ready: Any = None
-) -> tuple[DemoResult, Running]:
-    """Provision, start every role, play the scenario, revoke the clone; the caller
-    stops (or keeps serving) the returned `Running`."""
+@dataclass
+class Serving:
+    """What serves while the demo runs: every role, the emulated gateway with its
+    devices' sessions up, its Disconnect listener and the "internet" its DNS forwards
+    reach."""
+
+    running: Running
+    gateway: PacketGateway
+    closers: tuple[asyncio.BaseTransport, ...]
+
+    async def stop(self) -> None:
+        """Detach every device still attached (Accounting-Stop), then stop every role."""
+        try:
+            for session in list(self.gateway.sessions.values()):
+                await self.gateway.detach(session.device)
+        finally:
+            self.gateway.close()
+            for transport in self.closers:
+                transport.close()
+            await self.running.stop()
+
+
+@dataclass
+class LiveDemo:
+    result: DemoResult
+    serving: Serving
+
+    @property
+    def api_task(self) -> asyncio.Task[None]:
+        """Ends when the API stops (uvicorn took a stop signal)."""
+        return self.serving.running.api_task
+
+    async def stop(self) -> None:
+        await self.serving.stop()
+
+
+def _settings(settings: Settings, net_port: int) -> Settings:
+    return settings.model_copy(
+        update={
+            "dns_upstreams": [f"127.0.0.1:{net_port}"],
+            "radius_dns_primary": settings.dns_host,
+            "dns_reload_interval": 0.5,
+            "dns_stats_interval": 1.0,
+            "dns_policy_file": _feeds_file(settings.data_dir),
+            # The demo's "internet" (lists, sinks) serves on loopback.
+            "outbound_allowed_ranges": ["127.0.0.0/8"],
+        }
+    )
+
+
+async def start_demo(
+    settings: Settings, *, scenario_path: Path = SCENARIO, progress: Progress = lambda _: None
+) -> LiveDemo:
+    """Provision, start every role, play the scenario, revoke the flagged clones, read
+    the story back; `progress` hears each step as it starts. The caller stops (or keeps
+    serving) the returned demo."""
     scenario = Scenario.load(scenario_path)
     zone = internet.Zone(
         frozenset(
@@ -137,31 +155,26 @@ async def run_demo(
     )
     net, net_port = await internet.serve(zone)
     coa_port = free_port()
-    settings = settings.model_copy(
-        update={
-            "dns_upstreams": [f"127.0.0.1:{net_port}"],
-            "radius_dns_primary": settings.dns_host,
-            "dns_reload_interval": 0.5,
-            "dns_stats_interval": 1.0,
-            "dns_policy_file": _feeds_file(settings.data_dir),
-            # The demo's "internet" (lists, sinks) serves on loopback.
-            "outbound_allowed_ranges": ["127.0.0.0/8"],
-        }
-    )
-    platform = node.build(settings, create_key=True)
-    org, admin = node.init_org(platform, "Acme", "acme")
-    world = await asyncio.to_thread(
-        provision,
-        platform,
-        org.id,
-        esim_config=platform.api_context().esim,
-        coa_port=coa_port,
-        pack_path=settings.data_dir / "onboarding-pack.zip",
-        seed=scenario.seed,
-    )
-    running = await start_all(platform)
-    if on_ready is not None:
-        on_ready(world)
+    settings = _settings(settings, net_port)
+    try:
+        progress("database and keys: a fresh org, Acme, with its admin token")
+        platform = node.build(settings, create_key=True)
+        org, admin = node.init_org(platform, "Acme", "acme")
+        world = await asyncio.to_thread(
+            provision,
+            platform,
+            org.id,
+            esim_config=platform.api_context().esim,
+            coa_port=coa_port,
+            pack_path=settings.data_dir / "onboarding-pack.zip",
+            seed=scenario.seed,
+            progress=progress,
+        )
+        progress("roles: starting the API, the RADIUS AAA server and the DNS gateway")
+        running = await start_all(platform)
+    except BaseException:
+        net.close()
+        raise
     targets = Targets(
         radius_auth=(settings.radius_host, running.radius.auth_port),
         radius_acct=(settings.radius_host, running.radius.acct_port),
@@ -169,25 +182,36 @@ async def run_demo(
         dns=(settings.dns_host, settings.dns_port),
         coa_bind=("127.0.0.1", coa_port),
     )
-    gateway, coa = await start_gateway(targets, scenario.apn)
     try:
-        report = await run(scenario, world.devices, targets, gateway, detach=False)
-        clone = next(d for d in world.devices if d.behaviour is Behaviour.CLONED_SIM)
-        latency = await _revoke(
-            running.api_url, admin, world.cloned_iccid, gateway.disconnects, clone.imsi
-        )
-        for device in list(world.devices):
-            session = gateway.sessions.get(device.imsi)
-            if session is not None and session.device is device and await gateway.detach(device):
-                report.detached += 1
-    finally:
-        gateway.close()
-        coa.close()
+        gateway, coa = await start_gateway(targets, scenario.apn)
+    except BaseException:
         net.close()
-    await asyncio.sleep(settings.dns_stats_interval + 1.5)  # the last batches reach the event log
-    summary = await asyncio.to_thread(read_summary, running.api_url, admin, world)
+        await running.stop()
+        raise
+    serving = Serving(running, gateway, (coa, net))
+    try:
+        progress(
+            f"operator: attaching {len(world.devices)} devices, "
+            f"{scenario.duration_s:g} s of browsing, telemetry and attacks"
+        )
+        report = await run(scenario, world.devices, targets, gateway, detach=False)
+        progress(
+            f"operator: {report.attached} attached, {len(report.refused)} refused, "
+            f"{report.queries} DNS queries sent"
+        )
+        flagged = await asyncio.to_thread(_flagged_clones, running.api_url, admin)
+        progress(f"admin: suspending {len(flagged)} SIM(s) flagged as cloned, through the API")
+        latency = None
+        for iccid, imsi in flagged:
+            latency = await _revoke(running.api_url, admin, iccid, gateway.disconnects, imsi)
+        progress("read-back: the last DNS statistics reach the event log, then the API is read")
+        await asyncio.sleep(settings.dns_stats_interval + 1.5)
+        summary, story = await asyncio.to_thread(read_back, running.api_url, admin)
+    except BaseException:
+        await serving.stop()
+        raise
     summary.revocation_ms = latency
-    return DemoResult(world, report, summary, running.api_url, admin), running
+    return LiveDemo(DemoResult(world, report, summary, story, running.api_url, admin), serving)
 
 
 def _feeds_file(data_dir: Path) -> Path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+from concurrent.futures import Future
 from urllib.parse import urlsplit
 
 from ztsim.dns.serve.doh import DohService
@@ -13,8 +15,9 @@ from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess, options_confi
 from ztsim.dns.serve.upstream import UpstreamSpec
 from ztsim.dns.serve.upstream_https import doh_url
 from ztsim.dns.serve.workers import WorkerPool
-from ztsim.errors import InvalidInput
+from ztsim.errors import InvalidInput, ZtsimError
 from ztsim.netguard import parse_ranges
+from ztsim.node.listeners import Announce, Listener, binding, check_free, http, log_listeners
 from ztsim.node.metrics import (
     HostMetrics,
     WithMetrics,
@@ -95,30 +98,47 @@ def gateway_options(settings: Settings, platform: Platform | None) -> GatewayOpt
         tls_port=settings.dns_tls_port,
         tls_cert=settings.dns_tls_cert,
         tls_key=settings.dns_tls_key,
+        doh_port=settings.dns_doh_port,
         list_refresh_interval=settings.dns_list_refresh_interval,
         outbound_allowed=parse_ranges(settings.outbound_allowed_ranges),
         upstream_ca=settings.dns_upstream_ca,
     )
 
 
-def serve_dns(platform: Platform, workers: int = 1) -> None:
+def dns_listeners(options: GatewayOptions) -> list[Listener]:
+    host = options.host
+    found = [Listener("DNS", host, options.port, "udp"), Listener("DNS", host, options.port, "tcp")]
+    if options.tls_cert is not None and options.tls_key is not None:
+        found.append(Listener("DoT", host, options.tls_port, "tcp"))
+        shown = f"[{host}]" if ":" in host else host
+        url = f"https://{shown}:{options.doh_port}{DOH_PATH}"
+        found.append(Listener("DoH", host, options.doh_port, "tcp", url))
+    return found
+
+
+def serve_dns(platform: Platform, workers: int = 1, announce: Announce = log_listeners) -> None:
     """The gateway alone, until SIGINT or SIGTERM; with `workers` > 1, in that many forked
     processes sharing the port (their metrics merged by the parent). Metrics on
-    `dns_metrics_listen`."""
+    `dns_metrics_listen`. `announce` is told what it listens on once it serves."""
     options = gateway_options(platform.settings, platform)
     metrics_at = parse_listen(platform.settings.dns_metrics_listen)
     if workers <= 1:
         process = GatewayProcess(options, options_config(options))
-        _serve_one(process, reuse_port=False, metrics_at=metrics_at)
+        _serve_one(process, reuse_port=False, metrics_at=metrics_at, announce=announce)
         return
+    # A worker that cannot bind ends on its own, unseen by the parent: check first.
+    check_free(dns_listeners(options), reuse_port=True)
     pool = WorkerPool(options)
     # Held until every child exists: a stop is then forwarded to all of them.
     with stop_signals_held():
         on_stop_signal(pool.stop)
         pool.fork(workers, lambda process, refresher: _serve_one(process, True, refresher))
     metrics = HostMetrics()
+    listening = dns_listeners(options)
     if metrics_at is not None:
         metrics.start(metrics_at, host_collector(pool), "DNS")
+        listening.append(http("DNS metrics", *metrics_at, "/metrics"))
+    announce(listening)
     try:
         pool.supervise()
     finally:
@@ -130,9 +150,11 @@ def _serve_one(
     reuse_port: bool,
     refresher: bool = True,
     metrics_at: tuple[str, int] | None = None,
+    announce: Announce = log_listeners,
 ) -> None:
     async def start() -> WithMetrics:
-        await process.start(reuse_port=reuse_port, refresher=refresher)
+        with binding(dns_listeners(process.options), reuse_port=reuse_port):
+            await process.start(reuse_port=reuse_port, refresher=refresher)
         collector = dns_collector(process)
         if process.feed.is_relayed:  # a worker: its parent serves the host's metrics
             report = report_every(PUSH_SECONDS, collector, process.feed.report_metrics)
@@ -142,24 +164,46 @@ def _serve_one(
         except BaseException:
             await process.stop()
             raise
+        listening = dns_listeners(process.options)
+        if listener is not None and metrics_at is not None:
+            listening.append(http("DNS metrics", metrics_at[0], listener.port, "/metrics"))
+        announce(listening)
         return WithMetrics(process, listener)
 
-    asyncio.run(run_role(start))
+    if not reuse_port:
+        asyncio.run(run_role(start))
+        return
+    try:
+        asyncio.run(run_role(start))
+    except ZtsimError as exc:
+        # A worker: its parent checked the ports before forking, so this is a race lost.
+        log.error("DNS worker %d not started: %s", os.getpid(), exc)
 
 
-def start_in_thread(platform: Platform) -> tuple[DohService, GatewayProcess]:
-    """The gateway on its own loop in a daemon thread (for `ztsim up`); its DoH service
-    is for the API app of the same process, and the process for its metrics."""
+async def start_in_thread(platform: Platform) -> tuple[DohService, GatewayProcess]:
+    """The gateway on its own loop in a daemon thread (for `ztsim up`), returned once it
+    serves (or its start's error raised); its DoH service is for the API app of the same
+    process, and the process for its metrics."""
     options = gateway_options(platform.settings, platform)
     process = GatewayProcess(options, options_config(options))
-
     service = DohService(process.gateway)
+    started: Future[None] = Future()
 
     async def main() -> None:
         service.loop = asyncio.get_running_loop()
-        await process.serve()
+        try:
+            with binding(dns_listeners(options)):
+                await process.start()
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(None)
+        try:
+            await asyncio.Event().wait()  # until the process ends: the thread is a daemon
+        finally:
+            await process.stop()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), name="dns-gateway", daemon=True)
     thread.start()
-    log.info("DNS gateway starting on %s:%d", options.host, options.port)
+    await asyncio.wrap_future(started)
     return service, process

@@ -22,19 +22,21 @@ from ztsim.db import schema
 from ztsim.db.engine import make_engine, upgrade
 from ztsim.dns.serve.doh import DohService
 from ztsim.errors import InvalidInput
-from ztsim.esim.config import EsimConfig
+from ztsim.esim.config import EsimConfig, smdp_placeholder_warning
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, subject_of
 from ztsim.identity import repository, token_store
 from ztsim.identity.models import Org
 from ztsim.identity.roles import Role
-from ztsim.keys import load_sealer, rewrap_all, rotate_key_file
+from ztsim.keys import load_sealer, read_key_file, rewrap_all, rotate_key_file
 from ztsim.metrics.registry import Registry
+from ztsim.node.listeners import Announce, bind_tcp, http, log_listeners
 from ztsim.node.retention import Pruner
 from ztsim.sealing import Sealer, parse_key
 from ztsim.settings import Settings, load_settings
 
 log = logging.getLogger("ztsim.node")
+API_BACKLOG = 2048  # uvicorn's own default, kept when the socket is bound here
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,13 @@ def build(settings: Settings, *, create_key: bool = False) -> Platform:
     engine = make_engine(settings.resolved_database_url())
     upgrade(engine)
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
-    sealer = load_sealer(settings.key_file, env_key, create=create_key)
+    previous = settings.master_key_previous
+    sealer = load_sealer(
+        settings.key_file,
+        env_key,
+        create=create_key,
+        env_previous=previous.get_secret_value() if previous else None,
+    )
     return Platform(settings, engine, sealer)
 
 
@@ -154,29 +162,66 @@ def feed_pruner(platform: Platform) -> Pruner:
     return Pruner(platform.engine, keep)
 
 
-def serve_api(platform: Platform) -> None:
+def serve_api(platform: Platform, announce: Announce = log_listeners) -> None:
+    s = platform.settings
+    api_at = http("API", s.api_host, s.api_port, "/docs")
+    sock = bind_tcp(api_at, API_BACKLOG)
     server = api_server(platform, api_app(platform, platform.api_context()), log_level="info")
-    log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
+    port = sock.getsockname()[1]
+    announce(
+        [http("API", s.api_host, port, "/docs"), http("metrics", s.api_host, port, "/metrics")]
+    )
+    if (placeholder := smdp_placeholder_warning(s)) is not None:
+        log.warning("%s", placeholder)
     pruner = feed_pruner(platform)
     pruner.start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         pruner.stop()
+        sock.close()
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
     return load_settings(config, **overrides)
 
 
-def rotate_master_key(platform: Platform, new_key_file: Path | None = None) -> int:
-    """Key file installs rotate in place. With ZTSIM_MASTER_KEY the new key must already
-    be saved (`new_key_file`, from `ztsim keys generate`) before anything is re-sealed;
-    afterwards the operator sets ZTSIM_MASTER_KEY to it."""
-    if platform.settings.master_key is None:
-        return rotate_key_file(platform.engine, platform.settings.key_file)
+def rotate_master_key(
+    platform: Platform, new_key_file: Path | None = None, *, nodes_hold_new_key: bool = False
+) -> int:
+    """Re-seal every sealed value under the new key-encryption key; returns the rows changed.
+
+    A key-file install makes its new key itself, and running nodes follow the file. With
+    ZTSIM_MASTER_KEY a node cannot read another host's new key, so the nodes must hold it
+    before anything is sealed under it: they run with ZTSIM_MASTER_KEY=new and
+    ZTSIM_MASTER_KEY_PREVIOUS=old, and so does this command. `new_key_file` (the older
+    form, the command's ZTSIM_MASTER_KEY still the old key) needs `nodes_hold_new_key`."""
+    s = platform.settings
+    if s.master_key is None:
+        if new_key_file is not None:
+            raise InvalidInput(
+                "--new-key-file is for ZTSIM_MASTER_KEY installs: a key file rotates in place"
+            )
+        return rotate_key_file(platform.engine, s.key_file)
+    key = parse_key(s.master_key.get_secret_value())
+    previous = (
+        [parse_key(s.master_key_previous.get_secret_value())] if s.master_key_previous else []
+    )
     if new_key_file is None:
-        raise InvalidInput("the master key comes from ZTSIM_MASTER_KEY: pass --new-key-file")
-    old = parse_key(platform.settings.master_key.get_secret_value())
-    new = parse_key(new_key_file.read_text())
-    return rewrap_all(platform.engine, Sealer(new, others=[old]))
+        if not previous:
+            raise InvalidInput(
+                "nothing to rotate: run every node and this command with ZTSIM_MASTER_KEY=<new>"
+                " and ZTSIM_MASTER_KEY_PREVIOUS=<old> (README: Rotating the master key)"
+            )
+        return rewrap_all(platform.engine, Sealer(key, previous))
+    if not nodes_hold_new_key:
+        raise InvalidInput(
+            "refusing: nodes without the new key cannot open what it seals; restart them with"
+            " ZTSIM_MASTER_KEY_PREVIOUS set and run `ztsim keys rotate` without --new-key-file,"
+            " or pass --nodes-hold-new-key"
+        )
+    try:
+        new = read_key_file(new_key_file)
+    except OSError as exc:
+        raise InvalidInput(f"{new_key_file}: cannot read it ({exc.strerror})") from None
+    return rewrap_all(platform.engine, Sealer(new, [key, *previous]))

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass
 
 import uvicorn
 
+from ztsim.api.context import ApiContext
 from ztsim.dns.serve.metrics import dns_collector
+from ztsim.esim.config import smdp_placeholder_warning
 from ztsim.heap import freeze_startup
 from ztsim.metrics.registry import Registry
 from ztsim.node import dns as dns_node
-from ztsim.node.platform import Platform, api_app, api_server, feed_pruner
-from ztsim.node.radius import start_aaa
+from ztsim.node.listeners import Announce, bind_tcp, http, log_listeners
+from ztsim.node.platform import API_BACKLOG, Platform, api_app, api_server, feed_pruner
+from ztsim.node.radius import radius_listeners, start_aaa
 from ztsim.node.retention import Pruner
 from ztsim.node.runner import run_role
 from ztsim.radius.serve.metrics import radius_collector
@@ -52,34 +56,67 @@ class Running:
             await self.aaa.stop()
 
 
-async def start_all(platform: Platform, *, dns: bool = True) -> Running:
+async def start_all(
+    platform: Platform, *, dns: bool = True, announce: Announce = log_listeners
+) -> Running:
     """Start every role and return once the API is listening. While it serves, uvicorn
-    takes SIGINT and SIGTERM: `api_task` ends when one arrives."""
+    takes SIGINT and SIGTERM: `api_task` ends when one arrives. A port that cannot be
+    bound is a `ZtsimError` naming it; `announce` is told every listener."""
+    s = platform.settings
     ctx = platform.api_context()
-    aaa, radius = await start_aaa(platform)
-    # Every role's metrics on the API's /metrics: one process, one scrape.
-    metrics = Registry()
-    metrics.register(radius_collector(aaa))
-    doh = None
+    api_at = http("API", s.api_host, s.api_port, "/docs")
+    # Bound first: it is the role most likely to collide (8080), and the one whose server
+    # would otherwise exit the process on its own.
+    api_socket = bind_tcp(api_at, API_BACKLOG)
+    try:
+        running = await _start_roles(platform, ctx, api_socket, dns=dns)
+    except BaseException:
+        api_socket.close()
+        raise
+    port = api_socket.getsockname()[1]
+    listening = radius_listeners(s, running.radius.auth_port, running.radius.acct_port)
     if dns:
-        # The gateway's loop runs in a daemon thread; it ends with the process.
-        doh, gateway = dns_node.start_in_thread(platform)
-        metrics.register(dns_collector(gateway))
-    app = api_app(platform, ctx, doh, metrics)
-    server = api_server(platform, app, log_level="warning")
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task  # re-raise why it could not start
-            raise RuntimeError("the API server stopped before it started")
-        await asyncio.sleep(0.02)
-    log.info("API on http://%s:%d", platform.settings.api_host, platform.settings.api_port)
+        listening += dns_node.dns_listeners(dns_node.gateway_options(s, None))
+    listening.append(http("API", s.api_host, port, "/docs"))
+    if dns:
+        listening.append(http("DoH", s.api_host, port, dns_node.DOH_PATH))
+    listening.append(http("metrics", s.api_host, port, "/metrics"))
+    announce(listening)
+    if (placeholder := smdp_placeholder_warning(s)) is not None:
+        log.warning("%s", placeholder)
+    return running
+
+
+async def _start_roles(
+    platform: Platform, ctx: ApiContext, api_socket: socket.socket, *, dns: bool
+) -> Running:
+    aaa, radius = await start_aaa(platform)
+    try:
+        # Every role's metrics on the API's /metrics: one process, one scrape.
+        metrics = Registry()
+        metrics.register(radius_collector(aaa))
+        doh = None
+        if dns:
+            # The gateway's loop runs in a daemon thread; it ends with the process.
+            doh, gateway = await dns_node.start_in_thread(platform)
+            metrics.register(dns_collector(gateway))
+        app = api_app(platform, ctx, doh, metrics)
+        server = api_server(platform, app, log_level="warning")
+        task = asyncio.create_task(server.serve(sockets=[api_socket]))
+        while not server.started:
+            if task.done():
+                await task  # re-raise why it could not start
+                raise RuntimeError("the API server stopped before it started")
+            await asyncio.sleep(0.02)
+    except BaseException:
+        await aaa.stop()
+        raise
     pruner = feed_pruner(platform)
     pruner.start()
     return Running(aaa, radius, server, task, pruner)
 
 
-async def run_until_stopped(platform: Platform) -> None:
+async def run_until_stopped(platform: Platform, announce: Announce = log_listeners) -> None:
     """`ztsim up`: serve until SIGINT or SIGTERM, or until the API server ends.
 
     Our handlers are in place before anything binds. Once uvicorn serves it takes the
@@ -87,7 +124,7 @@ async def run_until_stopped(platform: Platform) -> None:
     signal is acted on whichever of the two holds it."""
 
     async def start() -> Running:
-        running = await start_all(platform)
+        running = await start_all(platform, announce=announce)
         log.debug("%d start-up objects frozen", freeze_startup())
         return running
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ztsim.esim import service as esim
 from ztsim.esim.config import EsimConfig
 from ztsim.esim.orders import NotificationPoint, ProgressStatus
 from ztsim.esim.pack import write_zip
+from ztsim.esim.privacy import DnsLogging, DnsLogMode
 from ztsim.identifiers import Eid, Iccid, Imei
 from ztsim.identity import repository as identities
 from ztsim.identity.models import IdentityKind
@@ -104,11 +106,14 @@ def provision(
     coa_port: int,
     pack_path: Path,
     seed: int,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> DemoWorld:
+    """Acme, step by step; `progress` is told each step as it starts (from this thread)."""
     rng = random.Random(seed)  # noqa: S311 - picks who is phished, not a secret
     now = utc_now()
     people: dict[str, str] = {}
     devices: list[Device] = []
+    progress(f"identities: {len(EMPLOYEES)} employees in {len(GROUPS)} groups, {METERS} meters")
     with platform.engine.begin() as conn:
         groups = [identities.create_collection(conn, org_id, g, now, fleet=False) for g in GROUPS]
         fleet = identities.create_collection(conn, org_id, "Meters", now, fleet=True)
@@ -141,6 +146,7 @@ def provision(
             identities.add_member(conn, org_id, fleet.id, meter.id, fleet=True)
             meters.append(meter)
             people[meter.id] = meter.name
+        progress(f"SIMs: importing {len(EMPLOYEES)} eSIM profiles and {METERS} physical SIMs")
         for kind, count, start in (
             (SimKind.ESIM, len(EMPLOYEES), 1),
             (SimKind.PHYSICAL, METERS, 101),
@@ -156,6 +162,7 @@ def provision(
                 now=now,
             )
         config = esim_config
+        progress(f"eSIM orders: one per employee ({len(staff)}), with activation codes")
         orders = [
             esim.create_order(
                 conn,
@@ -169,13 +176,19 @@ def provision(
             )
             for p in staff
         ]
+    progress(f"onboarding pack: {len(staff)} QR-code pages in {pack_path.name}")
     with platform.engine.begin() as conn:
-        pages = esim.pack_pages(conn, platform.sealer, org_id, [p.id for p in staff], now)
+        dns_settings, _ = dns_repo.get_settings(conn, org_id)
+        logging = DnsLogging(DnsLogMode(dns_settings.privacy.value), dns_settings.pseudonymise)
+        pages = esim.pack_pages(
+            conn, platform.sealer, org_id, [p.id for p in staff], now, dns=logging
+        )
     pack_path.parent.mkdir(parents=True, exist_ok=True)
     with pack_path.open("wb") as handle:
         write_zip(pages.pages, handle)
     pack_path.chmod(0o600)
 
+    progress("phones: each downloads, installs and enables its eSIM, bound to its IMEI")
     with platform.engine.begin() as conn:
         # Each phone downloads, installs and enables its profile, as its SM-DP+ reports.
         for i, (person, issued) in enumerate(zip(staff, orders, strict=True)):
@@ -203,6 +216,7 @@ def provision(
         sims, _ = inv_repo.list_sims(conn, org_id, inv_repo.SimFilter(), limit=1000)
         by_identity = {s.identity_id: s for s in sims if s.identity_id}
         stock = [s for s in sims if s.kind is SimKind.PHYSICAL and s.identity_id is None]
+        progress("meters: SIMs assigned, activated and bound to each meter")
         for i, meter in enumerate(meters):
             sim = stock[i]
             inventory.change_state(
@@ -224,6 +238,7 @@ def provision(
             )
             by_identity[meter.id] = sim
 
+        progress(f"gateway: Demo PGW (APN {APN}) registered, address pool {POOL}")
         registry.create_pool(conn, org_id, cidr=POOL, static_cidr=None, now=now)
         secret = os.urandom(24).hex()
         registry.create_gateway(
@@ -238,6 +253,7 @@ def provision(
             coa_port=coa_port,
             now=now,
         )
+        progress("DNS policy: block phishing, malware, C2; meters allow-list only")
         dns_repo.put_settings(
             conn,
             org_id,

@@ -123,6 +123,55 @@ def test_lists_reach_the_dns_planes(engine: Engine, orgs: Orgs) -> None:
     _policy_change(left, orgs.a, "dns.list.deleted", f"dns-list:{unused.id}")
 
 
+def test_a_replaced_list_keeps_its_id_and_name_and_reaches_the_dns_planes(
+    engine: Engine, orgs: Orgs
+) -> None:
+    with engine.begin() as conn:
+        ads = service.create_list(
+            conn, orgs.a, name="ads", fmt=None, content="ads.test\n", url=None, actor="a", now=NOW
+        )
+        service.create_rule(
+            conn, orgs.a, Rule("r", Action.BLOCK, lists=("ads",)), None, actor="a", now=NOW
+        )
+
+    def replace(
+        org: str, *, content: str | None = None, url: str | None = None, fmt: str | None = None
+    ) -> Callable[[Connection], Any]:
+        return lambda c: service.replace_list(
+            c, org, ads.id, fmt=fmt, content=content, url=url, actor="admin", now=NOW
+        )
+
+    text = "0.0.0.0 one.test\n0.0.0.0 two.test\n0.0.0.0 three.test\nnonsense here\n"
+    stored, left = run(engine, replace(orgs.a, content=text, fmt="hosts"))
+    _policy_change(left, orgs.a, "dns.list.updated", f"dns-list:{ads.id}")
+    assert left.actors == ["admin"]
+    assert (stored.id, stored.name, stored.format) == (ads.id, "ads", "hosts")
+    assert (stored.good_lines, stored.bad_lines) == (3, 1)
+    assert [b["line"] for b in stored.bad_samples] == [4]
+    with engine.connect() as conn:
+        assert repo.current_content(conn, orgs.a, ads.id) == text
+        assert [r.rule.lists for r in repo.list_rules(conn, orgs.a)] == [("ads",)]
+
+    refused(engine, NotFound, replace(orgs.b, content="x.test\n"))  # another org's list
+    refused(engine, InvalidInput, replace(orgs.a))  # neither text nor URL
+    refused(engine, InvalidInput, replace(orgs.a, content="x.test\n", url="https://l.test/x"))
+    refused(engine, InvalidInput, replace(orgs.a, url="ftp://lists.test/x"))
+
+    # Moved to a URL: the last good text stays until the refresher downloads the new URL.
+    with engine.begin() as conn:
+        repo.store_download(conn, orgs.a, ads.id, None, NOW, etag='"old"', refresh_error="x")
+    url = "https://lists.example.test/new.txt"
+    stored, left = run(engine, replace(orgs.a, url=url, fmt="hosts"))
+    _policy_change(left, orgs.a, "dns.list.updated", f"dns-list:{ads.id}")
+    assert (stored.url, stored.good_lines, stored.refresh_error) == (url, 3, "")
+    assert stored.refreshed_at is None  # due at the refresher's next round
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(schema.dns_lists.c.etag).where(schema.dns_lists.c.id == ads.id)
+        ).one()
+        assert row.etag is None  # the old URL's validator would skip the new download
+
+
 def test_a_download_publishes_only_new_content(engine: Engine, orgs: Orgs) -> None:
     with engine.begin() as conn:
         stored = service.create_list(

@@ -40,6 +40,7 @@ from ztsim.dns.policy.config import GatewayConfig, load_config
 from ztsim.dns.policy.identity import IdentityResolver
 from ztsim.dns.policy.snapshot import PolicySnapshot
 from ztsim.dns.querylog import Backlog, QueryLog
+from ztsim.dns.serve.doh_https import DohHttpsServer, doh_context, serve_doh
 from ztsim.dns.serve.follow import GatewayFeed
 from ztsim.dns.serve.gateway import Gateway
 from ztsim.dns.serve.identities import IdentityTable
@@ -78,6 +79,8 @@ class GatewayOptions:
     upstream_ca: Path | None = None  # CA file checking DoT and DoH upstreams; None: system's
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # DNS over HTTPS (RFC 8484, HTTP/2) on `doh_port`, with the same certificate and key.
+    doh_port: int = 8443
 
 
 def options_config(options: GatewayOptions) -> GatewayConfig | None:
@@ -126,7 +129,7 @@ class GatewayProcess:
         self._refresh_failing = False
         self._stats_at = time.monotonic()
         self._share: PolicyShare | None = None
-        self._servers: list[TcpServer | UdpServer] = []
+        self._servers: list[TcpServer | UdpServer | DohHttpsServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.gateway = Gateway(
             Engine(policy, AnswerCache(), self.querylog),
@@ -304,6 +307,10 @@ class GatewayProcess:
                 dot_sock = tcp_socket(options.host, options.tls_port, reuse_port=reuse_port)
                 self._servers.append(await serve_tcp(self.gateway, dot_sock, tls))
                 log.info("DNS over TLS on %s:%d", options.host, options.tls_port)
+                doh = doh_context(str(options.tls_cert), str(options.tls_key))
+                doh_sock = tcp_socket(options.host, options.doh_port, reuse_port=reuse_port)
+                self._servers.append(await serve_doh(self.gateway, doh_sock, doh))
+                log.info("DNS over HTTPS on %s:%d", options.host, options.doh_port)
         except BaseException:
             await self.stop()
             raise

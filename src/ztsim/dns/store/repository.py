@@ -258,6 +258,49 @@ def create_list(
     return get_list(conn, org_id, list_id)
 
 
+def replace_list(
+    conn: Connection,
+    org_id: str,
+    list_id: str,
+    *,
+    fmt: str | None,
+    content: str | None,
+    url: str | None,
+    now: datetime,
+) -> StoredList:
+    """New text (`content`) or a new source (`url`) for a list, under its id and name,
+    counted again. A URL list keeps its last good text until the refresher downloads the
+    new URL (a block list that went empty meanwhile would let its names through); its
+    validators and last error are dropped, so that download comes at the next round."""
+    current = get_list(conn, org_id, list_id)
+    if url is not None:
+        netguard.parse_target(url)  # syntax only, as at creation
+    text = current_content(conn, org_id, list_id) if content is None else content
+    conn.execute(
+        update(_l)
+        .where(_l.c.org_id == org_id, _l.c.id == list_id)
+        .values(
+            format=fmt,
+            url=url,
+            content=text,
+            etag=None,
+            last_modified=None,
+            refreshed_at=None if url is not None else current.refreshed_at,
+            refresh_error="",
+            updated_at=now,
+            **_counts(text, fmt),
+        )
+    )
+    return get_list(conn, org_id, list_id)
+
+
+def current_content(conn: Connection, org_id: str, list_id: str) -> str:
+    found = conn.execute(
+        select(_l.c.content).where(_l.c.org_id == org_id, _l.c.id == list_id)
+    ).scalar()
+    return "" if found is None else str(found)
+
+
 def store_download(
     conn: Connection, org_id: str, list_id: str, content: str | None, now: datetime, **meta: Any
 ) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from ztsim.dns.policy.rules import OrgSettings, Rule
 from ztsim.dns.store import repository as repo
+from ztsim.errors import InvalidInput
 from ztsim.events.schema import subject_of
 from ztsim.feed.change import Topic
 from ztsim.usecase import UseCase, use_case
@@ -101,6 +102,30 @@ def create_list(
         counts = {"good_lines": stored.good_lines, "bad_lines": stored.bad_lines}
         subject = subject_of("dns-list", stored.id)
         _policy_changed(uc, org_id, "dns.list.created", actor, subject, **counts)
+        return stored
+
+
+def replace_list(
+    conn: Connection,
+    org_id: str,
+    list_id: str,
+    *,
+    fmt: str | None,
+    content: str | None,
+    url: str | None,
+    actor: str,
+    now: datetime,
+) -> repo.StoredList:
+    """New text or a new URL for a list; its id and name (what rules name) stay."""
+    if (content is None) == (url is None):
+        raise InvalidInput("give exactly one of content and url")
+    with use_case(conn, now) as uc:
+        stored = repo.replace_list(
+            conn, org_id, list_id, fmt=fmt, content=content, url=url, now=now
+        )
+        counts = {"good_lines": stored.good_lines, "bad_lines": stored.bad_lines}
+        subject = subject_of("dns-list", list_id)
+        _policy_changed(uc, org_id, "dns.list.updated", actor, subject, name=stored.name, **counts)
         return stored
 
 
