@@ -42,6 +42,11 @@ class Worker:
             assert self.arrived.wait_for(lambda: len(self.got) >= count, 5.0)
             return list(self.got)
 
+    def wait_for_last(self, message: Message) -> None:
+        """Until `message` has arrived, and nothing after it."""
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: self.got[-1:] == [message], 5.0), self.got
+
 
 class Reads:
     """The parent's `read_now`: each call is one future the test settles."""
@@ -175,7 +180,7 @@ def test_a_worker_that_ended_is_dropped(pair: tuple[RelayHub, list[Worker], Read
         time.sleep(0.01)
     assert hub.workers == 1
     hub.send(("patch", 2, 0, PATCH))  # no error; the other worker still gets it
-    assert workers[0].wait_for(1)[-1] == ("patch", 2, 0, PATCH)
+    workers[0].wait_for_last(("patch", 2, 0, PATCH))
 
 
 def test_a_worker_whose_parent_ended_keeps_its_table_and_says_so(clock: list[float]) -> None:
