@@ -223,3 +223,49 @@ def test_a_worker_that_sends_nonsense_is_let_go(
         time.sleep(0.01)
     assert hub.workers == 1
     assert "worker-0" not in hub.worker_metrics()
+
+
+def test_a_receiver_whose_updates_stop_says_so_once_and_a_stopped_one_does_not() -> None:
+    lost: list[str] = []
+    parent_end, child_end = socket.socketpair()
+    orphan = RelayReceiver(child_end, on_lost=lambda: lost.append("parent gone"))
+    orphan.start()
+    parent_end.close()
+    deadline = time.monotonic() + 5.0
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lost == ["parent gone"]
+    orphan.stop()
+
+    def broken(_message: Message) -> None:
+        raise RuntimeError("a bug in installing a patch")
+
+    parent_end, child_end = socket.socketpair()
+    failing = RelayReceiver(child_end, broken, on_lost=lambda: lost.append("cannot install"))
+    failing.start()
+    parent_end.sendall(_frame_of(("patch", 1, 0, PATCH)))
+    deadline = time.monotonic() + 5.0
+    while len(lost) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lost == ["parent gone", "cannot install"]
+    assert parent_end.recv(1) == b""  # the parent sees the end, and drops the worker
+    failing.stop()
+    parent_end.close()
+
+    parent_end, child_end = socket.socketpair()
+    stopped = RelayReceiver(child_end, on_lost=lambda: lost.append("stopped"))
+    stopped.start()
+    stopped.stop()  # an orderly stop is not a loss
+    parent_end.close()
+    assert lost == ["parent gone", "cannot install"]
+
+
+def _frame_of(message: Message) -> bytes:
+    hub_end, worker_end = socket.socketpair()
+    hub = RelayHub([hub_end])
+    hub.send(message)
+    worker_end.settimeout(5.0)
+    data = worker_end.recv(1 << 20)
+    hub.stop()
+    worker_end.close()
+    return data

@@ -18,8 +18,11 @@ request, or its metrics every second as JSON (`ztsim.metrics.wire`), which the p
 merges and serves for the host: a worker parses untrusted packets, so what it says is
 decoded as data, never as objects.
 
-A worker that has ended is dropped at the first failed send; a worker whose parent ended
-keeps serving its last table, and says how long since (`lag_seconds`).
+A worker that has ended is dropped at the first failed send. A worker whose parent's
+stream ends (the parent crashed) or whose patch cannot be installed is told (`on_lost`)
+and stops: no change would reach its table any more, and a suspended SIM would go on
+being answered. (A database outage is another matter: the parent keeps its stream and
+the host serves its last state, with `ztsim_feed_lag_seconds` growing.)
 """
 
 from __future__ import annotations
@@ -193,9 +196,15 @@ class RelayReceiver:
         deliver: Callable[[Message], None] = lambda _message: None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_lost`: called once if the parent's stream ends or a patch cannot be
+        installed while this receiver was not being stopped (a worker then stops: it
+        would serve a table no change reaches any more)."""
         self.sock = sock
         self.deliver = deliver
+        self.on_lost = on_lost
+        self._stopping = False
         self._clock = clock
         self._lock = threading.Lock()
         # At most one request in flight, and one more asked meanwhile: it is sent once the
@@ -212,6 +221,7 @@ class RelayReceiver:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -288,6 +298,10 @@ class RelayReceiver:
                 self._in_flight = self._queued = None
             for future in waiting:
                 future.set_result(False)
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # a parent still sending sees the end
+            if not self._stopping:
+                self.on_lost()
 
     def _receive(self) -> Message | None:
         head = self._exactly(_LENGTH.size)

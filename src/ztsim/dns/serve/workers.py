@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -45,6 +46,14 @@ log = logging.getLogger("ztsim.dns")
 # Runs one worker until it stops: (its process, whether it refreshes URL lists).
 ServeWorker = Callable[[GatewayProcess, bool], None]
 REAP_SECONDS = 0.5  # how often the parent looks for ended workers
+
+
+def _stop_worker() -> None:
+    """The parent's stream ended (it crashed) or a patch could not be installed: no change
+    reaches this worker's table any more, and a suspended SIM would go on being answered.
+    It stops, in order; the other workers, or a restart, serve the port."""
+    log.error("DNS worker %d: its parent's updates stopped; stopping", os.getpid())
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerPool:
@@ -71,7 +80,7 @@ class WorkerPool:
                 try:
                     for sock in (parent_end, *self._links):
                         sock.close()
-                    self.process.feed.relayed(RelayReceiver(child_end))
+                    self.process.feed.relayed(RelayReceiver(child_end, on_lost=_stop_worker))
                     serve(self.process, index == 0)
                 finally:
                     os._exit(0)
