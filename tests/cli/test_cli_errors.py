@@ -242,3 +242,24 @@ def test_serve_radius_prints_the_ports_it_bound(
             _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("nonsense://ops:s3cret-in-url@db.example.test/ztsim", "not a database URL"),
+        ("not a URL at all s3cret-in-url", "not a database URL"),
+        # Nothing listens on port 1: the server refuses, the password is never tried.
+        ("postgresql://ops:s3cret-in-url@127.0.0.1:1/ztsim", "cannot open ZTSIM_DATABASE_URL"),
+    ],
+)
+def test_an_unusable_database_url_is_one_line_that_never_shows_it(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    env = {"ZTSIM_DATA_DIR": str(tmp_path / "data"), "ZTSIM_DATABASE_URL": url}
+    for command in (("sims", "list"), ("serve", "radius")):
+        done = ztsim(*command, env=env)
+        line = one_line_error(done, 2)
+        assert says in line
+        assert "ZTSIM_DATABASE_URL" in line
+        assert "s3cret-in-url" not in done.stdout + done.stderr

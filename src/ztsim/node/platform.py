@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
@@ -69,13 +70,37 @@ def private_data_dir(data_dir: Path) -> None:
         log.warning("data directory %s was mode %o; now %o", data_dir, mode, mode & 0o700)
 
 
+def open_database(settings: Settings) -> Engine:
+    """The database, migrated. A URL that names no usable database, or a server that
+    refuses, is one line naming the setting and the error's class: never the URL (it may
+    carry a password) nor the driver's text."""
+    where = "ZTSIM_DATABASE_URL" if settings.database_url else "the SQLite database"
+    try:
+        engine = make_engine(settings.resolved_database_url())
+    except (ValueError, ArgumentError, NoSuchModuleError) as exc:
+        raise InvalidInput(f"{where} is not a database URL ztsim can use: {_kind(exc)}") from None
+    try:
+        upgrade(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise InvalidInput(
+            f"cannot open {where} ({_kind(exc)}): is the server up, and do the host, user, "
+            "password and database name in it exist?"
+        ) from None
+    return engine
+
+
+def _kind(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None)
+    return type(original if original is not None else exc).__name__
+
+
 def build(settings: Settings, *, create_key: bool = False) -> Platform:
     """Open (and migrate) the database and load the key-encryption key."""
     uses_data_dir = not settings.database_url or settings.master_key is None
     if uses_data_dir or settings.data_dir.exists():
         private_data_dir(settings.data_dir)
-    engine = make_engine(settings.resolved_database_url())
-    upgrade(engine)
+    engine = open_database(settings)
     env_key = settings.master_key.get_secret_value() if settings.master_key else None
     previous = settings.master_key_previous
     sealer = load_sealer(
