@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import or_, select
 
 from ztsim.cli import lookup, tables
 from ztsim.cli.common import (
@@ -30,24 +30,6 @@ from ztsim.errors import InvalidInput, NotFound
 app = typer.Typer(help="DNS-over-HTTPS tokens for devices.", no_args_is_help=True)
 
 _d, _t = schema.devices, schema.dns_device_tokens
-
-
-def device_id(conn: Connection, org_id: str, key: str) -> str:
-    """The org's device whose IMEI, id or exact name is `key`."""
-    key = key.strip()
-    rows = conn.execute(
-        select(_d.c.id, _d.c.imei, _d.c.name).where(
-            _d.c.org_id == org_id, or_(_d.c.id == key, _d.c.imei == key, _d.c.name == key)
-        )
-    ).all()
-    exact = [r.id for r in rows if key in (r.id, r.imei)]
-    if exact:
-        return str(exact[0])
-    if len(rows) > 1:
-        raise InvalidInput(f"{len(rows)} devices are named {key!r}: use the IMEI")
-    if not rows:
-        raise NotFound(f"no device {key!r} in this org")
-    return str(rows[0].id)
 
 
 @app.command("list")
@@ -95,7 +77,7 @@ def create(
     """Create a DoH token for a device; it is printed once."""
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
-        found = device_id(conn, org_id, device)
+        found = lookup.device_id(conn, org_id, device)
         token_id, token = service.issue_device_token(
             conn, org_id, found, actor=actor(), now=utc_now()
         )

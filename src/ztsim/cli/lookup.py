@@ -1,12 +1,13 @@
 """What an admin types for an object, turned into its id: identities by id, email or exact
-name, groups and fleets by name, SIMs by ICCID, IMSI or MSISDN. Every lookup is confined to
+name, devices by id, IMEI or exact name, groups and fleets by name, SIMs by ICCID, IMSI or
+MSISDN. Every lookup is confined to
 the org the command acts for, so an error never names or counts another org's objects."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Table, or_, select
 
 from ztsim.db import schema
 from ztsim.errors import InvalidInput, NotFound
@@ -19,23 +20,47 @@ from ztsim.inventory.models import Sim
 def identity_id(conn: Connection, org_id: str, key: str) -> str:
     """The id of the identity whose id, email or exact name is `key`. An id or email wins
     over a name; a name that several identities share is refused."""
-    key = key.strip()
-    if not key:
+    if not key.strip():
         raise InvalidInput("name an identity by id, email or name")
-    _i = schema.identities
+    return _by_key_or_name(
+        conn, schema.identities, "email", org_id, key, ("identity", "identities", "the email")
+    )
+
+
+def device_id(conn: Connection, org_id: str, key: str) -> str:
+    """The id of the org's device whose id, IMEI or exact name is `key` (an id or IMEI wins
+    over a name; a name that several devices share is refused)."""
+    return _by_key_or_name(
+        conn, schema.devices, "imei", org_id, key, ("device", "devices", "the IMEI")
+    )
+
+
+def _by_key_or_name(
+    conn: Connection,
+    table: Table,
+    unique: str,
+    org_id: str,
+    key: str,
+    words: tuple[str, str, str],
+) -> str:
+    """The id of the row of `table` in this org whose id, `unique` column or exact name is
+    `key`; `words`: the noun, its plural and what else to name it by, for the errors."""
+    key = key.strip()
+    noun, plural, instead = words
     rows = conn.execute(
-        select(_i.c.id, _i.c.email, _i.c.name).where(
-            _i.c.org_id == org_id, or_(_i.c.id == key, _i.c.email == key, _i.c.name == key)
+        select(table.c.id, table.c[unique], table.c.name).where(
+            table.c.org_id == org_id,
+            or_(table.c.id == key, table.c[unique] == key, table.c.name == key),
         )
     ).all()
-    exact = [r.id for r in rows if key in (r.id, r.email)]
+    exact = [r[0] for r in rows if key in (r[0], r[1])]
     if exact:
         return str(exact[0])
     if len(rows) > 1:
-        raise InvalidInput(f"{len(rows)} identities are named {key!r}: use the email or the id")
+        raise InvalidInput(f"{len(rows)} {plural} are named {key!r}: use {instead} or the id")
     if not rows:
-        raise NotFound(f"no identity {key!r} in this org")
-    return str(rows[0].id)
+        raise NotFound(f"no {noun} {key!r} in this org")
+    return str(rows[0][0])
 
 
 def collection(conn: Connection, org_id: str, name: str, *, fleet: bool) -> Collection:
