@@ -76,3 +76,6 @@ ztsim dns rules add intranet --action override --domain wiki.corp.example --answ
 ztsim dns rules move intranet --to 1
 ztsim dns rules list
 ztsim dns settings set --privacy blocked-only
+ztsim policy export -o policy.yaml
+ztsim policy apply policy.yaml --yes
+ztsim policy explain ann@example.test --plane dns --target ads.example

@@ -3,6 +3,7 @@ each script's top level (its imports) runs in a fresh interpreter, `main` does n
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,18 @@ def test_a_benchmark_script_loads(script: Path) -> None:
         [sys.executable, "-c", code, str(script)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_policy_benchmark_runs_in_quick_mode() -> None:
+    """The only benchmark without servers to start: quick enough to run whole here."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "policy.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["quick"] is True
+    assert {"compile_10k_500_s", "compile_100k_5k_s", "class_change_p99_ms"} <= set(figures)
+    assert all(figures[k] > 0 for k in ("compile_10k_500_s", "class_change_p99_ms"))

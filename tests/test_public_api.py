@@ -95,6 +95,8 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.identity": [],
     "ztsim.inventory": [],
     "ztsim.node": [],
+    "ztsim.policy": [],
+    "ztsim.policy.store": [],
     "ztsim.radius": [
         "AcctStatusType",
         "AcctTerminateCause",

@@ -56,6 +56,18 @@ PURE = [
     "ztsim.feed.rows",
     "ztsim.sessions.allocator",
     "ztsim.netguard",
+    "ztsim.policy.facts",
+    "ztsim.policy.conditions",
+    "ztsim.policy.checks",
+    "ztsim.policy.rules",
+    "ztsim.policy.reasons",
+    "ztsim.policy.targets",
+    "ztsim.policy.reference",
+    "ztsim.policy.compile",
+    "ztsim.policy.explain",
+    "ztsim.policy.posture",
+    "ztsim.policy.diff",
+    "ztsim.policy.document",
 ]
 
 _PROBE = """

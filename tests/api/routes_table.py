@@ -20,6 +20,8 @@ from support.leaks import LEAKS
 A, OP, N, U, S = Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.AUDITOR, Role.SELF
 SMDP = Role.SMDP
 NET = Role.NETWORK
+POSTURE = Role.POSTURE
+POLICY_READERS = {A, OP, N, U}
 Ids = dict[str, str]
 
 
@@ -58,7 +60,7 @@ def _fresh_csv(_ids: Ids) -> str:
 
 
 ROUTES: dict[tuple[str, str], RouteSpec] = {
-    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S, NET, SMDP}),
+    ("GET", "/api/v1/me"): _spec({A, OP, N, U, S, NET, SMDP, POSTURE}),
     ("GET", "/api/v1/org"): _spec({A, OP, N, U, S}),
     ("PATCH", "/api/v1/org"): _spec({A}, lambda ids: {"tofu_binding": False}),
     ("POST", "/api/v1/identities"): _spec({A}, lambda ids: {"kind": "user", "name": "New"}),
@@ -93,6 +95,44 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("POST", "/api/v1/devices"): _spec({A, OP}, lambda ids: {"imei": "356938035643809"}),
     ("GET", "/api/v1/devices"): _spec({A, OP, U, S}),
     ("GET", "/api/v1/devices/{device_id}"): _spec({A, OP, U, S}),
+    ("PATCH", "/api/v1/devices/{device_id}"): _spec({A, OP}, lambda ids: {"name": "renamed"}),
+    # An MDM connector's token reports posture and reads nothing.
+    ("POST", "/api/v1/posture"): _spec(
+        {A, POSTURE},
+        lambda ids: {"device": {"device_id": ids["device_id"]}, "attributes": {"managed": True}},
+    ),
+    ("GET", "/api/v1/devices/{device_id}/posture"): _spec({A, U, S}),
+    ("DELETE", "/api/v1/devices/{device_id}/posture"): _spec({A}),
+    # Policy (issue 17): admins write; operators, analysts and auditors read; an employee
+    # may only ask why about themselves (explain without a subject: 422 for the others).
+    ("GET", "/api/v1/policy/checks"): _spec(POLICY_READERS),
+    ("POST", "/api/v1/policy/checks"): _spec(
+        {A}, lambda ids: {"name": f"c{next(_counter)}", "expression": "device.managed"}
+    ),
+    ("GET", "/api/v1/policy/checks/{check_id}"): _spec(POLICY_READERS),
+    ("PUT", "/api/v1/policy/checks/{check_id}"): _spec(
+        {A}, lambda ids: {"name": "managed", "expression": "device.managed and device.compliant"}
+    ),
+    ("DELETE", "/api/v1/policy/checks/{check_id}"): _spec({A}),
+    ("GET", "/api/v1/policy/rules"): _spec(POLICY_READERS),
+    ("POST", "/api/v1/policy/rules"): _spec(
+        {A},
+        lambda ids: {
+            "plane": "network",
+            "name": f"n{next(_counter)}",
+            "action": "allow",
+            "cidrs": ["10.9.0.0/16"],
+        },
+    ),
+    ("GET", "/api/v1/policy/rules/{policy_rule_id}"): _spec(POLICY_READERS),
+    ("PUT", "/api/v1/policy/rules/{policy_rule_id}"): _spec(
+        {A},
+        lambda ids: {"plane": "network", "name": "fin", "action": "deny", "cidrs": ["10.1.0.0/16"]},
+    ),
+    ("DELETE", "/api/v1/policy/rules/{policy_rule_id}"): _spec({A}),
+    ("GET", "/api/v1/policy/document"): _spec(POLICY_READERS),
+    ("POST", "/api/v1/policy/document"): _spec({A}, lambda ids: {"version": 1}),
+    ("GET", "/api/v1/policy/explain"): _spec({A, OP, N, U, S}),
     ("POST", "/api/v1/stock-imports"): _spec({A, OP}, _fresh_csv, csv=True),
     ("GET", "/api/v1/stock-imports"): _spec({A, OP, U}),
     ("GET", "/api/v1/stock-imports/{import_id}"): _spec({A, OP, U}),

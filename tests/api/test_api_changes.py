@@ -46,6 +46,7 @@ class Expect:
 
 
 SIM, IDENTITY, NETWORK, DNS = Topic.SIM, Topic.IDENTITY, Topic.NETWORK, Topic.DNS
+POLICY = Topic.POLICY
 V1 = "/api/v1"
 MEMBER = "/members/{identity_id}"
 
@@ -82,6 +83,13 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("POST", f"{V1}/sims/{{iccid}}/retire"): Expect(SIM, _id("iccid")),
     ("PUT", f"{V1}/sims/{{iccid}}/binding"): Expect(SIM, _id("iccid")),
     ("POST", f"{V1}/devices"): Expect(None),
+    ("PATCH", f"{V1}/devices/{{device_id}}"): Expect(None),  # its name and serial number
+    ("POST", f"{V1}/posture"): Expect(Topic.POSTURE, _id("device_id")),
+    ("DELETE", f"{V1}/devices/{{device_id}}/posture"): Expect(
+        Topic.POSTURE,
+        _id("device_id"),
+        before=(("POST", f"{V1}/posture", {"device": {"imei": "490154203237518"}}),),
+    ),
     ("POST", f"{V1}/stock-imports"): Expect(None),
     ("POST", f"{V1}/esim/orders"): Expect(SIM, _out("iccid")),
     ("POST", f"{V1}/esim/orders/{{order_id}}/cancel"): Expect(SIM, _id("esim_iccid")),
@@ -105,6 +113,14 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("DELETE", f"{V1}/dns/device-tokens/{{dns_token_id}}"): Expect(
         Topic.DEVICE_TOKEN, _id("dns_token_id")
     ),
+    # Checks and policy files change what DNS decides too: they publish DNS as well.
+    ("POST", f"{V1}/policy/checks"): Expect(POLICY, _org),
+    ("PUT", f"{V1}/policy/checks/{{check_id}}"): Expect(POLICY, _org),
+    ("DELETE", f"{V1}/policy/checks/{{check_id}}"): Expect(POLICY, _org),
+    ("POST", f"{V1}/policy/rules"): Expect(POLICY, _org),
+    ("PUT", f"{V1}/policy/rules/{{policy_rule_id}}"): Expect(POLICY, _org),
+    ("DELETE", f"{V1}/policy/rules/{{policy_rule_id}}"): Expect(POLICY, _org),
+    ("POST", f"{V1}/policy/document"): Expect(POLICY, _org),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): Expect(None),
 }
 

@@ -41,6 +41,9 @@ def test_limits_per_route_class() -> None:
     assert limits.for_path("/api/v1/stock-imports") == STOCK_IMPORT_BODY_LIMIT
     assert limits.for_path("/api/v1/dns/lists") > JSON_BODY_LIMIT
     assert limits.for_path("/api/v1/dns/lists/l-1") == limits.for_path("/api/v1/dns/lists")
+    # An MDM's page of posture reports is larger than any other JSON body, and only it is.
+    assert limits.for_path("/api/v1/posture") == 8 * 1024 * 1024 > JSON_BODY_LIMIT
+    assert limits.for_path("/api/v1/posture/x") == JSON_BODY_LIMIT
 
 
 def test_unauthenticated_huge_body_is_refused_unread(api: ApiHarness) -> None:

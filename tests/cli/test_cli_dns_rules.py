@@ -224,3 +224,45 @@ def test_rule_tables_never_cut_an_email(cli: Cli, platform: node.Platform, tmp_p
         assert "group:Sales" in output
         assert "…" not in output
         assert "2 rules" in output
+
+
+def test_requirements_set_kept_and_cleared(
+    cli: Cli, platform: node.Platform, tmp_path: Path
+) -> None:
+    _people(cli, tmp_path)
+    code, output = cli(
+        "dns", "rules", "add", "finance", "--action", "block", "--domain", ".finance.test",
+        "--posture", "!managed-modern", "--sim", "sim.swap_age <  24h",
+        "--identity-kind", "USER",
+    )  # fmt: skip
+    assert code == 0, output
+    with platform.engine.connect() as conn:
+        org_id = identities.find_org(conn, "acme").id
+        [rule] = policy_view.load_policy(conn)[0].orgs[org_id].rules
+    assert (rule.posture, rule.sim, rule.identity_kinds) == (
+        ("!managed-modern",),
+        ("sim.swap_age <  24h",),
+        ("user",),
+    )
+    code, output = cli("dns", "rules", "list")
+    assert code == 0, output
+    # Whom it names, then what must hold for them.
+    assert "identity-kind:user if posture:!managed-modern" in " ".join(output.split()), output
+    code, output = cli("dns", "rules", "update", "finance", "--posture", "modern", "--clear", "SIM")
+    assert code == 0, output
+    with platform.engine.connect() as conn:
+        [rule] = policy_view.load_policy(conn)[0].orgs[org_id].rules
+    assert (rule.posture, rule.sim, rule.identity_kinds) == (("modern",), (), ("user",))
+    code, output = cli("dns", "rules", "update", "finance", "--clear", "identity-kinds")
+    assert code == 0, output
+    for bad, message in ((("--sim", "device.managed"), "cannot be used here"),
+                         (("--posture", "Bad Name"), "posture check name")):  # fmt: skip
+        code, output = cli("dns", "rules", "update", "finance", *bad)
+        assert (code, message in output) == (1, True), output
+    with platform.engine.connect() as conn:
+        [rule] = policy_view.load_policy(conn)[0].orgs[org_id].rules
+    assert (rule.posture, rule.identity_kinds, rule.domains) == (
+        ("modern",),
+        (),
+        (".finance.test",),
+    )

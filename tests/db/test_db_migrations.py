@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from ztsim.db.engine import alembic_config, upgrade
 from ztsim.db.schema import metadata
@@ -42,5 +43,51 @@ def test_a_database_left_on_the_three_old_heads_joins_the_one_history(tmp_path: 
             after = set(MigrationContext.configure(conn).get_current_heads())
         assert after == set(ScriptDirectory.from_config(alembic_config()).get_heads())
         assert len(after) == 1
+    finally:
+        engine.dispose()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_dns_rules_become_the_dns_planes_policy_rules_and_back(tmp_path: Path) -> None:
+    """0006 keeps every DNS rule (id, name, order, selectors); its downgrade gives them back."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'rules.db'}")
+    when = "2026-11-24 12:00:00.000000"
+    rows = [
+        ("r1", "no-ads", 0, "block", '{"domains": [".ads.test"]}'),
+        ("r2", "lab", 1, "override", '{"domains": ["lab.test"], "answer": ["10.0.0.9"]}'),
+    ]
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO orgs (id, name, slug, tofu_binding, created_at) "
+                    "VALUES ('o', 'O', 'o', 0, :t)"
+                ),
+                {"t": when},
+            )
+            for rule_id, name, position, action, spec in rows:
+                conn.execute(
+                    text("INSERT INTO dns_rules VALUES (:i, 'o', :n, :p, :a, :s, :t, :t)"),
+                    {"i": rule_id, "n": name, "p": position, "a": action, "s": spec, "t": when},
+                )
+        upgrade(engine, "0006")
+        with engine.connect() as conn:
+            moved = conn.execute(
+                text("SELECT id, name, position, action, spec, plane FROM policy_rules ORDER BY id")
+            ).all()
+        assert [tuple(r) for r in moved] == [(*row, "dns") for row in rows]
+        downgrade(engine, "0005")
+        with engine.connect() as conn:
+            back = conn.execute(
+                text("SELECT id, name, position, action, spec FROM dns_rules ORDER BY id")
+            ).all()
+        assert [tuple(r) for r in back] == rows
     finally:
         engine.dispose()

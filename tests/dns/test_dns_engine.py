@@ -361,3 +361,40 @@ def test_the_backlog_keeps_batches_in_order_up_to_its_bound() -> None:
     assert backlog.take() == [(T0, a[2:]), (later, b)]
     assert len(backlog) == 0
     assert _reports(log) == {"org-a": 2}
+
+
+def test_events_and_remembered_answers_keep_each_requesters_reasons() -> None:
+    rule = Rule("no-finance", Action.BLOCK, domains=(".finance.example",), posture=("!modern",))
+    org = OrgPolicy("org-a", (rule,), OrgSettings(privacy=PrivacyMode.ALL))
+    policy = PolicySnapshot(PolicyData({"org-a": org}), KEY)
+    engine = Engine(policy, AnswerCache(), QueryLog(policy, b"k" * 32))
+    failed = replace(ALICE, tags=frozenset({"posture:modern:failed"}))
+    stale = replace(ALICE, tags=frozenset({"posture:modern:stale"}))
+    texts = []
+    for who in (failed, stale, failed, stale):  # the second round comes from the memo
+        step = engine.handle(_query("www.finance.example"), who, 0.0, udp=True)
+        assert isinstance(step, Answer)
+        message = decode_message(step.wire)
+        assert message.edns is not None
+        texts.append([e.extra_text for e in message.edns.extended_errors()])
+    failed_text = "blocked by rule no-finance (posture:modern:failed)"
+    stale_text = "blocked by rule no-finance (posture:modern:stale)"
+    assert texts == [[failed_text], [stale_text], [failed_text], [stale_text]]
+    assert engine.log is not None
+    events = engine.log.drain()
+    assert [(e.reason, e.payload["reasons"]) for e in events] == [
+        (text, ["rule:no-finance", code])
+        for text, code in [
+            (failed_text, "posture:modern:failed"),
+            (stale_text, "posture:modern:stale"),
+        ]
+        * 2
+    ]
+    allowed = engine.handle(
+        _query("www.finance.example"),
+        replace(ALICE, tags=frozenset({"posture:modern:passed"})),
+        0.0,
+        udp=True,
+    )
+    assert isinstance(allowed, Forward)
+    assert engine.log.drain()[0].payload["reasons"] == ["default:allow"]

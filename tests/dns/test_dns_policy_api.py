@@ -3,12 +3,15 @@ rules, lists, settings, network defaults, device tokens, and the `self` view of 
 
 from __future__ import annotations
 
+from ztsim.clock import utc_now
 from ztsim.dns.engine import Answer
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
 from ztsim.dns.wire.constants import EdeCode, Rcode
 from ztsim.dns.wire.edns import Edns
 from ztsim.dns.wire.message import Flag, Message, Question, decode_message
 from ztsim.identity.roles import Role
+from ztsim.policy.checks import PostureCheck
+from ztsim.policy.store import checks
 
 from support.api import ApiHarness
 from support.world import World, populate
@@ -194,3 +197,53 @@ def test_a_replaced_list_is_served_under_its_name(api: ApiHarness) -> None:
         assert r.headers["content-type"] == "application/problem+json"
     assert c.put("/api/v1/dns/lists/nonexistent", json=new, headers=auth).status_code == 404
     assert c.get(path, headers=auth).json() == body  # refused changes changed nothing
+
+
+def test_rules_with_requirements_through_the_api(api: ApiHarness) -> None:
+    world = populate(api, "alpha", 1)
+    auth, c = world.org.auth(), api.client
+    with api.engine.begin() as conn:
+        modern = PostureCheck("managed-modern", 'device.os_version >= "17.0"')
+        checks.create_check(conn, world.org.id, modern, actor="user:admin", now=utc_now())
+    body = {
+        "name": "no-finance",
+        "action": "block",
+        "domains": [".finance.test"],
+        "identity_kinds": ["user"],
+        "posture": ["!managed-modern"],
+        "sim": ["  not sim.clone_suspected"],
+        "position": 0,
+    }
+    created = c.post("/api/v1/dns/rules", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    shown = {k: created.json()[k] for k in ("identity_kinds", "posture", "sim")}
+    assert shown == {
+        "identity_kinds": ["user"],
+        "posture": ["!managed-modern"],
+        "sim": ["not sim.clone_suspected"],  # as parsed, as the gateway tags it
+    }
+    listed = c.get("/api/v1/dns/rules", headers=auth).json()
+    rows = listed["items"] if isinstance(listed, dict) else listed
+    assert [r["posture"] for r in rows if r["name"] == "no-finance"] == [["!managed-modern"]]
+    for bad in (
+        {"posture": ["Not A Check"]},
+        {"sim": ["device.managed"]},  # posture belongs in `posture`
+        {"sim": ["sim.swap_age <"]},
+        {"identity_kinds": ["robot"]},
+    ):
+        r = c.post("/api/v1/dns/rules", json={**body, "name": "bad", **bad}, headers=auth)
+        assert r.status_code == 422, (bad, r.text)
+    token = c.post(
+        "/api/v1/dns/device-tokens", json={"device_id": world.ids["device_id"]}, headers=auth
+    ).json()["token"]
+    process = _process(api)
+    phone = process.gateway.identities.by_token(token)
+    assert phone is not None
+    # No MDM reported its phone; a token has no SIM, so no signal says it is a clone.
+    assert phone.tags == {"posture:managed-modern:missing", "sim:not sim.clone_suspected"}
+    assert _ede(_ask(process, "www.finance.test", token=token)) == [
+        (
+            EdeCode.BLOCKED,
+            "blocked by rule no-finance (posture:managed-modern:missing, sim:clone-suspected)",
+        )
+    ]

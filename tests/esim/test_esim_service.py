@@ -34,6 +34,7 @@ from ztsim.inventory.lifecycle import SimState
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.keys import rewrap_all
+from ztsim.policy.store import facts
 from ztsim.sealing import Sealer
 
 from support.factories import make_sims, stock_csv
@@ -297,7 +298,11 @@ def test_reissue_retires_the_old_profile_and_records_a_sim_swap(
         new_sim = inventory.get_sim(conn, org.id, second.order.iccid)
         swaps, _ = events.query(conn, org.id, EventQuery(kind="sim.swap"))
         retire, _ = events.query(conn, org.id, EventQuery(kind="sim.retire"))
+        signals = facts.signals_of_sims(conn, [first.order.iccid, second.order.iccid])
     assert second.code.matching_id != first.code.matching_id
+    # Policies see the swap (`sim.swap_age`) on the SIM now in service only.
+    assert signals[second.order.iccid].swapped_at == NOW
+    assert signals[first.order.iccid].swapped_at is None
     assert second.order.replaces_id == old.id
     assert old.replaced_by == second.order.id
     assert old.state is OrderState.CANCELLED

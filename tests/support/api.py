@@ -92,6 +92,7 @@ class ApiHarness:
                 Role.AUDITOR,
                 Role.NETWORK,
                 Role.SMDP,
+                Role.POSTURE,
             ):
                 _, token = token_store.issue(
                     conn,

@@ -80,6 +80,11 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
         "/api/v1/dns/rules", {"name": "no-social", "action": "block", "domains": [".social.test"]}
     )
     dns_token = post("/api/v1/dns/device-tokens", {"device_id": device["id"]})
+    check = post("/api/v1/policy/checks", {"name": "managed", "expression": "device.managed"})
+    network_rule = post(
+        "/api/v1/policy/rules",
+        {"plane": "network", "name": "fin", "action": "allow", "cidrs": ["10.1.0.0/16"]},
+    )
     h.add_self_token(org, str(user["id"]))
     return World(
         org,
@@ -100,6 +105,8 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "rule_id": str(dns_rule["id"]),
             "list_id": str(dns_list["id"]),
             "dns_token_id": str(dns_token["id"]),
+            "check_id": str(check["id"]),
+            "policy_rule_id": str(network_rule["id"]),
         },
     )
 

@@ -18,6 +18,8 @@ from ztsim.api import (
     routes_identity,
     routes_inventory,
     routes_metrics,
+    routes_policy,
+    routes_posture,
     routes_radius,
     routes_udm,
 )
@@ -79,6 +81,8 @@ def create_app(
         # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
         (routes_udm.router, "", udm_problems),
         (routes_dns.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_posture.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_policy.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_doh.router, "", None),  # RFC 8484 DoH: its own authentication
         (routes_metrics.router, "", None),  # Prometheus: loopback and ZTSIM_METRICS_ALLOW
     ]

@@ -23,6 +23,9 @@ JSON_BODY_LIMIT = 1024 * 1024
 STOCK_IMPORT_BODY_LIMIT = 64 * 1024 * 1024
 # An uploaded DNS list travels as a JSON string: room for its escaped newlines and quotes.
 DNS_LIST_BODY_LIMIT = 2 * MAX_LIST_TEXT
+# An MDM connector's page of posture reports (up to 1,000 Intune managedDevice records,
+# each a few KB of JSON).
+POSTURE_BODY_LIMIT = 8 * 1024 * 1024
 # RFC 8484 §6: a DoH POST body is one DNS message, at most 65,535 octets (RFC 1035 §4.2.2).
 DOH_BODY_LIMIT = MAX_MESSAGE
 
@@ -33,6 +36,7 @@ class BodyLimits:
     stock_import: int = STOCK_IMPORT_BODY_LIMIT
     dns_list: int = DNS_LIST_BODY_LIMIT
     doh: int = DOH_BODY_LIMIT
+    posture: int = POSTURE_BODY_LIMIT
 
     def for_path(self, path: str) -> int:
         if path == "/dns-query" or path.startswith("/dns-query/"):
@@ -41,6 +45,8 @@ class BodyLimits:
             return self.stock_import
         if path == "/api/v1/dns/lists" or path.startswith("/api/v1/dns/lists/"):
             return self.dns_list  # a list created (POST) or replaced (PUT .../{id})
+        if path == "/api/v1/posture":
+            return self.posture
         return self.json
 
 

@@ -21,6 +21,7 @@ from ztsim.dns.policy.rules import Action, BlockAnswer, Category, OrgSettings, P
 from ztsim.dns.store import repository as repo
 from ztsim.dns.store import service
 from ztsim.errors import InvalidInput
+from ztsim.identity.models import IdentityKind
 from ztsim.identity.roles import Permission, Principal
 from ztsim.inventory.models import SimKind
 
@@ -32,6 +33,12 @@ ListName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"), AfterValidator(_storable)
 ]
 MAX_LIST_TEXT = 64 * 1024 * 1024  # an uploaded list; larger lists come from a URL
+# A posture check a rule requires (`!name`: must not pass) and a SIM condition; checked
+# in full by `Rule` (`ztsim.policy.rules`, `ztsim.policy.conditions`).
+CheckRef = Annotated[str, StringConstraints(pattern=r"^!?[a-z0-9][a-z0-9-]{0,62}$")]
+SimCondition = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_storable)
+]
 Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]{1,1990}$")]
 
 
@@ -58,6 +65,17 @@ class RuleIn(Request):
     fleets: list[ObjectId] = Field(default_factory=list, max_length=100)
     sim_kinds: list[SimKind] = Field(default_factory=list, max_length=2)
     answer: list[Text] = Field(default_factory=list, max_length=20)
+    identity_kinds: list[IdentityKind] = Field(default_factory=list, max_length=2)
+    posture: list[CheckRef] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Posture checks that must pass (`!name`: must not pass) for it to apply.",
+    )
+    sim: list[SimCondition] = Field(
+        default_factory=list,
+        max_length=20,
+        description="SIM conditions that must hold for it to apply: `sim.swap_age < 24h`.",
+    )
 
     def to_rule(self) -> Rule:
         fields = self.model_dump(exclude={"name", "action", "position"})
@@ -78,6 +96,9 @@ class RuleOut(BaseModel):
     fleets: list[str]
     sim_kinds: list[str]
     answer: list[str]
+    identity_kinds: list[str]
+    posture: list[str]
+    sim: list[str]
     created_at: datetime
 
 
@@ -142,6 +163,9 @@ def _rule_out(stored: repo.StoredRule) -> RuleOut:
         fleets=list(r.fleets),
         sim_kinds=list(r.sim_kinds),
         answer=list(r.answer),
+        identity_kinds=list(r.identity_kinds),
+        posture=list(r.posture),
+        sim=list(r.sim),
         created_at=stored.created_at,
     )
 

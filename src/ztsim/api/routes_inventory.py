@@ -31,6 +31,7 @@ from ztsim.api.schemas import (
     BindingIn,
     DeviceIn,
     DeviceOut,
+    DeviceUpdate,
     Page,
     ReasonIn,
     RequiredReasonIn,
@@ -174,6 +175,7 @@ def create_device(ctx: Ctx, p: DevicesWrite, body: DeviceIn) -> DeviceOut:
             name=body.name,
             actor=p.actor,
             now=ctx.clock(),
+            serial_number=body.serial_number,
         )
         return _device_out(device)
 
@@ -202,6 +204,16 @@ def get_device(ctx: Ctx, p: DevicesRead, device_id: str) -> DeviceOut:
     if p.own_identity is not None and device.owner_id != p.own_identity:
         raise NotFound("device not found")
     return _device_out(device)
+
+
+@router.patch("/devices/{device_id}", tags=["devices"])
+def update_device(ctx: Ctx, p: DevicesWrite, device_id: str, body: DeviceUpdate) -> DeviceOut:
+    values = {k: getattr(body, k) for k in body.model_fields_set}
+    with ctx.tx() as conn:
+        device = service.update_device(
+            conn, p.org_id, device_id, values, actor=p.actor, now=ctx.clock()
+        )
+        return _device_out(device)
 
 
 # -- stock imports ------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class CollectionOut(BaseModel):
 
 class TokenIn(Request):
     name: Name
-    role: Literal["admin", "operator", "analyst", "auditor", "self", "network", "smdp"]
+    role: Literal["admin", "operator", "analyst", "auditor", "self", "network", "smdp", "posture"]
     identity_id: ObjectId | None = None
     expires_at: AwareDatetime | None = None
 
@@ -196,11 +196,25 @@ class BindingIn(Request):
     reason: RequiredReason
 
 
+SerialNumber = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+DeviceName = Annotated[str, StringConstraints(max_length=200), AfterValidator(_storable)]
+
+
 class DeviceIn(Request):
     imei: Annotated[str, StringConstraints(pattern=r"^[0-9]{15,16}$")]
     eid: Annotated[str, StringConstraints(pattern=r"^[0-9]{32}$")] | None = None
     owner_id: ObjectId | None = None
-    name: Annotated[str, StringConstraints(max_length=200), AfterValidator(_storable)] = ""
+    name: DeviceName = ""
+    serial_number: SerialNumber | None = Field(
+        default=None, description="What MDMs name the device by in posture reports."
+    )
+
+
+class DeviceUpdate(Request):
+    """The fields given change; `serial_number: null` removes the serial number."""
+
+    name: DeviceName | None = None
+    serial_number: SerialNumber | None = None
 
 
 class DeviceOut(BaseModel):
@@ -209,6 +223,7 @@ class DeviceOut(BaseModel):
     eid: str | None
     owner_id: str | None
     name: str
+    serial_number: str | None
     created_at: datetime
 
 

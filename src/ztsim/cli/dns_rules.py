@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +27,7 @@ from ztsim.dns.store import repository as repo
 from ztsim.dns.store import service
 from ztsim.dns.wire.constants import RRType
 from ztsim.errors import InvalidInput, NotFound
+from ztsim.identity.models import IdentityKind
 from ztsim.inventory.models import SimKind
 from ztsim.usecase import use_case
 
@@ -55,6 +56,17 @@ KindOpt = Annotated[
 AnswerOpt = Annotated[
     Many, typer.Option("--answer", help="override: an address, or one name (a CNAME).")
 ]
+IdentityKindOpt = Annotated[
+    list[IdentityKind] | None,
+    typer.Option("--identity-kind", case_sensitive=False, help="Only for identities of this kind."),
+]
+PostureOpt = Annotated[
+    Many,
+    typer.Option("--posture", help="A posture check that must pass (!name: must not pass)."),
+]
+SimOpt = Annotated[
+    Many, typer.Option("--sim", help="A SIM condition that must hold: 'sim.swap_age < 24h'.")
+]
 PlaceOpt = Annotated[int | None, typer.Option("--position", min=1, help="Its place, 1 first.")]
 
 
@@ -70,6 +82,9 @@ class Selector(enum.StrEnum):
     FLEETS = "fleets"
     SIM_KINDS = "sim-kinds"
     ANSWER = "answer"
+    IDENTITY_KINDS = "identity-kinds"
+    POSTURE = "posture"
+    SIM = "sim"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +100,22 @@ class Given:
     fleets: Many = None
     sim_kinds: list[SimKind] | None = None
     answer: Many = None
+    identity_kinds: list[IdentityKind] | None = None
+    posture: Many = None
+    sim: Many = None
 
     def resolve(self, conn: Connection, org_id: str) -> dict[str, Any]:
         """The given selectors as a `Rule` holds them: ids for names, numbers for types."""
         found: dict[str, Any] = {}
-        for field in ("domains", "lists", "answer"):
+        for field in ("domains", "lists", "answer", "posture", "sim"):
             if (values := getattr(self, field)) is not None:
                 found[field] = tuple(values)
         if self.categories is not None:
             found["categories"] = tuple(self.categories)
         if self.sim_kinds is not None:
             found["sim_kinds"] = tuple(k.value for k in self.sim_kinds)
+        if self.identity_kinds is not None:
+            found["identity_kinds"] = tuple(k.value for k in self.identity_kinds)
         if self.qtypes is not None:
             found["qtypes"] = tuple(_qtype(q) for q in self.qtypes)
         if self.identities is not None:
@@ -191,6 +211,9 @@ def add(
     fleet: FleetOpt = None,
     sim_kind: KindOpt = None,
     answer: AnswerOpt = None,
+    identity_kind: IdentityKindOpt = None,
+    posture: PostureOpt = None,
+    sim: SimOpt = None,
     position: PlaceOpt = None,
     org: OrgOpt = None,
     config: ConfigOpt = None,
@@ -198,6 +221,7 @@ def add(
 ) -> None:
     """Add a rule, last unless --position says where."""
     given = Given(domain, dns_list, category, qtype, identity, group, fleet, sim_kind, answer)
+    given = replace(given, identity_kinds=identity_kind, posture=posture, sim=sim)
     platform = platform_for(config, data_dir)
     now = utc_now()
     with org_transaction(platform, org) as (conn, org_id), use_case(conn, now):
@@ -226,6 +250,9 @@ def update(
     fleet: FleetOpt = None,
     sim_kind: KindOpt = None,
     answer: AnswerOpt = None,
+    identity_kind: IdentityKindOpt = None,
+    posture: PostureOpt = None,
+    sim: SimOpt = None,
     clear: Annotated[
         list[Selector] | None,
         typer.Option("--clear", case_sensitive=False, help="Empty this selector (repeatable)."),
@@ -236,12 +263,13 @@ def update(
 ) -> None:
     """Change a rule: each selector given replaces that selector; the rest are kept."""
     given = Given(domain, dns_list, category, qtype, identity, group, fleet, sim_kind, answer)
+    given = replace(given, identity_kinds=identity_kind, posture=posture, sim=sim)
     platform = platform_for(config, data_dir)
     with org_transaction(platform, org) as (conn, org_id):
         stored = find(conn, org_id, rule)
         fields = {f: getattr(stored.rule, f) for f in repo.SPEC_FIELDS}
         for selector in clear or ():
-            fields[selector.name.lower()] = ()
+            fields[selector.value.replace("-", "_")] = ()
         fields |= given.resolve(conn, org_id)
         new_name = stored.name if name is None else check_name(name)
         changed = Rule(new_name, action or stored.rule.action, **fields)

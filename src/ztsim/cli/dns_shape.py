@@ -55,13 +55,19 @@ def rule_rows(
         who += [f"group:{groups.get(g, g)}" for g in r.groups]
         who += [f"fleet:{fleets.get(f, f)}" for f in r.fleets]
         who += [f"kind:{k}" for k in r.sim_kinds]
+        who += [f"identity-kind:{k}" for k in r.identity_kinds]
+        # Requirements narrow whoever the selectors name: shown after them.
+        needs = [f"posture:{p}" for p in r.posture] + [f"sim:{c}" for c in r.sim]
+        applies = ", ".join(who) or "everyone"
+        if needs:
+            applies += " if " + " and ".join(needs)
         rows.append(
             (
                 str(place),
                 stored.name,
                 r.action.value,
                 ", ".join(matches) or "any name",
-                ", ".join(who) or "everyone",
+                applies,
                 ", ".join(r.answer),
             )
         )

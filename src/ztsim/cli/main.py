@@ -172,6 +172,18 @@ ENTRIES: dict[str, Entry] = {
             "device-tokens": "DNS-over-HTTPS tokens for devices.",
         },
     ),
+    "policy": Entry(
+        "The org's policy as code: checks and the rules of every plane.",
+        _at("policy"),
+        {
+            "export": "Write the org's policy as a policy file.",
+            "diff": "Show what applying a policy file would change, and whose decisions.",
+            "apply": "Make a policy file the org's policy, all or nothing (shows the diff first).",
+            "explain": "Say why a subject gets its decision for a target, rule by rule, for each "
+            "of its SIMs.",
+            "schema": "Print the policy file's JSON Schema.",
+        },
+    ),
 }
 
 

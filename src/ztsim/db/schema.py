@@ -152,8 +152,11 @@ devices = Table(
     Column("eid", String(32)),
     Column("owner_id", String(ID), ForeignKey("identities.id")),
     Column("name", String(200), nullable=False, default=""),
+    # What an MDM names the device by when it reports posture without an IMEI (issue 17).
+    Column("serial_number", String(64)),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("org_id", "imei"),
+    UniqueConstraint("org_id", "serial_number"),
 )
 
 stock_imports = Table(
@@ -191,6 +194,10 @@ sims = Table(
     Column("import_id", String(ID), ForeignKey("stock_imports.id")),
     # SEQ_HE of TS 33.102 Annex C: advanced atomically by every vector issued.
     Column("sqn_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    # SIM signals for policy (issue 17): when this SIM replaced another for its subscriber
+    # (eSIM re-issue, SIM swap), and since when a clone is suspected (NULL: not).
+    Column("swapped_at", UtcDateTime),
+    Column("clone_suspected_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "org_id", "iccid"),
@@ -382,22 +389,6 @@ dns_settings = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# Rules in evaluation order (`position`, lowest first); `spec` holds selectors and answer.
-dns_rules = Table(
-    "dns_rules",
-    metadata,
-    Column("id", String(ID), primary_key=True),
-    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("action", String(16), nullable=False),
-    Column("spec", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
-    UniqueConstraint("org_id", "name"),
-    Index(None, "org_id", "position"),
-)
-
 # A block list: uploaded text, or a URL refreshed with conditional GET; `content` is the
 # last good copy (a failed refresh keeps it and records `refresh_error`).
 dns_lists = Table(
@@ -461,4 +452,54 @@ change_feed_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("pruned_through", BigInteger, nullable=False),
+)
+
+
+# -- Policy (issue 17): rules of every plane, named posture checks, device posture ---------
+
+# Rules in evaluation order per org and plane (`position`, lowest first); `spec` holds the
+# subject selectors and the plane's target (`ztsim.policy.rules`). The DNS plane's rules
+# were `dns_rules` before migration 0006.
+policy_rules = Table(
+    "policy_rules",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("plane", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "plane", "name"),
+    Index(None, "org_id", "plane", "position"),
+)
+
+# A named condition over device posture (`device.managed and device.os_version >= "17.0"`)
+# that rules require; a report older than `max_age_s` fails it.
+posture_checks = Table(
+    "posture_checks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("expression", String(500), nullable=False),
+    Column("max_age_s", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+# The last posture report per device (an MDM's view of it), replaced by each newer one.
+device_posture = Table(
+    "device_posture",
+    metadata,
+    Column("device_id", String(ID), ForeignKey("devices.id"), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("source", String(32), nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("observed_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("received_at", UtcDateTime, nullable=False),
 )

@@ -88,6 +88,9 @@ class QueryLog:
             "qtype": qtype,
             "action": _ACTIONS.get(decision.action, str(decision.action)),
             "rule": decision.rule_id,
+            # Reason codes (`ztsim.policy.reasons`): the rule, and the posture or SIM
+            # states that made it apply, so a person denied learns which check denied them.
+            "reasons": list(decision.reasons),
         }
         if settings.pseudonymise:
             subject = pseudonym(self._key, who.org_id, _real_subject(who))

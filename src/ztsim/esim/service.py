@@ -383,6 +383,7 @@ def reissue_order(
         )
         new = issued.order
         repo.change_state(conn, org_id, old.id, old_target, old_target, now, replaced_by=new.id)
+        inventory.mark_swapped(conn, org_id, new.iccid, now)
         uc.event(
             _event(old, "esim.order_reissued", actor, reason=reason, new_order_id=new.id),
             # Read later by the CAMARA SIM Swap API: subject is the SIM now in service.

@@ -27,6 +27,8 @@ class Topic(StrEnum):
     # key: token id. A DoH device token issued or revoked (a topic's name, not a secret)
     DEVICE_TOKEN = "device_token"  # noqa: S105
     SESSION = "session"  # key: UE address (else the accounting session). Started, moved, stopped
+    POSTURE = "posture"  # key: device id. A new posture report for the device (or it was dropped)
+    POLICY = "policy"  # key: org id. Posture checks or rules of any plane (a policy file applied)
 
 
 MAX_KEY = 200  # the outbox's column

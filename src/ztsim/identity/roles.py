@@ -14,6 +14,7 @@ class Role(StrEnum):
     SELF = "self"  # an employee's own SIM, device and data only
     NETWORK = "network"  # a serving node of the org's core (AUSF): authentication vectors only
     SMDP = "smdp"  # the SM-DP+ that serves the org's eSIM profiles: progress reports only
+    POSTURE = "posture"  # an MDM connector (Intune, Jamf, ...): device posture reports only
 
 
 class Permission(StrEnum):
@@ -42,6 +43,12 @@ class Permission(StrEnum):
     ESIM_PROGRESS = "esim:progress"
     DNS_READ = "dns:read"
     DNS_WRITE = "dns:write"
+    POSTURE_READ = "posture:read"
+    POSTURE_WRITE = "posture:write"
+    POLICY_READ = "policy:read"
+    POLICY_WRITE = "policy:write"
+    # Why one subject gets its decisions: a `self` token may ask it about itself only.
+    POLICY_EXPLAIN = "policy:explain"
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))
@@ -66,13 +73,22 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.GATEWAYS_READ,
             Permission.SESSIONS_READ,
             Permission.DNS_READ,
+            Permission.POLICY_READ,
+            Permission.POLICY_EXPLAIN,
         }
     ),
     # Sessions say who held an address: what an analyst needs to read a DNS or flow log.
     Role.ANALYST: frozenset(
-        {Permission.ORG_READ, Permission.EVENTS_READ, Permission.SESSIONS_READ, Permission.DNS_READ}
+        {
+            Permission.ORG_READ,
+            Permission.EVENTS_READ,
+            Permission.SESSIONS_READ,
+            Permission.DNS_READ,
+            Permission.POLICY_READ,
+            Permission.POLICY_EXPLAIN,
+        }
     ),
-    Role.AUDITOR: _READS,
+    Role.AUDITOR: _READS | {Permission.POLICY_EXPLAIN},
     # Scoped by the handlers to the token's own identity.
     Role.SELF: frozenset(
         {
@@ -82,10 +98,14 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.EVENTS_READ,
             Permission.ESIM_READ,
             Permission.ESIM_PACK,
+            Permission.POSTURE_READ,
+            Permission.POLICY_EXPLAIN,
         }
     ),
     Role.NETWORK: frozenset({Permission.AKA_VECTORS}),
     Role.SMDP: frozenset({Permission.ESIM_PROGRESS}),
+    # Reports in, nothing out: a leaked connector token reads no device's posture.
+    Role.POSTURE: frozenset({Permission.POSTURE_WRITE}),
 }
 
 

@@ -41,6 +41,7 @@ class Device:
     owner_id: str | None
     name: str
     created_at: datetime
+    serial_number: str | None = None  # what an MDM names it by when it reports posture
 
 
 @dataclass(frozen=True, slots=True)

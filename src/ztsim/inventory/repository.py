@@ -134,13 +134,36 @@ def set_binding(
     )
 
 
+def mark_swapped(conn: Connection, org_id: str, iccid: str, now: datetime) -> None:
+    """Record that this SIM replaced another for its subscriber (a re-issue, a SIM swap):
+    policies read it as `sim.swap_age`."""
+    conn.execute(
+        update(_s).where(_s.c.org_id == org_id, _s.c.iccid == iccid).values(swapped_at=now)
+    )
+
+
 # -- devices ------------------------------------------------------------------------------
 
 
 def _device(m: RowMapping) -> Device:
     return Device(
-        m["id"], m["org_id"], m["imei"], m["eid"], m["owner_id"], m["name"], m["created_at"]
+        m["id"],
+        m["org_id"],
+        m["imei"],
+        m["eid"],
+        m["owner_id"],
+        m["name"],
+        m["created_at"],
+        m["serial_number"],
     )
+
+
+def _serial_free(conn: Connection, org_id: str, serial_number: str, but: str | None) -> None:
+    taken = conn.execute(
+        select(_d.c.id).where(_d.c.org_id == org_id, _d.c.serial_number == serial_number)
+    ).scalar()
+    if taken is not None and taken != but:
+        raise Conflict("a device with that serial number is registered")
 
 
 def create_device(
@@ -152,10 +175,13 @@ def create_device(
     owner_id: str | None,
     name: str,
     now: datetime,
+    serial_number: str | None = None,
 ) -> Device:
     taken = conn.execute(select(_d.c.id).where(_d.c.org_id == org_id, _d.c.imei == imei)).first()
     if taken is not None:
         raise Conflict("a device with that IMEI is registered")
+    if serial_number is not None:
+        _serial_free(conn, org_id, serial_number, None)
     device_id = new_id()
     conn.execute(
         insert(_d).values(
@@ -165,9 +191,23 @@ def create_device(
             eid=eid,
             owner_id=owner_id,
             name=name,
+            serial_number=serial_number,
             created_at=now,
         )
     )
+    return get_device(conn, org_id, device_id)
+
+
+def update_device(
+    conn: Connection, org_id: str, device_id: str, values: dict[str, str | None]
+) -> Device:
+    """Set a device's `name` and/or `serial_number` (None: no serial number)."""
+    get_device(conn, org_id, device_id)
+    serial = values.get("serial_number")
+    if serial is not None:
+        _serial_free(conn, org_id, serial, device_id)
+    if values:
+        conn.execute(update(_d).where(_d.c.org_id == org_id, _d.c.id == device_id).values(**values))
     return get_device(conn, org_id, device_id)
 
 

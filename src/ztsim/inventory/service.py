@@ -6,6 +6,7 @@ too, so every SIM change reaches the planes."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -23,6 +24,15 @@ from ztsim.inventory.imports import import_stock_file as import_stock_file
 from ztsim.inventory.lifecycle import SimAction, SimState, transition
 from ztsim.inventory.models import Device, Sim
 from ztsim.usecase import use_case
+
+# As MDMs print them; the same rule as ztsim.policy.posture's, which cannot import us.
+_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_serial_number(serial_number: str) -> str:
+    if not _SERIAL.fullmatch(serial_number):
+        raise InvalidInput("serial_number: 1-64 of letters, digits, '.', '_' and '-'")
+    return serial_number
 
 
 def change_state(
@@ -77,7 +87,10 @@ def register_device(
     name: str,
     actor: str,
     now: datetime,
+    serial_number: str | None = None,
 ) -> Device:
+    if serial_number is not None:
+        check_serial_number(serial_number)
     try:
         # An IMEISV (16 digits, as gateways report it) is accepted and stored as its IMEI.
         checked = Imeisv(imei).imei if len(imei) == 16 else Imei(imei)
@@ -95,6 +108,7 @@ def register_device(
             owner_id=owner_id,
             name=name,
             now=now,
+            serial_number=serial_number,
         )
         # A new device is bound to no SIM yet: no plane holds anything about it.
         uc.event(
@@ -106,6 +120,31 @@ def register_device(
                 payload={"imei": device.imei, "owner_id": owner_id},
             )
         )
+        return device
+
+
+def update_device(
+    conn: Connection,
+    org_id: str,
+    device_id: str,
+    values: dict[str, str | None],
+    *,
+    actor: str,
+    now: datetime,
+) -> Device:
+    """Rename a device or set its serial number (None: none). Planes hold neither; a
+    serial number only says which device an MDM's posture report is about."""
+    unknown = set(values) - {"name", "serial_number"}
+    if unknown:
+        raise InvalidInput(f"a device's {sorted(unknown)[0]} cannot be changed")
+    if values.get("name") is None and "name" in values:
+        raise InvalidInput("name: a string")
+    serial = values.get("serial_number")
+    if serial is not None:
+        check_serial_number(serial)
+    with use_case(conn, now) as uc:
+        device = repo.update_device(conn, org_id, device_id, values)
+        uc.audit(org_id, "device.updated", actor, subject_of("device", device_id), **values)
         return device
 
 

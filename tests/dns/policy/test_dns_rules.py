@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from ztsim.dns.policy.feeds import sample_feeds
-from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.identity import Requester, tags_of
 from ztsim.dns.policy.lists import ListFormat, parse_list
 from ztsim.dns.policy.rules import Action, Category, OrgPolicy, OrgSettings, PolicyData, Rule
 from ztsim.dns.policy.snapshot import ALLOW_LIST_ONLY, PolicySnapshot
 from ztsim.dns.wire.constants import EdeCode, RRType
 from ztsim.errors import InvalidInput
+from ztsim.policy.checks import PostureCheck
+from ztsim.policy.conditions import is_sim_path, parse
+from ztsim.policy.facts import IdentityKind, Posture, SimSignals, Subject
 
 KEY = bytes(range(16))
 WHO = Requester("o", "alice", frozenset({"staff"}), frozenset({"trucks"}), "esim", "dev")
@@ -131,3 +137,130 @@ def test_invalid_rules_rejected() -> None:
         PolicyData({"o": OrgPolicy("o", (Rule("x", Action.BLOCK, lists=("missing",)),))})
     with pytest.raises(InvalidInput):
         OrgSettings(block_page_ipv4="2001:db8::1")
+
+
+# -- requirements: posture checks and SIM conditions, read from the requester's tags -------
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+MODERN = PostureCheck("managed-modern", 'device.managed and device.os_version >= "17.0"')
+SWAPPED = parse("sim.swap_age < 24h", allowed=is_sim_path)
+
+
+def _tagged(**facts: object) -> tuple[Requester, datetime | None]:
+    """WHO with the tags `tags_of` gives it for `facts` (a Subject's fields)."""
+    subject = Subject("o", "alice", IdentityKind.USER, **facts)  # type: ignore[arg-type]
+    tags, until = tags_of(subject, [MODERN], [SWAPPED], NOW)
+    return replace(WHO, identity_kind="user", tags=tags), until
+
+
+def _posture(os_version: str, age: timedelta = timedelta(0)) -> Posture:
+    return Posture({"managed": True, "os_version": os_version}, NOW - age)
+
+
+def test_tags_say_each_checks_state_and_the_conditions_that_hold() -> None:
+    who, until = _tagged(posture=_posture("17.1", timedelta(hours=1)))
+    assert who.tags == {"posture:managed-modern:passed"}
+    assert until == NOW + timedelta(hours=23)  # when the report goes stale
+    who, _ = _tagged(posture=_posture("16.0"))
+    assert who.tags == {"posture:managed-modern:failed"}
+    who, until = _tagged(posture=_posture("17.1", timedelta(hours=25)))
+    assert who.tags == {"posture:managed-modern:stale"}
+    assert until is None  # only new facts change it
+    swapped = SimSignals(swapped_at=NOW - timedelta(hours=1))
+    who, until = _tagged(signals=swapped)
+    assert who.tags == {"posture:managed-modern:missing", "sim:sim.swap_age < 24h"}
+    assert until == NOW + timedelta(hours=23)  # when the swap ages past 24 h
+    assert hash(who) == hash(replace(who))  # still hashable, on its values
+
+
+@pytest.mark.parametrize(
+    ("facts", "decision"),
+    [
+        ({"posture": _posture("17.1")}, "override:pin"),
+        ({"posture": _posture("16.0")}, "block:no-finance"),
+        ({"posture": _posture("17.1", timedelta(days=2))}, "block:no-finance"),  # stale
+        ({}, "block:no-finance"),  # no report: fails closed
+    ],
+)
+def test_a_rule_requiring_a_check_not_to_pass(facts: dict[str, object], decision: str) -> None:
+    snap = _snapshot(
+        Rule("no-finance", Action.BLOCK, domains=(".finance.test",), posture=("!managed-modern",)),
+        Rule("pin", Action.OVERRIDE, domains=(".finance.test",), answer=("192.0.2.1",)),
+    )
+    who, _ = _tagged(**facts)
+    assert _action(snap, "www.finance.test", who=who) == decision
+
+
+def test_reasons_and_the_ede_text_name_the_requirement_states() -> None:
+    snap = _snapshot(
+        Rule("no-finance", Action.BLOCK, domains=(".finance.test",), posture=("!managed-modern",)),
+        Rule("swap", Action.BLOCK, domains=(".bank.test",), sim=("sim.swap_age < 24h",)),
+        Rule("mdm-only", Action.ALLOW, domains=(".mdm.test",), posture=("managed-modern", "!nope")),
+        Rule("rest", Action.BLOCK, domains=(".mdm.test",)),
+    )
+    failed, _ = _tagged(posture=_posture("16.0"), signals=SimSignals(swapped_at=NOW))
+    decision = snap.decide(failed, "www.finance.test", RRType.A)
+    assert decision.ede_text == "blocked by rule no-finance (posture:managed-modern:failed)"
+    assert decision.reasons == ("rule:no-finance", "posture:managed-modern:failed")
+    decision = snap.decide(failed, "login.bank.test", RRType.A)
+    assert decision.ede_text == "blocked by rule swap (sim:swap-recent)"
+    assert decision.reasons == ("rule:swap", "sim:swap-recent")
+    compliant, _ = _tagged(posture=_posture("17.0"))
+    # A check the org does not have never passes: `!nope` holds, and says it is missing.
+    decision = snap.decide(compliant, "x.mdm.test", RRType.A)
+    assert decision.reasons == (
+        "rule:mdm-only",
+        "posture:managed-modern:passed",
+        "posture:nope:missing",
+    )
+    assert snap.decide(compliant, "login.bank.test", RRType.A).reasons == ("default:allow",)
+    plain = snap.decide(failed, "y.mdm.test", RRType.A)  # mdm-only needs a passed check
+    assert (plain.ede_text, plain.reasons) == ("blocked by rule rest", ("rule:rest",))
+    # Who gets another EDE text gets another remembered answer (policy class).
+    assert snap.policy_class(failed) != snap.policy_class(compliant)
+    stale, _ = _tagged(posture=_posture("16.0", timedelta(days=2)))
+    assert snap.policy_class(stale) != snap.policy_class(failed)
+
+
+def test_identity_kinds_select_and_requirements_all_hold() -> None:
+    snap = _snapshot(
+        Rule("iot", Action.BLOCK, domains=("e.test",), identity_kinds=("service",)),
+        Rule(
+            "both",
+            Action.BLOCK,
+            domains=("f.test",),
+            groups=("staff",),
+            posture=("managed-modern",),
+            sim=("sim.swap_age < 24h",),
+        ),
+    )
+    person, _ = _tagged(posture=_posture("17.1"))
+    assert _action(snap, "e.test", who=person) == "allow:"
+    assert _action(snap, "e.test", who=replace(person, identity_kind="service")) == "block:iot"
+    assert _action(snap, "f.test", who=person) == "allow:"  # named, but not swapped
+    swapped, _ = _tagged(posture=_posture("17.1"), signals=SimSignals(swapped_at=NOW))
+    assert _action(snap, "f.test", who=swapped) == "block:both"
+    assert _action(snap, "f.test", who=replace(swapped, group_ids=frozenset())) == "allow:"
+
+
+def test_requirements_are_checked_and_kept_as_parsed() -> None:
+    rule = Rule(
+        "r",
+        Action.BLOCK,
+        identity_kinds=("service",),
+        posture=("!a-b",),
+        sim=("  not sim.clone_suspected ",),
+    )
+    assert (rule.identity_kinds, rule.posture, rule.sim) == (
+        ("service",),
+        ("!a-b",),
+        ("not sim.clone_suspected",),
+    )
+    for bad in (
+        {"identity_kinds": ("robot",)},
+        {"posture": ("Bad Name",)},
+        {"sim": ("device.managed",)},  # a SIM condition reads no posture
+        {"sim": ("sim.swap_age <",)},
+    ):
+        with pytest.raises(InvalidInput, match="rule r"):
+            Rule("r", Action.BLOCK, **bad)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ after (on both backends)."""
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +20,16 @@ from ztsim.dns.policy.snapshot import PolicySnapshot
 from ztsim.dns.serve.follow import GatewayFeed
 from ztsim.dns.serve.identities import IdentityTable
 from ztsim.dns.serve.policies import PolicyBuilder, Subjects
+from ztsim.dns.serve.relay import RelayHub, RelayReceiver
+from ztsim.dns.store import repository as dns_repo
 from ztsim.dns.wire.constants import RRType
 from ztsim.feed import outbox
+from ztsim.feed.change import Topic
 from ztsim.inventory.lifecycle import SimState
+from ztsim.policy.checks import PostureCheck
+from ztsim.policy.facts import Posture
+from ztsim.policy.posture import DeviceRef, PostureReport
+from ztsim.policy.store import checks, posture
 
 from support.dns_feed_world import STORE_KEY, FeedWorld
 
@@ -164,3 +172,69 @@ def test_a_lost_database_serves_the_last_state_and_catches_up(
     back = [r.getMessage().split(":")[0] for r in caplog.records if "readable again" in r.message]
     assert lost
     assert sorted(lost) == sorted(set(lost)) == sorted(back)
+
+
+class Ticking:
+    """The identity table's clock, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_policy_changes_recompile_and_due_entries_reach_the_workers(engine: Engine) -> None:
+    world = _world(engine)
+    world.device("dev-alice", "alice", "490154203237518")
+    world.session("s1", "10.0.0.1", ICCID, IMSI, "alice")
+    t1 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    check = PostureCheck("modern", "device.managed", timedelta(minutes=10))
+    report = PostureReport(DeviceRef(imei="490154203237518"), Posture({"managed": True}, t1))
+    with world.write() as conn:
+        checks.create_check(conn, "o1", check, actor="user:admin", now=t1)
+        posture.record(conn, "o1", [report], actor="user:mdm", now=t1)
+    clock, published = Ticking(t1), Published()
+    parent_end, worker_end = socket.socketpair()
+    feed = GatewayFeed(
+        engine,
+        PolicyBuilder(None, lambda: STORE_KEY),
+        IdentityTable(IdentityResolver(), clock),
+        published,
+    )
+    worker = GatewayFeed(
+        engine,
+        PolicyBuilder(None, lambda: STORE_KEY),
+        IdentityTable(IdentityResolver(), clock),
+        Published(),
+    )
+    feed.load()
+    worker.load()  # as if forked after the parent's load
+    feed.relay = RelayHub([parent_end])
+    worker.relayed(RelayReceiver(worker_end))
+    worker.start_identities()
+
+    def tags(gateway: GatewayFeed) -> frozenset[str]:
+        who = gateway.table.resolver.by_source("10.0.0.1")
+        return frozenset() if who is None else who.tags
+
+    try:
+        assert tags(feed) == tags(worker) == {"posture:modern:passed"}
+        # A rule written by a policy file's apply: published on Topic.POLICY only.
+        with world.write() as conn:
+            rule = Rule("finance", Action.BLOCK, domains=("blocked.test",))
+            dns_repo.create_rule(conn, "o1", rule, None, t1)
+            seq = world.publish(conn, Topic.POLICY, "o1")
+        assert feed.catch_up() == 2  # read by both followers
+        assert feed.position() == seq
+        assert published.blocks("blocked.test")
+        # Ten minutes on the report is stale: read again with no change published, and
+        # relayed to the worker like any patch.
+        clock.now = t1 + timedelta(minutes=10)
+        assert feed.run_due() == 1
+        assert tags(feed) == {"posture:modern:stale"}
+        assert _until(lambda: tags(worker) == {"posture:modern:stale"}, 5)
+        assert feed.run_due() == 0  # nothing left to flip
+    finally:
+        worker.stop()
+        feed.relay.stop()

@@ -3,8 +3,12 @@ and the table always equals a fresh full load (on both backends)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine, update
+
+from ztsim.clock import Clock, utc_now
+from ztsim.db import schema
 from ztsim.dns.policy.identity import (
     IDENTITY_DISABLED,
     SIM_NOT_ACTIVE,
@@ -12,9 +16,15 @@ from ztsim.dns.policy.identity import (
     NetworkDefault,
     Requester,
 )
-from ztsim.dns.serve.identities import IdentityTable
+from ztsim.dns.policy.rules import Action, Rule
+from ztsim.dns.serve.identities import IdentityTable, TablePatch
 from ztsim.feed import outbox
+from ztsim.feed.change import Topic
 from ztsim.inventory.lifecycle import SimState
+from ztsim.policy.checks import PostureCheck
+from ztsim.policy.facts import Posture
+from ztsim.policy.posture import DeviceRef, PostureReport
+from ztsim.policy.store import checks, posture
 
 from support.dns_feed_world import FeedWorld
 
@@ -35,25 +45,27 @@ def _world(engine: Engine) -> FeedWorld:
 class Follow:
     """A table and the position it reflects; `step` applies what lies above it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
-        self.table = IdentityTable(IdentityResolver())
+        self.clock = clock
+        self.table = IdentityTable(IdentityResolver(), clock)
         with engine.connect() as conn:
             self.position = outbox.position(conn)
             self.table.load(conn)
 
-    def step(self) -> None:
+    def step(self) -> TablePatch:
         with self.engine.connect() as conn:
             changes = outbox.read_after(conn, self.position)
-            self.table.apply(conn, changes)
+            patch = self.table.apply(conn, changes)
         if changes:
             self.position = changes[-1].seq
+        return patch
 
     def who(self, address: str) -> Requester | None:
         return self.table.resolver.by_source(address)
 
     def matches_a_fresh_load(self) -> bool:
-        fresh = IdentityTable(IdentityResolver())
+        fresh = IdentityTable(IdentityResolver(), self.clock)
         with self.engine.connect() as conn:
             fresh.load(conn)
         return fresh.digest() == self.table.digest()
@@ -66,7 +78,7 @@ def test_sessions_start_move_and_stop(engine: Engine) -> None:
     world.session("s1", "10.0.0.1", ICCID_A, IMSI_A, "alice")
     follow.step()
     assert follow.who("10.0.0.1") == Requester(
-        "o1", "alice", sim_kind="esim", device_id="dev-alice"
+        "o1", "alice", sim_kind="esim", device_id="dev-alice", identity_kind="user"
     )
     # The session moves: only its new address is published; the old one goes too.
     world.session("s1", "10.0.0.9", ICCID_A, IMSI_A, "alice")
@@ -129,7 +141,9 @@ def test_identity_disabled_groups_and_its_device_tokens(engine: Engine) -> None:
     world.device("phone", "alice", "490154203237518")
     token_id, _ = world.issue_token("phone", TOKEN)
     follow = Follow(engine)
-    assert follow.table.resolver.by_token(TOKEN) == Requester("o1", "alice", device_id="phone")
+    assert follow.table.resolver.by_token(TOKEN) == Requester(
+        "o1", "alice", device_id="phone", identity_kind="user"
+    )
     world.join_group("staff", "alice")
     follow.step()
     alice = follow.who("10.0.0.1")
@@ -195,3 +209,85 @@ def test_a_change_applied_twice_or_late_leaves_the_table_as_the_database(engine:
         follow.table.apply(conn, changes[:1])
     assert follow.who("10.0.0.1") is None
     assert follow.matches_a_fresh_load()
+
+
+class Ticking:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+T1 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+IMEI = "490154203237518"
+
+
+def _tags(follow: Follow) -> tuple[frozenset[str], frozenset[str]]:
+    """Alice's address's tags and her phone's token's."""
+    by_address, by_token = follow.who("10.0.0.1"), follow.table.resolver.by_token(TOKEN)
+    assert by_address is not None
+    assert by_token is not None
+    return by_address.tags, by_token.tags
+
+
+def test_posture_checks_conditions_and_time_patch_the_tags(engine: Engine) -> None:
+    world = _world(engine)
+    world.device("dev-alice", "alice", IMEI)  # the device her session names
+    world.session("s1", "10.0.0.1", ICCID_A, IMSI_A, "alice")
+    world.issue_token("dev-alice", TOKEN)
+    modern = PostureCheck("modern", "device.managed", timedelta(hours=1))
+    with world.write() as conn:
+        checks.create_check(conn, "o1", modern, actor="user:admin", now=T1)
+    clock = Ticking(T1)
+    follow = Follow(engine, clock)
+    missing = frozenset({"posture:modern:missing"})
+    assert _tags(follow) == (missing, missing)
+    report = PostureReport(DeviceRef(imei=IMEI), Posture({"managed": True}, T1))
+    with world.write() as conn:
+        posture.record(conn, "o1", [report], actor="user:mdm", now=T1)
+    follow.step()  # Topic.POSTURE, key: her device: its address and token
+    passed = frozenset({"posture:modern:passed"})
+    assert _tags(follow) == (passed, passed)
+    assert follow.table.due_count() == 2  # both go stale in an hour
+    assert follow.table.next_due() == T1 + timedelta(hours=1)
+    assert follow.matches_a_fresh_load()
+    clock.now = T1 + timedelta(minutes=59)
+    with engine.connect() as conn:
+        assert len(follow.table.read_due(conn)) == 0
+    clock.now = T1 + timedelta(hours=1)
+    with engine.connect() as conn:
+        patch = follow.table.read_due(conn)
+    assert len(patch) == 2
+    follow.table.install(patch)
+    stale = frozenset({"posture:modern:stale"})
+    assert _tags(follow) == (stale, stale)
+    assert (follow.table.due_count(), follow.table.next_due()) == (0, None)
+    assert follow.matches_a_fresh_load()
+    # A DNS rule that names no SIM condition: no org's tags change, nothing is read.
+    world.rule(Rule("plain", Action.BLOCK, domains=("x.test",)))
+    assert len(follow.step()) == 0
+    # A SIM condition appears: every entry of the org is read again.
+    with world.write() as conn:
+        swapped = update(schema.sims).where(schema.sims.c.iccid == ICCID_A)
+        conn.execute(swapped.values(swapped_at=clock.now - timedelta(hours=1)))
+    world.rule(Rule("swap", Action.BLOCK, sim=("sim.swap_age < 2h",)))
+    assert len(follow.step()) == 2
+    tags = _tags(follow)
+    assert tags[0] == stale | {"sim:sim.swap_age < 2h"}  # her SIM's session
+    assert tags[1] == stale  # a token has no SIM
+    assert follow.table.next_due() == clock.now + timedelta(hours=1)  # the swap ages
+    assert follow.matches_a_fresh_load()
+
+
+def test_a_posture_change_of_another_device_reads_nothing_of_this_one(engine: Engine) -> None:
+    world = _world(engine)
+    world.device("dev-alice", "alice", IMEI)
+    world.session("s1", "10.0.0.1", ICCID_A, IMSI_A, "alice")
+    follow = Follow(engine)
+    with world.write() as conn:
+        seq = world.publish(conn, Topic.POSTURE, "some-other-device")
+    assert seq > follow.position
+    assert len(follow.step()) == 0

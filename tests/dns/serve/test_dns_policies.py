@@ -102,7 +102,7 @@ def test_networks_and_an_org_that_leaves_the_database(engine: Engine, tmp_path: 
         NetworkDefault("o1", "10.2.0.0/16"),
     }
     with one.write() as conn:
-        conn.execute(delete(schema.dns_rules))
+        conn.execute(delete(schema.policy_rules))
         conn.execute(delete(schema.dns_settings))
     with engine.connect() as conn:
         policy, subjects = builder.update_orgs(conn, ["o1"])

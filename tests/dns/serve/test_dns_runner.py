@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, insert, select, text
 
 from ztsim.db import schema
@@ -16,6 +17,7 @@ from ztsim.dns.policy.rules import OrgPolicy, OrgSettings, PolicyData, PrivacyMo
 from ztsim.dns.policy.snapshot import ALLOWED, PolicySnapshot
 from ztsim.dns.querylog import Backlog
 from ztsim.dns.serve.runner import GatewayOptions, GatewayProcess
+from ztsim.errors import InvalidInput
 from ztsim.feed import outbox
 from ztsim.feed.change import Topic
 from ztsim.sessions import repository
@@ -133,3 +135,14 @@ def test_query_events_of_an_outage_are_written_when_the_database_returns(
     with engine.connect() as conn:
         count = conn.execute(select(schema.events.c.id)).all()
     assert len(count) == len(rows)
+
+
+def test_a_policy_file_refuses_posture_and_sim_requirements(tmp_path: Path) -> None:
+    """The file's requesters carry no posture or SIM facts: such a rule could never apply."""
+    policy = tmp_path / "policy.toml"
+    for requirement in ('posture = ["managed"]', 'sim = ["sim.swap_age < 24h"]'):
+        policy.write_text(
+            f'[[orgs]]\nid = "o1"\n[[orgs.rules]]\nid = "r"\naction = "block"\n{requirement}\n'
+        )
+        with pytest.raises(InvalidInput, match="ztsim policy apply"):
+            load_config(policy)

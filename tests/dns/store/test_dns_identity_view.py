@@ -95,13 +95,13 @@ def test_snapshot_from_live_sessions(engine: Engine) -> None:
             ],
         )
     with engine.connect() as conn:
-        snapshot = load_identity_snapshot(conn, [NetworkDefault("o1", "10.9.0.0/16")])
+        snapshot = load_identity_snapshot(conn, T0, [NetworkDefault("o1", "10.9.0.0/16")])
     resolver = IdentityResolver(snapshot)
     assert resolver.by_source("10.0.0.1") == Requester(
-        "o1", "alice", frozenset({"g1"}), frozenset(), "esim", "dev-alice"
+        "o1", "alice", frozenset({"g1"}), frozenset(), "esim", "dev-alice", identity_kind="user"
     )
     assert resolver.by_source("::ffff:10.0.0.2") == Requester(
-        "o1", "bob", frozenset(), frozenset({"f1"}), "physical", "dev-bob"
+        "o1", "bob", frozenset(), frozenset({"f1"}), "physical", "dev-bob", identity_kind="user"
     )
     assert resolver.by_source("10.0.0.3") is None  # stopped session
     assert resolver.by_source("10.9.4.4") == Requester("o1")
@@ -155,8 +155,8 @@ def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
             )
         )
     with engine.connect() as conn:
-        entries = load_entries(conn)
-        read = read_addresses(conn, {"o1": ["10.0.0.1", "10.0.0.3", "10.0.0.9"]})
+        entries = load_entries(conn, T0)
+        read = read_addresses(conn, {"o1": ["10.0.0.1", "10.0.0.3", "10.0.0.9"]}, T0)
         by_sim = addresses_of_sims(conn, ["8900000000000000001"])
         by_session = address_of_session(conn, "gw", "2")
         both = addresses_of_sims(conn, ["8900000000000000001", "8900000000000000002"])
@@ -172,8 +172,8 @@ def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
     with engine.begin() as conn:
         token_id = add_device_token(conn, "o1", "dev-bob", "ztdns_token-of-bobs-device", T0)
     with engine.connect() as conn:
-        [token] = read_tokens(conn, ids=[token_id])
-        assert read_tokens(conn, owners=["bob"]) == [token]
-        assert read_tokens(conn) == [token]
+        [token] = read_tokens(conn, T0, ids=[token_id])
+        assert read_tokens(conn, T0, owners=["bob"]) == [token]
+        assert read_tokens(conn, T0) == [token]
     assert token.who is not None
     assert token.who.revoked == IDENTITY_DISABLED  # a disabled owner's device is refused too

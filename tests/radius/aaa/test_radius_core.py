@@ -545,7 +545,7 @@ def test_revoked_names_the_live_sessions_no_longer_accepted() -> None:
         SnapshotPatch(sims=(SimEntry("8944", "o1", IMSI, "suspended", "i1", "d1"),)),
         read_after=-1,
     )
-    assert core.revoked([session]) == [(session, GATEWAY, Reason.SIM_NOT_ACTIVE)]
+    assert core.revoked([session]) == [(session, GATEWAY, Reason.SIM_NOT_ACTIVE, ())]
     core.patch(
         SnapshotPatch(
             sims=(SimEntry("8944", "o1", IMSI, "active", "i1", "d1"),),
@@ -553,7 +553,7 @@ def test_revoked_names_the_live_sessions_no_longer_accepted() -> None:
         ),
         read_after=-1,
     )
-    assert core.revoked([session]) == [(session, GATEWAY, Reason.IDENTITY_DISABLED)]
+    assert core.revoked([session]) == [(session, GATEWAY, Reason.IDENTITY_DISABLED, ())]
 
 
 def test_a_retransmission_after_a_suspend_is_decided_again_not_accepted_from_the_cache() -> None:

@@ -74,6 +74,13 @@ def _org(raw: dict[str, Any]) -> tuple[OrgPolicy, list[NetworkDefault], _Pairs, 
         unknown = set(rule) - _RULE_FIELDS
         if unknown:
             raise InvalidInput(f"org {org_id}: unknown rule fields {sorted(unknown)}")
+        if rule.get("posture") or rule.get("sim"):
+            # Posture checks and SIM facts live in the database: the file's requesters
+            # carry neither, so such a rule could never apply as written.
+            raise InvalidInput(
+                f"org {org_id}: posture and sim requirements belong in the database's"
+                " rules (ztsim policy apply), not in the policy file"
+            )
         rules.append(Rule(**_tuples(rule)))
     settings_raw = {k: v for k, v in raw.items() if k in _SETTING_FIELDS}
     if "allow_list_only_fleets" in settings_raw:

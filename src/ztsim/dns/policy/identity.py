@@ -10,6 +10,11 @@ policy for a network that contains it (`NetworkDefault`).
 A revoked requester (its SIM is not active, or its identity is disabled) stays in the
 table with `revoked` set: the engine refuses its queries, even where a network default
 would cover its address.
+
+What rules require of a requester (posture checks, SIM conditions) is worked out when its
+entry is read, never per query: `tags_of` gives its tags (`posture:<check>:<status>` for
+each of the org's checks, `sim:<condition>` for each of the org's DNS SIM conditions that
+holds) and the instant one of them would flip by time alone, when the entry is read again.
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ztsim.errors import InvalidInput
+from ztsim.policy import reasons
+from ztsim.policy.checks import PostureCheck
+from ztsim.policy.conditions import Condition
+from ztsim.policy.facts import Subject
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,6 +46,8 @@ class Requester:
     sim_kind: str | None = None
     device_id: str | None = None
     revoked: str = ""  # why its queries are refused (an Extended DNS Error's text); "": not
+    identity_kind: str | None = None  # ztsim.policy.facts.IdentityKind's value
+    tags: frozenset[str] = frozenset()  # see `tags_of`
     # Hashed on every query (policy caches are keyed on it): computed once, not per call.
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
@@ -44,7 +56,7 @@ class Requester:
 
     def _values(self) -> tuple[object, ...]:
         fields = (self.org_id, self.identity_id, self.group_ids, self.fleet_ids)
-        return (*fields, self.sim_kind, self.device_id, self.revoked)
+        return (*fields, self.sim_kind, self.device_id, self.revoked, self.identity_kind, self.tags)
 
     def __hash__(self) -> int:
         return self._hash
@@ -57,6 +69,37 @@ class Requester:
     def subject(self) -> str:
         """What query events are about: the identity, else the device, else the org."""
         return self.identity_id or self.device_id or self.org_id
+
+
+def sim_tag(condition: str) -> str:
+    """The tag of a requester for whom the SIM condition (as `Rule.sim` keeps it) holds."""
+    return f"sim:{condition}"
+
+
+def tags_of(
+    subject: Subject,
+    checks: Iterable[PostureCheck],
+    conditions: Iterable[Condition],
+    now: datetime,
+) -> tuple[frozenset[str], datetime | None]:
+    """A requester's tags at `now`, and the earliest instant one of them flips with no new
+    facts (a report goes stale, a swap ages past a duration); None: none does."""
+    tags: set[str] = set()
+    until: datetime | None = None
+    for check in checks:
+        result = check.evaluate(subject, now)
+        tags.add(reasons.posture(check.name, result.status))
+        until = _earliest(until, result.until)
+    for condition in conditions:
+        outcome = condition.evaluate(subject, now)
+        if outcome.holds:
+            tags.add(sim_tag(condition.text))
+        until = _earliest(until, outcome.until)
+    return frozenset(tags), until
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,13 @@ compiles a `PolicyData` into the structure the hot path reads. Rule semantics:
   a rule with none of them matches every name. `domains` entries: `example.com`
   matches that name only, `.example.com` the name and every name under it,
   `*.example.com` only names under it.
-- Subject selectors (`identities`, `groups`, `fleets`, `sim_kinds`) likewise
-  match if any matches, and a rule with none applies to everyone in the org.
+- Subject selectors (`identities`, `groups`, `fleets`, `sim_kinds`,
+  `identity_kinds`) likewise match if any matches, and a rule with none applies to
+  everyone in the org. Then every requirement must hold, as in every plane
+  (`ztsim.policy.rules`): each `posture` check passes (`!name`: does not pass; a check
+  the org does not have never passes) and each `sim` condition holds
+  (`sim.swap_age < 24h`). The requester carries their states as tags, worked out off
+  the hot path (`ztsim.dns.policy.identity`).
 - `qtypes` limits a rule to those query types.
 - The first matching rule decides. `SAFE_SEARCH` decides only for search engine
   names and lets evaluation continue for the rest. With no match a name is
@@ -27,6 +32,9 @@ from ztsim.dns.wire.block import BlockMode
 from ztsim.dns.wire.errors import InvalidDomain
 from ztsim.dns.wire.names import normalize_name
 from ztsim.errors import InvalidInput
+from ztsim.policy.conditions import is_sim_path, parse
+from ztsim.policy.facts import IdentityKind
+from ztsim.policy.rules import PostureRequirement
 
 
 class Action(enum.StrEnum):
@@ -101,11 +109,25 @@ class Rule:
     sim_kinds: tuple[str, ...] = ()
     # OVERRIDE: IP addresses (A/AAAA answers) or exactly one name (a CNAME answer).
     answer: tuple[str, ...] = ()
+    identity_kinds: tuple[str, ...] = ()  # IdentityKind values
+    posture: tuple[str, ...] = ()  # check names; `!name`: the check must not pass
+    sim: tuple[str, ...] = ()  # conditions over sim.* and identity.kind, as parsed
 
     def __post_init__(self) -> None:
         if not self.id or len(self.id) > 100:
             raise InvalidInput("rule id must be 1-100 characters")
         object.__setattr__(self, "action", Action(self.action))
+        try:
+            kinds = tuple(IdentityKind(k).value for k in self.identity_kinds)
+            posture = tuple(str(PostureRequirement.parse(p)) for p in self.posture)
+            # Stored as the parser keeps them: the identity view tags requesters with
+            # this very text (`sim:<text>`).
+            sim = tuple(parse(text, allowed=is_sim_path).text for text in self.sim)
+        except (InvalidInput, ValueError) as exc:
+            raise InvalidInput(f"rule {self.id}: {exc}") from None
+        object.__setattr__(self, "identity_kinds", kinds)
+        object.__setattr__(self, "posture", posture)
+        object.__setattr__(self, "sim", sim)
         object.__setattr__(self, "domains", _names(self.domains, f"rule {self.id}"))
         object.__setattr__(self, "categories", tuple(Category(c) for c in self.categories))
         if any(not 0 < q <= 0xFFFF for q in self.qtypes):
@@ -135,6 +157,13 @@ class Rule:
     @property
     def has_name_selector(self) -> bool:
         return bool(self.domains or self.lists or self.categories)
+
+    @property
+    def names_anyone(self) -> bool:
+        """True if no subject selector is set: the rule is for everyone in the org."""
+        return not (
+            self.identities or self.groups or self.fleets or self.sim_kinds or self.identity_kinds
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,11 @@ Requesters whom every rule treats alike (same org, same applicable rules, same
 allow-list-only fencing) share a policy class: the engine keeps one remembered
 answer per class and query, so a thousand phones with the same policy warm one
 entry, not a thousand.
+
+Requirements (posture checks, SIM conditions) are read from the requester's tags, set
+when its entry was read (`ztsim.dns.policy.identity.tags_of`); a decision carries its
+reason codes (`ztsim.policy.reasons`), and a block's EDE text names the requirement
+states that made its rule apply: "blocked by rule x (posture:managed-modern:failed)".
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ztsim.dns.policy.identity import Requester
+from ztsim.dns.policy.identity import Requester, sim_tag
 from ztsim.dns.policy.liststores import (
     FEED_BITS,
     CompiledFeeds,
@@ -32,6 +37,9 @@ from ztsim.dns.policy.safesearch import safe_host
 from ztsim.dns.wire.constants import EdeCode
 from ztsim.dns.wire.names import name_suffixes
 from ztsim.errors import InvalidInput
+from ztsim.policy import reasons
+from ztsim.policy.checks import CheckStatus
+from ztsim.policy.conditions import is_sim_path, parse
 
 _EXACT, _SUBTREE, _BELOW = 0, 1, 2
 ALLOW_LIST_ONLY = "allow-list-only"
@@ -44,9 +52,12 @@ class Decision(NamedTuple):
     ede_text: str = ""
     addresses: tuple[str, ...] = ()
     cname: str | None = None
+    # Why (`ztsim.policy.reasons`): the rule, and the requirement states that let it apply.
+    reasons: tuple[str, ...] = ()
 
 
-ALLOWED = Decision(Action.ALLOW)
+ALLOWED = Decision(Action.ALLOW, reasons=(reasons.DEFAULT_ALLOW,))
+_STATUSES = tuple(CheckStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,28 +66,70 @@ class _CompiledRule:
     rule: Rule
     mask: int
     decision: Decision
+    # Requirements as tags: (check, its `passed` tag, whether it must pass), the tags of
+    # the SIM conditions that must hold, and the reason codes of those conditions.
+    posture: tuple[tuple[str, str, bool], ...] = ()
+    sim: tuple[str, ...] = ()
+    sim_codes: tuple[str, ...] = ()
 
     def applies_to(self, who: Requester) -> bool:
         rule = self.rule
-        if not (rule.identities or rule.groups or rule.fleets or rule.sim_kinds):
-            return True
-        return bool(
+        named = rule.names_anyone or bool(
             (who.identity_id is not None and who.identity_id in rule.identities)
             or who.group_ids.intersection(rule.groups)
             or who.fleet_ids.intersection(rule.fleets)
             or (who.sim_kind is not None and who.sim_kind in rule.sim_kinds)
+            or (who.identity_kind is not None and who.identity_kind in rule.identity_kinds)
         )
+        if not named:
+            return False
+        tags = who.tags
+        return all((passed in tags) is must for _, passed, must in self.posture) and all(
+            tag in tags for tag in self.sim
+        )
+
+    def decision_for(self, who: Requester) -> Decision:
+        """The rule's decision, with the states of its requirements for `who`."""
+        if not (self.posture or self.sim):
+            return self.decision
+        found = [
+            next(
+                (t for s in _STATUSES if (t := reasons.posture(check, s)) in who.tags),
+                reasons.posture(check, CheckStatus.MISSING),  # not a check of the org
+            )
+            for check, _, _ in self.posture
+        ]
+        codes = tuple(dict.fromkeys((*found, *self.sim_codes)))
+        decision = self.decision._replace(reasons=(*self.decision.reasons, *codes))
+        if decision.action is Action.BLOCK:
+            return decision._replace(ede_text=f"{decision.ede_text} ({', '.join(codes)})")
+        return decision
 
 
 def _decision(rule: Rule) -> Decision:
+    why = (reasons.rule(rule.id),)
     if rule.action is Action.BLOCK:
         code = EdeCode.FILTERED if rule.categories else EdeCode.BLOCKED
-        return Decision(Action.BLOCK, rule.id, code, f"blocked by rule {rule.id}")
+        return Decision(Action.BLOCK, rule.id, code, f"blocked by rule {rule.id}", reasons=why)
     if rule.action is Action.OVERRIDE:
         cname = rule.override_cname
         addresses = () if cname is not None else rule.answer
-        return Decision(Action.OVERRIDE, rule.id, addresses=addresses, cname=cname)
-    return Decision(rule.action, rule.id)
+        return Decision(Action.OVERRIDE, rule.id, addresses=addresses, cname=cname, reasons=why)
+    return Decision(rule.action, rule.id, reasons=why)
+
+
+def _compiled(index: int, rule: Rule, mask: int) -> _CompiledRule:
+    posture = []
+    for text in rule.posture:
+        check = text.removeprefix("!")
+        posture.append((check, reasons.posture(check, CheckStatus.PASSED), check == text))
+    sim = tuple(sim_tag(text) for text in rule.sim)
+    codes = [c for text in rule.sim for c in reasons.condition(parse(text, allowed=is_sim_path))]
+    decision = _decision(rule)
+    return _CompiledRule(index, rule, mask, decision, tuple(posture), sim, tuple(codes))
+
+
+_Applied = tuple[_CompiledRule, Decision]
 
 
 @dataclass(slots=True)
@@ -87,12 +140,13 @@ class _CompiledOrg:
     # Each list its rules use: (name, compiled list, the org's bit for it).
     lists: tuple[tuple[str, CompiledList, int], ...] = ()
     uses_feeds: bool = False
-    by_requester: dict[Requester, tuple[_CompiledRule, ...]] = field(default_factory=dict)
+    by_requester: dict[Requester, tuple[_Applied, ...]] = field(default_factory=dict)
 
-    def rules_for(self, who: Requester) -> tuple[_CompiledRule, ...]:
+    def rules_for(self, who: Requester) -> tuple[_Applied, ...]:
+        """The rules that apply to `who`, each with its decision for `who`."""
         rules = self.by_requester.get(who)
         if rules is None:
-            rules = tuple(r for r in self.rules if r.applies_to(who))
+            rules = tuple((r, r.decision_for(who)) for r in self.rules if r.applies_to(who))
             if len(self.by_requester) > 100_000:
                 self.by_requester.clear()
             self.by_requester[who] = rules
@@ -182,7 +236,9 @@ class PolicySnapshot:
             signature: tuple[object, ...] = (who.org_id,)
             if org is not None:
                 fenced = bool(who.fleet_ids & org.settings.allow_list_only_fleets)
-                signature += (tuple(rule.index for rule in org.rules_for(who)), fenced)
+                # A decision's reasons go into its answer (the EDE text): part of the class.
+                applied = tuple((rule.index, d.reasons) for rule, d in org.rules_for(who))
+                signature += (applied, fenced)
             found = self._class_ids.setdefault(signature, len(self._class_ids))
             if len(self._classes) > 100_000:
                 self._classes.clear()
@@ -210,7 +266,7 @@ class PolicySnapshot:
                     names.setdefault(entry[1:], []).append((index, _SUBTREE))
                 else:
                     names.setdefault(entry, []).append((index, _EXACT))
-            rules.append(_CompiledRule(index, rule, mask, _decision(rule)))
+            rules.append(_compiled(index, rule, mask))
         return _CompiledOrg(
             policy.settings,
             tuple(rules),
@@ -231,7 +287,7 @@ class PolicySnapshot:
         rules = org.rules_for(who)
         mask = -1
         hits: set[int] | None = None
-        for compiled in rules:
+        for compiled, decision in rules:
             rule = compiled.rule
             if rule.qtypes and qtype not in rule.qtypes:
                 continue
@@ -247,11 +303,12 @@ class PolicySnapshot:
                 target = safe_host(qname)
                 if target is None:
                     continue
-                return Decision(Action.OVERRIDE, rule.id, cname=target)
-            return compiled.decision
+                return Decision(Action.OVERRIDE, rule.id, cname=target, reasons=decision.reasons)
+            return decision
         if who.fleet_ids and who.fleet_ids & org.settings.allow_list_only_fleets:
             text = "not on the fleet's allow list"
-            return Decision(Action.BLOCK, ALLOW_LIST_ONLY, EdeCode.FILTERED, text)
+            why = (reasons.ALLOW_LIST_ONLY,)
+            return Decision(Action.BLOCK, ALLOW_LIST_ONLY, EdeCode.FILTERED, text, reasons=why)
         return ALLOWED
 
     def _mask(self, org: _CompiledOrg, qname: str) -> int:

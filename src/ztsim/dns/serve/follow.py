@@ -3,10 +3,16 @@
 `load` reads the policy, the identity table and the outbox position in one consistent
 read. Two followers then start at that position, each on a thread of its own, so that
 compiling a large list never holds up a suspend:
-- identities (`Topic.SESSION`, `SIM`, `IDENTITY`, `DEVICE_TOKEN`) patch the table one key
-  at a time (`IdentityTable.apply`);
-- the policy (`Topic.DNS`, key: an org) recompiles the orgs named (`PolicyBuilder`) and
-  hands the result to `publish`: this process's gateway, or the workers' share.
+- identities (`Topic.SESSION`, `SIM`, `IDENTITY`, `DEVICE_TOKEN`, `POSTURE`, and `POLICY`
+  or `DNS` when an org's checks or SIM conditions changed) patch the table one key at a
+  time (`IdentityTable.apply`);
+- the policy (`Topic.DNS` and `Topic.POLICY`, key: an org) recompiles the orgs named
+  (`PolicyBuilder`) and hands the result to `publish`: this process's gateway, or the
+  workers' share.
+A third thread reads again the entries whose tags time alone has changed (a posture
+report gone stale, a SIM swap aged past a rule's duration) when they are due
+(`IdentityTable.read_due`); its patches go the identity follower's way, under one lock,
+so that no older read is installed over a newer one.
 A worker of `serve dns --workers` runs neither: its parent follows the feed for the host
 and relays the identity patches (`relay`, installed by `relayed`) and publishes the policy,
 with the position it had applied (`policy_loaded`).
@@ -19,15 +25,17 @@ asks the identity follower for a read at once (a query from an address it does n
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.dns.policy.snapshot import PolicySnapshot
-from ztsim.dns.serve.identities import FullTable, IdentityTable, TablePatch, read_full
+from ztsim.dns.serve.identities import TOPICS, FullTable, IdentityTable, TablePatch, read_full
 from ztsim.dns.serve.policies import PolicyBuilder, Subjects
 from ztsim.dns.serve.relay import Message, RelayHub, RelayReceiver
 from ztsim.feed import outbox
@@ -36,6 +44,9 @@ from ztsim.feed.follower import Follower, consistent_read
 from ztsim.metrics.registry import Family
 
 Publish = Callable[[int, PolicySnapshot, Subjects], None]
+log = logging.getLogger("ztsim.dns")
+POLICY_TOPICS = (Topic.DNS, Topic.POLICY)  # key: an org whose policy to compile again
+MAX_DEADLINE_WAIT = 1.0  # seconds: the deadline thread looks again at least this often
 
 
 class GatewayFeed:
@@ -67,6 +78,12 @@ class GatewayFeed:
         self.listen = True
         self.relay: RelayHub | None = None  # a parent: its workers' tables follow its own
         self._receiver: RelayReceiver | None = None  # a worker: its parent's patches
+        # Read, install and relay as one step: the follower and the deadline thread both do.
+        self._patching = threading.Lock()
+        self._deadlines: threading.Thread | None = None
+        self._deadline_wake = threading.Event()  # an entry may now be due sooner
+        self._stopping = threading.Event()
+        self._deadline_failing = False
 
     def load(self) -> int:
         """The policy, the identity table and the outbox position in one snapshot."""
@@ -108,6 +125,11 @@ class GatewayFeed:
             self._identities = self._start(
                 self._apply_identities, self._resync_identities, self.identity_seq, name
             )
+            self._stopping.clear()
+            self._deadlines = threading.Thread(
+                target=self._follow_deadlines, name=f"{name}-due", daemon=True
+            )
+            self._deadlines.start()
 
     def start_policy(self, name: str = "dns-policy") -> None:
         if self.database is not None:
@@ -180,6 +202,11 @@ class GatewayFeed:
         return applied
 
     def stop(self) -> None:
+        self._stopping.set()
+        self._deadline_wake.set()
+        deadlines, self._deadlines = self._deadlines, None
+        if deadlines is not None:
+            deadlines.join(5.0)
         followers, self.followers = self.followers, []
         self._identities = None
         for follower in followers:
@@ -190,28 +217,70 @@ class GatewayFeed:
 
     def _apply_identities(self, changes: Sequence[Change]) -> None:
         assert self.database is not None
-        patch = TablePatch()
-        if any(change.topic is not Topic.DNS for change in changes):
-            # One snapshot for the batch's reads: no entry is read half before a change.
-            with consistent_read(self.database) as conn:
-                patch = self.table.apply(conn, changes)
-        dns = [change.seq for change in changes if change.topic is Topic.DNS]
+        dns = [change.seq for change in changes if change.topic in POLICY_TOPICS]
         seq, dns_seen = changes[-1].seq, dns[-1] if dns else 0
-        self._advance(identity=seq, dns_seen=dns_seen)
-        if self.relay is not None:
-            self.relay.send(("patch", seq, dns_seen, patch))
+        with self._patching:
+            patch = TablePatch()
+            if any(change.topic in TOPICS for change in changes):
+                # One snapshot for the batch's reads: no entry is read half before a change.
+                with consistent_read(self.database) as conn:
+                    patch = self.table.apply(conn, changes)
+            self._advance(identity=seq, dns_seen=dns_seen)
+            if self.relay is not None:
+                self.relay.send(("patch", seq, dns_seen, patch))
+        self._deadline_wake.set()
 
     def _resync_identities(self) -> int:
         assert self.database is not None
-        with consistent_read(self.database) as conn:
-            position = outbox.position(conn)
-            full = read_full(conn)
-        self.table.install_full(full)
-        # The changes skipped may have held DNS ones: the policy must reach `position` too.
-        self._advance(identity=position, dns_seen=position)
-        if self.relay is not None:
-            self.relay.send(("full", position, position, full))
+        with self._patching:
+            with consistent_read(self.database) as conn:
+                position = outbox.position(conn)
+                full = read_full(conn, self.table.clock())
+            self.table.install_full(full)
+            # The changes skipped may have held DNS ones: the policy must reach `position`.
+            self._advance(identity=position, dns_seen=position)
+            if self.relay is not None:
+                self.relay.send(("full", position, position, full))
+        self._deadline_wake.set()
         return position
+
+    def run_due(self) -> int:
+        """Read again the entries whose tags time alone has changed, install and relay
+        them; returns how many keys were read (0 without a database)."""
+        if self.database is None:
+            return 0
+        with self._patching:
+            with consistent_read(self.database) as conn:
+                patch = self.table.read_due(conn)
+            if patch:
+                self.table.install(patch)
+                if self.relay is not None:
+                    self.relay.send(("patch", self.identity_seq, 0, patch))
+        return len(patch)
+
+    def _follow_deadlines(self) -> None:
+        """The deadline thread: sleeps until the earliest entry is due, then reads it."""
+        while not self._stopping.is_set():
+            due = self.table.next_due()
+            wait = MAX_DEADLINE_WAIT
+            if due is not None:
+                wait = min(wait, (due - self.table.clock()).total_seconds())
+            if wait > 0:
+                self._deadline_wake.wait(wait)
+                self._deadline_wake.clear()
+                continue
+            try:
+                self.run_due()
+            except (SQLAlchemyError, OSError) as exc:
+                if not self._deadline_failing:  # the follower reports the outage too
+                    log.warning("reading due DNS entries failed (%s)", type(exc).__name__)
+                self._deadline_failing = True
+                self._stopping.wait(MAX_DEADLINE_WAIT)
+            except Exception:  # a bug: the entries stay as they are, the thread goes on
+                log.exception("reading due DNS entries failed")
+                self._stopping.wait(MAX_DEADLINE_WAIT)
+            else:
+                self._deadline_failing = False
 
     def _deliver(self, message: Message) -> None:
         """A worker: what its parent relayed (on the receiver's thread)."""
@@ -226,7 +295,7 @@ class GatewayFeed:
 
     def _apply_policy(self, changes: Sequence[Change]) -> None:
         assert self.database is not None
-        orgs = keys_of(list(changes), Topic.DNS)
+        orgs = list(dict.fromkeys(k for t in POLICY_TOPICS for k in keys_of(list(changes), t)))
         position = changes[-1].seq
         if orgs:
             with self._building, consistent_read(self.database) as conn:

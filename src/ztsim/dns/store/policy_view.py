@@ -18,9 +18,9 @@ from ztsim.db import schema
 from ztsim.dns.policy.identity import NetworkDefault
 from ztsim.dns.policy.lists import ListFormat, ParsedList, parse_list
 from ztsim.dns.policy.rules import OrgPolicy, PolicyData, Rule
-from ztsim.dns.store.repository import get_settings, list_rules
+from ztsim.dns.store.repository import PLANE, get_settings, list_rules
 
-_s, _r, _l = schema.dns_settings, schema.dns_rules, schema.dns_lists
+_s, _r, _l = schema.dns_settings, schema.policy_rules, schema.dns_lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class StoredOrg:
 
 def org_ids(conn: Connection) -> set[str]:
     """Every org with a DNS policy in the database (settings or rules)."""
-    ids = set(conn.execute(select(_r.c.org_id).distinct()).scalars())
+    ids = set(conn.execute(select(_r.c.org_id).where(_r.c.plane == PLANE).distinct()).scalars())
     return ids | set(conn.execute(select(_s.c.org_id)).scalars())
 
 

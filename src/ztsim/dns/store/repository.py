@@ -30,9 +30,18 @@ from ztsim.feed.change import Topic
 from ztsim.sessions import claims
 from ztsim.usecase import use_case
 
-_s, _r, _l, _t = schema.dns_settings, schema.dns_rules, schema.dns_lists, schema.dns_device_tokens
+_s, _r, _l, _t = (
+    schema.dns_settings,
+    schema.policy_rules,
+    schema.dns_lists,
+    schema.dns_device_tokens,
+)
+PLANE = "dns"  # the DNS plane's rows of policy_rules (ztsim.policy.rules.Plane.DNS)
+_IN_PLANE = _r.c.plane == PLANE
 SPEC_FIELDS: tuple[str, ...] = ("domains", "lists", "categories", "qtypes", "identities")
 SPEC_FIELDS += ("groups", "fleets", "sim_kinds", "answer")
+# Requirements (issue 17), named as every plane's rules name them (`ztsim.policy.rules`).
+SPEC_FIELDS += ("identity_kinds", "posture", "sim")
 REFRESH_ACTOR = "system:dns-refresh"  # who downloads URL lists
 
 
@@ -129,12 +138,15 @@ def put_settings(
 
 
 def list_rules(conn: Connection, org_id: str) -> list[StoredRule]:
-    rows = conn.execute(select(_r).where(_r.c.org_id == org_id).order_by(_r.c.position, _r.c.id))
+    rows = conn.execute(
+        select(_r).where(_r.c.org_id == org_id, _IN_PLANE).order_by(_r.c.position, _r.c.id)
+    )
     return [_rule(m) for m in rows.mappings()]
 
 
 def get_rule(conn: Connection, org_id: str, rule_id: str) -> StoredRule:
-    m = conn.execute(select(_r).where(_r.c.org_id == org_id, _r.c.id == rule_id)).mappings().first()
+    query = select(_r).where(_r.c.org_id == org_id, _r.c.id == rule_id, _IN_PLANE)
+    m = conn.execute(query).mappings().first()
     if m is None:
         raise NotFound("no such DNS rule")
     return _rule(m)
@@ -153,7 +165,9 @@ def create_rule(
 ) -> StoredRule:
     _check_lists(conn, org_id, rule)
     if position is None:
-        last = conn.execute(select(func.max(_r.c.position)).where(_r.c.org_id == org_id)).scalar()
+        last = conn.execute(
+            select(func.max(_r.c.position)).where(_r.c.org_id == org_id, _IN_PLANE)
+        ).scalar()
         position = 0 if last is None else int(last) + 1
     rule_id = new_id()
     try:
@@ -161,6 +175,7 @@ def create_rule(
             insert(_r).values(
                 id=rule_id,
                 org_id=org_id,
+                plane=PLANE,
                 name=rule.id,
                 position=position,
                 action=rule.action.value,
@@ -182,7 +197,7 @@ def replace_rule(
     try:
         conn.execute(
             update(_r)
-            .where(_r.c.org_id == org_id, _r.c.id == rule_id)
+            .where(_r.c.org_id == org_id, _r.c.id == rule_id, _IN_PLANE)
             .values(
                 name=rule.id,
                 position=position,
@@ -198,7 +213,7 @@ def replace_rule(
 
 def delete_rule(conn: Connection, org_id: str, rule_id: str) -> StoredRule:
     rule = get_rule(conn, org_id, rule_id)
-    conn.execute(delete(_r).where(_r.c.org_id == org_id, _r.c.id == rule_id))
+    conn.execute(delete(_r).where(_r.c.org_id == org_id, _r.c.id == rule_id, _IN_PLANE))
     return rule
 
 

@@ -59,6 +59,7 @@ from ztsim.radius.aaa.traffic import (
     ReplayCache,
     ReplySettings,
     Sink,
+    policy_denial_event,
 )
 from ztsim.radius.attrtypes import AttributeType
 from ztsim.radius.auth import verify_request
@@ -138,8 +139,11 @@ def _accounting_response(
     return head + _md5(head + authenticator + echoed + secret) + echoed
 
 
-# A live session no longer accepted: its gateway (to send the Disconnect-Request to) and why.
-Revocation = tuple[Session, GatewayEntry, Reason]
+# A live session no longer accepted: its gateway (to send the Disconnect-Request to), why,
+# and the attach policy's reason codes when it was the policy (else none).
+Revocation = tuple[Session, GatewayEntry, Reason, tuple[str, ...]]
+# SIMs re-classified per call of `reclassify_due`: the lock is held for a few ms at most.
+RECLASSIFY_BATCH = 2_000
 
 
 @dataclass
@@ -361,7 +365,7 @@ class AaaCore(AccountingMixin, StatusMixin):
         """The reply code and attribute octets for one request, and its decision recorded;
         None (nothing recorded) when the SIM is to wait for its pool's next block."""
         live = self.sessions.live_imeis(request.imsi) if request.imsi else ()
-        decision = decide(self.snapshot, gateway, request, live)
+        decision = decide(self.snapshot, gateway, request, live, now)
         address = None
         sim = decision.sim
         accepted = decision.accepted
@@ -400,7 +404,10 @@ class AaaCore(AccountingMixin, StatusMixin):
             address,
             now,
         )
-        self.sink.access(record)
+        if decision.policy is None:
+            self.sink.access(record)
+        else:
+            self.sink.event(policy_denial_event(record, decision.policy), now)
         if accepted and address is not None:
             self.counters.accepts += 1
             if request.imsi is not None:
@@ -432,6 +439,7 @@ class AaaCore(AccountingMixin, StatusMixin):
         imsis = [s.imsi for s in patch.sims]
         # A retransmission of a request answered before the change is decided again.
         self.replay.forget(imsis)
+        self.replay.forget(patch.attach_classes)
         self._reapply(imsis, read_after)
 
     def install(self, snapshot: Snapshot, *, read_after: int) -> None:
@@ -463,15 +471,33 @@ class AaaCore(AccountingMixin, StatusMixin):
         their gateway and why (sessions of a gateway no longer known are left alone: there
         is no secret to ask it with)."""
         gateways = {g.id: g for g in self.snapshot.gateways}
-        found = []
+        found: list[Revocation] = []
+        now = self.clock()
         for s in sessions:
             gateway = gateways.get(s.gateway_id)
             if gateway is None:
                 continue
-            decision = decide(self.snapshot, gateway, AccessRequest(s.imsi, s.imei, s.apn))
+            request = AccessRequest(s.imsi, s.imei, s.apn)
+            decision = decide(self.snapshot, gateway, request, now=now)
             if not decision.accepted:
-                found.append((s, gateway, decision.reason))
+                codes = () if decision.policy is None else decision.policy.reasons
+                found.append((s, gateway, decision.reason, codes))
         return found
+
+    # -- attach classes that change by time alone (the caller holds the lock) --------------
+
+    def next_due(self) -> datetime | None:
+        """When an attach class is next to be re-classified (None: none is)."""
+        return self.snapshot.attach.due.next()
+
+    def reclassify_due(self, now: datetime) -> list[Revocation]:
+        """Re-classify the SIMs whose class stood until `now` (a posture report went stale,
+        a swap aged), a batch at a time; their live sessions no longer accepted."""
+        imsis = self.snapshot.attach.reclassify_due(now, RECLASSIFY_BATCH)
+        if not imsis:
+            return []
+        self.replay.forget(imsis)
+        return self.revoked(s for imsi in imsis for s in self.sessions.for_imsi(imsi))
 
 
 def _pending_device(iccid: str) -> str:

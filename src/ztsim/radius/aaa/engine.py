@@ -1,8 +1,10 @@
 """The access decision, sans-I/O: a request and a frozen snapshot in, a decision out.
 
 The snapshot is everything the decision needs from the inventory (SIMs by IMSI,
-bound devices, identities, orgs, gateways, pools), built off the hot path by
-`ztsim.radius.store.snapshot`. Nothing here touches a database, a socket or a clock,
+bound devices, identities, orgs, gateways, pools) and from the orgs' attach policies
+(`ztsim.radius.aaa.attach`), built off the hot path by `ztsim.radius.store.snapshot`.
+The built-in checks come first; a SIM they accept is then judged by its org's attach
+rules, if the org has any. Nothing here touches a database, a socket or a clock,
 so the same function decides Access-Requests and re-checks live sessions when a
 SIM is suspended or a binding changes (revocation).
 """
@@ -12,12 +14,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import NamedTuple
 
 from ztsim.identifiers.imei import IMEI_BODY_DIGITS, IMEI_LENGTH, IMEISV_LENGTH
 from ztsim.identifiers.luhn import luhn_check_digit
+from ztsim.policy.compile import CompiledPolicy
+from ztsim.policy.reference import Decision as PolicyDecision
+from ztsim.radius.aaa.attach import AttachClass, AttachState, allows, judge
 from ztsim.radius.dictionary import DecodedAttributes
 from ztsim.radius.secret import SharedSecret
 from ztsim.sessions.allocator import PoolEntry
@@ -45,6 +51,7 @@ class Reason(StrEnum):
     IMEI_MISMATCH = "imei_mismatch"
     CLONE_SUSPECTED = "clone_suspected"
     NO_ADDRESS = "no_address"
+    POLICY_DENIED = "policy_denied"  # an attach rule (or its fail-closed default) refused
 
 
 # Rejections that point at a cloned SIM or a swapped device: recorded as risk events too.
@@ -65,6 +72,8 @@ MESSAGES: Mapping[Reason, str] = {
     Reason.IMEI_MISMATCH: "device is not the one bound to this SIM",
     Reason.CLONE_SUSPECTED: "SIM is already in use on another device",
     Reason.NO_ADDRESS: "no address available",
+    # Which rule or check refused is in the event, not on the wire.
+    Reason.POLICY_DENIED: "access denied by policy",
 }
 
 
@@ -92,12 +101,15 @@ class GatewayEntry:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotPatch:
-    """Rows re-read for a few keys: SIMs as they are now, identities and devices by id
-    (None: it no longer exists)."""
+    """Rows re-read for a few keys: SIMs as they are now, identities and devices by id,
+    orgs' compiled attach policies and SIMs' attach classes by IMSI (None: it no longer
+    exists, or the org has no attach rules any more)."""
 
     sims: tuple[SimEntry, ...] = ()
     identities_enabled: Mapping[str, bool | None] = field(default_factory=dict)
     device_imeis: Mapping[str, str | None] = field(default_factory=dict)
+    attach_policies: Mapping[str, CompiledPolicy | None] = field(default_factory=dict)
+    attach_classes: Mapping[str, AttachClass | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,7 @@ class Snapshot:
     tofu_orgs: frozenset[str] = frozenset()
     gateways: tuple[GatewayEntry, ...] = ()
     pools: Mapping[str, PoolEntry] = field(default_factory=dict)  # by org id
+    attach: AttachState = field(default_factory=AttachState, compare=False)
     _by_address: Mapping[IPv4Address | IPv6Address, GatewayEntry] = field(
         init=False, repr=False, compare=False
     )
@@ -141,6 +154,7 @@ class Snapshot:
                 self.device_imeis.pop(device_id, None)
             else:
                 self.device_imeis[device_id] = imei
+        self.attach.patch(patch.attach_policies, patch.attach_classes)
 
     def gateway_for(self, source: str) -> GatewayEntry | None:
         """The registered client a datagram from `source` comes from, or None."""
@@ -188,6 +202,8 @@ class Decision(NamedTuple):
     sim: SimEntry | None = None
     # Trust on first attach: the IMEI to bind to the SIM now.
     bind_imei: str | None = None
+    # POLICY_DENIED: the attach policy's decision (its rule and reason codes).
+    policy: PolicyDecision | None = None
 
     @property
     def accepted(self) -> bool:
@@ -254,8 +270,10 @@ def decide(
     gateway: GatewayEntry,
     request: AccessRequest,
     live_imeis: Collection[str] = (),
+    now: datetime | None = None,
 ) -> Decision:
-    """Accept or reject. `live_imeis` are the IMEIs of the IMSI's live sessions."""
+    """Accept or reject. `live_imeis` are the IMEIs of the IMSI's live sessions; `now`
+    ages attach classes (None: as last classified)."""
     if request.imsi is None:
         return Decision(Reason.IMSI_MISSING)
     sim = snapshot.sims.get(request.imsi)
@@ -264,7 +282,8 @@ def decide(
         return Decision(Reason.UNKNOWN_IMSI)
     if sim.state != _ACTIVE:
         return Decision(Reason.SIM_NOT_ACTIVE, sim)
-    if request.apn is None or request.apn not in gateway.apns:
+    apn = request.apn
+    if apn is None or apn not in gateway.apns:
         return Decision(Reason.APN_NOT_ALLOWED, sim)
     if sim.identity_id is None:
         return Decision(Reason.NO_IDENTITY, sim)
@@ -276,8 +295,29 @@ def decide(
         return Decision(Reason.CLONE_SUSPECTED, sim)
     if sim.device_id is None:
         if sim.org_id in snapshot.tofu_orgs:
-            return Decision(Reason.BOUND_ON_FIRST_ATTACH, sim, bind_imei=request.imei)
+            policy = snapshot.attach.policies.get(sim.org_id)
+            bound = Decision(Reason.BOUND_ON_FIRST_ATTACH, sim, bind_imei=request.imei)
+            return bound if policy is None else _by_policy(snapshot, policy, bound, apn, now)
         return Decision(Reason.NO_BOUND_DEVICE, sim)
     if snapshot.device_imeis.get(sim.device_id) != request.imei:
         return Decision(Reason.IMEI_MISMATCH, sim)
-    return Decision(Reason.ACCEPTED, sim)
+    policy = snapshot.attach.policies.get(sim.org_id)
+    if policy is None:
+        return Decision(Reason.ACCEPTED, sim)
+    return _by_policy(snapshot, policy, Decision(Reason.ACCEPTED, sim), apn, now)
+
+
+def _by_policy(
+    snapshot: Snapshot,
+    policy: CompiledPolicy,
+    accepted: Decision,
+    apn: str,
+    now: datetime | None,
+) -> Decision:
+    """An accepting decision, unless the org's attach rules refuse its SIM this APN."""
+    sim = accepted.sim
+    entry = None if sim is None else snapshot.attach.classes.get(sim.imsi)
+    verdict = judge(policy, entry, apn, now)
+    if allows(verdict):
+        return accepted
+    return Decision(Reason.POLICY_DENIED, accepted.sim, policy=verdict)

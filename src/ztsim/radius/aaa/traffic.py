@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ztsim.events.schema import NewEvent, Outcome
+from ztsim.policy.reference import Decision as PolicyDecision
 from ztsim.radius.aaa.engine import Reason
 from ztsim.sessions.allocator import PoolEntry
 from ztsim.sessions.table import Session
@@ -80,9 +81,8 @@ _RISK_KIND: dict[str, str] = {
 }
 
 
-def access_events(record: AccessRecord) -> list[NewEvent]:
-    """The decision event, and a risk event for a cloned SIM or a swapped device."""
-    org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, _ = record
+def _access_payload(record: AccessRecord) -> dict[str, Any]:
+    _, gateway_id, _, _, _, imsi, apn, imei, address, _ = record
     payload: dict[str, Any] = {
         "gateway_id": gateway_id,
         "imsi": imsi,
@@ -91,6 +91,13 @@ def access_events(record: AccessRecord) -> list[NewEvent]:
     }
     if address is not None:
         payload["ue_address"] = address
+    return payload
+
+
+def access_events(record: AccessRecord) -> list[NewEvent]:
+    """The decision event, and a risk event for a cloned SIM or a swapped device."""
+    org_id, gateway_id, subject, accepted, reason, *_ = record
+    payload = _access_payload(record)
     actor = f"gateway:{gateway_id}"
     outcome = Outcome.SUCCESS if accepted else Outcome.DENIED
     events = [NewEvent(org_id, "radius.access", actor, subject, outcome, reason, payload)]
@@ -98,6 +105,19 @@ def access_events(record: AccessRecord) -> list[NewEvent]:
     if risk is not None:
         events.append(NewEvent(org_id, risk, actor, subject, Outcome.DENIED, reason, payload))
     return events
+
+
+def policy_denial_event(record: AccessRecord, policy: PolicyDecision) -> NewEvent:
+    """The decision event of a request the org's attach rules refused, with the rule that
+    did (None: the fail-closed default) and the reason codes (`rule:<name>`,
+    `posture:<check>:<status>`, `sim:swap-recent`, ...). Rare enough to be an event
+    object rather than an `AccessRecord` row: it carries more than a record holds."""
+    org_id, gateway_id, subject, _, reason, *_ = record
+    payload = _access_payload(record)
+    payload["policy_rule"] = policy.rule
+    payload["policy_reasons"] = list(policy.reasons)
+    actor = f"gateway:{gateway_id}"
+    return NewEvent(org_id, "radius.access", actor, subject, Outcome.DENIED, reason, payload)
 
 
 class Sink(Protocol):

@@ -10,7 +10,12 @@ path, and how it installs it in the core.
   ICCID) and IDENTITY (by id) changes re-read those SIMs, identities and devices of
   their org; a NETWORK change re-reads the gateways, pools and attach settings of every
   org (a few rows per org: cheaper than telling them apart, and it never touches the
-  SIMs). SESSION, DNS and DEVICE_TOKEN changes change nothing the AAA decisions read.
+  SIMs). The attach policies follow too (`ztsim.radius.store.attach_policy`): a POLICY
+  change (by org) recompiles that org's attach rules and, if they decide differently
+  now, re-classifies all its SIMs; a POSTURE change (by device) re-classifies the SIMs
+  bound to the device, SIM and IDENTITY changes the SIMs they name; all of it only for
+  orgs with attach rules. SESSION, DNS and DEVICE_TOKEN changes change nothing the AAA
+  decisions read.
   What was read is installed under the service's lock, in place (no copy of the SIM
   table), so the next Access-Request is decided on it; the live sessions it touches are
   re-decided and those no longer accepted handed to `revoke`.
@@ -22,20 +27,23 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Network
 
 from sqlalchemy import Engine
 
-from ztsim.clock import Clock
+from ztsim.clock import Clock, utc_now
 from ztsim.db.engine import for_writing
 from ztsim.feed import outbox
 from ztsim.feed.change import Change, Topic
 from ztsim.feed.follower import consistent_read
+from ztsim.policy.compile import CompiledPolicy
+from ztsim.radius.aaa.attach import classify_all
 from ztsim.radius.aaa.core import AaaCore, Revocation
 from ztsim.radius.aaa.engine import Snapshot, SnapshotPatch
+from ztsim.radius.store.attach_policy import AttachRead, read_attach
 from ztsim.radius.store.snapshot import Network, load_network, load_snapshot, read_patch
 from ztsim.sealing import Sealer
 from ztsim.sessions import repository as sessions_repo
@@ -51,9 +59,9 @@ class Loaded:
     position: int  # the outbox's head when the rest was read
 
 
-def load_all(engine: Engine, sealer: Sealer, ipam: Ipam) -> Loaded:
+def load_all(engine: Engine, sealer: Sealer, ipam: Ipam, now: datetime) -> Loaded:
     with consistent_read(engine) as conn:
-        snapshot = load_snapshot(conn, sealer)
+        snapshot = load_snapshot(conn, sealer, now)
         # Learnt outside the core's lock, so that a resync does not hold up the answers
         # for a whole table of leases. Safe: a lease read here is this process's own
         # (already known) or in another process's block, never among this one's free
@@ -66,7 +74,7 @@ def load_all(engine: Engine, sealer: Sealer, ipam: Ipam) -> Loaded:
 
 # The topics `Wanted.of` reads: the follower skips the others without decoding them
 # (SESSION, this role's own accounting written back, is most of the feed).
-TOPICS = frozenset({Topic.SIM, Topic.IDENTITY, Topic.NETWORK})
+TOPICS = frozenset({Topic.SIM, Topic.IDENTITY, Topic.NETWORK, Topic.POSTURE, Topic.POLICY})
 
 
 @dataclass
@@ -76,6 +84,8 @@ class Wanted:
     iccids: dict[str, set[str]] = field(default_factory=dict)  # by org id
     identities: dict[str, set[str]] = field(default_factory=dict)  # by org id
     network_orgs: set[str] = field(default_factory=set)
+    devices: dict[str, set[str]] = field(default_factory=dict)  # posture, by org id
+    policy_orgs: set[str] = field(default_factory=set)
 
     @classmethod
     def of(cls, changes: Sequence[Change]) -> Wanted:
@@ -87,10 +97,31 @@ class Wanted:
                 wanted.identities.setdefault(change.org_id, set()).add(change.key)
             elif change.topic is Topic.NETWORK:
                 wanted.network_orgs.add(change.org_id)
+            elif change.topic is Topic.POSTURE:
+                wanted.devices.setdefault(change.org_id, set()).add(change.key)
+            elif change.topic is Topic.POLICY:
+                wanted.policy_orgs.add(change.org_id)
         return wanted
 
     def __bool__(self) -> bool:
-        return bool(self.iccids or self.identities or self.network_orgs)
+        return bool(
+            self.iccids or self.identities or self.network_orgs or self.devices or self.policy_orgs
+        )
+
+    def attach(self, followed: Collection[str]) -> dict[str, set[str]]:
+        """What the attach policies re-read: the keys of orgs with attach rules (`followed`)
+        and the orgs whose policy changed; empty when nothing."""
+
+        def keys(by_org: dict[str, set[str]]) -> set[str]:
+            return {key for org_id, found in by_org.items() if org_id in followed for key in found}
+
+        wanted = {
+            "iccids": keys(self.iccids),
+            "identity_ids": keys(self.identities),
+            "device_ids": keys(self.devices),
+            "policy_orgs": set(self.policy_orgs),
+        }
+        return wanted if any(wanted.values()) else {}
 
     @property
     def orgs(self) -> set[str]:
@@ -102,12 +133,23 @@ class Update:
     patches: list[SnapshotPatch]
     network: Network | None  # None: no NETWORK change in the batch
     new_pools: list[PoolEntry]  # pools the snapshot did not have (their leases learnt)
+    attach: AttachRead | None = None  # None: nothing of the attach policies changed
 
 
 def read_update(
-    engine: Engine, sealer: Sealer, ipam: Ipam, wanted: Wanted, known_pools: Collection[str]
+    engine: Engine,
+    sealer: Sealer,
+    ipam: Ipam,
+    wanted: Wanted,
+    known_pools: Collection[str],
+    *,
+    policies: Mapping[str, CompiledPolicy] | None = None,
+    now: datetime | None = None,
 ) -> Update:
-    """The rows `wanted` names, from one consistent read."""
+    """The rows `wanted` names, from one consistent read. `policies`: the attach policies
+    installed, classes re-read as they stand at `now`."""
+    current = policies or {}
+    attach_wanted = wanted.attach(current)
     with consistent_read(engine) as conn:
         patches = [
             read_patch(
@@ -125,7 +167,11 @@ def read_update(
         # As in `load_all`: learnt outside the lock; none of them is in this process's
         # free addresses, since it has no block of these pools yet.
         load_leases(conn, ipam, [p.id for p in new_pools])
-    return Update(patches, network, new_pools)
+        attach = None
+        if attach_wanted:
+            at = utc_now() if now is None else now
+            attach = read_attach(conn, current, at, **attach_wanted)
+    return Update(patches, network, new_pools, attach)
 
 
 def claim_first_blocks(
@@ -198,7 +244,7 @@ class Following:
             self._applied.notify_all()
 
     def load(self) -> Load:
-        loaded = load_all(self.engine, self.sealer, self.ipam)
+        loaded = load_all(self.engine, self.sealer, self.ipam, self.clock())
         blocks, exhausted = claim_first_blocks(
             self._write_engine, self.ipam, loaded.snapshot.pools.values(), self.clock
         )
@@ -213,7 +259,12 @@ class Following:
             # Noted before the read: bindings committed up to here are in the rows read.
             read_after = core.committed_generation
             known = {p.id for p in core.snapshot.pools.values()}
-            update = read_update(self.engine, self.sealer, self.ipam, wanted, known)
+            # Read without the lock: only this thread changes the policies installed.
+            policies = core.snapshot.attach.policies
+            now = self.clock()
+            update = read_update(
+                self.engine, self.sealer, self.ipam, wanted, known, policies=policies, now=now
+            )
             blocks, exhausted = claim_first_blocks(
                 self._write_engine, self.ipam, update.new_pools, self.clock
             )
@@ -222,6 +273,8 @@ class Following:
                 for patch in update.patches:
                     core.patch(patch, read_after=read_after)
                     imsis.update(s.imsi for s in patch.sims)
+                if update.attach is not None:
+                    imsis.update(self._install_attach(core, update.attach, now, read_after))
                 touched = [s for imsi in imsis for s in core.sessions.for_imsi(imsi)]
                 network = update.network
                 if network is not None:
@@ -240,6 +293,20 @@ class Following:
                 revoked = core.revoked(touched)
             self.revoke(revoked)
         self.mark_applied(changes[-1].seq)
+
+    @staticmethod
+    def _install_attach(
+        core: AaaCore, read: AttachRead, now: datetime, read_after: int
+    ) -> set[str]:
+        """Under the lock: the policies and classes read, and the SIMs named classified
+        with the policies the hot path shares; the IMSIs whose class was set."""
+        classes = dict(read.classes)
+        classes.update(classify_all(core.snapshot.attach.policies, read.subjects, now))
+        core.patch(
+            SnapshotPatch(attach_policies=read.policies, attach_classes=classes),
+            read_after=read_after,
+        )
+        return set(classes)
 
     def resync(self) -> int:
         """Everything reloaded, every live session re-decided; the position it reflects."""

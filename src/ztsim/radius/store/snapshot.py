@@ -1,5 +1,6 @@
 """Build the decision engine's snapshot from the database, whole, for a few SIMs and
-identities (`read_patch`), or its gateways and pools (`load_network`).
+identities (`read_patch`), or its gateways and pools (`load_network`). The attach
+policies' part is read by `attach_policy`.
 
 Runs off the hot path: at start and on a resync (whole), and for the change feed's
 changes. Gateway secrets are unsealed here, once per load.
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import IPv4Network, ip_network
 
 from sqlalchemy import Connection, select
 
+from ztsim.clock import utc_now
 from ztsim.db import schema
 from ztsim.radius.aaa.engine import GatewayEntry, SimEntry, Snapshot, SnapshotPatch
 from ztsim.radius.secret import SharedSecret
+from ztsim.radius.store.attach_policy import load_attach
 from ztsim.sealing import Sealer
 from ztsim.sessions.allocator import PoolEntry
 
@@ -82,8 +86,8 @@ def load_network(conn: Connection, sealer: Sealer) -> Network:
     )
 
 
-def load_snapshot(conn: Connection, sealer: Sealer) -> Snapshot:
-    """Everything, from one transaction."""
+def load_snapshot(conn: Connection, sealer: Sealer, now: datetime | None = None) -> Snapshot:
+    """Everything, from one transaction; attach classes as they stand at `now`."""
     sims = _sims(conn)
     devices = schema.devices
     identities = schema.identities
@@ -97,6 +101,7 @@ def load_snapshot(conn: Connection, sealer: Sealer) -> Snapshot:
         tofu_orgs=network.tofu_orgs,
         gateways=network.gateways,
         pools=network.pools,
+        attach=load_attach(conn, utc_now() if now is None else now),
     )
 
 

@@ -1,0 +1,243 @@
+"""The attach plane's part of the AAA snapshot, read from the database: the compiled
+policies of the orgs with attach rules and their SIMs' subjects, classified.
+
+Off the hot path: whole at a load (`load_attach`), and for what a batch of the change
+feed names (`read_attach`). Orgs without attach rules are never read past one query.
+Facts are read in batches (`ztsim.policy.store.facts`): by IN lists for a few SIMs, as
+whole tables once the SIMs are many, so a load costs a handful of queries however many
+SIMs there are, never one per SIM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, Table, select
+
+from ztsim.db import schema
+from ztsim.errors import InvalidInput
+from ztsim.policy.compile import CompiledPolicy
+from ztsim.policy.facts import SimKind, SimSignals, Subject
+from ztsim.policy.rules import AttachTarget, Plane, PolicyRule
+from ztsim.policy.store.facts import (
+    identity_kinds,
+    posture_of_devices,
+    read_checks,
+    signals_of_sims,
+)
+from ztsim.radius.aaa.attach import AttachClass, AttachState, classify_all
+
+_r, _s = schema.policy_rules, schema.sims
+_ATTACH = Plane.ATTACH.value
+_RETIRED = "retired"  # ztsim.inventory.lifecycle.SimState.RETIRED: no longer anyone's SIM
+CHUNK = 500  # values per IN (...): well under every backend's parameter limit
+# Past this many keys a fact table is read whole (one statement) rather than by IN lists.
+WHOLE_READ = 5_000
+_SIM_KINDS = {kind.value: kind for kind in SimKind}
+
+
+def _in_chunks(
+    conn: Connection, query: Select[Any], column: Any, values: Iterable[str]
+) -> list[Any]:
+    ordered = sorted(set(values))
+    rows: list[Any] = []
+    for start in range(0, len(ordered), CHUNK):
+        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
+    return rows
+
+
+def _keys(values: set[str]) -> set[str] | None:
+    """The keys to read by, or None: read the whole table."""
+    return None if len(values) > WHOLE_READ else values
+
+
+# -- policies ----------------------------------------------------------------------------
+
+
+def _rule(name: str, action: str, spec: Mapping[str, Any]) -> PolicyRule:
+    try:
+        return PolicyRule.from_spec(_ATTACH, name, action, spec)
+    except InvalidInput:
+        pass
+    # Stored before a stricter parser: it refuses everyone in the org, so a rule that
+    # cannot be read never lets a SIM in (fail closed); its name says which it is.
+    try:
+        return PolicyRule(name, Plane.ATTACH, "deny", target=AttachTarget())
+    except InvalidInput:
+        return PolicyRule("unreadable", Plane.ATTACH, "deny", target=AttachTarget())
+
+
+def read_policies(
+    conn: Connection, org_ids: Collection[str] | None = None
+) -> dict[str, CompiledPolicy]:
+    """The compiled attach policy of each org (of `org_ids`, or every org) with attach
+    rules, in their order (position, then id)."""
+    query = (
+        select(_r.c.org_id, _r.c.name, _r.c.action, _r.c.spec)
+        .where(_r.c.plane == _ATTACH)
+        .order_by(_r.c.org_id, _r.c.position, _r.c.id)
+    )
+    if org_ids is None:
+        rows = list(conn.execute(query).all())
+    else:
+        rows = _in_chunks(conn, query, _r.c.org_id, org_ids)  # each org within one chunk
+    rules: dict[str, list[PolicyRule]] = {}
+    for org_id, name, action, spec in rows:
+        rules.setdefault(org_id, []).append(_rule(name, action, spec))
+    checks = read_checks(conn, list(rules)) if rules else {}
+    return {
+        org_id: CompiledPolicy(org_id, org_rules, checks.get(org_id, {}))
+        for org_id, org_rules in rules.items()
+    }
+
+
+def same_policy(a: CompiledPolicy | None, b: CompiledPolicy | None) -> bool:
+    """Whether two compiled policies decide alike (same rules in order, same checks)."""
+    if a is None or b is None:
+        return a is b
+    return a.rules == b.rules and dict(a.checks) == dict(b.checks)
+
+
+# -- subjects ----------------------------------------------------------------------------
+
+
+def _memberships(conn: Connection, table: Table, column: str, ids: set[str]) -> dict[str, Any]:
+    query = select(table.c[column], table.c.identity_id)
+    keys = _keys(ids)
+    rows = (
+        conn.execute(query).all()
+        if keys is None
+        else _in_chunks(conn, query, table.c.identity_id, keys)
+    )
+    found: dict[str, set[str]] = {}
+    for owner, member in rows:
+        if member in ids:
+            found.setdefault(member, set()).add(owner)
+    return {identity: frozenset(owners) for identity, owners in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _SimRow:
+    iccid: str
+    imsi: str
+    org_id: str
+    identity_id: str | None
+    device_id: str | None
+    kind: str
+    state: str
+
+
+def _sim_rows(conn: Connection, column: Any, values: Iterable[str]) -> list[_SimRow]:
+    query = select(
+        _s.c.iccid, _s.c.imsi, _s.c.org_id, _s.c.identity_id, _s.c.device_id, _s.c.kind, _s.c.state
+    )
+    return [_SimRow(*row) for row in _in_chunks(conn, query, column, values)]
+
+
+def subjects_of(conn: Connection, sims: list[_SimRow]) -> dict[str, Subject | None]:
+    """Each SIM's subject by IMSI, its facts read in a few batched queries; None for a
+    retired SIM (a patch forgets it)."""
+    live = [s for s in sims if s.state != _RETIRED]
+    ids = {s.identity_id for s in live if s.identity_id is not None}
+    devices = {s.device_id for s in live if s.device_id is not None}
+    kinds = identity_kinds(conn, _keys(ids)) if ids else {}
+    groups = _memberships(conn, schema.group_members, "group_id", ids) if ids else {}
+    fleets = _memberships(conn, schema.fleet_members, "fleet_id", ids) if ids else {}
+    signals = signals_of_sims(conn, _keys({s.iccid for s in live})) if live else {}
+    postures = posture_of_devices(conn, _keys(devices)) if devices else {}
+    none: frozenset[str] = frozenset()
+    out: dict[str, Subject | None] = {s.imsi: None for s in sims if s.state == _RETIRED}
+    for s in live:
+        who = s.identity_id
+        out[s.imsi] = Subject(
+            s.org_id,
+            who,
+            kinds.get(who) if who else None,
+            groups.get(who, none) if who else none,
+            fleets.get(who, none) if who else none,
+            _SIM_KINDS.get(s.kind),
+            signals.get(s.iccid, _NO_SIGNALS),
+            postures.get(s.device_id) if s.device_id else None,
+        )
+    return out
+
+
+_NO_SIGNALS = SimSignals()
+
+
+def org_subjects(conn: Connection, org_ids: Collection[str]) -> dict[str, Subject | None]:
+    """The subjects of every SIM of these orgs that is not retired."""
+    if not org_ids:
+        return {}
+    query = select(
+        _s.c.iccid, _s.c.imsi, _s.c.org_id, _s.c.identity_id, _s.c.device_id, _s.c.kind, _s.c.state
+    ).where(_s.c.state != _RETIRED)
+    rows = _in_chunks(conn, query, _s.c.org_id, org_ids)
+    return subjects_of(conn, [_SimRow(*row) for row in rows])
+
+
+def load_attach(conn: Connection, now: datetime) -> AttachState:
+    """Every org's attach policy and its SIMs' classes at `now` (empty: nobody has rules)."""
+    policies = read_policies(conn)
+    if not policies:
+        return AttachState()
+    classes = classify_all(policies, org_subjects(conn, list(policies)), now)
+    return AttachState(policies, {k: v for k, v in classes.items() if v is not None})
+
+
+# -- what a batch of changes names -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttachRead:
+    """What a batch of changes asks the attach part to take in. `policies`: the orgs whose
+    rules or checks changed (None: no attach rules any more), and `classes`: every SIM of
+    those orgs, classified under its new policy (objects nobody else holds yet, so it is
+    done outside the core's lock). `subjects`: the other SIMs named, to be classified
+    under the lock with their org's current policy (which the hot path shares)."""
+
+    policies: dict[str, CompiledPolicy | None] = field(default_factory=dict)
+    classes: dict[str, AttachClass | None] = field(default_factory=dict)
+    subjects: dict[str, Subject | None] = field(default_factory=dict)
+
+
+def read_attach(
+    conn: Connection,
+    current: Mapping[str, CompiledPolicy],
+    now: datetime,
+    *,
+    policy_orgs: Collection[str] = (),
+    iccids: Collection[str] = (),
+    identity_ids: Collection[str] = (),
+    device_ids: Collection[str] = (),
+) -> AttachRead:
+    """The attach policies and SIMs a batch names. `current`: the policies installed."""
+    fresh = read_policies(conn, policy_orgs) if policy_orgs else {}
+    policies: dict[str, CompiledPolicy | None] = {}
+    for org_id in policy_orgs:
+        new = fresh.get(org_id)
+        if not same_policy(current.get(org_id), new):
+            policies[org_id] = new
+    classes: dict[str, AttachClass | None] = {}
+    if policies:
+        subjects = org_subjects(conn, list(policies))
+        compiled = {k: v for k, v in policies.items() if v is not None}
+        classes = classify_all(compiled, subjects, now)
+        dropped = [org_id for org_id, p in policies.items() if p is None and org_id in current]
+        for row in _in_chunks(conn, select(_s.c.imsi), _s.c.org_id, dropped):
+            classes[row[0]] = None
+    # SIMs of orgs with rules now, and not re-read whole above.
+    followed = {o for o in current if o not in policies}
+    named: dict[str, _SimRow] = {}
+    for column, values in (
+        (_s.c.iccid, iccids),
+        (_s.c.identity_id, identity_ids),
+        (_s.c.device_id, device_ids),
+    ):
+        for row in _sim_rows(conn, column, values):
+            named[row.iccid] = row
+    rows = [r for r in named.values() if r.org_id in followed]
+    return AttachRead(policies, classes, subjects_of(conn, rows) if rows else {})
