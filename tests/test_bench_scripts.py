@@ -40,3 +40,18 @@ def test_the_policy_benchmark_runs_in_quick_mode() -> None:
     assert figures["quick"] is True
     assert {"compile_10k_500_s", "compile_100k_5k_s", "class_change_p99_ms"} <= set(figures)
     assert all(figures[k] > 0 for k in ("compile_10k_500_s", "class_change_p99_ms"))
+
+
+def test_the_policy_load_benchmark_runs_in_quick_mode() -> None:
+    """5,000 SIMs through the RADIUS attach load and the DNS identity view, on SQLite."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "policy_load.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["sims"] == 5000
+    assert figures["attach_load_us_per_sim"] > 0
+    assert figures["dns_tags_load_us_per_entry"] > 0

@@ -58,6 +58,8 @@ PURE = [
     "ztsim.netguard",
     "ztsim.policy.facts",
     "ztsim.policy.conditions",
+    "ztsim.policy.syntax",
+    "ztsim.policy.evaluation",
     "ztsim.policy.checks",
     "ztsim.policy.rules",
     "ztsim.policy.reasons",

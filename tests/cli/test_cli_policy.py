@@ -65,7 +65,8 @@ def test_apply_shows_the_diff_and_export_reads_it_back(
     )
     assert json.loads(output)[0]["reasons"] == ["default:allow"]
     code, output = cli("policy", "explain", "nobody", "--plane", "attach", "--target", "corp")
-    assert (code, output) == (1, "error: no such subject\n")
+    # Neither an identity id, an ICCID nor an MSISDN, nor an email or name: named as such.
+    assert (code, output) == (1, "error: no identity 'nobody' in this org\n")
 
 
 def test_a_bad_file_is_one_line_with_its_line_and_changes_nothing(

@@ -66,6 +66,9 @@ def test_walkthrough_runs_on_a_fresh_data_dir(tmp_path: Path) -> None:
         "DNS rule intranet is now at place 1.",
         "group:Sales",
         "privacy blocked-only",
+        "Wrote policy.yaml.",
+        "No changes: the file is the org's policy.",
+        "ann@example.test, SIM 8944000000000000019: Blocked by rule 'block-ads'.",
     ):
         assert expected in output + done.stderr, expected
     # The eSIM ICCIDs are whole in the order table at 80 columns.

@@ -397,4 +397,4 @@ def test_events_and_remembered_answers_keep_each_requesters_reasons() -> None:
         udp=True,
     )
     assert isinstance(allowed, Forward)
-    assert engine.log.drain()[0].payload["reasons"] == ["default:allow"]
+    assert engine.log.drain()[0].payload["reasons"] == ["default:allow", "posture:modern:passed"]

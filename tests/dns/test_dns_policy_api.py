@@ -240,7 +240,12 @@ def test_rules_with_requirements_through_the_api(api: ApiHarness) -> None:
     phone = process.gateway.identities.by_token(token)
     assert phone is not None
     # No MDM reported its phone; a token has no SIM, so no signal says it is a clone.
-    assert phone.tags == {"posture:managed-modern:missing", "sim:not sim.clone_suspected"}
+    # (The world's own check, `managed`, is the org's too.)
+    assert phone.tags == {
+        "posture:managed-modern:missing",
+        "posture:managed:missing",
+        "sim:not sim.clone_suspected",
+    }
     assert _ede(_ask(process, "www.finance.test", token=token)) == [
         (
             EdeCode.BLOCKED,

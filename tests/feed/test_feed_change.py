@@ -24,6 +24,8 @@ def test_topics_are_the_contracts_names() -> None:
         "dns",
         "device_token",
         "session",
+        "posture",
+        "policy",
     ]
 
 

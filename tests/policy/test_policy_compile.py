@@ -14,26 +14,13 @@ from ztsim.errors import InvalidInput, NotFound
 from ztsim.policy import reference
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.compile import CompiledPolicy
-from ztsim.policy.facts import IdentityKind, Posture, SimKind, SimSignals, Subject
+from ztsim.policy.facts import Posture, SimSignals, Subject
 from ztsim.policy.rules import ACTIONS, Plane, PolicyRule
 from ztsim.policy.targets import AttachRequest, DnsQuery, Flow, Query
 
+from support.policy_strategies import ORG, checks, offsets, selector_specs, subjects, subset
 from tests_clock import NOW
 
-ORG = "o"
-IDENTITIES = ("alice", "bob", "carol")
-GROUPS = ("staff", "admins", "guests")
-FLEETS = ("trucks", "meters")
-CHECK_NAMES = ("managed", "modern", "jailbroken", "gone")  # "gone" is never defined
-SIM_CONDITIONS = (
-    "sim.swap_age < 24h",
-    "sim.swap_age > 2h",
-    "not sim.clone_suspected",
-    "sim.imei_mismatch or sim.swap_age <= 30m",
-    'sim.kind == "esim"',
-    'identity.kind == "service"',
-    "true",
-)
 DOMAINS = ("a.test", ".a.test", "*.a.test", "b.test", ".c.test")
 QNAMES = ("a.test", "x.a.test", "b.test", "c.test", "y.c.test", "d.test")
 CIDRS = ("10.0.0.0/8", "10.1.0.0/16", "192.0.2.0/24", "2001:db8::/32")
@@ -51,24 +38,10 @@ def lists(source: str, qname: str) -> bool:
     return (source, qname) in LIST_CONTENTS
 
 
-def subset(values: tuple[str, ...], most: int = 2) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.sampled_from(values), max_size=most, unique=True)
-
-
 @st.composite
 def rules(draw: st.DrawFn) -> PolicyRule:
     plane = draw(st.sampled_from(list(Plane)))
-    spec: dict[str, Any] = {
-        "identities": draw(subset(IDENTITIES)),
-        "groups": draw(subset(GROUPS)),
-        "fleets": draw(subset(FLEETS, 1)),
-        "sim_kinds": draw(subset(("esim", "physical"), 1)),
-        "identity_kinds": draw(subset(("user", "service"), 1)),
-        "posture": [
-            ("!" if draw(st.booleans()) else "") + name for name in draw(subset(CHECK_NAMES))
-        ],
-        "sim": draw(subset(SIM_CONDITIONS)),
-    }
+    spec = draw(selector_specs())
     if plane is Plane.DNS:
         spec |= {
             "domains": draw(subset(DOMAINS)),
@@ -83,49 +56,9 @@ def rules(draw: st.DrawFn) -> PolicyRule:
             spec["ports"] = draw(subset(("443", "22", "8000-8100")))
     else:
         spec["apns"] = draw(subset(APNS))
-    # Few selectors at a time, so that rules both name and miss the random subjects.
-    for field in ("identities", "groups", "fleets", "sim_kinds", "identity_kinds"):
-        if draw(st.integers(0, 3)):
-            spec[field] = []
     name = f"r{draw(st.integers(0, 99))}"  # repeats allowed: names are not keys
     action = draw(st.sampled_from(sorted(ACTIONS[plane])))
     return PolicyRule.from_spec(plane, name, action, spec)
-
-
-offsets = st.integers(-3 * 86400, 3 * 86400).map(lambda s: timedelta(seconds=s))
-
-
-@st.composite
-def postures(draw: st.DrawFn) -> Posture | None:
-    if draw(st.integers(0, 5)) == 0:
-        return None
-    attributes: dict[str, Any] = {}
-    if draw(st.booleans()):
-        attributes["managed"] = draw(st.booleans())
-    if draw(st.booleans()):
-        attributes["os_version"] = draw(st.sampled_from(("16.7", "17", "17.0.1", "18.2", "x")))
-    if draw(st.booleans()):
-        attributes["jailbroken"] = draw(st.sampled_from((True, False, 1, "no")))
-    observed = NOW - timedelta(seconds=draw(st.integers(0, 3 * 86400)))
-    expires = None
-    if draw(st.booleans()):
-        expires = observed + timedelta(seconds=draw(st.integers(1, 2 * 86400)))
-    return Posture(attributes, observed, expires)
-
-
-@st.composite
-def subjects(draw: st.DrawFn) -> Subject:
-    swapped = draw(st.none() | offsets.map(lambda d: NOW + d))
-    return Subject(
-        ORG,
-        draw(st.none() | st.sampled_from((*IDENTITIES, "dave"))),
-        draw(st.none() | st.sampled_from(list(IdentityKind))),
-        frozenset(draw(subset(GROUPS))),
-        frozenset(draw(subset(FLEETS, 1))),
-        draw(st.none() | st.sampled_from(list(SimKind))),
-        SimSignals(draw(st.booleans()), draw(st.booleans()), swapped),
-        draw(postures()),
-    )
 
 
 @st.composite
@@ -138,18 +71,6 @@ def targets(draw: st.DrawFn) -> tuple[Plane, Query]:
         port = None if protocol == "icmp" else draw(st.sampled_from((None, 22, 443, 8050, 9999)))
         return plane, Flow(draw(st.sampled_from(ADDRESSES)), protocol, port)
     return plane, AttachRequest(draw(st.sampled_from((*APNS, "ims"))))
-
-
-@st.composite
-def checks(draw: st.DrawFn) -> dict[str, PostureCheck]:
-    ages = st.sampled_from((timedelta(hours=1), timedelta(hours=12), timedelta(days=2)))
-    return {
-        "managed": PostureCheck("managed", "device.managed", draw(ages)),
-        "modern": PostureCheck(
-            "modern", 'device.managed and device.os_version >= "17"', draw(ages)
-        ),
-        "jailbroken": PostureCheck("jailbroken", "device.jailbroken", draw(ages)),
-    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

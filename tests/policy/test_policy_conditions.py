@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import math
+import pickle
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from ztsim.errors import InvalidInput
-from ztsim.policy.conditions import MAX_LENGTH, is_device_path, is_sim_path, parse
+from ztsim.policy.conditions import (
+    MAX_LENGTH,
+    BoolOp,
+    Compare,
+    Literal,
+    Node,
+    Not,
+    Outcome,
+    Path,
+    is_device_path,
+    is_sim_path,
+    parse,
+)
 from ztsim.policy.facts import IdentityKind, Posture, SimKind, SimSignals, Subject
 
 from tests_clock import NOW
@@ -187,3 +204,238 @@ def test_durations_units() -> None:
     assert holds("sim.swap_age < 2m", who)
     assert holds("sim.swap_age < 1d", who)
     assert not holds("sim.swap_age >= 1h", who)
+
+
+def test_a_number_too_large_for_a_float_compares_without_raising() -> None:
+    huge = "1" + "0" * 320
+    assert holds(f"device.score < {huge}")
+    assert not holds(f"device.score > {huge}.0")  # written as a float it is infinite
+    assert not holds(f"device.score != {huge}.0")  # nor does an infinite one compare
+    assert holds(f"device.score != {huge}")
+
+
+def test_a_condition_pickles_and_evaluates_alike() -> None:
+    condition = parse('device.os_version >= "17.0" and sim.swap_age > 2h')
+    copy = pickle.loads(pickle.dumps(condition))  # noqa: S301 - our own bytes
+    assert copy == condition
+    assert copy.evaluate(WHO, NOW) == condition.evaluate(WHO, NOW)
+
+
+# -- the compiled evaluation against a plain walk of the tree ---------------------------
+#
+# `Condition.evaluate` runs closures compiled from the tree; this walk is the semantics
+# written plainly (the module's evaluator before it was compiled), kept here to hold it.
+
+_Plain = Any  # a node's value: a scalar, a tuple, a timedelta or None
+
+
+def _plain_read(path: str, who: Subject, now: datetime) -> _Plain:
+    if path.startswith("device."):
+        return None if who.posture is None else who.posture.attributes.get(path[7:])
+    signals = who.signals
+    if path == "sim.swap_age":
+        if signals.swapped_at is None:
+            return timedelta.max
+        return max(now - signals.swapped_at, timedelta(0))
+    if path == "sim.imei_mismatch":
+        return signals.imei_mismatch
+    if path == "sim.clone_suspected":
+        return signals.clone_suspected
+    if path == "sim.kind":
+        return None if who.sim_kind is None else who.sim_kind.value
+    return None if who.identity_kind is None else who.identity_kind.value
+
+
+def _plain_version(value: str) -> tuple[int, ...] | None:
+    if not re.fullmatch(r"\d+(?:\.\d+)*", value):
+        return None
+    parts = [int(p) for p in value.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def _plain_compare(op: str, a: _Plain, b: _Plain) -> bool:
+    if a is None or b is None:
+        return False
+    if op == "in":
+        return isinstance(b, tuple) and not isinstance(a, tuple) and a in b
+    if isinstance(a, str) and isinstance(b, str):
+        va, vb = _plain_version(a), _plain_version(b)
+        if va is not None and vb is not None:
+            a, b = va, vb
+    elif isinstance(a, bool) or isinstance(b, bool):
+        if not (isinstance(a, bool) and isinstance(b, bool)):
+            return False
+    elif isinstance(a, int | float) and isinstance(b, int | float):
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (a, b)):
+            return False
+    elif type(a) is not type(b):
+        return False
+    if op in ("==", "!="):
+        return (a == b) is (op == "==")
+    if isinstance(a, bool):
+        return False
+    try:
+        return bool({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
+    except TypeError:
+        return False
+
+
+def _plain_flip(node: Compare, who: Subject, now: datetime) -> datetime | None:
+    swapped = who.signals.swapped_at
+    mirrored = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(node.op)
+    for path, literal, op in ((node.left, node.right, node.op), (node.right, node.left, mirrored)):
+        if (
+            swapped is not None
+            and isinstance(path, Path)
+            and path.name == "sim.swap_age"
+            and isinstance(literal, Literal)
+            and isinstance(literal.value, timedelta)
+            and op in ("<", "<=", ">", ">=", "==", "!=")
+        ):
+            instant = swapped + literal.value
+            return instant if instant > now else None
+    return None
+
+
+def _plain_eval(node: Node, who: Subject, now: datetime) -> tuple[_Plain, datetime | None]:
+    if isinstance(node, Literal):
+        return node.value, None
+    if isinstance(node, Path):
+        return _plain_read(node.name, who, now), None
+    if isinstance(node, Not):
+        value, until = _plain_eval(node.term, who, now)
+        return value is not True, until
+    if isinstance(node, BoolOp):
+        found = [_plain_eval(term, who, now) for term in node.terms]
+        untils = [u for _, u in found if u is not None]
+        truths = [value is True for value, _ in found]
+        value = all(truths) if node.op == "and" else any(truths)
+        return value, min(untils) if untils else None
+    left, _ = _plain_eval(node.left, who, now)
+    right, _ = _plain_eval(node.right, who, now)
+    return _plain_compare(node.op, left, right), _plain_flip(node, who, now)
+
+
+_STRINGS = ('"17.0"', '"9.3.1"', '"17"', '"18.2"', '"ios"', '"esim"', '"user"', '""')
+_NUMBERS = ("7", "7.0", "-7", "0.5", "0")
+_DURATIONS = ("0s", "90s", "30m", "2h", "1d")
+_SCALARS = (*_STRINGS, *_NUMBERS, "true", "false")
+# What each fact is usually compared with (a comparison across types is drawn too).
+_LIKELY = {
+    "device.os_version": _STRINGS,
+    "device.os": _STRINGS,
+    "device.score": _NUMBERS,
+    "device.ratio": _NUMBERS,
+    "device.managed": ("true", "false"),
+    "device.absent": _SCALARS,
+    "sim.swap_age": _DURATIONS,
+    "sim.imei_mismatch": ("true", "false"),
+    "sim.clone_suspected": ("true", "false"),
+    "sim.kind": _STRINGS,
+    "identity.kind": _STRINGS,
+}
+_PATHS = tuple(_LIKELY)
+_OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
+_ops = st.sampled_from(_OPERATORS)
+_lists = st.lists(st.sampled_from(_SCALARS), max_size=3).map(lambda x: f"[{', '.join(x)}]")
+_operands = st.sampled_from((*_PATHS, *_SCALARS, *_DURATIONS))
+_pairs = st.sampled_from(_PATHS).flatmap(
+    lambda path: st.tuples(st.just(path), st.sampled_from(_LIKELY[path]))
+)
+_leaves = st.one_of(
+    st.tuples(_pairs, _ops).map(lambda t: f"{t[0][0]} {t[1]} {t[0][1]}"),
+    st.tuples(_pairs, _ops).map(lambda t: f"{t[0][1]} {t[1]} {t[0][0]}"),  # the other way
+    st.tuples(_operands, _ops, _operands).map(" ".join),
+    st.sampled_from(_PATHS),
+    st.tuples(_operands, _lists).map(lambda t: f"{t[0]} in {t[1]}"),
+)
+_conditions = st.recursive(
+    _leaves,
+    lambda inner: (
+        inner.map(lambda x: f"not {x}")
+        | st.tuples(inner, st.sampled_from(("and", "or")), inner).map(" ".join)
+        | st.tuples(inner, _ops, _operands).map(lambda t: f"({t[0]}) {t[1]} {t[2]}")
+        | st.tuples(_operands, _ops, inner).map(lambda t: f"{t[0]} {t[1]} ({t[2]})")
+    ),
+    max_leaves=4,
+)
+# The first values are the likeliest drawn: ones that compare differently as text.
+_VALUES: dict[str, tuple[Any, ...]] = {
+    "managed": (True, False, 1, "true"),
+    "os_version": ("17", "9.10", "17.0.1", "16.7", "18.2", "x", ""),
+    "os": ("17.0", "ios", "esim"),
+    "score": (7.0, 8, -7, 0, True, 10**320),
+    "ratio": (0.5, 1e308, 7, -0.0),
+}
+_attributes = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in _VALUES.items()})
+_instants = st.integers(-3 * 86400, 3 * 86400).map(lambda s: NOW + timedelta(seconds=s))
+
+
+@st.composite
+def _subjects(draw: st.DrawFn) -> Subject:
+    posture = None
+    if draw(st.sampled_from((True, True, False))):
+        posture = Posture(draw(_attributes), NOW - timedelta(hours=1))
+    return Subject(
+        "o",
+        "alice",
+        draw(st.none() | st.sampled_from(list(IdentityKind))),
+        sim_kind=draw(st.none() | st.sampled_from(list(SimKind))),
+        signals=SimSignals(draw(st.booleans()), draw(st.booleans()), draw(st.none() | _instants)),
+        posture=posture,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(_conditions, _subjects(), _instants)
+def test_the_compiled_evaluation_is_the_plain_walk(text: str, who: Subject, now: datetime) -> None:
+    try:
+        condition = parse(text)
+    except InvalidInput:
+        assume(False)  # too long for the language (the huge literals): not a condition
+        raise
+    value, until = _plain_eval(condition.root, who, now)
+    assert condition.evaluate(who, now) == Outcome(value is True, until), text
+    assert condition.holds(who, now) is (value is True), text
+
+
+def _every_subject() -> list[Subject]:
+    out = [Subject("o"), Subject("o", "a", IdentityKind.SERVICE, sim_kind=SimKind.PHYSICAL)]
+    for i in range(max(len(v) for v in _VALUES.values())):
+        attributes = {k: v[i % len(v)] for k, v in _VALUES.items()}
+        swapped = NOW + timedelta(minutes=(-1) ** i * 45 * i)  # before and after NOW
+        signals = SimSignals(i % 2 == 0, i % 3 == 0, swapped)
+        posture = Posture(attributes, NOW - timedelta(hours=1))
+        out.append(
+            Subject(
+                "o",
+                "a",
+                IdentityKind.USER,
+                frozenset(),
+                frozenset(),
+                SimKind.ESIM,
+                signals,
+                posture,
+            )
+        )
+    return out
+
+
+def test_every_comparison_of_a_fact_with_a_literal_is_the_plain_walk() -> None:
+    """Each fact against each literal, each operator, either way round (exhaustive: the
+    compiled fast paths are chosen by exactly these)."""
+    subjects = _every_subject()
+    literals = (*_SCALARS, *_DURATIONS, "1" + "0" * 320, "1" + "0" * 320 + ".0")
+    checked = 0
+    for path in _PATHS:
+        for literal in literals:
+            for op in _OPERATORS:
+                for text in (f"{path} {op} {literal}", f"{literal} {op} {path}"):
+                    condition = parse(text)
+                    for who in subjects:
+                        value, until = _plain_eval(condition.root, who, NOW)
+                        assert condition.evaluate(who, NOW) == Outcome(value is True, until), text
+                        checked += 1
+    assert checked > 10_000

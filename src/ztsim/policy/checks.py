@@ -63,11 +63,16 @@ class PostureCheck:
     def evaluate(self, subject: Subject, now: datetime) -> CheckResult:
         posture = subject.posture
         if posture is None:
-            return CheckResult(CheckStatus.MISSING)
+            return _MISSING
         stale_at = posture.observed_at + self.max_age
-        if posture.expires_at is not None:
-            stale_at = min(stale_at, posture.expires_at)
+        expires_at = posture.expires_at
+        if expires_at is not None and expires_at < stale_at:
+            stale_at = expires_at
         if now >= stale_at:
-            return CheckResult(CheckStatus.STALE)
-        holds = self.condition.evaluate(subject, now).holds
+            return _STALE
+        holds = self.condition.holds(subject, now)
         return CheckResult(CheckStatus.PASSED if holds else CheckStatus.FAILED, stale_at)
+
+
+# Results without an instant are the same for every device: made once (they are immutable).
+_MISSING, _STALE = CheckResult(CheckStatus.MISSING), CheckResult(CheckStatus.STALE)

@@ -19,15 +19,25 @@ change with time alone (a swap ages); `evaluate` says until when its answer stan
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ztsim.errors import InvalidInput
+from ztsim.policy.evaluation import compiled, swap_durations
 from ztsim.policy.facts import Scalar, Subject
+from ztsim.policy.syntax import (
+    IDENTITY_PATHS,
+    SIM_PATHS,
+    BoolOp,
+    Compare,
+    Literal,
+    Node,
+    Not,
+    Outcome,
+    Path,
+)
 
 MAX_LENGTH = 500
 _TOKEN = re.compile(
@@ -42,66 +52,60 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_VERSION = re.compile(r"\d+(?:\.\d+)*")
-SIM_PATHS = frozenset({"sim.swap_age", "sim.imei_mismatch", "sim.clone_suspected", "sim.kind"})
-IDENTITY_PATHS = frozenset({"identity.kind"})
 _KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Whether a condition holds now, and the instant before which that cannot change
-    (None: only a change of facts can change it)."""
+__all__ = [
+    "MAX_LENGTH",
+    "BoolOp",
+    "Compare",
+    "Condition",
+    "Literal",
+    "Node",
+    "Not",
+    "Outcome",
+    "Path",
+    "is_device_path",
+    "is_sim_path",
+    "parse",
+]
 
-    holds: bool
-    until: datetime | None = None
-
-
-# -- the syntax tree: small immutable nodes ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Literal:
-    value: Scalar | tuple[Scalar, ...] | timedelta
-
-
-@dataclass(frozen=True, slots=True)
-class Path:
-    name: str  # "device.managed", "sim.swap_age", "identity.kind"
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    op: str
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True, slots=True)
-class BoolOp:
-    op: str  # "and" | "or"
-    terms: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    term: Node
-
-
-Node = Literal | Path | Compare | BoolOp | Not
+_HOLDS, _FAILS = Outcome(True), Outcome(False)
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
-    """A parsed condition: `text` as written, `root` its tree, `paths` what it reads."""
+    """A parsed condition: `text` as written, `root` its tree, `paths` what it reads;
+    compiled when made (see "evaluation" below), so evaluating walks no tree."""
 
     text: str
     root: Node
     paths: frozenset[str]
+    _test: Callable[[Subject, datetime], bool] = field(init=False, repr=False, compare=False)
+    _flips: tuple[timedelta, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_test", compiled(self.root))
+        object.__setattr__(self, "_flips", swap_durations(self.root))
+
+    def __reduce__(self) -> tuple[type[Condition], tuple[str, Node, frozenset[str]]]:
+        return Condition, (self.text, self.root, self.paths)  # closures do not pickle
+
+    def holds(self, subject: Subject, now: datetime) -> bool:
+        """Whether it holds now (`evaluate` without the `until`)."""
+        return self._test(subject, now)
 
     def evaluate(self, subject: Subject, now: datetime) -> Outcome:
-        value, until = _eval(self.root, subject, now)
-        return Outcome(value is True, until)
+        holds = self._test(subject, now)
+        swapped = subject.signals.swapped_at
+        if self._flips and swapped is not None:
+            # The age only grows: each comparison with a duration changes its answer once,
+            # when the age passes it; the earliest such instant still ahead is `until`.
+            for duration in self._flips:
+                instant = swapped + duration
+                if instant > now:
+                    return Outcome(holds, instant)
+        return _HOLDS if holds else _FAILS
 
 
 def parse(text: str, *, allowed: Callable[[str], bool] | None = None) -> Condition:
@@ -237,119 +241,3 @@ class _Parser:
             return Path(value)
         self.index -= 1
         raise self._fail(f"unexpected {value!r}")
-
-
-# -- evaluation --------------------------------------------------------------------------
-
-_Value = Scalar | tuple[Scalar, ...] | timedelta | None
-_FOREVER = timedelta.max
-
-
-def _read(path: str, subject: Subject, now: datetime) -> tuple[_Value, datetime | None]:
-    if path.startswith("device."):
-        posture = subject.posture
-        return (None if posture is None else posture.attributes.get(path[7:])), None
-    signals = subject.signals
-    if path == "sim.swap_age":
-        if signals.swapped_at is None:
-            return _FOREVER, None
-        return max(now - signals.swapped_at, timedelta(0)), None
-    if path == "sim.imei_mismatch":
-        return signals.imei_mismatch, None
-    if path == "sim.clone_suspected":
-        return signals.clone_suspected, None
-    if path == "sim.kind":
-        return (None if subject.sim_kind is None else subject.sim_kind.value), None
-    return (None if subject.identity_kind is None else subject.identity_kind.value), None
-
-
-@functools.lru_cache(maxsize=4096)  # a fleet reports a few dozen OS versions, over and over
-def _version(value: str) -> tuple[int, ...] | None:
-    if not _VERSION.fullmatch(value):
-        return None
-    parts = [int(p) for p in value.split(".")]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
-def _compare(op: str, left: _Value, right: _Value) -> bool:
-    if left is None or right is None:
-        return False
-    if op == "in":
-        return isinstance(right, tuple) and not isinstance(left, tuple) and left in right
-    a: object = left
-    b: object = right
-    if isinstance(a, str) and isinstance(b, str):
-        va, vb = _version(a), _version(b)
-        if va is not None and vb is not None:
-            a, b = va, vb
-    elif isinstance(a, bool) or isinstance(b, bool):
-        if not (isinstance(a, bool) and isinstance(b, bool)):
-            return False
-    elif isinstance(a, int | float) and isinstance(b, int | float):
-        if not (math.isfinite(a) and math.isfinite(b)):
-            return False
-    elif type(a) is not type(b):
-        return False
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    if isinstance(a, bool):
-        return False  # true < false means nothing
-    try:
-        return bool(
-            {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]  # type: ignore[operator]
-        )
-    except TypeError:
-        return False
-
-
-def _flip(op: str, left: Node, right: Node, subject: Subject, now: datetime) -> datetime | None:
-    """When a comparison of the swap's age with a duration changes its answer by itself."""
-    swapped = subject.signals.swapped_at
-    if swapped is None:
-        return None
-    pairs = ((left, right, op), (right, left, {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op)))
-    for path, literal, normal in pairs:
-        if (
-            isinstance(path, Path)
-            and path.name == "sim.swap_age"
-            and isinstance(literal, Literal)
-            and isinstance(literal.value, timedelta)
-            and normal in ("<", "<=", ">", ">=", "==", "!=")
-        ):
-            # The age only grows: the answer changes once, when age passes the duration.
-            instant = swapped + literal.value
-            return instant if instant > now else None
-    return None
-
-
-def _eval(node: Node, subject: Subject, now: datetime) -> tuple[_Value, datetime | None]:
-    if isinstance(node, Literal):
-        return node.value, None
-    if isinstance(node, Path):
-        return _read(node.name, subject, now)
-    if isinstance(node, Not):
-        value, flips = _eval(node.term, subject, now)
-        return value is not True, flips
-    if isinstance(node, BoolOp):
-        until: datetime | None = None
-        outcomes = []
-        for term in node.terms:
-            value, term_until = _eval(term, subject, now)
-            until = _earliest(until, term_until)
-            outcomes.append(value is True)
-        return (all(outcomes) if node.op == "and" else any(outcomes)), until
-    left, _ = _eval(node.left, subject, now)
-    right, _ = _eval(node.right, subject, now)
-    return _compare(node.op, left, right), _flip(node.op, node.left, node.right, subject, now)
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)

@@ -79,6 +79,31 @@ class Posture:
         object.__setattr__(self, "attributes", checked)
         object.__setattr__(self, "_key", tuple(sorted(checked.items())))
 
+    @classmethod
+    def stored(
+        cls,
+        attributes: dict[str, Scalar],
+        observed_at: datetime,
+        expires_at: datetime | None,
+        source: str,
+    ) -> Posture:
+        """A report as the database holds it, taken without checking it again.
+
+        Safe because every stored report was a checked `Posture` when written (the
+        posture store writes nothing else), JSON gives back the same names and scalars
+        (finite floats stay floats, ints ints), and the time columns read back aware, in
+        UTC; a gateway's load takes a million reports, where checking each again cost more
+        than evaluating it. `attributes` becomes the report's own: the caller's fresh dict
+        (a JSON decode), not to be touched after. The value is as immutable and hashable
+        as a checked one."""
+        posture = object.__new__(cls)
+        object.__setattr__(posture, "attributes", attributes)
+        object.__setattr__(posture, "observed_at", observed_at)
+        object.__setattr__(posture, "expires_at", expires_at)
+        object.__setattr__(posture, "source", source)
+        object.__setattr__(posture, "_key", tuple(sorted(attributes.items())))
+        return posture
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Posture):
             return NotImplemented

@@ -206,16 +206,19 @@ def test_reasons_and_the_ede_text_name_the_requirement_states() -> None:
     assert decision.ede_text == "blocked by rule swap (sim:swap-recent)"
     assert decision.reasons == ("rule:swap", "sim:swap-recent")
     compliant, _ = _tagged(posture=_posture("17.0"))
-    # A check the org does not have never passes: `!nope` holds, and says it is missing.
+    # A check the org does not have holds neither way: `!nope` keeps mdm-only from applying.
     decision = snap.decide(compliant, "x.mdm.test", RRType.A)
-    assert decision.reasons == (
-        "rule:mdm-only",
-        "posture:managed-modern:passed",
-        "posture:nope:missing",
+    assert decision.reasons == ("rule:rest", "posture:nope:missing")
+    assert decision.ede_text == "blocked by rule rest (posture:nope:missing)"
+    assert snap.decide(compliant, "login.bank.test", RRType.A).reasons == (
+        "default:allow",
+        "sim:swap-recent",
     )
-    assert snap.decide(compliant, "login.bank.test", RRType.A).reasons == ("default:allow",)
     plain = snap.decide(failed, "y.mdm.test", RRType.A)  # mdm-only needs a passed check
-    assert (plain.ede_text, plain.reasons) == ("blocked by rule rest", ("rule:rest",))
+    assert (plain.ede_text, plain.reasons) == (
+        "blocked by rule rest (posture:managed-modern:failed)",
+        ("rule:rest", "posture:managed-modern:failed"),
+    )
     # Who gets another EDE text gets another remembered answer (policy class).
     assert snap.policy_class(failed) != snap.policy_class(compliant)
     stale, _ = _tagged(posture=_posture("16.0", timedelta(days=2)))

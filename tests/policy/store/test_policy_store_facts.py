@@ -14,7 +14,7 @@ from ztsim.errors import NotFound
 from ztsim.identity import repository as identities
 from ztsim.identity.models import IdentityKind as StoredKind
 from ztsim.inventory import service as inventory
-from ztsim.policy.facts import IdentityKind, SimKind
+from ztsim.policy.facts import IdentityKind, Posture, SimKind
 from ztsim.policy.store import facts
 from ztsim.sealing import Sealer
 
@@ -149,3 +149,74 @@ def test_signals_follow_the_sim_rows(engine: Engine, sealer: Sealer) -> None:
     assert signals.clone_suspected
     assert signals.swapped_at is None
     assert not signals.imei_mismatch  # the session's IMEISV starts with the bound IMEI now
+
+
+def test_whole_reads_take_the_orgs_asked_for_only(engine: Engine, sealer: Sealer) -> None:
+    w = _world(engine, sealer)
+    with engine.begin() as conn:
+        device = inventory.register_device(
+            conn, w["other"], imei=OTHER_IMEI, eid=None, owner_id=None, name="", actor="t", now=NOW
+        ).id
+        conn.execute(
+            insert(schema.device_posture).values(
+                device_id=device,
+                org_id=w["other"],
+                source="generic",
+                attributes={"managed": False},
+                observed_at=NOW,
+                expires_at=None,
+                received_at=NOW,
+            )
+        )
+    with engine.connect() as conn:
+        assert set(facts.posture_of_devices(conn, None)) == {w["device"], device}
+        assert set(facts.posture_of_devices(conn, None, org_ids=[w["org"]])) == {w["device"]}
+        assert facts.posture_of_devices(conn, [device], org_ids=[w["org"]]) == {}
+        assert set(facts.posture_of_devices(conn, [device], org_ids=[w["other"]])) == {device}
+        assert set(facts.signals_of_sims(conn, None)) == {w["iccid"], w["other_iccid"]}
+        mine = facts.signals_of_sims(conn, None, org_ids=[w["org"]])
+        assert set(mine) == {w["iccid"]}
+        assert mine[w["iccid"]].imei_mismatch  # the live session's check, filtered alike
+        assert facts.signals_of_sims(conn, [w["other_iccid"]], org_ids=[w["org"]]) == {}
+        assert facts.signals_of_sims(conn, None, org_ids=[]) == {}
+
+
+def test_a_stored_report_reads_back_as_the_checked_value(engine: Engine, sealer: Sealer) -> None:
+    """Read without checking again (`Posture.stored`), a report is equal to, and hashes
+    like, the checked report it was written from."""
+    w = _world(engine, sealer)
+    written = Posture(
+        {"managed": True, "os_version": "17.2", "score": 7, "ratio": 0.5},
+        NOW - timedelta(hours=1),
+        NOW + timedelta(hours=2),
+        "intune",
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            update(schema.device_posture)
+            .where(schema.device_posture.c.device_id == w["device"])
+            .values(
+                attributes=dict(written.attributes),
+                observed_at=written.observed_at,
+                expires_at=written.expires_at,
+                source=written.source,
+            )
+        )
+    with engine.connect() as conn:
+        read = facts.posture_of_devices(conn, [w["device"]])[w["device"]]
+    assert read == written
+    assert hash(read) == hash(written)
+    assert read.attributes == written.attributes
+    assert type(read.attributes["score"]) is int
+    assert type(read.attributes["ratio"]) is float
+    assert read.observed_at.utcoffset() == timedelta(0)
+    with pytest.raises(AttributeError):
+        read.source = "other"  # type: ignore[misc]
+
+
+def test_a_row_no_report_wrote_says_nothing(engine: Engine, sealer: Sealer) -> None:
+    _world(engine, sealer)
+    with engine.begin() as conn:
+        conn.execute(update(schema.device_posture).values(attributes=["not", "a", "report"]))
+    with engine.connect() as conn:
+        assert facts.posture_of_devices(conn, None) == {}

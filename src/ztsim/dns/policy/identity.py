@@ -15,6 +15,7 @@ What rules require of a requester (posture checks, SIM conditions) is worked out
 entry is read, never per query: `tags_of` gives its tags (`posture:<check>:<status>` for
 each of the org's checks, `sim:<condition>` for each of the org's DNS SIM conditions that
 holds) and the instant one of them would flip by time alone, when the entry is read again.
+`TagRequirement` reads a rule's requirement back off those tags.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from datetime import datetime
 
 from ztsim.errors import InvalidInput
 from ztsim.policy import reasons
-from ztsim.policy.checks import PostureCheck
-from ztsim.policy.conditions import Condition
+from ztsim.policy.checks import CheckStatus, PostureCheck
+from ztsim.policy.conditions import Condition, is_sim_path, parse
 from ztsim.policy.facts import Subject
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -96,6 +97,45 @@ def tags_of(
             tags.add(sim_tag(condition.text))
         until = _earliest(until, outcome.until)
     return frozenset(tags), until
+
+
+_MISSING = tuple(CheckStatus).index(CheckStatus.MISSING)
+
+
+@dataclass(frozen=True, slots=True)
+class TagRequirement:
+    """A rule's requirement as a requester's tags show it: a posture check's tags (one per
+    `CheckStatus`, in its order) or a SIM condition's one tag, with the condition's codes.
+    It judges as `ztsim.policy.reference` does, reason codes included."""
+
+    tags: tuple[str, ...]
+    must_pass: bool = True  # False: `!check`
+    codes: tuple[str, ...] = ()  # a SIM condition's reason codes
+
+    @classmethod
+    def posture(cls, text: str) -> TagRequirement:
+        """`check` or `!check`, as `Rule.posture` keeps it."""
+        check = text.removeprefix("!")
+        return cls(tuple(reasons.posture(check, status) for status in CheckStatus), check == text)
+
+    @classmethod
+    def sim(cls, text: str) -> TagRequirement:
+        """A SIM condition as `Rule.sim` keeps it (parsed before)."""
+        return cls((sim_tag(text),), codes=reasons.condition(parse(text, allowed=is_sim_path)))
+
+    def judge(self, tags: frozenset[str]) -> tuple[bool, tuple[str, ...]]:
+        """Whether it holds for a requester with `tags`, and the reason codes it gives."""
+        if len(self.tags) == 1:
+            return self.tags[0] in tags, self.codes
+        found = next((tag for tag in self.tags if tag in tags), None)
+        if found is None:  # no state: not a check of the org, which holds neither way
+            return False, (self.tags[_MISSING],)
+        return (found == self.tags[0]) is self.must_pass, (found,)
+
+    @property
+    def worth_saying(self) -> bool:
+        """Whether a decision names it when it holds: a passed check goes without saying."""
+        return len(self.tags) == 1 or not self.must_pass
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -11,7 +11,7 @@ compiles a `PolicyData` into the structure the hot path reads. Rule semantics:
   `identity_kinds`) likewise match if any matches, and a rule with none applies to
   everyone in the org. Then every requirement must hold, as in every plane
   (`ztsim.policy.rules`): each `posture` check passes (`!name`: does not pass; a check
-  the org does not have never passes) and each `sim` condition holds
+  the org does not have holds neither way) and each `sim` condition holds
   (`sim.swap_age < 24h`). The requester carries their states as tags, worked out off
   the hot path (`ztsim.dns.policy.identity`).
 - `qtypes` limits a rule to those query types.

@@ -4,18 +4,22 @@ Every list a rule refers to has a domain store of its own, the security feeds on
 together (`liststores`); each org numbers the lists its rules use with bits of its own, so
 a rule's name selector is one mask. A list's store is built once and kept while the list
 is unchanged: `with_orgs` recompiles the rules of the orgs that changed and shares the
-rest, stores included. Rules' own `domains` go into a small per-org dict. A requester's
-applicable rules are selected once and cached on the (hashable) `Requester`.
+rest, stores included. Rules' own `domains` go into a small per-org dict. The rules that
+name a requester, and how each comes out for it, are worked out once and cached on the
+(hashable) `Requester`.
 
-Requesters whom every rule treats alike (same org, same applicable rules, same
-allow-list-only fencing) share a policy class: the engine keeps one remembered
-answer per class and query, so a thousand phones with the same policy warm one
-entry, not a thousand.
+Requesters whom every rule treats alike (same org, same rules naming them with the same
+outcomes, same allow-list-only fencing) share a policy class: the engine keeps one
+remembered answer per class and query, so a thousand phones with the same policy warm
+one entry, not a thousand.
 
 Requirements (posture checks, SIM conditions) are read from the requester's tags, set
-when its entry was read (`ztsim.dns.policy.identity.tags_of`); a decision carries its
-reason codes (`ztsim.policy.reasons`), and a block's EDE text names the requirement
-states that made its rule apply: "blocked by rule x (posture:managed-modern:failed)".
+when its entry was read (`ztsim.dns.policy.identity.tags_of`). Decisions and their reason
+codes are `ztsim.policy.reference`'s, word for word (a property test holds the two
+together): the rule, the negated checks and SIM conditions that let it apply, and the
+first failed requirement of each earlier rule the name matched. A block's EDE text names
+those states: "blocked by rule x (posture:managed-modern:failed)". Only the gateway has
+safe search, the security feed categories and allow-list-only fleets.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from ztsim.dns.policy.identity import Requester, sim_tag
+from ztsim.dns.policy.identity import Requester, TagRequirement
 from ztsim.dns.policy.liststores import (
     FEED_BITS,
     CompiledFeeds,
@@ -38,8 +42,6 @@ from ztsim.dns.wire.constants import EdeCode
 from ztsim.dns.wire.names import name_suffixes
 from ztsim.errors import InvalidInput
 from ztsim.policy import reasons
-from ztsim.policy.checks import CheckStatus
-from ztsim.policy.conditions import is_sim_path, parse
 
 _EXACT, _SUBTREE, _BELOW = 0, 1, 2
 ALLOW_LIST_ONLY = "allow-list-only"
@@ -52,12 +54,31 @@ class Decision(NamedTuple):
     ede_text: str = ""
     addresses: tuple[str, ...] = ()
     cname: str | None = None
-    # Why (`ztsim.policy.reasons`): the rule, and the requirement states that let it apply.
+    # Why (`ztsim.policy.reasons`), as `ztsim.policy.reference` says it: the rule (or the
+    # default), the states that let it apply, those that kept earlier rules from applying.
     reasons: tuple[str, ...] = ()
 
 
 ALLOWED = Decision(Action.ALLOW, reasons=(reasons.DEFAULT_ALLOW,))
-_STATUSES = tuple(CheckStatus)
+_FENCED = Decision(
+    Action.BLOCK,
+    ALLOW_LIST_ONLY,
+    EdeCode.FILTERED,
+    "not on the fleet's allow list",
+    reasons=(reasons.ALLOW_LIST_ONLY,),
+)
+
+
+def _explained(decision: Decision, codes: tuple[str, ...]) -> Decision:
+    """`decision` (as compiled, its one reason first) with more reason codes after it; a
+    block's EDE text names them, so a person learns which state denied them."""
+    why = tuple(dict.fromkeys((*decision.reasons, *codes)))
+    if len(why) == 1:
+        return decision
+    if decision.action is Action.BLOCK:
+        text = f"{decision.ede_text} ({', '.join(why[1:])})"
+        return decision._replace(reasons=why, ede_text=text)
+    return decision._replace(reasons=why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,44 +87,30 @@ class _CompiledRule:
     rule: Rule
     mask: int
     decision: Decision
-    # Requirements as tags: (check, its `passed` tag, whether it must pass), the tags of
-    # the SIM conditions that must hold, and the reason codes of those conditions.
-    posture: tuple[tuple[str, str, bool], ...] = ()
-    sim: tuple[str, ...] = ()
-    sim_codes: tuple[str, ...] = ()
+    requirements: tuple[TagRequirement, ...] = ()  # posture checks, then SIM conditions
 
-    def applies_to(self, who: Requester) -> bool:
+    def names(self, who: Requester) -> bool:
         rule = self.rule
-        named = rule.names_anyone or bool(
+        return rule.names_anyone or bool(
             (who.identity_id is not None and who.identity_id in rule.identities)
             or who.group_ids.intersection(rule.groups)
             or who.fleet_ids.intersection(rule.fleets)
             or (who.sim_kind is not None and who.sim_kind in rule.sim_kinds)
             or (who.identity_kind is not None and who.identity_kind in rule.identity_kinds)
         )
-        if not named:
-            return False
-        tags = who.tags
-        return all((passed in tags) is must for _, passed, must in self.posture) and all(
-            tag in tags for tag in self.sim
-        )
 
-    def decision_for(self, who: Requester) -> Decision:
-        """The rule's decision, with the states of its requirements for `who`."""
-        if not (self.posture or self.sim):
-            return self.decision
-        found = [
-            next(
-                (t for s in _STATUSES if (t := reasons.posture(check, s)) in who.tags),
-                reasons.posture(check, CheckStatus.MISSING),  # not a check of the org
-            )
-            for check, _, _ in self.posture
-        ]
-        codes = tuple(dict.fromkeys((*found, *self.sim_codes)))
-        decision = self.decision._replace(reasons=(*self.decision.reasons, *codes))
-        if decision.action is Action.BLOCK:
-            return decision._replace(ede_text=f"{decision.ede_text} ({', '.join(codes)})")
-        return decision
+    def step_for(self, who: Requester) -> _Step:
+        """For `who` (whom the rule names): its decision and the codes of the requirements
+        that let it apply; or None and the codes of the first that did not."""
+        held: list[str] = []
+        for requirement in self.requirements:
+            holds, codes = requirement.judge(who.tags)
+            if not holds:
+                return self, None, codes
+            if requirement.worth_saying:
+                held.extend(codes)
+        codes = tuple(held)
+        return self, _explained(self.decision, codes), codes
 
 
 def _decision(rule: Rule) -> Decision:
@@ -119,17 +126,14 @@ def _decision(rule: Rule) -> Decision:
 
 
 def _compiled(index: int, rule: Rule, mask: int) -> _CompiledRule:
-    posture = []
-    for text in rule.posture:
-        check = text.removeprefix("!")
-        posture.append((check, reasons.posture(check, CheckStatus.PASSED), check == text))
-    sim = tuple(sim_tag(text) for text in rule.sim)
-    codes = [c for text in rule.sim for c in reasons.condition(parse(text, allowed=is_sim_path))]
-    decision = _decision(rule)
-    return _CompiledRule(index, rule, mask, decision, tuple(posture), sim, tuple(codes))
+    requirements = [TagRequirement.posture(text) for text in rule.posture]
+    requirements += [TagRequirement.sim(text) for text in rule.sim]
+    return _CompiledRule(index, rule, mask, _decision(rule), tuple(requirements))
 
 
-_Applied = tuple[_CompiledRule, Decision]
+# A rule that names a requester: itself, its decision for the requester (None: a
+# requirement did not hold) and the codes of its requirements (held, or the first failed).
+_Step = tuple[_CompiledRule, Decision | None, tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -140,13 +144,13 @@ class _CompiledOrg:
     # Each list its rules use: (name, compiled list, the org's bit for it).
     lists: tuple[tuple[str, CompiledList, int], ...] = ()
     uses_feeds: bool = False
-    by_requester: dict[Requester, tuple[_Applied, ...]] = field(default_factory=dict)
+    by_requester: dict[Requester, tuple[_Step, ...]] = field(default_factory=dict)
 
-    def rules_for(self, who: Requester) -> tuple[_Applied, ...]:
-        """The rules that apply to `who`, each with its decision for `who`."""
+    def rules_for(self, who: Requester) -> tuple[_Step, ...]:
+        """The rules that name `who`, in order, each as it comes out for `who`."""
         rules = self.by_requester.get(who)
         if rules is None:
-            rules = tuple((r, r.decision_for(who)) for r in self.rules if r.applies_to(who))
+            rules = tuple(r.step_for(who) for r in self.rules if r.names(who))
             if len(self.by_requester) > 100_000:
                 self.by_requester.clear()
             self.by_requester[who] = rules
@@ -237,7 +241,7 @@ class PolicySnapshot:
             if org is not None:
                 fenced = bool(who.fleet_ids & org.settings.allow_list_only_fleets)
                 # A decision's reasons go into its answer (the EDE text): part of the class.
-                applied = tuple((rule.index, d.reasons) for rule, d in org.rules_for(who))
+                applied = tuple((r.index, d is None, codes) for r, d, codes in org.rules_for(who))
                 signature += (applied, fenced)
             found = self._class_ids.setdefault(signature, len(self._class_ids))
             if len(self._classes) > 100_000:
@@ -284,10 +288,10 @@ class PolicySnapshot:
         org = self.orgs.get(who.org_id)
         if org is None:
             return ALLOWED
-        rules = org.rules_for(who)
         mask = -1
         hits: set[int] | None = None
-        for compiled, decision in rules:
+        skipped: tuple[str, ...] = ()  # the codes of named rules that matched but failed
+        for compiled, decision, codes in org.rules_for(who):
             rule = compiled.rule
             if rule.qtypes and qtype not in rule.qtypes:
                 continue
@@ -299,17 +303,19 @@ class PolicySnapshot:
                         hits = org.name_hits(qname) if org.names else set()
                     if compiled.index not in hits:
                         continue
+            if decision is None:
+                skipped += codes
+                continue
             if rule.action is Action.SAFE_SEARCH:
                 target = safe_host(qname)
                 if target is None:
                     continue
-                return Decision(Action.OVERRIDE, rule.id, cname=target, reasons=decision.reasons)
-            return decision
+                why = tuple(dict.fromkeys((*decision.reasons, *skipped)))
+                return Decision(Action.OVERRIDE, rule.id, cname=target, reasons=why)
+            return _explained(compiled.decision, codes + skipped) if skipped else decision
         if who.fleet_ids and who.fleet_ids & org.settings.allow_list_only_fleets:
-            text = "not on the fleet's allow list"
-            why = (reasons.ALLOW_LIST_ONLY,)
-            return Decision(Action.BLOCK, ALLOW_LIST_ONLY, EdeCode.FILTERED, text, reasons=why)
-        return ALLOWED
+            return _explained(_FENCED, skipped)
+        return _explained(ALLOWED, skipped)
 
     def _mask(self, org: _CompiledOrg, qname: str) -> int:
         """The bits of the org's lists that block `qname`, and of its categories."""

@@ -79,8 +79,11 @@ class Facts:
         if wanted is not None:  # an org with neither checks nor conditions reads nothing
             devices = {d for org, d, _ in wanted if d is not None and org in self.checks}
             iccids = {i for org, _, i in wanted if i is not None and org in self.conditions}
-        self.postures = posture_of_devices(conn, devices) if self.checks else {}
-        self.signals = signals_of_sims(conn, iccids) if self.conditions else {}
+        # Of the orgs that read them only (a full load reads whole tables: not every
+        # tenant's rows), and alike for a full load and a batch.
+        checked, conditioned = set(self.checks), set(self.conditions)
+        self.postures = posture_of_devices(conn, devices, org_ids=checked) if checked else {}
+        self.signals = signals_of_sims(conn, iccids, org_ids=conditioned) if conditioned else {}
         # Most requesters of an org share their tags: one set for all of them.
         self._interned: dict[frozenset[str], frozenset[str]] = {}
 

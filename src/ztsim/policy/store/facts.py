@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, select
 from ztsim.db import schema
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.policy.checks import PostureCheck
-from ztsim.policy.facts import IdentityKind, Posture, SimKind, SimSignals, Subject
+from ztsim.policy.facts import NO_SIGNALS, IdentityKind, Posture, SimKind, SimSignals, Subject
 
 _checks, _posture = schema.posture_checks, schema.device_posture
 _sims, _devices, _ids = schema.sims, schema.devices, schema.identities
@@ -52,41 +52,77 @@ def read_checks(
     return out
 
 
-def posture_of_devices(conn: Connection, device_ids: Collection[str] | None) -> dict[str, Posture]:
-    """Device id -> its last posture report (every device with one when None)."""
+def _of_orgs(
+    conn: Connection,
+    query: Select[Any],
+    column: ColumnElement[Any],
+    values: Collection[str] | None,
+    org_column: ColumnElement[Any],
+    org_ids: Collection[str] | None,
+) -> list[Any]:
+    """The query's rows whose `column` is in `values` (all: None), of the orgs `org_ids`
+    (all: None); the query's last column is the row's org."""
+    if org_ids is None:
+        return _rows(conn, query, column, values)
+    if values is None:  # a whole-table read, of the orgs wanted only
+        return _rows(conn, query, org_column, org_ids)
+    orgs = set(org_ids)
+    return [row for row in _rows(conn, query, column, values) if row[-1] in orgs]
+
+
+def posture_of_devices(
+    conn: Connection,
+    device_ids: Collection[str] | None,
+    *,
+    org_ids: Collection[str] | None = None,
+) -> dict[str, Posture]:
+    """Device id -> its last posture report (every device with one when None), of the
+    devices of `org_ids` only (of any org: None)."""
     query = select(
         _posture.c.device_id,
         _posture.c.attributes,
         _posture.c.observed_at,
         _posture.c.expires_at,
         _posture.c.source,
+        _posture.c.org_id,
     )
+    rows = _of_orgs(conn, query, _posture.c.device_id, device_ids, _posture.c.org_id, org_ids)
+    stored = Posture.stored  # checked when written: see there why it is not checked again
     out = {}
-    for device_id, attributes, observed_at, expires_at, source in _rows(
-        conn, query, _posture.c.device_id, device_ids
-    ):
-        try:
-            out[device_id] = Posture(dict(attributes), observed_at, expires_at, source)
-        except InvalidInput:
-            continue  # a report the checks cannot read says nothing: they fail closed
+    for device_id, attributes, observed_at, expires_at, source, _org in rows:
+        if isinstance(attributes, dict):  # anything else was never written by a Posture
+            out[device_id] = stored(attributes, observed_at, expires_at, source)
     return out
 
 
-def signals_of_sims(conn: Connection, iccids: Collection[str] | None) -> dict[str, SimSignals]:
-    """ICCID -> its signals. `imei_mismatch`: a live session of the SIM reports an IMEI
-    other than its bound device's (an IMEISV's first 14 digits are the IMEI's)."""
-    query = select(_sims.c.iccid, _sims.c.swapped_at, _sims.c.clone_suspected_at)
-    out = {
-        iccid: SimSignals(swapped_at=swapped_at, clone_suspected=clone_at is not None)
-        for iccid, swapped_at, clone_at in _rows(conn, query, _sims.c.iccid, iccids)
-    }
+def signals_of_sims(
+    conn: Connection,
+    iccids: Collection[str] | None,
+    *,
+    org_ids: Collection[str] | None = None,
+) -> dict[str, SimSignals]:
+    """ICCID -> its signals (every SIM's when None), of the SIMs of `org_ids` only (of any
+    org: None). `imei_mismatch`: a live session of the SIM reports an IMEI other than its
+    bound device's (an IMEISV's first 14 digits are the IMEI's)."""
+    query = select(_sims.c.iccid, _sims.c.swapped_at, _sims.c.clone_suspected_at, _sims.c.org_id)
+    out = {}
+    for iccid, swapped_at, clone_at, _org in _of_orgs(
+        conn, query, _sims.c.iccid, iccids, _sims.c.org_id, org_ids
+    ):
+        # Most SIMs have no signal: they share one value rather than each making its own.
+        if swapped_at is None and clone_at is None:
+            out[iccid] = NO_SIGNALS
+        else:
+            out[iccid] = SimSignals(swapped_at=swapped_at, clone_suspected=clone_at is not None)
     live = (
-        select(_sims.c.iccid, _sessions.c.imei, _devices.c.imei)
+        select(_sims.c.iccid, _sessions.c.imei, _devices.c.imei, _sims.c.org_id)
         .join(_sessions, _sessions.c.imsi == _sims.c.imsi)
         .join(_devices, _devices.c.id == _sims.c.device_id)
         .where(_sessions.c.stopped_at.is_(None), _sessions.c.imei.is_not(None))
     )
-    for iccid, seen, bound in _rows(conn, live, _sims.c.iccid, iccids):
+    for iccid, seen, bound, _org in _of_orgs(
+        conn, live, _sims.c.iccid, iccids, _sims.c.org_id, org_ids
+    ):
         if seen[:14] != bound[:14] and iccid in out:
             current = out[iccid]
             out[iccid] = SimSignals(True, current.clone_suspected, current.swapped_at)
@@ -172,7 +208,7 @@ def subjects(
         facts = subject(
             identity,
             sim_kind=SimKind(kind),
-            signals=signals.get(sim_iccid, SimSignals()),
+            signals=signals.get(sim_iccid, NO_SIGNALS),
             posture=postures.get(device_id) if device_id else None,
         )
         out.append(SubjectContext(identity, sim_iccid, device_id, facts))

@@ -143,11 +143,15 @@ def subjects_of(conn: Connection, sims: list[_SimRow]) -> dict[str, Subject | No
     live = [s for s in sims if s.state != _RETIRED]
     ids = {s.identity_id for s in live if s.identity_id is not None}
     devices = {s.device_id for s in live if s.device_id is not None}
+    # A whole-table read (too many keys for IN lists) takes the rows of these SIMs' orgs
+    # only: the orgs with attach rules, not every tenant's.
+    orgs = {s.org_id for s in live}
     kinds = identity_kinds(conn, _keys(ids)) if ids else {}
     groups = _memberships(conn, schema.group_members, "group_id", ids) if ids else {}
     fleets = _memberships(conn, schema.fleet_members, "fleet_id", ids) if ids else {}
-    signals = signals_of_sims(conn, _keys({s.iccid for s in live})) if live else {}
-    postures = posture_of_devices(conn, _keys(devices)) if devices else {}
+    iccids = _keys({s.iccid for s in live})
+    signals = signals_of_sims(conn, iccids, org_ids=orgs) if live else {}
+    postures = posture_of_devices(conn, _keys(devices), org_ids=orgs) if devices else {}
     none: frozenset[str] = frozenset()
     out: dict[str, Subject | None] = {s.imsi: None for s in sims if s.state == _RETIRED}
     for s in live:
