@@ -70,6 +70,9 @@ PURE = [
     "ztsim.policy.posture",
     "ztsim.policy.diff",
     "ztsim.policy.document",
+    "ztsim.policy.durations",
+    "ztsim.policy.file_reader",
+    "ztsim.policy.file_schema",
 ]
 
 _PROBE = """

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ztsim.policy.document import schema_text
+from ztsim.policy.file_schema import schema_text
 
 Cli = Callable[..., tuple[int, str]]
 

@@ -1,5 +1,6 @@
 """The policy file: loaded with errors that name the line, dumped so that export then apply is
-a no-op, and described by the JSON Schema checked in beside it."""
+a no-op, and described by the JSON Schema checked in beside it (`document` with the modules
+it is made of: `file_reader`, `file_schema`, `durations`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from importlib import resources
 import pytest
 
 from ztsim.errors import InvalidInput
-from ztsim.policy import checks, document
+from ztsim.policy import checks, document, durations, file_schema
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.rules import TARGET_FIELDS, Plane, PolicyRule
 
@@ -165,17 +166,17 @@ def test_a_document_checks_itself() -> None:
     ("text", "seconds"), [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800)]
 )
 def test_durations_read_and_write_in_their_largest_unit(text: str, seconds: int) -> None:
-    value = document.parse_duration(text)
+    value = durations.parse_duration(text)
     assert value == timedelta(seconds=seconds)
-    assert document.parse_duration(document.format_duration(value)) == value
-    assert document.format_duration(timedelta(minutes=90)) == "90m"
+    assert durations.parse_duration(durations.format_duration(value)) == value
+    assert durations.format_duration(timedelta(minutes=90)) == "90m"
     with pytest.raises(InvalidInput):
-        document.parse_duration("1h30m")
+        durations.parse_duration("1h30m")
 
 
 def test_the_checked_in_schema_is_the_generated_one() -> None:
     checked_in = resources.files("ztsim.policy").joinpath("policy.schema.json").read_text()
-    assert checked_in == document.schema_text(), "regenerate: ztsim policy schema > it"
+    assert checked_in == file_schema.schema_text(), "regenerate: ztsim policy schema > it"
     schema = json.loads(checked_in)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     for plane in Plane:

@@ -5,38 +5,33 @@ Admins write; operators, analysts and auditors read. The `dns` plane's rules are
 here with the others but written as DNS rules (/api/v1/dns/rules): creating, replacing or
 deleting one here is a 409 that says so; the policy document replaces them too. Explain
 is open to every reading role and to a `self` token about itself only (any other subject
-does not exist for it). Each change is a use case of `ztsim.policy.store`.
+does not exist for it). Each change is a use case of `ztsim.policy.store`; what only the
+DNS plane can check is `policy_dns`, and explain's lookups are `policy_explain` (the CLI's too).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import Connection, or_, select
 
 from ztsim.api.deps import Ctx, require
+from ztsim.api.policy_dns import dns_check
+from ztsim.api.policy_explain import explanations, find_subjects
 from ztsim.api.schemas import Request
-from ztsim.db import schema
-from ztsim.dns.policy.lists import ListFormat, parse_list
-from ztsim.dns.policy.liststores import CompiledList, compile_list
-from ztsim.dns.policy.rules import Action, Rule
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.identity.roles import Permission, Principal, Role
 from ztsim.policy import diff as policy_diff
 from ztsim.policy import document as doc
 from ztsim.policy.checks import PostureCheck
-from ztsim.policy.explain import explain
-from ztsim.policy.rules import DnsTarget, Plane, PolicyRule
+from ztsim.policy.durations import format_duration, parse_duration
+from ztsim.policy.rules import Plane, PolicyRule
 from ztsim.policy.store import apply as store
 from ztsim.policy.store import checks as check_store
 from ztsim.policy.store import facts
 from ztsim.policy.store import rules as rule_store
-from ztsim.policy.targets import ListMatcher, no_lists, parse_target
 
 router = APIRouter()
 PolicyRead = Annotated[Principal, Depends(require(Permission.POLICY_READ))]
@@ -46,7 +41,6 @@ CheckName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}[smhd]$")]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Items = Annotated[list[Item], Field(default_factory=list, max_length=10_000)]
-_IDENTITY_ID = re.compile(r"[0-9a-f]{32}")
 _SPEC_FIELDS = ("plane", "name", "action", "position")
 
 
@@ -56,7 +50,7 @@ class CheckIn(Request):
     max_age: Duration = Field(default="24h", description="90s, 15m, 24h, 7d: older reports fail.")
 
     def to_check(self) -> PostureCheck:
-        return PostureCheck(self.name, self.expression, doc.parse_duration(self.max_age))
+        return PostureCheck(self.name, self.expression, parse_duration(self.max_age))
 
 
 class CheckOut(BaseModel):
@@ -128,7 +122,7 @@ def _check_out(s: check_store.StoredCheck) -> CheckOut:
         id=s.id,
         name=s.name,
         expression=s.check.expression,
-        max_age=doc.format_duration(s.check.max_age),
+        max_age=format_duration(s.check.max_age),
         created_at=s.created_at,
         updated_at=s.updated_at,
     )
@@ -145,55 +139,6 @@ def _rule_out(s: rule_store.StoredPolicyRule) -> RuleOut:
         created_at=s.created_at,
         updated_at=s.updated_at,
     )
-
-
-# -- what the DNS plane knows and the policy context does not -----------------------------
-
-
-def dns_check(conn: Connection, org_id: str) -> doc.RuleCheck:
-    """Checks a `dns` rule as the DNS rules API would: its type, and lists the org has."""
-    known = set(
-        conn.execute(
-            select(schema.dns_lists.c.name).where(schema.dns_lists.c.org_id == org_id)
-        ).scalars()
-    )
-
-    def check(rule: PolicyRule) -> None:
-        spec = {k: tuple(v) for k, v in rule.to_spec().items()}
-        try:
-            Rule(rule.name, Action(rule.action), **spec)
-        except ValueError as exc:  # an enum's: a category the DNS plane does not know
-            raise InvalidInput(f"rule {rule.name}: {exc}") from None
-        missing = sorted(set(spec.get("lists", ())) - known)
-        if missing:
-            raise NotFound(f"no such DNS lists: {missing}")
-
-    return check
-
-
-def list_matcher(conn: Connection, org_id: str) -> ListMatcher:
-    """Membership in the org's stored lists (each compiled when first asked). Categories
-    come from security feeds this process does not hold: they never match here."""
-    lists = schema.dns_lists
-    rows = conn.execute(
-        select(lists.c.name, lists.c.format, lists.c.content).where(lists.c.org_id == org_id)
-    ).all()
-    texts = {name: (fmt, content) for name, fmt, content in rows}
-    compiled: dict[str, CompiledList | None] = {}
-    key = os.urandom(16)
-
-    def contains(source: str, qname: str) -> bool:
-        kind, _, name = source.partition(":")
-        if kind != "list" or name not in texts:
-            return False
-        if name not in compiled:
-            fmt, content = texts[name]
-            parsed = parse_list(content or "", ListFormat(fmt) if fmt else None)
-            compiled[name] = compile_list(parsed, key, name) if parsed.good_lines else None
-        found = compiled[name]
-        return found is not None and found.blocks(qname)
-
-    return contains
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -321,55 +266,6 @@ def apply_document(
 
 
 # -- explain -------------------------------------------------------------------------------
-
-
-def find_subjects(conn: Connection, org_id: str, subject: str) -> list[facts.SubjectContext]:
-    """The contexts of an identity id, an ICCID or an MSISDN of the org (else NotFound)."""
-    if _IDENTITY_ID.fullmatch(subject):
-        return facts.subjects(conn, org_id, identity_id=subject)
-    sims = schema.sims
-    iccid = conn.execute(
-        select(sims.c.iccid).where(
-            sims.c.org_id == org_id, or_(sims.c.iccid == subject, sims.c.msisdn == subject)
-        )
-    ).scalar()
-    if iccid is None:
-        raise NotFound("no such subject")
-    return facts.subjects(conn, org_id, iccid=iccid)
-
-
-def explanations(
-    conn: Connection,
-    org_id: str,
-    found: list[facts.SubjectContext],
-    plane: Plane,
-    target: str,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """One explanation per context, as the API returns them."""
-    query = parse_target(plane.value, target)
-    document = store.export(conn, org_id)
-    lists = list_matcher(conn, org_id) if plane is Plane.DNS else no_lists
-    # The security feeds are the DNS gateway's: a rule naming categories is reported as
-    # not evaluated for them rather than guessed.
-    categorised = any(
-        isinstance(r.target, DnsTarget) and r.target.categories for r in document.rules_of(plane)
-    )
-    out = []
-    for context in found:
-        explanation = explain(
-            (document.rules, document.check_map), context.subject, plane, query, now, lists
-        )
-        out.append(
-            {
-                "identity_id": context.identity_id,
-                "iccid": context.iccid,
-                "device_id": context.device_id,
-                "not_evaluated": ["categories"] if categorised else [],
-                **explanation.to_json(),
-            }
-        )
-    return out
 
 
 @router.get("/policy/explain", tags=["policy"])

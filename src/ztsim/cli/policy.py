@@ -42,7 +42,7 @@ def _platform(config: Path | None, data_dir: Path | None) -> Platform:
 
 def _read(conn: Connection, org_id: str, path: Path) -> Document:
     """The file as a document, checked against the org (its DNS lists); exit 2 if wrong."""
-    from ztsim.api.routes_policy import dns_check
+    from ztsim.api.policy_dns import dns_check
     from ztsim.policy import document
 
     try:
@@ -147,7 +147,7 @@ def apply_file(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Make a policy file the org's policy, all or nothing (shows the diff first)."""
-    from ztsim.api.routes_policy import dns_check
+    from ztsim.api.policy_dns import dns_check
     from ztsim.cli.identities import actor
     from ztsim.clock import utc_now
     from ztsim.policy.store import apply
@@ -188,7 +188,7 @@ def explain(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Say why a subject gets its decision for a target, rule by rule, for each of its SIMs."""
-    from ztsim.api.routes_policy import explanations, find_subjects
+    from ztsim.api.policy_explain import explanations, find_subjects
     from ztsim.cli import lookup
     from ztsim.clock import utc_now
     from ztsim.policy.rules import Plane
@@ -239,6 +239,6 @@ def _explained(item: dict[str, Any], names: Mapping[str, str]) -> None:
 @app.command("schema")
 def schema() -> None:
     """Print the policy file's JSON Schema."""
-    from ztsim.policy.document import schema_text
+    from ztsim.policy.file_schema import schema_text
 
     typer.echo(schema_text(), nl=False)

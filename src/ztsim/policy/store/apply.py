@@ -21,7 +21,8 @@ from ztsim.db import schema
 from ztsim.errors import Conflict
 from ztsim.events.schema import subject_of
 from ztsim.feed.change import Topic
-from ztsim.policy.document import Document, RuleCheck
+from ztsim.policy.document import Document
+from ztsim.policy.file_reader import RuleCheck
 from ztsim.policy.rules import Plane
 from ztsim.policy.store import checks as check_store
 from ztsim.policy.store import rules as rule_store
