@@ -31,10 +31,14 @@ def test_slow_headers_are_cut_off_and_others_served(api: ApiHarness) -> None:
                 sock.sendall(PARTIAL)
             started = time.monotonic()
             assert _answered(o.port) == 200
-            # The first one proves the deadline; the others have had the same time.
+            # The first one proves the deadline; the others have had the same time. All are
+            # held to one overall bound, not 0.5 s each: closing 200 sockets on a busy
+            # machine may be late for one without any being left open.
             assert closed_by_peer(slow[0], timeout=3.0)
-            assert all(closed_by_peer(sock, timeout=0.5) for sock in slow[1:])
-            assert time.monotonic() - started < 4.0
+            cut_off_by = started + 4.0
+            for sock in slow[1:]:
+                assert closed_by_peer(sock, timeout=max(0.05, cut_off_by - time.monotonic()))
+            assert time.monotonic() - started < 4.1
         finally:
             for sock in slow:
                 sock.close()
