@@ -307,6 +307,10 @@ def test_lost_postgresql_connection_last_state_kept_then_caught_up(
                     ),
                     {"role": role},
                 )
+        if not allowed:
+            # pg_terminate_backend only signals: until the backends are gone, the follower
+            # could still read what is published "during" the outage.
+            assert wait_until(lambda: not _backends_of(engine, role), 10)
 
     as_role = make_url(url).set(username=role).render_as_string(hide_password=False)
     follower_engine = make_engine(as_role, schema=schema)
@@ -329,6 +333,12 @@ def test_lost_postgresql_connection_last_state_kept_then_caught_up(
 
 
 MARKER = "value-that-must-not-be-logged-5b1e"
+
+
+def _backends_of(engine: Engine, role: str) -> int:
+    with engine.connect() as conn:
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE usename = :role")
+        return int(conn.execute(query, {"role": role}).scalar_one())
 
 
 def _lost_and_back(
