@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, select
 
-from ztsim.db import schema
+from ztsim.db import chunks, schema
 from ztsim.errors import NotFound
 from ztsim.feed.change import Topic
 from ztsim.identity import repository as identities
@@ -164,7 +164,7 @@ def test_an_empty_batch_or_one_of_strangers_leaves_nothing(engine: Engine, orgs:
 
 
 def test_a_large_batch_resolves_in_chunks(engine: Engine, orgs: Orgs) -> None:
-    strangers = [_report(DeviceRef(serial_number=f"S{n:05d}")) for n in range(store.CHUNK * 2 + 1)]
+    strangers = [_report(DeviceRef(serial_number=f"S{n:05d}")) for n in range(chunks.CHUNK * 2 + 1)]
     mine = _report(DeviceRef(serial_number=SERIAL_A))
     result, _ = run(engine, _record(orgs.a, *strangers, mine))
     assert result.applied == [orgs.tablet]

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, select
 
 from ztsim.db import schema
+from ztsim.db.chunks import rows_in
 from ztsim.dns.policy.identity import tags_of
 from ztsim.dns.store.repository import PLANE
 from ztsim.errors import InvalidInput
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.conditions import Condition, is_sim_path, parse
 from ztsim.policy.facts import NO_SIGNALS, IdentityKind, SimKind, Subject
-from ztsim.policy.store.facts import CHUNK, posture_of_devices, read_checks, signals_of_sims
+from ztsim.policy.store.facts import posture_of_devices, read_checks, signals_of_sims
 
 _rules = schema.policy_rules
 _NONE: frozenset[str] = frozenset()
@@ -40,13 +41,7 @@ def org_conditions(
     (of every org: None)."""
     query = select(_rules.c.org_id, _rules.c.spec).where(_rules.c.plane == PLANE)
     query = query.order_by(_rules.c.org_id, _rules.c.position, _rules.c.id)  # rule order
-    if org_ids is None:
-        rows = list(conn.execute(query).all())
-    else:
-        ordered, rows = sorted(org_ids), []
-        for start in range(0, len(ordered), CHUNK):
-            chunk = ordered[start : start + CHUNK]
-            rows += conn.execute(query.where(_rules.c.org_id.in_(chunk))).all()
+    rows = rows_in(conn, query, _rules.c.org_id, org_ids)
     found: dict[str, dict[str, Condition]] = {}
     for org_id, spec in rows:
         texts = spec.get("sim", ()) if isinstance(spec, dict) else ()

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, false, select
+from sqlalchemy import Connection, Table, false, select
 
 from ztsim.db import schema
+from ztsim.db.chunks import rows_in
 from ztsim.dns.policy.identity import (
     IDENTITY_DISABLED,
     SIM_NOT_ACTIVE,
@@ -39,7 +40,6 @@ from ztsim.policy.facts import IdentityKind
 
 _s, _sims, _ids = schema.radius_sessions, schema.sims, schema.identities
 _tokens, _devices = schema.dns_device_tokens, schema.devices
-CHUNK = 500  # values per IN (...): well under every backend's parameter limit
 _NONE: frozenset[str] = frozenset()
 ACTIVE = "active"  # ztsim.inventory.lifecycle.SimState.ACTIVE (dns does not import inventory)
 _KINDS = frozenset(k.value for k in IdentityKind)
@@ -75,7 +75,7 @@ class _Subjects:
         self.groups = _memberships(conn, schema.group_members, "group_id", identity_ids)
         self.fleets = _memberships(conn, schema.fleet_members, "fleet_id", identity_ids)
         query = select(_ids.c.id).where(_ids.c.enabled == false())
-        self.disabled = {row[0] for row in _chunked(conn, query, _ids.c.id, identity_ids)}
+        self.disabled = {row[0] for row in rows_in(conn, query, _ids.c.id, identity_ids)}
         self.facts = facts
 
     def requester(
@@ -112,31 +112,12 @@ class _Subjects:
         return who, until
 
 
-def _chunked(
-    conn: Connection,
-    query: Select[Any],
-    column: ColumnElement[Any],
-    values: Collection[str] | None,
-) -> list[Any]:
-    """The query's rows: all (`values` None), or those whose `column` is in `values`,
-    asked a chunk at a time."""
-    # Fetched whole (`all`): a row at a time, the driver's per-fetch cost adds seconds to
-    # a start with 1M sessions.
-    if values is None:
-        return list(conn.execute(query).all())
-    ordered = sorted(values)
-    rows: list[Any] = []
-    for start in range(0, len(ordered), CHUNK):
-        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
-    return rows
-
-
 def _memberships(
     conn: Connection, table: Table, column: str, identity_ids: Collection[str] | None
 ) -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     query = select(table.c[column], table.c.identity_id)
-    for owner, member in _chunked(conn, query, table.c.identity_id, identity_ids):
+    for owner, member in rows_in(conn, query, table.c.identity_id, identity_ids):
         out.setdefault(member, set()).add(owner)
     return {identity: frozenset(owners) for identity, owners in out.items()}
 
@@ -199,14 +180,14 @@ def read_addresses(
     live session is absent from the result."""
     rows: list[Any] = []
     for org_id, addresses in wanted.items():
-        rows += _chunked(conn, _LIVE.where(_s.c.org_id == org_id), _s.c.ue_address, addresses)
+        rows += rows_in(conn, _LIVE.where(_s.c.org_id == org_id), _s.c.ue_address, addresses)
     facts = Facts(conn, now, _wanted(rows))
     return _entries(conn, rows, {r[3] for r in rows if r[3] is not None}, facts)
 
 
 def read_orgs(conn: Connection, org_ids: Collection[str], now: datetime) -> dict[str, Entry]:
     """Every live session's entry in these orgs (their checks or conditions changed)."""
-    rows = _chunked(conn, _LIVE, _s.c.org_id, org_ids)
+    rows = rows_in(conn, _LIVE, _s.c.org_id, org_ids)
     facts = Facts(conn, now, _wanted(rows))
     return _entries(conn, rows, {r[3] for r in rows if r[3] is not None}, facts)
 
@@ -219,7 +200,7 @@ def addresses_of_sims(conn: Connection, iccids: Collection[str]) -> dict[str, st
         .join(_sims, _sims.c.imsi == _s.c.imsi)
         .where(_s.c.stopped_at.is_(None), _s.c.ue_address.is_not(None))
     )
-    return _canonical_pairs(_chunked(conn, query, _sims.c.iccid, iccids))
+    return _canonical_pairs(rows_in(conn, query, _sims.c.iccid, iccids))
 
 
 def address_of_session(conn: Connection, gateway_id: str, acct_session_id: str) -> dict[str, str]:
@@ -274,9 +255,9 @@ def read_tokens(
         rows = list(conn.execute(live).all())
         subjects = _Subjects(conn, None, Facts(conn, now) if facts is None else facts)
     else:
-        rows = _chunked(conn, _TOKENS, _tokens.c.id, ids or ())
-        rows += _chunked(conn, live, _devices.c.owner_id, owners or ())
-        rows += _chunked(conn, live, _tokens.c.org_id, orgs or ())
+        rows = rows_in(conn, _TOKENS, _tokens.c.id, ids or ())
+        rows += rows_in(conn, live, _devices.c.owner_id, owners or ())
+        rows += rows_in(conn, live, _tokens.c.org_id, orgs or ())
         wanted = [(r[2], r[3], None) for r in rows]
         identities = {r[5] for r in rows if r[5] is not None}
         subjects = _Subjects(conn, identities, Facts(conn, now, wanted))

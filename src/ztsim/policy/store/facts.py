@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, Table, select
 
 from ztsim.db import schema
+from ztsim.db.chunks import rows_in
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.facts import NO_SIGNALS, IdentityKind, Posture, SimKind, SimSignals, Subject
@@ -21,20 +22,7 @@ from ztsim.policy.facts import NO_SIGNALS, IdentityKind, Posture, SimKind, SimSi
 _checks, _posture = schema.posture_checks, schema.device_posture
 _sims, _devices, _ids = schema.sims, schema.devices, schema.identities
 _sessions = schema.radius_sessions
-CHUNK = 500  # values per IN (...): well under every backend's parameter limit
 _RETIRED = "retired"  # ztsim.inventory.lifecycle.SimState.RETIRED: no longer the subject's SIM
-
-
-def _rows(
-    conn: Connection, query: Select[Any], column: ColumnElement[Any], values: Collection[str] | None
-) -> list[Any]:
-    if values is None:
-        return list(conn.execute(query).all())
-    ordered = sorted(values)
-    rows: list[Any] = []
-    for start in range(0, len(ordered), CHUNK):
-        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
-    return rows
 
 
 def read_checks(
@@ -43,7 +31,7 @@ def read_checks(
     """Org id -> check name -> check (every org that has checks when `org_ids` is None)."""
     query = select(_checks.c.org_id, _checks.c.name, _checks.c.expression, _checks.c.max_age_s)
     out: dict[str, dict[str, PostureCheck]] = {}
-    for org_id, name, expression, max_age_s in _rows(conn, query, _checks.c.org_id, org_ids):
+    for org_id, name, expression, max_age_s in rows_in(conn, query, _checks.c.org_id, org_ids):
         try:
             check = PostureCheck(name, expression, timedelta(seconds=max_age_s))
         except InvalidInput:
@@ -63,11 +51,11 @@ def _of_orgs(
     """The query's rows whose `column` is in `values` (all: None), of the orgs `org_ids`
     (all: None); the query's last column is the row's org."""
     if org_ids is None:
-        return _rows(conn, query, column, values)
+        return rows_in(conn, query, column, values)
     if values is None:  # a whole-table read, of the orgs wanted only
-        return _rows(conn, query, org_column, org_ids)
+        return rows_in(conn, query, org_column, org_ids)
     orgs = set(org_ids)
-    return [row for row in _rows(conn, query, column, values) if row[-1] in orgs]
+    return [row for row in rows_in(conn, query, column, values) if row[-1] in orgs]
 
 
 def posture_of_devices(
@@ -134,7 +122,7 @@ def identity_kinds(
 ) -> dict[str, IdentityKind]:
     query = select(_ids.c.id, _ids.c.kind)
     out = {}
-    for identity_id, kind in _rows(conn, query, _ids.c.id, identity_ids):
+    for identity_id, kind in rows_in(conn, query, _ids.c.id, identity_ids):
         try:
             out[identity_id] = IdentityKind(kind)
         except ValueError:
@@ -147,7 +135,7 @@ def _memberships(
 ) -> dict[str, frozenset[str]]:
     found: dict[str, set[str]] = {}
     query = select(table.c[column], table.c.identity_id)
-    for owner, member in _rows(conn, query, table.c.identity_id, identity_ids):
+    for owner, member in rows_in(conn, query, table.c.identity_id, identity_ids):
         found.setdefault(member, set()).add(owner)
     return {identity: frozenset(owners) for identity, owners in found.items()}
 

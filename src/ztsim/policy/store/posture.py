@@ -22,6 +22,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ztsim.db import schema
+from ztsim.db.chunks import rows_in
 from ztsim.errors import NotFound
 from ztsim.events.schema import subject_of
 from ztsim.feed.change import Topic
@@ -30,7 +31,6 @@ from ztsim.policy.posture import DeviceRef, PostureReport
 from ztsim.usecase import use_case
 
 _posture, _devices = schema.device_posture, schema.devices
-CHUNK = 500  # values per IN (...): well under every backend's parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +51,8 @@ class StoredPosture:
 
 def _lookup(conn: Connection, org_id: str, column: Any, values: set[str]) -> dict[str, str]:
     """value of `column` -> device id, for this org's devices only."""
-    ordered, found = sorted(values), {}
-    for start in range(0, len(ordered), CHUNK):
-        query = select(column, _devices.c.id).where(
-            _devices.c.org_id == org_id, column.in_(ordered[start : start + CHUNK])
-        )
-        found.update({value: device_id for value, device_id in conn.execute(query).all()})
-    return found
+    query = select(column, _devices.c.id).where(_devices.c.org_id == org_id)
+    return {value: device_id for value, device_id in rows_in(conn, query, column, values)}
 
 
 def resolve(conn: Connection, org_id: str, refs: Sequence[DeviceRef]) -> list[str | None]:

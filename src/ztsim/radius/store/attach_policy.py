@@ -10,14 +10,15 @@ SIMs there are, never one per SIM.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select
+from sqlalchemy import Connection, Table, select
 
 from ztsim.db import schema
+from ztsim.db.chunks import rows_in
 from ztsim.errors import InvalidInput
 from ztsim.policy.compile import CompiledPolicy
 from ztsim.policy.facts import SimKind, SimSignals, Subject
@@ -33,20 +34,9 @@ from ztsim.radius.aaa.attach import AttachClass, AttachState, classify_all
 _r, _s = schema.policy_rules, schema.sims
 _ATTACH = Plane.ATTACH.value
 _RETIRED = "retired"  # ztsim.inventory.lifecycle.SimState.RETIRED: no longer anyone's SIM
-CHUNK = 500  # values per IN (...): well under every backend's parameter limit
 # Past this many keys a fact table is read whole (one statement) rather than by IN lists.
 WHOLE_READ = 5_000
 _SIM_KINDS = {kind.value: kind for kind in SimKind}
-
-
-def _in_chunks(
-    conn: Connection, query: Select[Any], column: Any, values: Iterable[str]
-) -> list[Any]:
-    ordered = sorted(set(values))
-    rows: list[Any] = []
-    for start in range(0, len(ordered), CHUNK):
-        rows += conn.execute(query.where(column.in_(ordered[start : start + CHUNK]))).all()
-    return rows
 
 
 def _keys(values: set[str]) -> set[str] | None:
@@ -83,7 +73,7 @@ def read_policies(
     if org_ids is None:
         rows = list(conn.execute(query).all())
     else:
-        rows = _in_chunks(conn, query, _r.c.org_id, org_ids)  # each org within one chunk
+        rows = rows_in(conn, query, _r.c.org_id, org_ids)  # each org within one chunk
     rules: dict[str, list[PolicyRule]] = {}
     for org_id, name, action, spec in rows:
         rules.setdefault(org_id, []).append(_rule(name, action, spec))
@@ -110,7 +100,7 @@ def _memberships(conn: Connection, table: Table, column: str, ids: set[str]) -> 
     rows = (
         conn.execute(query).all()
         if keys is None
-        else _in_chunks(conn, query, table.c.identity_id, keys)
+        else rows_in(conn, query, table.c.identity_id, keys)
     )
     found: dict[str, set[str]] = {}
     for owner, member in rows:
@@ -130,11 +120,11 @@ class _SimRow:
     state: str
 
 
-def _sim_rows(conn: Connection, column: Any, values: Iterable[str]) -> list[_SimRow]:
+def _sim_rows(conn: Connection, column: Any, values: Collection[str]) -> list[_SimRow]:
     query = select(
         _s.c.iccid, _s.c.imsi, _s.c.org_id, _s.c.identity_id, _s.c.device_id, _s.c.kind, _s.c.state
     )
-    return [_SimRow(*row) for row in _in_chunks(conn, query, column, values)]
+    return [_SimRow(*row) for row in rows_in(conn, query, column, values)]
 
 
 def subjects_of(conn: Connection, sims: list[_SimRow]) -> dict[str, Subject | None]:
@@ -179,7 +169,7 @@ def org_subjects(conn: Connection, org_ids: Collection[str]) -> dict[str, Subjec
     query = select(
         _s.c.iccid, _s.c.imsi, _s.c.org_id, _s.c.identity_id, _s.c.device_id, _s.c.kind, _s.c.state
     ).where(_s.c.state != _RETIRED)
-    rows = _in_chunks(conn, query, _s.c.org_id, org_ids)
+    rows = rows_in(conn, query, _s.c.org_id, org_ids)
     return subjects_of(conn, [_SimRow(*row) for row in rows])
 
 
@@ -231,7 +221,7 @@ def read_attach(
         compiled = {k: v for k, v in policies.items() if v is not None}
         classes = classify_all(compiled, subjects, now)
         dropped = [org_id for org_id, p in policies.items() if p is None and org_id in current]
-        for row in _in_chunks(conn, select(_s.c.imsi), _s.c.org_id, dropped):
+        for row in rows_in(conn, select(_s.c.imsi), _s.c.org_id, dropped):
             classes[row[0]] = None
     # SIMs of orgs with rules now, and not re-read whole above.
     followed = {o for o in current if o not in policies}
