@@ -198,6 +198,10 @@ sims = Table(
     # (eSIM re-issue, SIM swap), and since when a clone is suspected (NULL: not).
     Column("swapped_at", UtcDateTime),
     Column("clone_suspected_at", UtcDateTime),
+    # The end of the org's cooling-off after that swap (issue 19): `sim.swap_recent` holds
+    # until then. Fixed when the swap happens, so a later change of the setting does not
+    # reopen or shorten a swap already made.
+    Column("swap_recent_until", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "org_id", "iccid"),
@@ -502,4 +506,165 @@ device_posture = Table(
     Column("observed_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime),
     Column("received_at", UtcDateTime, nullable=False),
+)
+
+
+# -- Risk (issue 19): number history, approvals, detectors, CAMARA exposure ----------------
+
+# Every change of the SIM or the device behind a number (MSISDN), as CAMARA SIM Swap and
+# Device Swap define them: `kind` "sim" when the number moves to another SIM (re-issue,
+# replacement, a new subscription: `previous` NULL), "device" when the number's SIM is
+# seen in another device (`previous` NULL: its first device). `iccid` is the SIM on the
+# number after the change; `previous` and `current` are ICCIDs or IMEIs by kind.
+number_changes = Table(
+    "number_changes",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("msisdn", String(15), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("iccid", String(20), nullable=False),
+    Column("previous", String(20)),
+    Column("current", String(20), nullable=False),
+    Index(None, "org_id", "msisdn", "kind", "at"),
+    sqlite_autoincrement=True,
+)
+
+# Per org: the two-person rule, the cooling-off after a swap, how long number history is
+# kept (CAMARA's monitored period), and the response chosen per detector.
+risk_settings = Table(
+    "risk_settings",
+    metadata,
+    Column("org_id", String(ID), ForeignKey("orgs.id"), primary_key=True),
+    Column("approval_required", Boolean, nullable=False),
+    Column("cooling_off_s", Integer, nullable=False),
+    Column("monitored_days", Integer, nullable=False),
+    # detector name -> {"response": "alert"|"restrict"|"suspend", and its parameters}
+    Column("detectors", JSON, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# A swap (eSIM re-issue, SIM replacement) waiting for a second admin when the org asks
+# for one. `requester` is who asked, as the person behind the token (their identity) or
+# the token itself; the approver must be someone else.
+swap_requests = Table(
+    "swap_requests",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requester", String(200), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("decided_by", String(200)),
+    Column("decided_at", UtcDateTime),
+    Column("result", JSON),
+    Index(None, "org_id", "state", "requested_at"),
+)
+
+# What a detector found and the response applied: one row per (detector, source event),
+# so a signal read twice (a restart, an overlapping read) is acted on once.
+risk_findings = Table(
+    "risk_findings",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("detector", String(32), nullable=False),
+    Column("source_event_id", BigInteger, nullable=False),
+    Column("iccid", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("response", String(16), nullable=False),
+    Column("detail", JSON, nullable=False),
+    UniqueConstraint("detector", "source_event_id"),
+    Index(None, "org_id", "at"),
+)
+
+# Where a background reader of the risk context got to (events read by the detectors,
+# number changes read by the notifier), by reader name.
+risk_cursors = Table(
+    "risk_cursors",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# An API consumer (an IdP, a bank's fraud check) registered by an admin: OAuth 2.0 client
+# credentials (RFC 6749 §4.4). The secret is stored as a hash only; `phone_number` set
+# makes its tokens "3-legged": bound to that one number.
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", LargeBinary(32), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("phone_number", String(16)),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+# Access tokens issued to API clients, stored as SHA-256 hashes with their grant.
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("client_id", String(64), ForeignKey("api_clients.id"), nullable=False, index=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("phone_number", String(16)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# CAMARA SIM Swap Subscriptions 0.3.0: who is told when a number's SIM changes.
+camara_subscriptions = Table(
+    "camara_subscriptions",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("client_id", String(64), ForeignKey("api_clients.id"), nullable=False),
+    Column("phone_number", String(16), nullable=False),
+    Column("types", JSON, nullable=False),
+    Column("sink", String(2048), nullable=False),
+    # The sink's bearer credential, sealed like K and OPc (it is the subscriber's secret).
+    Column("sink_credential_sealed", LargeBinary),
+    Column("config", JSON, nullable=False),
+    Column("max_events", Integer),
+    Column("expires_at", UtcDateTime),
+    Column("events_sent", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("ended_reason", String(64)),
+    Index(None, "org_id", "phone_number", "state"),
+)
+
+# CloudEvents waiting to reach their sink, retried with backoff until delivered or given
+# up. One per (subscription, source): a number change read twice is sent once.
+camara_deliveries = Table(
+    "camara_deliveries",
+    metadata,
+    Column("id", SerialId, primary_key=True, autoincrement=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("subscription_id", String(ID), ForeignKey("camara_subscriptions.id"), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", String(200)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),
+    UniqueConstraint("subscription_id", "source"),
+    Index(None, "state", "next_attempt_at"),
 )
