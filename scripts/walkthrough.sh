@@ -79,3 +79,6 @@ ztsim dns settings set --privacy blocked-only
 ztsim policy export -o policy.yaml
 ztsim policy apply policy.yaml --yes
 ztsim policy explain ann@example.test --plane dns --target ads.example
+ztsim risk set --approval-required --cooling-off 24h --detector twin_session=suspend
+ztsim swaps list --state pending
+ztsim api-clients create --name bank-idp --scope sim-swap:check

@@ -117,7 +117,6 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
     "radius/serve/counting.py": ["radius/serve/test_radius_metrics.py"],
     "radius/store/registry.py": ["radius/test_radius_api.py", "radius/test_radius_cli.py"],
     "radius/store/snapshot.py": ["radius/serve/test_radius_service.py"],
-    "radius/uli.py": ["radius/test_radius_fuzz.py", "radius/test_radius_dictionary.py"],
     "radius/values.py": ["radius/test_radius_fuzz.py", "radius/test_radius_dictionary.py"],
     "radius/vsa.py": ["radius/test_radius_dictionary.py", "radius/test_radius_fuzz.py"],
     "settings.py": ["cli/test_cli_main.py"],

@@ -14,6 +14,7 @@ from ztsim.netguard import NotAllowed, parse_ranges
 from ztsim.outbound import FetchFailed, OutboundClient
 
 HITS: list[tuple[str, str]] = []  # (server address, Host header)
+POSTS: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, body)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        POSTS.append((self.path, dict(self.headers.items()), self.rfile.read(length)))
+        target = getattr(self.server, "redirect_to", None)
+        self.send_response(307 if target else 202)
+        if target:
+            self.send_header("Location", target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -121,3 +132,60 @@ def test_network_failures_are_one_message() -> None:
             client.get(url)
         messages.add(str(caught.value))
     assert messages == {"could not fetch the URL"}
+
+
+# -- POST (notification sinks) ------------------------------------------------------------
+
+
+def test_post_is_refused_for_loopback_by_default_and_never_sent(inside: int) -> None:
+    POSTS.clear()
+    for url in (f"http://127.0.0.1:{inside}/sink", f"http://localhost:{inside}/sink"):
+        with pytest.raises(NotAllowed):
+            OutboundClient().post(url, b"{}")
+    assert POSTS == []
+
+
+def test_post_sends_the_body_and_headers_to_the_checked_address(inside: int) -> None:
+    POSTS.clear()
+    client = OutboundClient(
+        parse_ranges(["127.0.0.0/8"]),
+        resolver=_fixed("127.0.0.1"),  # type: ignore[arg-type]
+    )
+    got = client.post(
+        f"http://sink.example.test:{inside}/hook?x=1",
+        b'{"a":1}',
+        {"Content-Type": "application/cloudevents+json", "Authorization": "Bearer t"},
+    )
+    assert got.status == 202
+    ((path, headers, body),) = POSTS
+    assert (path, body) == ("/hook?x=1", b'{"a":1}')
+    assert headers["Host"] == f"sink.example.test:{inside}"
+    assert headers["Content-Type"] == "application/cloudevents+json"
+    assert headers["Authorization"] == "Bearer t"
+    assert headers["Content-Length"] == "7"
+
+
+def test_post_follows_no_redirect(inside: int) -> None:
+    POSTS.clear()
+    redirecting = _serve("127.0.0.2", redirect_to=f"http://127.0.0.1:{inside}/elsewhere")
+    port = next(redirecting)
+    assert isinstance(redirecting, Generator)
+    try:
+        client = OutboundClient(parse_ranges(["127.0.0.0/8"]))
+        got = client.post(f"http://127.0.0.2:{port}/sink", b"x")
+        assert (got.status, got.headers["location"]) == (
+            307,
+            f"http://127.0.0.1:{inside}/elsewhere",
+        )
+        assert [p for p, _, _ in POSTS] == ["/sink"]  # the redirect's target saw nothing
+    finally:
+        redirecting.close()
+
+
+def test_post_network_failures_are_one_message() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    client = OutboundClient(parse_ranges(["127.0.0.0/8"]), timeout=2)
+    with pytest.raises(FetchFailed, match=r"^could not fetch the URL$"):
+        client.post(f"http://127.0.0.1:{closed}/", b"{}")

@@ -18,6 +18,7 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim": [],
     "ztsim.aka": [],
     "ztsim.api": [],
+    "ztsim.api.camara": [],
     "ztsim.cli": [],
     "ztsim.db": [],
     "ztsim.dns": [],
@@ -97,6 +98,9 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.node": [],
     "ztsim.policy": [],
     "ztsim.policy.store": [],
+    "ztsim.risk": [],
+    "ztsim.risk.serve": [],
+    "ztsim.risk.store": [],
     "ztsim.radius": [
         "AcctStatusType",
         "AcctTerminateCause",

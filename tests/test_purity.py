@@ -73,6 +73,13 @@ PURE = [
     "ztsim.policy.durations",
     "ztsim.policy.file_reader",
     "ztsim.policy.file_schema",
+    "ztsim.risk.settings",
+    "ztsim.risk.approvals",
+    "ztsim.risk.clients",
+    "ztsim.risk.swap_answers",
+    "ztsim.risk.cloudevents",
+    "ztsim.risk.subscriptions",
+    "ztsim.risk.detectors",
 ]
 
 _PROBE = """

@@ -1,11 +1,13 @@
-"""Outbound HTTP(S) GETs that reach only addresses `netguard` allows: the one client for
-URL lists, and for the sinks and webhooks to come.
+"""Outbound HTTP(S) requests that reach only addresses `netguard` allows: the one client
+for URL lists (GET) and for notification sinks (POST).
 
 Each hop resolves its host once, checks every address the name has, and connects to
 the checked address (pinned: no second lookup for DNS rebinding to change); TLS still
-verifies the certificate against the host name. Redirects are followed up to a limit,
-each hop checked the same way. Failures below HTTP (resolution, refused, timeout, TLS)
-are one message, so answers do not map which internal ports are open.
+verifies the certificate against the host name. A GET follows redirects up to a limit,
+each hop checked the same way; a POST follows none (its answer, a 3xx included, is
+returned as it came), so a sink cannot bounce a notification elsewhere. Failures below
+HTTP (resolution, refused, timeout, TLS) are one message, so answers do not map which
+internal ports are open.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ class OutboundClient:
         for _ in range(self.max_redirects + 1):
             target = parse_target(url)
             address = check_addresses(self.resolver(target.host, target.port), self.allowed)
-            response = self._once(target, str(address), headers or {})
+            response = self._once("GET", target, str(address), headers or {})
             location = response.headers.get("location")
             if response.status in _REDIRECTS and location:
                 url = urljoin(url, location)
@@ -94,20 +96,34 @@ class OutboundClient:
             return response
         raise FetchFailed("too many redirects")
 
-    def _once(self, target: Target, address: str, headers: Mapping[str, str]) -> Response:
+    def post(self, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
+        """POST `body` to `url` once, no redirect followed; the same failures as `get`."""
+        target = parse_target(url)
+        address = check_addresses(self.resolver(target.host, target.port), self.allowed)
+        return self._once("POST", target, str(address), headers or {}, body)
+
+    def _once(
+        self,
+        method: str,
+        target: Target,
+        address: str,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> Response:
         conn: http.client.HTTPConnection
         if target.scheme == "https":
             conn = _PinnedHTTPS(target.host, target.port, address, self.timeout, self._context())
         else:
             conn = _PinnedHTTP(target.host, target.port, address, self.timeout)
         try:
-            conn.request("GET", target.path, headers={"User-Agent": self.user_agent, **headers})
+            sent = {"User-Agent": self.user_agent, **headers}
+            conn.request(method, target.path, body=body, headers=sent)
             answer = conn.getresponse()
-            body = answer.read(self.max_bytes + 1)
-            if len(body) > self.max_bytes:
+            got_body = answer.read(self.max_bytes + 1)
+            if len(got_body) > self.max_bytes:
                 raise ValueError(f"the answer is larger than {self.max_bytes // 2**20} MiB")
             got = {k.lower(): v for k, v in answer.getheaders()}
-            return Response(answer.status, got, body)
+            return Response(answer.status, got, got_body)
         except (OSError, http.client.HTTPException):
             raise FetchFailed() from None
         finally:

@@ -80,6 +80,12 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("POST", "/api/v1/tokens"): _spec({A}, lambda ids: {"name": "t", "role": "analyst"}),
     ("GET", "/api/v1/tokens"): _spec({A, U}),
     ("DELETE", "/api/v1/tokens/{token_id}"): _spec({A}),
+    ("POST", "/api/v1/api-clients"): _spec(
+        {A}, lambda ids: {"name": "idp", "scopes": ["sim-swap:check"]}
+    ),
+    ("GET", "/api/v1/api-clients"): _spec({A, U}),
+    ("GET", "/api/v1/api-clients/{api_client_id}"): _spec({A, U}),
+    ("DELETE", "/api/v1/api-clients/{api_client_id}"): _spec({A}),
     ("GET", "/api/v1/sims"): _spec({A, OP, U, S}),
     ("GET", "/api/v1/sims/{iccid}"): _spec({A, OP, U, S}),
     ("POST", "/api/v1/sims/{iccid}/assign"): _spec(
@@ -103,6 +109,9 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ),
     ("GET", "/api/v1/devices/{device_id}/posture"): _spec({A, U, S}),
     ("DELETE", "/api/v1/devices/{device_id}/posture"): _spec({A}),
+    # Risk findings (issue 19): read by who reads risk; an admin lifts a clone suspicion.
+    ("GET", "/api/v1/risk/findings"): _spec({A, OP, U}),
+    ("DELETE", "/api/v1/sims/{iccid}/clone-suspicion"): _spec({A}),
     # Policy (issue 17): admins write; operators, analysts and auditors read; an employee
     # may only ask why about themselves (explain without a subject: 422 for the others).
     ("GET", "/api/v1/policy/checks"): _spec(POLICY_READERS),
@@ -183,6 +192,20 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("DELETE", "/api/v1/dns/lists/{list_id}"): _spec({A}),
     ("POST", "/api/v1/dns/device-tokens"): _spec({A}, lambda ids: {"device_id": ids["device_id"]}),
     ("DELETE", "/api/v1/dns/device-tokens/{dns_token_id}"): _spec({A}),
+    # Risk (issue 19): operators read and ask for swaps; only admins change the settings
+    # and decide swap requests (the two-person rule); auditors read.
+    ("GET", "/api/v1/risk/settings"): _spec({A, OP, U}),
+    ("GET", "/api/v1/numbers/{msisdn}/changes"): _spec({A, OP, U}),
+    ("PUT", "/api/v1/risk/settings"): _spec({A}, lambda ids: {"cooling_off": "12h"}),
+    ("GET", "/api/v1/swap-requests"): _spec({A, OP, U}),
+    ("GET", "/api/v1/swap-requests/{request_id}"): _spec({A, OP, U}),
+    ("POST", "/api/v1/swap-requests/{request_id}/approve"): _spec({A}),
+    ("POST", "/api/v1/swap-requests/{request_id}/reject"): _spec(
+        {A}, lambda ids: {"reason": "not them"}
+    ),
+    ("POST", "/api/v1/sims/{iccid}/replace"): _spec(
+        {A, OP}, lambda ids: {"new_iccid": ids["spare_iccid"], "reason": "broken card"}
+    ),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
         {NET},
         lambda ids: {

@@ -121,6 +121,12 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("PUT", f"{V1}/policy/rules/{{policy_rule_id}}"): Expect(POLICY, _org),
     ("DELETE", f"{V1}/policy/rules/{{policy_rule_id}}"): Expect(POLICY, _org),
     ("POST", f"{V1}/policy/document"): Expect(POLICY, _org),
+    # The world's swap request replaces SIM `iccid`: approving it retires that SIM.
+    ("PUT", f"{V1}/risk/settings"): Expect(None),
+    ("DELETE", f"{V1}/sims/{{iccid}}/clone-suspicion"): Expect(None),
+    ("POST", f"{V1}/swap-requests/{{request_id}}/approve"): Expect(SIM, _id("iccid")),
+    ("POST", f"{V1}/swap-requests/{{request_id}}/reject"): Expect(None),
+    ("POST", f"{V1}/sims/{{iccid}}/replace"): Expect(SIM, _id("iccid")),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): Expect(None),
 }
 

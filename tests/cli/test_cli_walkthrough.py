@@ -69,8 +69,13 @@ def test_walkthrough_runs_on_a_fresh_data_dir(tmp_path: Path) -> None:
         "Wrote policy.yaml.",
         "No changes: the file is the org's policy.",
         "ann@example.test, SIM 8944000000000000019: Blocked by rule 'block-ads'.",
+        "Risk settings saved.",
+        "API client bank-idp (sim-swap:check).",
+        "client_secret: ztsimcs_",
     ):
         assert expected in output + done.stderr, expected
+    assert re.search(r"approval required +yes", output)
+    assert re.search(r"detector twin_session +suspend", output)
     # The eSIM ICCIDs are whole in the order table at 80 columns.
     assert "8944000000000000118" in output
     assert "8944000000000000126" in output

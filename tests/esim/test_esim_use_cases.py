@@ -170,6 +170,7 @@ def test_reissue_retires_the_old_sim_and_assigns_a_new_one(
         "sim.retire",
         "sim.assign",
         "esim.order_created",
+        "sim.number_moved",  # the subscriber keeps their number on the new profile
         "esim.order_reissued",
         "sim.swap",
     ]

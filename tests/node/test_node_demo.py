@@ -85,6 +85,11 @@ def _check_story(stdout: str, story: dict[str, Any], db: Path) -> None:
     assert (cloned["iccid"], cloned["owner"]["name"]) == (iccid, _owner_of(db, iccid))
     assert (cloned["reason"], cloned["tried_imei"]) == (clone_reason, clone["imei"])
     assert cloned["signals"] == ["twin_session"]
+    # Suspended by the detector's automatic response, not by a person.
+    assert [by.partition(":")[0] for by in cloned["suspended_by"]] == ["risk"]
+    [(finding_subject, _, finding)] = _events(db, "risk.finding")
+    assert finding_subject == clone_subject
+    assert finding["detector"] == "twin_session"
     [(_, _, cut)] = [e for e in _events(db, "radius.disconnect") if e[0] == clone_subject]
     assert cloned["disconnected"] == [cut["ue_address"]]
     assert f"Cloned SIM: ICCID {iccid} ({_owner_of(db, iccid)}" in stdout
@@ -138,10 +143,15 @@ def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
     assert sorted(platform["blocks_by_identity"].values()) == sorted(
         devices["blocked_by_device"].values()
     )
-    # The cloned SIM's genuine session was cut within a second of the API call.
+    # The org's response to a twin session (suspend) cut the cloned SIM's genuine session
+    # within a second of the twin's refusal, with no admin involved.
     assert platform["disconnects"] == 1
     assert platform["revocation_ms"] is not None
-    assert platform["revocation_ms"] < 1000
+    assert 0 < platform["revocation_ms"] < 1000
+    # A re-issue asked for during the run waits for a second admin: nothing swapped.
+    swap = figures["prevented_swap"]
+    assert swap["state"] == "pending"
+    assert f"Prevented swap: a re-issue of {swap['person']}'s eSIM" in done.stdout
 
     assert "ztsim demo" in done.stdout
     _check_story(done.stdout, figures["story"], tmp_path / "ztsim-demo" / "ztsim.db")

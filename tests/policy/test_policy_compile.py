@@ -178,6 +178,23 @@ def test_a_swap_ages_out_of_its_class() -> None:
     assert policy.decide(then.class_id, "attach", AttachRequest("internet")).action == "allow"
 
 
+def test_a_cooling_off_ends_out_of_its_class() -> None:
+    rule = _rule("attach", "cooling", "deny", sim=["sim.swap_recent", "sim.swap_age < 1d"])
+    policy = CompiledPolicy(ORG, [rule], {})
+    ends = NOW + timedelta(hours=2)
+    signals = SimSignals(swapped_at=NOW - timedelta(hours=1), swap_recent_until=ends)
+    who = Subject(ORG, "alice", signals=signals)
+    now = policy.classify(who, NOW)
+    assert now.until == ends  # before the age passes a day
+    denied = policy.decide(now.class_id, "attach", AttachRequest("internet"))
+    assert denied.reasons == ("rule:cooling", "sim:swap-recent")  # one code for both
+    then = policy.classify(who, ends)
+    assert then.class_id != now.class_id
+    assert then.until == NOW + timedelta(hours=23)  # the age is still timed
+    allowed = policy.decide(then.class_id, "attach", AttachRequest("internet"))
+    assert allowed.reasons == ("default:allow", "sim:swap-recent")
+
+
 def test_a_bounded_cache_still_decides_right() -> None:
     written = [_rule("dns", f"r{i}", "block", domains=[f"n{i}.test"]) for i in range(5)]
     policy = CompiledPolicy(ORG, written, {}, cache_size=2)

@@ -130,6 +130,8 @@ def test_comparisons_across_types_or_with_absent_values_do_not_hold(text: str) -
         ("device.managed && device.x", "unexpected text at column 16"),
         ("device.managed device.x", "unexpected token at column 16"),
         ("sim.swapped", "no such fact sim.swapped at column 1"),
+        ("not sim.swap_recently", "no such fact sim.swap_recently at column 5"),
+        ("sim.swap_recent <", "a value is missing at the end"),
         ("not identity.name", "no such fact identity.name at column 5"),
         ('device.os in "ios"', "`in` takes a list"),
         ("(device.managed", "`)` expected at the end"),
@@ -149,6 +151,9 @@ def test_allowed_limits_what_a_condition_may_read() -> None:
     assert parse("device.managed", allowed=is_device_path).paths == {"device.managed"}
     with pytest.raises(InvalidInput, match=r"sim\.swap_age cannot be used here"):
         parse("device.managed and sim.swap_age < 1h", allowed=is_device_path)
+    with pytest.raises(InvalidInput, match=r"sim\.swap_recent cannot be used here"):
+        parse("device.managed and not sim.swap_recent", allowed=is_device_path)
+    assert parse("not sim.swap_recent", allowed=is_sim_path).paths == {"sim.swap_recent"}
     with pytest.raises(InvalidInput, match=r"device\.managed cannot be used here"):
         parse("device.managed", allowed=is_sim_path)
     parsed = parse('  identity.kind == "service" or sim.imei_mismatch ', allowed=is_sim_path)
@@ -198,6 +203,61 @@ def test_a_swap_reported_in_the_future_counts_as_just_now() -> None:
     assert outcome.until == NOW + timedelta(hours=1, minutes=5)
 
 
+def _cooling(ends_in: timedelta | None, swapped_ago: timedelta | None = None) -> Subject:
+    signals = SimSignals(
+        swapped_at=None if swapped_ago is None else NOW - swapped_ago,
+        swap_recent_until=None if ends_in is None else NOW + ends_in,
+    )
+    return Subject("o", signals=signals)
+
+
+def test_swap_recent_holds_until_the_cooling_off_ends_then_never_again() -> None:
+    recent = parse("sim.swap_recent")
+    cooling = _cooling(timedelta(hours=47))
+    assert recent.evaluate(cooling, NOW) == Outcome(True, NOW + timedelta(hours=47))
+    just_before = NOW + timedelta(hours=47) - timedelta(microseconds=1)
+    assert recent.evaluate(cooling, just_before) == Outcome(True, NOW + timedelta(hours=47))
+    # At the instant itself it no longer holds, and nothing ahead can change that.
+    assert recent.evaluate(cooling, NOW + timedelta(hours=47)) == Outcome(False, None)
+    assert recent.evaluate(_cooling(-timedelta(seconds=1)), NOW) == Outcome(False, None)
+    assert recent.evaluate(_cooling(None), NOW) == Outcome(False, None)  # never swapped
+
+
+def test_swap_recent_until_however_it_is_written() -> None:
+    ends = NOW + timedelta(hours=5)
+    for text, holds_now in [
+        ("not sim.swap_recent", False),
+        ("sim.swap_recent == true", True),
+        ("sim.swap_recent == false", False),
+        ("false != sim.swap_recent", True),  # written the other way round
+        ("sim.swap_recent in [true]", True),
+        ('sim.swap_recent and sim.kind == "esim"', False),  # no SIM kind: fails, still timed
+        ("(sim.swap_recent or sim.imei_mismatch) == false", False),
+    ]:
+        assert parse(text).evaluate(_cooling(timedelta(hours=5)), NOW) == Outcome(
+            holds_now, ends
+        ), text
+    # A SIM swap's cooling-off is no duration: it compares with nothing but true and false.
+    assert not holds("sim.swap_recent < 24h", _cooling(timedelta(hours=5)))
+    assert not holds("sim.swap_recent == 1", _cooling(timedelta(hours=5)))
+
+
+def test_with_the_swap_age_the_earlier_flip_is_until() -> None:
+    both = parse("sim.swap_recent or sim.swap_age < 2h")
+    early_age = _cooling(timedelta(hours=5), swapped_ago=timedelta(hours=1))
+    assert both.evaluate(early_age, NOW) == Outcome(True, NOW + timedelta(hours=1))
+    early_end = _cooling(timedelta(minutes=10), swapped_ago=timedelta(hours=1))
+    assert both.evaluate(early_end, NOW) == Outcome(True, NOW + timedelta(minutes=10))
+    over = _cooling(-timedelta(minutes=10), swapped_ago=timedelta(hours=1))
+    assert both.evaluate(over, NOW) == Outcome(True, NOW + timedelta(hours=1))
+
+
+def test_a_swap_age_inside_an_operand_still_sets_until() -> None:
+    # Before, only a comparison of the age itself counted: this one never came due.
+    outcome = parse("(sim.swap_age < 2h) == false").evaluate(_swapped(timedelta(hours=1)), NOW)
+    assert outcome == Outcome(False, NOW + timedelta(hours=1))
+
+
 def test_durations_units() -> None:
     who = _swapped(timedelta(seconds=100))
     assert holds("sim.swap_age > 90s", who)
@@ -237,6 +297,8 @@ def _plain_read(path: str, who: Subject, now: datetime) -> _Plain:
         if signals.swapped_at is None:
             return timedelta.max
         return max(now - signals.swapped_at, timedelta(0))
+    if path == "sim.swap_recent":
+        return signals.swap_recent_until is not None and now < signals.swap_recent_until
     if path == "sim.imei_mismatch":
         return signals.imei_mismatch
     if path == "sim.clone_suspected":
@@ -303,6 +365,9 @@ def _plain_eval(node: Node, who: Subject, now: datetime) -> tuple[_Plain, dateti
     if isinstance(node, Literal):
         return node.value, None
     if isinstance(node, Path):
+        ends = who.signals.swap_recent_until
+        if node.name == "sim.swap_recent" and ends is not None and ends > now:
+            return _plain_read(node.name, who, now), ends  # the one instant it changes
         return _plain_read(node.name, who, now), None
     if isinstance(node, Not):
         value, until = _plain_eval(node.term, who, now)
@@ -313,9 +378,13 @@ def _plain_eval(node: Node, who: Subject, now: datetime) -> tuple[_Plain, dateti
         truths = [value is True for value, _ in found]
         value = all(truths) if node.op == "and" else any(truths)
         return value, min(untils) if untils else None
-    left, _ = _plain_eval(node.left, who, now)
-    right, _ = _plain_eval(node.right, who, now)
-    return _plain_compare(node.op, left, right), _plain_flip(node, who, now)
+    flip = _plain_flip(node, who, now)
+    left, left_until = _plain_eval(node.left, who, now)
+    right, right_until = _plain_eval(node.right, who, now)
+    if flip is None:  # not the age against a duration: the operands' flips are its own
+        untils = [u for u in (left_until, right_until) if u is not None]
+        flip = min(untils) if untils else None
+    return _plain_compare(node.op, left, right), flip
 
 
 _STRINGS = ('"17.0"', '"9.3.1"', '"17"', '"18.2"', '"ios"', '"esim"', '"user"', '""')
@@ -331,6 +400,7 @@ _LIKELY = {
     "device.managed": ("true", "false"),
     "device.absent": _SCALARS,
     "sim.swap_age": _DURATIONS,
+    "sim.swap_recent": ("true", "false"),
     "sim.imei_mismatch": ("true", "false"),
     "sim.clone_suspected": ("true", "false"),
     "sim.kind": _STRINGS,
@@ -383,7 +453,12 @@ def _subjects(draw: st.DrawFn) -> Subject:
         "alice",
         draw(st.none() | st.sampled_from(list(IdentityKind))),
         sim_kind=draw(st.none() | st.sampled_from(list(SimKind))),
-        signals=SimSignals(draw(st.booleans()), draw(st.booleans()), draw(st.none() | _instants)),
+        signals=SimSignals(
+            draw(st.booleans()),
+            draw(st.booleans()),
+            draw(st.none() | _instants),
+            draw(st.none() | _instants),
+        ),
         posture=posture,
     )
 
@@ -406,7 +481,8 @@ def _every_subject() -> list[Subject]:
     for i in range(max(len(v) for v in _VALUES.values())):
         attributes = {k: v[i % len(v)] for k, v in _VALUES.items()}
         swapped = NOW + timedelta(minutes=(-1) ** i * 45 * i)  # before and after NOW
-        signals = SimSignals(i % 2 == 0, i % 3 == 0, swapped)
+        ends = NOW + timedelta(minutes=(-1) ** (i // 2) * 30 * i)  # ahead, behind, at NOW
+        signals = SimSignals(i % 2 == 0, i % 3 == 0, swapped, ends)
         posture = Posture(attributes, NOW - timedelta(hours=1))
         out.append(
             Subject(

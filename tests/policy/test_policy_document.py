@@ -134,6 +134,19 @@ def test_duplicate_rule_names_and_bad_yaml_are_refused() -> None:
     assert _error("version: 1\n1: x\n") == "policy.yaml:2: keys are text"
 
 
+def test_a_rule_may_require_no_recent_swap() -> None:
+    cooled = POLICY.replace('["sim.swap_age > 24h"]', '["not sim.swap_recent"]', 1)
+    doc = document.load(cooled)
+    finance = doc.rules_of(Plane.NETWORK)[0]
+    assert [c.text for c in finance.selector.sim] == ["not sim.swap_recent"]
+    assert document.load(document.dump(doc)) == doc
+    typo = cooled.replace("sim.swap_recent", "sim.swap_recently", 1)
+    assert _error(typo) == (
+        "policy.yaml:18: rule finance: condition 'not sim.swap_recently': "
+        "no such fact sim.swap_recently at column 5"
+    )
+
+
 def test_a_dns_rule_is_checked_by_the_callers_check_at_its_line() -> None:
     def no_lists(rule: PolicyRule) -> None:
         raise InvalidInput("lists: nothing here")

@@ -9,7 +9,7 @@ from typing import Any
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.compile import CompiledPolicy
 from ztsim.policy.explain import explain
-from ztsim.policy.facts import Posture, Subject
+from ztsim.policy.facts import Posture, SimSignals, Subject
 from ztsim.policy.rules import PolicyRule
 from ztsim.policy.targets import DnsQuery, Flow, parse_target
 
@@ -94,6 +94,30 @@ def test_rules_and_checks_explain_as_their_compiled_policy_does() -> None:
     assert plain.decision.rule == "managed-web"
     assert plain.trace == compiled.trace
     assert plain.to_json() == compiled.to_json()
+
+
+def test_a_cooling_off_is_explained_with_its_end() -> None:
+    finance = _rule(
+        "network", "finance", "allow", cidrs=["10.0.0.0/8"], sim=["not sim.swap_recent"]
+    )
+    ends = NOW + timedelta(hours=30)
+    swapped = Subject("o", "alice", signals=SimSignals(swapped_at=NOW, swap_recent_until=ends))
+    found = explain(([finance], CHECKS), swapped, "network", WEB, NOW)
+    assert found.decision.reasons == ("default:deny", "sim:swap-recent")
+    assert found.until == ends  # when the same question gets another answer
+    assert found.summary == (
+        "Denied: no rule applied, so the network default (deny) did. Rules that would have "
+        "applied but whose requirements were not met: 'finance'."
+    )
+    (trace,) = found.trace
+    assert [(r.text, r.held, r.codes) for r in trace.requirements] == [
+        ("not sim.swap_recent", False, ("sim:swap-recent",))
+    ]
+    assert trace.note == (
+        "Would apply, but its requirement 'not sim.swap_recent' was not met (sim:swap-recent)."
+    )
+    later = explain(([finance], CHECKS), swapped, "network", WEB, ends)
+    assert (later.decision.rule, later.until) == ("finance", None)
 
 
 def test_to_json_is_the_api_shape() -> None:

@@ -75,6 +75,9 @@ def test_sim_signals_need_aware_times() -> None:
     assert SimSignals(swapped_at=NOW).swapped_at == NOW
     with pytest.raises(InvalidInput, match="swapped_at"):
         SimSignals(swapped_at=datetime(2026, 1, 1))
+    assert SimSignals(swap_recent_until=NOW).swap_recent_until == NOW
+    with pytest.raises(InvalidInput, match="swap_recent_until"):
+        SimSignals(swap_recent_until=datetime(2026, 1, 1))
 
 
 def test_a_subject_belongs_to_an_org_and_normalises_its_values() -> None:

@@ -142,6 +142,22 @@ def test_a_sim_reissued_an_hour_ago_matches_a_recent_swap_rule() -> None:
     assert decide([r], CHECKS, swapped, "attach", internet, a_day_later).action == "allow"
 
 
+def test_finance_only_when_not_in_a_swaps_cooling_off() -> None:
+    ends = NOW + timedelta(hours=48)
+    cooling = Subject("o", "alice", signals=SimSignals(swapped_at=NOW, swap_recent_until=ends))
+    r = rule("network", "finance", "allow", sim=["not sim.swap_recent"], cidrs=["10.1.0.0/16"])
+    ledger = Flow("10.1.2.3", "tcp", 443)
+    assert decide([r], CHECKS, cooling, "network", ledger, NOW) == Decision(
+        "deny", None, ("default:deny", "sim:swap-recent")
+    )
+    # Allowed, naming the signal that held (it is no longer recent).
+    assert decide([r], CHECKS, cooling, "network", ledger, ends) == Decision(
+        "allow", "finance", ("rule:finance", "sim:swap-recent")
+    )
+    never = Subject("o", "alice", signals=SimSignals(swapped_at=NOW - timedelta(days=9)))
+    assert decide([r], CHECKS, never, "network", ledger, NOW).action == "allow"
+
+
 def test_a_failing_sim_condition_gives_its_codes() -> None:
     r = rule(
         "network", "clean-sims", "allow", sim=["not sim.clone_suspected", 'sim.kind == "esim"']

@@ -35,6 +35,13 @@ def _record(response: httpx2.Response) -> None:
         # The one response that may show a token: its creation.
         LEAKS.add_secret(response.json()["token"])
         LEAKS.allow_once(where, response.text)
+    if where in ("api POST /api/v1/api-clients", "api POST /oauth2/token") and (
+        response.status_code in (200, 201)
+    ):
+        # A client's secret is shown once, at its creation; an access token once, when issued.
+        body = response.json()
+        LEAKS.add_secret(body.get("client_secret") or body["access_token"])
+        LEAKS.allow_once(where, response.text)
     if where == "api POST /api/v1/dns/device-tokens" and response.status_code == 201:
         LEAKS.add_secret(response.json()["token"])  # shown once: at creation
         LEAKS.allow_once(where, response.text)

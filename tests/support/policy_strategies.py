@@ -28,12 +28,15 @@ SIM_CONDITIONS = (
     "sim.swap_age > 2h",
     "not sim.clone_suspected",
     "sim.imei_mismatch or sim.swap_age <= 30m",
+    "not sim.swap_recent",
+    "sim.swap_recent == (sim.swap_age < 12h)",  # the two signals against each other
     'sim.kind == "esim"',
     'identity.kind == "service"',
     "true",
 )
 
-# Instants within three days either side of NOW: reports and swaps both fresh and old.
+# Instants within three days either side of NOW: reports, swaps and cooling-offs both fresh
+# and old.
 offsets = st.integers(-3 * 86400, 3 * 86400).map(lambda s: timedelta(seconds=s))
 
 
@@ -83,6 +86,9 @@ def postures(draw: st.DrawFn) -> Posture | None:
 @st.composite
 def subjects(draw: st.DrawFn) -> Subject:
     swapped = draw(st.none() | offsets.map(lambda d: NOW + d))
+    # A cooling-off's end, ahead of or behind the instants decided at (and of any swap:
+    # the signals are read as stored, not made consistent here).
+    recent_until = draw(st.none() | offsets.map(lambda d: NOW + d))
     return Subject(
         ORG,
         draw(st.none() | st.sampled_from((*IDENTITIES, "dave"))),
@@ -90,7 +96,7 @@ def subjects(draw: st.DrawFn) -> Subject:
         frozenset(draw(subset(GROUPS))),
         frozenset(draw(subset(FLEETS, 1))),
         draw(st.none() | st.sampled_from(list(SimKind))),
-        SimSignals(draw(st.booleans()), draw(st.booleans()), swapped),
+        SimSignals(draw(st.booleans()), draw(st.booleans()), swapped, recent_until),
         draw(postures()),
     )
 

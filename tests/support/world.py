@@ -43,6 +43,7 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
     c.put(f"/api/v1/groups/{group['id']}/members/{user['id']}", headers=auth)
     c.put(f"/api/v1/fleets/{fleet['id']}/members/{service['id']}", headers=auth)
     victim = post("/api/v1/tokens", {"name": "victim", "role": "analyst"})
+    api_client = post("/api/v1/api-clients", {"name": "idp", "scopes": ["sim-swap:check"]})
     specs = make_sims(3, seed=seed)
     r = c.post(
         "/api/v1/stock-imports?filename=batch.csv",
@@ -85,6 +86,17 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
         "/api/v1/policy/rules",
         {"plane": "network", "name": "fin", "action": "allow", "cidrs": ["10.1.0.0/16"]},
     )
+    # A SIM replacement waiting for a second admin (issue 19): asked by the operator, so an
+    # admin may decide it; the org's approval setting is off again once it is made.
+    risk = "/api/v1/risk/settings"
+    assert c.put(risk, json={"approval_required": True}, headers=auth).status_code == 200
+    swap = c.post(
+        f"/api/v1/sims/{iccid}/replace",
+        json={"new_iccid": specs[2].iccid, "reason": "broken card"},
+        headers=org.auth(Role.OPERATOR),
+    )
+    assert swap.status_code == 202, swap.text
+    assert c.put(risk, json={"approval_required": False}, headers=auth).status_code == 200
     h.add_self_token(org, str(user["id"]))
     return World(
         org,
@@ -107,6 +119,9 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "dns_token_id": str(dns_token["id"]),
             "check_id": str(check["id"]),
             "policy_rule_id": str(network_rule["id"]),
+            "request_id": str(swap.json()["id"]),
+            "msisdn": "+" + str(specs[0].msisdn),
+            "api_client_id": str(api_client["id"]),
         },
     )
 

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 from ztsim import __version__
 from ztsim.api import (
     problems,
+    routes_api_clients,
     routes_dns,
     routes_doh,
     routes_esim,
@@ -18,11 +19,15 @@ from ztsim.api import (
     routes_identity,
     routes_inventory,
     routes_metrics,
+    routes_numbers,
     routes_policy,
     routes_posture,
     routes_radius,
+    routes_risk,
+    routes_risk_findings,
     routes_udm,
 )
+from ztsim.api.camara import routes_oauth, routes_subscriptions, routes_swap
 from ztsim.api.context import ApiContext
 from ztsim.api.edge import HttpEdge, wrap
 from ztsim.api.problems import problem_doc
@@ -83,10 +88,22 @@ def create_app(
         (routes_dns.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_posture.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_policy.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_risk.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_risk_findings.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_numbers.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_api_clients.router, API_PREFIX, _COMMON_PROBLEMS),
+        # CAMARA SIM Swap and Device Swap, and their OAuth token endpoint: documented by
+        # the spec files they serve (GET /sim-swap/v2/openapi.yaml ...), not /openapi.json.
+        (routes_swap.router, "", None),
+        (routes_oauth.router, "", None),
         (routes_doh.router, "", None),  # RFC 8484 DoH: its own authentication
         (routes_metrics.router, "", None),  # Prometheus: loopback and ZTSIM_METRICS_ALLOW
     ]
     for router, prefix, responses in routers:
         app.include_router(router, prefix=prefix, responses=responses)
     app.templates = RouteTemplates.of((prefix, router.routes) for router, prefix, _ in routers)
+    # CAMARA SIM Swap Subscriptions: documented by the spec file, not by /openapi.json.
+    app.include_router(
+        routes_subscriptions.router, prefix=routes_subscriptions.PREFIX, include_in_schema=False
+    )
     return app

@@ -6,6 +6,11 @@ are counted per client address (`ratelimit`); a client over its budget gets 429 
 Retry-After and its token is not even checked. The checked principal travels in the
 scope, so the route's dependencies (`deps`) do not look the token up again. The
 presented token is never logged. DoH and everything else keep their own rules.
+
+The CAMARA APIs (`/sim-swap/`, `/device-swap/`, `/sim-swap-subscriptions/`, but not the
+spec documents served there) are gated the same way with their OAuth access tokens, and
+answered in CAMARA's error shape; their grant travels in the scope too. Failed client
+authentications at the OAuth token endpoint count against the same per-client budget.
 """
 
 from __future__ import annotations
@@ -15,8 +20,18 @@ import time
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ztsim.api.camara import auth as camara_auth
+from ztsim.api.camara.errors import (
+    TOO_MANY_REQUESTS,
+    CamaraError,
+    correlator_in,
+    error_response,
+    unauthenticated,
+)
+from ztsim.api.camara.routes_oauth import TOKEN_PATH
 from ztsim.api.context import ApiContext
 from ztsim.api.problems import (
     database_unavailable,
@@ -27,9 +42,11 @@ from ztsim.api.problems import (
 from ztsim.api.ratelimit import FailureLimiter
 from ztsim.identity import token_store
 from ztsim.identity.roles import Principal
+from ztsim.risk.specs import SERVED_AT
 
 PRINCIPAL_KEY = "ztsim.principal"
 PROTECTED_PREFIXES = ("/api/", "/nudm-")
+CAMARA_PREFIXES = ("/sim-swap/", "/device-swap/", "/sim-swap-subscriptions/")
 log = logging.getLogger("ztsim.api.gate")
 
 
@@ -48,6 +65,22 @@ def _authenticate(ctx: ApiContext, token: str) -> Principal | None:
         return token_store.authenticate(conn, token, ctx.clock())
 
 
+def _camara(scope: Scope) -> bool:
+    path = scope["path"]
+    return path.startswith(CAMARA_PREFIXES) and not (
+        path in SERVED_AT and scope["method"] in ("GET", "HEAD")
+    )
+
+
+def _refusal(scope: Scope, status: int, detail: str, headers: dict[str, str]) -> ASGIApp:
+    if not _camara(scope):
+        return problem_response(status, detail, headers=headers)
+    if status == 401:
+        return error_response(unauthenticated(), correlator_in(scope))
+    error = CamaraError(status, TOO_MANY_REQUESTS, "Rejected due to request rate limit overpassed.")
+    return error_response(error, correlator_in(scope), headers)
+
+
 class AuthGate:
     def __init__(
         self,
@@ -60,29 +93,31 @@ class AuthGate:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
+        if scope["type"] == "http" and scope["path"] == TOKEN_PATH:
+            await self._token_endpoint(scope, receive, send)
+            return
+        if scope["type"] != "http" or not (
+            scope["path"].startswith(PROTECTED_PREFIXES) or _camara(scope)
+        ):
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
         if token is None:
-            await problem_response(401, "a bearer token is required")(scope, receive, send)
+            await _refusal(scope, 401, "a bearer token is required", {})(scope, receive, send)
             return
         client = scope["client"][0] if scope.get("client") else "-"
-        if self.limiter is not None:
-            wait = self.limiter.retry_after(client, self.clock())
-            if wait:
-                log.warning(
-                    "too many failed authentications from %s; refusing for %ds", client, wait
-                )
-                response = problem_response(
-                    429, "too many failed authentications", headers={"Retry-After": str(wait)}
-                )
-                await response(scope, receive, send)
-                return
+        wait = self._retry_after(client)
+        if wait:
+            response = _refusal(
+                scope, 429, "too many failed authentications", {"Retry-After": str(wait)}
+            )
+            await response(scope, receive, send)
+            return
         ctx = scope["app"].state.ctx
         assert isinstance(ctx, ApiContext)
+        check = camara_auth.authenticate if _camara(scope) else _authenticate
         try:
-            principal = await run_in_threadpool(_authenticate, ctx, token)
+            principal = await run_in_threadpool(check, ctx, token)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -93,8 +128,35 @@ class AuthGate:
             if self.limiter is not None:
                 self.limiter.failed(client, self.clock())
             log.info("failed authentication from %s", client)
-            response = problem_response(401, "the token is unknown, expired or revoked")
+            response = _refusal(scope, 401, "the token is unknown, expired or revoked", {})
             await response(scope, receive, send)
             return
-        scope[PRINCIPAL_KEY] = principal
+        scope[camara_auth.GRANT_KEY if _camara(scope) else PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+    def _retry_after(self, client: str) -> int:
+        """0 when `client` may try to authenticate, else the seconds it must wait."""
+        wait = 0 if self.limiter is None else self.limiter.retry_after(client, self.clock())
+        if wait:
+            log.warning("too many failed authentications from %s; refusing for %ds", client, wait)
+        return wait
+
+    async def _token_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The OAuth token endpoint authenticates clients itself: a client over its
+        budget is refused before that, and each 401 it answers is a failure counted."""
+        client = scope["client"][0] if scope.get("client") else "-"
+        wait = self._retry_after(client)
+        if wait:
+            # RFC 6749 has no code for this; the status and Retry-After say it.
+            body = {"error": "invalid_request", "error_description": "too many failed attempts"}
+            headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
+            await JSONResponse(body, 429, headers)(scope, receive, send)
+            return
+
+        async def counting(message: Message) -> None:
+            failed = message["type"] == "http.response.start" and message["status"] == 401
+            if failed and self.limiter is not None:
+                self.limiter.failed(client, self.clock())
+            await send(message)
+
+        await self.app(scope, receive, counting)

@@ -10,10 +10,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from sqlalchemy import Connection
 
+from ztsim.api import routes_risk as risk_routes
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import ObjectId, Page, Reason, Request, RequiredReason
 from ztsim.dns.store import repository as dns_store
@@ -27,6 +28,8 @@ from ztsim.esim.pack import render_html, render_pdf
 from ztsim.esim.privacy import DnsLogging, DnsLogMode
 from ztsim.esim.qr import qr_png, qr_svg
 from ztsim.identity.roles import Permission, Principal
+from ztsim.risk.approvals import SwapRequest, requester_key
+from ztsim.risk.store import swaps
 
 router = APIRouter(prefix="/esim", tags=["esim"])
 EsimRead = Annotated[Principal, Depends(require(Permission.ESIM_READ))]
@@ -218,24 +221,34 @@ def cancel_order(ctx: Ctx, p: EsimWrite, order_id: str, body: CancelIn) -> Order
     return _out(order, now)
 
 
-@router.post("/orders/{order_id}/reissue", status_code=201)
-def reissue_order(ctx: Ctx, p: EsimReissue, order_id: str, body: ReissueIn) -> OrderCreated:
-    """Lost or new phone: retires the old profile's SIM and issues a new order (admins)."""
+@router.post(
+    "/orders/{order_id}/reissue",
+    status_code=201,
+    response_model=OrderCreated,
+    responses=risk_routes.PENDING_DOC,
+)
+def reissue_order(
+    ctx: Ctx, p: EsimReissue, order_id: str, body: ReissueIn
+) -> OrderCreated | JSONResponse:
+    """Lost or new phone: retires the old profile's SIM and issues a new order (admins).
+    202 with a pending swap request instead when the org requires a second admin's
+    approval (see /risk/settings): nothing changes until then."""
     now = ctx.clock()
     with ctx.tx() as conn:
-        issued = service.reissue_order(
+        done = swaps.request_reissue(
             conn,
-            ctx.sealer,
+            risk_routes.swap_tools(ctx),
             p.org_id,
             order_id,
-            config=ctx.esim,
             actor=p.actor,
+            requester=requester_key(p),
             reason=body.reason,
             now=now,
-            rand=ctx.random,
             eid=body.eid,
         )
-    return _created(issued, now)
+    if isinstance(done, SwapRequest):
+        return risk_routes.pending_response(done)
+    return _created(done, now)
 
 
 @router.get("/orders/{order_id}/pack", response_class=Response, responses=_PACK_DOC)

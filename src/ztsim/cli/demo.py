@@ -64,6 +64,12 @@ def _print(result: demo_node.DemoResult) -> None:
         people.add_row(name, str(count))
     out.print(people)
     _tell(result.story, s.revocation_ms, s.dns_queries - s.dns_blocked)
+    if (swap := result.pending_swap) is not None:
+        out.print(
+            f"[bold]Prevented swap:[/bold] a re-issue of {escape(swap.person)}'s eSIM "
+            f"({escape(swap.reason)}) is {swap.state}: it waits for a second admin's approval "
+            f"(swap request {swap.request_id}); until then the number stays on its SIM."
+        )
     out.print(
         f"The devices saw: {sim.attached} attached, {len(sim.refused)} refused, {sim.queries} queries, "
         f"{sum(sim.blocked.values())} blocked, {sim.no_answer} unanswered."
@@ -101,7 +107,11 @@ def _refusal(label: str, r: tale.Refusal, revocation_ms: float | None) -> None:
     for by in r.suspended_by:
         said.append(f"Suspended ({escape(by)}).")
     for address in r.disconnected:
-        after = "" if revocation_ms is None else f" after [bold]{revocation_ms:.1f} ms[/bold]"
+        after = (
+            ""
+            if revocation_ms is None
+            else f" [bold]{revocation_ms:.1f} ms[/bold] after the twin was caught"
+        )
         said.append(f"Its live session at {address} was cut: Disconnect-Request ACKed{after}.")
     out.print(" ".join(said))
 
@@ -163,6 +173,13 @@ def _figures(result: demo_node.DemoResult) -> dict[str, object]:
             "no_answer": sim.no_answer,
         },
         "story": result.story.as_json(),
+        "prevented_swap": None
+        if result.pending_swap is None
+        else {
+            "person": result.pending_swap.person,
+            "request_id": result.pending_swap.request_id,
+            "state": result.pending_swap.state,
+        },
     }
 
 

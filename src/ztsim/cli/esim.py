@@ -148,3 +148,41 @@ def pack(
             f"{len(bulk.skipped)} without a usable order (none, used, expired or cancelled): "
             + ", ".join(bulk.skipped)
         )
+
+
+@app.command("reissue")
+def reissue(
+    order_id: Annotated[str, typer.Argument(help="The eSIM order to re-issue.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (lost phone, new phone).")],
+    eid: Annotated[str | None, typer.Option("--eid", help="Bind to this eUICC.")] = None,
+    org: OrgOpt = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Lost or new phone: re-issue an order (or ask a second admin, when the org requires it)."""
+    from ztsim.cli import risk
+    from ztsim.risk.approvals import SwapRequest
+    from ztsim.risk.store import swaps
+
+    platform = platform_for(config, data_dir)
+    esim = node.esim_config(platform.settings)
+    tools = swaps.SwapTools(platform.sealer, esim, os.urandom)
+    with org_transaction(platform, org) as (conn, org_id):
+        done = swaps.request_reissue(
+            conn,
+            tools,
+            org_id,
+            order_id,
+            actor=_actor(),
+            requester=risk.person(),
+            reason=reason,
+            now=utc_now(),
+            eid=eid,
+        )
+    if isinstance(done, SwapRequest):
+        risk.say_pending(done)
+        return
+    warn(placeholder_warning(esim.smdp_address))
+    o = done.order
+    out.print(f"Re-issued: new order {o.id} (ICCID {o.iccid}).", highlight=False)
+    out.print("Print the pack with: ztsim esim pack --user ... -o pack.zip")

@@ -82,6 +82,15 @@ ENTRIES: dict[str, Entry] = {
             "revoke": "Revoke an API token: it stops working at once.",
         },
     ),
+    "api-clients": Entry(
+        "CAMARA API clients (OAuth 2.0 client credentials).",
+        _at("api_clients"),
+        {
+            "create": "Register an API client; its secret is printed once.",
+            "list": "List API clients (never their secrets).",
+            "revoke": "Revoke an API client: its tokens stop working at once.",
+        },
+    ),
     "keys": Entry(
         "The key-encryption key that seals SIM secrets.",
         _at("setup", "keys_app"),
@@ -106,6 +115,28 @@ ENTRIES: dict[str, Entry] = {
             "order": "Order an eSIM for each named employee who has no open order yet.",
             "pack": "Write the onboarding packs (HTML, PDF, QR PNG and SVG per employee) "
             "into a zip.",
+            "reissue": "Lost or new phone: re-issue an order (or ask a second admin, when the "
+            "org requires it).",
+        },
+    ),
+    "risk": Entry(
+        "SIM-swap defence: the org's risk settings.",
+        _at("risk"),
+        {
+            "show": "Show the org's risk settings.",
+            "set": "Change risk settings: each option given replaces that setting; the rest "
+            "are kept.",
+        },
+    ),
+    "swaps": Entry(
+        "Swap requests waiting for a second admin (the two-person rule).",
+        _at("risk", "swaps"),
+        {
+            "list": "List swap requests, newest first.",
+            "approve": "Approve a swap request and make the swap (another user than its "
+            "requester).",
+            "reject": "Reject a swap request: nothing is swapped (its requester may withdraw "
+            "it so).",
         },
     ),
     "serve": Entry(

@@ -649,6 +649,8 @@ camara_subscriptions = Table(
     Index(None, "org_id", "phone_number", "state"),
 )
 
+SEALED_COLUMNS = (*SEALED_COLUMNS, (camara_subscriptions, "id", ("sink_credential_sealed",)))
+
 # CloudEvents waiting to reach their sink, retried with backoff until delivered or given
 # up. One per (subscription, source): a number change read twice is sent once.
 camara_deliveries = Table(

@@ -358,7 +358,7 @@ def reissue_order(
     eid: str | None = None,
 ) -> Issued:
     """Lost or new phone: retire the old profile's SIM, issue a new order on a new eSIM
-    for the same identity, and record the SIM swap."""
+    for the same identity, move the number to it and record the SIM swap."""
     with use_case(conn, now) as uc:
         if not reason.strip():
             raise InvalidInput("a reason is required to re-issue an eSIM")
@@ -383,6 +383,8 @@ def reissue_order(
         )
         new = issued.order
         repo.change_state(conn, org_id, old.id, old_target, old_target, now, replaced_by=new.id)
+        # The subscriber keeps their number: it moves to the new profile (none: nothing to move).
+        sims.move_number(conn, org_id, old.iccid, new.iccid, actor=actor, now=now)
         inventory.mark_swapped(conn, org_id, new.iccid, now)
         uc.event(
             _event(old, "esim.order_reissued", actor, reason=reason, new_order_id=new.id),

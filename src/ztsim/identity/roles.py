@@ -49,6 +49,14 @@ class Permission(StrEnum):
     POLICY_WRITE = "policy:write"
     # Why one subject gets its decisions: a `self` token may ask it about itself only.
     POLICY_EXPLAIN = "policy:explain"
+    # CAMARA API consumers (OAuth clients); read without their secrets.
+    API_CLIENTS_READ = "api-clients:read"
+    API_CLIENTS_WRITE = "api-clients:write"
+    # Risk (issue 19): settings and swap requests are read by who runs or audits swaps;
+    # settings change and swaps are approved by admins only (the two-person rule).
+    RISK_READ = "risk:read"
+    RISK_WRITE = "risk:write"
+    SWAPS_APPROVE = "swaps:approve"
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))
@@ -75,6 +83,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.DNS_READ,
             Permission.POLICY_READ,
             Permission.POLICY_EXPLAIN,
+            Permission.RISK_READ,  # to follow the swap requests they made
         }
     ),
     # Sessions say who held an address: what an analyst needs to read a DNS or flow log.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, and_, insert, or_, select, update
@@ -19,6 +19,11 @@ from ztsim.inventory.models import Device, Sim, SimKind, StockImport
 _s = schema.sims
 _d = schema.devices
 _imp = schema.stock_imports
+_risk = schema.risk_settings
+
+# An org without risk settings: 24 hours of `sim.swap_recent` after a swap. The same
+# default as ztsim.risk.settings.DEFAULT_COOLING_OFF (a layer above, which we cannot import).
+DEFAULT_COOLING_OFF = timedelta(hours=24)
 
 _SIM_COLUMNS = (
     _s.c.iccid,
@@ -134,11 +139,36 @@ def set_binding(
     )
 
 
+def set_msisdn(
+    conn: Connection, org_id: str, iccid: str, msisdn: str | None, now: datetime
+) -> None:
+    """Put a number on a SIM (None: take it off). sims.msisdn is unique across orgs: a
+    number moving between SIMs is cleared from the one before it is set on the other."""
+    conn.execute(
+        update(_s)
+        .where(_s.c.org_id == org_id, _s.c.iccid == iccid)
+        .values(msisdn=msisdn, updated_at=now)
+    )
+
+
+def cooling_off(conn: Connection, org_id: str) -> timedelta:
+    """The org's cooling-off after a swap (`risk_settings.cooling_off_s`), or the default
+    for an org that has not set its risk settings."""
+    seconds = conn.execute(select(_risk.c.cooling_off_s).where(_risk.c.org_id == org_id)).scalar()
+    return DEFAULT_COOLING_OFF if seconds is None else timedelta(seconds=int(seconds))
+
+
 def mark_swapped(conn: Connection, org_id: str, iccid: str, now: datetime) -> None:
     """Record that this SIM replaced another for its subscriber (a re-issue, a SIM swap):
-    policies read it as `sim.swap_age`."""
+    policies read it as `sim.swap_age`, and as `sim.swap_recent` until the org's
+    cooling-off ends. The end is fixed now, so a later change of the setting does not
+    reopen or shorten this swap. Publishes nothing: every caller changes this SIM's state
+    in the same use case (its assignment), whose SIM change makes the planes re-read it."""
+    until = now + cooling_off(conn, org_id)
     conn.execute(
-        update(_s).where(_s.c.org_id == org_id, _s.c.iccid == iccid).values(swapped_at=now)
+        update(_s)
+        .where(_s.c.org_id == org_id, _s.c.iccid == iccid)
+        .values(swapped_at=now, swap_recent_until=until)
     )
 
 

@@ -16,6 +16,7 @@ from ztsim.events.schema import NewEvent, subject_of
 from ztsim.feed.change import Topic
 from ztsim.identifiers import Eid, Imei, Imeisv, InvalidIdentifier
 from ztsim.identity import repository as identities
+from ztsim.inventory import number_history as history
 from ztsim.inventory import repository as repo
 
 # Stock imports live in their own module; callers know them as service operations.
@@ -23,6 +24,7 @@ from ztsim.inventory.imports import import_stock as import_stock
 from ztsim.inventory.imports import import_stock_file as import_stock_file
 from ztsim.inventory.lifecycle import SimAction, SimState, transition
 from ztsim.inventory.models import Device, Sim
+from ztsim.inventory.number_history import ChangeKind
 from ztsim.usecase import use_case
 
 # As MDMs print them; the same rule as ztsim.policy.posture's, which cannot import us.
@@ -60,6 +62,19 @@ def change_state(
         elif identity_id is not None:
             raise InvalidInput(f"{action.value} takes no identity")
         repo.change_state(conn, org_id, iccid, sim.state, target, now, **values)
+        if action is SimAction.ASSIGN and sim.msisdn is not None:
+            # CAMARA SIM Swap 2.1.0 counts a new subscription as the number's first SIM.
+            history.record(
+                conn,
+                org_id,
+                sim.msisdn,
+                ChangeKind.SIM,
+                iccid=iccid,
+                previous=None,
+                current=iccid,
+                actor=actor,
+                now=now,
+            )
         payload: dict[str, object] = {"from": sim.state.value, "to": target.value}
         if identity_id is not None:
             payload["identity_id"] = identity_id
@@ -165,13 +180,24 @@ def set_binding(
         sim = repo.get_sim(conn, org_id, iccid)
         if sim.state is SimState.RETIRED:
             raise Conflict("a retired SIM cannot be bound")
-        if device_id is not None:
-            device = repo.get_device(conn, org_id, device_id)
-            if device.owner_id and sim.identity_id and device.owner_id != sim.identity_id:
-                raise Conflict("the device belongs to another identity than the SIM")
+        device = None if device_id is None else repo.get_device(conn, org_id, device_id)
+        if device and device.owner_id and sim.identity_id and device.owner_id != sim.identity_id:
+            raise Conflict("the device belongs to another identity than the SIM")
         if device_id == sim.device_id:
             return sim
         repo.set_binding(conn, org_id, iccid, device_id, now)
+        if device is not None and sim.msisdn is not None:
+            before = repo.get_device(conn, org_id, sim.device_id).imei if sim.device_id else None
+            history.record_device(
+                conn,
+                org_id,
+                sim.msisdn,
+                iccid=iccid,
+                imei=device.imei,
+                fallback=before,
+                actor=actor,
+                now=now,
+            )
         uc.event(
             NewEvent(
                 org_id,
@@ -219,3 +245,64 @@ def bind_on_first_attach(
             now=now,
         )
         return device
+
+
+def move_number(
+    conn: Connection, org_id: str, from_iccid: str, to_iccid: str, *, actor: str, now: datetime
+) -> str | None:
+    """Move the number of SIM `from_iccid` to SIM `to_iccid` of the same identity (an eSIM
+    re-issue, a SIM replacement); returns the number, or None when the first SIM has none
+    (nothing moves). A number the new SIM brought from stock is released: a subscriber
+    keeps their number across SIMs. No plane holds a SIM's number, so this publishes
+    nothing of its own; its callers change both SIMs' states, which publish."""
+    with use_case(conn, now) as uc:
+        if from_iccid == to_iccid:
+            raise InvalidInput("a number cannot move to the SIM it is on")
+        old = repo.get_sim(conn, org_id, from_iccid)
+        new = repo.get_sim(conn, org_id, to_iccid)
+        if old.msisdn is None:
+            return None
+        if new.state is SimState.RETIRED:
+            raise Conflict("a number cannot move to a retired SIM")
+        if new.identity_id is None or new.identity_id != old.identity_id:
+            raise Conflict("a number moves only to another SIM of the same identity")
+        released = new.msisdn
+        repo.set_msisdn(conn, org_id, from_iccid, None, now)  # unique: off the old SIM first
+        repo.set_msisdn(conn, org_id, to_iccid, old.msisdn, now)
+        if released is not None:
+            history.withdraw_new_subscription(conn, org_id, released, to_iccid, now)
+        history.record(
+            conn,
+            org_id,
+            old.msisdn,
+            ChangeKind.SIM,
+            iccid=to_iccid,
+            previous=from_iccid,
+            current=to_iccid,
+            actor=actor,
+            now=now,
+        )
+        if new.device_id is not None:
+            imei = repo.get_device(conn, org_id, new.device_id).imei
+            history.record_device(
+                conn,
+                org_id,
+                old.msisdn,
+                iccid=to_iccid,
+                imei=imei,
+                fallback=None,
+                actor=actor,
+                now=now,
+            )
+        uc.audit(
+            org_id,
+            "sim.number_moved",
+            actor,
+            subject_of("sim", to_iccid),
+            msisdn=old.msisdn,
+            from_iccid=from_iccid,
+            to_iccid=to_iccid,
+            # The new SIM's own number from stock, now on no SIM (None: it had none).
+            released_msisdn=released,
+        )
+        return old.msisdn

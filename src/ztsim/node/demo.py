@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -45,35 +46,61 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
-def _flagged_clones(api_url: str, token: str) -> list[tuple[str, str]]:
-    """(ICCID, IMSI) of each SIM the AAA server flagged as cloned, from its risk events."""
-    with httpx.Client(
-        base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as c:
-        page = c.get("/api/v1/events", params={"kind": "risk.clone", "limit": 1000})
+def _client(api_url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def _clone_caught_at(api_url: str, token: str) -> datetime | None:
+    """When the AAA server refused the cloned SIM (its `risk.clone` event), if it did."""
+    with _client(api_url, token) as c:
+        page = c.get("/api/v1/events", params={"kind": "risk.clone", "limit": 1})
         items = page.raise_for_status().json()["items"]
-    found = {e["subject"].partition(":")[2]: e["payload"]["imsi"] for e in items}
-    return sorted(found.items())
+    return datetime.fromisoformat(items[0]["time"]) if items else None
 
 
-async def _revoke(
-    api_url: str, token: str, iccid: str, gateway_disconnects: list[tuple[str, float]], imsi: str
+async def _automatic_cut(
+    api_url: str, token: str, imsi: str, gateway_disconnects: list[tuple[str, float]]
 ) -> float | None:
-    """Suspend a flagged SIM through the API; milliseconds until the gateway is told."""
-    async with httpx.AsyncClient(
-        base_url=api_url, headers={"Authorization": f"Bearer {token}"}
-    ) as c:
-        started = time.monotonic()
-        r = await c.post(
-            f"/api/v1/sims/{iccid}/suspend", json={"reason": "clone detected by the demo"}
-        )
-        r.raise_for_status()
+    """Milliseconds from the twin session's refusal to the Disconnect-Request for the
+    genuine session, which the org's twin_session response (suspend) sends with no admin
+    involved; None if it did not come within 5 s."""
+    caught = await asyncio.to_thread(_clone_caught_at, api_url, token)
+    if caught is None:
+        return None
+    started = time.monotonic()
     while time.monotonic() - started < 5:
         for who, at in gateway_disconnects:
             if who == imsi:
-                return (at - started) * 1000
+                # The gateway's clock is monotonic; the event's is the wall clock.
+                wall = time.time() - (time.monotonic() - at)
+                return (wall - caught.timestamp()) * 1000
         await asyncio.sleep(0.005)
     return None
+
+
+@dataclass(frozen=True)
+class PendingSwap:
+    """An eSIM re-issue someone asked for, held until a second admin approves it."""
+
+    person: str
+    request_id: str
+    state: str
+    reason: str
+
+
+def _prevented_swap(api_url: str, token: str, world: DemoWorld) -> PendingSwap:
+    """A caller posing as an employee talks the helpdesk into re-issuing their eSIM: the
+    request waits for a second admin (the org's two-person rule); the number stays put."""
+    identity_id, person = next(iter(world.people.items()))
+    reason = "caller says the phone was lost and asks for a new eSIM"
+    with _client(api_url, token) as c:
+        orders = c.get("/api/v1/esim/orders", params={"identity_id": identity_id})
+        order_id = orders.raise_for_status().json()["items"][0]["id"]
+        r = c.post(f"/api/v1/esim/orders/{order_id}/reissue", json={"reason": reason})
+        if r.status_code != 202:
+            raise RuntimeError(f"the re-issue was not held for approval ({r.status_code})")
+        pending = r.json()
+    return PendingSwap(person, pending["id"], pending["state"], reason)
 
 
 @dataclass
@@ -84,6 +111,7 @@ class DemoResult:
     story: Story
     api_url: str
     admin_token: str
+    pending_swap: PendingSwap | None = None
 
 
 @dataclass
@@ -199,11 +227,12 @@ async def start_demo(
             f"operator: {report.attached} attached, {len(report.refused)} refused, "
             f"{report.queries} DNS queries sent"
         )
-        flagged = await asyncio.to_thread(_flagged_clones, running.api_url, admin)
-        progress(f"admin: suspending {len(flagged)} SIM(s) flagged as cloned, through the API")
-        latency = None
-        for iccid, imsi in flagged:
-            latency = await _revoke(running.api_url, admin, iccid, gateway.disconnects, imsi)
+        progress("risk: the twin session's automatic response cuts the genuine session")
+        latency = await _automatic_cut(
+            running.api_url, admin, world.cloned_imsi, gateway.disconnects
+        )
+        progress("helpdesk: a caller asks for an employee's eSIM to be re-issued")
+        pending = await asyncio.to_thread(_prevented_swap, running.api_url, admin, world)
         progress("read-back: the last DNS statistics reach the event log, then the API is read")
         await asyncio.sleep(settings.dns_stats_interval + 1.5)
         summary, story = await asyncio.to_thread(read_back, running.api_url, admin)
@@ -211,7 +240,8 @@ async def start_demo(
         await serving.stop()
         raise
     summary.revocation_ms = latency
-    return LiveDemo(DemoResult(world, report, summary, story, running.api_url, admin), serving)
+    result = DemoResult(world, report, summary, story, running.api_url, admin, pending)
+    return LiveDemo(result, serving)
 
 
 def _feeds_file(data_dir: Path) -> Path:

@@ -33,6 +33,7 @@ from ztsim.keys import load_sealer, read_key_file, rewrap_all, rotate_key_file
 from ztsim.metrics.registry import Registry
 from ztsim.node.listeners import Announce, bind_tcp, http, log_listeners
 from ztsim.node.retention import Pruner
+from ztsim.node.risk import RiskRole, risk_role
 from ztsim.sealing import Sealer, parse_key
 from ztsim.settings import Settings, load_settings
 
@@ -187,6 +188,11 @@ def feed_pruner(platform: Platform) -> Pruner:
     return Pruner(platform.engine, keep)
 
 
+def background_risk(platform: Platform) -> RiskRole:
+    """The API role's risk readers: detectors and the CAMARA notifier (`ztsim.node.risk`)."""
+    return risk_role(platform.engine, platform.sealer, platform.settings.outbound_allowed_ranges)
+
+
 def serve_api(platform: Platform, announce: Announce = log_listeners) -> None:
     s = platform.settings
     api_at = http("API", s.api_host, s.api_port, "/docs")
@@ -200,9 +206,12 @@ def serve_api(platform: Platform, announce: Announce = log_listeners) -> None:
         log.warning("%s", placeholder)
     pruner = feed_pruner(platform)
     pruner.start()
+    risk = background_risk(platform)
+    risk.start()
     try:
         server.run(sockets=[sock])
     finally:
+        risk.stop()
         pruner.stop()
         sock.close()
 

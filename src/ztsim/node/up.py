@@ -24,9 +24,17 @@ from ztsim.heap import freeze_startup
 from ztsim.metrics.registry import Registry
 from ztsim.node import dns as dns_node
 from ztsim.node.listeners import Announce, bind_tcp, http, log_listeners
-from ztsim.node.platform import API_BACKLOG, Platform, api_app, api_server, feed_pruner
+from ztsim.node.platform import (
+    API_BACKLOG,
+    Platform,
+    api_app,
+    api_server,
+    background_risk,
+    feed_pruner,
+)
 from ztsim.node.radius import radius_listeners, start_aaa
 from ztsim.node.retention import Pruner
+from ztsim.node.risk import RiskRole
 from ztsim.node.runner import run_role
 from ztsim.radius.serve.metrics import radius_collector
 from ztsim.radius.serve.server import RadiusServer
@@ -42,6 +50,7 @@ class Running:
     api: uvicorn.Server
     api_task: asyncio.Task[None]
     pruner: Pruner
+    risk: RiskRole
 
     @property
     def api_url(self) -> str:
@@ -53,6 +62,7 @@ class Running:
             await self.api_task
         finally:
             self.pruner.stop()
+            self.risk.stop()
             await self.aaa.stop()
 
 
@@ -113,7 +123,9 @@ async def _start_roles(
         raise
     pruner = feed_pruner(platform)
     pruner.start()
-    return Running(aaa, radius, server, task, pruner)
+    risk = background_risk(platform)
+    risk.start()
+    return Running(aaa, radius, server, task, pruner, risk)
 
 
 async def run_until_stopped(platform: Platform, announce: Announce = log_listeners) -> None:

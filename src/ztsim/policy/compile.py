@@ -8,9 +8,10 @@ Classifying a subject ORs the bitmasks of rules its selector values name (an inv
 index from identity, group, fleet, SIM kind and identity kind to rule bits, plus the
 rules that name anyone), then evaluates each check and condition those rules use once.
 The class signature is that mask with those outcomes; equal signatures share an id for the
-life of the object. Facts age by themselves (a report goes stale, a swap gets old), so a
-classification also says until when it stands. `ztsim.policy.reference` is the semantics;
-this module must agree with it, reasons included.
+life of the object. Facts age by themselves (a report goes stale, a swap gets old, its
+cooling-off ends), so a classification also says until when it stands.
+`ztsim.policy.reference` is the semantics; this module must agree with it, reasons
+included.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ Semantics: `device.<attribute>` reads the subject's posture report (missing: abs
 bare path holds if its value is `true`. Two version-like strings ("17.0", "9.3.1") compare
 as versions, numbers as numbers, other strings as text; a comparison of an absent value,
 or of values of different types, does not hold. `sim.swap_age` is the time since the
-last SIM swap or re-issue (forever if there was none). Whether a condition holds can
-change with time alone (a swap ages); `evaluate` says until when its answer stands.
+last SIM swap or re-issue (forever if there was none); `sim.swap_recent` is true until
+the end of the org's cooling-off after it (`SimSignals.swap_recent_until`). Whether a
+condition holds can change with time alone (a swap ages, a cooling-off ends); `evaluate`
+says until when its answer stands.
 """
 
 from __future__ import annotations
@@ -83,10 +85,12 @@ class Condition:
     paths: frozenset[str]
     _test: Callable[[Subject, datetime], bool] = field(init=False, repr=False, compare=False)
     _flips: tuple[timedelta, ...] = field(init=False, repr=False, compare=False)
+    _recent: bool = field(init=False, repr=False, compare=False)  # reads `sim.swap_recent`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_test", compiled(self.root))
         object.__setattr__(self, "_flips", swap_durations(self.root))
+        object.__setattr__(self, "_recent", "sim.swap_recent" in self.paths)
 
     def __reduce__(self) -> tuple[type[Condition], tuple[str, Node, frozenset[str]]]:
         return Condition, (self.text, self.root, self.paths)  # closures do not pickle
@@ -97,14 +101,24 @@ class Condition:
 
     def evaluate(self, subject: Subject, now: datetime) -> Outcome:
         holds = self._test(subject, now)
-        swapped = subject.signals.swapped_at
+        signals = subject.signals
+        until: datetime | None = None
+        swapped = signals.swapped_at
         if self._flips and swapped is not None:
             # The age only grows: each comparison with a duration changes its answer once,
             # when the age passes it; the earliest such instant still ahead is `until`.
             for duration in self._flips:
                 instant = swapped + duration
                 if instant > now:
-                    return Outcome(holds, instant)
+                    until = instant
+                    break
+        if self._recent:
+            # `sim.swap_recent` turns false once, when the cooling-off ends, then stays.
+            ends = signals.swap_recent_until
+            if ends is not None and ends > now and (until is None or ends < until):
+                until = ends
+        if until is not None:
+            return Outcome(holds, until)
         return _HOLDS if holds else _FAILS
 
 

@@ -104,6 +104,11 @@ def _swap_age(subject: Subject, now: datetime) -> _Value:
     return age if age > _ZERO else _ZERO  # a swap reported ahead of our clock: just now
 
 
+def _swap_recent(subject: Subject, now: datetime) -> _Value:
+    ends = subject.signals.swap_recent_until
+    return ends is not None and now < ends
+
+
 def _reader(name: str) -> _Read:
     if name.startswith("device."):
         key = name[7:]
@@ -115,6 +120,8 @@ def _reader(name: str) -> _Read:
         return device
     if name == "sim.swap_age":
         return _swap_age
+    if name == "sim.swap_recent":
+        return _swap_recent
     if name == "sim.imei_mismatch":
         return lambda subject, now: subject.signals.imei_mismatch
     if name == "sim.clone_suspected":
@@ -266,8 +273,9 @@ def _against_number(
 
 
 def swap_durations(node: Node) -> tuple[timedelta, ...]:
-    """The durations the swap's age is compared with where that decides the condition
-    (not inside a comparison's operand), shortest first."""
+    """The durations the swap's age is compared with, shortest first: where the age
+    passes one of them the condition may change (inside an operand too, as in
+    `(sim.swap_age < 2h) == false`)."""
     if isinstance(node, Not):
         return swap_durations(node.term)
     if isinstance(node, BoolOp):
@@ -286,4 +294,4 @@ def swap_durations(node: Node) -> tuple[timedelta, ...]:
             and op in _OPS
         ):
             return (literal.value,)
-    return ()
+    return tuple(sorted({*swap_durations(node.left), *swap_durations(node.right)}))

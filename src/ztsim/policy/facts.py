@@ -125,9 +125,12 @@ class SimSignals:
     imei_mismatch: bool = False  # attached from a device other than the one it is bound to
     clone_suspected: bool = False  # twin sessions or an SQN anomaly, not yet cleared
     swapped_at: datetime | None = None  # the last SIM swap or re-issue for this subscriber
+    # The end of the org's cooling-off after that swap: `sim.swap_recent` holds before it.
+    swap_recent_until: datetime | None = None
 
     def __post_init__(self) -> None:
         _aware(self.swapped_at, "swapped_at")
+        _aware(self.swap_recent_until, "swap_recent_until")
 
 
 NO_SIGNALS = SimSignals()

@@ -52,7 +52,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "Posture checks that must pass (`!name`: must not pass).",
         pattern=f"^!?{CHECK_NAME.pattern}$",
     ),
-    "sim": _strings("SIM conditions that must hold, e.g. `sim.swap_age > 24h`."),
+    "sim": _strings("SIM conditions that must hold, e.g. `not sim.swap_recent`."),
     "domains": _strings("`example.com`, `.example.com` (and below), `*.example.com` (below)."),
     "lists": _strings("Names of the org's DNS lists."),
     "categories": _strings("Security feed categories."),

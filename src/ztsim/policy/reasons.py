@@ -21,6 +21,7 @@ ALLOW_LIST_ONLY = "fleet:allow-list-only"
 
 _PATH_CODES = {
     "sim.swap_age": "sim:swap-recent",
+    "sim.swap_recent": "sim:swap-recent",  # the same fact (a recent swap), told the same way
     "sim.imei_mismatch": "sim:imei-mismatch",
     "sim.clone_suspected": "sim:clone-suspected",
     "sim.kind": "sim:kind",

@@ -10,7 +10,7 @@ plane's target fields side by side, as the DNS rules always were. Semantics, per
 - Selector: `identities`, `groups`, `fleets`, `sim_kinds`, `identity_kinds` name the
   subject if ANY of them matches (none at all: everyone in the org); then EVERY
   requirement must hold: each `posture` check passes (`!name`: does not pass) and
-  each `sim` condition holds (`sim.swap_age < 24h`, `not sim.clone_suspected`).
+  each `sim` condition holds (`sim.swap_age < 24h`, `not sim.swap_recent`).
 - Targets: `dns` domains / lists / categories / qtypes (any of the name selectors; none:
   every name) and an override `answer`; `network` CIDRs, a protocol and ports; `attach`
   APNs (none: every APN).

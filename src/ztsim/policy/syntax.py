@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 
 from ztsim.policy.facts import Scalar
 
-SIM_PATHS = frozenset({"sim.swap_age", "sim.imei_mismatch", "sim.clone_suspected", "sim.kind"})
+SIM_PATHS = frozenset(
+    {"sim.swap_age", "sim.swap_recent", "sim.imei_mismatch", "sim.clone_suspected", "sim.kind"}
+)
 IDENTITY_PATHS = frozenset({"identity.kind"})
 
 

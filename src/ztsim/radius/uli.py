@@ -307,3 +307,66 @@ def _location_type(value: int) -> LocationType | int:
         return LocationType(value)
     except ValueError:
         return value
+
+
+# -- the location an access event carries ----------------------------------------------------
+
+# A 3GPP VSA holding 3GPP-User-Location-Info: Vendor-Id 10415 (RFC 2865 §5.26), then
+# sub-attribute type 22 (TS 29.061 §16.4.7.2). Its absence, the common case, costs one
+# byte search.
+_VSA = 26
+_VENDOR_3GPP = (10415).to_bytes(4, "big")
+_ULI_TYPE = 22
+_ULI_MARK = _VENDOR_3GPP + bytes((_ULI_TYPE,))
+
+
+def may_carry_location(datagram: bytes) -> bool:
+    """Whether a RADIUS packet may carry 3GPP-User-Location-Info (a byte search, for the
+    hot path; `find_location` then reads it off the hot path)."""
+    return _ULI_MARK in datagram
+
+
+def find_location(datagram: bytes) -> bytes | None:
+    """The first 3GPP-User-Location-Info value of a RADIUS packet, walking its attributes
+    (RFC 2865 §5) and the 3GPP sub-attributes of its Vendor-Specifics; None if absent or
+    the packet is malformed where the walk goes."""
+    if len(datagram) < 20:
+        return None
+    length = min(len(datagram), int.from_bytes(datagram[2:4], "big"))
+    offset = 20
+    while offset + 2 <= length:
+        end = offset + datagram[offset + 1]
+        if end < offset + 2 or end > length:
+            return None
+        if datagram[offset] == _VSA and datagram[offset + 2 : offset + 6] == _VENDOR_3GPP:
+            sub = offset + 6
+            while sub + 2 <= end:
+                sub_end = sub + datagram[sub + 1]
+                if sub_end < sub + 2 or sub_end > end:
+                    break
+                if datagram[sub] == _ULI_TYPE:
+                    return datagram[sub + 2 : sub_end]
+                sub = sub_end
+        offset = end
+    return None
+
+
+def location_summary(value: bytes) -> dict[str, object] | None:
+    """What an event says of where the UE was: the serving PLMN as "MCC-MNC" and, where
+    the value holds them, the TAC and the E-UTRAN or NR cell identity. None when the
+    value does not decode or names no PLMN."""
+    try:
+        uli = UserLocationInfo.decode(value)
+    except (RadiusDecodeError, RadiusEncodeError):
+        return None
+    plmn = uli.plmn
+    if plmn is None:
+        return None
+    summary: dict[str, object] = {"plmn": f"{plmn.mcc}-{plmn.mnc}"}
+    if uli.tai is not None:
+        summary["tac"] = uli.tai.tac
+    if uli.ecgi is not None:
+        summary["eci"] = uli.ecgi.eci
+    if uli.ncgi is not None:
+        summary["nci"] = uli.ncgi.nci
+    return summary

@@ -32,6 +32,8 @@ from ztsim.inventory.lifecycle import SimAction
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.radius.store import registry
+from ztsim.risk.settings import Detector, DetectorConfig, Response, RiskSettings
+from ztsim.risk.store import settings as risk_settings
 from ztsim.simulator.platform import PlatformStore
 from ztsim.simulator.scenario import Behaviour, Device
 
@@ -72,6 +74,7 @@ class DemoWorld:
     devices: list[Device]
     gateway_secret: str
     cloned_iccid: str
+    cloned_imsi: str
     people: dict[str, str]  # identity id -> name
     pack: Path
 
@@ -253,6 +256,17 @@ def provision(
             coa_port=coa_port,
             now=now,
         )
+        progress("risk: swaps need a second admin; a twin session suspends the SIM at once")
+        risk_settings.put_settings(
+            conn,
+            org_id,
+            RiskSettings(
+                approval_required=True,
+                detectors={Detector.TWIN_SESSION: DetectorConfig(Response.SUSPEND)},
+            ),
+            actor=ACTOR,
+            now=now,
+        )
         progress("DNS policy: block phishing, malware, C2; meters allow-list only")
         dns_repo.put_settings(
             conn,
@@ -307,4 +321,4 @@ def provision(
         )
     )
     cloned_iccid = next(s.iccid for s in by_identity.values() if s.imsi == victim.imsi)
-    return DemoWorld(org_id, devices, secret, cloned_iccid, people, pack_path)
+    return DemoWorld(org_id, devices, secret, cloned_iccid, victim.imsi, people, pack_path)

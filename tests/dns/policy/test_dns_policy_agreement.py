@@ -10,7 +10,7 @@ where the policy's default allows); each has its own tests in test_dns_rules.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from ztsim.dns.store.repository import SPEC_FIELDS
 from ztsim.policy import reference
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.conditions import Condition, is_sim_path, parse
-from ztsim.policy.facts import Subject
+from ztsim.policy.facts import SimSignals, Subject
 from ztsim.policy.rules import Plane, PolicyRule
 from ztsim.policy.targets import DnsQuery, list_source
 
@@ -181,6 +181,58 @@ def test_the_gateway_decides_as_the_reference(
             assert snapshot.decide(who, query.qname, query.qtype) == decision
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rule_lists,
+    checks(),
+    subjects(),
+    st.lists(queries, min_size=1, max_size=4),
+    offsets,
+    st.integers(0, 3 * 86400),
+)
+def test_tags_stand_until_their_deadline(
+    written: list[PolicyRule],
+    defined: dict[str, PostureCheck],
+    subject: Subject,
+    asked: list[DnsQuery],
+    shift: timedelta,
+    wait: int,
+) -> None:
+    """A requester tagged at `now` is read again only at its tags' `until`: before that
+    instant the reference must decide as those tags do (a swap's age, a cooling-off's end
+    and a stale report all come due in time)."""
+    now = NOW + shift
+    stored = [as_stored(rule) for rule in written]
+    snapshot, conditions = snapshot_of(stored), conditions_of(stored)
+    who = requester(subject, defined, conditions, now)
+    _tags, until = tags_of(subject, defined.values(), conditions, now)
+    assert until is None or until > now
+    # Where facts flip, if anywhere (random instants seldom fall between a flip and a
+    # deadline set too late): each instant a fact changes at, and a random one.
+    instants = {now + timedelta(seconds=wait), *_changes(subject, defined.values())}
+    for later in sorted(t for t in instants if now <= t and (until is None or t < until)):
+        for query in asked:
+            expected = reference.decide(written, defined, subject, Plane.DNS, query, later, lists)
+            assert_agree(snapshot.decide(who, query.qname, query.qtype), expected)
+
+
+def _changes(subject: Subject, defined: Iterable[PostureCheck]) -> set[datetime]:
+    """The instants at which the subject's facts read differently with no new facts: a
+    cooling-off's end, a swap passing each duration the conditions use, a report expiring
+    or passing a check's maximum age."""
+    found: set[datetime] = set()
+    signals, posture = subject.signals, subject.posture
+    if signals.swap_recent_until is not None:
+        found.add(signals.swap_recent_until)
+    if signals.swapped_at is not None:
+        found |= {signals.swapped_at + timedelta(minutes=m) for m in (30, 120, 720, 1440)}
+    if posture is not None:
+        found |= {posture.observed_at + check.max_age for check in defined}
+        if posture.expires_at is not None:
+            found.add(posture.expires_at)
+    return found
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_lists, checks(), st.lists(subjects(), min_size=2, max_size=6), offsets)
 def test_requesters_of_one_policy_class_get_one_answer(
@@ -235,3 +287,14 @@ def test_a_decision_names_what_kept_earlier_rules_from_applying() -> None:
     assert blocked.reasons == ("rule:rest", *states)
     assert blocked.ede_text == "blocked by rule rest (sim:swap-recent, posture:managed:missing)"
     assert _one(written, Subject(ORG, "alice"), "b.test").reasons == ("default:allow", *states)
+
+
+def test_a_cooling_off_blocks_with_its_reason_until_it_ends() -> None:
+    written = [PolicyRule.from_spec("dns", "bank", "block", {"sim": ["sim.swap_recent"]})]
+    ends = NOW + timedelta(hours=12)
+    cooling = Subject(ORG, "alice", signals=SimSignals(swapped_at=NOW, swap_recent_until=ends))
+    blocked = _one(written, cooling, "a.test")
+    assert blocked.ede_text == "blocked by rule bank (sim:swap-recent)"
+    conditions = conditions_of([as_stored(r) for r in written])
+    assert tags_of(cooling, (), conditions, NOW) == (frozenset({"sim:sim.swap_recent"}), ends)
+    assert tags_of(cooling, (), conditions, ends) == (frozenset(), None)

@@ -43,7 +43,11 @@ def _world(engine: Engine, sealer: Sealer) -> dict[str, str]:
         conn.execute(
             update(schema.sims)
             .where(schema.sims.c.iccid == spec_a.iccid)
-            .values(device_id=device, swapped_at=NOW - timedelta(hours=1))
+            .values(
+                device_id=device,
+                swapped_at=NOW - timedelta(hours=1),
+                swap_recent_until=NOW + timedelta(hours=47),
+            )
         )
         conn.execute(
             insert(schema.posture_checks).values(
@@ -113,6 +117,7 @@ def test_an_orgs_subjects_carry_every_fact(engine: Engine, sealer: Sealer) -> No
     # The live session reports another device's IMEI than the SIM's bound one.
     assert s.signals.imei_mismatch
     assert s.signals.swapped_at == NOW - timedelta(hours=1)
+    assert s.signals.swap_recent_until == NOW + timedelta(hours=47)  # kept beside the mismatch
     assert not s.signals.clone_suspected
     lonely = found[w["lonely"]]
     assert lonely.iccid is None
@@ -149,6 +154,21 @@ def test_signals_follow_the_sim_rows(engine: Engine, sealer: Sealer) -> None:
     assert signals.clone_suspected
     assert signals.swapped_at is None
     assert not signals.imei_mismatch  # the session's IMEISV starts with the bound IMEI now
+
+
+def test_a_cooling_off_alone_is_a_signal(engine: Engine, sealer: Sealer) -> None:
+    w = _world(engine, sealer)
+    ends = NOW + timedelta(days=2)
+    with engine.begin() as conn:
+        conn.execute(
+            update(schema.sims)
+            .where(schema.sims.c.iccid == w["iccid"])
+            .values(swapped_at=None, swap_recent_until=ends)
+        )
+    with engine.connect() as conn:
+        signals = facts.signals_of_sims(conn, None, org_ids=[w["org"]])
+    assert signals[w["iccid"]].swap_recent_until == ends  # aware: a naive time is never equal
+    assert signals[w["iccid"]].swapped_at is None
 
 
 def test_whole_reads_take_the_orgs_asked_for_only(engine: Engine, sealer: Sealer) -> None:

@@ -131,6 +131,31 @@ def test_a_recent_swap_refuses_until_it_has_aged() -> None:
     assert decide(snapshot, GW, AccessRequest(IMSI, IMEI, "iot"), now=later).accepted
 
 
+def test_a_cooling_off_refuses_corp_until_it_ends_then_the_class_is_due() -> None:
+    cooling = PolicyRule.from_spec(
+        "attach", "cooling-off", "deny", {"sim": ["sim.swap_recent"], "apns": ["corp"]}
+    )
+    policy = CompiledPolicy("o1", [cooling], {})
+    ends = NOW + timedelta(hours=48)
+    # Swapped three days ago: the age says nothing here, the org's cooling-off does.
+    signals = SimSignals(swapped_at=NOW - timedelta(days=3), swap_recent_until=ends)
+    swapped = classify(policy, Subject("o1", "i1", signals=signals), NOW)
+    assert swapped.until == ends
+    snapshot = replace(_snapshot(None), attach=AttachState({"o1": policy}, {IMSI: swapped}))
+    refused = decide(snapshot, GW, REQUEST, now=NOW)
+    assert refused.reason is Reason.POLICY_DENIED
+    assert refused.policy is not None
+    assert refused.policy.reasons == ("rule:cooling-off", "sim:swap-recent")
+    assert decide(snapshot, GW, AccessRequest(IMSI, IMEI, "iot"), now=NOW).accepted
+    assert not decide(snapshot, GW, REQUEST, now=ends - timedelta(microseconds=1)).accepted
+    assert decide(snapshot, GW, REQUEST, now=ends).accepted  # at the end, with no new read
+    # The revoker's schedule: due at the end, then nothing more to age.
+    assert snapshot.attach.due.next() == ends
+    assert snapshot.attach.reclassify_due(ends - timedelta(seconds=1), 10) == []
+    assert snapshot.attach.reclassify_due(ends, 10) == [IMSI]
+    assert snapshot.attach.due.next() is None
+
+
 def test_the_built_in_checks_come_first() -> None:
     snapshot = _snapshot(_subject(managed=False))
     snapshot.patch(SnapshotPatch(sims=(SimEntry("8944", "o1", IMSI, "suspended", "i1", "d1"),)))

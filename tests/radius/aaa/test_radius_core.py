@@ -20,10 +20,15 @@ from ztsim.radius import (
     Attribute,
     AttributeType,
     Code,
+    EutranCellGlobalId,
+    LocationType,
     Packet,
+    Plmn,
     RadiusAuthError,
     RadiusDecodeError,
     SharedSecret,
+    TrackingAreaId,
+    UserLocationInfo,
     encode_reply,
     make_reply,
     sign_request,
@@ -39,7 +44,7 @@ from ztsim.radius.aaa.engine import (
     Snapshot,
     SnapshotPatch,
 )
-from ztsim.radius.aaa.traffic import AfterCommit
+from ztsim.radius.aaa.traffic import AfterCommit, access_events
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_request
 from ztsim.sessions.allocator import Ipam, PoolEntry
@@ -588,3 +593,39 @@ def test_a_change_to_another_sim_leaves_the_kept_reply_alone() -> None:
     core.patch(SnapshotPatch(sims=(_unbound(),)), read_after=-1)
     assert core.handle_auth(request, peer) == accepted
     assert core.counters.duplicates == duplicates + 1
+
+
+# -- where the UE was: carried to the writer, read off the hot path ------------------------
+
+
+def test_an_access_record_keeps_a_located_request_for_the_writer() -> None:
+    plmn = Plmn("262", "01")
+    uli = UserLocationInfo.build(
+        LocationType.TAI_AND_ECGI, TrackingAreaId(plmn, 7), EutranCellGlobalId(plmn, 42)
+    )
+    located = Packet(
+        Code.ACCESS_REQUEST,
+        1,
+        os.urandom(16),
+        (
+            make_attribute("User-Name", IMSI),
+            make_attribute("3GPP-IMSI", IMSI),
+            make_attribute("3GPP-IMEISV", "3534900698733201"),
+            make_attribute("Called-Station-Id", "corp"),
+            make_attribute("3GPP-User-Location-Info", uli),
+        ),
+    )
+    core = _core()
+    assert core.handle_auth(
+        sign_request(located, SECRET, add_message_authenticator=True).encode(), ("127.0.0.1", 9)
+    )
+    assert core.handle_auth(_valid_access(), ("127.0.0.1", 9))
+    sink = core.sink
+    assert isinstance(sink, _Sink)
+    with_location, without = sink.events
+    assert isinstance(with_location, tuple)
+    assert isinstance(without, tuple)
+    (event,) = access_events(with_location)
+    assert event.payload["location"] == {"plmn": "262-01", "tac": 7, "eci": 42}
+    # A request without the attribute keeps nothing of its octets.
+    assert without[10] is None

@@ -19,6 +19,9 @@ from ztsim.radius.aaa.traffic import (
     event_row,
 )
 
+# An Access-Request (header, zero authenticator) with one 3GPP VSA: 3GPP-User-Location-Info
+# of type TAI and ECGI (TS 29.061 §16.4.7.2), PLMN 001-01, TAC 1, ECI 257.
+_ULI_REQUEST_HEX = "01000029" + "00" * 16 + "1a15000028af160f" + "8200f110000100f11000000101"
 _text = st.none() | st.text(max_size=20)
 _when = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
@@ -58,6 +61,7 @@ def test_access_rows_equal_the_general_path(
         imei,
         address,
         when,
+        None,
     )
     expected = [event_row(e, when, sqlite=sqlite) for e in access_events(record)]
     assert AccessRows(sqlite=sqlite)(record) == expected
@@ -76,6 +80,7 @@ def test_risk_decisions_add_a_risk_event_and_times_are_utc_text() -> None:
         "35",
         None,
         when,
+        None,
     )
     rows = AccessRows(sqlite=True)(record)
     assert [row[2] for row in rows] == ["radius.access", "risk.clone"]
@@ -94,6 +99,7 @@ _records = st.tuples(
     _text,
     _text,
     _when,
+    st.none() | st.sampled_from([bytes.fromhex(_ULI_REQUEST_HEX), b"\x01\x00\x00\x14"]),
 )
 
 
@@ -103,7 +109,7 @@ def test_one_builder_for_many_records_equals_the_general_path(
 ) -> None:
     # The writer keeps one builder, which remembers times and gateways between records.
     build = AccessRows(sqlite=sqlite)
-    shared = [(*r[:9], records[0][9]) if i % 2 else r for i, r in enumerate(records)]
+    shared = [(*r[:9], records[0][9], r[10]) if i % 2 else r for i, r in enumerate(records)]
     for record in shared:
         expected = [event_row(e, record[9], sqlite=sqlite) for e in access_events(record)]
         assert build(record) == expected
@@ -123,6 +129,7 @@ def test_every_risk_reason_has_its_risk_event() -> None:
             None,
             None,
             when,
+            None,
         )
         kinds = [e.kind for e in access_events(record)]
         assert (len(kinds) == 2) == (reason in RISK_REASONS), (reason, kinds)
@@ -142,6 +149,7 @@ def test_a_record_is_not_tracked_by_the_cyclic_gc_once_collected() -> None:
         "350000000000001",
         "10.0.0.1",
         datetime.now(UTC),
+        bytes.fromhex(_ULI_REQUEST_HEX),
     )
     record = tuple(list(record))  # type: ignore[assignment]  # a fresh tuple, tracked
     assert gc.is_tracked(record)
@@ -163,3 +171,17 @@ def test_the_replay_cache_forgets_a_sims_replies_and_its_index_expires_with_them
     assert cache.forget(["001010000000002"]) == 0  # gone with its entry, index and all
     assert cache.forget_all() == 1
     assert cache.get(("p", 4, b"d")) is None
+
+
+def test_an_access_event_carries_where_the_ue_was() -> None:
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    request = bytes.fromhex(_ULI_REQUEST_HEX)
+    record: AccessRecord = (
+        "o", "g", "sim:1", True, "accepted", "001", "corp", "35", "10.0.0.1", when, request
+    )  # fmt: skip
+    (event,) = access_events(record)
+    assert event.payload["location"] == {"plmn": "001-01", "tac": 1, "eci": 257}
+    assert AccessRows(sqlite=False)(record) == [event_row(event, when, sqlite=False)]
+    # No location in the octets (or none that decodes): no `location` at all.
+    bare = (*record[:10], request[:20])
+    assert "location" not in access_events(bare)[0].payload

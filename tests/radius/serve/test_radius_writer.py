@@ -50,7 +50,7 @@ def _outage(engine: Engine) -> Iterator[None]:
 
 
 def _decision(org: str, n: int) -> AccessRecord:
-    return (org, "gw", f"imsi:{n}", True, "accepted", f"{n:015d}", "apn", None, None, T0)
+    return (org, "gw", f"imsi:{n}", True, "accepted", f"{n:015d}", "apn", None, None, T0, None)
 
 
 def _session(key: str) -> Session:

@@ -140,6 +140,31 @@ def test_an_identity_or_sim_change_names_its_sims_and_a_retired_one_is_forgotten
     assert read.subjects == {world.unbound: None}
 
 
+def test_a_swaps_cooling_off_is_read_with_the_sim_and_comes_due_at_its_end(
+    engine: Engine, world: World
+) -> None:
+    cooling = PolicyRule.from_spec(
+        "attach", "cooling-off", "deny", {"sim": ["sim.swap_recent"], "apns": [APN]}
+    )
+    _rules(engine, world.org_id, cooling)
+    ends = NOW + timedelta(hours=2)
+    with engine.begin() as conn:
+        conn.execute(
+            schema.sims.update()
+            .where(schema.sims.c.iccid == world.unbound_iccid)
+            .values(swapped_at=NOW, swap_recent_until=ends)
+        )
+    state = _load(engine)
+    assert not _allowed(state, world.org_id, world.unbound)
+    assert _allowed(state, world.org_id, world.active)  # not swapped
+    assert state.classes[world.unbound].until == ends
+    assert state.due.next() == ends
+    assert state.reclassify_due(ends, 10) == [world.unbound]
+    assert judge(state.policies[world.org_id], state.classes[world.unbound], APN, ends).action == (
+        "allow"
+    )
+
+
 def test_an_org_without_rules_is_not_re_read_for_its_changes(engine: Engine, world: World) -> None:
     device_id = _report(engine, world, managed=False)
     with engine.connect() as conn:

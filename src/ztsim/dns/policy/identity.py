@@ -84,7 +84,8 @@ def tags_of(
     now: datetime,
 ) -> tuple[frozenset[str], datetime | None]:
     """A requester's tags at `now`, and the earliest instant one of them flips with no new
-    facts (a report goes stale, a swap ages past a duration); None: none does."""
+    facts (a report goes stale, a swap ages past a duration, a cooling-off ends); None: none
+    does."""
     tags: set[str] = set()
     until: datetime | None = None
     for check in checks:

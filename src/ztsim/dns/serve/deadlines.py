@@ -1,8 +1,9 @@
 """When entries of the identity table must be read again because time alone changes them.
 
 A requester's tags can flip with no change on the feed: a posture report goes stale (and
-fails closed), a SIM swap ages past a rule's duration. Each entry read says when its next
-flip is (`Entry.until`); this schedule keeps those instants and tells which keys are due.
+fails closed), a SIM swap ages past a rule's duration, a swap's cooling-off ends. Each
+entry read says when its next flip is (`Entry.until`); this schedule keeps those instants
+and tells which keys are due.
 
 A heap of (instant, key) with lazy removal: `set` records a key's current instant (None:
 none any more) and pushes it; a heap item whose instant is no longer its key's current

@@ -7,7 +7,7 @@ load); `explain` and `policy diff` read one identity's or one org's subjects. Re
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -92,16 +92,26 @@ def signals_of_sims(
     """ICCID -> its signals (every SIM's when None), of the SIMs of `org_ids` only (of any
     org: None). `imei_mismatch`: a live session of the SIM reports an IMEI other than its
     bound device's (an IMEISV's first 14 digits are the IMEI's)."""
-    query = select(_sims.c.iccid, _sims.c.swapped_at, _sims.c.clone_suspected_at, _sims.c.org_id)
+    query = select(
+        _sims.c.iccid,
+        _sims.c.swapped_at,
+        _sims.c.clone_suspected_at,
+        _sims.c.swap_recent_until,
+        _sims.c.org_id,
+    )
     out = {}
-    for iccid, swapped_at, clone_at, _org in _of_orgs(
+    for iccid, swapped_at, clone_at, recent_until, _org in _of_orgs(
         conn, query, _sims.c.iccid, iccids, _sims.c.org_id, org_ids
     ):
         # Most SIMs have no signal: they share one value rather than each making its own.
-        if swapped_at is None and clone_at is None:
+        if swapped_at is None and clone_at is None and recent_until is None:
             out[iccid] = NO_SIGNALS
         else:
-            out[iccid] = SimSignals(swapped_at=swapped_at, clone_suspected=clone_at is not None)
+            out[iccid] = SimSignals(
+                swapped_at=swapped_at,
+                clone_suspected=clone_at is not None,
+                swap_recent_until=recent_until,
+            )
     live = (
         select(_sims.c.iccid, _sessions.c.imei, _devices.c.imei, _sims.c.org_id)
         .join(_sessions, _sessions.c.imsi == _sims.c.imsi)
@@ -112,8 +122,7 @@ def signals_of_sims(
         conn, live, _sims.c.iccid, iccids, _sims.c.org_id, org_ids
     ):
         if seen[:14] != bound[:14] and iccid in out:
-            current = out[iccid]
-            out[iccid] = SimSignals(True, current.clone_suspected, current.swapped_at)
+            out[iccid] = replace(out[iccid], imei_mismatch=True)
     return out
 
 

@@ -2,9 +2,10 @@
 
 An org with attach rules has a `CompiledPolicy`; each of its SIMs (by IMSI) has an
 `AttachClass`: its policy class and until when that class stands by time alone (a
-posture report goes stale, a SIM swap ages). `judge` decides one Access-Request from
-them after the built-in checks have accepted it; decisions are cached per (class, APN)
-by the compiled policy, so the work per request is two dict lookups.
+posture report goes stale, a SIM swap ages, a swap's cooling-off ends). `judge` decides
+one Access-Request from them after the built-in checks have accepted it; decisions are
+cached per (class, APN) by the compiled policy, so the work per request is two dict
+lookups.
 
 A class past its `until` is re-classified on the spot from the subject it keeps, so a
 request is never decided on facts that have aged out; `Deadlines` tells the AAA when to

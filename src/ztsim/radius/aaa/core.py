@@ -78,6 +78,7 @@ from ztsim.radius.fastpath import (
     scan_request,
 )
 from ztsim.radius.packet import Attribute, Packet
+from ztsim.radius.uli import may_carry_location
 from ztsim.sessions.allocator import LOW_WATER, Ipam, PoolEntry
 from ztsim.sessions.table import Session, SessionIndex
 
@@ -256,7 +257,9 @@ class AaaCore(AccountingMixin, StatusMixin):
             return None
         raw = request_raw.access
         request = make_request_from_text(raw.imsi, raw.user_name, raw.imeisv, raw.apn)
-        answer = self._access(gateway, request, self.clock() if now is None else now)
+        # Kept for the writer only if it may hold a location: see `AccessRecord`.
+        located = datagram if may_carry_location(datagram) else None
+        answer = self._access(gateway, request, self.clock() if now is None else now, located)
         if answer is None:
             # Not cached: the retransmission is to be decided again, with the new block.
             return None
@@ -360,7 +363,11 @@ class AaaCore(AccountingMixin, StatusMixin):
     # -- Access-Request ---------------------------------------------------------------------
 
     def _access(
-        self, gateway: GatewayEntry, request: AccessRequest, now: datetime
+        self,
+        gateway: GatewayEntry,
+        request: AccessRequest,
+        now: datetime,
+        located: bytes | None = None,
     ) -> tuple[int, bytes] | None:
         """The reply code and attribute octets for one request, and its decision recorded;
         None (nothing recorded) when the SIM is to wait for its pool's next block."""
@@ -403,6 +410,7 @@ class AaaCore(AccountingMixin, StatusMixin):
             request.imei,
             address,
             now,
+            located,
         )
         if decision.policy is None:
             self.sink.access(record)

@@ -5,6 +5,7 @@ events table, and the fixed parts of every Access-Accept."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from ztsim.events.schema import NewEvent, Outcome
 from ztsim.policy.reference import Decision as PolicyDecision
 from ztsim.radius.aaa.engine import Reason
+from ztsim.radius.uli import find_location, location_summary
 from ztsim.sessions.allocator import PoolEntry
 from ztsim.sessions.table import Session
 
@@ -64,14 +66,17 @@ class Counters:
 
 # An access decision as the hot path leaves it, for the writer to turn into its events
 # (`access_events`, `AccessRows`) off the hot path: org id, gateway id, subject,
-# accepted, reason (its text), IMSI, APN, IMEI, UE address, time. A plain tuple of
+# accepted, reason (its text), IMSI, APN, IMEI, UE address, time, and the request's
+# octets when they may carry 3GPP-User-Location-Info (else None): the writer reads the
+# location from them (`location_of`), so the hot path only looks for its marker. Bytes
+# are not tracked by the cyclic GC either. A plain tuple of
 # strings, None, a bool and a datetime on purpose: the cyclic GC stops tracking such a
 # tuple at its first collection, so records waiting for the writer do not pile up in the
 # old generation. A NamedTuple (or a Reason member inside) stays tracked, and the full
 # collections that followed stalled the hot path for about 100 ms every few tens of
 # thousands of requests, scanning the whole heap.
 AccessRecord = tuple[
-    str, str, str, bool, str, str | None, str | None, str | None, str | None, datetime
+    str, str, str, bool, str, str | None, str | None, str | None, str | None, datetime, bytes | None
 ]
 
 # The risk event that goes with a decision, by the decision's reason text.
@@ -81,8 +86,24 @@ _RISK_KIND: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=65536)
+def _location(value: bytes) -> str | None:
+    # A UE attaches from few cells: each value is decoded, and its JSON made, once.
+    summary = location_summary(value)
+    return None if summary is None else payload_json(summary)
+
+
+def location_of(request: bytes | None) -> str | None:
+    """The `location` of an access event, as JSON text (see `uli.location_summary`), from
+    the request's octets; None when they carry no location that decodes."""
+    if request is None:
+        return None
+    value = find_location(request)
+    return None if value is None else _location(value)
+
+
 def _access_payload(record: AccessRecord) -> dict[str, Any]:
-    _, gateway_id, _, _, _, imsi, apn, imei, address, _ = record
+    _, gateway_id, _, _, _, imsi, apn, imei, address, _, request = record
     payload: dict[str, Any] = {
         "gateway_id": gateway_id,
         "imsi": imsi,
@@ -91,6 +112,9 @@ def _access_payload(record: AccessRecord) -> dict[str, Any]:
     }
     if address is not None:
         payload["ue_address"] = address
+    location = location_of(request)
+    if location is not None:
+        payload["location"] = json.loads(location)
     return payload
 
 
@@ -308,7 +332,9 @@ class AccessRows:
         self._gateways: dict[str, tuple[str, str]] = {}
 
     def __call__(self, record: AccessRecord) -> list[EventRow]:
-        org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, when = record
+        org_id, gateway_id, subject, accepted, reason, imsi, apn, imei, address, when, request = (
+            record
+        )
         if when is not self._last_when:
             self._last_when = when
             self._last_time = sqlite_time(when) if self._sqlite else when
@@ -323,8 +349,10 @@ class AccessRows:
             f'{head}, "imsi": {"null" if imsi is None else _escape(imsi)}'
             f', "apn": {"null" if apn is None else _escape(apn)}'
             f', "imei": {"null" if imei is None else _escape(imei)}'
-            + ("}" if address is None else ', "ue_address": ' + _escape(address) + "}")
+            + ("" if address is None else ', "ue_address": ' + _escape(address))
         )
+        location = location_of(request)
+        payload += "}" if location is None else ', "location": ' + location + "}"
         row: EventRow = (
             org_id,
             self._last_time,

@@ -225,12 +225,12 @@ class BatchWriter:
     def _rows(self, events: list[_EventItem]) -> list[EventRow]:
         rows: list[EventRow] = []
         for item in events:
-            if len(item) == 2:  # (event, time); an access record has 10 fields
+            if len(item) == 2:  # (event, time); an access record has 11 fields
                 rows.append(self._row(*item))
             elif self._raw:
                 rows.extend(self._access_rows(item))
             else:
-                when = item[-1]
+                when = item[9]
                 rows.extend(self._row(event, when) for event in access_events(item))
         return rows
 
