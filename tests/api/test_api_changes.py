@@ -127,6 +127,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("POST", f"{V1}/swap-requests/{{request_id}}/approve"): Expect(SIM, _id("iccid")),
     ("POST", f"{V1}/swap-requests/{{request_id}}/reject"): Expect(None),
     ("POST", f"{V1}/sims/{{iccid}}/replace"): Expect(SIM, _id("iccid")),
+    # API clients are CAMARA consumers' credentials: no plane holds them.
+    ("POST", f"{V1}/api-clients"): Expect(None),
+    ("DELETE", f"{V1}/api-clients/{{api_client_id}}"): Expect(None),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): Expect(None),
 }
 

@@ -72,12 +72,13 @@ def test_pages_follow_the_cursor(api: ApiHarness) -> None:
     assert second["items"][0]["id"] < first["items"][0]["id"]
 
 
-def test_another_orgs_number_reads_as_one_without_history(api: ApiHarness) -> None:
+def test_another_orgs_number_is_not_found_as_an_unknown_one_is(api: ApiHarness) -> None:
     _, _, number = _org_with_a_replaced_sim(api, "acme", 73)
     other = api.new_org("globex")
-    r = api.client.get(f"/api/v1/numbers/{number}/changes", headers=other.auth())
-    assert r.status_code == 200
-    assert r.json() == {"items": [], "next_cursor": None}
+    theirs = api.client.get(f"/api/v1/numbers/{number}/changes", headers=other.auth())
+    unknown = api.client.get("/api/v1/numbers/+491709999999/changes", headers=other.auth())
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.json()["detail"] == unknown.json()["detail"]
 
 
 def test_a_malformed_number_or_kind_is_refused(api: ApiHarness) -> None:

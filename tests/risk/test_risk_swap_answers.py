@@ -83,6 +83,17 @@ def test_a_sim_not_in_service_is_not_applicable(state: str) -> None:
             check(line(timedelta(hours=1), state), kind, 240, 120, NOW)
 
 
+def test_a_number_just_swapped_onto_a_sim_not_yet_active_is_answered() -> None:
+    # A re-issued eSIM whose profile is not installed yet: the swap is what matters.
+    swapping = Line("assigned", False, NOW - timedelta(minutes=5), moved_here=True)
+    assert check(swapping, Kind.SIM, 1, 120, NOW) is True
+    assert retrieve_date(swapping, Kind.SIM, 120, NOW).latest == NOW - timedelta(minutes=5)
+    # Assigned with a new subscription (the number came with it), or retired: not a line.
+    for state, moved in (("assigned", False), ("retired", True), ("stock", True)):
+        with pytest.raises(NotApplicable):
+            check(Line(state, False, NOW, moved_here=moved), Kind.SIM, 1, 120, NOW)
+
+
 def test_a_suspended_line_is_answered() -> None:
     assert check(line(timedelta(hours=1), "suspended"), Kind.SIM, 2, 120, NOW) is True
 

@@ -1,8 +1,9 @@
 """A number's history: every SIM and device change behind an MSISDN, as CAMARA SIM Swap
 and Device Swap answer from it, newest first.
 
-Only the caller's org's history is read: a number another org holds answers as one with
-no history (an empty page), so the route says nothing about other orgs' numbers."""
+Only the caller's org's history is read: a number that neither a SIM of the org holds
+nor the org's history names is 404, whether another org holds it or nobody does, so the
+route says nothing about other orgs' numbers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import Page
+from ztsim.errors import NotFound
 from ztsim.identity.roles import Permission, Principal
 from ztsim.inventory import number_history
 from ztsim.inventory.number_history import ChangeKind, NumberChange
@@ -71,4 +73,6 @@ def number_changes(
             limit=limit,
             cursor=cursor,
         )
+        if not items and cursor is None and number_history.sim_of(conn, p.org_id, msisdn) is None:
+            raise NotFound("number not found")
     return Page[NumberChangeOut](items=[_out(c) for c in items], next_cursor=next_cursor)

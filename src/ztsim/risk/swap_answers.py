@@ -9,8 +9,12 @@ the caller hands in the latest one's time.
 Which numbers get an answer at all (`Line`):
 - a number of a SIM that is active or suspended does: a suspended line keeps its number
   and its history, and a swap on it still matters to whoever trusts it;
-- a number of a SIM in stock, assigned but never activated, or retired does not: 422
-  SERVICE_NOT_APPLICABLE (there is no line in service whose swaps we could vouch for);
+- so does a number just moved onto a SIM that is assigned but not yet active (a swap in
+  progress: a re-issued eSIM whose profile is not installed yet): the line was in service
+  and its swap is exactly what the asker must hear about;
+- a number of a SIM in stock, assigned but never activated (a new subscription), or
+  retired does not: 422 SERVICE_NOT_APPLICABLE (there is no line in service whose swaps
+  we could vouch for);
 - for Device Swap, a number whose SIM was never seen in a device does not either: 422
   SERVICE_NOT_APPLICABLE, as Device Swap 1.0.0 says for `check` ("never been installed
   in a device ... API will return a 422 error"), and `retrieve-date` the same, so the two
@@ -52,11 +56,13 @@ class NotApplicable(ZtsimError):
 class Line:
     """What is known about a number of the asking org: its SIM's state, whether that SIM
     was ever seen in a device (a bound device or a device change), and the time of the
-    latest change of the kind asked about (None: none kept)."""
+    latest change of the kind asked about (None: none kept); `moved_here`: the number
+    came to this SIM from another one (a swap), rather than with a new subscription."""
 
     sim_state: str
     ever_in_device: bool
     latest_change: datetime | None
+    moved_here: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,8 @@ def rfc3339(at: datetime) -> str:
 
 
 def applicable(line: Line, kind: Kind) -> None:
-    if line.sim_state not in _IN_SERVICE:
+    swapping = line.sim_state == "assigned" and line.moved_here
+    if line.sim_state not in _IN_SERVICE and not swapping:
         raise NotApplicable(
             "the service is not available for this phone number: no line in service"
         )

@@ -39,7 +39,14 @@ def line(conn: Connection, org_id: str, msisdn: str, kind: Kind) -> Line | None:
     ).first()
     if row is None:
         return None
-    return Line(row.state, row.device_id is not None, latest_change(conn, org_id, msisdn, kind))
+    latest_sim = number_history.latest(conn, org_id, msisdn, ChangeKind.SIM)
+    moved_here = latest_sim is not None and latest_sim.previous is not None
+    return Line(
+        row.state,
+        row.device_id is not None,
+        latest_change(conn, org_id, msisdn, kind),
+        moved_here,
+    )
 
 
 def record_query(
