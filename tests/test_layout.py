@@ -20,6 +20,7 @@ TESTS = ROOT / "tests"
 # Module (relative to src/ztsim) -> the test files that cover it, found by what imports
 # it or drives it (the API, the CLI in a subprocess).
 COVERED_ELSEWHERE: dict[str, list[str]] = {
+    "risk/store/second_person.py": ["api/test_api_routes_risk.py"],
     "db/chunks.py": [
         "policy/store/test_policy_store_posture.py",
         "dns/store/test_dns_identity_view.py",

@@ -144,14 +144,21 @@ def test_a_reissue_waits_for_another_admin_then_happens(api: ApiHarness) -> None
 def test_an_admin_token_naming_no_one_is_its_own_person(api: ApiHarness) -> None:
     org, ids = _world(api)
     c = api.client
-    assert c.put(SETTINGS, json={"approval_required": True}, headers=org.auth()).status_code == 200
+    requester = _admin(api, org, None)
+    assert c.put(SETTINGS, json={"approval_required": True}, headers=requester).status_code == 200
     body = {"new_iccid": ids["spare"], "reason": "broken card"}
-    r = c.post(f"/api/v1/sims/{ids['iccid']}/replace", json=body, headers=org.auth())
+    r = c.post(f"/api/v1/sims/{ids['iccid']}/replace", json=body, headers=requester)
     assert r.status_code == 202, r.text
     path = f"/api/v1/swap-requests/{r.json()['id']}"
-    assert c.post(f"{path}/approve", headers=org.auth()).status_code == 403
+    assert c.post(f"{path}/approve", headers=requester).status_code == 403
+    # A token the requester made, even one naming another person, is the requester's hand.
+    made = {"name": "helper", "role": "admin", "identity_id": ids["Bob"]}
+    minted = c.post("/api/v1/tokens", json=made, headers=requester).json()["token"]
+    refused = c.post(f"{path}/approve", headers={"Authorization": f"Bearer {minted}"})
+    assert refused.status_code == 403, refused.text
+    assert "requester created" in refused.json()["detail"]
     assert c.get(f"/api/v1/sims/{ids['spare']}", headers=org.auth()).json()["state"] == "stock"
-    r = c.post(f"{path}/approve", headers=_admin(api, org, None))
+    r = c.post(f"{path}/approve", headers=org.auth())
     assert r.status_code == 200, r.text
     assert r.json()["result"] == {"old_iccid": ids["iccid"], "new_iccid": ids["spare"]}
     new = c.get(f"/api/v1/sims/{ids['spare']}", headers=org.auth()).json()
@@ -177,9 +184,11 @@ def test_failed_rejected_and_expired_requests(api: ApiHarness) -> None:
     org, ids = _world(api)
     c, admin = api.client, org.auth()
     bob = _admin(api, org, ids["Bob"])
+    # Bob's token was made by the org's first admin token: Ann asks, so Bob may decide.
+    ann = _admin(api, org, ids["Ann"])
     assert c.put(SETTINGS, json={"approval_required": True}, headers=admin).status_code == 200
     reissue = f"/api/v1/esim/orders/{ids['order']}/reissue"
-    first = c.post(reissue, json={"reason": "lost"}, headers=admin).json()
+    first = c.post(reissue, json={"reason": "lost"}, headers=ann).json()
     # The order is cancelled meanwhile: the approval fails, and says why.
     assert c.post(f"/api/v1/esim/orders/{ids['order']}/cancel", json={}, headers=admin).is_success
     r = c.post(f"/api/v1/swap-requests/{first['id']}/approve", headers=bob)
@@ -191,15 +200,15 @@ def test_failed_rejected_and_expired_requests(api: ApiHarness) -> None:
     # A replacement rejected by its own requester (withdrawn); another left to expire.
     body = {"new_iccid": ids["spare"], "reason": "broken card"}
     replace = f"/api/v1/sims/{ids['iccid']}/replace"
-    second = c.post(replace, json=body, headers=admin).json()
+    second = c.post(replace, json=body, headers=ann).json()
     r = c.post(
-        f"/api/v1/swap-requests/{second['id']}/reject", json={"reason": "oops"}, headers=admin
+        f"/api/v1/swap-requests/{second['id']}/reject", json={"reason": "oops"}, headers=ann
     )
     assert r.status_code == 200, r.text
     assert (r.json()["state"], r.json()["result"]) == ("rejected", {"reason": "oops"})
-    third = c.post(replace, json=body, headers=admin)
+    third = c.post(replace, json=body, headers=ann)
     assert third.status_code == 202, third.text
-    assert c.post(replace, json=body, headers=admin).status_code == 409  # one pending at a time
+    assert c.post(replace, json=body, headers=ann).status_code == 409  # one pending at a time
     api.clock.offset = timedelta(hours=73)
     path = f"/api/v1/swap-requests/{third.json()['id']}"
     assert c.get(path, headers=admin).json()["state"] == "expired"

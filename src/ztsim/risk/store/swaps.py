@@ -40,6 +40,7 @@ from ztsim.risk.approvals import (
     new_request,
     outcome_of,
 )
+from ztsim.risk.store import second_person
 from ztsim.risk.store import swap_requests as table
 from ztsim.risk.store.settings import get_settings
 from ztsim.risk.store.swap_requests import get_request as get_request
@@ -257,6 +258,7 @@ def approve(
     with use_case(conn, now) as uc:
         request = table.locked(conn, org_id, request_id)
         check_decision(request, Decision.APPROVE, decider, now)
+        second_person.check(conn, org_id, request, actor)
         approved = decided(request, RequestState.APPROVED, actor=actor, now=now)
         try:
             with conn.begin_nested():
