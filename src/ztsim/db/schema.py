@@ -670,3 +670,39 @@ camara_deliveries = Table(
     UniqueConstraint("subscription_id", "source"),
     Index(None, "state", "next_attempt_at"),
 )
+
+
+# -- Private connectivity (issue 20): sites and the networks behind them -----------------
+
+# A site is where a tunnel from the ztsim gateway ends (an office, a data centre, a VPC's
+# edge): its underlay `endpoint` address and UDP `port`, and the `vni` that names the
+# tunnel (RFC 8926 §3.4: 24 bits). A VNI is one tunnel on a gateway: unique across orgs.
+net_sites = Table(
+    "net_sites",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("tunnel", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("vni", Integer, nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
+# A named private network behind a site: traffic from a SIM's address to `cidr` is
+# judged by the `network` rules of the SIM's policy class and, if allowed, carried over
+# the site's tunnel. A claim on the address space behind the gateway: checked across orgs.
+net_networks = Table(
+    "net_networks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("org_id", String(ID), ForeignKey("orgs.id"), nullable=False),
+    Column("site_id", String(ID), ForeignKey("net_sites.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("cidr", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
