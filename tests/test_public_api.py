@@ -96,6 +96,8 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.identity": [],
     "ztsim.inventory": [],
     "ztsim.node": [],
+    "ztsim.net": [],
+    "ztsim.net.store": [],
     "ztsim.policy": [],
     "ztsim.policy.store": [],
     "ztsim.risk": [],
