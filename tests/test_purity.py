@@ -80,6 +80,13 @@ PURE = [
     "ztsim.risk.cloudevents",
     "ztsim.risk.subscriptions",
     "ztsim.risk.detectors",
+    "ztsim.net.geneve",
+    "ztsim.net.identity_option",
+    "ztsim.net.tunnel_routes",
+    "ztsim.net.endpoint",
+    "ztsim.net.ruleset",
+    "ztsim.net.nft_documents",
+    "ztsim.net.sites",
 ]
 
 _PROBE = """

@@ -22,6 +22,7 @@ SMDP = Role.SMDP
 NET = Role.NETWORK
 POSTURE = Role.POSTURE
 POLICY_READERS = {A, OP, N, U}
+NET_READERS = {A, OP, N, U}
 Ids = dict[str, str]
 
 
@@ -53,6 +54,17 @@ def _new_gateway(_ids: Ids) -> dict[str, object]:
         "secret": _GATEWAY_SECRET,
         "apns": ["corp"],
     }
+
+
+def _new_site(_ids: Ids) -> dict[str, object]:
+    n = next(_counter)
+    return {"name": f"site{n}", "endpoint": "198.51.100.7", "vni": 100_000 + n}
+
+
+def _new_network(_ids: Ids) -> dict[str, object]:
+    # A prefix that no org of the world holds (10.200.0.0/16), behind the org's own site.
+    n = next(_counter)
+    return {"name": f"net{n}", "cidr": f"10.200.{n % 256}.0/24"}
 
 
 def _fresh_csv(_ids: Ids) -> str:
@@ -206,6 +218,17 @@ ROUTES: dict[tuple[str, str], RouteSpec] = {
     ("POST", "/api/v1/sims/{iccid}/replace"): _spec(
         {A, OP}, lambda ids: {"new_iccid": ids["spare_iccid"], "reason": "broken card"}
     ),
+    # Private connectivity (issue 20): admins write sites and networks; operators,
+    # analysts and auditors read them.
+    ("POST", "/api/v1/sites"): _spec({A}, _new_site),
+    ("GET", "/api/v1/sites"): _spec(NET_READERS),
+    ("GET", "/api/v1/sites/{site_id}"): _spec(NET_READERS),
+    ("PATCH", "/api/v1/sites/{site_id}"): _spec({A}, lambda ids: {"name": "head office"}),
+    ("DELETE", "/api/v1/sites/{site_id}"): _spec({A}),
+    ("POST", "/api/v1/sites/{site_id}/networks"): _spec({A}, _new_network),
+    ("GET", "/api/v1/sites/{site_id}/networks"): _spec(NET_READERS),
+    ("GET", "/api/v1/networks/{network_id}"): _spec(NET_READERS),
+    ("DELETE", "/api/v1/networks/{network_id}"): _spec({A}),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): _spec(
         {NET},
         lambda ids: {

@@ -130,6 +130,14 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     # API clients are CAMARA consumers' credentials: no plane holds them.
     ("POST", f"{V1}/api-clients"): Expect(None),
     ("DELETE", f"{V1}/api-clients/{{api_client_id}}"): Expect(None),
+    # Sites and networks: the net role re-reads the org's tunnels and routes.
+    ("POST", f"{V1}/sites"): Expect(Topic.NET, _org),
+    ("PATCH", f"{V1}/sites/{{site_id}}"): Expect(Topic.NET, _org),
+    ("DELETE", f"{V1}/sites/{{site_id}}"): Expect(
+        Topic.NET, _org, before=(("DELETE", f"{V1}/networks/{{network_id}}", None),)
+    ),
+    ("POST", f"{V1}/sites/{{site_id}}/networks"): Expect(Topic.NET, _org),
+    ("DELETE", f"{V1}/networks/{{network_id}}"): Expect(Topic.NET, _org),
     ("POST", "/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data"): Expect(None),
 }
 

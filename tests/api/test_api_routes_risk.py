@@ -201,9 +201,7 @@ def test_failed_rejected_and_expired_requests(api: ApiHarness) -> None:
     body = {"new_iccid": ids["spare"], "reason": "broken card"}
     replace = f"/api/v1/sims/{ids['iccid']}/replace"
     second = c.post(replace, json=body, headers=ann).json()
-    r = c.post(
-        f"/api/v1/swap-requests/{second['id']}/reject", json={"reason": "oops"}, headers=ann
-    )
+    r = c.post(f"/api/v1/swap-requests/{second['id']}/reject", json={"reason": "oops"}, headers=ann)
     assert r.status_code == 200, r.text
     assert (r.json()["state"], r.json()["result"]) == ("rejected", {"reason": "oops"})
     third = c.post(replace, json=body, headers=ann)

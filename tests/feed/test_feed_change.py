@@ -26,6 +26,7 @@ def test_topics_are_the_contracts_names() -> None:
         "session",
         "posture",
         "policy",
+        "net",
     ]
 
 

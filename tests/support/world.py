@@ -86,6 +86,13 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
         "/api/v1/policy/rules",
         {"plane": "network", "name": "fin", "action": "allow", "cidrs": ["10.1.0.0/16"]},
     )
+    # A site with one network behind it (issue 20); VNIs and prefixes differ per org.
+    site = post(
+        "/api/v1/sites", {"name": "hq", "endpoint": f"203.0.113.{seed}", "vni": 5000 + seed}
+    )
+    net = post(
+        f"/api/v1/sites/{site['id']}/networks", {"name": "lan", "cidr": f"10.{100 + seed}.0.0/16"}
+    )
     # A SIM replacement waiting for a second admin (issue 19): asked by the operator, so an
     # admin may decide it; the org's approval setting is off again once it is made.
     risk = "/api/v1/risk/settings"
@@ -122,6 +129,8 @@ def populate(h: ApiHarness, slug: str, seed: int) -> World:
             "request_id": str(swap.json()["id"]),
             "msisdn": "+" + str(specs[0].msisdn),
             "api_client_id": str(api_client["id"]),
+            "site_id": str(site["id"]),
+            "network_id": str(net["id"]),
         },
     )
 

@@ -19,6 +19,7 @@ from ztsim.api import (
     routes_identity,
     routes_inventory,
     routes_metrics,
+    routes_net,
     routes_numbers,
     routes_policy,
     routes_posture,
@@ -92,6 +93,7 @@ def create_app(
         (routes_risk_findings.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_numbers.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_api_clients.router, API_PREFIX, _COMMON_PROBLEMS),
+        (routes_net.router, API_PREFIX, _COMMON_PROBLEMS),
         # CAMARA SIM Swap and Device Swap, and their OAuth token endpoint: documented by
         # the spec files they serve (GET /sim-swap/v2/openapi.yaml ...), not /openapi.json.
         (routes_swap.router, "", None),

@@ -188,6 +188,25 @@ ENTRIES: dict[str, Entry] = {
             "delete": "Remove a gateway: its requests are dropped from the next reload on.",
         },
     ),
+    "sites": Entry(
+        "Sites: where tunnels from the gateway end.",
+        _at("net", "sites"),
+        {
+            "create": "Register a site: a tunnel endpoint and its VNI.",
+            "list": "List sites.",
+            "delete": "Delete a site (one that has networks only with --force, which deletes "
+            "them too).",
+        },
+    ),
+    "networks": Entry(
+        "Private networks behind sites.",
+        _at("net", "networks"),
+        {
+            "add": "Add a private network behind a site.",
+            "list": "List private networks and their sites.",
+            "delete": "Delete a private network: its route is withdrawn on the next reload.",
+        },
+    ),
     "pools": Entry(
         "The org's UE address pool.",
         _at("gateways", "pools"),

@@ -29,6 +29,7 @@ class Topic(StrEnum):
     SESSION = "session"  # key: UE address (else the accounting session). Started, moved, stopped
     POSTURE = "posture"  # key: device id. A new posture report for the device (or it was dropped)
     POLICY = "policy"  # key: org id. Posture checks or rules of any plane (a policy file applied)
+    NET = "net"  # key: org id. Sites (tunnels) and the private networks behind them
 
 
 MAX_KEY = 200  # the outbox's column

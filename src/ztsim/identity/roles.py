@@ -57,6 +57,9 @@ class Permission(StrEnum):
     RISK_READ = "risk:read"
     RISK_WRITE = "risk:write"
     SWAPS_APPROVE = "swaps:approve"
+    # Private connectivity (issue 20): sites and networks; admins write, readers read.
+    NET_READ = "net:read"
+    NET_WRITE = "net:write"
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))
@@ -84,6 +87,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.POLICY_READ,
             Permission.POLICY_EXPLAIN,
             Permission.RISK_READ,  # to follow the swap requests they made
+            Permission.NET_READ,
         }
     ),
     # Sessions say who held an address: what an analyst needs to read a DNS or flow log.
@@ -95,6 +99,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.DNS_READ,
             Permission.POLICY_READ,
             Permission.POLICY_EXPLAIN,
+            Permission.NET_READ,  # which prefixes are behind which site: to read flow logs
         }
     ),
     Role.AUDITOR: _READS | {Permission.POLICY_EXPLAIN},

@@ -73,7 +73,8 @@ def lock(conn: Connection) -> None:
 
 
 def _others(conn: Connection, org_id: str) -> Iterator[str]:
-    """Every other org's claims: gateway addresses, pools (dynamic and static), networks."""
+    """Every other org's claims: gateway addresses, pools (dynamic and static), DNS
+    networks, and the private networks behind its sites (a route into a tunnel)."""
     g, p, s = schema.radius_gateways, schema.ip_pools, schema.dns_settings
     yield from conn.execute(select(g.c.address).where(g.c.org_id != org_id)).scalars()
     for cidr, static in conn.execute(select(p.c.cidr, p.c.static_cidr).where(p.c.org_id != org_id)):
@@ -82,6 +83,8 @@ def _others(conn: Connection, org_id: str) -> Iterator[str]:
             yield static
     for networks in conn.execute(select(s.c.networks).where(s.c.org_id != org_id)).scalars():
         yield from networks
+    n = schema.net_networks
+    yield from conn.execute(select(n.c.cidr).where(n.c.org_id != org_id)).scalars()
 
 
 def check(conn: Connection, org_id: str, networks: Iterable[Network]) -> None:

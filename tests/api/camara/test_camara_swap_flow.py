@@ -78,7 +78,7 @@ def test_a_held_reissue_changes_nothing_until_approved_then_camara_and_the_sink_
         c.post("/api/v1/esim/orders", json={"identity_id": employee["id"]}, headers=org.auth()), 201
     )
     _ok(c.post(f"/api/v1/sims/{order['iccid']}/activate", json={}, headers=org.auth()))
-    number = "+" + next(s.msisdn for s in spec if s.iccid == order["iccid"])
+    number = "+" + str(next(s.msisdn for s in spec if s.iccid == order["iccid"]))
     _ok(c.put("/api/v1/risk/settings", json={"approval_required": True}, headers=org.auth()))
     # Two days on: the line's new subscription is older than any maxAge asked below.
     api.clock.offset += timedelta(days=2)
