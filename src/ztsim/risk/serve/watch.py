@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.clock import Clock, utc_now
@@ -32,6 +32,7 @@ from ztsim.db import schema
 from ztsim.db.engine import for_writing
 from ztsim.risk.detectors import SIGNAL_KINDS, Detectors, Signal, signal_of
 from ztsim.risk.settings import RiskSettings
+from ztsim.risk.store import cursors
 from ztsim.risk.store.responses import Applied, respond
 from ztsim.risk.store.settings import get_settings
 
@@ -51,7 +52,6 @@ STORE_EVERY_SECONDS = 1.0
 SEEN = 50_000
 
 _e = schema.events
-_c = schema.risk_cursors
 
 
 class Watcher:
@@ -114,11 +114,11 @@ class Watcher:
 
     def _resume(self, now: datetime) -> int:
         with for_writing(self.engine).begin() as conn:
-            stored = conn.execute(select(_c.c.position).where(_c.c.name == CURSOR)).scalar()
-            if stored is not None:
-                return int(stored)
+            position = cursors.stored(conn, CURSOR)
+            if position is not None:
+                return position
             end = int(conn.execute(select(func.coalesce(func.max(_e.c.id), 0))).scalar_one())
-            conn.execute(_c.insert().values(name=CURSOR, position=end, updated_at=now))
+            cursors.advance(conn, CURSOR, end, now)
             # History is not judged: the overlap stops at where the first start began.
             self._floor = end
             return end
@@ -162,11 +162,7 @@ class Watcher:
             # A restart re-reads what it missed; findings are recorded once anyway.
             if applied or self._moved_at - self._stored_at >= STORE_EVERY_SECONDS:
                 with for_writing(self.engine).begin() as conn:
-                    conn.execute(
-                        update(_c)
-                        .where(_c.c.name == CURSOR)
-                        .values(position=highest, updated_at=now)
-                    )
+                    cursors.advance(conn, CURSOR, highest, now)
                 self._stored_at = self._moved_at
         return applied
 

@@ -25,9 +25,14 @@ class SimChange:
     iccid: str
 
 
-def position(conn: Connection, name: str) -> int:
+def stored(conn: Connection, name: str) -> int | None:
+    """The reader's position, or None before its first start."""
     value = conn.execute(select(_c.c.position).where(_c.c.name == name)).scalar()
-    return 0 if value is None else int(value)
+    return None if value is None else int(value)
+
+
+def position(conn: Connection, name: str) -> int:
+    return stored(conn, name) or 0
 
 
 def advance(conn: Connection, name: str, to: int, now: datetime) -> None:
