@@ -200,10 +200,12 @@ def test_a_rule_created_while_running_disconnects_the_sessions_it_refuses(setup:
     aaa = RunningAaa(setup.engine, setup.sealer, coa_tries=1, coa_timeout=0.5)
     try:
         _start_session(aaa, setup)  # no attach rules: the org is not judged
-        started = time.monotonic()
         _policy(setup)  # the phone never reported: the check is missing
+        committed = time.monotonic()
         _disconnect_request(setup)
-        assert time.monotonic() - started < 1.0
+        # A bound that says "the feed, not the 30 s reload": how fast is bench/propagation's
+        # business, and a loaded CI machine once took 1.2 s from before the commit.
+        assert time.monotonic() - committed < 1.0
         assert "Received Access-Reject" in _attach(aaa, setup)
     finally:
         aaa.close()
