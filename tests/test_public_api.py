@@ -98,6 +98,7 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.node": [],
     "ztsim.net": [],
     "ztsim.net.store": [],
+    "ztsim.net.serve": [],
     "ztsim.policy": [],
     "ztsim.policy.store": [],
     "ztsim.risk": [],

@@ -15,6 +15,7 @@ from ztsim.net.geneve import (
     PROTOCOL_ETHERNET,
     PROTOCOL_IPV4,
     PROTOCOL_IPV6,
+    EthernetFraming,
     GeneveError,
     GeneveHeader,
     GeneveOption,
@@ -259,3 +260,98 @@ def test_a_flows_repeated_options_are_read_once_and_judged_the_same() -> None:
         assert site.inbound(bad, (GATEWAY, 6081), 0.0) == Dropped(ep.UNKNOWN_CRITICAL_OPTION)
     assert site.received == 3
     assert site.drops == {ep.UNKNOWN_CRITICAL_OPTION: 3}
+
+
+# A site whose endpoint takes only Ethernet inside (Open vSwitch's userspace Geneve).
+GATEWAY_MAC, SERVER_MAC = "02:5a:00:00:00:01", "0a:00:00:00:00:05"
+FRAMING = EthernetFraming(local=GATEWAY_MAC, peer=SERVER_MAC)
+
+
+def _mac_octets(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def ethernet_gateway() -> Endpoint:
+    routes = TunnelRoutes([("10.20.0.0/16", "hq"), ("fd20::/48", "hq")])
+    return Endpoint([Site("hq", VNI, SITE, ethernet=FRAMING)], routes, subjects)
+
+
+def _frame(destination: str, source: str, ethertype: int, packet: bytes) -> bytes:
+    return _mac_octets(destination) + _mac_octets(source) + struct.pack("!H", ethertype) + packet
+
+
+@pytest.mark.parametrize(
+    ("packet", "ethertype"),
+    [(ipv4(UE, SERVER), PROTOCOL_IPV4), (ipv6("fd45::7", "fd20::5"), PROTOCOL_IPV6)],
+)
+def test_an_ethernet_site_gets_frames_with_its_addresses(packet: bytes, ethertype: int) -> None:
+    [(address, datagram)] = ethernet_gateway().outbound(packet, 0.0)
+    assert address == (SITE, 6081)
+    header, payload = decode(datagram)
+    assert header == GeneveHeader(VNI, PROTOCOL_ETHERNET, SUBJECT.options())
+    assert payload == _frame(SERVER_MAC, GATEWAY_MAC, ethertype, packet)
+
+
+def test_frames_from_an_ethernet_site_are_unwrapped() -> None:
+    gw = ethernet_gateway()
+    reply = ipv4(SERVER, UE)
+    frame = _frame(GATEWAY_MAC, SERVER_MAC, PROTOCOL_IPV4, reply)
+    result = gw.inbound(header_bytes(VNI, PROTOCOL_ETHERNET) + frame, (SITE, 6081), 1.0)
+    assert isinstance(result, Delivered)
+    assert bytes(result.packet) == reply
+    # Bare IP from the same site is still taken: the framing is how we send.
+    result = gw.inbound(header_bytes(VNI, PROTOCOL_IPV4) + reply, (SITE, 6081), 1.0)
+    assert isinstance(result, Delivered)
+    assert gw.received == 2
+
+
+def test_the_default_site_still_sends_bare_ip() -> None:
+    [(_, datagram)] = gateway().outbound(ipv4(UE, SERVER), 0.0)
+    assert decode(datagram)[0].protocol == PROTOCOL_IPV4
+
+
+@pytest.mark.parametrize(
+    ("inner", "reason"),
+    [
+        (_frame(GATEWAY_MAC, SERVER_MAC, 0x0806, bytes(28)), ep.WRONG_PROTOCOL),  # ARP
+        (_frame(GATEWAY_MAC, SERVER_MAC, 0x8100, bytes(46)), ep.WRONG_PROTOCOL),  # a VLAN tag
+        (_frame(GATEWAY_MAC, SERVER_MAC, PROTOCOL_IPV6, ipv4(SERVER, UE)), ep.WRONG_PROTOCOL),
+        (_frame(GATEWAY_MAC, SERVER_MAC, PROTOCOL_IPV4, b"\x45"), ep.MALFORMED_INNER),
+        (_mac_octets(GATEWAY_MAC) + _mac_octets(SERVER_MAC), ep.MALFORMED_INNER),
+        (b"", ep.MALFORMED_INNER),
+        (_frame(GATEWAY_MAC, SERVER_MAC, PROTOCOL_IPV4, ipv4(UE, UE)), ep.SPOOFED_SOURCE),
+    ],
+)
+def test_what_an_ethernet_site_may_not_send(inner: bytes, reason: str) -> None:
+    gw = ethernet_gateway()
+    datagram = header_bytes(VNI, PROTOCOL_ETHERNET) + inner
+    assert gw.inbound(datagram, (SITE, 6081), 0.0) == Dropped(reason)
+    assert gw.drops == {reason: 1}
+
+
+def test_a_frame_from_a_site_without_framing_is_the_wrong_protocol() -> None:
+    frame = _frame(GATEWAY_MAC, SERVER_MAC, PROTOCOL_IPV4, ipv4(SERVER, UE))
+    result = gateway().inbound(header_bytes(VNI, PROTOCOL_ETHERNET) + frame, (SITE, 6081), 0.0)
+    assert result == Dropped(ep.WRONG_PROTOCOL)
+
+
+@pytest.mark.parametrize(
+    ("local", "peer"),
+    [("02:5a:00:00:00", SERVER_MAC), (GATEWAY_MAC, "0a-00-00-00-00-05"), (GATEWAY_MAC, 5)],
+)
+def test_framing_needs_two_mac_addresses(local: str, peer: object) -> None:
+    with pytest.raises(GeneveError, match="MAC"):
+        EthernetFraming(local, peer)  # type: ignore[arg-type]
+
+
+def test_a_site_takes_only_a_framing() -> None:
+    assert EthernetFraming("02:5A:00:00:00:01", SERVER_MAC).local == GATEWAY_MAC
+    with pytest.raises(GeneveError, match="EthernetFraming"):
+        Site("hq", VNI, SITE, ethernet="ethernet")  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=120))
+def test_any_frame_from_an_ethernet_site_is_delivered_or_dropped(inner: bytes) -> None:
+    gw = ethernet_gateway()
+    result = gw.inbound(header_bytes(VNI, PROTOCOL_ETHERNET) + inner, (SITE, 6081), 0.0)
+    assert isinstance(result, Delivered | Dropped)

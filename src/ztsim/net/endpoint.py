@@ -21,11 +21,14 @@ from typing import Final, NamedTuple
 
 from ztsim.net.geneve import (
     CRITICAL_TYPE,
+    ETHERNET_HEADER_LENGTH,
     HEADER_LENGTH,
     MAX_VNI,
     PORT,
+    PROTOCOL_ETHERNET,
     PROTOCOL_IPV4,
     PROTOCOL_IPV6,
+    EthernetFraming,
     GeneveError,
     header_bytes,
     options_in,
@@ -58,12 +61,18 @@ SPOOFED_SOURCE: Final = "spoofed_source"
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A tunnel peer: its name (the site id), its VNI and its underlay address."""
+    """A tunnel peer: its name (the site id), its VNI and its underlay address.
+
+    `ethernet` None (the default): IP packets are carried bare (Protocol Type
+    0x0800/0x86DD). Set, for a peer that takes only Ethernet inside (Open vSwitch's
+    userspace Geneve): packets go out in frames with its addresses, and frames come
+    back from it as well as bare IP."""
 
     name: str
     vni: int
     address: str
     port: int = PORT
+    ethernet: EthernetFraming | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -84,6 +93,8 @@ class Site:
             or not 0 < self.port <= 0xFFFF
         ):
             raise GeneveError(f"port {self.port!r}: 1 to 65535")
+        if self.ethernet is not None and not isinstance(self.ethernet, EthernetFraming):
+            raise GeneveError("a site's ethernet is an EthernetFraming or None")
 
     @property
     def underlay(self) -> UnderlayAddress:
@@ -177,7 +188,12 @@ class Endpoint:
             if len(self._headers) >= _CACHE_LIMIT:
                 self._headers.clear()
             options = () if subject is None else subject.options(with_identity=self._with_identity)
-            header = self._headers[key] = header_bytes(site.vni, protocol, options)
+            if site.ethernet is None:
+                header = header_bytes(site.vni, protocol, options)
+            else:
+                header = header_bytes(site.vni, PROTOCOL_ETHERNET, options)
+                header += site.ethernet.header(protocol)
+            self._headers[key] = header
         return header
 
     def outbound(self, packet: bytes, now: float) -> list[tuple[UnderlayAddress, bytes]]:
@@ -217,8 +233,16 @@ class Endpoint:
             return self._drop(WRONG_VNI)
         if head.oam:
             return self._drop(OAM)  # no OAM protocol is spoken here
-        if head.protocol != PROTOCOL_IPV4 and head.protocol != PROTOCOL_IPV6:
-            return self._drop(WRONG_PROTOCOL)  # a TUN device carries IP, not Ethernet
+        protocol, start = head.protocol, head.options_end
+        if protocol == PROTOCOL_ETHERNET and site.ethernet is not None:
+            # The frame's type names the packet inside; its addresses are the tunnel's
+            # two ends (the VNI and the underlay address named the peer already).
+            start += ETHERNET_HEADER_LENGTH
+            if len(datagram) < start:
+                return self._drop(MALFORMED_INNER)
+            protocol = int.from_bytes(datagram[start - 2 : start], "big")
+        if protocol != PROTOCOL_IPV4 and protocol != PROTOCOL_IPV6:
+            return self._drop(WRONG_PROTOCOL)  # a TUN device carries IP: no ARP, no VLANs
         subject = None
         if head.options_end > HEADER_LENGTH:
             read, critical = self._read_options(datagram, head.options_end)
@@ -228,12 +252,12 @@ class Endpoint:
                 # A transit device that reads only C would miss the option (RFC 8926 §3.4).
                 return self._drop(MALFORMED)
             subject = read
-        inner = memoryview(datagram)[head.options_end :]
+        inner = memoryview(datagram)[start:]
         family = _family(inner)
         if family is None:
             return self._drop(MALFORMED_INNER)
-        protocol, at, size = family
-        if protocol != head.protocol:
+        version, at, size = family
+        if version != protocol:
             return self._drop(WRONG_PROTOCOL)
         # A site may only send from the networks routed to it: anything else is forged.
         if self._routes.lookup(inner[at : at + size]) != site.name:

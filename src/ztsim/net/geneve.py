@@ -13,6 +13,7 @@ when the caller needs it.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ EXPERIMENTAL_CLASSES = range(0xFF00, 0x10000)  # RFC 8926 §7 (IANA): Experiment
 PROTOCOL_IPV4 = 0x0800  # RFC 8926 §3.4: Protocol Type is an Ethertype
 PROTOCOL_IPV6 = 0x86DD
 PROTOCOL_ETHERNET = 0x6558  # RFC 8926 §3.4: Transparent Ethernet Bridging
+ETHERNET_HEADER_LENGTH = 14  # IEEE 802.3 §3.1.1: destination, source, Ethertype
 
 _FLAG_OAM = 0x80  # RFC 8926 §3.4: O, a control packet for the endpoints themselves
 _FLAG_CRITICAL = 0x40  # RFC 8926 §3.4: C, some option has its critical bit set
 _FIXED = struct.Struct("!BBHI")  # Ver|Opt Len, O|C|Rsvd, Protocol Type, VNI|Reserved
 _OPTION = struct.Struct("!HBB")  # Option Class, Type, R|R|R|Length
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 
 
 class GeneveError(InvalidInput):
@@ -123,6 +126,39 @@ class GeneveHeader:
             (VERSION << 6) | (self.options_length // 4), flags, self.protocol, self.vni << 8
         )
         return fixed + b"".join(o.to_wire() for o in self.options)
+
+
+def _mac(value: object, name: str) -> str:
+    """A MAC address as six colon-separated hex octets, lower case."""
+    if not isinstance(value, str) or not _MAC.fullmatch(value):
+        raise GeneveError(f"{name} is a MAC address like 02:5a:00:00:00:01")
+    return value.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class EthernetFraming:
+    """Ethernet inside the tunnel, for a peer that takes nothing else: Open vSwitch's
+    userspace Geneve accepts only Protocol Type 0x6558 (Transparent Ethernet Bridging)
+    and drops IP inside ("unknown geneve encapsulated protocol"). `local` is this end's
+    MAC (the frames' source), `peer` the MAC of the host or router behind the peer's
+    end (their destination): a point-to-point tunnel has no one else to address, and
+    nothing on it answers ARP, so both are configured, not learned."""
+
+    local: str
+    peer: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "local", _mac(self.local, "the local MAC"))
+        object.__setattr__(self, "peer", _mac(self.peer, "the peer's MAC"))
+
+    def header(self, ethertype: int) -> bytes:
+        """The 14 octets before a packet of `ethertype` (IPv4 0x0800, IPv6 0x86DD)."""
+        _number(ethertype, "Ethertype", 0xFFFF)
+        return (
+            bytes.fromhex(self.peer.replace(":", ""))
+            + bytes.fromhex(self.local.replace(":", ""))
+            + ethertype.to_bytes(2, "big")
+        )
 
 
 def header_bytes(vni: int, protocol: int, options: tuple[GeneveOption, ...] = ()) -> bytes:

@@ -8,7 +8,9 @@ polls both descriptors (and a pipe that wakes it to stop), so the engine is only
 used by one thread and needs no lock.
 
 The TUN device and the socket belong to the network namespace of the thread that
-opens them: open them inside the namespace; the pump may run anywhere afterwards.
+opens them: open them inside the namespace (`open_endpoint` does it for the namespace
+of a command prefix such as `ip netns exec NS`); the pump may run anywhere afterwards,
+and `swap` gives it another engine (new sites or routes) without stopping it.
 Addresses, routes and the MTU of the device are the deployment's (iproute2); the MTU
 must leave room for the encapsulation (see `overhead`).
 """
@@ -16,6 +18,7 @@ must leave room for the encapsulation (see `overhead`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import logging
@@ -23,10 +26,12 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ztsim.net.endpoint import Delivered, Endpoint
 from ztsim.net.geneve import PORT
@@ -41,6 +46,8 @@ _BUFFER = 65_535  # the largest datagram, so nothing is truncated
 _BATCH = 64  # packets per descriptor per wake-up, so neither direction starves the other
 _SOCKET_BUFFER = 4 << 20  # asked for; the kernel caps it at net.core.[rw]mem_max
 _UDP_IPV4 = 20 + 8  # the outer IPv4 and UDP headers
+_CLONE_NEWNET = 0x40000000  # linux/sched.h: setns(2) into a network namespace
+_T = TypeVar("_T")
 
 
 def overhead(options_length: int) -> int:
@@ -81,6 +88,67 @@ def udp_socket(address: str, port: int = PORT) -> socket.socket:
     return sock
 
 
+def open_endpoint(
+    name: str, address: str, prefix: Sequence[str] = (), timeout: float = 10.0
+) -> tuple[int, socket.socket]:
+    """The TUN device `name` and the UDP socket on `address`, both in the network namespace
+    that commands run under `prefix` see (e.g. `ip netns exec NS`; none: the caller's).
+    A shell started under `prefix` names its process, a short-lived thread enters that
+    process's namespace and opens both there: whatever `prefix` does (`ip netns exec`,
+    `nsenter`), the descriptors land where the commands act."""
+
+    def opened() -> tuple[int, socket.socket]:
+        fd = open_tun(name)
+        try:
+            return fd, udp_socket(address)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    if not prefix:
+        return opened()
+    argv = [*prefix, "/bin/sh", "-c", "echo $$; read _"]
+    # Our prefix and a fixed script: no shell of ours interprets anything given.
+    holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], timeout)
+        line = holder.stdout.readline().strip() if ready else ""
+        if not line.isdigit():
+            raise OSError(errno.ESRCH, f"{' '.join(prefix)} started no shell within {timeout} s")
+        ns = os.open(f"/proc/{line}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        holder.kill()  # it only waited, to hold the namespace open while it was found
+        holder.communicate()
+    try:
+        return _in_namespace(ns, opened)
+    finally:
+        os.close(ns)
+
+
+def _in_namespace(ns: int, work: Callable[[], _T]) -> _T:
+    """`work` run by a new thread that entered the namespace `ns` (and ends with `work`)."""
+    result: list[_T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(ns, _CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"setns: {os.strerror(code)}")
+            result.append(work())
+        except BaseException as err:  # handed to the caller's thread
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name="ztsim-tun-open")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 class TunnelPump:
     """Moves packets between a TUN device and a UDP socket through an engine. Owns both
     descriptors: `stop` closes them."""
@@ -99,6 +167,8 @@ class TunnelPump:
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._next: Endpoint | None = None
+        self._taken = threading.Event()
         self.errors: Counter[str] = Counter()
 
     def start(self) -> None:
@@ -115,6 +185,21 @@ class TunnelPump:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._sock.close()
+
+    def swap(self, engine: Endpoint, timeout: float = 1.0) -> None:
+        """Carry packets with `engine` from now on (new sites or routes). The pump's thread
+        takes it between two packets, so no packet sees half of a change, and carries
+        the counters over, so none is lost; this returns once it has (or after `timeout`),
+        so routes added next meet the new engine. Before `start` it is taken at once."""
+        if self._thread is None or not self._thread.is_alive():
+            _carry(self.engine, engine)
+            self.engine = engine
+            return
+        self._taken.clear()
+        self._next = engine
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"s")
+        self._taken.wait(timeout)
 
     def __enter__(self) -> TunnelPump:
         self.start()
@@ -136,6 +221,16 @@ class TunnelPump:
                     self._from_tun()
                 elif fd == sock_fd:
                     self._from_udp(buffer, view)
+                elif fd == self._wake_r:
+                    self._take_engine()
+
+    def _take_engine(self) -> None:
+        os.read(self._wake_r, 4096)  # the wake-ups so far; poll said it would not block
+        engine, self._next = self._next, None
+        if engine is not None:
+            _carry(self.engine, engine)
+            self.engine = engine
+        self._taken.set()
 
     def _from_tun(self) -> None:
         for _ in range(_BATCH):
@@ -174,3 +269,11 @@ class TunnelPump:
         self.errors[where] += 1
         if self.errors[where] == 1:  # the first of a kind: the counter says the rest
             _log.warning("geneve %s failed: %s", where, errno.errorcode.get(err.errno or 0, err))
+
+
+def _carry(old: Endpoint, new: Endpoint) -> None:
+    """The counters of the engine a pump leaves, added to the one it takes."""
+    new.drops.update(old.drops)
+    new.sent += old.sent
+    new.received += old.received
+    new.last_heard = {**old.last_heard, **new.last_heard}

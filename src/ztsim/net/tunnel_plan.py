@@ -1,0 +1,311 @@
+"""From the sites the database holds and what the gateway's kernel has, the steps between.
+
+Pure: the net role reads the kernel (`ip -j`), calls `plan`, and runs the steps it gets
+(`serve.tunnels`). Reading again and planning again gives no steps: that is how `apply`
+is idempotent, and how a role restarted after a crash adopts the devices it left.
+
+What the gateway carries per site:
+
+- a kernel VXLAN site (RFC 7348) gets a device of its own, `ztv<vni>`, with the site's
+  VNI, endpoint and port; the gateway answers ARP on it for the addresses behind it
+  (`proxy_arp`), so that a site's return traffic finds the SIMs;
+- every Geneve site shares one TUN device (`ztg0`) whose packets ztsim's userspace
+  endpoint wraps (RFC 8926): the plan says which sites and routes that engine holds;
+- every prefix of a site is routed into the site's device (`ip route replace`).
+
+Devices are named from the VNI, a key that is stable and unique across orgs, so a
+site renamed keeps its device and a site given another VNI gets a new one. Only devices
+with these names, and the routes through them, are touched: the rest of the host is
+the deployment's. A site that cannot be carried (its endpoint of another address family
+than the underlay, its endpoint or the underlay inside a prefix it asks for) is skipped
+with a reason, so one bad site never stops the others.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Protocol
+
+from ztsim.net.sites import Address, Prefix, TunnelKind
+
+GENEVE_DEVICE = "ztg0"
+_VXLAN_PREFIX = "ztv"
+_OURS = re.compile(rf"^(?:{_VXLAN_PREFIX}[0-9]{{1,8}}|{GENEVE_DEVICE})$")
+
+# Octets the outer headers add. RFC 7348 §5: outer IP, UDP (8), VXLAN (8) and the inner
+# Ethernet header (14); RFC 8926 §3: outer IP, UDP (8), Geneve (8) and its options.
+_IP_HEADER = {4: 20, 6: 40}  # RFC 791 (no options), RFC 8200 §3
+_VXLAN_OVERHEAD = 8 + 8 + 14
+# ztsim's options with an identity (`identity_option`): a class option of 12 octets and
+# an identity option of 20 (`net.tun.overhead(32)` over IPv4).
+GENEVE_OPTIONS = 32
+_GENEVE_OVERHEAD = 8 + 8 + GENEVE_OPTIONS
+_MIN_MTU = 68  # RFC 791: every IPv4 device carries this much
+
+
+class Wanted(Protocol):
+    """A site as the plan needs it (`net.store.tunnel_view.SiteTunnel` is one)."""
+
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def kind(self) -> TunnelKind: ...
+    @property
+    def endpoint(self) -> Address: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def vni(self) -> int: ...
+    @property
+    def prefixes(self) -> tuple[Prefix, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A device of ours as the kernel shows it; the VXLAN fields are None on the TUN."""
+
+    name: str
+    kind: str
+    mtu: int
+    up: bool
+    vni: int | None = None
+    remote: str | None = None
+    local: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneveSite:
+    site_id: str
+    vni: int
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeneveConfig:
+    """What the userspace endpoint holds: its sites, and which prefix goes to which."""
+
+    sites: tuple[GeneveSite, ...]
+    routes: tuple[tuple[str, str], ...]  # (prefix, site id)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What the gateway has: our links by name, our routes (prefix, device), and the
+    configuration the Geneve endpoint runs with (None: no endpoint)."""
+
+    links: Mapping[str, Link]
+    routes: frozenset[tuple[Prefix, str]]
+    geneve: GeneveConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Underlay:
+    address: str
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One run of a tool: `ip` (batched in order) or `sysctl`."""
+
+    tool: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTun:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTun:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseGeneve:
+    """Run the Geneve endpoint with this configuration from now on."""
+
+    config: GeneveConfig
+
+
+Action = Command | OpenTun | CloseTun | UseGeneve
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    site_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    actions: tuple[Action, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def vxlan_device(vni: int) -> str:
+    return f"{_VXLAN_PREFIX}{vni}"
+
+
+def is_ours(name: str) -> bool:
+    return _OURS.match(name) is not None
+
+
+def mtus(underlay: Underlay) -> tuple[int, int]:
+    """(VXLAN, Geneve) device MTUs: the underlay's less what the outer headers add."""
+    family = ip_address(underlay.address).version
+    outer = _IP_HEADER[family]
+    vxlan = max(_MIN_MTU, underlay.mtu - outer - _VXLAN_OVERHEAD)
+    return vxlan, max(_MIN_MTU, underlay.mtu - outer - _GENEVE_OVERHEAD)
+
+
+def _ip(*args: object) -> Command:
+    return Command("ip", tuple(str(a) for a in args))
+
+
+def _usable(sites: Sequence[Wanted], underlay: Underlay) -> tuple[list[Wanted], list[Skipped]]:
+    """The sites that can be carried, by VNI, and why the others cannot."""
+    local = ip_address(underlay.address)
+    kept: list[Wanted] = []
+    skipped: list[Skipped] = []
+    vnis: set[int] = set()
+    claimed: set[Prefix] = set()
+    geneve_peers: set[Address] = set()
+    endpoints = [s.endpoint for s in sites]
+    for site in sorted(sites, key=lambda s: (s.vni, s.site_id)):
+        reason = ""
+        if site.endpoint.version != local.version:
+            reason = f"endpoint {site.endpoint} is not of the underlay's family"
+        elif site.vni in vnis:
+            reason = f"VNI {site.vni} is another site's"
+        elif site.kind is TunnelKind.GENEVE and site.endpoint in geneve_peers:
+            reason = f"another Geneve site is at {site.endpoint}"
+        elif taken := [p for p in site.prefixes if p in claimed]:
+            reason = f"{taken[0]} is another site's"
+        elif inside := [p for p in site.prefixes if any(a in p for a in (local, *endpoints))]:
+            reason = f"{inside[0]} holds a tunnel endpoint: the tunnel would carry itself"
+        if reason:
+            skipped.append(Skipped(site.site_id, reason))
+            continue
+        kept.append(site)
+        vnis.add(site.vni)
+        claimed.update(site.prefixes)
+        if site.kind is TunnelKind.GENEVE:
+            geneve_peers.add(site.endpoint)
+    return kept, skipped
+
+
+def geneve_config(sites: Iterable[Wanted]) -> GeneveConfig | None:
+    """The endpoint's configuration for the Geneve sites among `sites` (None: none)."""
+    geneve = [s for s in sites if s.kind is TunnelKind.GENEVE]
+    if not geneve:
+        return None
+    return GeneveConfig(
+        tuple(GeneveSite(s.site_id, s.vni, str(s.endpoint), s.port) for s in geneve),
+        tuple((str(p), s.site_id) for s in geneve for p in s.prefixes),
+    )
+
+
+def plan(sites: Sequence[Wanted], state: State, underlay: Underlay) -> Plan:
+    """The steps from `state` to `sites` carried over `underlay`, in the order to run them:
+    routes of sites that went, devices that went or changed, new devices, the endpoint's
+    configuration, then the routes that are missing (so no prefix is routed into a device
+    before the device, or the engine, can carry it)."""
+    kept, skipped = _usable(sites, underlay)
+    vxlan_mtu, geneve_mtu = mtus(underlay)
+    wanted = {
+        vxlan_device(s.vni): Link(
+            vxlan_device(s.vni),
+            "vxlan",
+            vxlan_mtu,
+            True,
+            s.vni,
+            str(s.endpoint),
+            underlay.address,
+            s.port,
+        )
+        for s in kept
+        if s.kind is TunnelKind.VXLAN
+    }
+    config = geneve_config(kept)
+    routes = {
+        (p, vxlan_device(s.vni) if s.kind is TunnelKind.VXLAN else GENEVE_DEVICE)
+        for s in kept
+        for p in s.prefixes
+    }
+    # The TUN device is ours only while our endpoint runs: without it, a device of that
+    # name is someone else's, and opening ours will say so.
+    tun = state.links.get(GENEVE_DEVICE) if state.geneve is not None else None
+    close_tun = state.geneve is not None and (config is None or tun is None)
+    open_tun = config is not None and (state.geneve is None or close_tun)
+    vxlans = {n: link for n, link in state.links.items() if n != GENEVE_DEVICE}
+    gone, made, tuned = _links(vxlans, wanted)
+    if close_tun:
+        gone.add(GENEVE_DEVICE)
+    if open_tun:
+        made.add(GENEVE_DEVICE)
+    elif config is not None and tun is not None and (tun.mtu, tun.up) != (geneve_mtu, True):
+        tuned.add(GENEVE_DEVICE)
+    # Routes through a device that is deleted go with it, and must be made again on
+    # the device that replaces it.
+    present = {r for r in state.routes if r[1] not in gone}
+    actions: list[Action] = [
+        _ip("route", "del", p, "dev", d) for p, d in sorted(present - routes, key=_route_key)
+    ]
+    for name in sorted(gone):
+        actions.append(CloseTun(name) if name == GENEVE_DEVICE else _ip("link", "del", "dev", name))
+    for name in sorted(made - {GENEVE_DEVICE}):
+        link = wanted[name]
+        actions.append(
+            _ip(
+                *("link", "add", name, "type", "vxlan", "id", link.vni),
+                *("remote", link.remote, "local", link.local, "dstport", link.port),
+            )
+        )
+        # The SIMs' addresses are not on this device: the gateway answers ARP for them,
+        # at once (proxy answers wait up to proxy_delay, 0.8 s by default, otherwise).
+        arp = (f"net.ipv4.conf.{name}.proxy_arp=1", f"net.ipv4.neigh.{name}.proxy_delay=0")
+        actions.append(Command("sysctl", ("-qw", *arp)))
+    if open_tun:
+        actions.append(OpenTun(GENEVE_DEVICE))
+    for name in sorted(made | tuned):
+        mtu = geneve_mtu if name == GENEVE_DEVICE else wanted[name].mtu
+        actions.append(_ip("link", "set", "dev", name, "mtu", mtu, "up"))
+    if config is not None and (open_tun or config != state.geneve):
+        actions.append(UseGeneve(config))
+    actions += [
+        _ip("route", "replace", p, "dev", d) for p, d in sorted(routes - present, key=_route_key)
+    ]
+    return Plan(tuple(actions), tuple(skipped))
+
+
+def _links(
+    have: Mapping[str, Link], wanted: Mapping[str, Link]
+) -> tuple[set[str], set[str], set[str]]:
+    """(to delete, to make, to set up or resize): a device whose identity differs (kind,
+    VNI, endpoints, port) is made again; one whose MTU or state drifted is only set."""
+    gone = {
+        n for n, link in have.items() if n not in wanted or _identity(link) != _identity(wanted[n])
+    }
+    made = {n for n in wanted if n not in have or n in gone}
+    tuned = {
+        n
+        for n, link in wanted.items()
+        if n not in made and (have[n].mtu, have[n].up) != (link.mtu, link.up)
+    }
+    return gone, made, tuned
+
+
+def _identity(link: Link) -> tuple[object, ...]:
+    return (link.kind, link.vni, link.remote, link.local, link.port)
+
+
+def _route_key(route: tuple[Prefix, str]) -> tuple[int, int, int, str]:
+    prefix, device = route
+    return (prefix.version, int(prefix.network_address), prefix.prefixlen, device)

@@ -1,0 +1,288 @@
+"""The gateway's tunnels for real, in namespaces: from a UE, each site's prefix reaches
+its site through its tunnel (Geneve through ztsim's endpoint, carrying the class the
+`subjects` callable gave, as tshark reads it on the gateway's underlay; VXLAN through
+the kernel); a second `apply` changes nothing; a new prefix of a Geneve site swaps the
+endpoint's engine in place; a site removed takes its routes and device. And the readers
+of `ip -j`, and the errors, with the tool's message."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ztsim.net.identity_option import (
+    OPTION_CLASS,
+    TYPE_IDENTITY,
+    TYPE_POLICY_CLASS,
+    ClassTag,
+    Subject,
+)
+from ztsim.net.serve.tunnels import TunnelError, Tunnels, links_of, routes_of, underlay_mtu
+from ztsim.net.sites import TunnelKind
+from ztsim.net.store.tunnel_view import SiteTunnel
+from ztsim.net.tunnel_plan import Link
+
+from support.net_tunnel_world import (
+    GENEVE_AT,
+    GENEVE_VNI,
+    GW,
+    UE,
+    VXLAN_AT,
+    VXLAN_VNI,
+    World,
+)
+from support.netns_hosts import ip, netns_unusable
+
+TSHARK = shutil.which("tshark")
+SUBJECT = Subject(ClassTag(3, 12), "0123456789abcdef0123456789abcdef")
+UE_RAW = ipaddress.ip_address(UE).packed
+
+needs_netns = pytest.mark.skipif(
+    bool(netns_unusable()) or not os.path.exists("/dev/net/tun"),
+    reason=netns_unusable() or "needs /dev/net/tun",
+)
+
+
+def _site(vni: int, kind: TunnelKind, endpoint: str, *cidrs: str) -> SiteTunnel:
+    port = 6081 if kind is TunnelKind.GENEVE else 4789
+    prefixes = tuple(ip_network(c) for c in cidrs)
+    endpoint_address = ipaddress.ip_address(endpoint)
+    return SiteTunnel(f"s{vni}", "org", f"site {vni}", kind, endpoint_address, port, vni, prefixes)
+
+
+HQ = _site(GENEVE_VNI, TunnelKind.GENEVE, GENEVE_AT, "10.30.0.0/24")
+LAB = _site(VXLAN_VNI, TunnelKind.VXLAN, VXLAN_AT, "10.40.0.0/24")
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    made = World()
+    try:
+        yield made.open()
+    finally:
+        made.close()
+
+
+def _snapshot(ns: str) -> tuple[dict[str, tuple[int, int]], list[Any]]:
+    """Our devices (ifindex, MTU) and every route of the gateway."""
+    links = json.loads(ip("-n", ns, "-j", "link", "show"))
+    ours = {
+        str(link["ifname"]): (int(link["ifindex"]), int(link["mtu"]))
+        for link in links
+        if str(link["ifname"]).startswith(("ztv", "ztg"))
+    }
+    return ours, json.loads(ip("-n", ns, "-j", "route", "show"))
+
+
+def _capture(ns: str, port: int, fields: list[str]) -> subprocess.Popen[str]:
+    """tshark on the gateway's underlay, for the first datagram to `port`; returns once it
+    is capturing."""
+    assert TSHARK is not None
+    argv = ["ip", "netns", "exec", ns, TSHARK, "-n", "-l", "-i", "u0"]
+    argv += ["-f", f"udp dst port {port} and src host {GW}", "-c", "1", "-a", "duration:10"]
+    argv += ["-T", "fields", "-E", "separator=|"]
+    for name in fields:
+        argv += ["-e", name]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen, deadline = "", time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        line = proc.stderr.readline() if ready else ""
+        if "Capture started" in line or (not ready and "Capturing on" in seen):
+            return proc
+        seen += line
+    proc.kill()
+    raise AssertionError("tshark did not start capturing")
+
+
+def _timed(world: World, address: str) -> tuple[str, float]:
+    started = time.perf_counter()
+    answer = world.ask(address)
+    return answer, time.perf_counter() - started
+
+
+@needs_netns
+def test_each_prefix_reaches_its_site_through_its_tunnel(world: World) -> None:
+    gw = world.ns("gw")
+    tunnels = Tunnels(
+        GW, lambda raw: SUBJECT if raw == UE_RAW else None, ("ip", "netns", "exec", gw)
+    )
+    try:
+        started = time.perf_counter()
+        tunnels.apply([LAB, HQ])
+        first = time.perf_counter() - started
+        assert tunnels.pump is not None
+        geneve = (
+            _capture(
+                gw,
+                6081,
+                [
+                    "geneve.vni",
+                    "geneve.option.class",
+                    "geneve.option.type",
+                    "geneve.option.unknown.data",
+                ],
+            )
+            if TSHARK
+            else None
+        )
+        answer, took = _timed(world, "10.30.0.5")
+        assert answer == f"geneve-site {UE}"  # no address translation on the way
+        vxlan = _capture(gw, 4789, ["vxlan.vni"]) if TSHARK else None
+        answer, took_vxlan = _timed(world, "10.40.0.5")
+        assert answer == f"vxlan-site {UE}"
+        print(f"first connection: geneve {took * 1e3:.1f} ms, vxlan {took_vxlan * 1e3:.1f} ms")
+        if geneve is not None and vxlan is not None:
+            out, err = geneve.communicate(timeout=15)
+            vni, classes, types, data = out.strip().split("|")
+            assert int(vni, 0) == GENEVE_VNI, err
+            assert [int(c, 0) for c in classes.split(",")] == [OPTION_CLASS] * 2
+            assert [int(t, 0) for t in types.split(",")] == [TYPE_POLICY_CLASS, TYPE_IDENTITY]
+            # generation 3, class 12: the subject the callable gave for the UE's address.
+            assert data.split(",") == ["000000030000000c", SUBJECT.identity]
+            out, err = vxlan.communicate(timeout=15)
+            assert int(out.strip(), 0) == VXLAN_VNI, err
+        engine = tunnels.pump.engine
+        assert engine.sent > 0
+        assert engine.received > 0
+        # Only the device's own IPv6 chatter (router solicitations) goes nowhere.
+        assert set(engine.drops) <= {"no_route"}
+
+        # Again: nothing is made, remade or swapped.
+        before, pump = _snapshot(gw), tunnels.pump
+        started = time.perf_counter()
+        tunnels.apply([LAB, HQ])
+        print(
+            f"apply: first {first * 1e3:.0f} ms, again {(time.perf_counter() - started) * 1e3:.0f} ms"
+        )
+        assert _snapshot(gw) == before
+        assert (tunnels.pump, tunnels.pump.engine) == (pump, engine)
+        assert before[0] == {
+            "ztg0": (before[0]["ztg0"][0], 1432),
+            f"ztv{VXLAN_VNI}": (before[0][f"ztv{VXLAN_VNI}"][0], 1450),
+        }
+
+        # A new prefix of the Geneve site: the same device, a new engine, counters kept.
+        sent = engine.sent
+        wider = _site(GENEVE_VNI, TunnelKind.GENEVE, GENEVE_AT, "10.30.0.0/24", "10.31.0.0/24")
+        tunnels.apply([LAB, wider])
+        assert tunnels.pump is pump
+        assert pump.engine is not engine
+        assert pump.engine.sent == sent  # carried over: swap returns once it is taken
+        assert world.ask("10.31.0.5") == f"geneve-site {UE}"
+        assert pump.engine is not engine
+        assert pump.engine.sent > sent
+
+        # The VXLAN site goes: its device and route with it; the Geneve site stays.
+        tunnels.apply([wider])
+        links, routes = _snapshot(gw)
+        assert set(links) == {"ztg0"}
+        assert not [r for r in routes if r["dst"] == "10.40.0.0/24"]
+        with pytest.raises(OSError, match="unreachable"):
+            world.ask("10.40.0.5", timeout=2)
+        assert world.ask("10.30.0.5") == f"geneve-site {UE}"
+
+        tunnels.apply([])
+        links, routes = _snapshot(gw)
+        assert links == {}
+        assert {r["dev"] for r in routes} == {"u0", "ue0"}
+        assert tunnels.pump is None
+    finally:
+        tunnels.apply([])
+        tunnels.close()
+
+
+@needs_netns
+def test_a_failure_is_a_tunnel_error_with_the_tools_message(world: World) -> None:
+    gw = world.ns("gw")
+    with pytest.raises(TunnelError, match="on no device"):
+        Tunnels("198.18.0.9", lambda raw: None, ("ip", "netns", "exec", gw)).apply([HQ])
+    with pytest.raises(TunnelError, match="Cannot open network namespace"):
+        Tunnels(GW, lambda raw: None, ("ip", "netns", "exec", f"{gw}-none")).apply([HQ])
+    # A device of that name already there, not a TUN: opening ours says so.
+    ip("-n", gw, "link", "add", "ztg0", "type", "veth", "peer", "name", "x0")
+    tunnels = Tunnels(GW, lambda raw: None, ("ip", "netns", "exec", gw))
+    try:
+        with pytest.raises(TunnelError, match="could not open the Geneve endpoint ztg0"):
+            tunnels.apply([HQ])
+        assert tunnels.pump is None
+    finally:
+        tunnels.close()
+
+
+# -- the readers of `ip -j` ----------------------------------------------------------------
+
+
+def test_the_readers_take_ours_and_leave_the_rest() -> None:
+    listing = [
+        {"ifname": "lo", "mtu": 65536, "flags": ["LOOPBACK", "UP"], "addr_info": []},
+        {
+            "ifname": "ztv9",
+            "mtu": 1450,
+            "flags": ["BROADCAST", "UP"],
+            "linkinfo": {
+                "info_kind": "vxlan",
+                "info_data": {"id": 9, "remote": "198.18.0.3", "local": GW, "port": 4789},
+            },
+            "addr_info": [{"family": "inet6", "local": "fe80::1"}],
+        },
+        {"ifname": "ztg0", "mtu": 1500, "flags": [], "linkinfo": {"info_kind": "tun"}},
+        {"ifname": "u0", "mtu": 9000, "addr_info": [{"family": "inet", "local": GW}]},
+    ]
+    assert links_of(listing) == {
+        "ztv9": Link("ztv9", "vxlan", 1450, True, 9, "198.18.0.3", GW, 4789),
+        "ztg0": Link("ztg0", "tun", 1500, False),
+    }
+    assert underlay_mtu(listing, GW) == 9000
+    assert underlay_mtu(listing, "198.18.0.7") is None
+    routes = [
+        {"dst": "10.30.0.0/24", "dev": "ztg0"},
+        {"dst": "10.30.1.5", "dev": "ztv9"},
+        {"dst": "default", "dev": "ztv9"},
+        {"dst": "10.9.0.0/16", "dev": "u0"},
+        {"dst": "fe80::/64", "dev": "ztg0", "protocol": "kernel"},
+        {"dst": "10.8.0.0/16", "dev": "ztg0", "type": "blackhole"},
+    ]
+    assert routes_of(routes, 4) == {
+        (ip_network("10.30.0.0/24"), "ztg0"),
+        (ip_network("10.30.1.5/32"), "ztv9"),
+        (ip_network("0.0.0.0/0"), "ztv9"),
+    }
+
+
+_SCALAR = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_JSON = _SCALAR | st.lists(_SCALAR, max_size=3) | st.dictionaries(st.text(max_size=8), _SCALAR)
+_LINKINFO = st.fixed_dictionaries({"info_kind": _SCALAR, "info_data": _JSON})
+_ITEM = st.fixed_dictionaries(
+    {},
+    optional={
+        "ifname": st.sampled_from(["ztv1", "ztg0", "eth0"]) | st.integers(),
+        "dst": st.sampled_from(["default", "10.0.0.0/8", "::1", "x"]) | _JSON,
+        "dev": st.sampled_from(["ztv1", "ztg0"]) | _JSON,
+        "mtu": _JSON,
+        "flags": _JSON,
+        "linkinfo": _JSON | _LINKINFO,
+        "addr_info": st.lists(_JSON, max_size=3),
+    },
+)
+
+
+@given(st.lists(_ITEM, max_size=6))
+def test_the_readers_never_raise_on_odd_output(listing: list[dict[str, Any]]) -> None:
+    links_of(listing)
+    routes_of(listing, 4)
+    routes_of(listing, 6)
+    underlay_mtu(listing, GW)
