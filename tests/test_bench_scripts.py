@@ -55,3 +55,23 @@ def test_the_policy_load_benchmark_runs_in_quick_mode() -> None:
     assert figures["sims"] == 5000
     assert figures["attach_load_us_per_sim"] > 0
     assert figures["dns_tags_load_us_per_entry"] > 0
+
+
+def test_the_net_benchmark_runs_in_quick_mode() -> None:
+    """10,000 identities in namespaces; skipped without root, nft, conntrack or iperf3."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "net.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0 and "bench/net.py: needs" in result.stderr:
+        pytest.skip(result.stderr.strip())
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["quick"] is True
+    assert figures["identities"] == 10_000
+    assert figures["open_flows_not_stopped"] == 0
+    assert 0 < figures["revoke_new_flow_p99_ms"] < 1000
+    assert figures["load_100k_s"] > 0

@@ -20,6 +20,23 @@ TESTS = ROOT / "tests"
 # Module (relative to src/ztsim) -> the test files that cover it, found by what imports
 # it or drives it (the API, the CLI in a subprocess).
 COVERED_ELSEWHERE: dict[str, list[str]] = {
+    "net/serve/classes.py": [
+        "net/serve/test_net_serve_role.py",
+        "net/serve/test_net_serve_gateway.py",
+    ],
+    "net/serve/holdings.py": ["net/serve/test_net_serve_role.py"],
+    "net/serve/staging.py": ["net/serve/test_net_serve_role.py", "node/test_node_net.py"],
+    "net/serve/ticker.py": [
+        "net/serve/test_net_serve_role.py",
+        "net/serve/test_net_serve_audit.py",
+    ],
+    "net/netns.py": [
+        "net/serve/test_net_serve_audit.py",
+        "node/test_node_net.py",
+        "net/test_net_tun.py",
+    ],
+    "net/store/flow_events.py": ["net/serve/test_net_serve_audit.py"],
+    "net/serve/learning.py": ["net/serve/test_net_serve_fqdn.py"],
     "risk/store/second_person.py": ["api/test_api_routes_risk.py"],
     "db/chunks.py": [
         "policy/store/test_policy_store_posture.py",

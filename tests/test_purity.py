@@ -40,6 +40,7 @@ PURE = [
     "ztsim.dns.wire",
     "ztsim.dns.policy",
     "ztsim.dns.engine",
+    "ztsim.dns.answered",
     "ztsim.dns.answers",
     "ztsim.dns.answercache",
     "ztsim.dns.querylog",
@@ -86,7 +87,14 @@ PURE = [
     "ztsim.net.endpoint",
     "ztsim.net.ruleset",
     "ztsim.net.nft_documents",
+    "ztsim.net.gateway_plan",
     "ztsim.net.sites",
+    "ztsim.net.tunnel_plan",
+    "ztsim.net.nflog",
+    "ztsim.net.denials",
+    "ztsim.net.ctnetlink",
+    "ztsim.net.flow_log",
+    "ztsim.net.fqdn",
 ]
 
 _PROBE = """

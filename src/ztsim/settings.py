@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     dns_doh_port: int = Field(default=8443, ge=1, le=65535)
     dns_list_refresh_interval: float = Field(default=3600.0, ge=10)  # URL lists, seconds
     dns_upstream_ca: Path | None = None  # for tls:// and https:// upstreams (default: system CAs)
+    # The net role (`ztsim serve net`; `ztsim up` starts it when enabled and run as root):
+    # the `network` rules enforced in nftables on this host, or in the network namespace
+    # `net_netns`; tunnels to the sites from the underlay address `net_underlay` (none:
+    # enforcement only); denied connections answered with ICMP (`net_reject`) or dropped;
+    # denied attempts read from NFLOG into the event log (`net_audit`).
+    net_enabled: bool = False
+    net_netns: str | None = None
+    net_underlay: str | None = None
+    net_reject: bool = True
+    net_audit: bool = True
     # The change feed keeps a change this many seconds; a gateway further behind (stopped
     # for longer) loads a full snapshot when it returns.
     feed_retention_seconds: float = Field(default=86400.0, ge=60)

@@ -1,6 +1,7 @@
 """Sites and networks through the REST API: defaults, updates, deletes (a site with
-networks only with `force`), problems for what is invalid, and cross-org claims answered
-409 "already claimed" with nothing of the other org in the answer."""
+networks only with `force`), problems for what is invalid, cross-org claims answered
+409 "already claimed" with nothing of the other org in the answer, and Geneve sites with
+Ethernet inside (the site's MAC given, ztsim's shown and never taken)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from ztsim.feed.change import Topic
 from ztsim.identity.roles import Role
+from ztsim.net.sites import gateway_mac_of
 from ztsim.net.store.claims import CLAIMED, VNI_CLAIMED
 
 from support.api import ApiHarness, OrgHandle
@@ -206,3 +208,58 @@ def test_another_orgs_claims_are_refused_without_a_word_about_it(api: ApiHarness
     assert api.client.get(
         f"{V1}/sites/{their_site['id']}/networks", headers=theirs.auth()
     ).json() == [their_lan]
+
+
+def test_a_geneve_site_with_ethernet_inside_shows_ztsims_mac(api: ApiHarness) -> None:
+    org = api.new_org("acme")
+    plain = _site(api, org)
+    assert (plain["inner"], plain["site_mac"], plain["gateway_mac"]) == ("ip", None, None)
+    ovs = _site(api, org, name="ovs", vni=101, inner="ethernet", site_mac="AA:BB:CC:00:00:01")
+    assert (ovs["inner"], ovs["site_mac"]) == ("ethernet", "aa:bb:cc:00:00:01")
+    assert ovs["gateway_mac"] == gateway_mac_of(ovs["id"])
+    reader = org.auth(Role.ANALYST)
+    assert api.client.get(f"{V1}/sites/{ovs['id']}", headers=reader).json() == ovs
+    # Renamed and moved, the site keeps ztsim's MAC: the site's neighbour entry stays right.
+    moved = _ok(api, "PATCH", f"/sites/{ovs['id']}", org, {"vni": 102, "endpoint": "192.0.2.99"})
+    assert moved["gateway_mac"] == ovs["gateway_mac"]
+    changed = _ok(api, "PATCH", f"/sites/{ovs['id']}", org, {"site_mac": "aa:bb:cc:00:00:02"})
+    assert changed["site_mac"] == "aa:bb:cc:00:00:02"
+    bare = _ok(api, "PATCH", f"/sites/{ovs['id']}", org, {"inner": "ip"})
+    assert (bare["inner"], bare["site_mac"], bare["gateway_mac"]) == ("ip", None, None)
+
+
+def test_ethernet_inside_that_cannot_be_is_a_problem_that_says_why(api: ApiHarness) -> None:
+    org = api.new_org("acme")
+    site = _site(api, org)
+    base = {"name": "x", "endpoint": "192.0.2.1", "vni": 5}
+    mac = "aa:bb:cc:00:00:01"
+    cases: list[tuple[str, str, dict[str, object], str]] = [
+        ("POST", "/sites", {**base, "inner": "ethernet"}, "site_mac is required"),
+        ("POST", "/sites", {**base, "site_mac": mac}, "site_mac is only for inner ethernet"),
+        (
+            "POST",
+            "/sites",
+            {**base, "tunnel": "vxlan", "inner": "ethernet", "site_mac": mac},
+            "inner ethernet is for geneve sites",
+        ),
+        ("POST", "/sites", {**base, "inner": "ethernet", "site_mac": "aa:bb"}, "a MAC address"),
+        (
+            "POST",
+            "/sites",
+            {**base, "inner": "ethernet", "site_mac": "ff:ff:ff:ff:ff:ff"},
+            "unicast",
+        ),
+        ("POST", "/sites", {**base, "inner": "mpls"}, "inner"),
+        ("POST", "/sites", {**base, "inner": "ethernet", "site_mac": "x" * 33}, "site_mac"),
+        # ztsim's MAC is derived, not given.
+        ("POST", "/sites", {**base, "gateway_mac": "02:00:00:00:00:01"}, "gateway_mac"),
+        ("PATCH", f"/sites/{site['id']}", {"inner": "ethernet"}, "site_mac is required"),
+        ("PATCH", f"/sites/{site['id']}", {"site_mac": mac}, "only for inner ethernet"),
+        ("PATCH", f"/sites/{site['id']}", {"gateway_mac": mac}, "gateway_mac"),
+    ]
+    for method, path, body, why in cases:
+        r = api.client.request(method, V1 + path, json=body, headers=org.auth())
+        assert r.status_code == 422, (path, body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert why in r.text, (path, body, r.text)
+    assert api.client.get(f"{V1}/sites", headers=org.auth()).json() == [site]

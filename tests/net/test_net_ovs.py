@@ -6,13 +6,16 @@ ztsim's endpoint and TUN pump play the gateway; OVS maps the class option to
 carries the allowed (generation, class), and drops the rest with a rule of its own,
 whose counter is read with `ovs-ofctl dump-flows`. OVS's userspace Geneve takes only
 Ethernet inside (Protocol Type 0x6558), so the gateway's site uses `EthernetFraming`;
-the first test shows what OVS does with bare IP.
+the first test shows what OVS does with bare IP. The last builds nothing by hand on the
+gateway: the site is created through the store with inner ethernet, and the gateway's
+`Tunnels.apply(read_site_tunnels(conn))` carries it, as the net role does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import socket
 import socketserver
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from sqlalchemy import Engine
 
+from ztsim.identity import repository as identities
 from ztsim.net.endpoint import Endpoint, Site
 from ztsim.net.geneve import (
     ETHERNET_HEADER_LENGTH,
@@ -35,6 +40,10 @@ from ztsim.net.geneve import (
     header_bytes,
 )
 from ztsim.net.identity_option import OPTION_CLASS, TYPE_IDENTITY, ClassTag, Subject
+from ztsim.net.serve.tunnels import Tunnels
+from ztsim.net.sites import Inner, TunnelKind
+from ztsim.net.store import sites
+from ztsim.net.store.tunnel_view import read_site_tunnels
 from ztsim.net.tun import TunnelPump, open_tun, overhead, udp_socket
 from ztsim.net.tunnel_routes import TunnelRoutes
 
@@ -52,6 +61,7 @@ from support.net_ovs import (
     tlv_map,
 )
 from support.netns_hosts import entered, ip
+from tests_clock import NOW
 
 pytestmark = pytest.mark.skipif(bool(ovs_unusable()), reason=ovs_unusable() or "-")
 
@@ -177,11 +187,18 @@ def _ipv4_udp(source: str, destination: str, port: int, payload: bytes) -> bytes
     return header[:10] + struct.pack("!H", ~total & 0xFFFF) + header[12:] + udp
 
 
-def _udp_from(world: World, source: str, payload: bytes) -> None:
-    """A datagram from a UE address: the kernel routes it into the TUN device."""
-    with entered(world.site.gw_ns):
+_IP_MTU_DISCOVER, _IP_PMTUDISC_DO = 10, 2  # linux/in.h: DF set, never fragmented here
+
+
+def _udp_from(world: World | OvsSite, source: str, payload: bytes, *, df: bool = False) -> None:
+    """A datagram from a UE address: the kernel routes it into the TUN device (with `df`,
+    a datagram over the route's MTU is refused here: OSError EMSGSIZE)."""
+    site = world.site if isinstance(world, World) else world
+    with entered(site.gw_ns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
+        if df:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
         sock.bind((source, 0))
         sock.sendto(payload, (SERVICE, UDP_PORT))
 
@@ -277,3 +294,102 @@ def test_the_site_rules_are_the_documented_ones(world: World) -> None:
     assert "0xff5a" in world.site.ofctl("dump-tlv-map", "brint")
     rule = world.site.ofctl("dump-flows", "brint", f"cookie={COOKIE_ALLOW:#x}/-1")
     assert f"tun_metadata0={int(tag_value(ALLOWED), 16):#x}" in rule
+
+
+def _frame_with(frames: socket.socket, marker: bytes, wait: float) -> bytes:
+    """The first frame on the service's link that carries `marker` (within `wait` s)."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        frames.settimeout(left)
+        try:
+            frame = frames.recv(4096)
+        except TimeoutError:
+            break
+        if marker in frame:
+            return frame
+    raise AssertionError(f"no frame with {marker!r} within {wait} s")
+
+
+def test_a_site_made_through_the_store_is_carried_by_the_gateways_tunnels(
+    sqlite_engine: Engine,
+) -> None:
+    """The admin's path end to end: the site created with inner ethernet and the MAC of
+    the service behind it, ztsim's MAC from the answer pinned at the site, the gateway's
+    tunnels applied from the database (a TUN device, ztsim's endpoint, the route) with
+    no hand-built engine; the largest packet the route's MTU lets through fills the
+    underlay's 1500 octets exactly."""
+    with contextlib.ExitStack() as stack:
+        site = stack.enter_context(OvsSite(VNI, ALLOWED))
+        with sqlite_engine.begin() as conn:
+            org = identities.create_org(conn, "Acme", "acme", NOW).id
+            made = sites.create_site(
+                conn,
+                org,
+                name="ovs",
+                tunnel=TunnelKind.GENEVE,
+                endpoint=SITE_UNDERLAY,
+                vni=VNI,
+                inner=Inner.ETHERNET,
+                site_mac=site.service_mac,
+                actor="t",
+                now=NOW,
+            )
+            sites.add_network(
+                conn, org, made.id, name="svc", cidr="10.20.0.0/16", actor="t", now=NOW
+            )
+        assert made.gateway_mac not in (None, GATEWAY_MAC)  # derived, not the fixture's
+        site.pin_gateway_mac(str(made.gateway_mac))
+        for address in SUBJECTS:
+            ip("-n", site.gw_ns, "addr", "add", f"{address}/32", "dev", "lo")
+        tunnels = Tunnels(GW_UNDERLAY, _LOOKUP.get, ("ip", "netns", "exec", site.gw_ns))
+        stack.callback(tunnels.close)
+        stack.callback(tunnels.apply, [])  # first: the device and its route go
+        with sqlite_engine.connect() as conn:
+            carried = read_site_tunnels(conn)
+        assert [t.ethernet for t in carried] == [
+            EthernetFraming(local=str(made.gateway_mac), peer=site.service_mac)
+        ]
+        tunnels.apply(carried)
+        assert tunnels.pump is not None
+        [route] = [
+            r
+            for r in json.loads(ip("-n", site.gw_ns, "-j", "route", "show"))
+            if r["dst"] == "10.20.0.0/16"
+        ]
+        assert (route["dev"], route["metrics"]) == ("ztg0", [{"mtu": 1418}])
+
+        with entered(site.svc_ns):
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            server = _Server((SERVICE, HTTP_PORT), _Hello)
+        probe.bind((SERVICE, UDP_PORT))
+        stack.callback(server.server_close)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+        stack.callback(thread.join, 5)
+        stack.callback(server.shutdown)
+
+        # There and back: OVS lets the class in, the answers come back framed to ztsim.
+        answer = _get(site.gw_ns, UE_ALLOWED, timeout=5)
+        assert answer.endswith(f"hello {UE_ALLOWED}".encode()), answer
+        # The frames' addresses are the site's: from ztsim's MAC to the service's.
+        frames = stack.enter_context(site.frames_to_service())
+        largest = b"L" * (1418 - 28)  # IPv4 and UDP headers: a packet of the route's MTU
+        _udp_from(site, UE_ALLOWED, largest, df=True)
+        frame = _frame_with(frames, largest, 2)
+        assert (frame[:6].hex(":"), frame[6:12].hex(":")) == (site.service_mac, made.gateway_mac)
+        # The whole packet: on the underlay it took 20 + 8 + 40 (Geneve with both
+        # options) + 14 + 1418 = 1500 octets, the underlay's MTU.
+        assert len(frame) == 14 + 1418
+        assert _received(probe, 2, expected=1) == [largest]
+        with pytest.raises(OSError, match="Message too long"):  # EMSGSIZE at the UE's side
+            _udp_from(site, UE_ALLOWED, largest + b"!", df=True)
+        # Another class: ztsim carries it, OVS drops it by its own rule.
+        dropped = site.settled_packets(COOKIE_DROP)
+        _udp_from(site, UE_OTHER, b"other")
+        assert _received(probe, _QUIET) == []
+        assert site.packets_reaching(COOKIE_DROP, dropped + 1) == dropped + 1
+        engine = tunnels.pump.engine
+        assert engine.received > 0
+        assert not engine.drops, engine.drops

@@ -1,6 +1,7 @@
 """Sites and networks as values: tunnel kinds and their standard ports, VNIs of 24 bits,
-unicast endpoints, routable prefixes without host bits; the parsers never fail but with
-InvalidInput (Hypothesis)."""
+unicast endpoints, routable prefixes without host bits; Ethernet inside a Geneve site
+(the site's unicast MAC required, ztsim's own derived from the site's id and kept through
+every change); the parsers never fail but with InvalidInput (Hypothesis)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ztsim.net.sites import (
     GENEVE_PORT,
     MAX_VNI,
     VXLAN_PORT,
+    Inner,
     Network,
     Site,
     TunnelKind,
@@ -24,6 +26,9 @@ from ztsim.net.sites import (
     check_vni,
     default_port,
     endpoint_of,
+    gateway_mac_of,
+    inner_kind,
+    mac_of,
     new_site,
     prefix_of,
     tunnel_kind,
@@ -188,9 +193,105 @@ def test_a_network_checks_its_name_and_prefix() -> None:
         Network("n1", "o1", "s1", "lan", IPv6Network("::1/128"), NOW)
 
 
+SITE_MAC = "aa:bb:cc:00:00:01"
+
+
+def _framed(**given: object) -> Site:
+    return _site(**{"inner": Inner.ETHERNET, "site_mac": SITE_MAC, **given})
+
+
+def test_a_site_carries_ip_unless_told_and_then_has_no_macs() -> None:
+    site = _site()
+    assert (site.inner, site.site_mac, site.gateway_mac) == (Inner.IP, None, None)
+    assert _site(tunnel=TunnelKind.VXLAN).gateway_mac is None
+
+
+def test_an_ethernet_site_has_its_mac_and_ztsims_own_derived_from_its_id() -> None:
+    site = _framed(site_mac=" AA-BB-CC-00-00-01 ")
+    assert (site.inner, site.site_mac) == (Inner.ETHERNET, SITE_MAC)  # as ip(8) writes it
+    assert site.gateway_mac == gateway_mac_of("s1") == "02:63:04:d5:f7:48"  # pinned: stable
+    assert gateway_mac_of("s2") != site.gateway_mac
+    # Not from the VNI, the endpoint or the name: a neighbour entry pinned at the site
+    # stays right while the site exists.
+    later = NOW.replace(hour=13)
+    moved = site.changed(later, name="dc", endpoint=endpoint_of("192.0.2.99"), vni=7)
+    assert (moved.gateway_mac, moved.site_mac) == (site.gateway_mac, SITE_MAC)
+
+
+@pytest.mark.parametrize("site_id", ["s1", "", "0123456789abcdef0123456789abcdef", "é"])
+def test_ztsims_mac_is_unicast_and_locally_administered(site_id: str) -> None:
+    mac = gateway_mac_of(site_id)
+    assert mac_of(mac, "mac") == mac  # six octets, lower case, unicast, not zero
+    assert int(mac[:2], 16) & 0b11 == 0b10  # U/L set (RFC 7042 §2.1), I/G clear
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ({"tunnel": TunnelKind.VXLAN}, "inner ethernet is for geneve sites: vxlan carries"),
+        ({"site_mac": None}, "site_mac is required with inner ethernet"),
+        ({"site_mac": "02:63:04:d5:f7:48"}, "must not be ztsim's own MAC"),
+        ({"inner": Inner.IP}, "site_mac is only for inner ethernet"),
+        ({"inner": Inner.IP, "tunnel": TunnelKind.VXLAN}, "site_mac is only for inner ethernet"),
+    ],
+)
+def test_ethernet_inside_is_for_geneve_with_the_sites_mac(
+    given: dict[str, object], why: str
+) -> None:
+    with pytest.raises(InvalidInput, match=why):
+        _framed(**given)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("aa:bb:cc:00:00", "a MAC address like 02:00:5e:10:00:01"),
+        ("aa:bb:cc:00:00:01:02", "a MAC address like"),
+        ("aa:bb-cc:00:00:01", "a MAC address like"),  # one separator throughout
+        ("aabb.cc00.0001", "a MAC address like"),
+        ("gg:bb:cc:00:00:01", "a MAC address like"),
+        ("01:00:5e:00:00:01", "unicast"),  # IPv4 multicast (RFC 1112 §6.4)
+        ("ff:ff:ff:ff:ff:ff", "unicast"),
+        ("00:00:00:00:00:00", "all zeros"),
+    ],
+)
+def test_a_site_mac_is_one_unicast_mac(text: str, why: str) -> None:
+    with pytest.raises(InvalidInput, match=f"site_mac must .*{why}"):
+        _framed(site_mac=text)
+
+
+@pytest.mark.parametrize(("text", "inner"), [("ip", Inner.IP), (" Ethernet ", Inner.ETHERNET)])
+def test_inner_kinds_are_read_without_regard_to_case(text: str, inner: Inner) -> None:
+    assert inner_kind(text) is inner
+    with pytest.raises(InvalidInput, match="inner must be one of ip, ethernet, not 'mpls'"):
+        inner_kind("mpls")
+
+
+def test_changing_the_framing() -> None:
+    later = NOW.replace(hour=13)
+    framed = _site().changed(later, inner=Inner.ETHERNET, site_mac=SITE_MAC)
+    assert (framed.inner, framed.site_mac) == (Inner.ETHERNET, SITE_MAC)
+    other = framed.changed(later, site_mac="aa:bb:cc:00:00:02")
+    assert (other.inner, other.site_mac) == (Inner.ETHERNET, "aa:bb:cc:00:00:02")
+    # Back to IP: the MAC goes with it, and is asked for again on the way back.
+    bare = framed.changed(later, inner=Inner.IP)
+    assert (bare.inner, bare.site_mac) == (Inner.IP, None)
+    with pytest.raises(InvalidInput, match="site_mac is required"):
+        bare.changed(later, inner=Inner.ETHERNET)
+    with pytest.raises(InvalidInput, match="site_mac is only for inner ethernet"):
+        bare.changed(later, site_mac=SITE_MAC)
+    # Moved to VXLAN, a site carries IP (VXLAN frames by itself), unless told otherwise.
+    vxlan = framed.changed(later, tunnel=TunnelKind.VXLAN)
+    assert (vxlan.tunnel, vxlan.port, vxlan.inner, vxlan.site_mac) == ("vxlan", 4789, "ip", None)
+    with pytest.raises(InvalidInput, match="for geneve sites"):
+        framed.changed(later, tunnel=TunnelKind.VXLAN, inner=Inner.ETHERNET)
+    with pytest.raises(InvalidInput, match="a MAC address like"):
+        framed.changed(later, site_mac="nope")
+
+
 @given(st.text(max_size=60))
 def test_the_parsers_take_or_refuse_any_text(text: str) -> None:
-    for parse in (endpoint_of, prefix_of, tunnel_kind):
+    for parse in (endpoint_of, prefix_of, tunnel_kind, inner_kind, mac_of):
         with contextlib.suppress(InvalidInput):
             parse(text)
 
@@ -218,3 +319,17 @@ def test_a_prefix_is_taken_exactly_when_it_has_no_host_bits(host: int, length: i
     else:
         with pytest.raises(InvalidInput, match=f"did you mean {exact}"):
             prefix_of(text)
+
+
+@given(st.binary(min_size=6, max_size=6), st.sampled_from([":", "-"]), st.booleans())
+def test_every_unicast_mac_is_taken_in_one_canonical_form(
+    octets: bytes, separator: str, upper: bool
+) -> None:
+    text = separator.join(f"{o:02x}" for o in octets)
+    text = text.upper() if upper else text
+    canonical = ":".join(f"{o:02x}" for o in octets)
+    if octets[0] & 0x01 or octets == bytes(6):
+        with pytest.raises(InvalidInput):
+            mac_of(text)
+    else:
+        assert mac_of(text) == canonical

@@ -1,6 +1,8 @@
 """The tunnel plan: the exact steps for a fresh gateway, for sites that change or go, the
-sites it cannot carry and why, and (Hypothesis, on a strict model of the kernel) that from
-any gateway its steps reach exactly the sites asked for and a second plan is empty."""
+sites it cannot carry and why, a Geneve site with Ethernet inside (its framing in the
+engine's configuration, its routes' MTU 14 octets lower, the shared device's unchanged),
+and (Hypothesis, on a strict model of the kernel) that from any gateway its steps reach
+exactly the sites asked for and a second plan is empty."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from ipaddress import ip_address, ip_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ztsim.net.geneve import EthernetFraming
 from ztsim.net.sites import Prefix, TunnelKind
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tunnel_plan import (
@@ -20,10 +23,12 @@ from ztsim.net.tunnel_plan import (
     Link,
     OpenTun,
     Plan,
+    Route,
     Skipped,
     State,
     Underlay,
     UseGeneve,
+    ethernet_mtu,
     is_ours,
     mtus,
     plan,
@@ -36,13 +41,21 @@ UNDERLAY = Underlay("198.18.0.1", 1500)
 EMPTY = State({}, frozenset())
 
 
+FRAMING = EthernetFraming("02:11:22:33:44:55", "aa:bb:cc:00:00:01")
+
+
 def _site(
-    vni: int, kind: TunnelKind, endpoint: str, *cidrs: str, port: int | None = None
+    vni: int,
+    kind: TunnelKind,
+    endpoint: str,
+    *cidrs: str,
+    port: int | None = None,
+    ethernet: EthernetFraming | None = None,
 ) -> SiteTunnel:
     port = port or (6081 if kind is TunnelKind.GENEVE else 4789)
     prefixes = tuple(ip_network(c) for c in cidrs)
     return SiteTunnel(
-        f"s{vni}", "org", f"site {vni}", kind, ip_address(endpoint), port, vni, prefixes
+        f"s{vni}", "org", f"site {vni}", kind, ip_address(endpoint), port, vni, prefixes, ethernet
     )
 
 
@@ -85,7 +98,8 @@ def test_a_fresh_gateway_gets_devices_then_the_engine_then_routes() -> None:
 
 
 def _after(sites: list[SiteTunnel], start: State = EMPTY) -> Gateway:
-    gateway = Gateway(dict(start.links), {p: d for p, d in start.routes}, start.geneve)
+    routes = {r.prefix: (r.device, r.mtu) for r in start.routes}
+    gateway = Gateway(dict(start.links), routes, start.geneve)
     gateway.run(plan(sites, gateway.state(), UNDERLAY).actions)
     return gateway
 
@@ -114,6 +128,64 @@ def test_a_changed_endpoint_remakes_the_device_and_its_routes_a_new_vni_renames_
     got = plan([renamed], gateway.state(), UNDERLAY).actions
     assert got[0] == _ip("link del dev ztv9")
     assert got[-1] == _ip("route replace 10.40.0.0/24 dev ztv10")
+
+
+def test_an_ethernet_site_gets_its_frames_and_routes_14_octets_narrower() -> None:
+    """The frame is the Ethernet site's cost alone: its routes carry the MTU, the shared
+    device keeps bare IP's for the other Geneve sites."""
+    assert ethernet_mtu(UNDERLAY) == 1418  # 1432 - 14 (IEEE 802.3 header)
+    assert ethernet_mtu(Underlay("2001:db8::1", 1500)) == 1398
+    assert ethernet_mtu(Underlay("198.18.0.1", 100)) == 68  # never below IPv4's minimum
+    ovs = _site(8, TunnelKind.GENEVE, "198.18.0.4", "10.50.0.0/24", ethernet=FRAMING)
+    got = plan([HQ, ovs], EMPTY, UNDERLAY).actions
+    sites = (
+        GeneveSite("s7", 7, "198.18.0.2", 6081),
+        GeneveSite("s8", 8, "198.18.0.4", 6081, FRAMING),
+    )
+    routes = (("10.30.0.0/24", "s7"), ("10.31.0.0/24", "s7"), ("10.50.0.0/24", "s8"))
+    assert got == (
+        OpenTun(GENEVE_DEVICE),
+        _ip("link set dev ztg0 mtu 1432 up"),
+        UseGeneve(GeneveConfig(sites, routes)),
+        _ip("route replace 10.30.0.0/24 dev ztg0"),
+        _ip("route replace 10.31.0.0/24 dev ztg0"),
+        _ip("route replace 10.50.0.0/24 dev ztg0 mtu 1418"),
+    )
+
+
+def test_a_site_that_changes_its_framing_changes_its_routes_in_place() -> None:
+    """No route is deleted on the way (no moment without one): `replace` sets the MTU,
+    or takes it away; the engine is reconfigured first."""
+    gateway = _after([HQ])
+    framed = _site(
+        7, TunnelKind.GENEVE, "198.18.0.2", "10.30.0.0/24", "10.31.0.0/24", ethernet=FRAMING
+    )
+    got = plan([framed], gateway.state(), UNDERLAY).actions
+    config = GeneveConfig(
+        (GeneveSite("s7", 7, "198.18.0.2", 6081, FRAMING),),
+        (("10.30.0.0/24", "s7"), ("10.31.0.0/24", "s7")),
+    )
+    assert got == (
+        UseGeneve(config),
+        _ip("route replace 10.30.0.0/24 dev ztg0 mtu 1418"),
+        _ip("route replace 10.31.0.0/24 dev ztg0 mtu 1418"),
+    )
+    gateway.run(got)
+    assert Route(ip_network("10.30.0.0/24"), GENEVE_DEVICE, 1418) in gateway.state().routes
+    assert plan([framed], gateway.state(), UNDERLAY).actions == ()
+    got = plan([HQ], gateway.state(), UNDERLAY).actions
+    assert got[1:] == (
+        _ip("route replace 10.30.0.0/24 dev ztg0"),
+        _ip("route replace 10.31.0.0/24 dev ztg0"),
+    )
+    # Another site's frames: only the engine changes (the addresses are not the routes').
+    gateway.run(plan([framed], gateway.state(), UNDERLAY).actions)
+    other = EthernetFraming(FRAMING.local, "aa:bb:cc:00:00:02")
+    moved = _site(
+        7, TunnelKind.GENEVE, "198.18.0.2", "10.30.0.0/24", "10.31.0.0/24", ethernet=other
+    )
+    got = plan([moved], gateway.state(), UNDERLAY).actions
+    assert [type(a) for a in got] == [UseGeneve]
 
 
 def test_a_drifted_mtu_is_set_again_without_remaking_the_device() -> None:
@@ -182,7 +254,9 @@ def _sites(draw: st.DrawFn) -> list[SiteTunnel]:
         taken = draw(st.lists(st.sampled_from(pool), unique=True, max_size=3)) if pool else []
         pool = [p for p in pool if p not in taken]
         port = draw(st.sampled_from([None, 4790]))
-        sites.append(_site(vni, kind, f"198.18.0.{host}", *map(str, taken), port=port))
+        ethernet = draw(st.sampled_from([None, FRAMING]))
+        address = f"198.18.0.{host}"
+        sites.append(_site(vni, kind, address, *map(str, taken), port=port, ethernet=ethernet))
     return sites
 
 
@@ -193,7 +267,9 @@ def _carried(gateway: Gateway, sites: list[SiteTunnel]) -> None:
         if s.site_id not in {k.site_id for k in plan(sites, EMPTY, UNDERLAY).skipped}
     ]
     want_routes = {
-        p: vxlan_device(s.vni) if s.kind is TunnelKind.VXLAN else GENEVE_DEVICE
+        p: (vxlan_device(s.vni), None)
+        if s.kind is TunnelKind.VXLAN
+        else (GENEVE_DEVICE, None if s.ethernet is None else 1418)
         for s in kept
         for p in s.prefixes
     }
@@ -213,7 +289,9 @@ def _carried(gateway: Gateway, sites: list[SiteTunnel]) -> None:
     geneve = [s for s in kept if s.kind is TunnelKind.GENEVE]
     assert (gateway.geneve is None) == (not geneve)
     if gateway.geneve is not None:
-        assert {s.site_id for s in gateway.geneve.sites} == {s.site_id for s in geneve}
+        assert {(s.site_id, s.ethernet) for s in gateway.geneve.sites} == {
+            (s.site_id, s.ethernet) for s in geneve
+        }
         assert gateway.links[GENEVE_DEVICE].mtu == 1432
 
 

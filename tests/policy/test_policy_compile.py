@@ -52,6 +52,8 @@ def rules(draw: st.DrawFn) -> PolicyRule:
     elif plane is Plane.NETWORK:
         protocol = draw(st.sampled_from(("any", "tcp", "udp", "icmp")))
         spec |= {"cidrs": draw(subset(CIDRS)), "protocol": protocol}
+        if draw(st.booleans()):
+            spec["domains"] = draw(subset(DOMAINS, 1))
         if protocol in ("tcp", "udp"):
             spec["ports"] = draw(subset(("443", "22", "8000-8100")))
     else:
@@ -69,7 +71,8 @@ def targets(draw: st.DrawFn) -> tuple[Plane, Query]:
     if plane is Plane.NETWORK:
         protocol = draw(st.sampled_from(("tcp", "udp", "icmp")))
         port = None if protocol == "icmp" else draw(st.sampled_from((None, 22, 443, 8050, 9999)))
-        return plane, Flow(draw(st.sampled_from(ADDRESSES)), protocol, port)
+        names = draw(st.frozensets(st.sampled_from(QNAMES), max_size=2))
+        return plane, Flow(draw(st.sampled_from(ADDRESSES)), protocol, port, names)
     return plane, AttachRequest(draw(st.sampled_from((*APNS, "ims"))))
 
 

@@ -149,3 +149,20 @@ def test_to_json_is_the_api_shape() -> None:
     attach = explain((RULES, CHECKS), _who(True), "attach", parse_target("attach", "mms"), NOW)
     assert attach.to_json()["target"] == {"apn": "mms"}
     assert attach.to_json()["rules"] == []
+
+
+def test_a_flow_is_explained_with_the_names_its_address_is_known_under() -> None:
+    rules = [_rule("network", "intranet", "allow", domains=["intranet.acme.test"])]
+    named = parse_target("network", "192.0.2.7:80/tcp as intranet.acme.test")
+    found = explain((rules, {}), _who(False), "network", named, NOW)
+    assert found.decision.rule == "intranet"
+    assert found.to_json()["target"] == {
+        "address": "192.0.2.7",
+        "protocol": "tcp",
+        "port": 80,
+        "names": ["intranet.acme.test"],
+    }
+    unnamed = explain((rules, {}), _who(False), "network", Flow("192.0.2.7", "tcp", 80), NOW)
+    assert unnamed.decision.rule is None
+    assert "names" not in unnamed.to_json()["target"]  # the shape without names is unchanged
+    assert unnamed.trace[0].note == "For this subject, but it does not cover this target."

@@ -236,6 +236,27 @@ def test_network_targets() -> None:
     assert not matches(web, AttachRequest("internet"))
 
 
+def test_network_domains_match_the_names_an_address_is_known_under() -> None:
+    intranet = rule("network", "i", "allow", domains=["intranet.acme.test"], protocol="tcp")
+    below = rule("network", "b", "allow", domains=["*.acme.test"])
+    both = rule("network", "c", "deny", cidrs=["10.9.0.0/16"], domains=[".corp.test"])
+    known = Flow("192.0.2.7", "tcp", 80, frozenset({"Intranet.ACME.test."}))
+    assert known.names == frozenset({"intranet.acme.test"})
+    assert matches(intranet, known)
+    assert matches(below, known)
+    assert not matches(intranet, Flow("192.0.2.7", "tcp", 80))  # no answer named it
+    assert not matches(intranet, Flow("192.0.2.7", "udp", 53, known.names))  # tcp only
+    assert not matches(below, Flow("192.0.2.7", "tcp", 80, frozenset({"acme.test"})))
+    assert matches(both, Flow("10.9.1.1", "udp", 53))  # in the cidrs
+    assert matches(both, Flow("192.0.2.7", "udp", 53, frozenset({"corp.test"})))  # named
+    assert matches(both, Flow("192.0.2.7", "udp", 53, frozenset({"x.corp.test", "z.test"})))
+    assert not matches(both, Flow("192.0.2.7", "udp", 53, frozenset({"z.test"})))
+    with pytest.raises(InvalidInput, match="not a domain name"):
+        Flow("192.0.2.7", names=frozenset({"a..test"}))
+    with pytest.raises(InvalidInput, match="a set of domain names"):
+        Flow("192.0.2.7", names="a.test")  # type: ignore[arg-type]
+
+
 def test_attach_targets() -> None:
     some = rule("attach", "s", "deny", apns=["internet"])
     assert matches(some, AttachRequest("Internet."))
@@ -259,6 +280,11 @@ def test_attach_targets() -> None:
         ("network", "2001:db8::1/udp", Flow("2001:db8::1", "udp", None)),
         ("network", "[2001:db8::1]:443/tcp", Flow("2001:db8::1", "tcp", 443)),
         ("network", "[2001:db8::1]", Flow("2001:db8::1", "tcp", None)),
+        (
+            "network",
+            "10.1.2.3:80/tcp as intranet.acme.test, Wiki.Acme.Test",
+            Flow("10.1.2.3", "tcp", 80, frozenset({"intranet.acme.test", "wiki.acme.test"})),
+        ),
         ("attach", " Internet ", AttachRequest("internet")),
     ],
 )
@@ -286,6 +312,8 @@ def test_parse_target(plane: str, text: str, target: Query) -> None:
         ("network", "example.com:443", "not an IPv4 or IPv6 address"),
         ("network", "[2001:db8::1:443/tcp", "expected an address"),
         ("network", "[2001:db8::1]443", "expected an address"),
+        ("network", "10.1.2.3 as ", "`as` needs at least one name"),
+        ("network", "10.1.2.3 as a..test", "not a domain name"),
         ("attach", "no spaces", "not an APN"),
         ("attach", "-x", "not an APN"),
     ],

@@ -51,6 +51,8 @@ SPECS: list[tuple[str, str, dict[str, Any]]] = [
         },
     ),
     ("network", "deny", {"protocol": "icmp", "groups": ["guests"]}),
+    ("network", "allow", {"domains": ["intranet.acme.test", ".acme.test"], "protocol": "tcp"}),
+    ("network", "allow", {"cidrs": ["10.9.0.0/16"], "domains": ["*.acme.test"]}),
     ("attach", "deny", {"apns": ["internet", "iot.corp"], "sim": ["sim.imei_mismatch"]}),
     ("attach", "allow", {}),
 ]
@@ -96,7 +98,7 @@ def test_from_spec_normalises() -> None:
             {"cidrs": ["10.0.0.0/8"]},
             r"unknown fields for the dns plane: \['cidrs'\]",
         ),
-        ("network", "r", "allow", {"domains": ["a.test"]}, "unknown fields"),
+        ("network", "r", "allow", {"lists": ["a"]}, "unknown fields"),
         ("attach", "r", "allow", {"ports": ["1"]}, "unknown fields"),
         ("dns", "r", "block", {"groups": "staff"}, "groups: a list of strings"),
         ("dns", "r", "block", {"groups": {"staff": 1}}, "groups: a list of strings"),
@@ -186,3 +188,20 @@ ALICE = Subject(
 def test_selectors_name_a_subject_if_any_matches(selector: Selector, names: bool) -> None:
     assert selector.names(ALICE) is names
     assert selector.names(Subject("o")) is selector.names_anyone
+
+
+def test_network_domains_are_written_as_dns_rules_write_them() -> None:
+    rule = PolicyRule.from_spec(
+        "network", "n", "allow", {"domains": ["Intranet.ACME.test.", ".b.test.", "*.c.test"]}
+    )
+    target = rule.target
+    assert isinstance(target, NetworkTarget)
+    assert target.domains == ("intranet.acme.test", ".b.test", "*.c.test")  # no final dot
+    assert not target.any_address
+    assert NetworkTarget().any_address
+    same = PolicyRule.from_spec("network", "n", "allow", {"domains": ["a.test", "A.test."]})
+    assert isinstance(same.target, NetworkTarget)
+    assert same.target.domains == ("a.test",)
+    for bad in ("a..test", "*", "exa mple.test", "*.*.test"):
+        with pytest.raises(InvalidInput, match="rule n: domains: not a name"):
+            PolicyRule.from_spec("network", "n", "allow", {"domains": [bad]})

@@ -58,6 +58,7 @@ _WAIT = 10.0  # seconds for a daemon to come up
 # ovs-vswitchd's revalidators read the datapath's flow statistics every 500 ms
 # (other_config:max-revalidator): a little more than that between two readings.
 _REVALIDATED = 0.6
+_ETH_P_IP = 0x0800  # linux/if_ether.h: the packet socket's protocol, IPv4 frames
 _SIOCETHTOOL = 0x8946  # linux/sockios.h
 _ETHTOOL_STXCSUM = 0x17  # linux/ethtool.h: set transmit checksum offload
 
@@ -179,6 +180,25 @@ class OvsSite:
             count = self.flow_packets(cookie)
         return count
 
+    def pin_gateway_mac(self, mac: str) -> None:
+        """What the site's operator does with ztsim's MAC on the tunnel (the API's
+        `gateway_mac`): the permanent neighbour entry of the service's route to the UEs."""
+        neighbour = f"{SERVICE_ROUTER} lladdr {mac} nud permanent dev svc"
+        ip("-n", self.svc_ns, "neigh", "replace", *neighbour.split())
+
+    def frames_to_service(self) -> socket.socket:
+        """A packet socket on the service's link (AF_PACKET, IPv4 frames, with their
+        Ethernet header): what came out of the tunnel, addresses included. The caller
+        closes it."""
+        with entered(self.svc_ns):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP))
+            try:
+                sock.bind(("svc", _ETH_P_IP))
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
     def vswitchd_log(self) -> str:
         path = self.run_dir / "ovs-vswitchd.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -220,8 +240,7 @@ class OvsSite:
         # The service answers the UEs through its "router", which is ztsim's end of the
         # tunnel: a permanent neighbour, since nothing in the tunnel answers ARP.
         ip("-n", self.svc_ns, "route", "add", UE_PREFIX, "via", SERVICE_ROUTER)
-        neighbour = f"{SERVICE_ROUTER} lladdr {GATEWAY_MAC} nud permanent dev svc"
-        ip("-n", self.svc_ns, "neigh", "replace", *neighbour.split())
+        self.pin_gateway_mac(GATEWAY_MAC)
         self.service_mac = _mac(self.svc_ns, "svc")
         # Both senders into OVS's AF_PACKET sockets: ztsim's underlay and the service.
         transmit_checksums_in_software(self.gw_ns, "under")

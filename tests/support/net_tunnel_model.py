@@ -15,6 +15,7 @@ from ztsim.net.tunnel_plan import (
     GeneveConfig,
     Link,
     OpenTun,
+    Route,
     State,
     UseGeneve,
 )
@@ -25,14 +26,13 @@ FRESH_MTU = 1500  # what a new device starts with
 @dataclass
 class Gateway:
     links: dict[str, Link] = field(default_factory=dict)
-    routes: dict[Prefix, str] = field(default_factory=dict)
+    routes: dict[Prefix, tuple[str, int | None]] = field(default_factory=dict)  # device, MTU
     geneve: GeneveConfig | None = None
     proxy_arp: set[str] = field(default_factory=set)
 
     def state(self) -> State:
-        return State(
-            dict(self.links), frozenset((p, d) for p, d in self.routes.items()), self.geneve
-        )
+        routes = frozenset(Route(p, d, mtu) for p, (d, mtu) in self.routes.items())
+        return State(dict(self.links), routes, self.geneve)
 
     def run(self, actions: tuple[Action, ...]) -> None:
         for action in actions:
@@ -54,7 +54,7 @@ class Gateway:
     def _remove(self, name: str) -> None:
         self.links.pop(name, None)
         self.proxy_arp.discard(name)
-        self.routes = {p: d for p, d in self.routes.items() if d != name}
+        self.routes = {p: r for p, r in self.routes.items() if r[0] != name}
 
     def _command(self, command: Command) -> None:
         args = command.args
@@ -84,10 +84,12 @@ class Gateway:
                 self.links[name] = Link(
                     name, old.kind, int(mtu), True, old.vni, old.remote, old.local, old.port
                 )
-            case ("route", "replace", prefix, "dev", name):
+            case ("route", "replace", prefix, "dev", name, *mtu):
                 assert name in self.links, f"route into missing {name}"
-                self.routes[ip_network(prefix)] = name
+                assert not mtu or (len(mtu) == 2 and mtu[0] == "mtu"), args
+                # `replace` sets the route anew: an MTU not given is the device's again.
+                self.routes[ip_network(prefix)] = (name, int(mtu[1]) if mtu else None)
             case ("route", "del", prefix, "dev", name):
-                assert self.routes.pop(ip_network(prefix)) == name, args
+                assert self.routes.pop(ip_network(prefix))[0] == name, args
             case _:
                 raise AssertionError(f"unexpected ip {args}")

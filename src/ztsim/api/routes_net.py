@@ -5,6 +5,10 @@ Admins write (`net:write`); operators, analysts and auditors read (`net:read`). 
 change is one use case of `ztsim.net.store.sites`, which publishes a `net` change for the
 org with its audit event. A VNI or prefix that another org holds is a 409 that names
 nothing of that org.
+
+A Geneve site whose endpoint takes only Ethernet inside (Open vSwitch) is created with
+`inner: "ethernet"` and the `site_mac` the frames go to; the answer's `gateway_mac` is
+ztsim's own MAC on that tunnel (read only), for the site's permanent neighbour entry.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from ztsim.api.deps import Ctx, require
 from ztsim.api.schemas import Request, _storable
 from ztsim.identity.roles import Permission, Principal
-from ztsim.net.sites import MAX_NAME, MAX_VNI, MIN_VNI, Network, Site, TunnelKind
+from ztsim.net.sites import MAX_NAME, MAX_VNI, MIN_VNI, Inner, Network, Site, TunnelKind
 from ztsim.net.store import sites as store
 
 router = APIRouter()
@@ -33,6 +37,22 @@ NetName = Annotated[
 Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_storable)]
 Vni = Annotated[int, Field(ge=MIN_VNI, le=MAX_VNI, description="24-bit VNI (RFC 8926 §3.4).")]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Checked by `net.sites.mac_of`, whose message says what a MAC looks like; the length
+# only bounds what is read (a MAC with hyphens or spaces around is under 32).
+Mac = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    AfterValidator(_storable),
+]
+_SITE_MAC = (
+    "Inner ethernet only, and required there: the MAC of the host or router behind the "
+    "site's end of the tunnel (the frames' destination), e.g. 02:00:5e:10:00:01."
+)
+_INNER = (
+    "Geneve only: what the tunnel carries inside. ip: bare IPv4/IPv6; ethernet: frames "
+    "to site_mac (Open vSwitch's Geneve takes nothing else). VXLAN sites are ip here: "
+    "VXLAN frames its packets itself."
+)
 
 
 class SiteIn(Request):
@@ -43,6 +63,8 @@ class SiteIn(Request):
         default=None, description="UDP port; default 6081 for geneve, 4789 for vxlan."
     )
     vni: Vni
+    inner: Inner = Field(default=Inner.IP, description=_INNER)
+    site_mac: Mac | None = Field(default=None, description=_SITE_MAC)
 
 
 class SitePatch(Request):
@@ -51,6 +73,10 @@ class SitePatch(Request):
     endpoint: Text64 | None = None
     port: Port | None = None
     vni: Vni | None = None
+    inner: Inner | None = Field(
+        default=None, description="ip drops site_mac; a move to vxlan without it sets ip."
+    )
+    site_mac: Mac | None = Field(default=None, description=_SITE_MAC)
 
 
 class SiteOut(BaseModel):
@@ -60,6 +86,15 @@ class SiteOut(BaseModel):
     endpoint: str
     port: int
     vni: int
+    inner: Inner
+    site_mac: str | None
+    gateway_mac: str | None = Field(
+        description=(
+            "ztsim's MAC on the tunnel, the frames' source (inner ethernet only): derived "
+            "from the site's id, it stays while the site exists. Pin it as the permanent "
+            "neighbour of the site's route back to the SIMs: nothing in the tunnel answers ARP."
+        )
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -85,6 +120,9 @@ def _site_out(s: Site) -> SiteOut:
         endpoint=str(s.endpoint),
         port=s.port,
         vni=s.vni,
+        inner=s.inner,
+        site_mac=s.site_mac,
+        gateway_mac=s.gateway_mac,
         created_at=s.created_at,
         updated_at=s.updated_at,
     )
@@ -107,6 +145,8 @@ def create_site(ctx: Ctx, p: NetWrite, body: SiteIn) -> SiteOut:
             endpoint=body.endpoint,
             port=body.port,
             vni=body.vni,
+            inner=body.inner,
+            site_mac=body.site_mac,
             actor=p.actor,
             now=ctx.clock(),
         )
@@ -137,6 +177,8 @@ def patch_site(ctx: Ctx, p: NetWrite, site_id: str, body: SitePatch) -> SiteOut:
             endpoint=body.endpoint,
             port=body.port,
             vni=body.vni,
+            inner=body.inner,
+            site_mac=body.site_mac,
             actor=p.actor,
             now=ctx.clock(),
         )

@@ -146,6 +146,7 @@ ENTRIES: dict[str, Entry] = {
             "radius": "The RADIUS AAA server (auth and accounting) for the registered gateways.",
             "api": "The REST API alone (no DoH: that needs the DNS gateway in the same process).",
             "dns": "The DNS gateway (UDP and TCP) with per-identity policy.",
+            "net": "The net role: network rules in nftables, tunnels to the sites (root only).",
         },
     ),
     "identities": Entry(

@@ -1,6 +1,8 @@
 """`ztsim sites` and `ztsim networks`: where tunnels from the gateway end, and the private
 networks behind them, through the API's use cases (`ztsim.net.store.sites`). A site or a
-network is named by its name or its id."""
+network is named by its name or its id. A Geneve site that takes only Ethernet inside
+(Open vSwitch) is created with `--inner ethernet --site-mac MAC`; ztsim's own MAC on its
+tunnel is printed, for the site's neighbour entry."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from ztsim.cli.identities import actor
 from ztsim.cli.tables import Col
 from ztsim.clock import utc_now
 from ztsim.errors import NotFound
-from ztsim.net.sites import MAX_VNI, MIN_VNI, Network, Site, tunnel_kind
+from ztsim.net.sites import MAX_VNI, MIN_VNI, Network, Site, inner_kind, tunnel_kind
 from ztsim.net.store import sites as store
 
 if TYPE_CHECKING:
@@ -41,6 +43,16 @@ def create(
         int | None,
         typer.Option("--port", min=1, max=65535, help="UDP port (default: the tunnel's)."),
     ] = None,
+    inner: Annotated[
+        str,
+        typer.Option(
+            "--inner", help="Geneve only: ip, or ethernet for a site that takes only frames (OVS)."
+        ),
+    ] = "ip",
+    site_mac: Annotated[
+        str | None,
+        typer.Option("--site-mac", help="With --inner ethernet: the MAC behind the site's end."),
+    ] = None,
     org: OrgOpt = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -56,10 +68,18 @@ def create(
             endpoint=endpoint,
             port=port,
             vni=vni,
+            inner=inner_kind(inner),
+            site_mac=site_mac,
             actor=actor(),
             now=utc_now(),
         )
     out.print(f"Created site {s.name}: {s.tunnel} to {s.endpoint} port {s.port}, VNI {s.vni}.")
+    if s.gateway_mac is not None:
+        out.print(f"Ethernet inside, frames to {s.site_mac} from ztsim's MAC {s.gateway_mac}.")
+        out.print(
+            "Give ztsim's MAC a permanent neighbour entry at the site: nothing in the tunnel "
+            "answers ARP."
+        )
 
 
 @sites.command("list")
@@ -72,12 +92,21 @@ def list_all(org: OrgOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt 
         for n in store.list_networks(conn, org_id):
             counts[n.site_id] += 1
     rows = [
-        (s.name, s.tunnel.value, str(s.endpoint), str(s.port), str(s.vni), str(counts[s.id]))
+        (
+            s.name,
+            s.tunnel.value,
+            s.inner.value,
+            str(s.endpoint),
+            str(s.port),
+            str(s.vni),
+            str(counts[s.id]),
+        )
         for s in items
     ]
     columns = (
         Col("name"),
         Col("tunnel", whole=True),
+        Col("inner", whole=True, drop=3),
         Col("endpoint", whole=True),
         Col("port", whole=True, drop=2),
         Col("VNI", whole=True),

@@ -7,10 +7,13 @@ that `ztsim serve --help` imports none of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Annotated
+
 import typer
 
 from ztsim.cli import dns as dns_cli
-from ztsim.cli.common import ConfigOpt, DataDirOpt, fail, platform_for, print_listeners
+from ztsim.cli.common import ConfigOpt, DataDirOpt, fail, out, platform_for, print_listeners
 from ztsim.errors import ZtsimError
 
 app = typer.Typer(help="Run one role of the platform.", no_args_is_help=True)
@@ -41,3 +44,40 @@ def api(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
 
 app.command("dns")(dns_cli.serve_dns)
+
+
+@app.command("net")
+def net(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    netns: Annotated[
+        str | None, typer.Option(help="Run nft, conntrack and the tunnels in this namespace.")
+    ] = None,
+    underlay: Annotated[
+        str | None, typer.Option(help="The gateway's underlay address for the sites' tunnels.")
+    ] = None,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Drop denied packets instead of answering with ICMP.")
+    ] = False,
+) -> None:
+    """The net role: network rules in nftables, tunnels to the sites (root only)."""
+    from ztsim.node import net_serve
+
+    platform = platform_for(config, data_dir)
+    overrides: dict[str, object] = {"net_enabled": True}
+    if netns is not None:
+        overrides["net_netns"] = netns
+    if underlay is not None:
+        overrides["net_underlay"] = underlay
+    if drop:
+        overrides["net_reject"] = False
+    platform = replace(platform, settings=platform.settings.model_copy(update=overrides))
+    try:
+        net_serve.serve_net(platform, _print_line)
+    except ZtsimError as exc:
+        raise fail(exc) from None
+
+
+def _print_line(line: str) -> None:
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+    out.file.flush()

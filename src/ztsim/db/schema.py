@@ -689,6 +689,10 @@ net_sites = Table(
     Column("vni", Integer, nullable=False, unique=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Geneve's inner protocol: "ip" (bare IPv4/IPv6) or "ethernet" (frames, for Open
+    # vSwitch), then the MAC behind the site's end that the frames go to (ethernet only).
+    Column("inner", String(16), nullable=False, default="ip", server_default="ip"),
+    Column("site_mac", String(17), nullable=True),
     UniqueConstraint("org_id", "name"),
 )
 

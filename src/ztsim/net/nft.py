@@ -5,6 +5,11 @@ as its own process keeps libnftables (GPL) out of ztsim's. `prefix` is put befor
 command, so tests (and a gateway living in a namespace) run them under
 `ip netns exec NAME`. Failures of any kind (a missing tool, a refused batch, a timeout)
 come back as `NftError` with the tool's own message; the caller decides what to do.
+
+Flows are cut two ways: `cut_flows` runs `conntrack -D` (two processes for one
+address), `cut_flows_of` cuts many addresses' flows over one netlink socket opened in
+the namespace the prefix enters (`ztsim.net.ctdelete`; one process, to find that
+namespace): what a revocation round uses, since a policy edit can move thousands.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ztsim.errors import ZtsimError
+from ztsim.net.ctdelete import delete_flows
+from ztsim.net.ctnetlink import ConntrackError
+from ztsim.net.netns import in_namespace_of
 from ztsim.net.nft_documents import FAMILY, TABLE
 
 _SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
@@ -99,6 +107,26 @@ class Nft:
                 raise NftError(f"conntrack could not delete flows of {ip}: {message}")
             deleted += int(found.group(1))
         return deleted
+
+    def cut_flows_of(self, addresses: Collection[str]) -> int:
+        """`cut_flows` for every address at once, in the namespace the prefix enters
+        (entering it, then the kernel's answers, each bounded by `timeout`); the number
+        of entries deleted. NftError if an address
+        is not one, the namespace cannot be entered, or the kernel refuses or is silent
+        (entries deleted before the failure stay deleted: cutting again is harmless)."""
+        if not addresses:
+            return 0
+        try:
+            return in_namespace_of(
+                self.prefix, lambda: delete_flows(addresses, timeout=self.timeout), self.timeout
+            )
+        except ConntrackError as exc:
+            raise NftError(f"the flows of {len(addresses)} addresses were not cut: {exc}") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise NftError(
+                f"the flows of {len(addresses)} addresses were not cut: {reason}"
+            ) from None
 
 
 def elements_of(listing: Mapping[str, Any], name: str) -> list[Any]:

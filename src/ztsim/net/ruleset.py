@@ -9,7 +9,12 @@ and adjacent address intervals with the same pattern merge; patterns are memoise
 the rules that reach them, so 1,000 rules with a CIDR each cost about 2,000 intervals.
 
 Only elements whose verdict differs from the plane's default (deny) are kept: a miss
-in the map falls to the class chain's final drop. Protocols are IANA numbers over the
+in the map falls to the class chain's final drop. With `explicit=True` (one segment of a
+chain that also has FQDN rules: `ztsim.net.fqdn`) every element a rule matches is kept,
+accept and drop alike, and a miss means "no rule of this segment": the packet goes on to
+the chain's next rule (`Flattened.default` is then `continue`). Rules with `domains` are
+not flattened here (their addresses are learned, not written): `fqdn.compile_chain`
+splits them out. Protocols are IANA numbers over the
 whole 0-255 range: `any` covers all of them, `icmp` is 1 for IPv4 and 58 (ICMPv6) for
 IPv6. Ports matter for TCP and UDP only (a rule with ports is tcp or udp); every other
 protocol's elements span ports 0-65535, so what `th dport` reads there is moot.
@@ -22,9 +27,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ztsim.errors import InvalidInput
 from ztsim.policy.rules import DEFAULT_ACTION, NetworkTarget, Plane, PolicyRule
 
 VERDICTS = {"allow": "accept", "deny": "drop"}
+MISS = "continue"  # nft's verdict for "on to the next rule": an explicit segment's miss
 PROTO_MAX = 0xFF  # inet_proto is 8 bits (RFC 791 §3.1 protocol, RFC 8200 §3 next header)
 PORT_MAX = 0xFFFF
 _PROTOCOLS = {"tcp": 6, "udp": 17}  # IANA protocol numbers
@@ -69,7 +76,8 @@ class Element:
 
 @dataclass(frozen=True, slots=True)
 class Flattened:
-    """A class's elements per address family, and what a miss means."""
+    """A class's elements per address family, and what a miss means (the chain's deny, or
+    `continue` for an explicit segment)."""
 
     v4: tuple[Element, ...]
     v6: tuple[Element, ...]
@@ -119,6 +127,8 @@ class _Rule:
 def _prepare(rule: PolicyRule, family: int) -> _Rule | None:
     target = rule.target
     assert isinstance(target, NetworkTarget)
+    if target.domains:
+        raise InvalidInput(f"rule {rule.name}: a rule with domains is compiled by net.fqdn")
     if target.cidrs:
         addresses = tuple(
             (int(c.network_address), int(c.broadcast_address))
@@ -228,11 +238,13 @@ class _Sweeper:
         )
 
 
-def flatten(rules: Iterable[PolicyRule]) -> Flattened:
+def flatten(rules: Iterable[PolicyRule], *, explicit: bool = False) -> Flattened:
     """The disjoint elements for one class's `network` rules, in order (the rules that
-    apply to the class: selectors and requirements already decided; others are ignored)."""
+    apply to the class: selectors and requirements already decided; others are ignored).
+    `explicit`: keep every matched element, a miss continues (see the module's docstring).
+    InvalidInput for a rule with domains."""
     network = [r for r in rules if r.plane is Plane.NETWORK]
-    default = VERDICTS[DEFAULT_ACTION[Plane.NETWORK]]
+    default = MISS if explicit else VERDICTS[DEFAULT_ACTION[Plane.NETWORK]]
     out: dict[int, tuple[Element, ...]] = {}
     for family in (4, 6):
         prepared = [p for p in (_prepare(r, family) for r in network) if p is not None]

@@ -1,7 +1,9 @@
 """Sites and the private networks behind them: pure values and their checks.
 
 A site is where a tunnel from the ztsim gateway ends: its underlay `endpoint` and UDP
-`port`, the tunnel kind, and the VNI that names the tunnel on the gateway. A network is
+`port`, the tunnel kind, the VNI that names the tunnel on the gateway and, for Geneve,
+what the tunnel carries inside (`inner`: bare IP, or Ethernet frames for a site whose
+Geneve takes nothing else, such as Open vSwitch's userspace datapath). A network is
 a prefix behind one site: traffic from a SIM's address to it is judged by the `network`
 rules of the SIM's policy class and, when allowed, carried over that site's tunnel.
 
@@ -11,6 +13,8 @@ the API and the CLI can show it as it is.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -60,12 +64,58 @@ _NOT_ROUTABLE: tuple[tuple[Prefix, str], ...] = (
 _MAPPED = IPv6Network("::ffff:0:0/96")
 
 
+class Inner(StrEnum):
+    """What a Geneve tunnel carries inside: its Protocol Type (RFC 8926 §3.4)."""
+
+    IP = "ip"  # bare IPv4/IPv6 (0x0800/0x86DD): what a TUN device reads
+    ETHERNET = "ethernet"  # frames (0x6558, Transparent Ethernet Bridging): Open vSwitch
+
+
+# IEEE 802: six octets, written as hex pairs separated by colons (or hyphens).
+_MAC = re.compile(r"[0-9a-f]{2}(?:([:-])[0-9a-f]{2})(?:\1[0-9a-f]{2}){4}")
+_GATEWAY_MAC_KEY = b"ztsim gateway MAC\x00"  # keeps this hash apart from any other of an id
+
+
 def tunnel_kind(text: str) -> TunnelKind:
     try:
         return TunnelKind(text.strip().lower())
     except ValueError:
         kinds = ", ".join(k.value for k in TunnelKind)
         raise InvalidInput(f"tunnel must be one of {kinds}, not {text!r}") from None
+
+
+def inner_kind(text: str) -> Inner:
+    try:
+        return Inner(text.strip().lower())
+    except ValueError:
+        kinds = ", ".join(k.value for k in Inner)
+        raise InvalidInput(f"inner must be one of {kinds}, not {text!r}") from None
+
+
+def mac_of(text: str, what: str = "site_mac") -> str:
+    """A unicast MAC address, as six lower-case hex octets separated by colons. It is
+    the destination of every frame into the tunnel: a group address (the I/G bit, the
+    first octet's lowest, IEEE 802) or all zeros would address no one host."""
+    given = text.strip().lower()
+    if not _MAC.fullmatch(given):
+        raise InvalidInput(f"{what} must be a MAC address like 02:00:5e:10:00:01, not {text!r}")
+    mac = given.replace("-", ":")
+    if int(mac[:2], 16) & 0x01:
+        raise InvalidInput(f"{what} must be a unicast MAC, not a multicast or broadcast one")
+    if mac == "00:00:00:00:00:00":
+        raise InvalidInput(f"{what} must not be all zeros")
+    return mac
+
+
+def gateway_mac_of(site_id: str) -> str:
+    """ztsim's own MAC on a site's tunnel, the source of the frames it sends there:
+    derived from the site's id, so it never changes while the site exists (not with its
+    VNI, endpoint or name) and the site's operator can pin a neighbour entry for it.
+    0x02 first: locally administered (the U/L bit, RFC 7042 §2.1), unicast (I/G clear);
+    then 40 bits of SHA-256, which two sites share with odds of about 2^-40 a pair (and
+    only sites behind one gateway would ever meet)."""
+    digest = hashlib.sha256(_GATEWAY_MAC_KEY + site_id.encode()).digest()
+    return ":".join(f"{octet:02x}" for octet in (0x02, *digest[:5]))
 
 
 def default_port(kind: TunnelKind) -> int:
@@ -144,6 +194,8 @@ class Site:
     vni: int
     created_at: datetime
     updated_at: datetime
+    inner: Inner = Inner.IP
+    site_mac: str | None = None  # the host or router behind the site's end: inner ethernet
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", check_name(self.name))
@@ -151,6 +203,35 @@ class Site:
         object.__setattr__(self, "endpoint", endpoint_of(str(self.endpoint)))
         check_port(self.port)
         check_vni(self.vni)
+        object.__setattr__(self, "inner", Inner(self.inner))
+        if self.site_mac is not None:
+            object.__setattr__(self, "site_mac", mac_of(self.site_mac))
+        self._check_inner()
+
+    def _check_inner(self) -> None:
+        if self.inner is Inner.IP:
+            if self.site_mac is not None:
+                raise InvalidInput(
+                    "site_mac is only for inner ethernet: give inner ethernet with it"
+                )
+            return
+        if self.tunnel is not TunnelKind.GENEVE:
+            raise InvalidInput(
+                f"inner ethernet is for geneve sites: {self.tunnel} carries Ethernet frames "
+                "by itself (RFC 7348 §5)"
+            )
+        if self.site_mac is None:
+            raise InvalidInput(
+                "site_mac is required with inner ethernet: the MAC of the host or router "
+                "behind the site's end of the tunnel"
+            )
+        if self.site_mac == gateway_mac_of(self.id):
+            raise InvalidInput(f"site_mac must not be ztsim's own MAC here ({self.site_mac})")
+
+    @property
+    def gateway_mac(self) -> str | None:
+        """ztsim's MAC on this site's tunnel (None: no frames, nothing to pin)."""
+        return gateway_mac_of(self.id) if self.inner is Inner.ETHERNET else None
 
     def changed(
         self,
@@ -161,14 +242,22 @@ class Site:
         endpoint: Address | None = None,
         port: int | None = None,
         vni: int | None = None,
+        inner: Inner | None = None,
+        site_mac: str | None = None,
     ) -> Site:
         """This site with the given fields replaced. A new tunnel kind without a port
         moves a site on the old kind's standard port to the new kind's; a port chosen
-        by hand is kept."""
+        by hand is kept. A site moved to VXLAN without an `inner` carries IP (VXLAN
+        frames its packets itself), and a site that carries IP has no `site_mac`: the
+        MAC of a site moved back to Ethernet is given again, never a stale one."""
         kind = self.tunnel if tunnel is None else tunnel
         if port is None:
             standard = self.port == default_port(self.tunnel)
             port = default_port(kind) if standard else self.port
+        if inner is None:
+            inner = Inner.IP if kind is TunnelKind.VXLAN else self.inner
+        if site_mac is None and inner is Inner.ETHERNET:
+            site_mac = self.site_mac
         return replace(
             self,
             name=self.name if name is None else name,
@@ -176,6 +265,8 @@ class Site:
             endpoint=self.endpoint if endpoint is None else endpoint,
             port=port,
             vni=self.vni if vni is None else vni,
+            inner=inner,
+            site_mac=site_mac,
             updated_at=now,
         )
 
@@ -190,6 +281,8 @@ def new_site(
     port: int | None,
     vni: int,
     now: datetime,
+    inner: Inner = Inner.IP,
+    site_mac: str | None = None,
 ) -> Site:
     """A site from what a caller gave; the port defaults to the tunnel's standard port."""
     return Site(
@@ -202,6 +295,8 @@ def new_site(
         vni,
         now,
         now,
+        inner,
+        site_mac,
     )
 
 

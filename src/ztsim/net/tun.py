@@ -18,7 +18,6 @@ must leave room for the encapsulation (see `overhead`).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import logging
@@ -26,15 +25,14 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from ztsim.net.endpoint import Delivered, Endpoint
 from ztsim.net.geneve import PORT
+from ztsim.net.netns import in_namespace_of
 
 _log = logging.getLogger(__name__)
 
@@ -46,8 +44,6 @@ _BUFFER = 65_535  # the largest datagram, so nothing is truncated
 _BATCH = 64  # packets per descriptor per wake-up, so neither direction starves the other
 _SOCKET_BUFFER = 4 << 20  # asked for; the kernel caps it at net.core.[rw]mem_max
 _UDP_IPV4 = 20 + 8  # the outer IPv4 and UDP headers
-_CLONE_NEWNET = 0x40000000  # linux/sched.h: setns(2) into a network namespace
-_T = TypeVar("_T")
 
 
 def overhead(options_length: int) -> int:
@@ -105,48 +101,7 @@ def open_endpoint(
             os.close(fd)
             raise
 
-    if not prefix:
-        return opened()
-    argv = [*prefix, "/bin/sh", "-c", "echo $$; read _"]
-    # Our prefix and a fixed script: no shell of ours interprets anything given.
-    holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # noqa: S603
-    try:
-        assert holder.stdout is not None
-        ready, _, _ = select.select([holder.stdout], [], [], timeout)
-        line = holder.stdout.readline().strip() if ready else ""
-        if not line.isdigit():
-            raise OSError(errno.ESRCH, f"{' '.join(prefix)} started no shell within {timeout} s")
-        ns = os.open(f"/proc/{line}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        holder.kill()  # it only waited, to hold the namespace open while it was found
-        holder.communicate()
-    try:
-        return _in_namespace(ns, opened)
-    finally:
-        os.close(ns)
-
-
-def _in_namespace(ns: int, work: Callable[[], _T]) -> _T:
-    """`work` run by a new thread that entered the namespace `ns` (and ends with `work`)."""
-    result: list[_T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(ns, _CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns: {os.strerror(code)}")
-            result.append(work())
-        except BaseException as err:  # handed to the caller's thread
-            failure.append(err)
-
-    thread = threading.Thread(target=run, name="ztsim-tun-open")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return in_namespace_of(prefix, opened, timeout)
 
 
 class TunnelPump:

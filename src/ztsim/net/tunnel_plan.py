@@ -10,8 +10,15 @@ What the gateway carries per site:
   VNI, endpoint and port; the gateway answers ARP on it for the addresses behind it
   (`proxy_arp`), so that a site's return traffic finds the SIMs;
 - every Geneve site shares one TUN device (`ztg0`) whose packets ztsim's userspace
-  endpoint wraps (RFC 8926): the plan says which sites and routes that engine holds;
+  endpoint wraps (RFC 8926): the plan says which sites and routes that engine holds, and
+  which sites take Ethernet inside (their frames' addresses);
 - every prefix of a site is routed into the site's device (`ip route replace`).
+
+The MTU of a Geneve site with Ethernet inside is its routes', not the device's: the frame
+costs 14 octets more, and only that site's traffic pays them. The shared device keeps the
+MTU of bare IP, so a site that comes, goes or changes its framing never changes the MTU
+under the other sites' open flows. The kernel takes a route's MTU before its device's,
+for what it forwards as for what it sends (`ip route ... mtu N`, a route metric).
 
 Devices are named from the VNI, a key that is stable and unique across orgs, so a
 site renamed keeps its device and a site given another VNI gets a new one. Only devices
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Protocol
 
+from ztsim.net.geneve import ETHERNET_HEADER_LENGTH, EthernetFraming
 from ztsim.net.sites import Address, Prefix, TunnelKind
 
 GENEVE_DEVICE = "ztg0"
@@ -61,6 +69,8 @@ class Wanted(Protocol):
     def vni(self) -> int: ...
     @property
     def prefixes(self) -> tuple[Prefix, ...]: ...
+    @property
+    def ethernet(self) -> EthernetFraming | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,17 @@ class GeneveSite:
     vni: int
     address: str
     port: int
+    ethernet: EthernetFraming | None = None  # None: bare IP inside
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route of ours: a prefix into one of our devices, with an MTU of its own (None:
+    the device's)."""
+
+    prefix: Prefix
+    device: str
+    mtu: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +116,11 @@ class GeneveConfig:
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """What the gateway has: our links by name, our routes (prefix, device), and the
-    configuration the Geneve endpoint runs with (None: no endpoint)."""
+    """What the gateway has: our links by name, our routes, and the configuration the
+    Geneve endpoint runs with (None: no endpoint)."""
 
     links: Mapping[str, Link]
-    routes: frozenset[tuple[Prefix, str]]
+    routes: frozenset[Route]
     geneve: GeneveConfig | None = None
 
 
@@ -165,6 +186,12 @@ def mtus(underlay: Underlay) -> tuple[int, int]:
     return vxlan, max(_MIN_MTU, underlay.mtu - outer - _GENEVE_OVERHEAD)
 
 
+def ethernet_mtu(underlay: Underlay) -> int:
+    """The MTU of the routes to a Geneve site with Ethernet inside: the Geneve device's
+    less the frame's header (IEEE 802.3: 14 octets, no VLAN tag, no FCS in a tunnel)."""
+    return max(_MIN_MTU, mtus(underlay)[1] - ETHERNET_HEADER_LENGTH)
+
+
 def _ip(*args: object) -> Command:
     return Command("ip", tuple(str(a) for a in args))
 
@@ -207,7 +234,7 @@ def geneve_config(sites: Iterable[Wanted]) -> GeneveConfig | None:
     if not geneve:
         return None
     return GeneveConfig(
-        tuple(GeneveSite(s.site_id, s.vni, str(s.endpoint), s.port) for s in geneve),
+        tuple(GeneveSite(s.site_id, s.vni, str(s.endpoint), s.port, s.ethernet) for s in geneve),
         tuple((str(p), s.site_id) for s in geneve for p in s.prefixes),
     )
 
@@ -234,11 +261,7 @@ def plan(sites: Sequence[Wanted], state: State, underlay: Underlay) -> Plan:
         if s.kind is TunnelKind.VXLAN
     }
     config = geneve_config(kept)
-    routes = {
-        (p, vxlan_device(s.vni) if s.kind is TunnelKind.VXLAN else GENEVE_DEVICE)
-        for s in kept
-        for p in s.prefixes
-    }
+    routes = {_route(s, p, underlay) for s in kept for p in s.prefixes}
     # The TUN device is ours only while our endpoint runs: without it, a device of that
     # name is someone else's, and opening ours will say so.
     tun = state.links.get(GENEVE_DEVICE) if state.geneve is not None else None
@@ -254,9 +277,11 @@ def plan(sites: Sequence[Wanted], state: State, underlay: Underlay) -> Plan:
         tuned.add(GENEVE_DEVICE)
     # Routes through a device that is deleted go with it, and must be made again on
     # the device that replaces it.
-    present = {r for r in state.routes if r[1] not in gone}
+    present = {r for r in state.routes if r.device not in gone}
+    wanted_routes = {(r.prefix, r.device) for r in routes}
+    stale = [r for r in present if (r.prefix, r.device) not in wanted_routes]
     actions: list[Action] = [
-        _ip("route", "del", p, "dev", d) for p, d in sorted(present - routes, key=_route_key)
+        _ip("route", "del", r.prefix, "dev", r.device) for r in sorted(stale, key=_route_key)
     ]
     for name in sorted(gone):
         actions.append(CloseTun(name) if name == GENEVE_DEVICE else _ip("link", "del", "dev", name))
@@ -279,10 +304,21 @@ def plan(sites: Sequence[Wanted], state: State, underlay: Underlay) -> Plan:
         actions.append(_ip("link", "set", "dev", name, "mtu", mtu, "up"))
     if config is not None and (open_tun or config != state.geneve):
         actions.append(UseGeneve(config))
-    actions += [
-        _ip("route", "replace", p, "dev", d) for p, d in sorted(routes - present, key=_route_key)
-    ]
+    # A route whose MTU differs is replaced in place: `replace` sets the metrics anew.
+    actions += [_replace(r) for r in sorted(routes - present, key=_route_key)]
     return Plan(tuple(actions), tuple(skipped))
+
+
+def _route(site: Wanted, prefix: Prefix, underlay: Underlay) -> Route:
+    if site.kind is TunnelKind.VXLAN:
+        return Route(prefix, vxlan_device(site.vni))
+    framed = site.ethernet is not None
+    return Route(prefix, GENEVE_DEVICE, ethernet_mtu(underlay) if framed else None)
+
+
+def _replace(route: Route) -> Command:
+    mtu = () if route.mtu is None else ("mtu", route.mtu)
+    return _ip("route", "replace", route.prefix, "dev", route.device, *mtu)
 
 
 def _links(
@@ -306,6 +342,6 @@ def _identity(link: Link) -> tuple[object, ...]:
     return (link.kind, link.vni, link.remote, link.local, link.port)
 
 
-def _route_key(route: tuple[Prefix, str]) -> tuple[int, int, int, str]:
-    prefix, device = route
-    return (prefix.version, int(prefix.network_address), prefix.prefixlen, device)
+def _route_key(route: Route) -> tuple[int, int, int, str]:
+    prefix = route.prefix
+    return (prefix.version, int(prefix.network_address), prefix.prefixlen, route.device)

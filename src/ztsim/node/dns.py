@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ztsim.dns.serve.doh import DohService
@@ -180,11 +181,16 @@ def _serve_one(
         log.error("DNS worker %d not started: %s", os.getpid(), exc)
 
 
-async def start_in_thread(platform: Platform) -> tuple[DohService, GatewayProcess]:
+async def start_in_thread(
+    platform: Platform, pseudonym_key: bytes | None = None
+) -> tuple[DohService, GatewayProcess]:
     """The gateway on its own loop in a daemon thread (for `ztsim up`), returned once it
     serves (or its start's error raised); its DoH service is for the API app of the same
-    process, and the process for its metrics."""
+    process, and the process for its metrics. `pseudonym_key`: shared with the net role
+    of the same process, so that one person has one pseudonym in both planes' events."""
     options = gateway_options(platform.settings, platform)
+    if pseudonym_key is not None:
+        options = replace(options, pseudonym_key=pseudonym_key)
     process = GatewayProcess(options, options_config(options))
     service = DohService(process.gateway)
     started: Future[None] = Future()

@@ -1,5 +1,6 @@
 """Every role in one process (`ztsim up`, and the demo): the API with DoH, the RADIUS
-AAA server on the same event loop, and the DNS gateway on its own loop in a thread.
+AAA server on the same event loop, the DNS gateway on its own loop in a thread, and the
+net role (its own threads) when `net_enabled` and run as root.
 
 The API's `/metrics` serves every role's metrics (the *_metrics_listen ports are for
 the roles run alone). The roles learn every committed change from the change feed (`ztsim.feed`), as
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from dataclasses import dataclass
 
@@ -23,7 +25,9 @@ from ztsim.esim.config import smdp_placeholder_warning
 from ztsim.heap import freeze_startup
 from ztsim.metrics.registry import Registry
 from ztsim.node import dns as dns_node
+from ztsim.node import net_serve
 from ztsim.node.listeners import Announce, bind_tcp, http, log_listeners
+from ztsim.node.net import NetRole
 from ztsim.node.platform import (
     API_BACKLOG,
     Platform,
@@ -51,6 +55,7 @@ class Running:
     api_task: asyncio.Task[None]
     pruner: Pruner
     risk: RiskRole
+    net: NetRole | None = None  # when `net_enabled` and run as root
 
     @property
     def api_url(self) -> str:
@@ -63,6 +68,8 @@ class Running:
         finally:
             self.pruner.stop()
             self.risk.stop()
+            if self.net is not None:
+                await asyncio.to_thread(self.net.stop)
             await self.aaa.stop()
 
 
@@ -101,15 +108,25 @@ async def _start_roles(
     platform: Platform, ctx: ApiContext, api_socket: socket.socket, *, dns: bool
 ) -> Running:
     aaa, radius = await start_aaa(platform)
+    net: NetRole | None = None
     try:
         # Every role's metrics on the API's /metrics: one process, one scrape.
         metrics = Registry()
         metrics.register(radius_collector(aaa))
+        # One key for the pseudonyms of both planes' events, for the life of the process.
+        pseudonyms = os.urandom(32)
+        net = await asyncio.to_thread(net_serve.start_beside, platform, None, pseudonyms)
+        if net is not None:
+            metrics.register(net.collect)
         doh = None
         if dns:
             # The gateway's loop runs in a daemon thread; it ends with the process.
-            doh, gateway = await dns_node.start_in_thread(platform)
+            doh, gateway = await dns_node.start_in_thread(platform, pseudonyms)
             metrics.register(dns_collector(gateway))
+            if net is not None:
+                # The answers the gateway gives SIMs fill the net role's FQDN sets (a
+                # `network` rule's `domains`); queued by the role, never blocking DNS.
+                gateway.gateway.on_answer = net.state.learn
         app = api_app(platform, ctx, doh, metrics)
         server = api_server(platform, app, log_level="warning")
         task = asyncio.create_task(server.serve(sockets=[api_socket]))
@@ -119,13 +136,15 @@ async def _start_roles(
                 raise RuntimeError("the API server stopped before it started")
             await asyncio.sleep(0.02)
     except BaseException:
+        if net is not None:
+            await asyncio.to_thread(net.stop)
         await aaa.stop()
         raise
     pruner = feed_pruner(platform)
     pruner.start()
     risk = background_risk(platform)
     risk.start()
-    return Running(aaa, radius, server, task, pruner, risk)
+    return Running(aaa, radius, server, task, pruner, risk, net)
 
 
 async def run_until_stopped(platform: Platform, announce: Announce = log_listeners) -> None:

@@ -266,6 +266,12 @@ class CompiledPolicy:
                 out.append(Requirement(condition.text, status is True, codes))
         return tuple(out)
 
+    def applying_rules(self, class_id: int, plane: Plane | str) -> tuple[PolicyRule, ...]:
+        """The rules of `plane` that apply to every subject of the class (named by their
+        selectors, every requirement held), in evaluation order: what an enforcement
+        point compiles for the class (the `network` plane's nftables chain)."""
+        return tuple(s.rule for s in self._plane_steps(class_id, Plane(plane)) if s.applies)
+
     def decide(
         self,
         class_id: int,

@@ -119,7 +119,14 @@ def _target_json(target: Query) -> dict[str, Any]:
         return {"qname": target.qname, "qtype": target.qtype}
     if isinstance(target, AttachRequest):
         return {"apn": target.apn}
-    return {"address": target.address, "protocol": target.protocol, "port": target.port}
+    out: dict[str, Any] = {
+        "address": target.address,
+        "protocol": target.protocol,
+        "port": target.port,
+    }
+    if target.names:  # only when asked with names: the API's shape is unchanged otherwise
+        out["names"] = sorted(target.names)
+    return out
 
 
 def explain(

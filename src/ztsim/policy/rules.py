@@ -12,8 +12,13 @@ plane's target fields side by side, as the DNS rules always were. Semantics, per
   requirement must hold: each `posture` check passes (`!name`: does not pass) and
   each `sim` condition holds (`sim.swap_age < 24h`, `not sim.swap_recent`).
 - Targets: `dns` domains / lists / categories / qtypes (any of the name selectors; none:
-  every name) and an override `answer`; `network` CIDRs, a protocol and ports; `attach`
-  APNs (none: every APN).
+  every name) and an override `answer`; `network` CIDRs and domains, a protocol and
+  ports; `attach` APNs (none: every APN).
+- A `network` rule's destination: its `cidrs` (none: every address) or, with `domains`,
+  an address in its cidrs OR an address the DNS answers of the subject's class gave for
+  a name its domains match, while the answer's TTL runs (`ztsim.net.fqdn`). Domains are
+  written as DNS rules write them: `example.com` the name only, `.example.com` it and
+  every name below, `*.example.com` only the names below.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ SELECTOR_FIELDS = ("identities", "groups", "fleets", "sim_kinds", "identity_kind
 REQUIREMENT_FIELDS = ("posture", "sim")
 TARGET_FIELDS: Mapping[Plane, tuple[str, ...]] = {
     Plane.DNS: ("domains", "lists", "categories", "qtypes", "answer"),
-    Plane.NETWORK: ("cidrs", "protocol", "ports"),
+    Plane.NETWORK: ("cidrs", "domains", "protocol", "ports"),
     Plane.ATTACH: ("apns",),
 }
 PROTOCOLS = frozenset({"any", "tcp", "udp", "icmp"})
@@ -150,6 +155,13 @@ class NetworkTarget:
     cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     protocol: str = "any"
     ports: tuple[PortRange, ...] = ()
+    # Lower case, without a final dot: `name`, `.name` (it and below), `*.name` (below).
+    domains: tuple[str, ...] = ()
+
+    @property
+    def any_address(self) -> bool:
+        """Whether the rule names no destination at all: every address matches."""
+        return not (self.cidrs or self.domains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,12 +231,25 @@ class PolicyRule:
                 "answer": list(t.answer),
             }
         elif isinstance(t, NetworkTarget):
-            out |= {"cidrs": [str(c) for c in t.cidrs], "ports": [str(p) for p in t.ports]}
+            out |= {
+                "cidrs": [str(c) for c in t.cidrs],
+                "domains": list(t.domains),
+                "ports": [str(p) for p in t.ports],
+            }
             if t.protocol != "any":
                 out["protocol"] = t.protocol
         else:
             out["apns"] = sorted(t.apns)
         return {key: value for key, value in out.items() if value}
+
+
+def _domains(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Domain entries as both planes write them, in lower case; InvalidInput names a bad one."""
+    domains = tuple(d.lower() for d in entries)
+    bad = [d for d in domains if not _NAME_ENTRY.fullmatch(d)]
+    if bad:
+        raise InvalidInput(f"domains: not a name: {bad[0]!r}")
+    return domains
 
 
 def _selector(spec: Mapping[str, Any]) -> Selector:
@@ -257,10 +282,7 @@ def _target(plane: Plane, spec: Mapping[str, Any]) -> Target:
             isinstance(q, int) and not isinstance(q, bool) and 0 < q <= 0xFFFF for q in qtypes
         ):
             raise InvalidInput("qtypes: a list of query type numbers (1-65535)")
-        domains = tuple(d.lower() for d in get("domains"))
-        bad = [d for d in domains if not _NAME_ENTRY.fullmatch(d)]
-        if bad:
-            raise InvalidInput(f"domains: not a name: {bad[0]!r}")
+        domains = _domains(get("domains"))
         return DnsTarget(domains, get("lists"), get("categories"), tuple(qtypes), get("answer"))
     if plane is Plane.NETWORK:
         cidrs = []
@@ -275,5 +297,8 @@ def _target(plane: Plane, spec: Mapping[str, Any]) -> Target:
         ports = tuple(PortRange.parse(p) for p in get("ports"))
         if ports and protocol not in ("tcp", "udp"):
             raise InvalidInput("ports: only with protocol tcp or udp")
-        return NetworkTarget(tuple(cidrs), protocol, ports)
+        # Kept without the final dot: the written forms of one name give one rule content
+        # (the nftables chain is named by it).
+        names = tuple(dict.fromkeys(d.rstrip(".") for d in _domains(get("domains"))))
+        return NetworkTarget(tuple(cidrs), protocol, ports, names)
     return AttachTarget(frozenset(apn.lower().rstrip(".") for apn in get("apns")))

@@ -1,10 +1,12 @@
 """What a decision is asked about, one value per plane, and whether a rule's target matches it.
 
 A `DnsQuery` is a name and a query type, a `Flow` an address with a protocol and
-perhaps a port, an `AttachRequest` an APN. `matches` applies a rule's target fields as
+perhaps a port (and the names that address is known under for the subject at the time:
+what its class's DNS answers gave), an `AttachRequest` an APN. `matches` applies a rule's target fields as
 `ztsim.policy.rules` defines them; DNS list and category membership is the caller's
 knowledge, asked through a `ListMatcher`. `parse_target` reads the short forms a person
-types into `policy explain` ("example.com/AAAA", "10.1.2.3:443/tcp", "internet").
+types into `policy explain` ("example.com/AAAA", "10.1.2.3:443/tcp", "internet",
+"10.1.2.3:443/tcp as intranet.example.com").
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ QTYPES: dict[str, int] = {
 }
 FLOW_PROTOCOLS = ("tcp", "udp", "icmp")
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_KNOWN_AS = re.compile(r"(.*?)\s+as(?:\s+(.*))?", re.DOTALL)  # `<flow> as <names>`
 _APN = re.compile(r"[a-z0-9]([a-z0-9.-]{0,98}[a-z0-9])?")
 
 
@@ -80,11 +83,14 @@ class DnsQuery:
 
 @dataclass(frozen=True, slots=True)
 class Flow:
-    """A connection a SIM opens: to `address`, over `protocol`, to `port` (None: any)."""
+    """A connection a SIM opens: to `address`, over `protocol`, to `port` (None: any).
+    `names`: the names `address` is known under for the subject now (the DNS answers its
+    class was given whose TTL still runs); a `network` rule's `domains` match those."""
 
     address: str
     protocol: str = "tcp"
     port: int | None = None
+    names: frozenset[str] = frozenset()
     ip: Address = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +107,9 @@ class Flow:
                 raise InvalidInput("icmp has no ports")
             if isinstance(self.port, bool) or not 0 < self.port <= 0xFFFF:
                 raise InvalidInput(f"port {self.port}: 1 to 65535")
+        if isinstance(self.names, str) or not isinstance(self.names, frozenset | set | tuple):
+            raise InvalidInput("names: a set of domain names")
+        object.__setattr__(self, "names", frozenset(_qname(n) for n in self.names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +158,10 @@ def _dns(target: DnsTarget, query: DnsQuery, lists: ListMatcher) -> bool:
 
 
 def _network(target: NetworkTarget, flow: Flow) -> bool:
-    if target.cidrs and not any(flow.ip in cidr for cidr in target.cidrs):
+    if not target.any_address and not (
+        any(flow.ip in cidr for cidr in target.cidrs)
+        or any(domain_matches(entry, name) for entry in target.domains for name in flow.names)
+    ):
         return False
     if target.protocol != "any" and target.protocol != flow.protocol:
         return False
@@ -199,7 +211,17 @@ def _parse_query(text: str) -> DnsQuery:
 
 
 def _parse_flow(text: str) -> Flow:
-    form = "an address, address/protocol or address:port/protocol (IPv6 in [ ] with a port)"
+    form = (
+        "an address, address/protocol or address:port/protocol (IPv6 in [ ] with a port), "
+        "then perhaps `as` and the names it is known under (comma-separated)"
+    )
+    names: frozenset[str] = frozenset()
+    known = _KNOWN_AS.fullmatch(text)
+    if known is not None:
+        text, named = known.group(1), known.group(2) or ""
+        names = frozenset(n.strip() for n in named.split(",") if n.strip())
+        if not names:
+            raise InvalidInput(f"{text!r}: `as` needs at least one name")
     host, slash, protocol = text.rpartition("/")
     if not slash:
         host, protocol = text, ""
@@ -220,6 +242,6 @@ def _parse_flow(text: str) -> Flow:
             raise InvalidInput(f"{text!r}: the port is a number")
         port = int(port_text)
     try:
-        return Flow(host, protocol or "tcp", port)
+        return Flow(host, protocol or "tcp", port, names)
     except InvalidInput as exc:
         raise InvalidInput(f"{text!r}: {exc}") from None

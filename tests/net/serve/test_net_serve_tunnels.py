@@ -2,8 +2,9 @@
 its site through its tunnel (Geneve through ztsim's endpoint, carrying the class the
 `subjects` callable gave, as tshark reads it on the gateway's underlay; VXLAN through
 the kernel); a second `apply` changes nothing; a new prefix of a Geneve site swaps the
-endpoint's engine in place; a site removed takes its routes and device. And the readers
-of `ip -j`, and the errors, with the tool's message."""
+endpoint's engine in place; a site removed takes its routes and device; a Geneve site with
+Ethernet inside gets its frames from the engine and its routes an MTU 14 octets lower. And
+the readers of `ip -j`, and the errors, with the tool's message."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import os
 import select
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +24,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ztsim.net.geneve import (
+    ETHERNET_HEADER_LENGTH,
+    PROTOCOL_ETHERNET,
+    PROTOCOL_IPV4,
+    EthernetFraming,
+    decode,
+)
 from ztsim.net.identity_option import (
     OPTION_CLASS,
     TYPE_IDENTITY,
@@ -32,7 +41,7 @@ from ztsim.net.identity_option import (
 from ztsim.net.serve.tunnels import TunnelError, Tunnels, links_of, routes_of, underlay_mtu
 from ztsim.net.sites import TunnelKind
 from ztsim.net.store.tunnel_view import SiteTunnel
-from ztsim.net.tunnel_plan import Link
+from ztsim.net.tunnel_plan import Link, Route
 
 from support.net_tunnel_world import (
     GENEVE_AT,
@@ -43,7 +52,7 @@ from support.net_tunnel_world import (
     VXLAN_VNI,
     World,
 )
-from support.netns_hosts import ip, netns_unusable
+from support.netns_hosts import entered, ip, netns_unusable
 
 TSHARK = shutil.which("tshark")
 SUBJECT = Subject(ClassTag(3, 12), "0123456789abcdef0123456789abcdef")
@@ -205,6 +214,74 @@ def test_each_prefix_reaches_its_site_through_its_tunnel(world: World) -> None:
         tunnels.close()
 
 
+def _our_routes(ns: str) -> dict[str, Any]:
+    return {r["dst"]: r for r in _snapshot(ns)[1] if str(r.get("dev", "")).startswith("zt")}
+
+
+def _ue_packet(destination: str) -> bytes:
+    """An IPv4 header from the UE (RFC 791), protocol 253 (RFC 3692: experiments), empty:
+    the engine routes by the addresses alone."""
+    addresses = ipaddress.ip_address(UE).packed + ipaddress.ip_address(destination).packed
+    return bytes.fromhex("4500001400004000" + "40fd0000") + addresses
+
+
+_IP_MTU_DISCOVER, _IP_PMTUDISC_DO = 10, 2  # linux/in.h: set DF, never fragment locally
+
+
+def _send_with_df(ns: str, destination: str, size: int) -> None:
+    """One IPv4 packet of `size` octets (UDP: 28 of them headers) from a socket in `ns`,
+    DF set: the kernel refuses it at once (EMSGSIZE) when it is over the route's MTU."""
+    with entered(ns):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with probe:
+        probe.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+        probe.sendto(b"\0" * (size - 28), (destination, 9))
+
+
+@needs_netns
+def test_an_ethernet_site_is_framed_and_only_its_routes_are_narrower(world: World) -> None:
+    gw = world.ns("gw")
+    framing = EthernetFraming("02:5a:00:00:00:09", "aa:bb:cc:00:00:01")
+    prefixes = (ip_network("10.30.0.0/24"),)
+    framed = SiteTunnel(
+        "s-ovs", "org", "ovs", TunnelKind.GENEVE, ipaddress.ip_address(GENEVE_AT), 6081,
+        GENEVE_VNI, prefixes, framing,
+    )  # fmt: skip
+    tunnels = Tunnels(
+        GW, lambda raw: SUBJECT if raw == UE_RAW else None, ("ip", "netns", "exec", gw)
+    )
+    try:
+        tunnels.apply([LAB, framed])
+        routes = _our_routes(gw)
+        assert routes["10.30.0.0/24"]["metrics"] == [{"mtu": 1418}]  # 1432 - 14
+        assert "metrics" not in routes["10.40.0.0/24"]
+        links = _snapshot(gw)[0]
+        assert (links["ztg0"][1], links[f"ztv{VXLAN_VNI}"][1]) == (1432, 1450)
+        assert tunnels.pump is not None
+        [(to, datagram)] = tunnels.pump.engine.outbound(_ue_packet("10.30.0.5"), 0.0)
+        header, inner = decode(datagram)
+        assert (to, header.vni) == ((GENEVE_AT, 6081), GENEVE_VNI)
+        assert header.protocol == PROTOCOL_ETHERNET  # 0x6558, then the frame
+        assert inner[:ETHERNET_HEADER_LENGTH] == framing.header(PROTOCOL_IPV4)
+        assert inner[ETHERNET_HEADER_LENGTH:] == _ue_packet("10.30.0.5")
+        # The kernel holds the route's MTU: one octet over it is refused at the sender.
+        _send_with_df(gw, "10.30.0.5", 1418)
+        with pytest.raises(OSError, match="Message too long"):  # EMSGSIZE
+            _send_with_df(gw, "10.30.0.5", 1419)
+        before = _snapshot(gw)
+        tunnels.apply([LAB, framed])
+        assert _snapshot(gw) == before
+        # Bare IP again: the same route, its MTU gone (the device's again), in place.
+        tunnels.apply([LAB, HQ])
+        routes = _our_routes(gw)
+        assert "metrics" not in routes["10.30.0.0/24"]
+        [(to, datagram)] = tunnels.pump.engine.outbound(_ue_packet("10.30.0.5"), 0.0)
+        assert decode(datagram)[0].protocol == PROTOCOL_IPV4
+    finally:
+        tunnels.apply([])
+        tunnels.close()
+
+
 @needs_netns
 def test_a_failure_is_a_tunnel_error_with_the_tools_message(world: World) -> None:
     gw = world.ns("gw")
@@ -248,8 +325,10 @@ def test_the_readers_take_ours_and_leave_the_rest() -> None:
     }
     assert underlay_mtu(listing, GW) == 9000
     assert underlay_mtu(listing, "198.18.0.7") is None
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"dst": "10.30.0.0/24", "dev": "ztg0"},
+        {"dst": "10.50.0.0/24", "dev": "ztg0", "metrics": [{"mtu": 1418}]},
+        {"dst": "10.51.0.0/24", "dev": "ztg0", "metrics": [{"hoplimit": 9}, {"mtu": "x"}]},
         {"dst": "10.30.1.5", "dev": "ztv9"},
         {"dst": "default", "dev": "ztv9"},
         {"dst": "10.9.0.0/16", "dev": "u0"},
@@ -257,9 +336,11 @@ def test_the_readers_take_ours_and_leave_the_rest() -> None:
         {"dst": "10.8.0.0/16", "dev": "ztg0", "type": "blackhole"},
     ]
     assert routes_of(routes, 4) == {
-        (ip_network("10.30.0.0/24"), "ztg0"),
-        (ip_network("10.30.1.5/32"), "ztv9"),
-        (ip_network("0.0.0.0/0"), "ztv9"),
+        Route(ip_network("10.30.0.0/24"), "ztg0"),
+        Route(ip_network("10.50.0.0/24"), "ztg0", 1418),  # a route with an MTU of its own
+        Route(ip_network("10.51.0.0/24"), "ztg0"),
+        Route(ip_network("10.30.1.5/32"), "ztv9"),
+        Route(ip_network("0.0.0.0/0"), "ztv9"),
     }
 
 
@@ -274,6 +355,7 @@ _ITEM = st.fixed_dictionaries(
         "dev": st.sampled_from(["ztv1", "ztg0"]) | _JSON,
         "mtu": _JSON,
         "flags": _JSON,
+        "metrics": _JSON | st.lists(_JSON, max_size=2),
         "linkinfo": _JSON | _LINKINFO,
         "addr_info": st.lists(_JSON, max_size=3),
     },

@@ -1,20 +1,23 @@
 """Sites and networks in the database (SQLite and PostgreSQL): each use case leaves its
 audit event and one `net` change keyed by the org; another org's objects are NotFound;
 names are unique per org; a site with networks goes only with `force`; a refused use case
-leaves nothing."""
+leaves nothing; a Geneve site's Ethernet framing and its MAC are stored, changed and
+cleared when no longer used."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from ipaddress import IPv6Address, ip_network
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
+from ztsim.db import schema
 from ztsim.errors import Conflict, InvalidInput, NotFound
 from ztsim.feed.change import Topic
 from ztsim.identity import repository as identities
-from ztsim.net.sites import Network, Site, TunnelKind
+from ztsim.net.sites import Inner, Network, Site, TunnelKind, gateway_mac_of
 from ztsim.net.store import sites
 
 from support.traces import refused, run
@@ -216,3 +219,87 @@ def test_an_endpoint_is_stored_in_canonical_form(engine: Engine, endpoint: str) 
     with engine.connect() as conn:
         stored = sites.get_site(conn, org, site.id).endpoint
     assert str(stored) == endpoint
+
+
+SITE_MAC = "aa:bb:cc:00:00:01"
+
+
+def _stored(engine: Engine, site_id: str) -> tuple[str, str | None]:
+    """The row's own columns, as another reader of the table would see them."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(schema.net_sites.c.inner, schema.net_sites.c.site_mac).where(
+                schema.net_sites.c.id == site_id
+            )
+        ).one()
+    return row.inner, row.site_mac
+
+
+def _payloads(engine: Engine, subject: str) -> list[dict[str, object]]:
+    e = schema.events
+    with engine.connect() as conn:
+        rows = conn.execute(select(e.c.payload).where(e.c.subject == subject).order_by(e.c.id))
+        return [dict(p) for p in rows.scalars()]
+
+
+def test_a_site_with_ethernet_inside_is_stored_with_its_mac(engine: Engine) -> None:
+    org = _org(engine, "a")
+    plain, _ = run(engine, lambda c: _site(c, org, "hq", 100))
+    assert _stored(engine, plain.id) == ("ip", None)  # the default, on every backend
+    ovs, left = run(
+        engine,
+        lambda c: _site(c, org, "ovs", 101, inner=Inner.ETHERNET, site_mac="AA-BB-CC-00-00-01"),
+    )
+    assert left.topics == [(Topic.NET, org)]
+    assert (ovs.inner, ovs.site_mac) == (Inner.ETHERNET, SITE_MAC)
+    assert ovs.gateway_mac == gateway_mac_of(ovs.id)
+    assert _stored(engine, ovs.id) == ("ethernet", SITE_MAC)
+    with engine.connect() as conn:
+        assert sites.get_site(conn, org, ovs.id) == ovs
+        assert [s.inner for s in sites.list_sites(conn, org)] == [Inner.IP, Inner.ETHERNET]
+    [created] = _payloads(engine, f"site:{ovs.id}")
+    assert (created["inner"], created["site_mac"]) == ("ethernet", SITE_MAC)
+
+
+def test_ethernet_inside_that_cannot_be_is_refused_and_leaves_nothing(engine: Engine) -> None:
+    org = _org(engine, "a")
+    calls = [
+        lambda c: _site(c, org, inner=Inner.ETHERNET),  # no MAC
+        lambda c: _site(c, org, inner=Inner.ETHERNET, site_mac="01:00:5e:00:00:01"),
+        lambda c: _site(c, org, inner=Inner.ETHERNET, site_mac="aa:bb", tunnel=TunnelKind.VXLAN),
+        lambda c: _site(c, org, tunnel=TunnelKind.VXLAN, inner=Inner.ETHERNET, site_mac=SITE_MAC),
+        lambda c: _site(c, org, site_mac=SITE_MAC),  # a MAC without Ethernet inside
+    ]
+    for call in calls:
+        refused(engine, InvalidInput, call)
+
+
+def test_an_update_changes_the_framing_and_clears_a_mac_no_longer_used(engine: Engine) -> None:
+    org = _org(engine, "a")
+    site, _ = run(engine, lambda c: _site(c, org, "hq", 100))
+
+    def update(**change: object) -> Callable[[Connection], Site]:
+        return lambda c: sites.update_site(c, org, site.id, actor="t", now=LATER, **change)  # type: ignore[arg-type]
+
+    refused(engine, InvalidInput, update(inner=Inner.ETHERNET))  # the MAC is required
+    refused(engine, InvalidInput, update(site_mac=SITE_MAC))  # and only with Ethernet
+    framed, left = run(engine, update(inner=Inner.ETHERNET, site_mac=SITE_MAC))
+    assert left.kinds == ["net.site_updated"]
+    assert _stored(engine, site.id) == ("ethernet", SITE_MAC)
+    assert framed.gateway_mac == gateway_mac_of(site.id)
+    same, left = run(engine, update(site_mac=SITE_MAC.upper()))
+    assert (same, left.empty) == (framed, True)  # the same MAC: nothing written
+    bare, _ = run(engine, update(inner=Inner.IP))
+    assert (bare.inner, bare.site_mac, bare.gateway_mac) == (Inner.IP, None, None)
+    assert _stored(engine, site.id) == ("ip", None)
+    run(engine, update(inner=Inner.ETHERNET, site_mac=SITE_MAC))
+    vxlan, _ = run(engine, update(tunnel=TunnelKind.VXLAN))  # VXLAN frames by itself
+    assert (vxlan.port, vxlan.inner, vxlan.site_mac) == (4789, Inner.IP, None)
+    assert _stored(engine, site.id) == ("ip", None)
+    assert [(p.get("inner"), p.get("site_mac")) for p in _payloads(engine, f"site:{site.id}")] == [
+        ("ip", None),
+        ("ethernet", SITE_MAC),
+        ("ip", None),
+        ("ethernet", SITE_MAC),
+        ("ip", None),
+    ]

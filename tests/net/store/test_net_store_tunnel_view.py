@@ -1,5 +1,6 @@
 """The tunnel view: every org's sites by VNI, each with its networks' prefixes sorted (IPv4
-before IPv6, by address), a site without networks with none."""
+before IPv6, by address), a site without networks with none; a Geneve site with
+Ethernet inside with its frames' addresses (ztsim's MAC on that tunnel, and the site's)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from ipaddress import IPv4Address, ip_network
 from sqlalchemy import Connection, Engine
 
 from ztsim.identity import repository as identities
-from ztsim.net.sites import TunnelKind
+from ztsim.net.geneve import EthernetFraming
+from ztsim.net.sites import Inner, TunnelKind, gateway_mac_of
 from ztsim.net.store import sites
 from ztsim.net.store.tunnel_view import SiteTunnel, read_site_tunnels
 
@@ -78,3 +80,34 @@ def test_a_deleted_site_and_network_leave_the_view(engine: Engine) -> None:
     with engine.connect() as conn:
         got = read_site_tunnels(conn)
     assert [(t.site_id, t.prefixes) for t in got] == [(lab, (ip_network("10.2.0.0/16"),))]
+
+
+def test_a_geneve_site_with_ethernet_inside_comes_with_its_frames_addresses(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        a = _org(conn, "a")
+        bare = _site(conn, a, "bare", 1, TunnelKind.GENEVE, "192.0.2.1")
+        ovs = sites.create_site(
+            conn,
+            a,
+            name="ovs",
+            tunnel=TunnelKind.GENEVE,
+            endpoint="192.0.2.2",
+            vni=2,
+            inner=Inner.ETHERNET,
+            site_mac="aa:bb:cc:00:00:01",
+            actor="t",
+            now=NOW,
+        )
+        lab = _site(conn, a, "lab", 3, TunnelKind.VXLAN, "192.0.2.3")
+    with engine.connect() as conn:
+        got = {t.site_id: t.ethernet for t in read_site_tunnels(conn)}
+    assert got == {
+        bare: None,
+        ovs.id: EthernetFraming(local=gateway_mac_of(ovs.id), peer="aa:bb:cc:00:00:01"),
+        lab: None,
+    }
+    framing = got[ovs.id]
+    assert framing is not None
+    assert framing.local == ovs.gateway_mac  # what the API shows the site's operator

@@ -122,7 +122,8 @@ class _DohProtocol(asyncio.Protocol):
         who = self._known(query)
         waited = self.looking is not None and self.looking.done()
         if who is not None or query.token is not None or self.source is None or waited:
-            reply = self.server.gateway.answer_now(query.wire, who, udp=False)
+            source = None if query.token is not None else self.source  # a token: not a UE
+            reply = self.server.gateway.answer_now(query.wire, who, udp=False, source=source)
             if reply is not None:
                 self.engine.respond(query.stream_id, reply)
                 return
@@ -148,7 +149,8 @@ class _DohProtocol(asyncio.Protocol):
                 # looked up afresh: the entry may have gone since the wait ended.
                 await asyncio.shield(self.looking)
                 who = gateway.identities.by_source(self.source)
-            reply = await gateway.answer(query.wire, who, udp=False)
+            source = None if query.token is not None else self.source  # a token: not a UE
+            reply = await gateway.answer(query.wire, who, udp=False, source=source)
         except Exception:
             log.exception("a DoH query failed")
             self.engine.fail(query.stream_id)

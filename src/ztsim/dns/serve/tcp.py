@@ -67,12 +67,12 @@ class TcpServer:
                 if who is None and source is not None and not looked_again:
                     looked_again = True
                     who = await self.gateway.identify(source)
-                reply = self.gateway.answer_now(wire, who, udp=False)
+                reply = self.gateway.answer_now(wire, who, udp=False, source=source)
                 if reply is not None:
                     writer.write(_LENGTH.pack(len(reply)) + reply)
                     continue
                 await slots.acquire()
-                task = asyncio.create_task(self._answer(wire, who, writer, slots))
+                task = asyncio.create_task(self._answer(wire, who, source, writer, slots))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
@@ -87,11 +87,12 @@ class TcpServer:
         self,
         wire: bytes,
         who: Requester | None,
+        source: str | None,
         writer: asyncio.StreamWriter,
         slots: asyncio.Semaphore,
     ) -> None:
         try:
-            reply = await self.gateway.answer(wire, who, udp=False)
+            reply = await self.gateway.answer(wire, who, udp=False, source=source)
             if reply is not None and not writer.is_closing():
                 writer.write(_LENGTH.pack(len(reply)) + reply)
         finally:

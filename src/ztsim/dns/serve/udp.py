@@ -84,7 +84,11 @@ class UdpServer:
         if isinstance(step, Forward):
             self._hand_over(step, peer)
             return None
-        return None if step is None else step.wire
+        if step is None:
+            return None
+        if who is not None:
+            gateway.observe(peer[0], step.wire)
+        return step.wire
 
     def _hand_over(self, step: Forward, peer: Peer) -> None:
         if len(self._tasks) < self.max_pending and self._loop is not None:
@@ -121,7 +125,8 @@ class UdpServer:
             await late.wait()
         finally:
             late.leave()
-        reply = await gateway.answer(data, gateway.identities.by_source(peer[0]), udp=True)
+        who = gateway.identities.by_source(peer[0])
+        reply = await gateway.answer(data, who, udp=True, source=peer[0])
         if reply is not None:
             self._server.send(reply, peer)
 
@@ -132,7 +137,9 @@ class UdpServer:
 
     async def _forward(self, step: Forward, peer: Peer) -> None:
         response = await self.gateway.upstreams.query(step.upstream_query)
-        self._server.send(self.gateway.engine.resolved(step, response, self.gateway.clock()), peer)
+        reply = self.gateway.engine.resolved(step, response, self.gateway.clock())
+        self.gateway.observe(peer[0], reply)  # forwarded: the requester was known by address
+        self._server.send(reply, peer)
 
 
 def udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

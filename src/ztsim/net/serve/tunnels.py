@@ -31,7 +31,7 @@ from typing import Any
 from ztsim.errors import ZtsimError
 from ztsim.net.endpoint import Endpoint, Site, SubjectLookup
 from ztsim.net.identity_option import Subject
-from ztsim.net.sites import Prefix, endpoint_of
+from ztsim.net.sites import endpoint_of
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tun import TunnelPump, open_endpoint
 from ztsim.net.tunnel_plan import (
@@ -40,6 +40,7 @@ from ztsim.net.tunnel_plan import (
     GeneveConfig,
     Link,
     OpenTun,
+    Route,
     State,
     Underlay,
     UseGeneve,
@@ -120,7 +121,7 @@ class Tunnels:
 
     def _engine(self, config: GeneveConfig) -> Endpoint:
         return Endpoint(
-            [Site(s.site_id, s.vni, s.address, s.port) for s in config.sites],
+            [Site(s.site_id, s.vni, s.address, s.port, s.ethernet) for s in config.sites],
             TunnelRoutes(config.routes),
             self._subjects,
             with_identity=self._with_identity,
@@ -232,11 +233,12 @@ def links_of(listing: Sequence[Mapping[str, Any]]) -> dict[str, Link]:
     return found
 
 
-def routes_of(listing: Sequence[Mapping[str, Any]], family: int) -> set[tuple[Prefix, str]]:
-    """Our routes in `ip -j route show` output of one family (4 or 6): a host route is
-    shown without its length, the default route as `default`; the kernel's own routes
-    (link-local) are not ours."""
-    found: set[tuple[Prefix, str]] = set()
+def routes_of(listing: Sequence[Mapping[str, Any]], family: int) -> set[Route]:
+    """Our routes in `ip -j route show` output of one family (4 or 6), with their own
+    MTU (`"metrics": [{"mtu": N}]`) if they have one: a host route is shown without its
+    length, the default route as `default`; the kernel's own routes (link-local) are not
+    ours."""
+    found: set[Route] = set()
     for item in listing:
         device, destination = item.get("dev"), item.get("dst")
         if not isinstance(device, str) or not is_ours(device) or not isinstance(destination, str):
@@ -245,10 +247,20 @@ def routes_of(listing: Sequence[Mapping[str, Any]], family: int) -> set[tuple[Pr
             continue
         text = ("0.0.0.0/0" if family == 4 else "::/0") if destination == "default" else destination
         try:
-            found.add((ip_network(text), device))
+            found.add(Route(ip_network(text), device, _route_mtu(item.get("metrics"))))
         except ValueError:
             continue
     return found
+
+
+def _route_mtu(metrics: object) -> int | None:
+    """A route's own MTU among its metrics (`ip -j` shows a locked one the same way)."""
+    if not isinstance(metrics, list):
+        return None
+    for metric in metrics:
+        if isinstance(metric, Mapping) and "mtu" in metric:
+            return _int(metric["mtu"])
+    return None
 
 
 def _int(value: object) -> int | None:

@@ -25,6 +25,7 @@ from ztsim.events.schema import subject_of
 from ztsim.feed.change import Topic
 from ztsim.net.sites import (
     Address,
+    Inner,
     Network,
     Site,
     TunnelKind,
@@ -53,6 +54,8 @@ def _site(m: RowMapping) -> Site:
         m["vni"],
         m["created_at"],
         m["updated_at"],
+        Inner(m["inner"]),
+        m["site_mac"],
     )
 
 
@@ -77,6 +80,8 @@ def _site_fields(site: Site) -> dict[str, object]:
         "endpoint": str(site.endpoint),
         "port": site.port,
         "vni": site.vni,
+        "inner": site.inner.value,
+        "site_mac": site.site_mac,
     }
 
 
@@ -110,12 +115,25 @@ def create_site(
     endpoint: str,
     vni: int,
     port: int | None = None,
+    inner: Inner = Inner.IP,
+    site_mac: str | None = None,
     actor: str,
     now: datetime,
     ids: NewId = new_id,
 ) -> Site:
+    """A new site; `site_mac` is required with inner ethernet (geneve only), and ztsim's
+    own MAC on its tunnel is `Site.gateway_mac`."""
     site = new_site(
-        ids(), org_id, name=name, tunnel=tunnel, endpoint=endpoint, port=port, vni=vni, now=now
+        ids(),
+        org_id,
+        name=name,
+        tunnel=tunnel,
+        endpoint=endpoint,
+        port=port,
+        vni=vni,
+        now=now,
+        inner=inner,
+        site_mac=site_mac,
     )
     with use_case(conn, now) as uc:
         claims.claim_vni(conn, org_id, site.vni, site_id=site.id)
@@ -151,10 +169,13 @@ def update_site(
     endpoint: str | None = None,
     port: int | None = None,
     vni: int | None = None,
+    inner: Inner | None = None,
+    site_mac: str | None = None,
     actor: str,
     now: datetime,
 ) -> Site:
-    """Replace the given fields; the rest are kept (see `Site.changed` for the port)."""
+    """Replace the given fields; the rest are kept (see `Site.changed` for the port, and
+    for `inner` and `site_mac` when the tunnel kind changes)."""
     with use_case(conn, now) as uc:
         old = get_site(conn, org_id, site_id)
         address: Address | None = None if endpoint is None else endpoint_of(endpoint)
@@ -165,6 +186,8 @@ def update_site(
             endpoint=address,
             port=None if port is None else check_port(port),
             vni=None if vni is None else check_vni(vni),
+            inner=inner,
+            site_mac=site_mac,
         )
         before, after = _site_fields(old), _site_fields(site)
         changed = {k: v for k, v in after.items() if before[k] != v}

@@ -2,17 +2,29 @@
 
 The net role builds its tunnel devices and routes from this view, across orgs (VNIs and
 prefixes are claimed across orgs, so one gateway can carry them all). It is read in one
-query, so the role never sees a site without the networks committed with it.
+query, so the role never sees a site without the networks committed with it. A Geneve
+site that takes Ethernet inside comes with its framing: ztsim's MAC on that tunnel (derived
+from the site's id) and the MAC behind the site's end.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, select
 
 from ztsim.db import schema
-from ztsim.net.sites import Address, Prefix, TunnelKind, endpoint_of, prefix_of
+from ztsim.net.geneve import EthernetFraming
+from ztsim.net.sites import (
+    Address,
+    Inner,
+    Prefix,
+    TunnelKind,
+    endpoint_of,
+    gateway_mac_of,
+    mac_of,
+    prefix_of,
+)
 
 _s, _n = schema.net_sites, schema.net_networks
 
@@ -27,6 +39,8 @@ class SiteTunnel:
     port: int
     vni: int
     prefixes: tuple[Prefix, ...]  # the site's networks' CIDRs, sorted
+    # Geneve with Ethernet inside: the frames' addresses (None: bare IP, or VXLAN).
+    ethernet: EthernetFraming | None = None
 
 
 def _sort_key(prefix: Prefix) -> tuple[int, int, int]:
@@ -45,6 +59,8 @@ def read_site_tunnels(conn: Connection) -> list[SiteTunnel]:
             _s.c.endpoint,
             _s.c.port,
             _s.c.vni,
+            _s.c.inner,
+            _s.c.site_mac,
             _n.c.cidr,
         )
         .select_from(_s.outerjoin(_n, _n.c.site_id == _s.c.id))
@@ -63,25 +79,23 @@ def read_site_tunnels(conn: Connection) -> list[SiteTunnel]:
                 m["port"],
                 m["vni"],
                 (),
+                _framing(m["id"], TunnelKind(m["tunnel"]), Inner(m["inner"]), m["site_mac"]),
             )
             known = rows[m["id"]] = (site, [])
         if m["cidr"] is not None:
             known[1].append(prefix_of(m["cidr"]))
     tunnels = [
-        _with_prefixes(site, tuple(sorted(prefixes, key=_sort_key)))
+        replace(site, prefixes=tuple(sorted(prefixes, key=_sort_key)))
         for site, prefixes in rows.values()
     ]
     return sorted(tunnels, key=lambda t: t.vni)
 
 
-def _with_prefixes(site: SiteTunnel, prefixes: tuple[Prefix, ...]) -> SiteTunnel:
-    return SiteTunnel(
-        site.site_id,
-        site.org_id,
-        site.name,
-        site.kind,
-        site.endpoint,
-        site.port,
-        site.vni,
-        prefixes,
-    )
+def _framing(
+    site_id: str, kind: TunnelKind, inner: Inner, site_mac: str | None
+) -> EthernetFraming | None:
+    """The frames' addresses of a Geneve site with Ethernet inside: from ztsim's MAC on
+    its tunnel to the site's (which the store checked; read strictly all the same)."""
+    if kind is not TunnelKind.GENEVE or inner is not Inner.ETHERNET:
+        return None
+    return EthernetFraming(local=gateway_mac_of(site_id), peer=mac_of(site_mac or ""))
