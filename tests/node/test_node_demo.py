@@ -1,10 +1,13 @@
 """`ztsim demo` as a new user runs it, in a fresh directory, on free ports: `--once`
-tells the story the devices lived; without it the devices stay attached while it serves."""
+tells the story the devices lived; without it the devices stay attached while it serves.
+Where the demo's site can run (root, `ip netns`), it does, and its phones' sessions on
+the intranet APN count in what the platform recorded."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -16,10 +19,18 @@ from typing import Any
 
 import pytest
 
+from ztsim.simulator.demo_site import why_not
+
 from support.dns_gateway_harness import KDIG, kdig, records
 from support.leaks import LEAKS
 
 CURL = "/usr/bin/curl"
+SITE = why_not() == ""
+# The site's phones attach on the intranet APN: an employee, the contractor, and the
+# employee whose SIM is cloned (a second session of that SIM, cut with the first).
+SITE_ATTACHES = 3 if SITE else 0
+SITE_CUT = 1 if SITE else 0  # the cloned SIM's intranet session, disconnected with its first
+SITE_LIVE = 2 if SITE else 0
 
 
 def _free(kind: int) -> int:
@@ -90,8 +101,9 @@ def _check_story(stdout: str, story: dict[str, Any], db: Path) -> None:
     [(finding_subject, _, finding)] = _events(db, "risk.finding")
     assert finding_subject == clone_subject
     assert finding["detector"] == "twin_session"
-    [(_, _, cut)] = [e for e in _events(db, "radius.disconnect") if e[0] == clone_subject]
-    assert cloned["disconnected"] == [cut["ue_address"]]
+    cuts = [e[2] for e in _events(db, "radius.disconnect") if e[0] == clone_subject]
+    assert len(cuts) == 1 + SITE_CUT
+    assert cloned["disconnected"] == [cut["ue_address"] for cut in cuts]
     assert f"Cloned SIM: ICCID {iccid} ({_owner_of(db, iccid)}" in stdout
     assert "caught by twin session" in stdout
 
@@ -102,6 +114,41 @@ def _check_story(stdout: str, story: dict[str, Any], db: Path) -> None:
     assert (stolen["reason"], stolen["tried_imei"]) == (swap_reason, swap["imei"])
     assert f"Stolen SIM: ICCID {stolen_iccid} ({_owner_of(db, stolen_iccid)})" in stdout
     assert "refused the attach (imei_mismatch)" in stdout
+
+
+def _check_site(stdout: str, db: Path) -> None:
+    """An employee reached the intranet, the contractor was refused and audited, and the
+    cloned SIM's open connection stopped within a second of its suspension."""
+    if not SITE:
+        assert f"site: skipped, {why_not()}" in stdout
+        return
+    reached = re.search(r"site: (.+) reached the intranet at \S+ over APN intranet.acme "
+                        r"\(200 in (\d+) ms\)", stdout)  # fmt: skip
+    assert reached is not None, stdout
+    assert int(reached.group(2)) < 1000
+    contractor = "John von Neumann"
+    line = f"site: {contractor}, a contractor, was refused (net.flow denied, rule default deny)"
+    assert line in stdout
+    (identity,) = _one(db, "SELECT id FROM identities WHERE name = ?", contractor)
+    flows = _events(db, "net.flow")
+    [(reason, flow)] = [(r, f) for s, r, f in flows if s == f"identity:{identity}"]
+    assert (reason, flow["rule"], flow["port"]) == ("policy_denied", None, 80)
+    # Any other denial is the cut connection's next packet: its SIM is suspended now.
+    assert {(r, tuple(f["policy_reasons"])) for s, r, f in flows if f is not flow} <= {
+        ("no_session", ("sim:not-active",))
+    }
+    cut = re.search(r"site: the cloned SIM's open connection to the intranet \((.+)'s\) "
+                    r"was cut (\d+) ms after the suspension \(its last answer: ([-+]\d+) ms\)",
+                    stdout)  # fmt: skip
+    assert cut is not None, stdout
+    (cloned,) = _one(db, "SELECT subject FROM events WHERE kind = 'risk.clone'")
+    assert cut.group(1) == _owner_of(db, str(cloned).removeprefix("sim:"))
+    # Measured at the gateway: the role took the address out of its classes. The phone's
+    # last answer came before that (a request in flight at the cut is never answered),
+    # give or take the threads' scheduling in one busy process.
+    assert 0 < int(cut.group(2)) < 1000
+    assert int(cut.group(3)) <= int(cut.group(2)) + 50
+    assert "site: " not in stdout.split("What the platform recorded")[1]
 
 
 def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
@@ -131,9 +178,9 @@ def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
     assert platform["blocks_by_category"] == {"phishing": 1, "command-and-control": 3}
     assert devices["no_answer"] == 0
 
-    # What the platform recorded agrees with what the devices saw.
-    assert platform["attaches_accepted"] == devices["attached"]
-    assert platform["sessions_started"] == devices["attached"]
+    # What the platform recorded agrees with what the devices (and the site's) saw.
+    assert platform["attaches_accepted"] == devices["attached"] + SITE_ATTACHES
+    assert platform["sessions_started"] == devices["attached"] + SITE_ATTACHES
     assert platform["dns_queries"] == devices["answered"] == devices["queries"]
     assert (
         platform["dns_blocked"]
@@ -145,7 +192,7 @@ def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
     )
     # The org's response to a twin session (suspend) cut the cloned SIM's genuine session
     # within a second of the twin's refusal, with no admin involved.
-    assert platform["disconnects"] == 1
+    assert platform["disconnects"] == 1 + SITE_CUT
     assert platform["revocation_ms"] is not None
     assert 0 < platform["revocation_ms"] < 1000
     # A re-issue asked for during the run waits for a second admin: nothing swapped.
@@ -156,7 +203,9 @@ def test_demo_once_tells_the_story_the_devices_lived(tmp_path: Path) -> None:
     assert "ztsim demo" in done.stdout
     _check_story(done.stdout, figures["story"], tmp_path / "ztsim-demo" / "ztsim.db")
     # Every cut session but the clone's genuine one is still up when the summary is read.
-    assert figures["story"]["allowed"]["live_sessions"] == devices["attached"] - 1
+    live = figures["story"]["allowed"]["live_sessions"]
+    assert live == devices["attached"] - 1 + SITE_LIVE
+    _check_site(done.stdout, tmp_path / "ztsim-demo" / "ztsim.db")
     # Progress, one line per step as it goes, all before the summary.
     steps = ["identities:", "SIMs:", "eSIM orders:", "gateway:", "roles:", "operator: attaching"]
     at = [done.stdout.find(step) for step in steps]
@@ -226,7 +275,7 @@ def _query_serving(process: subprocess.Popen[str], env: dict[str, str]) -> None:
     )
     sessions = json.loads(listed.stdout)["items"]
     # 20 phones and 9 meters attached; the cloned SIM's genuine session was cut.
-    assert len(sessions) == 28
+    assert len(sessions) == 28 + SITE_LIVE
     assert all(s["stopped_at"] is None for s in sessions)
     # The DNS gateway knows who asks from a live session's address, and answers it.
     answer = kdig(
@@ -261,4 +310,4 @@ def test_demo_keeps_its_devices_attached_while_it_serves(tmp_path: Path) -> None
     db = tmp_path / "ztsim-demo" / "ztsim.db"
     assert _one(db, "SELECT count(*) FROM radius_sessions WHERE stopped_at IS NULL") == (0,)
     stops = [e for e in _events(db, "radius.session_stopped") if e[1] == "stop"]
-    assert len(stops) == 28
+    assert len(stops) == 28 + SITE_LIVE

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,7 +41,8 @@ def _print(result: demo_node.DemoResult) -> None:
     s, sim = result.summary, result.sim
     out.print(
         Panel.fit(
-            "[bold]ztsim demo[/bold]: Acme, 20 employees in 3 groups, 10 meters, one virtual operator"
+            "[bold]ztsim demo[/bold]: Acme, 20 employees in 3 groups, a contractor, 10 meters, "
+            "one virtual operator"
         )
     )
     table = Table("", "count", title="What the platform recorded (events API)")
@@ -106,13 +108,19 @@ def _refusal(label: str, r: tale.Refusal, revocation_ms: float | None) -> None:
     said.append(f"ztsim refused the attach ({r.reason}) and recorded the risk.")
     for by in r.suspended_by:
         said.append(f"Suspended ({escape(by)}).")
-    for address in r.disconnected:
-        after = (
-            ""
-            if revocation_ms is None
-            else f" [bold]{revocation_ms:.1f} ms[/bold] after the twin was caught"
-        )
-        said.append(f"Its live session at {address} was cut: Disconnect-Request ACKed{after}.")
+    after = (
+        ""
+        if revocation_ms is None
+        else f" [bold]{revocation_ms:.1f} ms[/bold] after the twin was caught"
+    )
+    # One address can hold several sessions (one per APN): said once, with their count.
+    for address, count in Counter(r.disconnected).items():
+        if count == 1:
+            said.append(f"Its live session at {address} was cut: Disconnect-Request ACKed{after}.")
+        else:
+            said.append(
+                f"Its {count} live sessions at {address} were cut: Disconnect-Requests ACKed{after}."
+            )
     out.print(" ".join(said))
 
 
@@ -173,6 +181,21 @@ def _figures(result: demo_node.DemoResult) -> dict[str, object]:
             "no_answer": sim.no_answer,
         },
         "story": result.story.as_json(),
+        "site": None
+        if (site := result.site) is None
+        else {
+            "employee": site.employee,
+            "reached": site.reached,
+            "reached_ms": site.reached_ms,
+            "contractor": site.contractor,
+            "refused": site.refused,
+            "denial": site.denial,
+            "victim": site.victim,
+            "cut_ms": site.cut_ms,
+            "last_answer_ms": site.last_answer_ms,
+            "problems": site.problems,
+        },
+        "site_skipped": result.site_skipped,
         "prevented_swap": None
         if result.pending_swap is None
         else {

@@ -3,6 +3,12 @@ every role started in this process, the virtual operator's devices attaching and
 browsing, a cloned SIM refused and revoked, and a summary read back from the
 platform's own events API.
 
+Run as root (where `ip netns` works) the demo also gains a site (`simulator.demo_site`):
+the phones' traffic crosses ztsim's gateway (the net role) to Acme's head office over a
+Geneve tunnel, where an employee reaches the intranet, a contractor is refused, and the
+cloned SIM's open connection is cut when the twin session suspends the SIM. Elsewhere
+a progress line says the site part was skipped and why.
+
 The devices stay attached while the demo serves: their sessions are live in the API
 and the DNS gateway answers their addresses. On stop the gateway detaches each one
 (Accounting-Stop) before the AAA server stops, as a packet gateway ending its bearers
@@ -20,14 +26,17 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine
 
 from ztsim.clock import utc_now
+from ztsim.errors import ZtsimError
 from ztsim.identity import token_store
 from ztsim.identity.roles import Role
 from ztsim.node import platform as node
+from ztsim.node.net import NetRole, NetSettings
 from ztsim.node.up import Running, start_all
 from ztsim.settings import Settings
-from ztsim.simulator import internet
+from ztsim.simulator import demo_intranet, demo_site, internet
 from ztsim.simulator.demo_world import DemoWorld, provision
 from ztsim.simulator.pgw import PacketGateway
 from ztsim.simulator.readback import Summary, read_back
@@ -112,6 +121,8 @@ class DemoResult:
     api_url: str
     admin_token: str
     pending_swap: PendingSwap | None = None
+    site: demo_intranet.SiteReport | None = None
+    site_skipped: str | None = None  # why the site part did not run
 
 
 @dataclass
@@ -123,17 +134,27 @@ class Serving:
     running: Running
     gateway: PacketGateway
     closers: tuple[asyncio.BaseTransport, ...]
+    intranet: PacketGateway | None = None  # the site's APN, when the site runs
+    site: demo_site.DemoSite | None = None
 
     async def stop(self) -> None:
-        """Detach every device still attached (Accounting-Stop), then stop every role."""
+        """Detach every device still attached (Accounting-Stop), then take the site down
+        (the net role, the namespaces) and stop every role."""
+        gateways = [g for g in (self.intranet, self.gateway) if g is not None]
         try:
-            for session in list(self.gateway.sessions.values()):
-                await self.gateway.detach(session.device)
+            for gateway in gateways:
+                for session in list(gateway.sessions.values()):
+                    await gateway.detach(session.device)
         finally:
-            self.gateway.close()
+            for gateway in gateways:
+                gateway.close()
             for transport in self.closers:
                 transport.close()
-            await self.running.stop()
+            try:
+                if self.site is not None:
+                    await asyncio.to_thread(self.site.close)
+            finally:
+                await self.running.stop()
 
 
 @dataclass
@@ -210,19 +231,41 @@ async def start_demo(
         dns=(settings.dns_host, settings.dns_port),
         coa_bind=("127.0.0.1", coa_port),
     )
+    site: demo_site.DemoSite | None = None
+    intranet: PacketGateway | None = None
     try:
-        gateway, coa = await start_gateway(targets, scenario.apn)
+        site, role, skipped = await _open_site(platform.engine, progress)
+        if site is None:
+            gateway, coa = await start_gateway(targets, scenario.apn)
+        else:
+            gateway, intranet, coa = await demo_intranet.start_gateways(targets, scenario.apn)
     except BaseException:
         net.close()
+        if site is not None:
+            await asyncio.to_thread(site.close)
         await running.stop()
         raise
-    serving = Serving(running, gateway, (coa, net))
+    serving = Serving(running, gateway, (coa, net), intranet, site)
+    site_report = None
     try:
         progress(
             f"operator: attaching {len(world.devices)} devices, "
             f"{scenario.duration_s:g} s of browsing, telemetry and attacks"
         )
-        report = await run(scenario, world.devices, targets, gateway, detach=False)
+        playing = run(scenario, world.devices, targets, gateway, detach=False)
+        if site is None or intranet is None or role is None:
+            report = await playing
+        else:
+            visits = demo_intranet.play(
+                site,
+                intranet,
+                world.site,
+                world.cloned_iccid,
+                role.state.subject_of_source,
+                (running.api_url, admin),
+                progress,
+            )
+            report, site_report = await asyncio.gather(playing, visits)
         progress(
             f"operator: {report.attached} attached, {len(report.refused)} refused, "
             f"{report.queries} DNS queries sent"
@@ -240,8 +283,43 @@ async def start_demo(
         await serving.stop()
         raise
     summary.revocation_ms = latency
-    result = DemoResult(world, report, summary, story, running.api_url, admin, pending)
+    result = DemoResult(
+        world, report, summary, story, running.api_url, admin, pending, site_report, skipped
+    )
     return LiveDemo(result, serving)
+
+
+async def _open_site(
+    engine: Engine, progress: Progress
+) -> tuple[demo_site.DemoSite | None, NetRole | None, str | None]:
+    """The site's namespaces and the net role in its gateway, or why there are none."""
+    why = demo_site.why_not()
+    if why:
+        progress(f"site: skipped, {why}")
+        return None, None, why
+    progress("site: namespaces for the phones, ztsim's gateway and the head office; the net role")
+
+    def opened() -> tuple[demo_site.DemoSite, NetRole]:
+        site = demo_site.DemoSite().open()
+        try:
+            settings = NetSettings(
+                enabled=True, nft_prefix=site.gateway_prefix, underlay=site.underlay, audit=True
+            )
+            role = NetRole(engine, settings)
+            site.on_close(role.stop)
+            role.start()
+        except BaseException:
+            site.close()
+            raise
+        return site, role
+
+    try:
+        site, role = await asyncio.to_thread(opened)
+    except (ZtsimError, OSError) as err:
+        why = f"it could not be set up ({err})"
+        progress(f"site: skipped, {why}")
+        return None, None, why
+    return site, role, None
 
 
 def _feeds_file(data_dir: Path) -> Path:

@@ -1,4 +1,6 @@
-"""The demo's company: Acme, its people, SIMs, devices, gateway and DNS policy.
+"""The demo's company: Acme, its people, SIMs, devices, gateway, DNS policy, and its
+head office's intranet: a site behind a Geneve tunnel, its private network, a contractor
+and the network rule that lets employees (not contractors) reach it.
 
 Everything goes through the same services the API uses, so the demo exercises
 the platform rather than a shortcut around it. Names and device identifiers are
@@ -29,8 +31,12 @@ from ztsim.identity.models import IdentityKind
 from ztsim.inventory import repository as inv_repo
 from ztsim.inventory import service as inventory
 from ztsim.inventory.lifecycle import SimAction
-from ztsim.inventory.models import SimKind
+from ztsim.inventory.models import Sim, SimKind
 from ztsim.inventory.stock import parse_stock_csv
+from ztsim.net.sites import TunnelKind
+from ztsim.net.store import sites
+from ztsim.policy.rules import PolicyRule
+from ztsim.policy.store import rules as policy_rules
 from ztsim.radius.store import registry
 from ztsim.risk.settings import Detector, DetectorConfig, Response, RiskSettings
 from ztsim.risk.store import settings as risk_settings
@@ -64,8 +70,31 @@ EMPLOYEES = (
 METERS = 10
 POOL = "127.80.0.0/16"  # loopback: the simulated phones really send from these addresses
 APN = "corp.acme"
+# The head office's intranet. An org has one address pool and a SIM one lease in it
+# (ztsim.sessions.leases), so a session on this APN gets the SIM's address from POOL too.
+INTRANET_APN = "intranet.acme"
+SITE_NAME = "Acme HQ"
+SITE_NETWORK = "10.80.0.0/24"  # private (RFC 1918), behind the site's end of the tunnel
+INTRANET = "10.80.0.10"  # the intranet's HTTP service
+INTRANET_PORT = 80
+# The tunnel's underlay: RFC 2544's benchmarking range, inside the demo's namespaces only.
+GATEWAY_UNDERLAY, SITE_UNDERLAY = "198.18.80.1", "198.18.80.2"
+SITE_VNI = 8080
+STAFF_RULE = "intranet-staff"
+CONTRACTOR = "John von Neumann"
 TELEMETRY = "telemetry.acme.test"
 MCC_MNC = "00101"  # the test PLMN (ITU-T E.212 reserves 001-01)
+
+
+@dataclass(frozen=True)
+class SiteWorld:
+    """Who goes to the intranet: an employee, the contractor, and the employee whose SIM
+    is cloned during the run (the scenario's victim), each from the SIM's own phone."""
+
+    employee: Device
+    contractor: Device
+    contractor_id: str  # the contractor's identity id
+    victim: Device
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,7 @@ class DemoWorld:
     cloned_imsi: str
     people: dict[str, str]  # identity id -> name
     pack: Path
+    site: SiteWorld
 
 
 def _stock(kind: SimKind, count: int, start: int) -> str:
@@ -149,10 +179,13 @@ def provision(
             identities.add_member(conn, org_id, fleet.id, meter.id, fleet=True)
             meters.append(meter)
             people[meter.id] = meter.name
-        progress(f"SIMs: importing {len(EMPLOYEES)} eSIM profiles and {METERS} physical SIMs")
+        progress(
+            f"SIMs: importing {len(EMPLOYEES)} eSIM profiles and {METERS + 1} physical SIMs "
+            "(the meters' and a contractor's)"
+        )
         for kind, count, start in (
             (SimKind.ESIM, len(EMPLOYEES), 1),
-            (SimKind.PHYSICAL, METERS, 101),
+            (SimKind.PHYSICAL, METERS + 1, 101),  # the meters', and the contractor's
         ):
             inventory.import_stock(
                 conn,
@@ -241,7 +274,9 @@ def provision(
             )
             by_identity[meter.id] = sim
 
-        progress(f"gateway: Demo PGW (APN {APN}) registered, address pool {POOL}")
+        progress(f"contractor: {CONTRACTOR} in Contractors, a physical SIM in their own phone")
+        contractor = _contractor(conn, org_id, stock[METERS])
+        progress(f"gateway: Demo PGW (APNs {APN}, {INTRANET_APN}) registered, address pool {POOL}")
         registry.create_pool(conn, org_id, cidr=POOL, static_cidr=None, now=now)
         secret = os.urandom(24).hex()
         registry.create_gateway(
@@ -251,7 +286,7 @@ def provision(
             name="Demo PGW",
             address="127.0.0.1",
             secret=secret,
-            apns=[APN],
+            apns=[APN, INTRANET_APN],
             require_message_authenticator=True,
             coa_port=coa_port,
             now=now,
@@ -289,6 +324,12 @@ def provision(
             now,
         )
 
+        progress(
+            f"site: {SITE_NAME} (Geneve, VNI {SITE_VNI}), network {SITE_NETWORK}; "
+            f"rule {STAFF_RULE}: the employees' groups to tcp/{INTRANET_PORT}"
+        )
+        _site(conn, org_id, [g.id for g in groups])
+
     phished = rng.randrange(len(staff))
     compromised = rng.randrange(len(meters))
     for i, person in enumerate(staff):
@@ -321,4 +362,81 @@ def provision(
         )
     )
     cloned_iccid = next(s.iccid for s in by_identity.values() if s.imsi == victim.imsi)
-    return DemoWorld(org_id, devices, secret, cloned_iccid, victim.imsi, people, pack_path)
+    # The employee who goes to the intranet: the first neither phished nor cloned.
+    employee = next(
+        d
+        for d in devices[: len(staff)]
+        if d.imsi != victim.imsi and d.behaviour is Behaviour.EMPLOYEE
+    )
+    contractor_id, contractor_device = contractor
+    people[contractor_id] = CONTRACTOR
+    site = SiteWorld(employee, contractor_device, contractor_id, victim)
+    return DemoWorld(org_id, devices, secret, cloned_iccid, victim.imsi, people, pack_path, site)
+
+
+def _contractor(conn: Connection, org_id: str, sim: Sim) -> tuple[str, Device]:
+    """A contractor in a Contractors group, with a physical SIM in a phone of their own:
+    an identity like the employees', whom the network rule leaves out."""
+    now = utc_now()
+    group = identities.create_collection(conn, org_id, "Contractors", now, fleet=False)
+    person = identities.create_identity(
+        conn,
+        org_id,
+        kind=IdentityKind.USER,
+        name=CONTRACTOR,
+        email="john.von.neumann@contractors.acme.test",
+        external_id=None,
+        now=now,
+    )
+    identities.add_member(conn, org_id, group.id, person.id, fleet=False)
+    inventory.change_state(
+        conn,
+        org_id,
+        sim.iccid,
+        SimAction.ASSIGN,
+        actor=ACTOR,
+        reason="",
+        now=now,
+        identity_id=person.id,
+    )
+    inventory.change_state(
+        conn, org_id, sim.iccid, SimAction.ACTIVATE, actor=ACTOR, reason="", now=now
+    )
+    device_id = _device(conn, org_id, person.id, 700, f"{CONTRACTOR}'s phone")
+    inventory.set_binding(
+        conn, org_id, sim.iccid, device_id, actor=ACTOR, reason="issued phone", now=now
+    )
+    imeisv = _imei(700)[:14] + "01"
+    return person.id, Device(CONTRACTOR, sim.imsi, imeisv, sim.msisdn, Behaviour.EMPLOYEE)
+
+
+def _site(conn: Connection, org_id: str, staff_groups: list[str]) -> None:
+    """The head office behind a Geneve tunnel (ztsim's identity option reaches it), its
+    network, and the one network rule: the employees' groups may open tcp/80 there;
+    everyone else (the contractor) meets the plane's default deny."""
+    now = utc_now()
+    site = sites.create_site(
+        conn,
+        org_id,
+        name=SITE_NAME,
+        tunnel=TunnelKind.GENEVE,
+        endpoint=SITE_UNDERLAY,
+        vni=SITE_VNI,
+        actor=ACTOR,
+        now=now,
+    )
+    sites.add_network(
+        conn, org_id, site.id, name="intranet", cidr=SITE_NETWORK, actor=ACTOR, now=now
+    )
+    rule = PolicyRule.from_spec(
+        "network",
+        STAFF_RULE,
+        "allow",
+        {
+            "groups": staff_groups,
+            "cidrs": [SITE_NETWORK],
+            "protocol": "tcp",
+            "ports": [str(INTRANET_PORT)],
+        },
+    )
+    policy_rules.create_rule(conn, org_id, rule, None, actor=ACTOR, now=now)

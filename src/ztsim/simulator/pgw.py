@@ -85,11 +85,18 @@ class PacketGateway:
     timeout_s: float = 2.0
     retries: int = 2
     random: Callable[[int], bytes] = os.urandom
+    # The number in this gateway's first Acct-Session-Id (`<IMSI>-<n>`, n counting up from
+    # here). The id must be unique per NAS (RFC 2866 §5.5): two emulated gateways sending
+    # from one NAS address start far apart so that their sessions never share one.
+    first_session_id: int = 1
     sessions: dict[str, Session] = field(default_factory=dict)  # by IMSI
     disconnects: list[tuple[str, float]] = field(default_factory=list)  # (IMSI, monotonic time)
     _auth: _Client | None = None
     _acct: _Client | None = None
-    _charging: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _charging: itertools.count[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._charging = itertools.count(self.first_session_id)
 
     async def start(self) -> None:
         # Sent from nas_ip: the AAA server knows gateways by their source address.
