@@ -78,6 +78,7 @@ from net_topology import (
 
 from ztsim.net import nft_documents as docs
 from ztsim.net.nft import Nft, elements_of
+from ztsim.net.nft_names import SUBJECTS
 from ztsim.net.ruleset import Flattened, flatten
 from ztsim.policy.rules import PolicyRule
 
@@ -333,7 +334,7 @@ def main() -> None:
             f"classes already in); the whole table in one batch: {whole:.2f} s",
             flush=True,
         )
-        if len(elements_of(nft.table(), docs.SUBJECTS[4])) != len(table):
+        if len(elements_of(nft.table(), SUBJECTS[4])) != len(table):
             raise RuntimeError("the subjects map does not hold every identity")
         _enforced(t)
         t.start_iperf_server()

@@ -37,6 +37,12 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
     ],
     "net/store/flow_events.py": ["net/serve/test_net_serve_audit.py"],
     "net/serve/learning.py": ["net/serve/test_net_serve_fqdn.py"],
+    "net/serve/flow_writer.py": ["net/serve/test_net_serve_audit.py"],
+    "net/nft_names.py": ["net/test_net_nft_documents.py", "net/test_net_nft.py"],
+    "net/nft_fqdn_documents.py": ["net/test_net_fqdn.py"],
+    "net/gateway_fqdn.py": ["net/test_net_fqdn.py"],
+    "net/ctnetlink_requests.py": ["net/test_net_ctnetlink.py", "net/test_net_ctdelete.py"],
+    "net/tunnel_state.py": ["net/test_net_tunnel_plan.py", "net/serve/test_net_serve_tunnels.py"],
     "risk/store/second_person.py": ["api/test_api_routes_risk.py"],
     "db/chunks.py": [
         "policy/store/test_policy_store_posture.py",

@@ -23,11 +23,10 @@ from ztsim.net.ctnetlink import (
     Done,
     FlowTuple,
     Kind,
-    delete_request,
-    dump_request,
     groups_mask,
     parse,
 )
+from ztsim.net.ctnetlink_requests import delete_request, dump_request
 
 from support.netns_hosts import entered, ip, netns_unusable, new_tag, reap_stale
 

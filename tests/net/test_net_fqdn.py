@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ztsim.errors import InvalidInput
-from ztsim.net import nft_documents as docs
 from ztsim.net.fqdn import (
     CAP_SECONDS,
     FLOOR_SECONDS,
@@ -32,6 +31,7 @@ from ztsim.net.fqdn import (
 )
 from ztsim.net.gateway_plan import ChainSpec, GatewayTable
 from ztsim.net.nft import Nft
+from ztsim.net.nft_names import Command
 from ztsim.net.ruleset import MISS, Flattened, flatten
 from ztsim.policy.facts import Subject
 from ztsim.policy.reference import decide
@@ -205,7 +205,7 @@ class Interpreter:
     """nft's semantics for the statements our documents use: chain rules in order, vmap
     lookups on interval maps, set matches, l4proto and dport matches, verdicts."""
 
-    def __init__(self, commands: list[docs.Command]) -> None:
+    def __init__(self, commands: list[Command]) -> None:
         self.rules: dict[str, list[list[dict[str, Any]]]] = {}
         self.elements: dict[str, list[Any]] = {}
         for command in commands:
@@ -314,7 +314,7 @@ PROBES = st.lists(
 
 def _learned(
     rules: list[PolicyRule], known: Mapping[str, frozenset[str]]
-) -> tuple[GatewayTable, ChainSpec, list[docs.Command]]:
+) -> tuple[GatewayTable, ChainSpec, list[Command]]:
     table = GatewayTable(monotonic=Clock())
     spec = ChainSpec.of(rules)
     whole = table.plan_whole({UE: spec}, ["0.0.0.0/0", "::/0"])

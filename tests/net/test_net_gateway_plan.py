@@ -11,7 +11,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ztsim.net import nft_documents as docs
 from ztsim.net.gateway_plan import (
     ChainSpec,
     GatewayTable,
@@ -20,6 +19,7 @@ from ztsim.net.gateway_plan import (
     generation_of,
 )
 from ztsim.net.identity_option import ClassTag
+from ztsim.net.nft_names import Command, class_chain
 from ztsim.net.ruleset import flatten
 from ztsim.policy import reference
 from ztsim.policy.checks import PostureCheck
@@ -107,7 +107,7 @@ def test_chains_are_named_by_their_content() -> None:
     name = chain_name([])
     assert name.startswith("n_")
     assert len(name) == 14
-    assert docs.class_chain(name) == f"class_{name}"  # a name nft_documents takes
+    assert class_chain(name) == f"class_{name}"  # a name nft_documents takes
     assert ChainSpec.of([WEB]).name == chain_name([WEB])
 
 
@@ -116,7 +116,7 @@ def test_the_class_tag_carries_a_32_bit_generation() -> None:
     assert class_tag(7, 3) == ClassTag(7, 3)
 
 
-def verbs(commands: tuple[docs.Command, ...]) -> list[tuple[str, str]]:
+def verbs(commands: tuple[Command, ...]) -> list[tuple[str, str]]:
     return [(verb, next(iter(body))) for command in commands for verb, body in command.items()]
 
 

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ztsim.net import nft_documents as docs
+from ztsim.net import nft_names as names
 from ztsim.net.nft import Nft, NftError, elements_of
 from ztsim.net.ruleset import flatten
 from ztsim.policy.rules import PolicyRule
@@ -464,7 +465,7 @@ def namespace() -> Iterator[str]:
 
 def kernel_verdict(ns: str, address: str, protocol: int, port: int) -> str:
     """What the class chain does: the map's element if the kernel finds one, else deny."""
-    name = docs.class_map("probe", 4 if ":" not in address else 6)
+    name = names.class_map("probe", 4 if ":" not in address else 6)
     query = f"get element inet ztsim {name} {{ {address} . {protocol} . {port} }}"
     done = subprocess.run(
         ["ip", "netns", "exec", ns, "nft", query],

@@ -9,6 +9,7 @@ import pytest
 
 from ztsim.errors import InvalidInput
 from ztsim.net import nft_documents as docs
+from ztsim.net import nft_names as names
 from ztsim.net.ruleset import flatten
 from ztsim.policy.rules import PolicyRule
 
@@ -17,16 +18,16 @@ SITE = [
 ]
 
 
-def verbs(commands: list[docs.Command]) -> list[tuple[str, str]]:
+def verbs(commands: list[names.Command]) -> list[tuple[str, str]]:
     return [(verb, next(iter(body))) for command in commands for verb, body in command.items()]
 
 
 def test_class_names_are_checked() -> None:
-    assert docs.class_chain("p1_c7") == "class_p1_c7"
-    assert docs.class_map("p1_c7", 6) == "class_p1_c7_v6"
+    assert names.class_chain("p1_c7") == "class_p1_c7"
+    assert names.class_map("p1_c7", 6) == "class_p1_c7_v6"
     for bad in ("", "a-b", "a b", "x" * 49, "é"):
         with pytest.raises(InvalidInput, match="class name"):
-            docs.class_chain(bad)
+            names.class_chain(bad)
 
 
 def test_replacing_a_class_flushes_only_its_own_chain_and_maps() -> None:
@@ -92,7 +93,7 @@ def test_the_whole_table_replaces_itself_atomically_and_is_json() -> None:
         docs.whole_table({}, {"10.45.0.2": "staff"})
 
 
-def _rules_of(commands: list[docs.Command], chain: str) -> list[list[dict[str, Any]]]:
+def _rules_of(commands: list[names.Command], chain: str) -> list[list[dict[str, Any]]]:
     return [
         c["add"]["rule"]["expr"]
         for c in commands

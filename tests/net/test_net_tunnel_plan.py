@@ -15,23 +15,25 @@ from ztsim.net.geneve import EthernetFraming
 from ztsim.net.sites import Prefix, TunnelKind
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tunnel_plan import (
-    GENEVE_DEVICE,
     CloseTun,
     Command,
+    OpenTun,
+    Plan,
+    Skipped,
+    UseGeneve,
+    plan,
+)
+from ztsim.net.tunnel_state import (
+    GENEVE_DEVICE,
     GeneveConfig,
     GeneveSite,
     Link,
-    OpenTun,
-    Plan,
     Route,
-    Skipped,
     State,
     Underlay,
-    UseGeneve,
     ethernet_mtu,
     is_ours,
     mtus,
-    plan,
     vxlan_device,
 )
 

@@ -8,17 +8,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 
 from ztsim.net.sites import Prefix
-from ztsim.net.tunnel_plan import (
-    Action,
-    CloseTun,
-    Command,
-    GeneveConfig,
-    Link,
-    OpenTun,
-    Route,
-    State,
-    UseGeneve,
-)
+from ztsim.net.tunnel_plan import Action, CloseTun, Command, OpenTun, UseGeneve
+from ztsim.net.tunnel_state import GeneveConfig, Link, Route, State
 
 FRESH_MTU = 1500  # what a new device starts with
 

@@ -5,7 +5,7 @@ changed its class, so that its next packet is judged again (`Nft.cut_flows`: two
 `conntrack -D` processes per address, some milliseconds each; a policy edit that moves
 thousands of subjects pays that thousands of times). `delete_flows(addresses)` does the
 same work in the calling thread's namespace on one socket: for each address and side, a
-dump the kernel filters (`ctnetlink.dump_request`, CTA_FILTER: Linux 5.8+; for more
+dump the kernel filters (`ctnetlink_requests.dump_request`, CTA_FILTER: Linux 5.8+; for more
 than `FILTERED_MAX` addresses one dump of the whole table, matched here), then one
 IPCTNL_MSG_CT_DELETE per entry found, sent many to a datagram, each acknowledged. An
 entry is named by its tuple and id, so one that went meanwhile (ENOENT) is not counted
@@ -33,11 +33,9 @@ from ztsim.net.ctnetlink import (
     ConntrackEvent,
     Done,
     FlowTuple,
-    delete_request,
-    dump_all_request,
-    dump_request,
     parse,
 )
+from ztsim.net.ctnetlink_requests import delete_request, dump_all_request, dump_request
 
 _BUFFER = 1 << 17
 _SO_RCVBUFFORCE = 33  # asm-generic/socket.h

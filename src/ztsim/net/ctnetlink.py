@@ -1,4 +1,5 @@
-"""Conntrack over netlink without I/O: the event groups, parsed events, delete requests.
+"""Conntrack over netlink without I/O: the event groups, the protocol's numbers and
+framing, and the messages the kernel sends, parsed.
 
 The gateway's forward chain accepts established flows by their conntrack state, so
 every flow it allowed has a conntrack entry, and the kernel announces entries as they
@@ -6,9 +7,9 @@ come and go (ctnetlink): a socket that joins the groups NFNLGRP_CONNTRACK_NEW an
 NFNLGRP_CONNTRACK_DESTROY receives an IPCTNL_MSG_CT_NEW message for each confirmed
 entry and an IPCTNL_MSG_CT_DELETE message for each entry that goes (timed out, closed,
 deleted). The audit reads those as an allowed flow's start and stop. This module parses
-them into immutable `ConntrackEvent`s; it also builds the requests that list the
-entries of an address (a dump filtered in the kernel) and delete them one by one, so
-that flows are cut over one socket instead of by `conntrack -D` processes.
+them into immutable `ConntrackEvent`s, and parses the kernel's answers (entries,
+acknowledgements, ends of dumps) to the requests `ctnetlink_requests` builds, with the
+same numbers and framing, defined here once.
 
 What an event carries depends on the namespace's sysctls: packet and byte counters
 each way only with net.netfilter.nf_conntrack_acct=1, start and stop times only with
@@ -58,23 +59,18 @@ CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3  # enum ctattr_l
 # enum ctattr_counters: 64-bit values; the 32-bit ones only from very old kernels
 CTA_COUNTERS_PACKETS, CTA_COUNTERS_BYTES, CTA_COUNTERS32_PACKETS, CTA_COUNTERS32_BYTES = 1, 2, 3, 4
 CTA_TIMESTAMP_START, CTA_TIMESTAMP_STOP = 1, 2  # enum ctattr_tstamp: be64 nanoseconds
-CTA_FILTER_ORIG_FLAGS = 1  # enum ctattr_filter
-# net/netfilter/nf_internals.h: which fields of the filter's tuple must match (Linux 5.8+)
-FILTER_IP_SRC, FILTER_IP_DST = 1 << 0, 1 << 1
 
 AF_INET, AF_INET6 = 2, 10  # linux/socket.h; the same numbers as NFPROTO_IPV4 / _IPV6
-_IP_ATTRS = {
+# family -> (source attribute, destination attribute, address octets) of a tuple's CTA_TUPLE_IP
+IP_ATTRS = {
     AF_INET: (CTA_IP_V4_SRC, CTA_IP_V4_DST, 4),
     AF_INET6: (CTA_IP_V6_SRC, CTA_IP_V6_DST, 16),
 }
 
-_NLMSG = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
-_NFGEN = struct.Struct("!BBH")  # nfgenmsg: family, version, res_id
-_NLATTR = struct.Struct("=HH")  # nlattr: len, type
+NLMSG = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+NFGEN = struct.Struct("!BBH")  # nfgenmsg: family, version, res_id
+NLATTR = struct.Struct("=HH")  # nlattr: len, type
 _ERRNO = struct.Struct("=i")  # nlmsgerr.error
-_U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
-# The filter's flags are NLA_U32, in host order (nf_conntrack_netlink.c: nla_get_u32)
-_HOST_U32 = struct.Struct("=I")
 
 
 class ConntrackError(InvalidInput):
@@ -168,7 +164,7 @@ def _attrs(data: bytes, start: int = 0, end: int | None = None) -> dict[int, byt
     found: dict[int, bytes] = {}
     offset = start
     while end - offset >= 4:
-        length, kind = _NLATTR.unpack_from(data, offset)
+        length, kind = NLATTR.unpack_from(data, offset)
         if length < 4 or offset + length > end:
             raise ConntrackError(f"attribute length {length} does not fit its message")
         found[kind & NLA_TYPE_MASK] = data[offset + 4 : offset + length]
@@ -191,7 +187,7 @@ def _tuple(raw: bytes | None, family: int, what: str) -> FlowTuple | None:
     ip, proto = attrs.get(CTA_TUPLE_IP), attrs.get(CTA_TUPLE_PROTO)
     if ip is None or proto is None:
         raise ConntrackError(f"{what} tuple without its addresses or protocol")
-    source_kind, destination_kind, size = _IP_ATTRS[family]
+    source_kind, destination_kind, size = IP_ATTRS[family]
     addresses = _attrs(ip)
     source, destination = addresses.get(source_kind), addresses.get(destination_kind)
     if source is None or destination is None or len(source) != size or len(destination) != size:
@@ -226,12 +222,12 @@ def _counters(raw: bytes | None) -> Counters | None:
 
 
 def _entry(kind: Kind, body: bytes) -> ConntrackEvent:
-    if len(body) < _NFGEN.size:
+    if len(body) < NFGEN.size:
         raise ConntrackError("conntrack message shorter than its nfgenmsg header")
     family = body[0]
-    if family not in _IP_ATTRS:
+    if family not in IP_ATTRS:
         raise ConntrackError(f"conntrack message of family {family}: not IPv4 or IPv6")
-    attrs = _attrs(body, _NFGEN.size)
+    attrs = _attrs(body, NFGEN.size)
     raw_tuple = attrs.get(CTA_TUPLE_ORIG)
     original = _tuple(raw_tuple, family, "original")
     if original is None:
@@ -259,21 +255,21 @@ def _entry(kind: Kind, body: bytes) -> ConntrackEvent:
     )
 
 
-_NEW_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_NEW  # nfnetlink.h: subsys << 8 | message
-_GET_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_GET
-_DELETE_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_DELETE
+NEW_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_NEW  # nfnetlink.h: subsys << 8 | message
+GET_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_GET
+DELETE_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_DELETE
 
 
 def _messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """(type, flags, seq, body) of each netlink message in a datagram."""
     offset = 0
     while offset < len(data):
-        if len(data) - offset < _NLMSG.size:
+        if len(data) - offset < NLMSG.size:
             raise ConntrackError(f"{len(data) - offset} trailing octets: not a netlink header")
-        length, kind, flags, seq, _ = _NLMSG.unpack_from(data, offset)
-        if length < _NLMSG.size or offset + length > len(data):
+        length, kind, flags, seq, _ = NLMSG.unpack_from(data, offset)
+        if length < NLMSG.size or offset + length > len(data):
             raise ConntrackError(f"netlink message length {length} does not fit the datagram")
-        yield kind, flags, seq, data[offset + _NLMSG.size : offset + length]
+        yield kind, flags, seq, data[offset + NLMSG.size : offset + length]
         offset += (length + 3) & ~3
 
 
@@ -283,11 +279,11 @@ def parse(datagram: bytes) -> list[ConntrackEvent | Ack | Done]:
     raises `ConntrackError`."""
     out: list[ConntrackEvent | Ack | Done] = []
     for kind, flags, seq, body in _messages(bytes(datagram)):
-        if kind == _NEW_TYPE:
+        if kind == NEW_TYPE:
             out.append(_entry(Kind.NEW if flags & NLM_F_CREATE else Kind.UPDATE, body))
-        elif kind == _DELETE_TYPE:
+        elif kind == DELETE_TYPE:
             out.append(_entry(Kind.DESTROY, body))
-        elif kind == _GET_TYPE:
+        elif kind == GET_TYPE:
             out.append(_entry(Kind.ENTRY, body))
         elif kind == NLMSG_ERROR:
             if len(body) < _ERRNO.size:
@@ -298,62 +294,3 @@ def parse(datagram: bytes) -> list[ConntrackEvent | Ack | Done]:
         elif kind == NLMSG_OVERRUN:
             raise ConntrackError("netlink overrun message")
     return out
-
-
-# -- requests ------------------------------------------------------------------------------
-
-
-def _attr(kind: int, value: bytes) -> bytes:
-    raw = _NLATTR.pack(4 + len(value), kind) + value
-    return raw + b"\0" * (-len(raw) % 4)
-
-
-def _request(kind: int, flags: int, seq: int, family: int, *attrs: bytes) -> bytes:
-    body = _NFGEN.pack(family, 0, 0) + b"".join(attrs)  # version NFNETLINK_V0, res_id 0
-    return _NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, seq, 0) + body
-
-
-def dump_request(seq: int, address: str, side: str) -> bytes:
-    """Request `seq`: every entry whose original `side` ("source" or "destination") is
-    `address`, filtered by the kernel (CTA_FILTER, Linux 5.8+); answered by ENTRY
-    messages and a Done."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        raise ConntrackError(f"{address!r} is not an IP address") from None
-    if side not in ("source", "destination"):
-        raise ConntrackError(f"side {side!r}: source or destination")
-    family = AF_INET if ip.version == 4 else AF_INET6
-    source_kind, destination_kind, _ = _IP_ATTRS[family]
-    which, flag = (
-        (source_kind, FILTER_IP_SRC) if side == "source" else (destination_kind, FILTER_IP_DST)
-    )
-    ip_attr = _attr(CTA_TUPLE_IP | NLA_F_NESTED, _attr(which, ip.packed))
-    return _request(
-        _GET_TYPE,
-        NLM_F_DUMP,
-        seq,
-        family,
-        _attr(CTA_TUPLE_ORIG | NLA_F_NESTED, ip_attr),
-        _attr(CTA_FILTER | NLA_F_NESTED, _attr(CTA_FILTER_ORIG_FLAGS, _HOST_U32.pack(flag))),
-    )
-
-
-def dump_all_request(seq: int, family: int) -> bytes:
-    """Request `seq`: every entry of `family` (AF_INET or AF_INET6), unfiltered."""
-    if family not in _IP_ATTRS:
-        raise ConntrackError(f"family {family}: not IPv4 or IPv6")
-    return _request(_GET_TYPE, NLM_F_DUMP, seq, family)
-
-
-def delete_request(seq: int, entry: ConntrackEvent) -> bytes:
-    """Request `seq`: delete `entry` (its original tuple as the kernel sent it, and its
-    id, so an entry that went and was replaced by a new one is left alone: ENOENT)."""
-    if not entry.raw_tuple:
-        raise ConntrackError("an entry without the kernel's tuple cannot be named")
-    attrs = [_attr(CTA_TUPLE_ORIG | NLA_F_NESTED, entry.raw_tuple)]
-    if entry.id is not None:
-        attrs.append(_attr(CTA_ID, _U32.pack(entry.id)))
-    if entry.zone is not None:
-        attrs.append(_attr(CTA_ZONE, _U16.pack(entry.zone)))
-    return _request(_DELETE_TYPE, NLM_F_ACK, seq, entry.family, *attrs)

@@ -45,7 +45,7 @@ SUPPRESSED_KIND = "net.flow_suppressed"
 ACTOR = "net-gateway"
 POLICY_DENIED = "policy_denied"  # a class chain refused it: no rule of the class allows it
 NO_SESSION = "no_session"  # the forward chain refused it: the source is in no class
-FORWARD_CHAIN = "forward"  # ztsim.net.nft_documents.FORWARD, the prefix of its deny rule
+FORWARD_CHAIN = "forward"  # ztsim.net.nft_names.FORWARD, the prefix of its deny rule
 # 5 events a second per source after a burst of 10: every attempt of a person's app (a
 # TCP connect retries at 1, 2, 4 s; a few hosts tried at once) is kept one by one, and
 # a scan from one SIM writes at most 18,000 events an hour, the rest as counts.

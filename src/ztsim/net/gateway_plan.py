@@ -18,8 +18,8 @@ from the same state gives the same batch, so a retry is idempotent.
 
 A chain with FQDN rules (`net.fqdn`) also has a set per rule and family that the DNS
 gateway's answers fill: `plan_learn` turns answers into the batch that adds them to the
-sets of the requester's chain, whose rules match the name; a whole table made anew is
-refilled with what the sets held (`fqdn.Learned`), in the same batch.
+sets of the requester's chain, whose rules match the name (`net.gateway_fqdn`); a whole
+table made anew is refilled with what the sets held (`fqdn.Learned`), in the same batch.
 
 The Geneve class tag of a subject is its class id in its org's compiled policy and the
 generation of that compilation (`generation_of`): a number that only grows, the feed
@@ -43,13 +43,13 @@ from ztsim.net.fqdn import (
     Answered,
     Chain,
     Learned,
-    SetKey,
-    SetUpdate,
     compile_chain,
     fqdn_rules,
-    timeout,
 )
+from ztsim.net.gateway_fqdn import FqdnSets, LearnPlan, fqdn_sets, plan_answers
 from ztsim.net.identity_option import ClassTag
+from ztsim.net.nft_fqdn_documents import fqdn_fill
+from ztsim.net.nft_names import Command
 from ztsim.policy.rules import NetworkTarget, Plane, PolicyRule
 
 CHAIN_PREFIX = "n_"
@@ -107,46 +107,12 @@ def _sites(prefixes: Iterable[Prefix | str]) -> tuple[Prefix, ...]:
     return tuple(sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen)))
 
 
-@dataclass(frozen=True, slots=True)
-class FqdnSets:
-    """One FQDN rule of a chain as the kernel has it: its index, domains and sets."""
-
-    k: int
-    rule: str
-    domains: tuple[str, ...]
-    sets: Mapping[int, str]  # address family -> the set's name
-
-
-def fqdn_sets(name: str, chain: Chain | None) -> tuple[FqdnSets, ...]:
-    """The FQDN rules of chain `name` (none for a chain without domains)."""
-    return tuple(
-        FqdnSets(r.k, r.rule, r.domains, {f: docs.fqdn_set(name, r.k, f) for f in (4, 6)})
-        for r in fqdn_rules(chain)
-    )
-
-
-@dataclass(frozen=True)
-class LearnPlan:
-    """A batch that adds learned addresses to FQDN sets (`commands`), and what it does."""
-
-    commands: tuple[docs.Command, ...]
-    update: SetUpdate
-    answers: int  # answers that named a chain's FQDN rule
-    ignored: int  # answers for requesters with no chain, or no rule matching the name
-
-    def __bool__(self) -> bool:
-        return bool(self.commands)
-
-    def document(self) -> dict[str, Any]:
-        return docs.batch(self.commands)
-
-
 @dataclass(frozen=True)
 class Plan:
     """A batch for the kernel, the addresses whose flows to cut after it, and what the
     table holds once it is applied (taken in by `GatewayTable.commit`)."""
 
-    commands: tuple[docs.Command, ...]
+    commands: tuple[Command, ...]
     cut: tuple[str, ...]
     whole: bool
     subjects: Mapping[str, str] = field(repr=False)  # whole: all; else the ones set
@@ -228,7 +194,7 @@ class GatewayTable:
         cut = tuple(a for a, chain in before.items() if names.get(a) != chain)
         commands = docs.whole_table(chains, names, self.reject, wanted)
         # The sets start empty: what they held and still holds goes back in, atomically.
-        commands += docs.fqdn_fill(self.learned.elements(chains, self.monotonic()))
+        commands += fqdn_fill(self.learned.elements(chains, self.monotonic()))
         return Plan(tuple(commands), cut, True, names, chains=chains, sites=wanted)
 
     def plan(
@@ -257,7 +223,7 @@ class GatewayTable:
         dropped = sorted(
             c for c, d in delta.items() if d < 0 and c in self.flattened and self.uses[c] + d <= 0
         )
-        commands: list[docs.Command] = []
+        commands: list[Command] = []
         for name, flat in made.items():
             commands += docs.replace_class(name, flat, self.reject)
         commands += docs.set_subjects(put, removed)
@@ -308,41 +274,15 @@ class GatewayTable:
         """The batch that puts answered addresses into the sets of each requester's chain
         whose FQDN rules match the name (timeouts `fqdn.timeout(ttl)` within this table's
         floor and cap); empty when the sets hold them long enough already."""
-        now = self.monotonic()
-        wanted: dict[SetKey, dict[str, tuple[float, str]]] = {}
-        used = ignored = 0
-        for answer in answers:
-            chain, ks, qname = self._fqdn_of(answer)
-            if chain is None or not ks:
-                ignored += 1
-                continue
-            used += 1
-            expiry = now + timeout(answer.ttl, self.floor, self.cap)
-            for text in answer.addresses:
-                try:
-                    address = ipaddress.ip_address(text)
-                except ValueError:
-                    continue
-                for k in ks:
-                    held = wanted.setdefault((chain, k, address.version), {})
-                    before = held.get(str(address))
-                    if before is None or before[0] < expiry:
-                        held[str(address)] = (expiry, qname)
-        update = self.learned.plan(wanted, now)
-        return LearnPlan(tuple(docs.fqdn_update(update)), update, used, ignored)
-
-    def _fqdn_of(self, answer: Answered) -> tuple[str | None, tuple[int, ...], str]:
-        """The requester's chain and the indices of its FQDN rules matching the name."""
-        try:
-            requester = str(ipaddress.ip_address(answer.requester))
-        except ValueError:
-            return None, (), ""
-        chain = self.subjects.get(requester)
-        if chain is None:
-            return None, (), ""
-        qname = answer.qname.lower().rstrip(".")
-        ks = tuple(r.k for r in fqdn_rules(self.flattened.get(chain)) if r.matches(qname))
-        return chain, ks, qname
+        return plan_answers(
+            answers,
+            self.subjects,
+            self.flattened,
+            self.learned,
+            now=self.monotonic(),
+            floor=self.floor,
+            cap=self.cap,
+        )
 
     def commit_learn(self, plan: LearnPlan) -> None:
         """The kernel applied `plan`: the sets hold its addresses until their expiries."""

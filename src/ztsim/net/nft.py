@@ -27,7 +27,7 @@ from ztsim.errors import ZtsimError
 from ztsim.net.ctdelete import delete_flows
 from ztsim.net.ctnetlink import ConntrackError
 from ztsim.net.netns import in_namespace_of
-from ztsim.net.nft_documents import FAMILY, TABLE
+from ztsim.net.nft_names import FAMILY, TABLE
 
 _SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
 _MESSAGE = 2_000  # characters of a tool's message kept: a refused batch can echo a lot

@@ -36,7 +36,8 @@ from ztsim.net.ctnetlink import EVENT_GROUPS, NETLINK_NETFILTER, groups_mask
 from ztsim.net.denials import DenialContext, Explain, FlowLogMode, FlowPrivacy
 from ztsim.net.nflog import NflogError, NflogPacket
 from ztsim.net.nft import Nft
-from ztsim.net.serve.audit import DROPPED_KIND, FlowAudit
+from ztsim.net.serve.audit import FlowAudit
+from ztsim.net.serve.flow_writer import DROPPED_KIND
 from ztsim.net.serve.role import NetState
 from ztsim.net.store.flow_events import read_privacy
 from ztsim.net.store.tunnel_view import read_site_tunnels

@@ -41,7 +41,7 @@ from ztsim.net.identity_option import (
 from ztsim.net.serve.tunnels import TunnelError, Tunnels, links_of, routes_of, underlay_mtu
 from ztsim.net.sites import TunnelKind
 from ztsim.net.store.tunnel_view import SiteTunnel
-from ztsim.net.tunnel_plan import Link, Route
+from ztsim.net.tunnel_state import Link, Route
 
 from support.net_tunnel_world import (
     GENEVE_AT,

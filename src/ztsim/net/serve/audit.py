@@ -4,13 +4,10 @@
 namespace (the one the role's nft runs in: `ztsim.net.netns.in_namespace_of`), and its reader
 thread hands each logged packet to a `DenialLog`, which asks the role who the source is
 (`explain`) and rate-limits per source. The events wait in memory with the time their
-packet was seen; a ticker writes them once a second in one transaction
+packet was seen (`serve.flow_writer`: bounded while the database is down, nothing
+given up without a count); a ticker writes them once a second in one transaction
 (`flush`), with the summaries of sources whose suppression is over, and `stop` writes
 the last ones (`flush(final=True)`).
-
-While the database is down the events are kept, at most `max_pending`; past that the
-oldest are given up, counted per org, and each org gets one `net.flow_events_dropped`
-event in the first commit that succeeds. Nothing is dropped without a count.
 
 Privacy: each org's mode is read whole at start (`store.flow_events.read_privacy`), again
 when the role sees a DNS change (`privacy_changed`, on the follower's thread, so an org's
@@ -34,34 +31,28 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ztsim.clock import Clock, utc_now
-from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.metrics.registry import Family, Kind, Spec
 from ztsim.net.ctnetlink import ConntrackEvent
-from ztsim.net.denials import ACTOR, DenialLog, Explain, FlowEvents, FlowLogMode, FlowPrivacy
+from ztsim.net.denials import DenialLog, Explain, FlowEvents, FlowLogMode, FlowPrivacy
 from ztsim.net.flow_log import FlowLog
 from ztsim.net.netns import in_namespace_of
 from ztsim.net.nflog import NflogPacket
 from ztsim.net.nft_documents import NFLOG_GROUP
 from ztsim.net.serve.conntrack_socket import RETRY_SECONDS, ConntrackListener
+from ztsim.net.serve.flow_writer import MAX_PENDING, FlowWriter
 from ztsim.net.serve.nflog_socket import NflogReader, open_nflog
 from ztsim.net.serve.ticker import Ticker
-from ztsim.net.store.flow_events import append_flow_events, read_privacy
+from ztsim.net.store.flow_events import read_privacy
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tunnel_routes import TunnelRoutes
 
 _log = logging.getLogger("ztsim.net")
-DROPPED_KIND = "net.flow_events_dropped"
-# Events kept while the database is down: well under 1 KB each, so under 100 MB; the
-# kernel's log limit (200/s) fills it in no less than 8 minutes.
-MAX_PENDING = 100_000
 FLUSH_SECONDS = 1.0
 PRIVACY_SECONDS = 60.0  # the privacy modes are read again at least this often
 _DEFAULT_PRIVACY = FlowPrivacy()
@@ -152,10 +143,8 @@ class FlowAudit:
         self.flows = FlowLog(explain, events, TunnelRoutes(()))  # no site known yet
         self._lock = threading.Lock()  # the logs and the pending events: readers and writer
         self._writing = threading.Lock()  # one flush at a time (the ticker's, the last)
-        self._pending: deque[tuple[NewEvent, datetime]] = deque()
-        self._max_pending = max_pending
-        self._dropped: Counter[str] = Counter()  # org -> events given up, not yet reported
-        self.counts: Counter[str] = Counter()  # stored, dropped
+        self._events = FlowWriter(max_pending)
+        self.counts = self._events.counts  # stored, dropped (the writer's own counter)
         self._reader: NflogReader | None = None
         self._running = False  # between `start` and `stop`: the listener may be open
         self._listening = threading.Lock()  # orders the listener's openings and closings
@@ -240,7 +229,7 @@ class FlowAudit:
         except (SQLAlchemyError, OSError) as exc:  # the class only: see `ticker`
             _log.warning(
                 "net: %d flow events not written at stop (%s)",
-                len(self._pending),
+                len(self._events),
                 type(exc).__name__,
             )
 
@@ -257,22 +246,13 @@ class FlowAudit:
         """The NFLOG reader's handler: one logged packet."""
         now, tick = self._clock(), self._monotonic()
         with self._lock:
-            self._keep((e, now) for e in self.log.record(packet, tick))
+            self._events.keep((e, now) for e in self.log.record(packet, tick))
 
     def handle_conntrack(self, event: ConntrackEvent) -> None:
         """The conntrack reader's handler: one flow's start or end."""
         now, tick = self._clock(), self._monotonic()
         with self._lock:
-            self._keep((e, now) for e in self.flows.record(event, tick))
-
-    def _keep(self, items: Iterable[tuple[NewEvent, datetime]]) -> None:
-        """Appended to the pending events; past the bound the oldest are given up."""
-        for item in items:
-            if len(self._pending) >= self._max_pending:
-                gone, _ = self._pending.popleft()
-                self._dropped[gone.org_id] += 1
-                self.counts["dropped"] += 1
-            self._pending.append(item)
+            self._events.keep((e, now) for e in self.flows.record(event, tick))
 
     def flush(self, final: bool = False) -> int:
         """Write the events waiting (and the summaries due); how many. Raises if the
@@ -285,25 +265,15 @@ class FlowAudit:
                 self._listen()  # a failed opening is tried again (at most every retry_seconds)
             now = self._clock()
             with self._lock:
-                self._keep((e, now) for e in self.log.flush(tick, final))
-                self._keep((e, now) for e in self.flows.flush(tick, final))
-                batch, self._pending = list(self._pending), deque()
-                dropped, self._dropped = self._dropped, Counter()
-            reports = [(_dropped_event(org, n), now) for org, n in sorted(dropped.items())]
-            if not batch and not reports:
-                return 0
+                self._events.keep((e, now) for e in self.log.flush(tick, final))
+                self._events.keep((e, now) for e in self.flows.flush(tick, final))
+                batch = self._events.take()
             try:
-                with self.engine.begin() as conn:
-                    written = append_flow_events(conn, batch + reports)
+                return self._events.write(self.engine, batch, now)
             except BaseException:
                 with self._lock:  # back in front of what came meanwhile, bounded again
-                    later, self._pending = self._pending, deque()
-                    self._dropped.update(dropped)
-                    self._keep(batch)
-                    self._keep(later)
+                    self._events.put_back(batch)
                 raise
-            self.counts["stored"] += len(batch)
-            return written
 
     # -- metrics ---------------------------------------------------------------------------
 
@@ -314,7 +284,7 @@ class FlowAudit:
             denials = dict(self.log.counts)
             allowed = dict(self.flows.counts)
             open_flows = self.flows.open_flows
-            pending = len(self._pending)
+            pending = len(self._events)
         return [
             READER.family(((what,), n) for what, n in sorted(reader.items())),
             DENIALS.family(((what,), n) for what, n in sorted(denials.items())),
@@ -325,15 +295,3 @@ class FlowAudit:
             LISTENING.family([((), int(self.conntrack.listening))]),
             OPEN_FLOWS.family([((), open_flows)]),
         ]
-
-
-def _dropped_event(org_id: str, count: int) -> NewEvent:
-    return NewEvent(
-        org_id,
-        DROPPED_KIND,
-        ACTOR,
-        subject_of("org", org_id),
-        Outcome.FAILURE,
-        "database unavailable",
-        {"count": count},
-    )

@@ -47,7 +47,7 @@ from ztsim.net.denials import DenialContext
 from ztsim.net.fqdn import FLOOR_SECONDS, Answered
 from ztsim.net.gateway_plan import ChainSpec, GatewayTable, Plan
 from ztsim.net.nft import Nft, NftError, elements_of
-from ztsim.net.nft_documents import SUBJECTS
+from ztsim.net.nft_names import SUBJECTS
 from ztsim.net.serve.classes import OrgClasses, classify, explain
 from ztsim.net.serve.holdings import Held, Holdings
 from ztsim.net.serve.learning import Learner

@@ -34,20 +34,9 @@ from ztsim.net.identity_option import Subject
 from ztsim.net.sites import endpoint_of
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tun import TunnelPump, open_endpoint
-from ztsim.net.tunnel_plan import (
-    CloseTun,
-    Command,
-    GeneveConfig,
-    Link,
-    OpenTun,
-    Route,
-    State,
-    Underlay,
-    UseGeneve,
-    is_ours,
-    plan,
-)
+from ztsim.net.tunnel_plan import CloseTun, Command, OpenTun, UseGeneve, plan
 from ztsim.net.tunnel_routes import TunnelRoutes
+from ztsim.net.tunnel_state import GeneveConfig, Link, Route, State, Underlay, is_ours
 
 _log = logging.getLogger(__name__)
 _SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
