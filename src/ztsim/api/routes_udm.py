@@ -1,23 +1,32 @@
 """3GPP TS 29.503 Nudm_UEAuthentication, generate-auth-data: so that a 5G core's AUSF
 can use ztsim as its UDM/ARPF. Field names and error shapes follow the spec
-(ProblemDetails of TS 29.571 with `cause`); callers hold a `network` token."""
+(ProblemDetails of TS 29.571 with `cause`); callers hold a `network` token.
+
+Vectors come from the app's `VectorIssuer` (SQN blocks and group commit: many AUSFs'
+requests share a transaction); the handler awaits it on the event loop rather than
+holding a worker thread, and deconceals SUCIs in a worker thread (a database read)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from ztsim.aka.errors import SuciError
 from ztsim.aka.suci import deconceal
+from ztsim.api.context import ApiContext
 from ztsim.api.deps import AkaVectors, Ctx
 from ztsim.api.problems import PROBLEM_MEDIA_TYPE
 from ztsim.errors import NotFound
 from ztsim.udm import hn_keys, service
+from ztsim.udm.issuer import VectorIssuer, VectorRequest
 
 router = APIRouter(prefix="/nudm-ueau/v1", tags=["nudm-ueau"])
+_issuer_lock = threading.Lock()
 
 # TS 29.503 / TS 29.571 data types, as their OpenAPI patterns give them.
 _HEX128 = r"^[A-Fa-f0-9]{32}$"
@@ -88,49 +97,71 @@ def _doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _deconceal(ctx: ApiContext, suci: str) -> str | JSONResponse:
+    """The SUPI inside a SUCI, or the problem to answer (TS 29.503 causes)."""
+    with ctx.read() as conn:
+        private_keys = hn_keys.active_private_keys(conn, ctx.sealer)
+    try:
+        return deconceal(suci, private_keys)
+    except SuciError as exc:
+        if "not supported" in str(exc):
+            return sbi_problem(501, "UNSUPPORTED_PROTECTION_SCHEME", str(exc))
+        return sbi_problem(403, "AUTHENTICATION_REJECTED", "the SUCI does not deconceal")
+
+
+def _issuer(request: Request, ctx: ApiContext) -> VectorIssuer:
+    """The app's one issuer (its SQN blocks and group commit), made at first use."""
+    issuer = getattr(request.app.state, "udm_issuer", None)
+    if issuer is None:
+        with _issuer_lock:
+            issuer = getattr(request.app.state, "udm_issuer", None)
+            if issuer is None:
+                issuer = VectorIssuer(ctx.engine, ctx.sealer, rand=ctx.random)
+                request.app.state.udm_issuer = issuer
+    assert isinstance(issuer, VectorIssuer)
+    return issuer
+
+
 @router.post(
     "/{supiOrSuci}/security-information/generate-auth-data",
     response_model=AuthenticationInfoResult,
     responses=_doc(400, 403, 404, 501),
 )
-def generate_auth_data(
+async def generate_auth_data(
+    request: Request,
     ctx: Ctx,
     p: AkaVectors,
     supi_or_suci: Annotated[str, Path(alias="supiOrSuci", pattern=SUPI_OR_SUCI, max_length=1024)],
     body: AuthenticationInfoRequest,
 ) -> JSONResponse:
-    with ctx.tx() as conn:
-        if supi_or_suci.startswith("suci-"):
-            try:
-                supi = deconceal(supi_or_suci, hn_keys.active_private_keys(conn, ctx.sealer))
-            except SuciError as exc:
-                if "not supported" in str(exc):
-                    return sbi_problem(501, "UNSUPPORTED_PROTECTION_SCHEME", str(exc))
-                return sbi_problem(403, "AUTHENTICATION_REJECTED", "the SUCI does not deconceal")
-        elif supi_or_suci.startswith("imsi-"):
-            supi = supi_or_suci
-        else:
-            return sbi_problem(404, "USER_NOT_FOUND", "only IMSI-based SUPIs are served")
-        resync = None
-        if body.resynchronizationInfo is not None:
-            resync = service.Resynchronization(
-                bytes.fromhex(body.resynchronizationInfo.rand),
-                bytes.fromhex(body.resynchronizationInfo.auts),
-            )
-        try:
-            result = service.generate(
-                conn,
-                ctx.sealer,
+    if supi_or_suci.startswith("suci-"):
+        supi_or_problem = await run_in_threadpool(_deconceal, ctx, supi_or_suci)
+        if isinstance(supi_or_problem, JSONResponse):
+            return supi_or_problem
+        supi = supi_or_problem
+    elif supi_or_suci.startswith("imsi-"):
+        supi = supi_or_suci
+    else:
+        return sbi_problem(404, "USER_NOT_FOUND", "only IMSI-based SUPIs are served")
+    resync = None
+    if body.resynchronizationInfo is not None:
+        resync = service.Resynchronization(
+            bytes.fromhex(body.resynchronizationInfo.rand),
+            bytes.fromhex(body.resynchronizationInfo.auts),
+        )
+    try:
+        result = await _issuer(request, ctx).issue_async(
+            VectorRequest(
                 p.org_id,
                 supi.removeprefix("imsi-"),
-                serving_network_name=body.servingNetworkName,
-                node_id=body.ausfInstanceId,
-                now=ctx.clock(),
-                rand=ctx.random,
-                resync=resync,
+                body.servingNetworkName,
+                body.ausfInstanceId,
+                ctx.clock(),
+                resync,
             )
-        except NotFound:
-            return sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI")
+        )
+    except NotFound:
+        return sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI")
     if isinstance(result, service.Refusal):
         return sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason)
     av = result.vector

@@ -4,7 +4,11 @@ in the database and advanced atomically.
 Decisions:
 - SEQ_HE lives in `sims.sqn_seq` and is advanced by one `UPDATE ... RETURNING`
   per vector, so two concurrent requests never get the same SQN (on SQLite the
-  write lock serialises them, on PostgreSQL the row lock does).
+  write lock serialises them, on PostgreSQL the row lock does). That is one commit
+  per vector: right for `ztsim aka vector` and for resynchronisations; the Nudm
+  endpoint goes through `issuer` (SQN blocks reserved ahead, group commit), which
+  keeps these rules and calls back here for what it shares (`refuse`,
+  `milenage_for`, `issued_vector`, resyncs).
 - The IND slot of TS 33.102 Annex C is derived from the serving network name and
   the AUSF instance id (a stable hash), so each serving node gets its own slot
   without a registry; two nodes sharing a slot is harmless (Annex C allows it).
@@ -79,9 +83,29 @@ def serving_node_slot(
     return int.from_bytes(digest[:4], "big") % (1 << ind_bitlen)
 
 
-def _milenage(sealer: Sealer, iccid: str, k_sealed: bytes, opc_sealed: bytes) -> Milenage:
+def milenage_for(sealer: Sealer, iccid: str, k_sealed: bytes, opc_sealed: bytes) -> Milenage:
+    """The SIM's Milenage, its K and OPc unsealed for this one computation."""
     aad = iccid.encode()
     return Milenage(sealer.open(k_sealed, aad), sealer.open(opc_sealed, aad))
+
+
+def issued_vector(
+    milenage: Milenage,
+    imsi: str,
+    iccid: str,
+    new_seq: int,
+    *,
+    serving_network_name: str,
+    node_id: str,
+    rand: Callable[[int], bytes],
+    amf: bytes = DEFAULT_AMF,
+    ind_bitlen: int = DEFAULT_IND_BITLEN,
+) -> IssuedVector:
+    """The vector carrying SEQ `new_seq` (already committed as issued) in the node's slot."""
+    slot = serving_node_slot(serving_network_name, node_id, ind_bitlen)
+    sqn, _ = next_sqn(SqnState(new_seq - 1, ind_bitlen), slot)
+    vector = fiveg_he_vector(milenage, rand(16), sqn_to_bytes(sqn), amf, serving_network_name)
+    return IssuedVector(f"imsi-{imsi}", iccid, sqn, vector)
 
 
 def generate(
@@ -100,7 +124,6 @@ def generate(
 ) -> IssuedVector | Refusal:
     """A 5G HE AV for the SIM with `imsi` in `org_id`. Call inside a transaction:
     the SQN advance and the signal events commit together."""
-    slot = serving_node_slot(serving_network_name, node_id, ind_bitlen)
     if resync is None:
         # The common case is one statement: advance SEQ_HE of an active SIM and read
         # its keys; concurrent callers serialise on the row.
@@ -111,9 +134,9 @@ def generate(
             .returning(_s.c.iccid, _s.c.sqn_seq, _s.c.k_sealed, _s.c.opc_sealed)
         ).first()
         if row is None:
-            return _refuse(conn, org_id, imsi, now)
+            return refuse(conn, org_id, imsi, now)
         iccid, new_seq, k_sealed, opc_sealed = row
-        milenage = _milenage(sealer, iccid, k_sealed, opc_sealed)
+        milenage = milenage_for(sealer, iccid, k_sealed, opc_sealed)
     else:
         found = conn.execute(
             select(_s.c.id, _s.c.iccid, _s.c.state, _s.c.sqn_seq, _s.c.k_sealed, _s.c.opc_sealed)
@@ -121,9 +144,9 @@ def generate(
             .with_for_update()
         ).first()
         if found is None:
-            return _refuse(conn, org_id, imsi, now)
+            return refuse(conn, org_id, imsi, now)
         sim_id, iccid, _state, seq_he, k_sealed, opc_sealed = found
-        milenage = _milenage(sealer, iccid, k_sealed, opc_sealed)
+        milenage = milenage_for(sealer, iccid, k_sealed, opc_sealed)
         refusal = _resynchronise(
             conn,
             org_id,
@@ -143,12 +166,20 @@ def generate(
             .values(sqn_seq=_s.c.sqn_seq + 1)
             .returning(_s.c.sqn_seq)
         ).scalar_one()
-    sqn, _ = next_sqn(SqnState(new_seq - 1, ind_bitlen), slot)
-    vector = fiveg_he_vector(milenage, rand(16), sqn_to_bytes(sqn), amf, serving_network_name)
-    return IssuedVector(f"imsi-{imsi}", iccid, sqn, vector)
+    return issued_vector(
+        milenage,
+        imsi,
+        iccid,
+        new_seq,
+        serving_network_name=serving_network_name,
+        node_id=node_id,
+        rand=rand,
+        amf=amf,
+        ind_bitlen=ind_bitlen,
+    )
 
 
-def _refuse(conn: Connection, org_id: str, imsi: str, now: datetime) -> Refusal:
+def refuse(conn: Connection, org_id: str, imsi: str, now: datetime) -> Refusal:
     """Why the SIM got no vector: unknown (NotFound) or not active (a Refusal, recorded)."""
     row = conn.execute(
         select(_s.c.iccid, _s.c.state).where(_s.c.org_id == org_id, _s.c.imsi == imsi)

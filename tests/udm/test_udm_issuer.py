@@ -1,0 +1,263 @@
+"""The batched issuer: the same vectors, refusals and events as `service.generate`, with
+SQN blocks that are never reused after a crash and never outlive a resynchronisation,
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import Engine, select, text, update
+
+from udm.usim_model import Usim
+from ztsim.db import schema
+from ztsim.errors import NotFound
+from ztsim.events import store as events
+from ztsim.identity import repository as identities
+from ztsim.inventory import service as inventory
+from ztsim.inventory.lifecycle import SimAction
+from ztsim.sealing import Sealer
+from ztsim.udm import service
+from ztsim.udm.issuer import VectorIssuer, VectorRequest
+
+from support.factories import SimSpec, activate, make_sims
+from tests_clock import NOW
+
+SNN = "5G:mnc001.mcc001.3gppnetwork.org"
+IND_BITS = 5
+
+
+def _active_sim(
+    engine: Engine, sealer: Sealer, slug: str = "acme", seed: int = 3
+) -> tuple[str, SimSpec]:
+    spec = make_sims(1, seed=seed)[0]
+    with engine.begin() as conn:
+        org = identities.create_org(conn, slug.title(), slug, NOW).id
+        activate(conn, sealer, org, spec, NOW)
+    return org, spec
+
+
+@pytest.fixture
+def issuer(engine: Engine, sealer: Sealer) -> Iterator[VectorIssuer]:
+    with VectorIssuer(engine, sealer, rand=random.Random(9).randbytes) as it:
+        yield it
+
+
+def _issue(
+    issuer: VectorIssuer,
+    org: str,
+    spec: SimSpec,
+    *,
+    node: str = "ausf-1",
+    resync: service.Resynchronization | None = None,
+) -> service.IssuedVector:
+    issued = issuer.issue(VectorRequest(org, spec.imsi, SNN, node, NOW, resync))
+    assert isinstance(issued, service.IssuedVector), issued
+    return issued
+
+
+def _row_seq(engine: Engine, spec: SimSpec) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(schema.sims.c.sqn_seq).where(schema.sims.c.iccid == spec.iccid)
+            ).scalar_one()
+        )
+
+
+def _seq(issued: service.IssuedVector) -> int:
+    return issued.sqn >> IND_BITS
+
+
+def test_concurrent_requests_get_distinct_sqns_in_real_time_order(
+    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+) -> None:
+    """Many threads, one SIM: all SQNs distinct, and a request made after another was
+    answered always gets a higher one (as with one UPDATE per vector)."""
+    org, spec = _active_sim(engine, sealer)
+    clock = itertools.count()
+    lock = threading.Lock()
+
+    def one(_: int) -> tuple[int, int, int]:
+        with lock:
+            asked = next(clock)
+        seq = _seq(_issue(issuer, org, spec))
+        with lock:
+            answered = next(clock)
+        return asked, answered, seq
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        done = list(pool.map(one, range(300)))
+    seqs = [seq for _, _, seq in done]
+    assert len(set(seqs)) == 300
+    for (_, answered, before), (asked, _, after) in itertools.product(done, done):
+        if answered < asked:
+            assert before < after
+    assert _row_seq(engine, spec) >= max(seqs)  # the row is a high-water mark
+
+
+def test_vectors_authenticate_and_resyncs_work_as_with_one_update_per_vector(
+    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+) -> None:
+    """The scenario of test_udm_service's thousand authentications, through the issuer:
+    a restored database (SEQ_HE back to 1) is noticed, and the same four resyncs follow."""
+    org, spec = _active_sim(engine, sealer)
+    usim = Usim(spec.k, spec.opc)
+    resyncs = 0
+    for n in range(400):
+        if n % 100 == 99:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(schema.sims).where(schema.sims.c.iccid == spec.iccid).values(sqn_seq=1)
+                )
+        v = _issue(issuer, org, spec, node=f"ausf-{n % 3}").vector
+        answer = usim.authenticate(v.rand, v.autn, SNN)
+        if answer.kind == "sync":
+            resyncs += 1
+            resync = service.Resynchronization(v.rand, answer.value)
+            v = _issue(issuer, org, spec, resync=resync).vector
+            answer = usim.authenticate(v.rand, v.autn, SNN)
+        assert (answer.kind, answer.value) == ("res", v.xres_star), n
+    assert resyncs == 4
+    with engine.connect() as conn:
+        page, _ = events.query(conn, org, events.EventQuery(kind="aka.resync"))
+    assert len(page) == 4
+
+
+def _burst(issuer: VectorIssuer, org: str, spec: SimSpec, count: int) -> list[int]:
+    """Vectors in quick succession, so that the SIM's blocks grow."""
+    return [_seq(_issue(issuer, org, spec)) for _ in range(count)]
+
+
+def test_a_discarded_process_block_is_skipped_never_reused(engine: Engine, sealer: Sealer) -> None:
+    org, spec = _active_sim(engine, sealer)
+    first = VectorIssuer(engine, sealer)
+    issued = _burst(first, org, spec, 20)
+    reserved = _row_seq(engine, spec)
+    assert reserved > max(issued)  # a block was reserved ahead
+    first.close()  # as if the process died: its block is lost with it
+    with VectorIssuer(engine, sealer) as second:
+        after = _burst(second, org, spec, 5)
+    # The rest of the first block (max(issued), reserved] is skipped, never issued.
+    assert min(after) == reserved + 1
+
+
+def test_a_killed_process_never_has_its_sqns_reissued(engine: Engine, sealer: Sealer) -> None:
+    """A child process issues vectors and is killed with SIGKILL mid-run; the next
+    process's SQNs are above every SQN the child printed."""
+    org, spec = _active_sim(engine, sealer)
+    search_path = None
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            search_path = conn.execute(text("SHOW search_path")).scalar_one()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, engine.url.render_as_string(hide_password=False)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    child.stdin.write(f"{org}\n{spec.imsi}\n{search_path or ''}\n")
+    child.stdin.close()
+    try:
+        printed = [int(child.stdout.readline()) for _ in range(40)]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        child.stdout.close()
+    with VectorIssuer(engine, sealer) as after:
+        next_seq = _seq(_issue(after, org, spec))
+    assert next_seq > max(printed)
+
+
+# The child: the test KEK (tests/conftest.py), one SIM, vectors until killed.
+_CHILD = """
+import sys
+from ztsim.clock import utc_now
+from ztsim.db.engine import make_engine
+from ztsim.sealing import Sealer
+from ztsim.udm.issuer import VectorIssuer, VectorRequest
+org, imsi, search_path = (sys.stdin.readline().strip() for _ in range(3))
+engine = make_engine(sys.argv[1], schema=search_path or None)
+issuer = VectorIssuer(engine, Sealer(bytes(range(32))))
+for _ in range(100_000):
+    v = issuer.issue(VectorRequest(org, imsi, "5G:mnc001.mcc001.3gppnetwork.org", "k", utc_now()))
+    print(v.sqn >> 5, flush=True)
+"""
+
+
+def test_a_resync_drops_the_block_in_this_process_and_in_others(
+    engine: Engine, sealer: Sealer
+) -> None:
+    org, spec = _active_sim(engine, sealer)
+    usim = Usim(spec.k, spec.opc)
+    with VectorIssuer(engine, sealer) as a, VectorIssuer(engine, sealer) as b:
+        early = _issue(a, org, spec).vector
+        assert usim.authenticate(early.rand, early.autn, SNN).kind == "res"
+        _burst(a, org, spec, 40)  # never used: the USIM still stands at the first
+        assert _row_seq(engine, spec) > 41  # a holds a block reserved ahead
+        for resyncing, other in ((a, b), (b, a)):
+            stale = _issue(other, org, spec)  # from a block reserved ahead
+            replay = usim.authenticate(early.rand, early.autn, SNN)
+            assert replay.kind == "sync"
+            resync = service.Resynchronization(early.rand, replay.value)
+            fresh = _issue(resyncing, org, spec, resync=resync)
+            # SEQ_HE moved back to SEQ_MS: every later vector, from either process,
+            # continues from there, not from a block reserved before.
+            assert _seq(fresh) == usim.window.highest_seq + 1
+            assert _seq(_issue(resyncing, org, spec)) == _seq(fresh) + 1
+            assert _seq(_issue(other, org, spec)) == _seq(fresh) + 2
+            assert _seq(_issue(resyncing, org, spec)) == _seq(fresh) + 3
+            assert _seq(fresh) < _seq(stale)  # moved back: old SEQs issued again, as before
+
+
+def test_another_writer_moving_the_row_is_noticed(
+    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+) -> None:
+    org, spec = _active_sim(engine, sealer)
+    _burst(issuer, org, spec, 20)
+    with engine.begin() as conn:  # the one-vector path (`ztsim aka vector`)
+        one = service.generate(
+            conn,
+            sealer,
+            org,
+            spec.imsi,
+            serving_network_name=SNN,
+            node_id="cli",
+            now=NOW,
+            rand=os.urandom,
+        )
+    assert isinstance(one, service.IssuedVector)
+    assert _seq(_issue(issuer, org, spec)) == _seq(one) + 1
+
+
+def test_refusals_and_unknown_supis_as_before(
+    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+) -> None:
+    org, spec = _active_sim(engine, sealer)
+    other, _ = _active_sim(engine, sealer, "other", seed=4)
+    with pytest.raises(NotFound):
+        issuer.issue(VectorRequest(other, spec.imsi, SNN, "a", NOW))
+    with pytest.raises(NotFound):
+        issuer.issue(VectorRequest(org, "001019999999999", SNN, "a", NOW))
+    _burst(issuer, org, spec, 5)
+    with engine.begin() as conn:
+        inventory.change_state(
+            conn, org, spec.iccid, SimAction.SUSPEND, actor="t", reason="lost", now=NOW
+        )
+    # Its block still holds SEQs: the state is checked for every vector all the same.
+    refusal = issuer.issue(VectorRequest(org, spec.imsi, SNN, "a", NOW))
+    assert refusal == service.Refusal("the SIM is suspended, not active")
+    with engine.connect() as conn:
+        page, _ = events.query(conn, org, events.EventQuery(kind="aka.refused"))
+    assert [e.subject for e in page] == [f"sim:{spec.iccid}"]
