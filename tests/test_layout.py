@@ -36,6 +36,10 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
         "net/test_net_tun.py",
     ],
     "net/store/flow_events.py": ["net/serve/test_net_serve_audit.py"],
+    "net/serve/netlink_reader.py": [
+        "net/serve/test_net_serve_nflog_socket.py",
+        "net/serve/test_net_serve_conntrack_socket.py",
+    ],
     "net/serve/learning.py": ["net/serve/test_net_serve_fqdn.py"],
     "net/serve/flow_writer.py": ["net/serve/test_net_serve_audit.py"],
     "net/nft_names.py": ["net/test_net_nft_documents.py", "net/test_net_nft.py"],

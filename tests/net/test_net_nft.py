@@ -3,8 +3,9 @@
 Verdicts are observed with real packets: curl from the UE's addresses to an HTTP server
 in the site namespace, and a long-lived TCP echo flow that a class change plus
 `cut_flows` must stop within 1 s; 50 addresses' open flows all stop when moved and cut
-at once (`cut_flows_of`), timed against 50 `cut_flows`. Skips when not root or a tool is
-missing.
+at once (`cut_flows_of`), timed against 50 `cut_flows`. The namespaces, the site's HTTP
+server and the echo flow are `support.net_role_topology`'s. Skips when not root or a tool
+is missing.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import selectors
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,23 +30,14 @@ from ztsim.net.nft import Nft, NftError, elements_of
 from ztsim.net.ruleset import flatten
 from ztsim.policy.rules import PolicyRule
 
+from support import net_role_topology
+from support.net_role_topology import ECHO_PORT, HTTP_PORT, SITE, Echo, Topology, why_skip
 from support.net_rules import by_reference, number, probes, rules
-from support.netns_hosts import entered, ip, netns_unusable, new_tag, reap_stale
+from support.netns_hosts import entered, ip, new_tag, reap_stale
 
-SITE, GW_SITE, GW_UE = "172.31.77.2", "172.31.77.1", "10.45.0.1"
 ALLOWED, DENIED, NO_CLASS = "10.45.0.2", "10.45.0.3", "10.45.0.4"
-HTTP_PORT, ECHO_PORT = 8080, 9000
 
-
-def _why_skip() -> str:
-    reason = netns_unusable()
-    for tool in ("nft", "conntrack", "curl"):
-        if not reason and shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin") is None:
-            reason = f"needs {tool}"
-    return reason
-
-
-_SKIP = _why_skip()
+_SKIP = why_skip()
 needs_netns = pytest.mark.skipif(bool(_SKIP), reason=_SKIP or "-")
 
 
@@ -83,29 +72,6 @@ def test_a_hanging_nft_is_an_nft_error_after_the_timeout() -> None:
 # -- the topology ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Topology:
-    ue: str
-    gw: str
-    site: str
-
-    def exec(self, ns: str, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", ns, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def curl(self, source: str, port: int = HTTP_PORT) -> str:
-        done = self.exec(
-            self.ue, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
-            "--interface", source, f"http://{SITE}:{port}/",
-        )  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else f"failed ({done.returncode})"
-
-
 def _checksum(data: bytes) -> int:
     data += b"\0" * (len(data) % 2)
     total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
@@ -133,54 +99,10 @@ def pinged(t: Topology, source: str) -> bool:
             return False
 
 
-def _pair(a: str, a_if: str, b: str, b_if: str) -> None:
-    ip("-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b)
-    ip("-n", a, "link", "set", a_if, "up")
-    ip("-n", b, "link", "set", b_if, "up")
-
-
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
-    reap_stale()
-    tag = new_tag()
-    t = Topology(f"{tag}-ue", f"{tag}-gw", f"{tag}-site")
-    made: list[str] = []
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        for ns in (t.ue, t.gw, t.site):
-            ip("netns", "add", ns)
-            made.append(ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-        _pair(t.ue, "u0", t.gw, "g0")
-        _pair(t.gw, "g1", t.site, "s0")
-        for address in (ALLOWED, DENIED, NO_CLASS):
-            ip("-n", t.ue, "addr", "add", f"{address}/24", "dev", "u0")
-        ip("-n", t.ue, "route", "add", "default", "via", GW_UE)
-        ip("-n", t.gw, "addr", "add", f"{GW_UE}/24", "dev", "g0")
-        ip("-n", t.gw, "addr", "add", f"{GW_SITE}/24", "dev", "g1")
-        ip("-n", t.site, "addr", "add", f"{SITE}/24", "dev", "s0")
-        ip("-n", t.site, "route", "add", "default", "via", GW_SITE)
-        assert t.exec(t.gw, "sysctl", "-qw", "net.ipv4.ip_forward=1").returncode == 0
-        (tmp_path / "index.html").write_text("private\n")
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", t.site, sys.executable, "-m", "http.server", str(HTTP_PORT),
-             "--bind", SITE, "--directory", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while (
-            t.exec(t.gw, "curl", "-s", "--max-time", "1", f"http://{SITE}:{HTTP_PORT}/").stdout
-            != "private\n"
-        ):
-            assert time.monotonic() < deadline, "the site's HTTP server did not come up"
-            time.sleep(0.05)
+    with net_role_topology.topology((ALLOWED, DENIED, NO_CLASS), tmp_path) as t:
         yield t
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-        for ns in reversed(made):
-            ip("netns", "del", ns, check=False)
 
 
 def _rules(*specs: tuple[str, str, dict[str, object]]) -> list[PolicyRule]:
@@ -196,50 +118,6 @@ STAFF = _rules(
     ),
 )
 GUESTS = _rules(("ping", "allow", {"cidrs": ["172.31.77.0/24"], "protocol": "icmp"}))
-
-
-class Echo:
-    """A TCP echo server in the site namespace, and one client flow from the UE."""
-
-    def __init__(self, t: Topology) -> None:
-        with entered(t.site):
-            self.listener = socket.create_server((SITE, ECHO_PORT))
-        threading.Thread(target=self._serve, daemon=True).start()
-        with entered(t.ue):
-            self.client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.client.bind((ALLOWED, 0))
-        self.client.settimeout(2)
-        self.client.connect((SITE, ECHO_PORT))
-        self.client.settimeout(0.05)
-        self.echoes: list[float] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._talk, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self.listener.accept()
-        with conn, contextlib.suppress(ConnectionResetError):
-            # A revoked flow's echo is refused by the gateway with a TCP reset.
-            while data := conn.recv(4096):
-                conn.sendall(data)
-
-    def _talk(self) -> None:
-        while self.running:
-            try:
-                self.client.sendall(b"x")
-                if self.client.recv(4096):
-                    self.echoes.append(time.monotonic())
-            except TimeoutError:
-                pass
-            except OSError:
-                time.sleep(0.05)  # refused by the gateway's reject: keep trying, as an app would
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(timeout=5)
-        self.client.close()
-        self.listener.close()
 
 
 @needs_netns
@@ -263,7 +141,7 @@ def test_verdicts_with_real_packets_and_revocation_mid_flow(topology: Topology) 
     assert pinged(t, DENIED)  # guests may ping
     assert not pinged(t, NO_CLASS)
 
-    echo = Echo(t)
+    echo = Echo(t, ALLOWED)
     try:
         time.sleep(0.3)
         assert echo.echoes, "the long-lived flow never echoed"
@@ -284,13 +162,8 @@ def test_verdicts_with_real_packets_and_revocation_mid_flow(topology: Topology) 
     assert stopped_after < 1.0
 
     started = time.monotonic()
-    with entered(t.ue):
-        fresh = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with fresh:
-        fresh.bind((ALLOWED, 0))
-        fresh.settimeout(1)
-        with pytest.raises(OSError, match=r"No route to host|refused"):
-            fresh.connect((SITE, HTTP_PORT))
+    with pytest.raises(OSError, match=r"No route to host|refused"):
+        t.connect(ALLOWED)
     refused_in = time.monotonic() - started
     print(f"new flow refused in {1000 * refused_in:.1f} ms")
     assert refused_in < 0.1

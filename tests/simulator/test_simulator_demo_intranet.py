@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,7 +21,7 @@ from ztsim.net.store import sites
 from ztsim.node.net import NetRole, NetSettings
 from ztsim.radius.store import registry
 from ztsim.sealing import Sealer
-from ztsim.simulator import demo_intranet, demo_site
+from ztsim.simulator import demo_intranet
 from ztsim.simulator.demo_intranet import Holder, SiteReport, fetch
 from ztsim.simulator.demo_site import DemoSite
 from ztsim.simulator.demo_world import (
@@ -38,26 +36,8 @@ from ztsim.simulator.runner import Targets
 from ztsim.simulator.scenario import Behaviour, Device
 
 from support import radius_world
+from support.demo_namespaces import needs_site
 from support.net_role_world import add_rule, build_world, start_session, suspend
-from support.netns_hosts import ip
-
-_WHY = demo_site.why_not()
-needs_site = pytest.mark.skipif(bool(_WHY), reason=_WHY or "runs")
-
-
-def _ours() -> list[str]:
-    tag = f"{demo_site.PREFIX}{os.getpid()}-"
-    return sorted(n.split()[0] for n in ip("netns", "list").splitlines() if n.startswith(tag))
-
-
-@pytest.fixture
-def site() -> Iterator[DemoSite]:
-    made = DemoSite().open()
-    try:
-        yield made
-    finally:
-        made.close()
-    assert _ours() == []
 
 
 def _site(engine: Engine, org_id: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,25 +14,8 @@ from ztsim.simulator.demo_intranet import fetch
 from ztsim.simulator.demo_site import DemoSite, SiteError
 from ztsim.simulator.demo_world import INTRANET
 
+from support.demo_namespaces import needs_site, ours
 from support.netns_hosts import ip
-
-_WHY = demo_site.why_not()
-needs_site = pytest.mark.skipif(bool(_WHY), reason=_WHY or "runs")
-
-
-def _ours() -> list[str]:
-    tag = f"{demo_site.PREFIX}{os.getpid()}-"
-    return sorted(n.split()[0] for n in ip("netns", "list").splitlines() if n.startswith(tag))
-
-
-@pytest.fixture
-def site() -> Iterator[DemoSite]:
-    made = DemoSite().open()
-    try:
-        yield made
-    finally:
-        made.close()
-    assert _ours() == []
 
 
 def test_it_says_why_it_cannot_run_without_root() -> None:
@@ -43,7 +25,7 @@ def test_it_says_why_it_cannot_run_without_root() -> None:
 @needs_site
 def test_the_site_makes_its_namespaces_and_serves_the_intranet(site: DemoSite) -> None:
     pid = os.getpid()
-    assert _ours() == sorted(f"ztdemo-{pid}-{n}" for n in ("gw", "site", "ue"))
+    assert ours() == sorted(f"ztdemo-{pid}-{n}" for n in ("gw", "site", "ue"))
     # The intranet answers in the site's namespace; the phones reach nothing without the
     # gateway's tunnel (the net role is not running here).
     assert fetch(site.site, INTRANET)[0] == 200
@@ -65,7 +47,7 @@ def test_a_failed_open_removes_what_it_made_and_a_dead_demos_namespaces() -> Non
     try:
         with pytest.raises(SiteError, match="netns add"):
             DemoSite().open()
-        assert _ours() == [taken]
+        assert ours() == [taken]
         assert stale not in ip("netns", "list")
     finally:
         ip("netns", "del", taken, check=False)

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import http.server
 import os
-import select
 import shutil
-import socket
 import socketserver
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 
 from ztsim.net.endpoint import Endpoint, Site
 from ztsim.net.tun import TunnelPump, open_tun, overhead, udp_socket
 from ztsim.net.tunnel_routes import TunnelRoutes
 
+from support.net_capture import GENEVE_FIELDS, capture_first
+from support.net_flows import EchoFlow, connect_time, curl_status, run_in
 from support.netns_hosts import entered, ip, netns_unusable, new_tag, reap_stale
 
 GW_UNDERLAY, SITE_UNDERLAY = "198.18.0.1", "198.18.0.2"
@@ -143,32 +142,15 @@ class GatewayWorld:
             threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def exec(self, ns: str, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", ns, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_in(ns, *argv, timeout=timeout)
 
     def curl(self, source: str) -> str:
         """The HTTP status of a GET from `source` to the site's service, or "failed (rc)"."""
-        done = self.exec(
-            self.ue, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
-            "--interface", source, f"http://{SERVICE}:{HTTP_PORT}/",
-        )  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else f"failed ({done.returncode})"
+        return curl_status(self.ue, source, f"http://{SERVICE}:{HTTP_PORT}/")
 
     def connect(self, source: str, port: int = HTTP_PORT, timeout: float = 1.0) -> float:
         """Seconds a new TCP connection from `source` took; OSError if refused."""
-        with entered(self.ue):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        with sock:
-            sock.bind((source, 0))
-            sock.settimeout(timeout)
-            started = time.monotonic()
-            sock.connect((SERVICE, port))
-            return time.monotonic() - started
+        return connect_time(self.ue, source, (SERVICE, port), timeout)
 
     def close(self) -> None:
         for server in self.servers:
@@ -181,64 +163,14 @@ class GatewayWorld:
         self.spaces.clear()
 
 
-class Echo:
-    """One long-lived TCP flow from `source` to the site's echo service, talking every
-    10 ms; `echoes` holds when each answer came."""
+class Echo(EchoFlow):
+    """One long-lived TCP flow from `source` to the site's echo service."""
 
     def __init__(self, world: GatewayWorld, source: str) -> None:
-        with entered(world.ue):
-            self.client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.client.bind((source, 0))
-        self.client.settimeout(2)
-        self.client.connect((SERVICE, ECHO_PORT))
-        self.client.settimeout(0.05)
-        self.echoes: list[float] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._talk, daemon=True)
-        self.thread.start()
-
-    def _talk(self) -> None:
-        deadline = time.monotonic() + 60  # bounded, whatever the test does
-        while self.running and time.monotonic() < deadline:
-            try:
-                self.client.sendall(b"x")
-                if self.client.recv(4096):
-                    self.echoes.append(time.monotonic())
-            except TimeoutError:
-                pass
-            except OSError:
-                time.sleep(0.05)  # reset or refused: an app would try again
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(timeout=5)
-        self.client.close()
-
-
-TSHARK = shutil.which("tshark")
-GENEVE_FIELDS = ("geneve.vni", "geneve.option.class", "geneve.option.type",
-                 "geneve.option.unknown.data")  # fmt: skip
+        super().__init__(world.ue, source, (SERVICE, ECHO_PORT))
 
 
 def capture_geneve(world: GatewayWorld) -> subprocess.Popen[str]:
     """tshark on the gateway's underlay veth for the first Geneve datagram it sends, its
     fields separated by "|"; returns once tshark is capturing."""
-    assert TSHARK is not None
-    argv = ["ip", "netns", "exec", world.gw, TSHARK, "-n", "-l", "-i", "u0"]
-    argv += ["-f", f"udp dst port 6081 and src host {GW_UNDERLAY}", "-c", "1"]
-    argv += ["-a", "duration:10", "-T", "fields", "-E", "separator=|"]
-    for name in GENEVE_FIELDS:
-        argv += ["-e", name]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    seen, deadline = "", time.monotonic() + 10
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        line = proc.stderr.readline() if ready else ""
-        if "Capture started" in line or (not ready and "Capturing on" in seen):
-            return proc
-        seen += line
-    proc.kill()
-    proc.communicate()
-    raise AssertionError(f"tshark did not start capturing: {seen}")
+    return capture_first(world.gw, 6081, GW_UNDERLAY, GENEVE_FIELDS)

@@ -6,19 +6,17 @@ talking from a UE address, so a test can see when it stops carrying data."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.netns_hosts import entered, ip, netns_unusable, new_tag, reap_stale
+from support.net_flows import EchoFlow, connect_time, curl_status, run_in, serve_one_echo
+from support.netns_hosts import ip, netns_unusable, new_tag, reap_stale
 
 SITE, INTERNET = "172.31.77.2", "172.31.78.2"
 SITE_PREFIX = "172.31.77.0/24"
@@ -45,31 +43,14 @@ class Topology:
         return ("ip", "netns", "exec", self.gw)
 
     def exec(self, ns: str, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", ns, *argv],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return run_in(ns, *argv, timeout=timeout)
 
     def curl(self, source: str, host: str = SITE) -> str:
-        done = self.exec(
-            self.ue, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
-            "--interface", source, f"http://{host}:{HTTP_PORT}/",
-        )  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else f"failed ({done.returncode})"
+        return curl_status(self.ue, source, f"http://{host}:{HTTP_PORT}/")
 
     def connect(self, source: str, port: int = HTTP_PORT, timeout: float = 1.0) -> float:
         """Seconds a new TCP connection from `source` to the site took; OSError if refused."""
-        with entered(self.ue):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        with sock:
-            sock.bind((source, 0))
-            sock.settimeout(timeout)
-            started = time.monotonic()
-            sock.connect((SITE, port))
-            return time.monotonic() - started
+        return connect_time(self.ue, source, (SITE, port), timeout)
 
 
 def _pair(a: str, a_if: str, b: str, b_if: str) -> None:
@@ -124,46 +105,13 @@ def topology(ue_addresses: tuple[str, ...], www: Path) -> Iterator[Topology]:
             ip("netns", "del", ns, check=False)
 
 
-class Echo:
+class Echo(EchoFlow):
     """A TCP echo server in the site namespace, and one client flow from `source`."""
 
     def __init__(self, t: Topology, source: str) -> None:
-        with entered(t.site):
-            self.listener = socket.create_server((SITE, ECHO_PORT))
-        threading.Thread(target=self._serve, daemon=True).start()
-        with entered(t.ue):
-            self.client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.client.bind((source, 0))
-        self.client.settimeout(2)
-        self.client.connect((SITE, ECHO_PORT))
-        self.client.settimeout(0.05)
-        self.echoes: list[float] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._talk, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        conn, _ = self.listener.accept()
-        with conn, contextlib.suppress(ConnectionResetError):
-            # A revoked flow's echo is refused by the gateway with a TCP reset.
-            while data := conn.recv(4096):
-                conn.sendall(data)
-
-    def _talk(self) -> None:
-        deadline = time.monotonic() + 60  # bounded, whatever the test does
-        while self.running and time.monotonic() < deadline:
-            try:
-                self.client.sendall(b"x")
-                if self.client.recv(4096):
-                    self.echoes.append(time.monotonic())
-            except TimeoutError:
-                pass
-            except OSError:
-                time.sleep(0.05)  # refused by the gateway's reject: keep trying, as an app would
-            time.sleep(0.01)
+        self.listener = serve_one_echo(t.site, (SITE, ECHO_PORT))
+        super().__init__(t.ue, source, (SITE, ECHO_PORT))
 
     def close(self) -> None:
-        self.running = False
-        self.thread.join(timeout=5)
-        self.client.close()
+        super().close()
         self.listener.close()

@@ -8,7 +8,8 @@ opens its process's namespace, and runs `work` on a short-lived thread that ente
 (setns(2) moves only the calling thread), so the role's other threads stay where they
 are; a socket keeps its namespace whichever thread uses it afterwards. With no prefix
 `work` runs on the calling thread. Used for the Geneve endpoint (`ztsim.net.tun`), the
-NFLOG and conntrack sockets (`ztsim.net.serve`).
+NFLOG and conntrack sockets (`ztsim.net.serve`). `in_named_namespace(name, work)` does
+the same for a namespace `ip netns add` named (the demo's site: no prefix to start).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 _CLONE_NEWNET = 0x40000000  # linux/sched.h: setns(2) into a network namespace
+NETNS_DIR = "/var/run/netns"  # ip-netns(8): where a named namespace is bind-mounted
 _T = TypeVar("_T")
 
 
@@ -34,6 +36,16 @@ def in_namespace_of(prefix: Sequence[str], work: Callable[[], _T], timeout: floa
     if not prefix:
         return work()
     ns = _namespace_of(prefix, timeout)
+    try:
+        return _entered(ns, work)
+    finally:
+        os.close(ns)
+
+
+def in_named_namespace(name: str, work: Callable[[], _T]) -> _T:
+    """`work()` run by a short-lived thread inside the namespace `ip netns` calls `name`;
+    OSError when there is none or setns fails. The caller's thread never moves."""
+    ns = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
     try:
         return _entered(ns, work)
     finally:

@@ -23,7 +23,6 @@ itself. Nothing of the host's own namespace is touched, and every namespace goes
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.server
 import os
 import shutil
@@ -35,6 +34,7 @@ from typing import TypeVar
 
 from ztsim.errors import ZtsimError
 from ztsim.net.endpoint import Endpoint, Site
+from ztsim.net.netns import in_named_namespace
 from ztsim.net.tun import TunnelPump, open_endpoint, overhead
 from ztsim.net.tunnel_routes import TunnelRoutes
 from ztsim.simulator.demo_world import (
@@ -47,12 +47,10 @@ from ztsim.simulator.demo_world import (
 )
 
 PREFIX = "ztdemo-"
-NETNS_DIR = Path("/var/run/netns")
 # The phones' link to the gateway: addresses for the next hop only (RFC 3927 link-local).
 UE_LINK, GW_LINK = "169.254.80.2", "169.254.80.1"
 SITE_TUN = "ztsite0"
 _SBIN = "/usr/sbin:/sbin:/usr/bin:/bin"
-_CLONE_NEWNET = 0x40000000  # linux/sched.h: setns(2) into a network namespace
 _T = TypeVar("_T")
 
 
@@ -93,28 +91,7 @@ def _ip(*args: str) -> None:
 def in_netns(ns: str, work: Callable[[], _T]) -> _T:
     """`work` run by a short-lived thread inside namespace `ns`: sockets it makes stay
     there, whichever thread uses them afterwards; the caller's thread never moves."""
-    result: list[_T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
-                    code = ctypes.get_errno()
-                    raise OSError(code, f"setns: {os.strerror(code)}")
-            finally:
-                os.close(fd)
-            result.append(work())
-        except BaseException as err:  # handed to the caller's thread
-            failure.append(err)
-
-    thread = threading.Thread(target=run, name="ztdemo-netns")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+    return in_named_namespace(ns, work)
 
 
 def _reap() -> None:

@@ -38,13 +38,13 @@ from ztsim.net.store.network_policy import SIM_NOT_ACTIVE
 from ztsim.node.net import NetRole, NetSettings
 from ztsim.sealing import Sealer
 
+from support.net_capture import TSHARK
 from support.net_gateway_world import (
     ECHO_PORT,
     GW_UNDERLAY,
     HTTP_PORT,
     SITE_PREFIX,
     SITE_UNDERLAY,
-    TSHARK,
     VNI,
     Echo,
     GatewayWorld,
@@ -175,10 +175,7 @@ def test_private_connectivity_end_to_end(running: Running) -> None:
     # Suspended: the open flow stops within a second, a new one is refused.
     echo = Echo(net, ALICE)
     try:
-        deadline = time.monotonic() + 3
-        while not echo.echoes and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert echo.echoes, "the long-lived flow never echoed"
+        echo.wait_for_echo(3.0)
         position = suspend(r.engine, world, world.alice)
         committed = time.monotonic()
         assert r.role.wait_applied(position, 5.0)

@@ -11,10 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import select
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from ipaddress import ip_network
@@ -43,6 +40,7 @@ from ztsim.net.sites import TunnelKind
 from ztsim.net.store.tunnel_view import SiteTunnel
 from ztsim.net.tunnel_state import Link, Route
 
+from support.net_capture import GENEVE_FIELDS, TSHARK, capture_first
 from support.net_tunnel_world import (
     GENEVE_AT,
     GENEVE_VNI,
@@ -54,7 +52,6 @@ from support.net_tunnel_world import (
 )
 from support.netns_hosts import entered, ip, netns_unusable
 
-TSHARK = shutil.which("tshark")
 SUBJECT = Subject(ClassTag(3, 12), "0123456789abcdef0123456789abcdef")
 UE_RAW = ipaddress.ip_address(UE).packed
 
@@ -95,28 +92,6 @@ def _snapshot(ns: str) -> tuple[dict[str, tuple[int, int]], list[Any]]:
     return ours, json.loads(ip("-n", ns, "-j", "route", "show"))
 
 
-def _capture(ns: str, port: int, fields: list[str]) -> subprocess.Popen[str]:
-    """tshark on the gateway's underlay, for the first datagram to `port`; returns once it
-    is capturing."""
-    assert TSHARK is not None
-    argv = ["ip", "netns", "exec", ns, TSHARK, "-n", "-l", "-i", "u0"]
-    argv += ["-f", f"udp dst port {port} and src host {GW}", "-c", "1", "-a", "duration:10"]
-    argv += ["-T", "fields", "-E", "separator=|"]
-    for name in fields:
-        argv += ["-e", name]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    seen, deadline = "", time.monotonic() + 10
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        line = proc.stderr.readline() if ready else ""
-        if "Capture started" in line or (not ready and "Capturing on" in seen):
-            return proc
-        seen += line
-    proc.kill()
-    raise AssertionError("tshark did not start capturing")
-
-
 def _timed(world: World, address: str) -> tuple[str, float]:
     started = time.perf_counter()
     answer = world.ask(address)
@@ -134,23 +109,10 @@ def test_each_prefix_reaches_its_site_through_its_tunnel(world: World) -> None:
         tunnels.apply([LAB, HQ])
         first = time.perf_counter() - started
         assert tunnels.pump is not None
-        geneve = (
-            _capture(
-                gw,
-                6081,
-                [
-                    "geneve.vni",
-                    "geneve.option.class",
-                    "geneve.option.type",
-                    "geneve.option.unknown.data",
-                ],
-            )
-            if TSHARK
-            else None
-        )
+        geneve = capture_first(gw, 6081, GW, GENEVE_FIELDS) if TSHARK else None
         answer, took = _timed(world, "10.30.0.5")
         assert answer == f"geneve-site {UE}"  # no address translation on the way
-        vxlan = _capture(gw, 4789, ["vxlan.vni"]) if TSHARK else None
+        vxlan = capture_first(gw, 4789, GW, ["vxlan.vni"]) if TSHARK else None
         answer, took_vxlan = _timed(world, "10.40.0.5")
         assert answer == f"vxlan-site {UE}"
         print(f"first connection: geneve {took * 1e3:.1f} ms, vxlan {took_vxlan * 1e3:.1f} ms")

@@ -8,11 +8,12 @@ a refusal is an OSError at once). Unlike an NFLOG group, any number of sockets m
 listen. `enable_accounting()` turns on the counters and timestamps the events carry,
 for entries created from then on.
 
-`ConntrackReader(sock, handler)` is the thread: it polls the socket and a wake-up pipe,
-parses each datagram (`ztsim.net.ctnetlink.parse`) and hands each NEW and DESTROY event
-to `handler`. Nothing stops it but `stop`: datagrams that do not parse, datagrams from
-anything but the kernel, a handler that raises are counted in `counts`, and reading
-goes on. Events carry no sequence numbers: the kernel's only sign of a loss is ENOBUFS
+`ConntrackReader(sock, handler)` is the thread (`netlink_reader.NetlinkReader`, shared
+with NFLOG): it polls the socket and a wake-up pipe, parses each datagram
+(`ztsim.net.ctnetlink.parse`) and hands each NEW and DESTROY event to `handler`. Nothing
+stops it but `stop`: datagrams that do not parse, datagrams from anything but the kernel,
+a handler that raises are counted in `counts`, and reading goes on. Events carry no
+sequence numbers: the kernel's only sign of a loss is ENOBUFS
 on the next receive (the buffer overflowed; how many events went is unknown), counted
 as `overrun`. A 4 MiB buffer holds some 15,000 events.
 
@@ -28,11 +29,7 @@ readers' counts over every opening, with `opened`, `closed` and `open_failed`.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import os
-import select
 import socket
 import threading
 import time
@@ -42,7 +39,6 @@ from collections.abc import Callable, Sequence
 from ztsim.net.ctnetlink import (
     EVENT_GROUPS,
     NETLINK_ADD_MEMBERSHIP,
-    NETLINK_NETFILTER,
     SOL_NETLINK,
     ConntrackError,
     ConntrackEvent,
@@ -50,14 +46,12 @@ from ztsim.net.ctnetlink import (
     parse,
 )
 from ztsim.net.netns import in_namespace_of
+from ztsim.net.serve.netlink_reader import NetlinkReader, open_netfilter
 
 _log = logging.getLogger(__name__)
 
 _BUFFER = 1 << 16  # one datagram: events come one per message, a few hundred octets each
-_SO_RCVBUFFORCE = 33  # asm-generic/socket.h; not in Python's socket module
-_SOCKET_BUFFER = 4 << 20  # SO_RCVBUFFORCE (root) passes net.core.rmem_max
 _BATCH = 256  # datagrams per wake-up, then the stop flag is looked at again
-_KERNEL = 0  # netlink(7): the kernel's port id
 RETRY_SECONDS = 5.0  # a failed opening is tried again no sooner than this
 _SYSCTLS = (  # per network namespace; they apply to entries created after they are set
     "/proc/sys/net/netfilter/nf_conntrack_acct",  # packets and bytes each way
@@ -68,20 +62,12 @@ _SYSCTLS = (  # per network namespace; they apply to entries created after they 
 def open_conntrack(groups: tuple[int, ...] = EVENT_GROUPS) -> socket.socket:
     """A non-blocking socket that receives the conntrack events of `groups` in the
     calling thread's namespace; OSError (EPERM) without CAP_NET_ADMIN there."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-    try:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _SOCKET_BUFFER)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
-        sock.bind((0, 0))  # the kernel picks the port id; groups are joined one by one
-        for group in groups:
+
+    def join(sock: socket.socket) -> None:
+        for group in groups:  # one by one: NETLINK_ADD_MEMBERSHIP takes a group number
             sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+
+    return open_netfilter(join)
 
 
 def enable_accounting() -> None:
@@ -92,94 +78,29 @@ def enable_accounting() -> None:
             sysctl.write("1\n")
 
 
-class ConntrackReader:
+class ConntrackReader(NetlinkReader[ConntrackEvent]):
     """Reads a conntrack event socket in a thread and calls `handler` with each NEW and
-    DESTROY event, in the kernel's order. Owns the socket: `stop` closes it."""
+    DESTROY event, in the kernel's order. Owns the socket: `stop` closes it. `counts`:
+    received, malformed, foreign, overrun, handler_failed, ignored (read by metrics)."""
 
     def __init__(self, sock: socket.socket, handler: Callable[[ConntrackEvent], None]) -> None:
-        self._sock = sock
-        self._handler = handler
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        # received, malformed, foreign, overrun, handler_failed, ignored: read by metrics
-        self.counts: Counter[str] = Counter()
+        super().__init__(
+            sock,
+            self._events,
+            handler,
+            label="conntrack",
+            malformed=ConntrackError,
+            buffer_size=_BUFFER,
+            batch=_BATCH,
+            log=_log,
+        )
 
-    @property
-    def port_id(self) -> int:
-        port: int = self._sock.getsockname()[0]
-        return port
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ztsim-conntrack", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._sock.close()
-
-    def __enter__(self) -> ConntrackReader:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self._sock.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        buffer = bytearray(_BUFFER)
-        while not self._stopping:
-            for fd, _ in poller.poll():
-                if fd != self._wake_r:
-                    self._drain(buffer)
-
-    def _drain(self, buffer: bytearray) -> None:
-        for _ in range(_BATCH):
-            try:
-                size, (sender, _) = self._sock.recvfrom_into(buffer)
-            except BlockingIOError:
-                return
-            except OSError as err:
-                if err.errno == errno.ENOBUFS:  # events were dropped; reading goes on
-                    self._count_first("overrun", "the receive buffer overflowed")
-                    continue
-                self._count_first("receive_failed", f"receive failed: {err.strerror}")
-                return
-            if sender != _KERNEL:
-                self.counts["foreign"] += 1
-                continue
-            try:
-                messages = parse(bytes(buffer[:size]))
-            except ConntrackError as err:
-                self._count_first("malformed", f"a datagram did not parse: {err}")
-                continue
-            for message in messages:
-                if isinstance(message, ConntrackEvent):
-                    self._deliver(message)
-
-    def _deliver(self, event: ConntrackEvent) -> None:
-        if event.kind not in (Kind.NEW, Kind.DESTROY):
-            self.counts["ignored"] += 1
-            return
-        self.counts["received"] += 1
-        try:
-            self._handler(event)
-        except Exception:  # the audit keeps reading whatever one event's handling does
-            self._count_first("handler_failed", "the conntrack handler failed", exc_info=True)
-
-    def _count_first(self, what: str, message: str, exc_info: bool = False) -> None:
-        self.counts[what] += 1
-        if self.counts[what] == 1:  # the first of a kind is logged: the counter says the rest
-            _log.warning("conntrack: %s", message, exc_info=exc_info)
+    def _events(self, data: bytes) -> list[ConntrackEvent]:
+        events = [m for m in parse(data) if isinstance(m, ConntrackEvent)]
+        wanted = [e for e in events if e.kind in (Kind.NEW, Kind.DESTROY)]
+        if len(wanted) < len(events):  # no key before the first: `counts` as it was
+            self.counts["ignored"] += len(events) - len(wanted)
+        return wanted
 
 
 class ConntrackListener:
