@@ -99,6 +99,7 @@ PUBLIC: dict[str, list[str]] = {
     "ztsim.net": [],
     "ztsim.net.store": [],
     "ztsim.net.serve": [],
+    "ztsim.web": ["install"],
     "ztsim.policy": [],
     "ztsim.policy.store": [],
     "ztsim.risk": [],

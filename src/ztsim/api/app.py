@@ -35,6 +35,7 @@ from ztsim.api.problems import problem_doc
 from ztsim.api.routes_metrics import ApiMetrics, Network, RequestMetrics, RouteTemplates
 from ztsim.dns.serve.doh import DohService
 from ztsim.metrics.registry import Registry
+from ztsim.web import install as install_web
 
 API_PREFIX = "/api/v1"
 
@@ -71,6 +72,9 @@ def create_app(
         title="ztsim",
         version=__version__,
         description="Zero Trust SIM platform: identities, SIM inventory, devices and events.",
+        # FastAPI's own docs pages load Swagger UI and ReDoc from a CDN: `web` serves /docs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.edge = edge or HttpEdge()
     app.state.ctx = ctx
@@ -108,4 +112,6 @@ def create_app(
     app.include_router(
         routes_subscriptions.router, prefix=routes_subscriptions.PREFIX, include_in_schema=False
     )
+    # The pages (/, /login, /overview, /me, /docs), /static, the bearer scheme, the CSP.
+    install_web(app)
     return app

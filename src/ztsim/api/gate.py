@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ztsim.api.camara import auth as camara_auth
@@ -43,6 +43,7 @@ from ztsim.api.ratelimit import FailureLimiter
 from ztsim.identity import token_store
 from ztsim.identity.roles import Principal
 from ztsim.risk.specs import SERVED_AT
+from ztsim.web.routes import LOGIN_PATH
 
 PRINCIPAL_KEY = "ztsim.principal"
 PROTECTED_PREFIXES = ("/api/", "/nudm-")
@@ -95,6 +96,9 @@ class AuthGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == TOKEN_PATH:
             await self._token_endpoint(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == LOGIN_PATH and scope["method"] == "POST":
+            await self._sign_in(scope, receive, send)
             return
         if scope["type"] != "http" or not (
             scope["path"].startswith(PROTECTED_PREFIXES) or _camara(scope)
@@ -153,10 +157,27 @@ class AuthGate:
             await JSONResponse(body, 429, headers)(scope, receive, send)
             return
 
+        await self.app(scope, receive, self._counting(client, send))
+
+    async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The web sign-in takes a token in its form: the same budget as bearer tokens,
+        so the page is no way around the limit on guessing."""
+        client = scope["client"][0] if scope.get("client") else "-"
+        wait = self._retry_after(client)
+        if wait:
+            text = "Too many failed sign-ins. Try again later."
+            headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
+            await PlainTextResponse(text, 429, headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, self._counting(client, send))
+
+    def _counting(self, client: str, send: Send) -> Send:
+        """`send`, counting a 401 it carries as a failed authentication of `client`."""
+
         async def counting(message: Message) -> None:
             failed = message["type"] == "http.response.start" and message["status"] == 401
             if failed and self.limiter is not None:
                 self.limiter.failed(client, self.clock())
             await send(message)
 
-        await self.app(scope, receive, counting)
+        return counting
