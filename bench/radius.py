@@ -32,6 +32,22 @@ written the request to its detail file. Neither syncs to the disk per request: b
 survive the server process's crash, neither a power cut. Every round's Stops are then
 checked in ztsim's session table.
 
+CPU per request, with a load generator that is not the bottleneck: radclient is, at
+about 10,000 requests per second here, so the rates above are partly its own. The
+simulator's lean generator (`ztsim.simulator.radius_load`: requests and their
+authenticators computed before the clock starts, sendmmsg/recvmmsg batches, a few
+microseconds of client CPU per request, reported) sends the same Access-Requests, IN_FLIGHT
+in flight, to ztsim and to the FreeRADIUS peer, `--lean-rounds` times in turn (5 by
+default), in a child process on the load CPU; then ACCT_REQUESTS new Accounting-Requests
+the same way. Each server's CPU microseconds per request are compared
+(`cpu_ratio_vs_freeradius`, target <= 1.0). Both record every request: ztsim its
+decision event (counted in its CPU, flushed each round), the FreeRADIUS peer the reply
+to each Access-Request in a detail file (`reply_log` in post-auth) and each
+Accounting-Request in another; the minimal-reply FreeRADIUS records nothing. Both
+servers' sockets ask for 4 MiB receive buffers (FreeRADIUS `recv_buff`): with the
+kernel's default 208 KiB, 200 requests sent in sendmmsg bursts overflow FreeRADIUS's
+queue and are dropped (UDP RcvbufErrors), which radclient's slow pace never showed.
+
 Loopback only, high ports. The last line printed is one JSON object.
 """
 
@@ -73,8 +89,12 @@ from ztsim.inventory import service as inventory
 from ztsim.inventory.models import SimKind
 from ztsim.inventory.stock import parse_stock_csv
 from ztsim.radius import (
+    AcctStatusType,
+    Attribute,
     Code,
+    FramedProtocol,
     Packet,
+    RatType,
     SharedSecret,
     encode_reply,
     make_reply,
@@ -85,6 +105,7 @@ from ztsim.radius.dictionary import make_attribute
 from ztsim.radius.serve.service import AaaService, AaaSettings
 from ztsim.radius.store import registry
 from ztsim.sealing import Sealer
+from ztsim.simulator.radius_load import RadiusLoad, precompute
 
 
 class RunningAaa:
@@ -123,6 +144,7 @@ ACCT_REQUESTS = 2 * ACCT_SESSIONS
 ACCT_IN_FLIGHT = 200
 DNS_PRIMARY = "192.0.2.53"
 IN_FLIGHT = 200
+LEAN_TIMEOUT = 5.0  # seconds before the lean generator counts a request lost
 SIMS = 10_000
 REVOCATIONS = 50
 APN = "corp.apn"
@@ -282,6 +304,81 @@ def load(
     return count / elapsed, int(accepts.group(1)) if accepts else -1
 
 
+def lean_requests(kind: str, prefix: str) -> tuple[Code, list[list[Attribute]]]:
+    """The attributes of `request_file` (auth) or `acct_file` (acct), for the lean
+    generator, which adds the authenticators."""
+    if kind == "auth":
+        return Code.ACCESS_REQUEST, [
+            [
+                make_attribute("User-Name", imsi(n)),
+                make_attribute("3GPP-IMSI", imsi(n)),
+                make_attribute("3GPP-IMEISV", imeisv(n)),
+                make_attribute("Called-Station-Id", APN),
+                make_attribute("Framed-Protocol", FramedProtocol.GPRS_PDP_CONTEXT),
+                make_attribute("3GPP-RAT-Type", RatType.EUTRAN),
+            ]
+            for n in (i % SIMS for i in range(REQUESTS))
+        ]
+    requests = []
+    for i in range(ACCT_REQUESTS):
+        n = i % ACCT_SESSIONS
+        status = AcctStatusType.START if i < ACCT_SESSIONS else AcctStatusType.STOP
+        requests.append(
+            [
+                make_attribute("Acct-Status-Type", status),
+                make_attribute("Acct-Session-Id", f"{prefix}-{n}"),
+                make_attribute("User-Name", imsi(n % SIMS)),
+                make_attribute("3GPP-IMSI", imsi(n % SIMS)),
+                make_attribute("3GPP-IMEISV", imeisv(n % SIMS)),
+                make_attribute("Called-Station-Id", APN),
+                make_attribute("3GPP-RAT-Type", RatType.EUTRAN),
+            ]
+        )
+    return Code.ACCOUNTING_REQUEST, requests
+
+
+def lean_worker() -> None:
+    """The child process of `lean_load`: its job on stdin, its result on stdout. A process
+    of its own so that its CPU time is not counted as ztsim's (ztsim runs in the parent)."""
+    job = json.loads(sys.stdin.readline())
+    code, requests = lean_requests(job["kind"], job["prefix"])
+    datagrams = precompute(code, requests, SharedSecret(job["secret"]))
+    load = RadiusLoad(
+        ("127.0.0.1", job["port"]), datagrams, window=job["window"], timeout=LEAN_TIMEOUT
+    )
+    result = load.run(deadline=300)
+    print(
+        json.dumps(
+            {
+                "rps": result.rps,
+                "answered": result.answered,
+                "accepted": result.accepted,
+                "lost": result.lost,
+                "client_cpu_us": result.client_cpu_us,
+            }
+        )
+    )
+
+
+def lean_load(port: int, cpu: int | None, *, kind: str = "auth", prefix: str = "") -> Any:
+    """One run of the lean generator (a child process, on `cpu` if given): REQUESTS
+    Access-Requests or ACCT_REQUESTS Accounting-Requests, IN_FLIGHT in flight."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--lean-worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if cpu is not None:
+        # Long before its first request: it still has its imports and datagrams to make.
+        os.sched_setaffinity(proc.pid, {cpu})
+    job = {"port": port, "kind": kind, "prefix": prefix, "secret": SECRET, "window": IN_FLIGHT}
+    output, _ = proc.communicate(json.dumps(job) + "\n", timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the lean load generator failed ({proc.returncode})")
+    return json.loads(output.splitlines()[-1])
+
+
 def split_cpus() -> tuple[int | None, set[int] | None]:
     """One CPU for the load generator, the others for the server under test (either
     server in its turn), as if the gateway were another machine: radclient keeps a core
@@ -359,17 +456,26 @@ modules {{
 		header = "%t"
 		locking = no
 	}}
+	detail reply_log {{
+		filename = {d}/reply-detail
+		escape_filenames = no
+		permissions = 0600
+		header = "%t"
+		locking = no
+	}}
 }}
 server default {{
 	listen {{
 		type = auth
 		ipaddr = 127.0.0.1
 		port = {port}
+		recv_buff = 4194304
 	}}
 	listen {{
 		type = acct
 		ipaddr = 127.0.0.1
 		port = {acct_port}
+		recv_buff = 4194304
 	}}
 	authorize {{
 		files
@@ -380,7 +486,7 @@ server default {{
 	authenticate {{
 	}}
 	post-auth {{
-	}}
+{post_auth}	}}
 }}
 """
 
@@ -389,12 +495,19 @@ def start_freeradius(
     directory: Path, port: int, acct_port: int, *, same_reply: bool = True
 ) -> subprocess.Popen[bytes]:
     """FreeRADIUS answering Access-Requests on `port` and accounting (written to its
-    detail file) on `acct_port`."""
+    detail file) on `acct_port`; with `same_reply`, each Access-Accept is recorded too
+    (`reply_log`, a detail file), as ztsim records each decision."""
     assert FREERADIUS is not None
     conf = directory / f"freeradius-{port}"
     conf.mkdir()
     (conf / "radiusd.conf").write_text(
-        FREERADIUS_CONF.format(d=conf, secret=SECRET, port=port, acct_port=acct_port)
+        FREERADIUS_CONF.format(
+            d=conf,
+            secret=SECRET,
+            port=port,
+            acct_port=acct_port,
+            post_auth="\t\treply_log\n" if same_reply else "",
+        )
     )
     # FreeRADIUS computes a Message-Authenticator listed in the reply (RFC 3579 §3.2).
     extra = (
@@ -511,6 +624,12 @@ class Server:
         self.rps: list[float] = []
         self.cpu: list[float] = []
         self.acct_rps: list[float] = []
+        # The lean generator's rounds: rates, server and client CPU us per request.
+        self.lean_rps: list[float] = []
+        self.lean_cpu_us: list[float] = []
+        self.lean_client_us: list[float] = []
+        self.lean_acct_rps: list[float] = []
+        self.lean_acct_cpu_us: list[float] = []
 
     def cpu_seconds(self) -> float:
         return time.process_time() if self.proc is None else process_cpu(self.proc.pid)
@@ -528,13 +647,23 @@ def main() -> None:
         "--rounds", type=int, default=7, help="loads per server, in turn; medians compared"
     )
     parser.add_argument(
+        "--lean-rounds",
+        type=int,
+        default=5,
+        help="lean-generator loads per server (ztsim, FreeRADIUS), in turn; medians compared",
+    )
+    parser.add_argument("--lean-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--shared-cpus",
         action="store_true",
         help="let radclient and the server share all CPUs (no affinity set)",
     )
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if args.lean_worker:
+        lean_worker()
+        return
+    if args.rounds < 1 or args.lean_rounds < 1:
+        parser.error("--rounds and --lean-rounds must be at least 1")
     if RADCLIENT is None:
         sys.exit("needs radclient (Debian package freeradius-utils)")
     load_cpu, server_cpus = (None, None) if args.shared_cpus else split_cpus()
@@ -586,8 +715,38 @@ def main() -> None:
                         f"round {n + 1}: {server.name:18} {rps:8.0f} Access-Requests/s "
                         f"({accepts} accepts)"
                     )
-            # Accounting: ztsim and the FreeRADIUS peer (the detail file), in turn.
+            # The lean generator: ztsim and the FreeRADIUS peer, in turn, Access- then
+            # Accounting-Requests (new sessions each round) in each round.
             acct_servers = servers[:2]
+            for server in acct_servers:
+                lean_load(server.port, load_cpu)
+                lean_load(acct_ports[server.name], load_cpu, kind="acct", prefix="Lw")
+            running.flush()
+            for n in range(args.lean_rounds):
+                for server in acct_servers:
+                    for kind, port, count in (
+                        ("auth", server.port, REQUESTS),
+                        ("acct", acct_ports[server.name], ACCT_REQUESTS),
+                    ):
+                        cpu = server.cpu_seconds()
+                        got = lean_load(port, load_cpu, kind=kind, prefix=f"L{n}")
+                        if server is ztsim:
+                            running.flush()
+                        cpu_us = (server.cpu_seconds() - cpu) / count * 1e6
+                        if kind == "auth":
+                            server.lean_rps.append(got["rps"])
+                            server.lean_cpu_us.append(cpu_us)
+                            server.lean_client_us.append(got["client_cpu_us"])
+                        else:
+                            server.lean_acct_rps.append(got["rps"])
+                            server.lean_acct_cpu_us.append(cpu_us)
+                        print(
+                            f"lean round {n + 1}: {server.name:18} {kind} {got['rps']:8.0f}/s "
+                            f"({got['accepted']} accepted, {got['lost']} lost), server CPU "
+                            f"{cpu_us:5.1f} us, client CPU {got['client_cpu_us']:4.1f} us "
+                            "per request"
+                        )
+            # Accounting: ztsim and the FreeRADIUS peer (the detail file), in turn.
             warm = acct_file(directory, "w")
             for server in acct_servers:
                 load(acct_ports[server.name], warm, load_cpu, kind="acct", count=ACCT_REQUESTS)
@@ -610,7 +769,8 @@ def main() -> None:
                 requests_n.unlink()
             stopped = acct_stopped(engine)
             print(f"accounting sessions stopped in ztsim's table: {stopped}")
-            assert stopped >= ACCT_SESSIONS * (args.rounds + 1), "answered accounting is missing"
+            expected = ACCT_SESSIONS * (args.rounds + 1 + args.lean_rounds + 1)
+            assert stopped >= expected, "answered accounting is missing"
             latencies = revocation_latency(running, engine, sealer, org_id, iccids, coa)
         finally:
             running.close()
@@ -621,7 +781,7 @@ def main() -> None:
                     server.proc.wait(timeout=10)
         written = running.service.writer.written_events
         # Every Access-Request has its decision event (plus the revocation runs' own).
-        decisions = REQUESTS * (args.rounds + 1)
+        decisions = REQUESTS * (args.rounds + 1 + args.lean_rounds + 1)
         print(f"events written: {written} (decisions: {decisions})")
         assert written >= decisions, "decision events are missing"
         for server in servers:
@@ -648,6 +808,25 @@ def main() -> None:
                 if acct_peer and acct_ratio
                 else ""
             )
+        )
+        median = statistics.median
+        lean_ztsim_cpu = median(ztsim.lean_cpu_us)
+        lean_peer_cpu = median(peer.lean_cpu_us) if peer else None
+        cpu_ratio = lean_ztsim_cpu / lean_peer_cpu if lean_peer_cpu else None
+        acct_cpu_ratio = (
+            median(ztsim.lean_acct_cpu_us) / median(peer.lean_acct_cpu_us) if peer else None
+        )
+        lean_client = median(ztsim.lean_client_us + (peer.lean_client_us if peer else []))
+        print(
+            f"lean generator, median of {args.lean_rounds}: ztsim {median(ztsim.lean_rps):.0f}/s "
+            f"at {lean_ztsim_cpu:.1f} us CPU per Access-Request"
+            + (
+                f", FreeRADIUS {median(peer.lean_rps):.0f}/s at {lean_peer_cpu:.1f} us; "
+                f"CPU ratio {cpu_ratio:.2f} (target <= 1.0), accounting {acct_cpu_ratio:.2f}"
+                if peer and lean_peer_cpu and cpu_ratio and acct_cpu_ratio
+                else ""
+            )
+            + f"; the generator's own CPU {lean_client:.1f} us per request"
         )
         latencies.sort()
         p50 = statistics.median(latencies)
@@ -676,6 +855,20 @@ def main() -> None:
                 "acct_rps": round(acct_ztsim),
                 "freeradius_acct_rps": rounded(acct_peer),
                 "acct_ratio_vs_freeradius": rounded(acct_ratio, 3),
+                "cpu_ratio_vs_freeradius": rounded(cpu_ratio, 3),
+                "ztsim_cpu_us_per_request_lean": round(lean_ztsim_cpu, 1),
+                "freeradius_cpu_us_per_request_lean": rounded(lean_peer_cpu, 1),
+                "ztsim_rps_lean": round(median(ztsim.lean_rps)),
+                "freeradius_rps_lean": rounded(median(peer.lean_rps) if peer else None),
+                "lean_client_cpu_us_per_request": round(lean_client, 1),
+                "ztsim_acct_cpu_us_per_request_lean": round(median(ztsim.lean_acct_cpu_us), 1),
+                "freeradius_acct_cpu_us_per_request_lean": rounded(
+                    median(peer.lean_acct_cpu_us) if peer else None, 1
+                ),
+                "acct_cpu_ratio_vs_freeradius": rounded(acct_cpu_ratio, 3),
+                "ztsim_acct_rps_lean": round(median(ztsim.lean_acct_rps)),
+                "freeradius_acct_rps_lean": rounded(median(peer.lean_acct_rps) if peer else None),
+                "lean_rounds": args.lean_rounds,
             }
         )
     )
