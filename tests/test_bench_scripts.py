@@ -75,3 +75,23 @@ def test_the_net_benchmark_runs_in_quick_mode() -> None:
     assert figures["open_flows_not_stopped"] == 0
     assert 0 < figures["revoke_new_flow_p99_ms"] < 1000
     assert figures["load_100k_s"] > 0
+
+
+def test_the_dns_benchmark_runs_in_quick_mode() -> None:
+    """10,000 names; ztsim, dnsmasq and unbound one round each; skipped without the tools."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "dns.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if result.returncode != 0 and "bench/dns.py: needs" in result.stderr:
+        pytest.skip(result.stderr.strip())
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["quick"] is True
+    assert figures["domains"] == 10_000
+    for key in ("ztsim_qps", "dnsmasq_qps", "unbound_qps", "ratio_vs_unbound"):
+        assert figures[key] > 0, key
+    assert figures["unbound_cpu_us_per_query"] > 0
