@@ -33,7 +33,7 @@ SLOT = 4096  # bytes per datagram, each way
 _NAME_ROOM = 32  # bytes per source address: a sockaddr_in6 is 28
 
 
-class _Iovec(ctypes.Structure):
+class Iovec(ctypes.Structure):
     _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
 
 
@@ -49,17 +49,17 @@ class _Msghdr(ctypes.Structure):
     )
 
 
-class _Mmsghdr(ctypes.Structure):
+class Mmsghdr(ctypes.Structure):
     _fields_ = (("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint))
 
 
-_HDR = ctypes.sizeof(_Mmsghdr)
-_IOV = ctypes.sizeof(_Iovec)
+_HDR = ctypes.sizeof(Mmsghdr)
+_IOV = ctypes.sizeof(Iovec)
 # Offsets of the fields touched per datagram, in units of their own size.
 _NAME_PTR = _Msghdr.msg_name.offset // 8
 _NAMELEN = _Msghdr.msg_namelen.offset // 4
 _FLAGS = _Msghdr.msg_flags.offset // 4
-_LEN = _Mmsghdr.msg_len.offset // 4
+_LEN = Mmsghdr.msg_len.offset // 4
 _PER_HDR_U32 = _HDR // 4
 _PER_HDR_U64 = _HDR // 8
 
@@ -111,9 +111,9 @@ class DatagramBatch:
         ):
             iov_base, data_base = _address(iovs), _address(data)
             for slot in range(slots):
-                iov = _Iovec.from_buffer(iovs, slot * _IOV)
+                iov = Iovec.from_buffer(iovs, slot * _IOV)
                 iov.iov_base, iov.iov_len = data_base + slot * SLOT, SLOT
-                header = _Mmsghdr.from_buffer(hdrs, slot * _HDR).msg_hdr
+                header = Mmsghdr.from_buffer(hdrs, slot * _HDR).msg_hdr
                 header.msg_iov, header.msg_iovlen = iov_base + slot * _IOV, 1
                 # Reply n goes to the source of datagram n unless `reply` says otherwise.
                 header.msg_name = names + slot * _NAME_ROOM

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ztsim.errors import InvalidInput
-from ztsim.mmsg import batch_calls
+from ztsim.mmsg import Iovec, Mmsghdr, batch_calls
 from ztsim.radius import Attribute, Code, Packet, SharedSecret, sign_request
 
 IDENTIFIERS = 256  # RFC 2865 §3: the Identifier is one octet
@@ -47,28 +47,8 @@ _ANSWER_CODES = {
 }
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = (
-        ("msg_name", ctypes.c_void_p),
-        ("msg_namelen", ctypes.c_uint32),
-        ("msg_iov", ctypes.c_void_p),
-        ("msg_iovlen", ctypes.c_size_t),
-        ("msg_control", ctypes.c_void_p),
-        ("msg_controllen", ctypes.c_size_t),
-        ("msg_flags", ctypes.c_int),
-    )
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = (("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint))
-
-
-_LEN_WORD = _Mmsghdr.msg_len.offset // 4
-_HDR_WORDS = ctypes.sizeof(_Mmsghdr) // 4
+_LEN_WORD = Mmsghdr.msg_len.offset // 4
+_HDR_WORDS = ctypes.sizeof(Mmsghdr) // 4
 
 
 @dataclass(frozen=True)
@@ -120,10 +100,10 @@ class _Ring:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
-        self.out = (_Mmsghdr * BATCH)()
-        self.out_iovs = (_Iovec * BATCH)()
-        self.inn = (_Mmsghdr * BATCH)()
-        self.in_iovs = (_Iovec * BATCH)()
+        self.out = (Mmsghdr * BATCH)()
+        self.out_iovs = (Iovec * BATCH)()
+        self.inn = (Mmsghdr * BATCH)()
+        self.in_iovs = (Iovec * BATCH)()
         self.in_data = ctypes.create_string_buffer(BATCH * _SLOT)
         data = ctypes.addressof(self.in_data)
         for k in range(BATCH):
