@@ -104,10 +104,12 @@ def _wait_events(
 
 
 def _start_session(s: Setup, session_id: str = "live-1") -> None:
-    # Accounting is taken only for the address ztsim leased: the SIM attaches first.
-    out = radclient(s.aaa.auth_port, "auth", access(s.world.active))
+    # Accounting is taken only for the address ztsim leased: the SIM attaches first. Set-up,
+    # not what is tested: retransmitted as a gateway would, should a loaded machine be slow.
+    out = radclient(s.aaa.auth_port, "auth", access(s.world.active), tries=3)
     assert "Received Access-Accept" in out, out
-    out = radclient(s.aaa.acct_port, "acct", accounting("Start", session_id, s.world.active))
+    start = accounting("Start", session_id, s.world.active)
+    out = radclient(s.aaa.acct_port, "acct", start, tries=3)
     assert "Received Accounting-Response" in out, out
 
 
