@@ -16,11 +16,11 @@ from ztsim.net.store.network_policy import (
     canonical,
     read_policies,
     read_sessions,
-    same_policy,
 )
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.facts import IdentityKind, SimKind
 from ztsim.policy.store import checks as check_store
+from ztsim.policy.store.compiled import same_policy
 from ztsim.sealing import Sealer
 
 from support.net_role_world import add_rule, build_world, start_session, suspend

@@ -23,8 +23,9 @@ from ztsim.feed.follower import consistent_read
 from ztsim.net.gateway_plan import generation_of
 from ztsim.net.serve.classes import OrgClasses, classify
 from ztsim.net.serve.holdings import Held, Holdings
-from ztsim.net.store.network_policy import canonical, read_policies, read_sessions, same_policy
+from ztsim.net.store.network_policy import canonical, read_policies, read_sessions
 from ztsim.net.store.tunnel_view import SiteTunnel, read_site_tunnels
+from ztsim.policy.store.compiled import same_policy
 
 
 @dataclass

@@ -26,8 +26,9 @@ from ztsim.db.chunks import rows_in
 from ztsim.errors import InvalidInput
 from ztsim.policy.compile import CompiledPolicy
 from ztsim.policy.facts import NO_SIGNALS, IdentityKind, SimKind, Subject
-from ztsim.policy.rules import NetworkTarget, Plane, PolicyRule
-from ztsim.policy.store.facts import posture_of_devices, read_checks, signals_of_sims
+from ztsim.policy.rules import Plane
+from ztsim.policy.store.compiled import read_compiled
+from ztsim.policy.store.facts import posture_of_devices, signals_of_sims
 
 _r, _orgs = schema.policy_rules, schema.orgs
 _s, _sims, _ids = schema.radius_sessions, schema.sims, schema.identities
@@ -44,50 +45,12 @@ _NONE: frozenset[str] = frozenset()
 # -- policies ----------------------------------------------------------------------------
 
 
-def _rule(name: str, action: str, spec: Mapping[str, Any]) -> PolicyRule:
-    try:
-        return PolicyRule.from_spec(_NETWORK, name, action, spec)
-    except InvalidInput:
-        pass
-    # Stored before a stricter parser: it denies everything from its place on, so a rule
-    # that cannot be read never opens a network (fail closed); its name says which it is.
-    try:
-        return PolicyRule(name, Plane.NETWORK, "deny", target=NetworkTarget())
-    except InvalidInput:
-        return PolicyRule("unreadable", Plane.NETWORK, "deny", target=NetworkTarget())
-
-
 def read_policies(
     conn: Connection, org_ids: Collection[str] | None = None
 ) -> dict[str, CompiledPolicy]:
-    """The compiled `network` policy of every org (of `org_ids`, or all): its network
-    rules in order (position, then id) and its posture checks. An org without network
-    rules gets a policy with none (the plane's default: deny); an org that does not exist
-    is absent."""
-    orgs = select(_orgs.c.id)
-    org_rows = rows_in(conn, orgs, _orgs.c.id, org_ids)
-    query = (
-        select(_r.c.org_id, _r.c.name, _r.c.action, _r.c.spec)
-        .where(_r.c.plane == _NETWORK)
-        .order_by(_r.c.org_id, _r.c.position, _r.c.id)
-    )
-    rules: dict[str, list[PolicyRule]] = {row[0]: [] for row in org_rows}
-    # Each org's rules come in one chunk, so the ORDER BY holds within it.
-    for org_id, name, action, spec in rows_in(conn, query, _r.c.org_id, org_ids):
-        if org_id in rules:
-            rules[org_id].append(_rule(name, action, spec))
-    checks = read_checks(conn, None if org_ids is None else list(rules)) if rules else {}
-    return {
-        org_id: CompiledPolicy(org_id, org_rules, checks.get(org_id, {}))
-        for org_id, org_rules in rules.items()
-    }
-
-
-def same_policy(a: CompiledPolicy | None, b: CompiledPolicy | None) -> bool:
-    """Whether two compiled policies classify and decide alike (rules, in order, and checks)."""
-    if a is None or b is None:
-        return a is b
-    return a.rules == b.rules and dict(a.checks) == dict(b.checks)
+    """The compiled `network` policy of every org (of `org_ids`, or all); an org without
+    network rules gets a policy with none (the plane's default: deny)."""
+    return read_compiled(conn, Plane.NETWORK, org_ids, every_org=True)
 
 
 # -- sessions ----------------------------------------------------------------------------

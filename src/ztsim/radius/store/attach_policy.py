@@ -19,14 +19,13 @@ from sqlalchemy import Connection, Table, select
 
 from ztsim.db import schema
 from ztsim.db.chunks import rows_in
-from ztsim.errors import InvalidInput
 from ztsim.policy.compile import CompiledPolicy
 from ztsim.policy.facts import SimKind, SimSignals, Subject
-from ztsim.policy.rules import AttachTarget, Plane, PolicyRule
+from ztsim.policy.rules import Plane
+from ztsim.policy.store.compiled import read_compiled, same_policy
 from ztsim.policy.store.facts import (
     identity_kinds,
     posture_of_devices,
-    read_checks,
     signals_of_sims,
 )
 from ztsim.radius.aaa.attach import AttachClass, AttachState, classify_all
@@ -47,48 +46,12 @@ def _keys(values: set[str]) -> set[str] | None:
 # -- policies ----------------------------------------------------------------------------
 
 
-def _rule(name: str, action: str, spec: Mapping[str, Any]) -> PolicyRule:
-    try:
-        return PolicyRule.from_spec(_ATTACH, name, action, spec)
-    except InvalidInput:
-        pass
-    # Stored before a stricter parser: it refuses everyone in the org, so a rule that
-    # cannot be read never lets a SIM in (fail closed); its name says which it is.
-    try:
-        return PolicyRule(name, Plane.ATTACH, "deny", target=AttachTarget())
-    except InvalidInput:
-        return PolicyRule("unreadable", Plane.ATTACH, "deny", target=AttachTarget())
-
-
 def read_policies(
     conn: Connection, org_ids: Collection[str] | None = None
 ) -> dict[str, CompiledPolicy]:
     """The compiled attach policy of each org (of `org_ids`, or every org) with attach
-    rules, in their order (position, then id)."""
-    query = (
-        select(_r.c.org_id, _r.c.name, _r.c.action, _r.c.spec)
-        .where(_r.c.plane == _ATTACH)
-        .order_by(_r.c.org_id, _r.c.position, _r.c.id)
-    )
-    if org_ids is None:
-        rows = list(conn.execute(query).all())
-    else:
-        rows = rows_in(conn, query, _r.c.org_id, org_ids)  # each org within one chunk
-    rules: dict[str, list[PolicyRule]] = {}
-    for org_id, name, action, spec in rows:
-        rules.setdefault(org_id, []).append(_rule(name, action, spec))
-    checks = read_checks(conn, list(rules)) if rules else {}
-    return {
-        org_id: CompiledPolicy(org_id, org_rules, checks.get(org_id, {}))
-        for org_id, org_rules in rules.items()
-    }
-
-
-def same_policy(a: CompiledPolicy | None, b: CompiledPolicy | None) -> bool:
-    """Whether two compiled policies decide alike (same rules in order, same checks)."""
-    if a is None or b is None:
-        return a is b
-    return a.rules == b.rules and dict(a.checks) == dict(b.checks)
+    rules."""
+    return read_compiled(conn, Plane.ATTACH, org_ids)
 
 
 # -- subjects ----------------------------------------------------------------------------
