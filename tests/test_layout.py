@@ -41,6 +41,7 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
         "net/serve/test_net_serve_conntrack_socket.py",
     ],
     "net/serve/learning.py": ["net/serve/test_net_serve_fqdn.py"],
+    "net/netlink.py": ["net/test_net_nflog.py", "net/test_net_ctnetlink.py"],
     "net/serve/flow_writer.py": ["net/serve/test_net_serve_audit.py"],
     "net/nft_names.py": ["net/test_net_nft_documents.py", "net/test_net_nft.py"],
     "net/nft_fqdn_documents.py": ["net/test_net_fqdn.py"],

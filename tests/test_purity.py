@@ -96,6 +96,7 @@ PURE = [
     "ztsim.net.tunnel_state",
     "ztsim.net.nflog",
     "ztsim.net.denials",
+    "ztsim.net.netlink",
     "ztsim.net.ctnetlink",
     "ztsim.net.ctnetlink_requests",
     "ztsim.net.flow_log",

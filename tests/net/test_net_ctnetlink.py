@@ -14,9 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ztsim.net import ctnetlink as ct
 from ztsim.net.ctnetlink import (
-    Ack,
     ConntrackError,
     ConntrackEvent,
     Counters,
@@ -27,6 +25,7 @@ from ztsim.net.ctnetlink import (
     parse,
 )
 from ztsim.net.ctnetlink_requests import delete_request, dump_request
+from ztsim.net.netlink import NETLINK_NETFILTER, Ack
 
 from support.netns_hosts import entered, ip, netns_unusable, new_tag, reap_stale
 
@@ -214,7 +213,7 @@ def test_events_captured_from_the_kernel_parse(namespace: str) -> None:
         for name in ("nf_conntrack_acct", "nf_conntrack_timestamp"):
             with open(f"/proc/sys/net/netfilter/{name}", "w") as sysctl:
                 sysctl.write("1\n")
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, ct.NETLINK_NETFILTER)
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock, sender:
         sock.bind((0, groups_mask()))

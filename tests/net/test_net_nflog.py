@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ztsim.errors import InvalidInput
+from ztsim.net.netlink import Ack
 from ztsim.net.nflog import (
-    Ack,
     Flow,
     NflogError,
     NflogPacket,

@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterable
 from ztsim.net.ctnetlink import (
     AF_INET,
     AF_INET6,
-    NETLINK_NETFILTER,
-    Ack,
     ConntrackError,
     ConntrackEvent,
     Done,
@@ -36,6 +34,7 @@ from ztsim.net.ctnetlink import (
     parse,
 )
 from ztsim.net.ctnetlink_requests import delete_request, dump_all_request, dump_request
+from ztsim.net.netlink import NETLINK_NETFILTER, Ack
 
 _BUFFER = 1 << 17
 _SO_RCVBUFFORCE = 33  # asm-generic/socket.h

@@ -9,7 +9,7 @@ entry and an IPCTNL_MSG_CT_DELETE message for each entry that goes (timed out, c
 deleted). The audit reads those as an allowed flow's start and stop. This module parses
 them into immutable `ConntrackEvent`s, and parses the kernel's answers (entries,
 acknowledgements, ends of dumps) to the requests `ctnetlink_requests` builds, with the
-same numbers and framing, defined here once.
+same numbers, defined here once (the netlink framing is `ztsim.net.netlink`'s).
 
 What an event carries depends on the namespace's sysctls: packet and byte counters
 each way only with net.netfilter.nf_conntrack_acct=1, start and stop times only with
@@ -26,14 +26,21 @@ attributes, whose values are in network order). Every malformed input raises
 from __future__ import annotations
 
 import ipaddress
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ztsim.errors import InvalidInput
+from ztsim.net.netlink import (
+    NFGEN,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_OVERRUN,
+    Ack,
+    ack,
+    attributes,
+    messages,
+)
 
-NETLINK_NETFILTER = 12  # linux/netlink.h: the socket's protocol
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1  # linux/socket.h, linux/netlink.h
 NFNL_SUBSYS_CTNETLINK = 1  # nfnetlink.h
 # nfnetlink.h enum nfnetlink_groups: the multicast groups joined (bind's mask: bit n-1)
@@ -42,12 +49,8 @@ EVENT_GROUPS = (NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY)
 # nfnetlink_conntrack.h enum cntl_msg_types
 MSG_NEW, MSG_GET, MSG_DELETE = 0, 1, 2
 
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x01, 0x02, 0x04  # linux/netlink.h
 NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 NLM_F_CREATE = 0x400  # on an event: the entry is new (not an update)
-NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
-NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
-NLA_F_NESTED = 0x8000
 
 # nfnetlink_conntrack.h enum ctattr_type (27, CTA_TIMESTAMP_EVENT, from Linux 6.x headers)
 CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS = 1, 2, 3
@@ -66,11 +69,6 @@ IP_ATTRS = {
     AF_INET: (CTA_IP_V4_SRC, CTA_IP_V4_DST, 4),
     AF_INET6: (CTA_IP_V6_SRC, CTA_IP_V6_DST, 16),
 }
-
-NLMSG = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
-NFGEN = struct.Struct("!BBH")  # nfgenmsg: family, version, res_id
-NLATTR = struct.Struct("=HH")  # nlattr: len, type
-_ERRNO = struct.Struct("=i")  # nlmsgerr.error
 
 
 class ConntrackError(InvalidInput):
@@ -131,14 +129,6 @@ class ConntrackEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
-    """The kernel's answer to request `seq`: error 0, or a negative errno."""
-
-    seq: int
-    error: int
-
-
-@dataclass(frozen=True, slots=True)
 class Done:
     """The end of the dump answering request `seq`."""
 
@@ -159,17 +149,7 @@ def groups_mask(groups: tuple[int, ...] = EVENT_GROUPS) -> int:
 
 
 def _attrs(data: bytes, start: int = 0, end: int | None = None) -> dict[int, bytes]:
-    """Type (flags masked) -> value of each attribute in data[start:end]."""
-    end = len(data) if end is None else end
-    found: dict[int, bytes] = {}
-    offset = start
-    while end - offset >= 4:
-        length, kind = NLATTR.unpack_from(data, offset)
-        if length < 4 or offset + length > end:
-            raise ConntrackError(f"attribute length {length} does not fit its message")
-        found[kind & NLA_TYPE_MASK] = data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return found
+    return attributes(data, ConntrackError, start, end)
 
 
 def _number(value: bytes | None, what: str, size: int) -> int | None:
@@ -260,25 +240,12 @@ GET_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_GET
 DELETE_TYPE = NFNL_SUBSYS_CTNETLINK << 8 | MSG_DELETE
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
-    """(type, flags, seq, body) of each netlink message in a datagram."""
-    offset = 0
-    while offset < len(data):
-        if len(data) - offset < NLMSG.size:
-            raise ConntrackError(f"{len(data) - offset} trailing octets: not a netlink header")
-        length, kind, flags, seq, _ = NLMSG.unpack_from(data, offset)
-        if length < NLMSG.size or offset + length > len(data):
-            raise ConntrackError(f"netlink message length {length} does not fit the datagram")
-        yield kind, flags, seq, data[offset + NLMSG.size : offset + length]
-        offset += (length + 3) & ~3
-
-
 def parse(datagram: bytes) -> list[ConntrackEvent | Ack | Done]:
     """Every conntrack entry, acknowledgement and end of dump in a datagram, in order.
     Other messages (NOOP, other subsystems, statistics) are skipped; anything malformed
     raises `ConntrackError`."""
     out: list[ConntrackEvent | Ack | Done] = []
-    for kind, flags, seq, body in _messages(bytes(datagram)):
+    for kind, flags, seq, body in messages(bytes(datagram), ConntrackError):
         if kind == NEW_TYPE:
             out.append(_entry(Kind.NEW if flags & NLM_F_CREATE else Kind.UPDATE, body))
         elif kind == DELETE_TYPE:
@@ -286,9 +253,7 @@ def parse(datagram: bytes) -> list[ConntrackEvent | Ack | Done]:
         elif kind == GET_TYPE:
             out.append(_entry(Kind.ENTRY, body))
         elif kind == NLMSG_ERROR:
-            if len(body) < _ERRNO.size:
-                raise ConntrackError("netlink error message shorter than its error code")
-            out.append(Ack(seq, _ERRNO.unpack_from(body)[0]))
+            out.append(ack(seq, body, ConntrackError))
         elif kind == NLMSG_DONE:
             out.append(Done(seq))
         elif kind == NLMSG_OVERRUN:

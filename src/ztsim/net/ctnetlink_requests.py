@@ -29,16 +29,11 @@ from ztsim.net.ctnetlink import (
     DELETE_TYPE,
     GET_TYPE,
     IP_ATTRS,
-    NFGEN,
-    NLA_F_NESTED,
-    NLATTR,
-    NLM_F_ACK,
     NLM_F_DUMP,
-    NLM_F_REQUEST,
-    NLMSG,
     ConntrackError,
     ConntrackEvent,
 )
+from ztsim.net.netlink import NLA_F_NESTED, NLM_F_ACK, attr, request
 
 CTA_FILTER_ORIG_FLAGS = 1  # enum ctattr_filter
 # net/netfilter/nf_internals.h: which fields of the filter's tuple must match (Linux 5.8+)
@@ -49,14 +44,8 @@ _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
 _HOST_U32 = struct.Struct("=I")
 
 
-def _attr(kind: int, value: bytes) -> bytes:
-    raw = NLATTR.pack(4 + len(value), kind) + value
-    return raw + b"\0" * (-len(raw) % 4)
-
-
 def _request(kind: int, flags: int, seq: int, family: int, *attrs: bytes) -> bytes:
-    body = NFGEN.pack(family, 0, 0) + b"".join(attrs)  # version NFNETLINK_V0, res_id 0
-    return NLMSG.pack(NLMSG.size + len(body), kind, NLM_F_REQUEST | flags, seq, 0) + body
+    return request(kind, flags, seq, family, 0, *attrs)  # res_id 0
 
 
 def dump_request(seq: int, address: str, side: str) -> bytes:
@@ -74,14 +63,14 @@ def dump_request(seq: int, address: str, side: str) -> bytes:
     which, flag = (
         (source_kind, FILTER_IP_SRC) if side == "source" else (destination_kind, FILTER_IP_DST)
     )
-    ip_attr = _attr(CTA_TUPLE_IP | NLA_F_NESTED, _attr(which, ip.packed))
+    ip_attr = attr(CTA_TUPLE_IP | NLA_F_NESTED, attr(which, ip.packed))
     return _request(
         GET_TYPE,
         NLM_F_DUMP,
         seq,
         family,
-        _attr(CTA_TUPLE_ORIG | NLA_F_NESTED, ip_attr),
-        _attr(CTA_FILTER | NLA_F_NESTED, _attr(CTA_FILTER_ORIG_FLAGS, _HOST_U32.pack(flag))),
+        attr(CTA_TUPLE_ORIG | NLA_F_NESTED, ip_attr),
+        attr(CTA_FILTER | NLA_F_NESTED, attr(CTA_FILTER_ORIG_FLAGS, _HOST_U32.pack(flag))),
     )
 
 
@@ -97,9 +86,9 @@ def delete_request(seq: int, entry: ConntrackEvent) -> bytes:
     id, so an entry that went and was replaced by a new one is left alone: ENOENT)."""
     if not entry.raw_tuple:
         raise ConntrackError("an entry without the kernel's tuple cannot be named")
-    attrs = [_attr(CTA_TUPLE_ORIG | NLA_F_NESTED, entry.raw_tuple)]
+    attrs = [attr(CTA_TUPLE_ORIG | NLA_F_NESTED, entry.raw_tuple)]
     if entry.id is not None:
-        attrs.append(_attr(CTA_ID, _U32.pack(entry.id)))
+        attrs.append(attr(CTA_ID, _U32.pack(entry.id)))
     if entry.zone is not None:
-        attrs.append(_attr(CTA_ZONE, _U16.pack(entry.zone)))
+        attrs.append(attr(CTA_ZONE, _U16.pack(entry.zone)))
     return _request(DELETE_TYPE, NLM_F_ACK, seq, entry.family, *attrs)

@@ -20,22 +20,28 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ztsim.errors import InvalidInput
+from ztsim.net.netlink import (
+    NFGEN,
+    NLM_F_ACK,
+    NLMSG_ERROR,
+    NLMSG_OVERRUN,
+    Ack,
+    ack,
+    attr,
+    attributes,
+    messages,
+    request,
+)
 
-NETLINK_NETFILTER = 12  # linux/netlink.h: the protocol of the socket
 NFNL_SUBSYS_ULOG = 4  # linux/netfilter/nfnetlink.h: NFLOG's subsystem
 NFULNL_MSG_PACKET = 0  # nfnetlink_log.h enum nfulnl_msg_types
 NFULNL_MSG_CONFIG = 1
 PACKET_TYPE = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET  # nfnetlink.h: subsys << 8 | msg
 CONFIG_TYPE = NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG
 
-NLM_F_REQUEST = 0x01  # linux/netlink.h
-NLM_F_ACK = 0x04
-NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4  # linux/netlink.h
-NLA_TYPE_MASK = 0x3FFF  # linux/netlink.h: without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 # nfnetlink_log.h enum nfulnl_msg_config_cmds
 CMD_BIND, CMD_UNBIND, CMD_PF_BIND, CMD_PF_UNBIND = 1, 2, 3, 4
@@ -51,10 +57,6 @@ AF_UNSPEC, AF_INET, AF_INET6 = 0, 2, 10  # linux/socket.h; also NFPROTO_IPV4 / N
 COPY_RANGE = 128  # a 60-octet IPv4 header with options, or IPv6 with extensions, + ports
 PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_ICMPV6 = 1, 6, 17, 58  # IANA protocol numbers
 
-_NLMSG = struct.Struct("=IHHII")  # netlink(7) nlmsghdr: len, type, flags, seq, pid
-_NFGEN = struct.Struct("!BBH")  # nfnetlink.h nfgenmsg: family, version, res_id (big-endian)
-_NLATTR = struct.Struct("=HH")  # netlink.h nlattr: len, type
-_ERRNO = struct.Struct("=i")  # netlink.h nlmsgerr: error, then the request's header
 _MAX_GROUP = 0xFFFF  # res_id is 16 bits
 
 
@@ -79,14 +81,6 @@ class NflogPacket:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
-    """The kernel's answer to request `seq`: error 0, or a negative errno."""
-
-    seq: int
-    error: int
-
-
-@dataclass(frozen=True, slots=True)
 class Flow:
     """The first headers of a logged packet. `port`/`source_port`: 0 when the protocol has
     no ports (ICMP) or the packet is a non-first fragment."""
@@ -101,19 +95,9 @@ class Flow:
 # -- requests ------------------------------------------------------------------------------
 
 
-def _align(n: int) -> int:
-    return (n + 3) & ~3  # netlink.h NLMSG_ALIGN / NLA_ALIGN
-
-
-def _attr(kind: int, value: bytes) -> bytes:
-    raw = _NLATTR.pack(_NLATTR.size + len(value), kind) + value
-    return raw + b"\0" * (_align(len(raw)) - len(raw))
-
-
 def _config(seq: int, family: int, group: int, *attrs: bytes) -> bytes:
-    body = _NFGEN.pack(family, 0, group) + b"".join(attrs)  # version NFNETLINK_V0
-    flags = NLM_F_REQUEST | NLM_F_ACK  # every request is acknowledged, errors come back
-    return _NLMSG.pack(_NLMSG.size + len(body), CONFIG_TYPE, flags, seq, 0) + body
+    # Every request is acknowledged: errors come back.
+    return request(CONFIG_TYPE, NLM_F_ACK, seq, family, group, *attrs)
 
 
 def _check_group(group: int) -> None:
@@ -131,48 +115,23 @@ def setup_requests(group: int, copy_range: int = COPY_RANGE, first_seq: int = 1)
         raise NflogError(f"copy range {copy_range}: 1 to 65535 octets")
     steps: list[tuple[int, int, list[bytes]]] = []  # (family, group, attributes)
     for family in (AF_INET, AF_INET6):
-        steps.append((family, 0, [_attr(CFG_CMD, bytes([CMD_PF_UNBIND]))]))
-        steps.append((family, 0, [_attr(CFG_CMD, bytes([CMD_PF_BIND]))]))
-    steps.append((AF_UNSPEC, group, [_attr(CFG_CMD, bytes([CMD_BIND]))]))
+        steps.append((family, 0, [attr(CFG_CMD, bytes([CMD_PF_UNBIND]))]))
+        steps.append((family, 0, [attr(CFG_CMD, bytes([CMD_PF_BIND]))]))
+    steps.append((AF_UNSPEC, group, [attr(CFG_CMD, bytes([CMD_BIND]))]))
     mode = struct.pack("!IBx", copy_range, COPY_PACKET)  # nfulnl_msg_config_mode
-    steps.append((AF_UNSPEC, group, [_attr(CFG_MODE, mode)]))
-    flush = [_attr(CFG_QTHRESH, struct.pack("!I", 32)), _attr(CFG_TIMEOUT, struct.pack("!I", 10))]
+    steps.append((AF_UNSPEC, group, [attr(CFG_MODE, mode)]))
+    flush = [attr(CFG_QTHRESH, struct.pack("!I", 32)), attr(CFG_TIMEOUT, struct.pack("!I", 10))]
     steps.append((AF_UNSPEC, group, flush))  # the timeout is in 1/100 s
-    steps.append((AF_UNSPEC, group, [_attr(CFG_FLAGS, struct.pack("!H", CFG_F_SEQ))]))
+    steps.append((AF_UNSPEC, group, [attr(CFG_FLAGS, struct.pack("!H", CFG_F_SEQ))]))
     return [_config(first_seq + n, f, g, *attrs) for n, (f, g, attrs) in enumerate(steps)]
 
 
 def unbind_request(group: int, seq: int) -> bytes:
     _check_group(group)
-    return _config(seq, AF_UNSPEC, group, _attr(CFG_CMD, bytes([CMD_UNBIND])))
+    return _config(seq, AF_UNSPEC, group, attr(CFG_CMD, bytes([CMD_UNBIND])))
 
 
 # -- responses -----------------------------------------------------------------------------
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
-    """(type, flags, seq, body) of each netlink message in a datagram."""
-    offset = 0
-    while offset < len(data):
-        if len(data) - offset < _NLMSG.size:
-            raise NflogError(f"{len(data) - offset} trailing octets: not a netlink header")
-        length, kind, flags, seq, _ = _NLMSG.unpack_from(data, offset)
-        if length < _NLMSG.size or offset + length > len(data):
-            raise NflogError(f"netlink message length {length} does not fit the datagram")
-        yield kind, flags, seq, data[offset + _NLMSG.size : offset + length]
-        offset += _align(length)
-
-
-def _attributes(body: bytes) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    offset = 0
-    while len(body) - offset >= _NLATTR.size:
-        length, kind = _NLATTR.unpack_from(body, offset)
-        if length < _NLATTR.size or offset + length > len(body):
-            raise NflogError(f"attribute length {length} does not fit the message")
-        found[kind & NLA_TYPE_MASK] = body[offset + _NLATTR.size : offset + length]
-        offset += _align(length)
-    return found
 
 
 def _u32(attrs: dict[int, bytes], kind: int) -> int | None:
@@ -186,10 +145,10 @@ def _u32(attrs: dict[int, bytes], kind: int) -> int | None:
 
 
 def _packet(body: bytes) -> NflogPacket:
-    if len(body) < _NFGEN.size:
+    if len(body) < NFGEN.size:
         raise NflogError("NFLOG packet message shorter than its nfgenmsg header")
-    family, _, group = _NFGEN.unpack_from(body)
-    attrs = _attributes(body[_NFGEN.size :])
+    family, _, group = NFGEN.unpack_from(body)
+    attrs = attributes(body, NflogError, NFGEN.size)
     hook = None
     if (header := attrs.get(ATTR_PACKET_HDR)) is not None:
         if len(header) < 4:  # nfulnl_msg_packet_hdr: hw_protocol, hook, pad
@@ -225,13 +184,11 @@ def parse(datagram: bytes) -> list[NflogPacket | Ack]:
     Other messages (NOOP, DONE, other subsystems) are skipped; a datagram that is not a
     sequence of well-formed netlink messages raises `NflogError`."""
     out: list[NflogPacket | Ack] = []
-    for kind, _, seq, body in _messages(bytes(datagram)):
+    for kind, _, seq, body in messages(bytes(datagram), NflogError):
         if kind == PACKET_TYPE:
             out.append(_packet(body))
         elif kind == NLMSG_ERROR:
-            if len(body) < _ERRNO.size:
-                raise NflogError("netlink error message shorter than its error code")
-            out.append(Ack(seq, _ERRNO.unpack_from(body)[0]))
+            out.append(ack(seq, body, NflogError))
         elif kind == NLMSG_OVERRUN:
             raise NflogError("netlink overrun message")
     return out

@@ -13,6 +13,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -255,23 +256,7 @@ def provision(
         progress("meters: SIMs assigned, activated and bound to each meter")
         for i, meter in enumerate(meters):
             sim = stock[i]
-            inventory.change_state(
-                conn,
-                org_id,
-                sim.iccid,
-                SimAction.ASSIGN,
-                actor=ACTOR,
-                reason="",
-                now=now,
-                identity_id=meter.id,
-            )
-            inventory.change_state(
-                conn, org_id, sim.iccid, SimAction.ACTIVATE, actor=ACTOR, reason="", now=now
-            )
-            device_id = _device(conn, org_id, meter.id, 500 + i, meter.name)
-            inventory.set_binding(
-                conn, org_id, sim.iccid, device_id, actor=ACTOR, reason="installed", now=now
-            )
+            _issue(conn, org_id, sim, meter.id, 500 + i, meter.name, "installed", now)
             by_identity[meter.id] = sim
 
         progress(f"contractor: {CONTRACTOR} in Contractors, a physical SIM in their own phone")
@@ -374,6 +359,35 @@ def provision(
     return DemoWorld(org_id, devices, secret, cloned_iccid, victim.imsi, people, pack_path, site)
 
 
+def _issue(
+    conn: Connection,
+    org_id: str,
+    sim: Sim,
+    identity_id: str,
+    n: int,
+    device_name: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """A physical SIM assigned to `identity_id`, activated, and bound to its new device
+    (the `n`th IMEI of the demo's range)."""
+    inventory.change_state(
+        conn,
+        org_id,
+        sim.iccid,
+        SimAction.ASSIGN,
+        actor=ACTOR,
+        reason="",
+        now=now,
+        identity_id=identity_id,
+    )
+    inventory.change_state(
+        conn, org_id, sim.iccid, SimAction.ACTIVATE, actor=ACTOR, reason="", now=now
+    )
+    device_id = _device(conn, org_id, identity_id, n, device_name)
+    inventory.set_binding(conn, org_id, sim.iccid, device_id, actor=ACTOR, reason=reason, now=now)
+
+
 def _contractor(conn: Connection, org_id: str, sim: Sim) -> tuple[str, Device]:
     """A contractor in a Contractors group, with a physical SIM in a phone of their own:
     an identity like the employees', whom the network rule leaves out."""
@@ -389,23 +403,7 @@ def _contractor(conn: Connection, org_id: str, sim: Sim) -> tuple[str, Device]:
         now=now,
     )
     identities.add_member(conn, org_id, group.id, person.id, fleet=False)
-    inventory.change_state(
-        conn,
-        org_id,
-        sim.iccid,
-        SimAction.ASSIGN,
-        actor=ACTOR,
-        reason="",
-        now=now,
-        identity_id=person.id,
-    )
-    inventory.change_state(
-        conn, org_id, sim.iccid, SimAction.ACTIVATE, actor=ACTOR, reason="", now=now
-    )
-    device_id = _device(conn, org_id, person.id, 700, f"{CONTRACTOR}'s phone")
-    inventory.set_binding(
-        conn, org_id, sim.iccid, device_id, actor=ACTOR, reason="issued phone", now=now
-    )
+    _issue(conn, org_id, sim, person.id, 700, f"{CONTRACTOR}'s phone", "issued phone", now)
     imeisv = _imei(700)[:14] + "01"
     return person.id, Device(CONTRACTOR, sim.imsi, imeisv, sim.msisdn, Behaviour.EMPLOYEE)
 

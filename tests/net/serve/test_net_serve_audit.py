@@ -32,8 +32,9 @@ from ztsim.events import store as event_store
 from ztsim.events.schema import Event, Outcome, subject_of
 from ztsim.feed import outbox
 from ztsim.identity import repository as identities
-from ztsim.net.ctnetlink import EVENT_GROUPS, NETLINK_NETFILTER, groups_mask
+from ztsim.net.ctnetlink import EVENT_GROUPS, groups_mask
 from ztsim.net.denials import DenialContext, Explain, FlowLogMode, FlowPrivacy
+from ztsim.net.netlink import NETLINK_NETFILTER
 from ztsim.net.nflog import NflogError, NflogPacket
 from ztsim.net.nft import Nft
 from ztsim.net.serve.audit import FlowAudit

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Generic, Self, TypeVar
 
-from ztsim.net.nflog import NETLINK_NETFILTER
+from ztsim.net.netlink import NETLINK_NETFILTER
 
 _SO_RCVBUFFORCE = 33  # asm-generic/socket.h; not in Python's socket module
 _SOCKET_BUFFER = 4 << 20  # asked for; SO_RCVBUFFORCE (root) passes net.core.rmem_max

@@ -26,14 +26,8 @@ import struct
 import time
 from collections.abc import Callable
 
-from ztsim.net.nflog import (
-    COPY_RANGE,
-    Ack,
-    NflogError,
-    NflogPacket,
-    parse,
-    setup_requests,
-)
+from ztsim.net.netlink import Ack
+from ztsim.net.nflog import COPY_RANGE, NflogError, NflogPacket, parse, setup_requests
 from ztsim.net.serve.netlink_reader import NetlinkReader, open_netfilter
 
 _log = logging.getLogger(__name__)
