@@ -19,8 +19,11 @@ _env = Environment(
 )
 
 
-def page(template: str, viewer: Viewer | None, status: int = 200, **values: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(viewer=viewer, **values)
+def page(
+    template: str, viewer: Viewer | None, status: int = 200, nav: str = "", **values: Any
+) -> HTMLResponse:
+    """`nav`: the navigation entry (its path) the page belongs to, marked as current."""
+    html = _env.get_template(template).render(viewer=viewer, nav=nav, **values)
     return HTMLResponse(html, status_code=status)
 
 

@@ -13,27 +13,23 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from ztsim.errors import InvalidInput
 from ztsim.identity.roles import Permission
 from ztsim.web import overview, record, session
+from ztsim.web.access import LOGIN_PATH, refused, signed_in, to
 from ztsim.web.forms import read_form
 from ztsim.web.render import page, refusal
 from ztsim.web.viewer import Viewer, authenticate, context, current
 
 router = APIRouter(include_in_schema=False)
-LOGIN_PATH = "/login"  # authenticates a token itself: the API gate counts its refusals
 LOGIN_CSRF_LIFETIME = timedelta(minutes=30)
 OPENAPI_URL = "/openapi.json"
 
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
-
-
-def _to(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
 
 
 def _home(viewer: Viewer) -> str:
@@ -43,7 +39,7 @@ def _home(viewer: Viewer) -> str:
 @router.get("/")
 async def start(request: Request) -> Response:
     viewer = await run_in_threadpool(current, request)
-    return _to(LOGIN_PATH if viewer is None else _home(viewer))
+    return to(LOGIN_PATH if viewer is None else _home(viewer))
 
 
 def _login_page(request: Request, error: str = "", status: int = 200) -> Response:
@@ -62,7 +58,7 @@ def _login_page(request: Request, error: str = "", status: int = 200) -> Respons
 @router.get(LOGIN_PATH)
 async def login_form(request: Request) -> Response:
     viewer = await run_in_threadpool(current, request)
-    return _login_page(request) if viewer is None else _to(_home(viewer))
+    return _login_page(request) if viewer is None else to(_home(viewer))
 
 
 @router.post(LOGIN_PATH)
@@ -82,7 +78,7 @@ async def login(request: Request) -> Response:
             request, "That token is unknown, expired, revoked or not a person's.", 401
         )
     sealed = session.seal(ctx.sealer, session.Session(token, session.new_secret(), ctx.clock()))
-    response = _to("/")
+    response = to("/")
     session.set_cookie(
         response, session.COOKIE, sealed, secure=_secure(request), max_age=session.LIFETIME
     )
@@ -94,39 +90,47 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     viewer = await run_in_threadpool(current, request)
     if viewer is None:
-        return _to(LOGIN_PATH)
+        return to(LOGIN_PATH)
     try:
         form = await read_form(request)
     except InvalidInput as exc:
         return refusal(viewer, 400, str(exc))
     if not session.csrf_matches(viewer.csrf, form.get("csrf")):
         return refusal(viewer, 403, "The sign-out form has expired. Reload the page and try again.")
-    response = _to(LOGIN_PATH)
+    response = to(LOGIN_PATH)
     response.delete_cookie(session.COOKIE, path="/", secure=_secure(request), httponly=True)
     return response
 
 
 @router.get("/overview")
 async def overview_page(request: Request) -> Response:
-    viewer = await run_in_threadpool(current, request)
-    if viewer is None:
-        return _to(LOGIN_PATH)
-    if viewer.is_self or not viewer.may(Permission.ORG_READ):
-        return refusal(viewer, 403, "The overview is for the organisation's administrators.")
+    viewer = await signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
+    if no := refused(
+        viewer, Permission.ORG_READ, "The overview is for the organisation's administrators."
+    ):
+        return no
     ctx = context(request)
 
     def read() -> overview.Overview:
         with ctx.read() as conn:
             return overview.read(conn, viewer, ctx.clock)
 
-    return page("overview.html", viewer, title="Overview", overview=await run_in_threadpool(read))
+    return page(
+        "overview.html",
+        viewer,
+        nav="/overview",
+        title="Overview",
+        overview=await run_in_threadpool(read),
+    )
 
 
 @router.get("/me")
 async def me_page(request: Request) -> Response:
-    viewer = await run_in_threadpool(current, request)
-    if viewer is None:
-        return _to(LOGIN_PATH)
+    viewer = await signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
     if not viewer.is_self:
         return refusal(viewer, 403, "This page is an employee's own record: sign in with theirs.")
     ctx = context(request)
