@@ -265,7 +265,18 @@ def _query_serving(process: subprocess.Popen[str], env: dict[str, str]) -> None:
     assert process.stdout is not None
     token = process.stdout.readline().strip()
     assert any("operator: attaching" in line for line in lines)
+    assert "own page in the console" in process.stdout.readline()
+    employee_token = process.stdout.readline().strip()
     api = f"http://127.0.0.1:{env['ZTSIM_API_PORT']}"
+    # The employee's token is their own: `self`, tied to them.
+    me = subprocess.run(
+        [CURL, "-sf", "-H", f"Authorization: Bearer {employee_token}", f"{api}/api/v1/me"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert json.loads(me.stdout)["role"] == "self", me.stdout
     listed = subprocess.run(
         [CURL, "-sf", "-H", f"Authorization: Bearer {token}", f"{api}/api/v1/sessions"],
         capture_output=True,

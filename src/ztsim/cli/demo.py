@@ -231,8 +231,14 @@ def demo(
         if as_json:
             print(json.dumps(_figures(result)), flush=True)
         if not once:
-            out.print(f"\nServing. API: {result.api_url}/docs  admin token (shown once):")
+            out.print(
+                f"\nServing. Console: {result.api_url}/  API docs: {result.api_url}/docs  "
+                "admin token (shown once; sign in to the console with it):"
+            )
             out.print(result.admin_token, markup=False, highlight=False)
+            if (employee := result.employee) is not None:
+                out.print(f"{escape(employee.person)}'s own page in the console: sign in with")
+                out.print(employee.token, markup=False, highlight=False)
             out.print(
                 "The devices stay attached (GET /api/v1/sessions); Ctrl-C detaches them and stops."
             )

@@ -112,6 +112,25 @@ def _prevented_swap(api_url: str, token: str, world: DemoWorld) -> PendingSwap:
     return PendingSwap(person, pending["id"], pending["state"], reason)
 
 
+def _employee_token(api_url: str, token: str, world: DemoWorld) -> EmployeeSignIn:
+    """A `self` token for the first employee: their own page in the console shows what
+    the org records about them."""
+    identity_id, person = next(iter(world.people.items()))
+    with _client(api_url, token) as c:
+        r = c.post(
+            "/api/v1/tokens",
+            json={"name": "demo: own page", "role": "self", "identity_id": identity_id},
+        )
+        issued = r.raise_for_status().json()
+    return EmployeeSignIn(person, issued["token"])
+
+
+@dataclass(frozen=True)
+class EmployeeSignIn:
+    person: str
+    token: str
+
+
 @dataclass
 class DemoResult:
     world: DemoWorld
@@ -123,6 +142,7 @@ class DemoResult:
     pending_swap: PendingSwap | None = None
     site: demo_intranet.SiteReport | None = None
     site_skipped: str | None = None  # why the site part did not run
+    employee: EmployeeSignIn | None = None
 
 
 @dataclass
@@ -279,12 +299,22 @@ async def start_demo(
         progress("read-back: the last DNS statistics reach the event log, then the API is read")
         await asyncio.sleep(settings.dns_stats_interval + 1.5)
         summary, story = await asyncio.to_thread(read_back, running.api_url, admin)
+        employee = await asyncio.to_thread(_employee_token, running.api_url, admin, world)
     except BaseException:
         await serving.stop()
         raise
     summary.revocation_ms = latency
     result = DemoResult(
-        world, report, summary, story, running.api_url, admin, pending, site_report, skipped
+        world,
+        report,
+        summary,
+        story,
+        running.api_url,
+        admin,
+        pending,
+        site_report,
+        skipped,
+        employee,
     )
     return LiveDemo(result, serving)
 
