@@ -81,3 +81,23 @@ def test_with_bearer_keeps_an_operation_s_own_security() -> None:
     )
     assert doc["paths"]["/api/x"]["get"]["security"] == own
     assert "security" not in doc["paths"]["/doh"]["get"]
+
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def test_every_operation_says_what_it_does(api: ApiHarness) -> None:
+    doc = api.client.get("/openapi.json").json()
+    bare = [
+        f"{method.upper()} {path}"
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if method in _METHODS
+        # A summary said again (FastAPI's "Get Sim" as "get sim.") tells an admin nothing.
+        and _words(operation.get("description", "")) in ([], _words(operation["summary"]))
+    ]
+    assert bare == [], f"{len(bare)} operations without a description"

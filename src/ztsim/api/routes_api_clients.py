@@ -73,6 +73,11 @@ def _out(client: clients.ApiClient) -> ApiClientOut:
 
 @router.post("/api-clients", status_code=201, tags=["camara"])
 def create_api_client(ctx: Ctx, p: ApiClientsWrite, body: ApiClientIn) -> ApiClientCreated:
+    """Register a CAMARA API consumer (an IdP, a bank's fraud check) as an OAuth 2.0 client
+    with the scopes it may ask for: SIM Swap, Device Swap and SIM Swap Subscriptions. With
+    `phone_number` its tokens are 3-legged, bound to that number of the org. The
+    `client_secret` is in this response only; ztsim keeps a hash. Admins only
+    (`api-clients:write`); 422 for a number that no SIM of the org has."""
     with ctx.tx() as conn:
         client, secret = clients.create_client(
             conn,
@@ -89,19 +94,25 @@ def create_api_client(ctx: Ctx, p: ApiClientsWrite, body: ApiClientIn) -> ApiCli
 
 @router.get("/api-clients", tags=["camara"])
 def list_api_clients(ctx: Ctx, p: ApiClientsRead) -> list[ApiClientOut]:
+    """The org's CAMARA API clients, oldest first, with their scopes, bound number and
+    revocation time; never their secrets. Admins and auditors (`api-clients:read`)."""
     with ctx.read() as conn:
         return [_out(c) for c in clients.list_clients(conn, p.org_id)]
 
 
 @router.get("/api-clients/{api_client_id}", tags=["camara"])
 def get_api_client(ctx: Ctx, p: ApiClientsRead, api_client_id: ClientId) -> ApiClientOut:
+    """One CAMARA API client, without its secret. Admins and auditors (`api-clients:read`);
+    404 for a client that is unknown or another org's."""
     with ctx.read() as conn:
         return _out(clients.get_client(conn, p.org_id, api_client_id))
 
 
 @router.delete("/api-clients/{api_client_id}", tags=["camara"])
 def revoke_api_client(ctx: Ctx, p: ApiClientsWrite, api_client_id: ClientId) -> ApiClientOut:
-    """Revoke the client: its tokens stop working at once, and it gets no new ones."""
+    """Revoke the client: its tokens stop working at once, and it gets no new ones. Revoking
+    twice changes nothing. Admins only (`api-clients:write`); 404 for a client not in the
+    org."""
     with ctx.tx() as conn:
         client = clients.revoke_client(
             conn, p.org_id, api_client_id, actor=p.actor, now=ctx.clock()

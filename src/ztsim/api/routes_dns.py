@@ -188,6 +188,11 @@ def _list_out(s: repo.StoredList) -> ListOut:
 
 @router.get("/dns/settings", tags=["dns"])
 def get_settings(ctx: Ctx, p: DnsRead) -> SettingsBody:
+    """The org's DNS settings (defaults until first set): what a blocked name gets
+    (`block_answer`, the block page addresses), which queries are logged (`privacy`:
+    blocked-only, all or none) and whether pseudonymised, the fleets limited to what allow
+    rules let through, and `networks`: source networks without a SIM session whose queries
+    get the org's policy. Admins, operators, analysts and auditors (`dns:read`)."""
     with ctx.read() as conn:
         settings, networks = repo.get_settings(conn, p.org_id)
     return SettingsBody(
@@ -203,6 +208,10 @@ def get_settings(ctx: Ctx, p: DnsRead) -> SettingsBody:
 
 @router.put("/dns/settings", tags=["dns"])
 def put_settings(ctx: Ctx, p: DnsWrite, body: SettingsBody) -> SettingsBody:
+    """Replace the org's DNS settings as a whole: a field left out goes back to its default.
+    The DNS gateways apply them at once. Admins only (`dns:write`); 409 when a network
+    overlaps address space another org holds (the answer names nothing of it), 422 for an
+    invalid value."""
     settings = OrgSettings(
         body.block_answer,
         body.block_page_ipv4,
@@ -220,12 +229,21 @@ def put_settings(ctx: Ctx, p: DnsWrite, body: SettingsBody) -> SettingsBody:
 
 @router.get("/dns/rules", tags=["dns"])
 def list_rules(ctx: Ctx, p: DnsRead) -> list[RuleOut]:
+    """The org's DNS rules in the order the gateway reads them: the first rule that matches
+    a query decides (allow, block, override with a fixed answer, or safe search), and a name
+    no rule matches is allowed, except for members of an allow-list-only fleet. Admins,
+    operators, analysts and auditors (`dns:read`)."""
     with ctx.read() as conn:
         return [_rule_out(r) for r in repo.list_rules(conn, p.org_id)]
 
 
 @router.post("/dns/rules", status_code=201, tags=["dns"])
 def create_rule(ctx: Ctx, p: DnsWrite, body: RuleIn) -> RuleOut:
+    """Add a DNS rule: the names it matches (`domains`, `lists`, `categories`), who it
+    applies to (identities, groups, fleets, SIM and identity kinds), what must hold for it
+    to apply (`posture`, `sim`) and its action; without `position` it goes last. The DNS
+    gateways apply it at once. Admins only (`dns:write`); 409 when the name is taken, 404
+    for a list the org does not have, 422 for an invalid rule."""
     with ctx.tx() as conn:
         stored = service.create_rule(
             conn, p.org_id, body.to_rule(), body.position, actor=p.actor, now=ctx.clock()
@@ -235,12 +253,17 @@ def create_rule(ctx: Ctx, p: DnsWrite, body: RuleIn) -> RuleOut:
 
 @router.get("/dns/rules/{rule_id}", tags=["dns"])
 def get_rule(ctx: Ctx, p: DnsRead, rule_id: str) -> RuleOut:
+    """One DNS rule. Admins, operators, analysts and auditors (`dns:read`); 404 for a rule
+    that is unknown or another org's."""
     with ctx.read() as conn:
         return _rule_out(repo.get_rule(conn, p.org_id, rule_id))
 
 
 @router.put("/dns/rules/{rule_id}", tags=["dns"])
 def replace_rule(ctx: Ctx, p: DnsWrite, rule_id: str, body: RuleIn) -> RuleOut:
+    """Replace a DNS rule; without `position` it keeps its place. The DNS gateways apply it
+    at once. Admins only (`dns:write`); 409 when another rule has the name, 404 for a rule
+    or list that is unknown or another org's, 422 for an invalid rule."""
     with ctx.tx() as conn:
         stored = service.replace_rule(
             conn, p.org_id, rule_id, body.to_rule(), body.position, actor=p.actor, now=ctx.clock()
@@ -250,6 +273,8 @@ def replace_rule(ctx: Ctx, p: DnsWrite, rule_id: str, body: RuleIn) -> RuleOut:
 
 @router.delete("/dns/rules/{rule_id}", status_code=204, tags=["dns"])
 def delete_rule(ctx: Ctx, p: DnsWrite, rule_id: str) -> Response:
+    """Delete a DNS rule; the DNS gateways stop applying it at once. Admins only
+    (`dns:write`); 404 for a rule that is unknown or another org's."""
     with ctx.tx() as conn:
         service.delete_rule(conn, p.org_id, rule_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -257,12 +282,20 @@ def delete_rule(ctx: Ctx, p: DnsWrite, rule_id: str) -> Response:
 
 @router.get("/dns/lists", tags=["dns"])
 def list_lists(ctx: Ctx, p: DnsRead) -> list[ListOut]:
+    """The org's domain lists, which DNS rules name: for each, how many lines parsed and
+    samples of those that did not, and for a URL list when it was last downloaded and the
+    last download error. The lists' text is not returned. Admins, operators, analysts and
+    auditors (`dns:read`)."""
     with ctx.read() as conn:
         return [_list_out(s) for s in repo.list_lists(conn, p.org_id)]
 
 
 @router.post("/dns/lists", status_code=201, tags=["dns"])
 def create_list(ctx: Ctx, p: DnsWrite, body: ListIn) -> ListOut:
+    """Add a named domain list, from its text (`content`, up to 64 MiB) or from a URL
+    (`url`) that ztsim downloads and refreshes; without `format` each line's format is
+    guessed. Rules name it by its name. Admins only (`dns:write`); 409 when the name is
+    taken, 422 unless exactly one of `content` and `url` is given."""
     if (body.content is None) == (body.url is None):
         raise InvalidInput("give exactly one of content and url")
     if body.content is not None:
@@ -283,12 +316,18 @@ def create_list(ctx: Ctx, p: DnsWrite, body: ListIn) -> ListOut:
 
 @router.get("/dns/lists/{list_id}", tags=["dns"])
 def get_list(ctx: Ctx, p: DnsRead, list_id: str) -> ListOut:
+    """One domain list's source and line counts, without its text. Admins, operators,
+    analysts and auditors (`dns:read`); 404 for a list that is unknown or another org's."""
     with ctx.read() as conn:
         return _list_out(repo.get_list(conn, p.org_id, list_id))
 
 
 @router.put("/dns/lists/{list_id}", tags=["dns"])
 def replace_list(ctx: Ctx, p: DnsWrite, list_id: str, body: ListUpdate) -> ListOut:
+    """New text or a new URL for a domain list; its id and name, which rules use, stay. A
+    URL list keeps its last text until the new URL is downloaded. Admins only (`dns:write`);
+    422 unless exactly one of `content` and `url` is given, 404 for a list that is unknown
+    or another org's."""
     if body.content is not None:
         _storable(body.content)
     with ctx.tx() as conn:
@@ -307,6 +346,8 @@ def replace_list(ctx: Ctx, p: DnsWrite, list_id: str, body: ListUpdate) -> ListO
 
 @router.delete("/dns/lists/{list_id}", status_code=204, tags=["dns"])
 def delete_list(ctx: Ctx, p: DnsWrite, list_id: str) -> Response:
+    """Delete a domain list. Admins only (`dns:write`); 409 while DNS rules name it (the
+    answer lists them), 404 for a list that is unknown or another org's."""
     with ctx.tx() as conn:
         service.delete_list(conn, p.org_id, list_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -314,6 +355,10 @@ def delete_list(ctx: Ctx, p: DnsWrite, list_id: str) -> Response:
 
 @router.post("/dns/device-tokens", status_code=201, tags=["dns"])
 def create_device_token(ctx: Ctx, p: DnsWrite, body: DeviceTokenIn) -> DeviceTokenOut:
+    """Issue a DNS-over-HTTPS token for a device of the org: the device sends its queries to
+    `/dns-query/<token>` and gets its owner's DNS policy wherever it is connected. The token
+    is in this response only; ztsim keeps its digest. Admins only (`dns:write`); 404 for a
+    device not in the org."""
     with ctx.tx() as conn:
         token_id, token = service.issue_device_token(
             conn, p.org_id, body.device_id, actor=p.actor, now=ctx.clock()
@@ -325,6 +370,9 @@ def create_device_token(ctx: Ctx, p: DnsWrite, body: DeviceTokenIn) -> DeviceTok
 
 @router.delete("/dns/device-tokens/{dns_token_id}", status_code=204, tags=["dns"])
 def revoke_device_token(ctx: Ctx, p: DnsWrite, dns_token_id: str) -> Response:
+    """Revoke a device's DNS-over-HTTPS token: the DNS gateway refuses its queries from then
+    on. Admins only (`dns:write`); 404 for a token that is unknown, another org's or already
+    revoked."""
     with ctx.tx() as conn:
         service.revoke_device_token(conn, p.org_id, dns_token_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)

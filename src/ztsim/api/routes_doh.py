@@ -67,9 +67,13 @@ async def _answer(request: Request, token: str | None) -> Response:
 
 @router.api_route("/dns-query", methods=["GET", "POST"])
 async def dns_query(request: Request) -> Response:
+    """RFC 8484 DNS-over-HTTPS (GET `?dns=` or POST): the query is answered with the policy
+    of whoever holds the source address, as over UDP."""
     return await _answer(request, None)
 
 
 @router.api_route("/dns-query/{token}", methods=["GET", "POST"])
 async def dns_query_device(request: Request, token: str) -> Response:
+    """RFC 8484 DNS-over-HTTPS for one device: the token in the path names it, so its
+    owner's policy applies wherever the device is connected."""
     return await _answer(request, token)

@@ -162,6 +162,11 @@ def _visible(conn: Connection, p: Principal, order_id: str) -> repo.Order:
 
 @router.post("/orders", status_code=201)
 def create_order(ctx: Ctx, p: EsimWrite, body: OrderIn) -> OrderCreated:
+    """Order an eSIM for an identity: an eSIM profile is taken from stock (the lowest ICCID,
+    or `iccid`) and assigned to the identity, and its activation code is returned, here and
+    in the onboarding pack only. The SIM becomes active when the SM-DP+ reports the profile
+    enabled. Admins and operators (`esim:write`); 409 when the identity has an open order or
+    is disabled, or no such eSIM is in stock, 404 for an identity not in the org."""
     now = ctx.clock()
     with ctx.tx() as conn:
         issued = service.create_order(
@@ -189,8 +194,10 @@ def list_orders(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[OrderOut]:
-    """Filtering on `state` matches the stored state (an unswept expired order is `issued`
-    there); each item shows its state as of now."""
+    """The org's eSIM orders, a page at a time, optionally of one `state` or `identity_id`.
+    Filtering on `state` matches the stored state (an unswept expired order is `issued`
+    there); each item shows its state as of now. Admins, operators, auditors and self
+    (`esim:read`); a self token sees only its own orders."""
     if p.own_identity is not None:
         identity_id = p.own_identity if identity_id in (None, p.own_identity) else "-"
     now = ctx.clock()
@@ -207,12 +214,20 @@ def list_orders(
 
 @router.get("/orders/{order_id}")
 def get_order(ctx: Ctx, p: EsimRead, order_id: str) -> OrderOut:
+    """One eSIM order and its state as of now (issued, downloaded, installed, enabled,
+    expired, cancelled or failed), without its activation code. Admins, operators, auditors
+    and self (`esim:read`); 404 for another org's order or, for a self token, an order not
+    its own."""
     with ctx.read() as conn:
         return _out(_visible(conn, p, order_id), ctx.clock())
 
 
 @router.post("/orders/{order_id}/cancel")
 def cancel_order(ctx: Ctx, p: EsimWrite, order_id: str, body: CancelIn) -> OrderOut:
+    """Cancel an order that is not on a phone yet (`issued` or `downloaded`). Its SIM is
+    retired, not returned to stock, since its activation code has been handed out. Admins
+    and operators (`esim:write`); 409 for an order in any other state (re-issue an installed
+    or enabled one instead), 404 for an order not in the org."""
     now = ctx.clock()
     with ctx.tx() as conn:
         order = service.cancel_order(
@@ -230,9 +245,10 @@ def cancel_order(ctx: Ctx, p: EsimWrite, order_id: str, body: CancelIn) -> Order
 def reissue_order(
     ctx: Ctx, p: EsimReissue, order_id: str, body: ReissueIn
 ) -> OrderCreated | JSONResponse:
-    """Lost or new phone: retires the old profile's SIM and issues a new order (admins).
-    202 with a pending swap request instead when the org requires a second admin's
-    approval (see /risk/settings): nothing changes until then."""
+    """Lost or new phone: retires the old profile's SIM and issues a new order. 202 with a
+    pending swap request instead when the org requires a second admin's approval (see
+    /risk/settings): nothing changes until then. Admins only (`esim:reissue`); 409 for a
+    cancelled order, 422 without a reason, 404 for an order not in the org."""
     now = ctx.clock()
     with ctx.tx() as conn:
         done = swaps.request_reissue(
@@ -255,7 +271,10 @@ def reissue_order(
 def get_pack(
     ctx: Ctx, p: EsimPack, order_id: str, format: PackFormat = PackFormat.HTML
 ) -> Response:
-    """The employee's onboarding page, or its QR code alone."""
+    """The employee's onboarding page (`format` html or pdf), or its QR code alone (png or
+    svg). It carries the activation code, so it has its own permission (`esim:pack`):
+    admins, operators and self, a self token for its own orders only. 409 once the order is
+    no longer `issued`, 404 for another org's order or, for a self token, one not its own."""
     now = ctx.clock()
     with ctx.read() as conn:
         _visible(conn, p, order_id)
@@ -276,7 +295,9 @@ def get_pack(
 @router.post("/progress")
 def report_progress(ctx: Ctx, p: EsimProgress, body: ProgressIn) -> OrderOut:
     """Called by the SM-DP+ (a `smdp` token) as a profile is downloaded, installed and
-    enabled. Expired, cancelled, failed and completed orders refuse reports (409)."""
+    enabled. Expired, cancelled, failed and completed orders refuse reports (409). When the
+    profile is enabled, the order's SIM becomes active. Only `smdp` tokens
+    (`esim:progress`); 404 for an ICCID with no order in the org."""
     now = ctx.clock()
     try:
         with ctx.tx() as conn:

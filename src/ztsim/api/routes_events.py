@@ -42,6 +42,12 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Page[EventOut]:
+    """The event log, newest first, a page at a time: the audit event of every change,
+    attaches and their refusals, sessions, DNS queries (as the org's privacy mode logs them)
+    and risk findings. Filter by `kind` (`sim.suspend`), `subject` (`sim:<ICCID>`), `since`
+    (inclusive) and `until` (exclusive). Admins, analysts, auditors and self
+    (`events:read`); a self token sees only events about its identity, its SIMs and its
+    devices."""
     with ctx.read() as conn:
         subjects = _own_subjects(conn, p) if p.own_identity is not None else None
         items, next_cursor = store.query(

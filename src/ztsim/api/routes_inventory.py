@@ -75,6 +75,9 @@ def list_sims(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[SimOut]:
+    """The org's SIMs by ICCID, a page at a time, filtered by `state`, `kind` (physical or
+    eSIM), `identity_id` or `imsi`. Admins, operators, auditors and self (`sims:read`); a
+    self token sees only its own SIMs. Keys (K, OPc), PIN and PUK are never shown."""
     if p.own_identity is not None:
         identity_id = p.own_identity if identity_id in (None, p.own_identity) else "-"
     with ctx.read() as conn:
@@ -90,6 +93,9 @@ def list_sims(
 
 @router.get("/sims/{iccid}", tags=["sims"])
 def get_sim(ctx: Ctx, p: SimsRead, iccid: str) -> SimOut:
+    """One SIM by its ICCID: its state, identity, bound device, IMSI and number. Admins,
+    operators, auditors and self (`sims:read`); 404 for another org's SIM or, for a self
+    token, any SIM not its own."""
     with ctx.read() as conn:
         return _sim_out(_visible_sim(conn, p, iccid))
 
@@ -118,31 +124,54 @@ def _transition(
 
 @router.post("/sims/{iccid}/assign", tags=["sims"])
 def assign_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: AssignIn) -> SimOut:
+    """Give a SIM in stock to an identity (`stock` to `assigned`); it cannot attach until it
+    is activated. Admins and operators (`sims:write`); 409 when the SIM is not in stock or
+    the identity is disabled, 404 for a SIM or identity not in the org."""
     return _transition(ctx, p, iccid, SimAction.ASSIGN, body.reason, body.identity_id)
 
 
 @router.post("/sims/{iccid}/activate", tags=["sims"])
 def activate_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: ReasonIn) -> SimOut:
+    """Let an assigned SIM attach (`assigned` to `active`): from then on the RADIUS server
+    may accept it, subject to its identity, its device binding and the org's rules. Admins
+    and operators (`sims:write`); 409 for a SIM that is not `assigned`, 404 for a SIM not in
+    the org."""
     return _transition(ctx, p, iccid, SimAction.ACTIVATE, body.reason)
 
 
 @router.post("/sims/{iccid}/suspend", tags=["sims"])
 def suspend_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: RequiredReasonIn) -> SimOut:
+    """Cut an active SIM off until it is resumed (`active` to `suspended`; a reason is
+    required): at once the RADIUS server refuses it and sends a Disconnect-Request for each
+    of its live sessions, and the DNS gateway answers its addresses REFUSED. Admins and
+    operators (`sims:write`); 409 for a SIM that is not `active`, 422 without a reason, 404
+    for a SIM not in the org."""
     return _transition(ctx, p, iccid, SimAction.SUSPEND, body.reason)
 
 
 @router.post("/sims/{iccid}/resume", tags=["sims"])
 def resume_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: ReasonIn) -> SimOut:
+    """Let a suspended SIM attach again (`suspended` to `active`). Admins and operators
+    (`sims:write`); 409 for a SIM that is not `suspended`, 404 for a SIM not in the org."""
     return _transition(ctx, p, iccid, SimAction.RESUME, body.reason)
 
 
 @router.post("/sims/{iccid}/retire", tags=["sims"])
 def retire_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: RequiredReasonIn) -> SimOut:
+    """Take a SIM out of service for good, from any state but `retired` (a reason is
+    required): as with a suspension its live sessions are disconnected and the DNS gateway
+    refuses it, and it never attaches again. Admins and operators (`sims:write`); 409 for a
+    SIM already retired, 422 without a reason, 404 for a SIM not in the org."""
     return _transition(ctx, p, iccid, SimAction.RETIRE, body.reason)
 
 
 @router.put("/sims/{iccid}/binding", tags=["sims"])
 def set_binding(ctx: Ctx, p: BindingsWrite, iccid: str, body: BindingIn) -> SimOut:
+    """Bind the SIM to a device of the org (`device_id`), or unbind it (`null`); a reason is
+    required. The RADIUS server then accepts the SIM only from that device's IMEI and
+    disconnects its sessions from any other; an unbound SIM is refused unless the org has
+    trust on first attach on. Admins only (`bindings:write`); 409 for a retired SIM or a
+    device owned by another identity than the SIM's, 404 for a SIM or device not in the org."""
     with ctx.tx() as conn:
         sim = service.set_binding(
             conn,
@@ -165,6 +194,11 @@ def _device_out(d: Device) -> DeviceOut:
 
 @router.post("/devices", status_code=201, tags=["devices"])
 def create_device(ctx: Ctx, p: DevicesWrite, body: DeviceIn) -> DeviceOut:
+    """Register a device by its IMEI (a 16-digit IMEISV is stored as its IMEI), with an
+    optional EID, owner identity, name and serial number (what MDMs name it by in posture
+    reports). It is bound to no SIM yet. Admins and operators (`devices:write`); 409 when
+    the IMEI or serial number is already registered, 404 for an owner not in the org, 422
+    for an invalid IMEI or EID."""
     with ctx.tx() as conn:
         device = service.register_device(
             conn,
@@ -188,6 +222,9 @@ def list_devices(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[DeviceOut]:
+    """The org's devices, a page at a time, optionally those of one owner (`owner_id`).
+    Admins, operators, auditors and self (`devices:read`); a self token sees only the
+    devices it owns."""
     if p.own_identity is not None:
         owner_id = p.own_identity if owner_id in (None, p.own_identity) else "-"
     with ctx.read() as conn:
@@ -199,6 +236,9 @@ def list_devices(
 
 @router.get("/devices/{device_id}", tags=["devices"])
 def get_device(ctx: Ctx, p: DevicesRead, device_id: str) -> DeviceOut:
+    """One device: IMEI, EID, owner, name and serial number. Admins, operators, auditors and
+    self (`devices:read`); 404 for another org's device or, for a self token, a device it
+    does not own."""
     with ctx.read() as conn:
         device = repo.get_device(conn, p.org_id, device_id)
     if p.own_identity is not None and device.owner_id != p.own_identity:
@@ -208,6 +248,10 @@ def get_device(ctx: Ctx, p: DevicesRead, device_id: str) -> DeviceOut:
 
 @router.patch("/devices/{device_id}", tags=["devices"])
 def update_device(ctx: Ctx, p: DevicesWrite, device_id: str, body: DeviceUpdate) -> DeviceOut:
+    """Rename a device or set its serial number (`null` removes it); nothing else about a
+    device changes. Neither affects attach or DNS: the serial number only says which device
+    an MDM's posture report is about. Admins and operators (`devices:write`); 409 when
+    another device has that serial number, 404 for a device not in the org."""
     values = {k: getattr(body, k) for k in body.model_fields_set}
     with ctx.tx() as conn:
         device = service.update_device(
@@ -281,8 +325,9 @@ async def import_stock(
 ) -> JSONResponse:
     """Import a vendor batch file (CSV). All or nothing: a file with any bad row imports
     nothing and answers 422 with the first 100 errors and their count; the attempt is
-    recorded either way. The work runs on a thread of its own at a lower priority: the
-    event loop and the data plane keep answering meanwhile."""
+    recorded either way. The work runs on a thread of its own at a lower priority: the event
+    loop and the data plane keep answering meanwhile. Admins and operators
+    (`imports:write`); 413 for a file over 64 MiB, also with nothing imported."""
     spool = await _spool(request)
 
     def run() -> StockImportOut:
@@ -319,6 +364,9 @@ async def import_stock(
 def list_imports(
     ctx: Ctx, p: ImportsRead, limit: Limit = 100, cursor: str | None = None
 ) -> Page[StockImportOut]:
+    """The org's stock imports, newest first, a page at a time: file name, status, row
+    counts and, for a refused file, its first errors. Admins, operators and auditors
+    (`imports:read`)."""
     with ctx.read() as conn:
         items, next_cursor = repo.list_imports(conn, p.org_id, limit=limit, cursor=cursor)
     return Page[StockImportOut](
@@ -329,6 +377,9 @@ def list_imports(
 
 @router.get("/stock-imports/{import_id}", tags=["sims"])
 def get_import(ctx: Ctx, p: ImportsRead, import_id: str) -> StockImportOut:
+    """One stock import: its status, row counts and, for a refused file, the first 100
+    errors and their count. Admins, operators and auditors (`imports:read`); 404 for an
+    import that is unknown or another org's."""
     with ctx.read() as conn:
         return StockImportOut.model_validate(
             repo.get_import(conn, p.org_id, import_id), from_attributes=True

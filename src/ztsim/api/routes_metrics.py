@@ -138,6 +138,8 @@ class RequestMetrics:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
+    """The Prometheus exposition: loopback and the allowed networks only; anyone else gets a
+    404, as if nothing were here."""
     api_metrics: ApiMetrics = request.app.state.metrics
     if not scraper_allowed(request.client.host if request.client else None, api_metrics.allow):
         raise HTTPException(404, "Not Found")

@@ -136,6 +136,11 @@ def _network_out(n: Network) -> NetworkOut:
 
 @router.post("/sites", status_code=201, tags=["net"])
 def create_site(ctx: Ctx, p: NetWrite, body: SiteIn) -> SiteOut:
+    """Add a site: the far end of a tunnel from the gateway (Geneve or VXLAN: its endpoint
+    address, port and VNI), behind which the org's private networks are routed. The net role
+    reads the org's sites again at once. Admins only (`net:write`); 409 when the name or VNI
+    is taken (a VNI another org holds is refused without naming it), 422 for an invalid
+    endpoint, VNI or MAC."""
     with ctx.tx() as conn:
         site = store.create_site(
             conn,
@@ -155,18 +160,26 @@ def create_site(ctx: Ctx, p: NetWrite, body: SiteIn) -> SiteOut:
 
 @router.get("/sites", tags=["net"])
 def list_sites(ctx: Ctx, p: NetRead) -> list[SiteOut]:
+    """The org's sites by name, with ztsim's own MAC on each tunnel that carries Ethernet
+    (`gateway_mac`). Admins, operators, analysts and auditors (`net:read`)."""
     with ctx.read() as conn:
         return [_site_out(s) for s in store.list_sites(conn, p.org_id)]
 
 
 @router.get("/sites/{site_id}", tags=["net"])
 def get_site(ctx: Ctx, p: NetRead, site_id: str) -> SiteOut:
+    """One site. Admins, operators, analysts and auditors (`net:read`); 404 for a site that
+    is unknown or another org's."""
     with ctx.read() as conn:
         return _site_out(store.get_site(conn, p.org_id, site_id))
 
 
 @router.patch("/sites/{site_id}", tags=["net"])
 def patch_site(ctx: Ctx, p: NetWrite, site_id: str, body: SitePatch) -> SiteOut:
+    """Change the given fields of a site and keep the others; a change of tunnel kind may
+    reset `inner` and `site_mac`. The net role applies it at once. Admins only
+    (`net:write`); 409 when the name or VNI is taken, 404 for a site that is unknown or
+    another org's, 422 for an invalid value."""
     with ctx.tx() as conn:
         site = store.update_site(
             conn,
@@ -192,7 +205,9 @@ def delete_site(
     site_id: str,
     force: Annotated[bool, Query(description="Delete the site's networks with it.")] = False,
 ) -> Response:
-    """A site that has networks is a 409 unless `force=true`."""
+    """Delete a site; the net role applies it at once. A site that has networks is a 409
+    unless `force=true`, which deletes them with it. Admins only (`net:write`); 404 for a
+    site that is unknown or another org's."""
     with ctx.tx() as conn:
         store.delete_site(conn, p.org_id, site_id, force=force, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -200,6 +215,10 @@ def delete_site(
 
 @router.post("/sites/{site_id}/networks", status_code=201, tags=["net"])
 def add_network(ctx: Ctx, p: NetWrite, site_id: str, body: NetworkIn) -> NetworkOut:
+    """Route a private network (an IPv4 or IPv6 prefix) into the site's tunnel; the org's
+    `network` rules decide which SIMs may reach it. The net role applies it at once. Admins
+    only (`net:write`); 409 when the name is taken or the prefix overlaps another org's
+    address space or a network of another of the org's sites, 404 for a site not in the org."""
     with ctx.tx() as conn:
         network = store.add_network(
             conn, p.org_id, site_id, name=body.name, cidr=body.cidr, actor=p.actor, now=ctx.clock()
@@ -209,18 +228,24 @@ def add_network(ctx: Ctx, p: NetWrite, site_id: str, body: NetworkIn) -> Network
 
 @router.get("/sites/{site_id}/networks", tags=["net"])
 def list_site_networks(ctx: Ctx, p: NetRead, site_id: str) -> list[NetworkOut]:
+    """The private networks behind a site, by name. Admins, operators, analysts and auditors
+    (`net:read`); 404 for a site that is unknown or another org's."""
     with ctx.read() as conn:
         return [_network_out(n) for n in store.list_networks(conn, p.org_id, site_id)]
 
 
 @router.get("/networks/{network_id}", tags=["net"])
 def get_network(ctx: Ctx, p: NetRead, network_id: str) -> NetworkOut:
+    """One private network. Admins, operators, analysts and auditors (`net:read`); 404 for a
+    network that is unknown or another org's."""
     with ctx.read() as conn:
         return _network_out(store.get_network(conn, p.org_id, network_id))
 
 
 @router.delete("/networks/{network_id}", status_code=204, tags=["net"])
 def delete_network(ctx: Ctx, p: NetWrite, network_id: str) -> Response:
+    """Stop routing a private network into its site's tunnel; the net role applies it at
+    once. Admins only (`net:write`); 404 for a network that is unknown or another org's."""
     with ctx.tx() as conn:
         store.delete_network(conn, p.org_id, network_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)

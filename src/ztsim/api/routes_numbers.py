@@ -64,6 +64,11 @@ def number_changes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Page[NumberChangeOut]:
+    """A number's history, newest first: each time it moved to another SIM (`sim`) or its
+    SIM was seen in another device (`device`), as CAMARA SIM Swap and Device Swap answer
+    from it; `msisdn` in E.164, with or without '+'. Admins, operators and auditors
+    (`risk:read`); 404 for a number that no SIM of the org holds and its history does not
+    name, whether or not another org holds it."""
     with ctx.read() as conn:
         items, next_cursor = number_history.changes(
             conn,

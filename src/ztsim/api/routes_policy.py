@@ -18,9 +18,9 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from ztsim.api.deps import Ctx, require
-from ztsim.api.policy_dns import dns_check
-from ztsim.api.policy_explain import explanations, find_subjects
 from ztsim.api.schemas import Request
+from ztsim.dns.store.explained import explanations, find_subjects
+from ztsim.dns.store.policy_check import dns_check
 from ztsim.errors import InvalidInput, NotFound
 from ztsim.identity.roles import Permission, Principal, Role
 from ztsim.policy import diff as policy_diff
@@ -146,12 +146,18 @@ def _rule_out(s: rule_store.StoredPolicyRule) -> RuleOut:
 
 @router.get("/policy/checks", tags=["policy"])
 def list_checks(ctx: Ctx, p: PolicyRead) -> list[CheckOut]:
+    """The org's named posture checks: each a condition on a device's posture report
+    (`device.managed and device.os_version >= "17.0"`) and the oldest report it accepts
+    (`max_age`). Admins, operators, analysts and auditors (`policy:read`)."""
     with ctx.read() as conn:
         return [_check_out(s) for s in check_store.list_checks(conn, p.org_id)]
 
 
 @router.post("/policy/checks", status_code=201, tags=["policy"])
 def create_check(ctx: Ctx, p: PolicyWrite, body: CheckIn) -> CheckOut:
+    """Add a named posture check, which DNS, network and attach rules can then require.
+    Every plane picks it up at once. Admins only (`policy:write`); 409 when a check has that
+    name, 422 for an expression that does not parse or a `max_age` out of range."""
     check = body.to_check()
     with ctx.tx() as conn:
         stored = check_store.create_check(conn, p.org_id, check, actor=p.actor, now=ctx.clock())
@@ -160,12 +166,18 @@ def create_check(ctx: Ctx, p: PolicyWrite, body: CheckIn) -> CheckOut:
 
 @router.get("/policy/checks/{check_id}", tags=["policy"])
 def get_check(ctx: Ctx, p: PolicyRead, check_id: str) -> CheckOut:
+    """One posture check, by id or name. Admins, operators, analysts and auditors
+    (`policy:read`); 404 for a check that is unknown or another org's."""
     with ctx.read() as conn:
         return _check_out(check_store.get_check(conn, p.org_id, check_id))
 
 
 @router.put("/policy/checks/{check_id}", tags=["policy"])
 def replace_check(ctx: Ctx, p: PolicyWrite, check_id: str, body: CheckIn) -> CheckOut:
+    """Replace a posture check's name, expression and maximum age (found by id or name);
+    rules that require it use the new one at once. Admins only (`policy:write`); 409 when
+    renaming a check that rules require or taking another check's name, 404 for a check that
+    is unknown or another org's."""
     check = body.to_check()
     with ctx.tx() as conn:
         stored = check_store.replace_check(
@@ -176,6 +188,8 @@ def replace_check(ctx: Ctx, p: PolicyWrite, check_id: str, body: CheckIn) -> Che
 
 @router.delete("/policy/checks/{check_id}", status_code=204, tags=["policy"])
 def delete_check(ctx: Ctx, p: PolicyWrite, check_id: str) -> Response:
+    """Delete a posture check (by id or name). Admins only (`policy:write`); 409 while rules
+    require it (the answer names them), 404 for a check that is unknown or another org's."""
     with ctx.tx() as conn:
         check_store.delete_check(conn, p.org_id, check_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -186,13 +200,18 @@ def delete_check(ctx: Ctx, p: PolicyWrite, check_id: str) -> Response:
 
 @router.get("/policy/rules", tags=["policy"])
 def list_rules(ctx: Ctx, p: PolicyRead, plane: Plane | None = None) -> list[RuleOut]:
-    """Every plane's rules in order (dns, network, attach), or one plane's."""
+    """Every plane's rules in order (dns, network, attach), or one plane's. Admins,
+    operators, analysts and auditors (`policy:read`)."""
     with ctx.read() as conn:
         return [_rule_out(s) for s in rule_store.list_rules(conn, p.org_id, plane)]
 
 
 @router.post("/policy/rules", status_code=201, tags=["policy"])
 def create_rule(ctx: Ctx, p: PolicyWrite, body: RuleIn) -> RuleOut:
+    """Add a `network` or `attach` rule; without `position` it goes last in its plane. The
+    planes that enforce it apply it at once. Admins only (`policy:write`); 409 for a `dns`
+    rule (those are written at /api/v1/dns/rules) or a name taken in the plane, 404 when it
+    requires a posture check the org does not have, 422 for fields its plane does not take."""
     rule = body.to_rule()
     with ctx.tx() as conn:
         stored = rule_store.create_rule(
@@ -203,12 +222,19 @@ def create_rule(ctx: Ctx, p: PolicyWrite, body: RuleIn) -> RuleOut:
 
 @router.get("/policy/rules/{policy_rule_id}", tags=["policy"])
 def get_rule(ctx: Ctx, p: PolicyRead, policy_rule_id: str) -> RuleOut:
+    """One rule of any plane, with its selectors, requirements and target (`spec`). Admins,
+    operators, analysts and auditors (`policy:read`); 404 for a rule that is unknown or
+    another org's."""
     with ctx.read() as conn:
         return _rule_out(rule_store.get_rule(conn, p.org_id, policy_rule_id))
 
 
 @router.put("/policy/rules/{policy_rule_id}", tags=["policy"])
 def replace_rule(ctx: Ctx, p: PolicyWrite, policy_rule_id: str, body: RuleIn) -> RuleOut:
+    """Replace a `network` or `attach` rule; it keeps its plane (422 otherwise) and, without
+    `position`, its place. The planes apply it at once. Admins only (`policy:write`); 409
+    for a `dns` rule (edit it at /api/v1/dns/rules) or a name taken in the plane, 404 for a
+    rule or required posture check the org does not have."""
     rule = body.to_rule()
     with ctx.tx() as conn:
         stored = rule_store.replace_rule(
@@ -219,6 +245,9 @@ def replace_rule(ctx: Ctx, p: PolicyWrite, policy_rule_id: str, body: RuleIn) ->
 
 @router.delete("/policy/rules/{policy_rule_id}", status_code=204, tags=["policy"])
 def delete_rule(ctx: Ctx, p: PolicyWrite, policy_rule_id: str) -> Response:
+    """Delete a `network` or `attach` rule; the planes stop applying it at once. Admins only
+    (`policy:write`); 409 for a `dns` rule (delete it at /api/v1/dns/rules), 404 for a rule
+    that is unknown or another org's."""
     with ctx.tx() as conn:
         rule_store.delete_rule(conn, p.org_id, policy_rule_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -229,7 +258,8 @@ def delete_rule(ctx: Ctx, p: PolicyWrite, policy_rule_id: str) -> Response:
 
 @router.get("/policy/document", tags=["policy"])
 def export_document(ctx: Ctx, p: PolicyRead) -> dict[str, Any]:
-    """The org's policy in the policy file's form (POST it back: nothing changes)."""
+    """The org's policy in the policy file's form (POST it back: nothing changes). Admins,
+    operators, analysts and auditors (`policy:read`)."""
     with ctx.read() as conn:
         return store.export(conn, p.org_id).to_json()
 
@@ -241,7 +271,9 @@ def apply_document(
     body: Annotated[dict[str, Any], Body()],
     dry_run: Annotated[bool, Query(description="Only say what would change.")] = False,
 ) -> ApplyOut:
-    """Replace the org's checks and every plane's rules, all or nothing."""
+    """Replace the org's checks and every plane's rules, all or nothing. With `dry_run=true`
+    it only answers what would change. Admins only (`policy:write`); 422 for a document that
+    does not validate."""
     now = ctx.clock()
     with ctx.tx() as conn:
         document = doc.from_json(body, "document", check_dns=dns_check(conn, p.org_id))
@@ -276,8 +308,10 @@ def explain_decision(
     target: Annotated[str, Query(min_length=1, max_length=300)],
     subject: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ExplainOut:
-    """Why the subject gets its decision for `target` in `plane`, rule by rule, per SIM:
-    an identity id, ICCID or MSISDN of the org; a `self` token's own identity only."""
+    """Why the subject gets its decision for `target` in `plane`, rule by rule, per SIM: an
+    identity id, ICCID or MSISDN of the org; a `self` token's own identity only. Admins,
+    operators, analysts, auditors and self (`policy:explain`); 404 for a subject not in the
+    org or, for a self token, anyone else."""
     now = ctx.clock()
     with ctx.read() as conn:
         if p.role is Role.SELF:

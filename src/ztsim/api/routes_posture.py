@@ -55,7 +55,11 @@ def report_posture(
     body: Annotated[dict[str, Any], Body()],
     fmt: Format = posture.Source.GENERIC,
 ) -> PostureResult:
-    """One report, or up to 1000 (`reports`, Graph's `value` page, Jamf's `results`)."""
+    """Record device posture from an MDM, in ztsim's shape or as Intune's or Jamf's device
+    records (`format`): one report, or up to 1000 (`reports`, Graph's `value` page, Jamf's
+    `results`). Each device's newest report wins, and the gateways re-read the devices whose
+    posture changed at once; reports naming no device of the org are listed as `unmatched`,
+    not refused. MDM connectors' `posture` tokens and admins (`posture:write`)."""
     now = ctx.clock()
     reports = posture.parse(fmt, body, now)
     with ctx.tx() as conn:
@@ -67,6 +71,10 @@ def report_posture(
 
 @router.get("/devices/{device_id}/posture", tags=["posture"])
 def get_posture(ctx: Ctx, p: PostureRead, device_id: str) -> PostureOut:
+    """A device's last posture report: its source, attributes, when it was observed and
+    whether it has expired. Admins, auditors and self (`posture:read`); a self token reads
+    its own devices' only. 404 when the device has no report, is another org's or, for a
+    self token, is not its own."""
     now = ctx.clock()
     with ctx.read() as conn:
         if p.own_identity is not None:
@@ -89,6 +97,10 @@ def get_posture(ctx: Ctx, p: PostureRead, device_id: str) -> PostureOut:
 
 @router.delete("/devices/{device_id}/posture", status_code=204, tags=["posture"])
 def delete_posture(ctx: Ctx, p: PostureWrite, _reader: PostureRead, device_id: str) -> Response:
+    """Forget a device's last posture report: the posture checks that read it fail as
+    missing from then on, and the planes re-read the device at once. Admins only (both
+    posture permissions, so a connector's `posture` token cannot); 404 when the device has
+    no report or is not in the org."""
     with ctx.tx() as conn:
         store.delete(conn, p.org_id, device_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)

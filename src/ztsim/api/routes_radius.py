@@ -102,6 +102,12 @@ def _gateway_out(g: registry.Gateway) -> GatewayOut:
 
 @router.post("/gateways", status_code=201, tags=["radius"])
 def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
+    """Register a packet gateway as a RADIUS client: its source address or prefix, its
+    shared secret (at least 16 octets; stored sealed, never returned), the APNs it may
+    attach SIMs to and the port it takes Disconnect-Requests on (`coa_port`). Every AAA
+    server loads it at once. Admins only (`gateways:write`); 409 when the name or address is
+    already registered or the address lies in another org's space, 422 for a short secret or
+    an address with host bits."""
     with ctx.tx() as conn:
         gateway = service.create_gateway(
             conn,
@@ -121,18 +127,26 @@ def create_gateway(ctx: Ctx, p: GatewaysWrite, body: GatewayIn) -> GatewayOut:
 
 @router.get("/gateways", tags=["radius"])
 def list_gateways(ctx: Ctx, p: GatewaysRead) -> list[GatewayOut]:
+    """The org's packet gateways by name, without their secrets (`secret_set` only says one
+    is set). Admins, operators and auditors (`gateways:read`)."""
     with ctx.read() as conn:
         return [_gateway_out(g) for g in registry.list_gateways(conn, p.org_id)]
 
 
 @router.get("/gateways/{gateway_id}", tags=["radius"])
 def get_gateway(ctx: Ctx, p: GatewaysRead, gateway_id: str) -> GatewayOut:
+    """One packet gateway, without its secret. Admins, operators and auditors
+    (`gateways:read`); 404 for a gateway that is unknown or another org's."""
     with ctx.read() as conn:
         return _gateway_out(registry.get_gateway(conn, p.org_id, gateway_id))
 
 
 @router.delete("/gateways/{gateway_id}", status_code=204, tags=["radius"])
 def delete_gateway(ctx: Ctx, p: GatewaysWrite, gateway_id: str) -> Response:
+    """Remove a packet gateway: every AAA server forgets it at once, and its RADIUS requests
+    go unanswered from then on. Its live sessions get no Disconnect-Request, since there is
+    no secret left to send one with. Admins only (`gateways:write`); 404 for a gateway that
+    is unknown or another org's."""
     with ctx.tx() as conn:
         service.delete_gateway(conn, p.org_id, gateway_id, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)
@@ -140,6 +154,11 @@ def delete_gateway(ctx: Ctx, p: GatewaysWrite, gateway_id: str) -> Response:
 
 @router.post("/ip-pools", status_code=201, tags=["radius"])
 def create_pool(ctx: Ctx, p: GatewaysWrite, body: PoolIn) -> PoolOut:
+    """Give the org its IPv4 address pool: `cidr`, the range SIMs are leased addresses from
+    at attach, and optionally `static_cidr`, a separate range for static addresses. One pool
+    per org; every AAA server loads it at once. Admins only (`gateways:write`); 409 when the
+    org has a pool already or a range overlaps another org's address space, 422 for a range
+    with host bits or smaller than a /30, or two ranges that overlap."""
     with ctx.tx() as conn:
         pool = service.create_pool(
             conn,
@@ -156,6 +175,8 @@ def create_pool(ctx: Ctx, p: GatewaysWrite, body: PoolIn) -> PoolOut:
 
 @router.get("/ip-pools", tags=["radius"])
 def list_pools(ctx: Ctx, p: GatewaysRead) -> list[PoolOut]:
+    """The org's IPv4 address pool (a list of one, or none yet). Admins, operators and
+    auditors (`gateways:read`)."""
     with ctx.read() as conn:
         pools = registry.list_pools(conn, p.org_id)
     return [
@@ -178,7 +199,10 @@ def list_sessions(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[SessionOut]:
-    """Sessions, newest first: live ones by default; `at` gives who held an address then."""
+    """The org's sessions: gateway, SIM, identity, device, UE address, APN and location,
+    filtered by SIM, identity, gateway or address. Sessions, newest first: live ones by
+    default; `at` gives who held an address then. Admins, operators, analysts and auditors
+    (`sessions:read`)."""
     with ctx.read() as conn:
         items, next_cursor = sessions_repo.list_sessions(
             conn,

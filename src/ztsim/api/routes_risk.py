@@ -129,6 +129,10 @@ def swap_tools(ctx: ApiContext) -> swaps.SwapTools:
 
 @router.get("/risk/settings", tags=["risk"])
 def read_settings(ctx: Ctx, p: RiskRead) -> RiskSettingsOut:
+    """The org's risk settings: whether a swap needs a second admin's approval
+    (`approval_required`), how long a swapped SIM carries `sim.swap_recent` (`cooling_off`),
+    how many days of each number's history are kept (`monitored_days`), and each detector's
+    response (alert, restrict or suspend). Admins, operators and auditors (`risk:read`)."""
     with ctx.read() as conn:
         return _settings_out(get_settings(conn, p.org_id))
 
@@ -137,12 +141,12 @@ def read_settings(ctx: Ctx, p: RiskRead) -> RiskSettingsOut:
 def change_settings(ctx: Ctx, p: RiskWrite, body: RiskSettingsIn) -> RiskSettingsOut:
     """Change the named settings, keep the others. `approval_required` turns on the
     two-person rule: an eSIM re-issue or SIM replacement then waits (202) until an admin
-    other than its requester approves it. "Other" means another person: a token that
-    names an identity is that person (two tokens of one person are one person), an admin
-    token that names no identity counts as a person of its own. So the rule needs admin
-    tokens that name their person; otherwise one admin holding two such tokens could
-    approve their own swap. `cooling_off`: how long a swapped SIM carries
-    `sim.swap_recent` (0s to 30d)."""
+    other than its requester approves it. "Other" means another person: a token that names
+    an identity is that person (two tokens of one person are one person), an admin token
+    that names no identity counts as a person of its own. So the rule needs admin tokens
+    that name their person; otherwise one admin holding two such tokens could approve their
+    own swap. `cooling_off`: how long a swapped SIM carries `sim.swap_recent` (0s to 30d).
+    Admins only (`risk:write`); 422 for a value out of range."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     now = ctx.clock()
     with ctx.tx() as conn:
@@ -159,7 +163,10 @@ def list_swap_requests(
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> Page[SwapRequestOut]:
-    """Newest first; a pending request past its expiry is `expired`."""
+    """The org's swap requests (eSIM re-issues and SIM replacements waiting for, or past, a
+    second admin's decision), optionally of one `state`, a page at a time. Newest first; a
+    pending request past its expiry is `expired`. Admins, operators and auditors
+    (`risk:read`)."""
     with ctx.read() as conn:
         items, next_cursor = swaps.list_requests(
             conn, p.org_id, ctx.clock(), state=state, limit=limit, cursor=cursor
@@ -169,6 +176,9 @@ def list_swap_requests(
 
 @router.get("/swap-requests/{request_id}", tags=["risk"])
 def get_swap_request(ctx: Ctx, p: RiskRead, request_id: str) -> SwapRequestOut:
+    """One swap request: what it would swap, who asked, and its state as of now (pending,
+    approved, rejected, expired or failed) with its result. Admins, operators and auditors
+    (`risk:read`); 404 for a request that is unknown or another org's."""
     with ctx.read() as conn:
         return swap_request_out(swaps.get_request(conn, p.org_id, request_id, ctx.clock()))
 
@@ -176,8 +186,9 @@ def get_swap_request(ctx: Ctx, p: RiskRead, request_id: str) -> SwapRequestOut:
 @router.post("/swap-requests/{request_id}/approve", tags=["risk"])
 def approve_swap_request(ctx: Ctx, p: SwapsApprove, request_id: str) -> SwapRequestOut:
     """Approve and make the swap (an admin other than the requester). A swap refused now
-    (the order was cancelled, the spare SIM used meanwhile) leaves the request `failed`
-    and answers 409 with the reason."""
+    (the order was cancelled, the spare SIM used meanwhile) leaves the request `failed` and
+    answers 409 with the reason. Admins only (`swaps:approve`); 403 when the approver is the
+    person who asked, 409 for a request no longer pending, 404 for one not in the org."""
     now = ctx.clock()
     with ctx.tx() as conn:
         done = swaps.approve(
@@ -198,7 +209,9 @@ def approve_swap_request(ctx: Ctx, p: SwapsApprove, request_id: str) -> SwapRequ
 def reject_swap_request(
     ctx: Ctx, p: SwapsApprove, request_id: str, body: RejectIn
 ) -> SwapRequestOut:
-    """Reject a pending request (its requester may withdraw it so): nothing is swapped."""
+    """Reject a pending request (its requester may withdraw it so): nothing is swapped.
+    Admins only (`swaps:approve`); 409 for a request no longer pending, 404 for one not in
+    the org."""
     with ctx.tx() as conn:
         done = swaps.reject(
             conn,
@@ -215,8 +228,10 @@ def reject_swap_request(
 @router.post("/sims/{iccid}/replace", tags=["sims"], response_model=SimOut, responses=PENDING_DOC)
 def replace_sim(ctx: Ctx, p: SimsWrite, iccid: str, body: ReplaceIn) -> SimOut | JSONResponse:
     """A new physical card (from stock) for a SIM's subscriber, who keeps the number: the
-    new SIM takes the identity, state and number, the old one is retired. 200 with the
-    new SIM, or 202 with a pending request when the org requires approval."""
+    new SIM takes the identity, state and number, the old one is retired. 200 with the new
+    SIM, or 202 with a pending request when the org requires approval. Admins and operators
+    (`sims:write`); 409 when the old SIM is unassigned or retired or the new one is not
+    another SIM in stock, 404 for a SIM not in the org."""
     with ctx.tx() as conn:
         done = swaps.request_replace(
             conn,

@@ -46,7 +46,9 @@ def list_findings(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Page[FindingOut]:
-    """Newest first."""
+    """Risk findings, newest first, a page at a time: what a detector (twin session, SQN
+    anomaly, IMEI flapping, impossible travel) saw on one of the org's SIMs and the response
+    taken, filtered by `iccid` or `detector`. Admins, operators and auditors (`risk:read`)."""
     with ctx.read() as conn:
         items, next_cursor = findings.list_findings(
             conn, p.org_id, iccid=iccid, detector=detector, limit=limit, cursor=cursor
@@ -70,7 +72,9 @@ def list_findings(
 
 @router.delete("/sims/{iccid}/clone-suspicion", status_code=204, tags=["risk"])
 def clear_clone_suspicion(ctx: Ctx, p: RiskWrite, iccid: str) -> Response:
-    """Lift `sim.clone_suspected` (idempotent: 204 whether or not it was set)."""
+    """Lift `sim.clone_suspected` (idempotent: 204 whether or not it was set); the planes
+    re-read the SIM at once. A SIM that was suspended stays suspended until it is resumed.
+    Admins only (`risk:write`); 404 for a SIM not in the org."""
     with ctx.tx() as conn:
         responses.clear_suspicion(conn, p.org_id, iccid, actor=p.actor, now=ctx.clock())
     return Response(status_code=204)

@@ -134,6 +134,13 @@ async def generate_auth_data(
     supi_or_suci: Annotated[str, Path(alias="supiOrSuci", pattern=SUPI_OR_SUCI, max_length=1024)],
     body: AuthenticationInfoRequest,
 ) -> JSONResponse:
+    """3GPP TS 29.503 Nudm_UEAuthentication: a 5G-AKA authentication vector for a SIM of the
+    caller's org, named by SUPI (`imsi-...`) or by SUCI (deconcealed with the home-network
+    keys); `resynchronizationInfo` first resynchronises the SIM's SQN from the USIM's AUTS.
+    Only `network` tokens, held by the org's AUSFs, may call it (`aka:vectors`). Errors are
+    TS 29.571 ProblemDetails with a `cause`: 404 USER_NOT_FOUND for an unknown subscriber,
+    403 AUTHENTICATION_REJECTED for a SIM that is not active or a SUCI or AUTS that does not
+    verify, 501 for a SUCI protection scheme not supported."""
     if supi_or_suci.startswith("suci-"):
         supi_or_problem = await run_in_threadpool(_deconceal, ctx, supi_or_suci)
         if isinstance(supi_or_problem, JSONResponse):

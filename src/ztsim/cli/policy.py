@@ -42,7 +42,7 @@ def _platform(config: Path | None, data_dir: Path | None) -> Platform:
 
 def _read(conn: Connection, org_id: str, path: Path) -> Document:
     """The file as a document, checked against the org (its DNS lists); exit 2 if wrong."""
-    from ztsim.api.policy_dns import dns_check
+    from ztsim.dns.store.policy_check import dns_check
     from ztsim.policy import document
 
     try:
@@ -147,9 +147,9 @@ def apply_file(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Make a policy file the org's policy, all or nothing (shows the diff first)."""
-    from ztsim.api.policy_dns import dns_check
     from ztsim.cli.identities import actor
     from ztsim.clock import utc_now
+    from ztsim.dns.store.policy_check import dns_check
     from ztsim.policy.store import apply
 
     platform = _platform(config, data_dir)
@@ -188,9 +188,9 @@ def explain(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Say why a subject gets its decision for a target, rule by rule, for each of its SIMs."""
-    from ztsim.api.policy_explain import explanations, find_subjects
     from ztsim.cli import lookup
     from ztsim.clock import utc_now
+    from ztsim.dns.store.explained import explanations, find_subjects
     from ztsim.policy.rules import Plane
 
     with org_transaction(_platform(config, data_dir), org) as (conn, org_id):

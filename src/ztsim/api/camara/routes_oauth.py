@@ -110,6 +110,8 @@ def _issue(
 
 @router.post(TOKEN_PATH)
 async def token(request: Request) -> JSONResponse:
+    """RFC 6749 §4.4 client credentials: an access token for an API client that
+    authenticates, with the scopes asked for (all of its own by default)."""
     ctx = request.app.state.ctx
     assert isinstance(ctx, ApiContext)
     requester = request.client.host if request.client else "-"

@@ -62,6 +62,7 @@ def _own(ctx: Ctx, grant: Grant, subscription_id: str) -> store.Subscription:
 def create_subscription(
     ctx: Ctx, grant: Creator, body: Annotated[dict[str, Any], Body()]
 ) -> JSONResponse:
+    """A subscription to the number's SIM swaps, notified to the client's sink."""
     now = ctx.clock()
     try:
         request = parse_request(body, now)
@@ -90,6 +91,7 @@ def create_subscription(
 
 @router.get("/subscriptions")
 def list_subscriptions(ctx: Ctx, grant: Reader) -> JSONResponse:
+    """The client's subscriptions (a 3-legged token's: on its number only)."""
     with ctx.read() as conn:
         found = store.list_for(conn, grant.org_id, grant.client_id, grant.phone_number)
     return JSONResponse([s.as_json() for s in found])
@@ -97,11 +99,13 @@ def list_subscriptions(ctx: Ctx, grant: Reader) -> JSONResponse:
 
 @router.get("/subscriptions/{subscriptionId}")
 def get_subscription(ctx: Ctx, grant: Reader, subscriptionId: str) -> JSONResponse:
+    """One of the client's subscriptions; another client's is 404."""
     return JSONResponse(_own(ctx, grant, subscriptionId).as_json())
 
 
 @router.delete("/subscriptions/{subscriptionId}", status_code=204)
 def delete_subscription(ctx: Ctx, grant: Deleter, subscriptionId: str) -> Response:
+    """End one of the client's subscriptions; another client's is 404."""
     _own(ctx, grant, subscriptionId)
     with ctx.tx() as conn:
         try:

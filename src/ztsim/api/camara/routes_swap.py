@@ -126,6 +126,8 @@ DeviceCheck = Annotated[Grant, Depends(requires(clients.DEVICE_SWAP_CHECK))]
 
 @router.post("/sim-swap/v2/retrieve-date")
 def sim_swap_retrieve_date(ctx: Ctx, grant: SimDate, body: DateIn) -> JSONResponse:
+    """CAMARA SIM Swap `retrieve-date`: when the number last moved to another SIM."""
+
     def decide(line: Line, days: int, now: datetime) -> dict[str, Any]:
         return retrieve_date(line, Kind.SIM, days, now).body("latestSimChange")
 
@@ -134,6 +136,9 @@ def sim_swap_retrieve_date(ctx: Ctx, grant: SimDate, body: DateIn) -> JSONRespon
 
 @router.post("/sim-swap/v2/check")
 def sim_swap_check(ctx: Ctx, grant: SimCheck, body: CheckIn) -> JSONResponse:
+    """CAMARA SIM Swap `check`: whether the number moved to another SIM within `maxAge`
+    hours."""
+
     def decide(line: Line, days: int, now: datetime) -> dict[str, Any]:
         return {"swapped": check(line, Kind.SIM, body.maxAge, days, now)}
 
@@ -144,6 +149,9 @@ def sim_swap_check(ctx: Ctx, grant: SimCheck, body: CheckIn) -> JSONResponse:
 
 @router.post("/device-swap/v1/retrieve-date")
 def device_swap_retrieve_date(ctx: Ctx, grant: DeviceDate, body: DateIn) -> JSONResponse:
+    """CAMARA Device Swap `retrieve-date`: when the number's SIM was last seen in another
+    device."""
+
     def decide(line: Line, days: int, now: datetime) -> dict[str, Any]:
         return retrieve_date(line, Kind.DEVICE, days, now).body("latestDeviceChange")
 
@@ -153,6 +161,9 @@ def device_swap_retrieve_date(ctx: Ctx, grant: DeviceDate, body: DateIn) -> JSON
 
 @router.post("/device-swap/v1/check")
 def device_swap_check(ctx: Ctx, grant: DeviceCheck, body: CheckIn) -> JSONResponse:
+    """CAMARA Device Swap `check`: whether the number's SIM changed device within `maxAge`
+    hours."""
+
     def decide(line: Line, days: int, now: datetime) -> dict[str, Any]:
         return {"swapped": check(line, Kind.DEVICE, body.maxAge, days, now)}
 

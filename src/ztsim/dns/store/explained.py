@@ -3,7 +3,7 @@
 Shared by `GET /api/v1/policy/explain` and `ztsim policy explain`, so both find the same
 subjects and say the same things. A subject is an identity id, an ICCID or an MSISDN of
 the org; one that is not the org's does not exist. Explain runs on the stored policy
-with the org's own DNS lists (`policy_dns.list_matcher`); the security feeds are the DNS
+with the org's own DNS lists (`policy_check.list_matcher`); the security feeds are the DNS
 gateway's, so a rule naming categories is reported as not evaluated rather than guessed.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from ztsim.api.policy_dns import list_matcher
 from ztsim.db import schema
+from ztsim.dns.store.policy_check import list_matcher
 from ztsim.errors import NotFound
 from ztsim.policy.explain import explain
 from ztsim.policy.rules import DnsTarget, Plane
