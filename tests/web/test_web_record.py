@@ -1,5 +1,6 @@
-"""The employee's record: their own objects and events, nobody else's; the words on
-privacy, retention and readers."""
+"""The employee's record: their own objects and events, nobody else's; their open eSIM
+order's activation code (tested in test_web_own_onboarding); the words on privacy, retention
+and readers."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def test_the_record_holds_the_person_s_own_objects_and_events(
         )
     principal = _principal(api, alpha.org.tokens[Role.SELF])
     with api.engine.connect() as conn:
-        r = record.read(conn, principal)
+        r = record.read(conn, principal, api.ctx.sealer, api.clock())
     assert r.person.id == me
+    assert r.onboarding is None  # two_orgs ordered an eSIM for another employee
     assert [s.iccid for s in r.sims] == [alpha.ids["iccid"]]
     assert [d.id for d in r.devices] == [alpha.ids["device_id"]]
     assert any(e.reason == "mine" for e in r.events)
@@ -57,7 +59,7 @@ def test_an_org_wide_principal_has_no_record(
     alpha, _ = two_orgs
     principal = _principal(api, alpha.org.tokens[Role.ADMIN])
     with api.engine.connect() as conn, pytest.raises(Forbidden):
-        record.read(conn, principal)
+        record.read(conn, principal, api.ctx.sealer, api.clock())
 
 
 def test_readers_are_the_roles_that_read_events() -> None:

@@ -12,6 +12,7 @@ from ztsim.identity.roles import Role
 from ztsim.web import session
 
 from support.api import ApiHarness
+from support.leaks import LEAKS
 from support.world import World
 
 
@@ -177,3 +178,62 @@ def test_failed_sign_ins_share_the_bearer_tokens_budget(api: ApiHarness) -> None
         assert session.COOKIE not in guesser.cookies
         # The API's bearer tokens are refused the same way from that client.
         assert guesser.get("/api/v1/me", headers=org.auth()).status_code == 429
+
+
+def test_the_overview_s_charts_come_from_its_json_with_the_same_checks(
+    api: ApiHarness, two_orgs: tuple[World, World]
+) -> None:
+    alpha, _ = two_orgs
+    client = api.client
+    assert client.get("/overview/series.json", follow_redirects=False).status_code == 303
+    assert sign_in(client, alpha.org.tokens[Role.ADMIN]) == 303
+    page = client.get("/overview")
+    assert 'data-series-url="/overview/series.json"' in page.text
+    assert '<script src="/static/overview.js" defer></script>' in page.text
+    assert "Attaches per hour, as a table" in page.text  # the charts' text alternative
+    assert "Recent risk events" in page.text
+    assert "pgw" in page.text  # the org's gateway, with its health
+    data = client.get("/overview/series.json")
+    assert data.status_code == 200
+    assert data.headers["content-type"] == "application/json"
+    body = data.json()
+    assert len(body["times"]) == 24
+    assert [c["key"] for c in body["charts"]] == ["attaches", "dns"]
+    for role, status in ((Role.OPERATOR, 403), (Role.SELF, 403), (Role.AUDITOR, 200)):
+        client.cookies.clear()
+        assert sign_in(client, alpha.org.tokens[role]) == 303
+        assert client.get("/overview/series.json").status_code == status, role
+
+
+def _order_for(api: ApiHarness, world: World, identity_id: str) -> dict[str, str]:
+    created = api.client.post(
+        "/api/v1/esim/orders", json={"identity_id": identity_id}, headers=world.org.auth()
+    )
+    assert created.status_code == 201, created.text
+    body: dict[str, str] = created.json()
+    return body
+
+
+def test_an_employee_sees_their_open_order_s_qr_code(
+    api: ApiHarness, two_orgs: tuple[World, World]
+) -> None:
+    alpha, bravo = two_orgs
+    mine = _order_for(api, alpha, alpha.ids["identity_id"])
+    client = api.client
+    assert sign_in(client, alpha.org.tokens[Role.SELF]) == 303
+    me = client.get("/me")
+    LEAKS.allow_once("api GET /me", me.text)  # the person's own code, as the pack shows it
+    assert me.status_code == 200
+    assert mine["activation_code"] in me.text
+    assert f'src="/me/onboarding/{mine["id"]}/qr.svg"' in me.text
+    assert me.headers["cache-control"] == "no-store, private"
+    qr = client.get(f"/me/onboarding/{mine['id']}/qr.svg")
+    assert qr.status_code == 200
+    assert qr.headers["content-type"] == "image/svg+xml"
+    assert qr.headers["cache-control"] == "no-store, private"
+    # Another employee's order, another org's, and nonsense: not found alike.
+    for other in (alpha.ids["order_id"], bravo.ids["order_id"], "x"):
+        assert client.get(f"/me/onboarding/{other}/qr.svg").status_code == 404
+    client.cookies.clear()
+    assert sign_in(client, alpha.org.tokens[Role.ADMIN]) == 303
+    assert client.get(f"/me/onboarding/{mine['id']}/qr.svg").status_code == 403

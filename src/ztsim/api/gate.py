@@ -43,7 +43,7 @@ from ztsim.api.ratelimit import FailureLimiter
 from ztsim.identity import token_store
 from ztsim.identity.roles import Principal
 from ztsim.risk.specs import SERVED_AT
-from ztsim.web.routes import LOGIN_PATH
+from ztsim.web.access import LOGIN_PATH
 
 PRINCIPAL_KEY = "ztsim.principal"
 PROTECTED_PREFIXES = ("/api/", "/nudm-")

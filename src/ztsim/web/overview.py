@@ -1,34 +1,38 @@
-"""What the admin overview shows: devices attached now, and the last hour's attaches,
-refusals, DNS queries and blocks, counted from the event log and the session table
-through the same store functions the API reads.
+"""What the admin overview shows: devices attached now; the last hour's attaches,
+refusals, DNS queries and blocks; the last 24 hours as charts (`series`); the newest
+risk events (`risk_events`); the gateways with their health (`gateway_health`). Read
+through the same store functions the API reads, each part only when the viewer's role
+may read its source.
 
-Counting walks the stores' pages, bounded: past `CAP` rows a count is shown as "at
-least" rather than read without end (a count query in the event store would lift it).
-Each figure is read only when the viewer's role may read its source.
+The hour's figures and the charts are counted in SQL (`events.store.tally`), exact
+however many events there are. Live sessions are counted by walking the session store's
+pages, bounded: past `CAP` rows the count is shown as "at least".
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from ztsim.events import store as events
-from ztsim.events.schema import Event, Outcome
+from ztsim.events.schema import Outcome
 from ztsim.identity.roles import Permission
 from ztsim.sessions import repository as sessions
+from ztsim.web import gateway_health, risk_events, series
+from ztsim.web.gateway_health import GatewayHealth
+from ztsim.web.risk_events import RiskEvent
+from ztsim.web.series import ACCESS, DNS_STATS, Series
 from ztsim.web.viewer import Viewer
+
+__all__ = ["ACCESS", "CAP", "DNS_STATS", "Figure", "Overview", "read"]
 
 WINDOW = timedelta(hours=1)
 _PAGE = 1000  # the stores' largest page
 CAP = 50 * _PAGE
-
-# Event kinds, as the RADIUS server and the DNS gateway write them.
-ACCESS = "radius.access"
-DNS_STATS = "dns.stats"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +49,12 @@ class Figure:
 @dataclass(frozen=True, slots=True)
 class Overview:
     since: datetime
+    series: Series
     figures: list[Figure] = field(default_factory=list)
     refusals: list[Figure] = field(default_factory=list)  # per reason
+    risks: list[RiskEvent] | None = None  # None: the role may not read them
+    gateways: list[GatewayHealth] | None = None  # None: the role may not read them
     hidden: list[str] = field(default_factory=list)  # what the role may not read
-
-
-def _events(conn: Connection, org_id: str, kind: str, since: datetime) -> Iterator[Event]:
-    cursor: str | None = None
-    for _ in range(CAP // _PAGE):
-        q = events.EventQuery(kind=kind, since=since)
-        page, cursor = events.query(conn, org_id, q, limit=_PAGE, cursor=cursor)
-        yield from page
-        if cursor is None:
-            return
 
 
 def _attached(conn: Connection, org_id: str) -> Figure:
@@ -73,41 +70,45 @@ def _attached(conn: Connection, org_id: str) -> Figure:
 
 
 def _hour(conn: Connection, org_id: str, since: datetime) -> tuple[list[Figure], list[Figure]]:
-    accepted, refused, seen = 0, Counter[str](), 0
-    for e in _events(conn, org_id, ACCESS, since):
-        seen += 1
-        if e.outcome is Outcome.SUCCESS:
-            accepted += 1
+    accepted, refused = 0, Counter[str]()
+    for t in events.tally(conn, org_id, ACCESS, since=since, width=WINDOW, buckets=1):
+        if t.outcome is Outcome.SUCCESS:
+            accepted += t.events
         else:
-            refused[e.reason or "no reason given"] += 1
-    capped = seen >= CAP
-    queries = blocked = stats = 0
-    for e in _events(conn, org_id, DNS_STATS, since):
-        stats += 1
-        queries += int(e.payload.get("queries", 0))
-        blocked += int(e.payload.get("blocked", 0))
+            refused[t.reason or "no reason given"] += t.events
+    stats = events.tally(
+        conn, org_id, DNS_STATS, since=since, width=WINDOW, buckets=1, sums=("queries", "blocked")
+    )
     figures = [
-        Figure("Attaches accepted", accepted, capped),
-        Figure("Attaches refused", sum(refused.values()), capped),
-        Figure("DNS queries", queries, stats >= CAP),
-        Figure("DNS queries blocked", blocked, stats >= CAP),
+        Figure("Attaches accepted", accepted),
+        Figure("Attaches refused", sum(refused.values())),
+        Figure("DNS queries", sum(t.sums["queries"] for t in stats)),
+        Figure("DNS queries blocked", sum(t.sums["blocked"] for t in stats)),
     ]
-    reasons = [Figure(reason, n, capped) for reason, n in refused.most_common()]
+    reasons = [Figure(reason, n) for reason, n in refused.most_common()]
     return figures, reasons
 
 
 def read(conn: Connection, viewer: Viewer, clock: Callable[[], datetime]) -> Overview:
     org = viewer.principal.org_id
-    since = clock() - WINDOW
-    out = Overview(since)
+    now = clock()
+    out = Overview(now - WINDOW, series.read(conn, viewer, clock))
     if viewer.may(Permission.SESSIONS_READ):
         out.figures.append(_attached(conn, org))
     else:
         out.hidden.append("devices attached now")
     if viewer.may(Permission.EVENTS_READ):
-        figures, reasons = _hour(conn, org, since)
+        figures, reasons = _hour(conn, org, out.since)
         out.figures.extend(figures)
         out.refusals.extend(reasons)
+        out = replace(out, risks=risk_events.newest(conn, org))
     else:
-        out.hidden.append("attaches, refusals and DNS counts (they come from the event log)")
+        out.hidden.append(
+            "attaches, refusals, DNS counts, their charts and risk events "
+            "(they come from the event log)"
+        )
+    if viewer.may(Permission.GATEWAYS_READ) and viewer.may(Permission.SESSIONS_READ):
+        out = replace(out, gateways=gateway_health.read(conn, org, now))
+    else:
+        out.hidden.append("gateways and their sessions")
     return out

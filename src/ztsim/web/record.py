@@ -1,7 +1,8 @@
 """ "What is recorded about me": the employee's own page, for a `self` sign-in.
 
 Exactly what the API lets a `self` token read (its identity, its SIMs and devices, the
-events about any of them), the DNS privacy mode in force in plain words (the same
+events about any of them, its open eSIM order's activation code: `own_onboarding`),
+the DNS privacy mode in force in plain words (the same
 paragraph the onboarding pack prints, `ztsim.esim.privacy`), how long events are kept,
 and which roles of the org may read them (from `ztsim.identity.roles.GRANTS`, so the
 page cannot drift from what the API allows).
@@ -10,6 +11,7 @@ page cannot drift from what the API allows).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -23,6 +25,9 @@ from ztsim.identity.models import Identity
 from ztsim.identity.roles import GRANTS, Permission, Principal, Role
 from ztsim.inventory import repository as inventory
 from ztsim.inventory.models import Device, Sim
+from ztsim.sealing import Sealer
+from ztsim.web import own_onboarding
+from ztsim.web.own_onboarding import OpenOrder
 
 SHOWN_EVENTS = 200  # the newest; the API's /events pages through all of them
 _OWN_LIMIT = 1000  # the API's bound on a person's SIMs and devices (routes_events)
@@ -50,6 +55,7 @@ class Record:
     privacy: str
     retention: str
     readers: list[str]
+    onboarding: OpenOrder | None  # an eSIM order whose code can still be used
 
 
 def readers() -> list[str]:
@@ -57,7 +63,7 @@ def readers() -> list[str]:
     return [words for role, words in _ROLE_WORDS.items() if Permission.EVENTS_READ in GRANTS[role]]
 
 
-def read(conn: Connection, principal: Principal) -> Record:
+def read(conn: Connection, principal: Principal, sealer: Sealer, now: datetime) -> Record:
     """The record of the principal's own identity; a `self` principal only."""
     me = principal.own_identity
     if me is None:
@@ -73,5 +79,12 @@ def read(conn: Connection, principal: Principal) -> Record:
     settings, _ = dns.get_settings(conn, org)
     logging = DnsLogging(DnsLogMode(settings.privacy.value), settings.pseudonymise)
     return Record(
-        person, sims, devices, found, dns_privacy_paragraph(logging), RETENTION, readers()
+        person,
+        sims,
+        devices,
+        found,
+        dns_privacy_paragraph(logging),
+        RETENTION,
+        readers(),
+        own_onboarding.open_order(conn, sealer, principal, now),
     )

@@ -1,6 +1,8 @@
 """The pages: `/` sends a person where they belong, `/login` and `/logout` open and end
-a session, `/overview` for the org's roles, `/me` for an employee, `/docs` the API's
-documentation. None is in the OpenAPI document: they answer HTML, not the API.
+a session, `/overview` for the org's roles (with its charts' figures as JSON,
+`/overview/series.json`), `/me` for an employee (with their open eSIM order's QR code,
+`/me/onboarding/{order_id}/qr.svg`), `/docs` the API's documentation. None is in the
+OpenAPI document: they answer HTML (and the chart's JSON), not the API.
 
 A page reads through the same store functions as the API (`overview`, `record`), in a
 worker thread (they are blocking database reads). Unsigned visitors are sent to /login
@@ -13,11 +15,11 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
-from ztsim.errors import InvalidInput
+from ztsim.errors import InvalidInput, NotFound
 from ztsim.identity.roles import Permission
-from ztsim.web import overview, record, session
+from ztsim.web import overview, own_onboarding, record, series, session
 from ztsim.web.access import LOGIN_PATH, refused, signed_in, to
 from ztsim.web.forms import read_form
 from ztsim.web.render import page, refusal
@@ -26,6 +28,11 @@ from ztsim.web.viewer import Viewer, authenticate, context, current
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_LIFETIME = timedelta(minutes=30)
 OPENAPI_URL = "/openapi.json"
+SERIES_PATH = "/overview/series.json"
+# A bearer secret (the activation code) or its picture: no cache keeps it.
+NO_STORE = {"Cache-Control": "no-store, private"}
+OVERVIEW_REFUSED = "The overview is for the organisation's administrators."
+OWN_PAGE_ONLY = "This page is an employee's own record: sign in with theirs."
 
 
 def _secure(request: Request) -> bool:
@@ -107,9 +114,7 @@ async def overview_page(request: Request) -> Response:
     viewer = await signed_in(request)
     if isinstance(viewer, Response):
         return viewer
-    if no := refused(
-        viewer, Permission.ORG_READ, "The overview is for the organisation's administrators."
-    ):
+    if no := refused(viewer, Permission.ORG_READ, OVERVIEW_REFUSED):
         return no
     ctx = context(request)
 
@@ -123,7 +128,28 @@ async def overview_page(request: Request) -> Response:
         nav="/overview",
         title="Overview",
         overview=await run_in_threadpool(read),
+        series_url=SERIES_PATH,
     )
+
+
+@router.get(SERIES_PATH)
+async def overview_series(request: Request) -> Response:
+    """The charts' figures for the overview's script: the same checks as the page."""
+    viewer = await signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
+    if viewer.is_self or not viewer.may(Permission.ORG_READ):
+        return JSONResponse({"detail": OVERVIEW_REFUSED}, status_code=403)
+    ctx = context(request)
+
+    def read() -> series.Series:
+        with ctx.read() as conn:
+            return series.read(conn, viewer, ctx.clock)
+
+    found = await run_in_threadpool(read)
+    if found.hidden:
+        return JSONResponse({"detail": "Your role does not read the event log."}, 403)
+    return JSONResponse(found.as_json(), headers={"Cache-Control": "no-cache, private"})
 
 
 @router.get("/me")
@@ -132,15 +158,41 @@ async def me_page(request: Request) -> Response:
     if isinstance(viewer, Response):
         return viewer
     if not viewer.is_self:
-        return refusal(viewer, 403, "This page is an employee's own record: sign in with theirs.")
+        return refusal(viewer, 403, OWN_PAGE_ONLY)
     ctx = context(request)
 
     def read() -> record.Record:
         with ctx.read() as conn:
-            return record.read(conn, viewer.principal)
+            return record.read(conn, viewer.principal, ctx.sealer, ctx.clock())
 
     found = await run_in_threadpool(read)
-    return page("me.html", viewer, title="What is recorded about me", record=found)
+    response = page("me.html", viewer, title="What is recorded about me", record=found)
+    if found.onboarding is not None:
+        response.headers.update(NO_STORE)  # the page shows the activation code
+    return response
+
+
+@router.get("/me/onboarding/{order_id}/qr.svg")
+async def my_onboarding_qr(request: Request, order_id: str) -> Response:
+    """The QR code of the person's own open eSIM order; any other order is not found."""
+    viewer = await signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
+    if not viewer.is_self or not viewer.may(Permission.ESIM_PACK):
+        return refusal(viewer, 403, OWN_PAGE_ONLY)
+    ctx = context(request)
+
+    def read() -> bytes | None:
+        with ctx.read() as conn:
+            try:
+                return own_onboarding.qr(conn, ctx.sealer, viewer.principal, order_id, ctx.clock())
+            except NotFound:
+                return None
+
+    svg = await run_in_threadpool(read)
+    if svg is None:
+        return refusal(viewer, 404, "No open eSIM order of yours has that number.")
+    return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.get("/docs")

@@ -35,6 +35,10 @@ class WebContext(Protocol):
 
     def read(self) -> AbstractContextManager[Connection]: ...
 
+    def tx(self) -> AbstractContextManager[Connection]:
+        """One transaction that may write; it commits before the page answers."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
