@@ -232,13 +232,17 @@ def demo(
             print(json.dumps(_figures(result)), flush=True)
         if not once:
             out.print(
-                f"\nServing. Console: {result.api_url}/  API docs: {result.api_url}/docs  "
-                "admin token (shown once; sign in to the console with it):"
+                f"\nServing. Console: {result.api_url}/  API docs: {result.api_url}/docs",
+                soft_wrap=True,
             )
-            out.print(result.admin_token, markup=False, highlight=False)
+            out.print("Sign in to the console with the admin token (shown once):", soft_wrap=True)
+            out.print(result.admin_token, markup=False, highlight=False, soft_wrap=True)
             if (employee := result.employee) is not None:
-                out.print(f"{escape(employee.person)}'s own page in the console: sign in with")
-                out.print(employee.token, markup=False, highlight=False)
+                out.print(
+                    f"{escape(employee.person)}'s own page in the console: sign in with",
+                    soft_wrap=True,
+                )
+                out.print(employee.token, markup=False, highlight=False, soft_wrap=True)
             out.print(
                 "The devices stay attached (GET /api/v1/sessions); Ctrl-C detaches them and stops."
             )
