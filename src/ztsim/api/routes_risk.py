@@ -209,8 +209,8 @@ def approve_swap_request(ctx: Ctx, p: SwapsApprove, request_id: str) -> SwapRequ
 def reject_swap_request(
     ctx: Ctx, p: SwapsApprove, request_id: str, body: RejectIn
 ) -> SwapRequestOut:
-    """Reject a pending request (its requester may withdraw it so): nothing is swapped.
-    Admins only (`swaps:approve`); 409 for a request no longer pending, 404 for one not in
+    """Reject a pending request: nothing is swapped. Admins only (`swaps:approve`),
+    the requester among them (an admin may withdraw their own request this way); 409 for a request no longer pending, 404 for one not in
     the org."""
     with ctx.tx() as conn:
         done = swaps.reject(
