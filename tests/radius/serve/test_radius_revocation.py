@@ -176,6 +176,11 @@ def test_a_change_committed_elsewhere_sends_a_disconnect_within_one_second(
         with setup.engine.connect() as conn:
             stop_cause = conn.execute(select(schema.radius_sessions.c.stop_cause)).scalar_one()
     assert stop_cause == "disconnected"
+    # And in the log, as an Accounting-Stop would have ended it.
+    ended = _wait_events(setup, "radius.session_stopped")
+    assert [(o, r, p["acct_session_id"]) for o, r, p in ended] == [
+        ("success", "disconnected", "live-1")
+    ]
     o = schema.change_outbox
     with setup.engine.connect() as conn:
         stopped = conn.execute(

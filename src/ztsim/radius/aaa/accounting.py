@@ -37,6 +37,8 @@ from ztsim.sessions.table import Session, SessionIndex
 # Why an Accounting-Request for a SIM of the gateway's own org was refused: its
 # Framed-IP-Address is not the SIM's lease (or it has none).
 NOT_LEASED = "address_not_leased"
+SESSION_STARTED = "radius.session_started"
+SESSION_STOPPED = "radius.session_stopped"
 
 
 class AttributeValues(Protocol):
@@ -147,7 +149,7 @@ class AccountingMixin:
         if started is not None:
             self.sink.session(started)
             if started.started_at == now and status == AcctStatusType.START:
-                self._session_event(started, "radius.session_started", now)
+                self._session_event(started, SESSION_STARTED, now)
 
     def _leased(self, sim: SimEntry) -> str | None:
         pool = self.snapshot.pools.get(sim.org_id)
@@ -189,24 +191,27 @@ class AccountingMixin:
             stopped = self.sessions.stop(key, now, cause)
             if stopped is not None:
                 self.sink.session(stopped)
-                self._session_event(stopped, "radius.session_stopped", now)
+                self._session_event(stopped, SESSION_STOPPED, now)
 
     def _session_event(self, s: Session, kind: str, now: datetime) -> None:
-        subject = subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-")
-        self.sink.event(
-            NewEvent(
-                s.org_id,
-                kind,
-                f"gateway:{s.gateway_id}",
-                subject,
-                reason=s.stop_cause or "",
-                payload={
-                    "acct_session_id": s.acct_session_id,
-                    "ue_address": s.ue_address,
-                    "imsi": s.imsi,
-                    "imei": s.imei,
-                    "identity_id": s.identity_id,
-                },
-            ),
-            now,
-        )
+        self.sink.event(session_event(s, kind), now)
+
+
+def session_event(s: Session, kind: str) -> NewEvent:
+    """A session's start or end (`SESSION_STARTED`, `SESSION_STOPPED`) as an event, in the
+    gateway's name; an end's reason is its stop cause (stop, accounting_off, disconnected)."""
+    subject = subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-")
+    return NewEvent(
+        s.org_id,
+        kind,
+        f"gateway:{s.gateway_id}",
+        subject,
+        reason=s.stop_cause or "",
+        payload={
+            "acct_session_id": s.acct_session_id,
+            "ue_address": s.ue_address,
+            "imsi": s.imsi,
+            "imei": s.imei,
+            "identity_id": s.identity_id,
+        },
+    )

@@ -5,7 +5,8 @@ The core says which sessions (`AaaCore.revoked`, under the service's lock); here
 the service's event loop, one request at most is in flight per session, sent and
 retransmitted by the CoA client with doubling timeouts (`coa.backoff`). The outcome is
 a `radius.disconnect` event (ACK: success; NAK with the gateway's Error-Cause, or no
-answer at all: failure). An ACK ends the session in the table; otherwise it stays live,
+answer at all: failure). An ACK ends the session in the table (and the log: a
+`radius.session_stopped`, cause `disconnected`); otherwise it stays live,
 and the SIM's next Access-Request is refused anyway, since the change is already in the
 snapshot: revocation never waits for the gateway.
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from ztsim.clock import Clock
 from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.radius.aaa.accounting import SESSION_STOPPED, session_event
 from ztsim.radius.aaa.core import AaaCore, Revocation
 from ztsim.radius.aaa.engine import GatewayEntry
 from ztsim.radius.builders import framed_ip_address
@@ -159,3 +161,6 @@ class Revoker:
                 stopped = core.sessions.stop(s.key, now, "disconnected")
             if stopped is not None:
                 self.writer.session(stopped)
+                # As an Accounting-Stop would: the gateway's own Stop, if it comes, finds
+                # the session ended and records nothing more.
+                self.writer.event(session_event(stopped, SESSION_STOPPED), now)
