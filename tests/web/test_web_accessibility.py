@@ -81,13 +81,6 @@ def _violations(page: Any, url: str) -> tuple[int | None, list[str]]:
     ]
 
 
-def _sign_in(page: Any, base: str, token: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: not url.endswith("/login"))
-
-
 def test_no_serious_or_critical_accessibility_violation(
     api: ApiHarness, two_orgs: tuple[World, World], browser: object
 ) -> None:
@@ -118,7 +111,7 @@ def test_no_serious_or_critical_accessibility_violation(
             )
             page = context.new_page()
             if token is not None:
-                _sign_in(page, base, token)
+                chromium.sign_in_page(page, base, token)
             for path in paths:
                 statuses[path], found = _violations(page, base + path)
                 if found:

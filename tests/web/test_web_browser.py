@@ -9,12 +9,8 @@ the test launches the system binary and skips when it or Playwright is missing.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from urllib.parse import urlsplit
-
-import pytest
-
+from web import chromium
+from web.chromium import PHONE, TIMEOUT_MS
 from ztsim.api.app import create_app
 from ztsim.identity.roles import Role
 
@@ -22,32 +18,7 @@ from api.edge_server import serving
 from support.api import ApiHarness
 from support.world import World
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--no-first-run",
-    "--metrics-recording-only",
-]
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=TIMEOUT_MS)
-        try:
-            yield b
-        finally:
-            b.close()
+browser = chromium.browser  # the fixture
 
 
 def test_sign_in_overview_and_docs_without_csp_violations(
@@ -56,24 +27,9 @@ def test_sign_in_overview_and_docs_without_csp_violations(
     alpha, _ = two_orgs
     with serving(create_app(api.ctx)) as server:
         base = f"http://127.0.0.1:{server.port}"
-        page = browser.new_page(viewport={"width": 375, "height": 740})  # type: ignore[attr-defined]
+        page = browser.new_page(viewport=PHONE)  # type: ignore[attr-defined]
         page.set_default_timeout(TIMEOUT_MS)
-        problems: list[str] = []
-        hosts: set[str] = set()
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text)
-                if m.type == "error" or "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: hosts.add(urlsplit(r.url).netloc))
-        page.on(
-            "response",
-            lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-        )
+        watched = chromium.watch(page)
 
         page.goto(base + "/")
         assert page.url == base + "/login"
@@ -84,7 +40,7 @@ def test_sign_in_overview_and_docs_without_csp_violations(
         assert page.get_by_role("row", name="Devices attached now").is_visible()
         # Nothing wider than a phone's screen but the tables' own scrolling.
         width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375, width
+        assert width <= PHONE["width"], width
 
         page.goto(base + "/docs")
         page.get_by_role("button", name="Authorize").wait_for()
@@ -94,8 +50,8 @@ def test_sign_in_overview_and_docs_without_csp_violations(
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(base + "/login")
         page.close()
-    assert problems == []
-    assert hosts == {f"127.0.0.1:{server.port}"}
+    assert watched.problems == []
+    assert watched.hosts == {f"127.0.0.1:{server.port}"}
 
 
 def test_an_employee_sees_their_record_and_no_admin_page(
@@ -104,7 +60,7 @@ def test_an_employee_sees_their_record_and_no_admin_page(
     alpha, _ = two_orgs
     with serving(create_app(api.ctx)) as server:
         base = f"http://127.0.0.1:{server.port}"
-        page = browser.new_page(viewport={"width": 375, "height": 740})  # type: ignore[attr-defined]
+        page = browser.new_page(viewport=PHONE)  # type: ignore[attr-defined]
         page.set_default_timeout(TIMEOUT_MS)
         violations: list[str] = []
         page.on(

@@ -43,19 +43,8 @@ def test_the_charts_are_drawn_under_the_csp(
         base = f"http://127.0.0.1:{server.port}"
         page = browser.new_page(viewport=PHONE)  # type: ignore[attr-defined]
         page.set_default_timeout(TIMEOUT_MS)
-        problems: list[str] = []
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text)
-                if m.type == "error" or "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(base + "/login")
-        page.get_by_label("API token").fill(alpha.org.tokens[Role.ADMIN])
-        page.get_by_role("button", name="Sign in").click()
+        watched = chromium.watch(page)
+        chromium.sign_in_page(page, base, alpha.org.tokens[Role.ADMIN])
         page.wait_for_url(base + "/overview")
         for key in ("attaches", "dns"):
             page.locator(f"#chart-{key} canvas").wait_for()
@@ -65,4 +54,4 @@ def test_the_charts_are_drawn_under_the_csp(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], width
         page.close()
-    assert problems == []
+    assert watched.problems == []

@@ -63,9 +63,7 @@ def test_an_employee_sees_their_own_events_and_no_admin_page(
             "console",
             lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
         )
-        page.goto(base + "/login")
-        page.get_by_label("API token").fill(alpha.org.tokens[Role.SELF])
-        page.get_by_role("button", name="Sign in").click()
+        chromium.sign_in_page(page, base, alpha.org.tokens[Role.SELF])
         page.wait_for_url(base + "/me")
         assert page.get_by_role("heading", name="Events about you").is_visible()
         assert page.get_by_role("cell", name=MY_REASON, exact=True).is_visible()

@@ -12,16 +12,16 @@ there is no live session, with no reload.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import update
 
+from web import chromium
+from web.chromium import PHONE, TIMEOUT_MS
 from ztsim.api.app import create_app
 from ztsim.db import schema
 from ztsim.identity import token_store
@@ -44,36 +44,12 @@ from support.radius_world import (
 )
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--no-first-run",
-    "--metrics-recording-only",
-]
-TIMEOUT_MS = 15_000
+browser = chromium.browser  # the fixture
 UE_ADDRESS = "10.64.0.1"  # what `accounting` reports, leased by the Access-Accept
 
 pytestmark = pytest.mark.skipif(
     RADCLIENT is None, reason="needs radclient (Debian package freeradius-utils)"
 )
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=TIMEOUT_MS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass
@@ -146,28 +122,11 @@ def test_an_admin_suspends_a_sim_and_watches_its_session_end(
     app = create_app(api.ctx)
     with serving(app) as server:
         base = f"http://127.0.0.1:{server.port}"
-        page = browser.new_page(viewport={"width": 375, "height": 740})  # type: ignore[attr-defined]
+        page = browser.new_page(viewport=PHONE)  # type: ignore[attr-defined]
         page.set_default_timeout(TIMEOUT_MS)
-        problems: list[str] = []
-        hosts: set[str] = set()
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text)
-                if m.type == "error" or "Content Security Policy" in m.text
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: hosts.add(urlsplit(r.url).netloc))
-        page.on(
-            "response",
-            lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-        )
+        watched = chromium.watch(page)
 
-        page.goto(base + "/login")
-        page.get_by_label("API token").fill(live.admin_token)
-        page.get_by_role("button", name="Sign in").click()
+        chromium.sign_in_page(page, base, live.admin_token)
         page.wait_for_url(base + "/overview")
 
         page.goto(base + "/sims")
@@ -180,7 +139,7 @@ def test_an_admin_suspends_a_sim_and_watches_its_session_end(
         page.wait_for_url(f"{base}/sims/{iccid}")
         session = page.locator("#live-session")
         sync_api.expect(session).to_contain_text(UE_ADDRESS)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
         page.get_by_role("link", name="Suspend").click()
         page.wait_for_url(f"{base}/sims/{iccid}/suspend")
@@ -208,5 +167,5 @@ def test_an_admin_suspends_a_sim_and_watches_its_session_end(
         sync_api.expect(timeline).to_contain_text("phone reported stolen")
         sync_api.expect(timeline).to_contain_text("Disconnect-Request to the gateway")
         page.close()
-    assert problems == []
-    assert hosts == {f"127.0.0.1:{server.port}"}
+    assert watched.problems == []
+    assert watched.hosts == {f"127.0.0.1:{server.port}"}

@@ -3,32 +3,14 @@ for a `self` sign-in and for roles without `gateways:read`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 from web.signin import sign_in
-from ztsim.api.app import create_app
 from ztsim.identity.roles import Role
 
 from support.api import ApiHarness
-from support.leaks import LEAKS
 from support.world import World
-
-
-def _record(response: httpx2.Response) -> None:
-    response.read()
-    LEAKS.add_text(f"web {response.request.method} {response.request.url.path}", response.text)
-
-
-@pytest.fixture
-def client(api: ApiHarness) -> Iterator[TestClient]:
-    app = create_app(api.ctx)
-    with TestClient(app) as c:
-        c.event_hooks = {"request": [], "response": [_record]}
-        yield c
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.OPERATOR, Role.AUDITOR])

@@ -5,14 +5,12 @@ the feed), refused without the form's secret or with a mode that is not one."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
-import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from web import chromium
+from web.chromium import PHONE, TIMEOUT_MS
 from web.signin import csrf_in, sign_in
 from ztsim.api.app import create_app
 from ztsim.db import schema
@@ -22,25 +20,11 @@ from ztsim.identity.roles import Role
 
 from api.edge_server import serving
 from support.api import ApiHarness
-from support.leaks import LEAKS
 from support.world import World
 
+browser = chromium.browser  # the fixture
+
 DNS_SETTINGS = "/api/v1/dns/settings"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-
-
-def _record(response: httpx2.Response) -> None:
-    response.read()
-    LEAKS.add_text(f"web {response.request.method} {response.request.url.path}", response.text)
-
-
-@pytest.fixture
-def client(api: ApiHarness) -> Iterator[TestClient]:
-    app = create_app(api.ctx)
-    with TestClient(app) as c:
-        c.event_hooks = {"request": [], "response": [_record]}
-        yield c
 
 
 def _dns(api: ApiHarness, world: World) -> dict[str, object]:
@@ -196,36 +180,31 @@ def test_a_body_that_is_not_a_form_is_400(
     assert _dns(api, alpha)["privacy"] == "blocked-only"
 
 
-def test_the_change_in_a_browser_on_a_phone(api: ApiHarness, two_orgs: tuple[World, World]) -> None:
+def test_the_change_in_a_browser_on_a_phone(
+    api: ApiHarness, two_orgs: tuple[World, World], browser: object
+) -> None:
     """Chromium at 375 px: pick a mode, review, confirm; no CSP violation, nothing wider
     than the screen, and the API reads the new mode."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not installed")
     alpha, _ = two_orgs
     app = create_app(api.ctx)
-    problems: list[str] = []
-    with sync_api.sync_playwright() as p, serving(app) as server:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            base = f"http://127.0.0.1:{server.port}"
-            page = browser.new_page(viewport={"width": 375, "height": 740})
-            page.set_default_timeout(15_000)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.goto(base + "/login")
-            page.get_by_label("API token").fill(alpha.org.tokens[Role.ADMIN])
-            page.keyboard.press("Enter")
-            page.wait_for_url(base + "/overview")
-            page.goto(base + "/settings")
-            assert page.evaluate("document.documentElement.scrollWidth") <= 375
-            page.get_by_label("Record nothing").check()
-            page.get_by_role("button", name="Review the change").click()
-            assert page.get_by_role("heading", name="Change the DNS privacy mode?").is_visible()
-            assert page.evaluate("document.documentElement.scrollWidth") <= 375
-            page.get_by_role("button", name="Change to “Record nothing”").click()
-            page.wait_for_url(base + "/settings?saved=privacy")
-            assert page.get_by_role("status").inner_text() == "The DNS privacy mode is changed."
-        finally:
-            browser.close()
-    assert problems == []
+    with serving(app) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        page = browser.new_page(viewport=PHONE)  # type: ignore[attr-defined]
+        page.set_default_timeout(TIMEOUT_MS)
+        watched = chromium.watch(page)
+        page.goto(base + "/login")
+        page.get_by_label("API token").fill(alpha.org.tokens[Role.ADMIN])
+        page.keyboard.press("Enter")
+        page.wait_for_url(base + "/overview")
+        page.goto(base + "/settings")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.get_by_label("Record nothing").check()
+        page.get_by_role("button", name="Review the change").click()
+        assert page.get_by_role("heading", name="Change the DNS privacy mode?").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.get_by_role("button", name="Change to “Record nothing”").click()
+        page.wait_for_url(base + "/settings?saved=privacy")
+        assert page.get_by_role("status").inner_text() == "The DNS privacy mode is changed."
+        page.close()
+    assert watched.problems == []
     assert _dns(api, alpha)["privacy"] == "none"

@@ -5,7 +5,6 @@ writing what the API's route writes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx2
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from web.signin import csrf_in, sign_in
-from ztsim.api.app import create_app
 from ztsim.db import schema
 from ztsim.identity.roles import Role
 from ztsim.sessions import repository as sessions
@@ -22,22 +20,13 @@ from ztsim.sessions.table import Session
 
 from support.api import ApiHarness
 from support.factories import make_sims
-from support.leaks import LEAKS
 from support.world import World
 
 
-def _record(response: httpx2.Response) -> None:
-    response.read()
-    LEAKS.add_text(f"web {response.request.method} {response.request.url.path}", response.text)
-
-
 @pytest.fixture
-def web(api: ApiHarness, two_orgs: tuple[World, World]) -> Iterator[TestClient]:
-    """A browser's client on the app, its responses scanned for secrets."""
-    app = create_app(api.ctx)
-    with TestClient(app) as client:
-        client.event_hooks = {"request": [], "response": [_record]}
-        yield client
+def web(client: TestClient, two_orgs: tuple[World, World]) -> TestClient:
+    """The scanned client (conftest), on an app with the two orgs."""
+    return client
 
 
 def _as(web: TestClient, world: World, role: Role) -> TestClient:
