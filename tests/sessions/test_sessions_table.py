@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ztsim.sessions.table import Session, SessionIndex
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,3 +56,36 @@ def test_stop_and_gateway_wide_stop() -> None:
     assert index.for_imsi("001010000000001") == [_session("c", gateway="g2")]
     assert index.stop_where(gateway_id="g1") == [("g1", "b")]
     assert index.live_imeis("001010000000002") == {"353490069873320"}
+
+
+_GATEWAYS = st.sampled_from(["g1", "g2", "g3"])
+_IMSIS = st.sampled_from(["001010000000001", "001010000000002", "001010000000003", None])
+_SIDS = st.sampled_from(["a", "b", "c", "d"])
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("upsert"), _GATEWAYS, _SIDS, _IMSIS),
+        st.tuples(st.just("stop"), _GATEWAYS, _SIDS, _IMSIS),
+    ),
+    max_size=40,
+)
+
+
+@given(_OPS)
+def test_the_indexes_answer_as_a_walk_over_every_live_session_would(
+    ops: list[tuple[str, str, str, str | None]],
+) -> None:
+    index = SessionIndex()
+    for op, gateway, sid, imsi in ops:
+        if op == "upsert":
+            index.upsert(_session(sid, imsi=imsi, gateway=gateway))  # type: ignore[arg-type]
+        else:
+            index.stop((gateway, sid), T0, "stop")
+        live = list(index)
+        for g in ("g1", "g2", "g3"):
+            walked = {s.key for s in live if s.gateway_id == g}
+            assert set(index.stop_where(gateway_id=g)) == walked
+            for i in ("001010000000001", "001010000000002", "001010000000003"):
+                of_imsi = {s.key for s in live if s.gateway_id == g and s.imsi == i}
+                assert set(index.stop_where(gateway_id=g, imsi=i)) == of_imsi
+        for i in ("001010000000001", "001010000000002", "001010000000003"):
+            assert {s.key for s in index.for_imsi(i)} == {s.key for s in live if s.imsi == i}

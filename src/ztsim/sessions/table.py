@@ -45,11 +45,13 @@ class Session:
 
 
 class SessionIndex:
-    """Live sessions by key, by IMSI and by identity."""
+    """Live sessions by key, by IMSI and by gateway: no operation of the accounting path
+    walks every live session (an AAA process may hold a million)."""
 
     def __init__(self, sessions: Iterable[Session] = ()) -> None:
         self._live: dict[SessionKey, Session] = {}
         self._by_imsi: dict[str, set[SessionKey]] = {}
+        self._by_gateway: dict[str, set[SessionKey]] = {}
         for session in sessions:
             if session.live:
                 self._add(session)
@@ -77,15 +79,15 @@ class SessionIndex:
         self._live[session.key] = session
         if session.imsi is not None:
             self._by_imsi.setdefault(session.imsi, set()).add(session.key)
+        self._by_gateway.setdefault(session.gateway_id, set()).add(session.key)
 
     def _remove(self, key: SessionKey) -> Session | None:
         session = self._live.pop(key, None)
-        if session is not None and session.imsi is not None:
-            keys = self._by_imsi.get(session.imsi)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_imsi[session.imsi]
+        if session is None:
+            return None
+        if session.imsi is not None:
+            _discard(self._by_imsi, session.imsi, key)
+        _discard(self._by_gateway, session.gateway_id, key)
         return session
 
     def upsert(self, session: Session) -> Session | None:
@@ -115,19 +117,17 @@ class SessionIndex:
         session = self._remove(key)
         return None if session is None else replace(session, stopped_at=when, stop_cause=cause)
 
-    def stop_where(
-        self, *, gateway_id: str, imsi: str | None = None, ue_address: str | None = None
-    ) -> list[SessionKey]:
-        """Keys of the live sessions of a gateway, optionally of one IMSI or UE address."""
-        return [
-            k
-            for k, s in self._live.items()
-            if s.gateway_id == gateway_id
-            and (imsi is None or s.imsi == imsi)
-            and (ue_address is None or s.ue_address == ue_address)
-        ]
+    def stop_where(self, *, gateway_id: str, imsi: str | None = None) -> list[SessionKey]:
+        """Keys of the live sessions of a gateway (Accounting-On/Off), or of one IMSI at
+        it (a Stop with 3GPP-Session-Stop-Indicator)."""
+        if imsi is None:
+            return list(self._by_gateway.get(gateway_id, ()))
+        return [k for k in self._by_imsi.get(imsi, ()) if k[0] == gateway_id]
 
-    def address_in_use(self, ue_address: str, *, except_imsi: str) -> bool:
-        return any(
-            s.ue_address == ue_address and s.imsi != except_imsi for s in self._live.values()
-        )
+
+def _discard(index: dict[str, set[SessionKey]], value: str, key: SessionKey) -> None:
+    keys = index.get(value)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[value]
