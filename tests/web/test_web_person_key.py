@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ztsim.errors import InvalidInput
-from ztsim.web.person_key import person_id, subjects_of
+from ztsim.web.person_key import find_person, person_id, subjects_of
 
 from support.api import ApiHarness
 from support.world import World
@@ -36,3 +36,23 @@ def test_the_subjects_about_a_person_are_them_their_sims_and_devices(
     assert f"sim:{ids['iccid']}" in found
     assert f"device:{ids['device_id']}" in found
     assert all(s.split(":")[0] in ("identity", "sim", "device") for s in found)
+
+
+def test_find_person_by_id_or_email_in_the_org_only(
+    api: ApiHarness, two_orgs: tuple[World, World]
+) -> None:
+    alpha, bravo = two_orgs
+    person = alpha.ids["identity_id"]
+    with api.engine.connect() as conn:
+
+        def found(text: str) -> str | None:
+            identity = find_person(conn, alpha.org.id, text)
+            return None if identity is None else identity.id
+
+        assert found(person) == person
+        assert found("u@alpha.test") == person
+        assert found(" U@ALPHA.test ") == person
+        assert found(bravo.ids["identity_id"]) is None
+        assert found("u@bravo.test") is None
+        assert found("u@alpha") is None  # a whole address, not a part
+        assert found("") is None

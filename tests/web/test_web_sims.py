@@ -157,26 +157,6 @@ def test_a_sims_facts_and_another_orgs_sim_not_found(
                 sims.read_sim(conn, alpha.org.id, unknown)
 
 
-def test_find_person_by_id_or_email_in_the_org_only(
-    api: ApiHarness, two_orgs: tuple[World, World]
-) -> None:
-    alpha, bravo = two_orgs
-    person = alpha.ids["identity_id"]
-    with api.engine.connect() as conn:
-
-        def found(text: str) -> str | None:
-            identity = sims.find_person(conn, alpha.org.id, text)
-            return None if identity is None else identity.id
-
-        assert found(person) == person
-        assert found("u@alpha.test") == person
-        assert found(" U@ALPHA.test ") == person
-        assert found(bravo.ids["identity_id"]) is None
-        assert found("u@bravo.test") is None
-        assert found("u@alpha") is None  # a whole address, not a part
-        assert found("") is None
-
-
 def test_the_search_on_each_backend(engine: Engine, sealer: Sealer) -> None:
     world = build_world(engine, sealer)
     with engine.connect() as conn:

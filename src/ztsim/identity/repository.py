@@ -69,7 +69,8 @@ def update_org(conn: Connection, org_id: str, *, tofu_binding: bool | None) -> O
 _i = schema.identities
 
 
-def _identity(m: RowMapping) -> Identity:
+def identity_from_row(m: RowMapping) -> Identity:
+    """An identity from a row of `identities` (for readers that select it themselves)."""
     return Identity(
         m["id"],
         m["org_id"],
@@ -116,7 +117,7 @@ def get_identity(conn: Connection, org_id: str, identity_id: str) -> Identity:
     row = conn.execute(select(_i).where(_i.c.org_id == org_id, _i.c.id == identity_id)).first()
     if row is None:
         raise NotFound("identity not found")
-    return _identity(row._mapping)
+    return identity_from_row(row._mapping)
 
 
 def list_identities(
@@ -134,7 +135,7 @@ def list_identities(
     if cursor is not None:
         stmt = stmt.where(_i.c.id > decode_cursor(cursor, str))
     rows = conn.execute(stmt.order_by(_i.c.id).limit(limit + 1)).all()
-    page = [_identity(r._mapping) for r in rows[:limit]]
+    page = [identity_from_row(r._mapping) for r in rows[:limit]]
     return page, (encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection as Keys
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, RowMapping, or_, select
+from sqlalchemy import Connection, or_, select
 
 from ztsim.db import schema
 from ztsim.db.chunks import rows_in
@@ -67,19 +67,6 @@ class Person:
     other_fleets: list[Collection] = field(default_factory=list)
 
 
-def _identity(m: RowMapping) -> Identity:
-    return Identity(
-        m["id"],
-        m["org_id"],
-        IdentityKind(m["kind"]),
-        m["name"],
-        m["email"],
-        m["external_id"],
-        m["enabled"],
-        m["created_at"],
-    )
-
-
 def search(
     conn: Connection,
     org_id: str,
@@ -104,7 +91,7 @@ def search(
     if cursor:
         stmt = stmt.where(_i.c.id > decode_cursor(cursor, str))
     rows = conn.execute(stmt.order_by(_i.c.id).limit(limit + 1)).mappings().all()
-    page = [_identity(m) for m in rows[:limit]]
+    page = [identities.identity_from_row(m) for m in rows[:limit]]
     return Found(page, encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 

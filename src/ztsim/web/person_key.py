@@ -3,34 +3,58 @@ viewer's org only. Another org's person reads exactly as one that does not exist
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, or_, select
+import re
+
+from sqlalchemy import Connection, func, select
 
 from ztsim.db import schema
-from ztsim.errors import InvalidInput
+from ztsim.errors import InvalidInput, NotFound
 from ztsim.events.schema import subject_of
+from ztsim.identity import repository as identities
+from ztsim.identity.models import Identity
 from ztsim.inventory import repository as inventory
 
 # The API's own bound on a person's SIMs and devices (its events route reads as many).
 _OWN_LIMIT = 1000
 _MAX_KEY = 320  # an email's longest
+_OBJECT_ID = re.compile(r"[0-9a-f]{32}")  # ztsim's ids: 32 lowercase hex digits
+
+
+def find_person(conn: Connection, org_id: str, key: str) -> Identity | None:
+    """The org's identity whose id or email is `key` (an email without regard to case,
+    when only one matches that way), or None: another org's person is nobody here."""
+    key = key.strip()
+    if not key or len(key) > _MAX_KEY:
+        return None
+    if _OBJECT_ID.fullmatch(key):
+        try:
+            return identities.get_identity(conn, org_id, key)
+        except NotFound:
+            return None
+    people = schema.identities
+    rows = conn.execute(
+        select(people.c.id, people.c.email).where(
+            people.c.org_id == org_id, func.lower(people.c.email) == key.lower()
+        )
+    ).all()
+    exact = [r.id for r in rows if r.email == key]
+    chosen = exact or [r.id for r in rows]
+    if len(chosen) != 1:
+        return None
+    return identities.get_identity(conn, org_id, chosen[0])
 
 
 def person_id(conn: Connection, org_id: str, key: str) -> str:
-    """The id of the org's identity whose id or email is exactly `key`; InvalidInput
-    when it names nobody in the org (a page shows it as a 400, whoever's it is)."""
-    key = key.strip()
-    if not key or len(key) > _MAX_KEY:
-        raise InvalidInput("name a person by identity id or email")
-    people = schema.identities
-    found = conn.execute(
-        select(people.c.id).where(
-            people.c.org_id == org_id,
-            or_(people.c.id == key, people.c.email == key),
-        )
-    ).scalar()
+    """As `find_person`, its id; InvalidInput when `key` names nobody in the org (a page
+    shows it as a 400, whoever's it is)."""
+    found = find_person(conn, org_id, key)
     if found is None:
-        raise InvalidInput(f"no person {key!r} in this organisation (give an identity id or email)")
-    return str(found)
+        if not key.strip() or len(key.strip()) > _MAX_KEY:
+            raise InvalidInput("name a person by identity id or email")
+        raise InvalidInput(
+            f"no person {key.strip()!r} in this organisation (give an identity id or email)"
+        )
+    return found.id
 
 
 def subjects_of(conn: Connection, org_id: str, identity_id: str) -> list[str]:

@@ -24,6 +24,7 @@ from ztsim.inventory.lifecycle import REASON_REQUIRED, TRANSITIONS, IllegalTrans
 from ztsim.web import sim_timeline, sims
 from ztsim.web.access import LOGIN_PATH, refused, signed_in, to
 from ztsim.web.forms import read_form
+from ztsim.web.person_key import find_person
 from ztsim.web.render import page, refusal
 from ztsim.web.session import csrf_matches
 from ztsim.web.viewer import Viewer, context
@@ -232,7 +233,7 @@ async def perform(request: Request, iccid: str, name: str) -> Response:
         identity_id = None
         if action is SimAction.ASSIGN:
             with ctx.read() as conn:
-                person = sims.find_person(conn, p.org_id, form.get("person", ""))
+                person = find_person(conn, p.org_id, form.get("person", ""))
             if person is None:
                 raise InvalidInput("No person in this organisation has that email or id.")
             identity_id = person.id

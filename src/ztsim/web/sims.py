@@ -1,5 +1,5 @@
 """What the SIM pages read: a search over the org's SIMs, one SIM with its person, its
-bound device and its live sessions, and the person an `assign` names.
+bound device and its live sessions (the person an `assign` names: `person_key`).
 
 Every read is scoped to the viewer's org. The search is the one read the inventory's
 repository has no function for (it filters by exact values only); it pages by ICCID,
@@ -34,7 +34,6 @@ _i = schema.identities
 _r = schema.radius_sessions
 # What people type around numbers: "+49 171-234 5678", "(0171) 2345".
 _NUMBER_NOISE = re.compile(r"[\s+\-().]")
-_OBJECT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,26 +170,3 @@ def read_sim(conn: Connection, org_id: str, iccid: str) -> SimFacts:
     )
     device = None if sim.device_id is None else inventory.get_device(conn, org_id, sim.device_id)
     return SimFacts(sim, person, device, allowed_actions(sim.state))
-
-
-def find_person(conn: Connection, org_id: str, text: str) -> Identity | None:
-    """The org's identity whose id or email is `text` (email without regard to case,
-    when only one matches that way), or None."""
-    text = text.strip()
-    if not text:
-        return None
-    if _OBJECT_ID.fullmatch(text):
-        try:
-            return identities.get_identity(conn, org_id, text)
-        except NotFound:
-            return None
-    rows = conn.execute(
-        select(_i.c.id, _i.c.email).where(
-            _i.c.org_id == org_id, func.lower(_i.c.email) == text.lower()
-        )
-    ).all()
-    exact = [r.id for r in rows if r.email == text]
-    chosen = exact or [r.id for r in rows]
-    if len(chosen) != 1:
-        return None
-    return identities.get_identity(conn, org_id, chosen[0])
