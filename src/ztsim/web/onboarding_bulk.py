@@ -24,9 +24,9 @@ from ztsim.identity.models import Collection
 from ztsim.identity.roles import Permission
 from ztsim.web import onboarding
 from ztsim.web.access import to
-from ztsim.web.onboarding_forms import NAV, NO_STORE, admitted, posted, writing_context
+from ztsim.web.onboarding_forms import NAV, admitted, posted, writing_context
 from ztsim.web.onboarding_jobs import PackJob, PackJobs
-from ztsim.web.render import page, refusal
+from ztsim.web.render import NO_STORE, page, refusal
 from ztsim.web.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)

@@ -24,7 +24,6 @@ from ztsim.web.session import csrf_matches
 from ztsim.web.viewer import Viewer, WebContext
 
 NAV = "/onboarding"
-NO_STORE = {"Cache-Control": "no-store, private"}
 _WHY = {
     Permission.ESIM_READ: "Onboarding is for the organisation's administrators and operators.",
     Permission.ESIM_WRITE: "Ordering and cancelling eSIMs is for administrators and operators.",

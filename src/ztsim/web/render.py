@@ -10,6 +10,9 @@ from starlette.responses import HTMLResponse
 
 from ztsim.web.viewer import Viewer
 
+# A page or file that carries a secret (an activation code, its QR): no cache keeps it.
+NO_STORE = {"Cache-Control": "no-store, private"}
+
 _env = Environment(
     loader=PackageLoader("ztsim.web", "templates"),
     autoescape=select_autoescape(["html"]),

@@ -22,7 +22,7 @@ from ztsim.identity.roles import Permission
 from ztsim.web import overview, own_onboarding, record, series, session
 from ztsim.web.access import LOGIN_PATH, refused, signed_in, to
 from ztsim.web.forms import read_form
-from ztsim.web.render import page, refusal
+from ztsim.web.render import NO_STORE, page, refusal
 from ztsim.web.viewer import Viewer, authenticate, context, current
 
 router = APIRouter(include_in_schema=False)
@@ -30,7 +30,6 @@ LOGIN_CSRF_LIFETIME = timedelta(minutes=30)
 OPENAPI_URL = "/openapi.json"
 SERIES_PATH = "/overview/series.json"
 # A bearer secret (the activation code) or its picture: no cache keeps it.
-NO_STORE = {"Cache-Control": "no-store, private"}
 OVERVIEW_REFUSED = "The overview is for the organisation's administrators."
 OWN_PAGE_ONLY = "This page is an employee's own record: sign in with theirs."
 

@@ -30,8 +30,8 @@ from ztsim.esim.qr import qr_png
 from ztsim.identity.roles import Permission
 from ztsim.web import onboarding, onboarding_bulk
 from ztsim.web.access import to
-from ztsim.web.onboarding_forms import NAV, NO_STORE, admitted, not_found, posted, writing_context
-from ztsim.web.render import page, refusal
+from ztsim.web.onboarding_forms import NAV, admitted, not_found, posted, writing_context
+from ztsim.web.render import NO_STORE, page, refusal
 from ztsim.web.viewer import Viewer
 
 router = APIRouter(include_in_schema=False)
