@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from ztsim.api.principals import PrincipalCache
 from ztsim.clock import Clock, utc_now
 from ztsim.db.engine import for_writing
 from ztsim.esim.config import EsimConfig
@@ -22,6 +23,9 @@ class ApiContext:
     clock: Clock = utc_now
     random: Callable[[int], bytes] = os.urandom
     esim: EsimConfig = field(default_factory=EsimConfig)
+    # Recently authenticated bearer tokens (the gate's); routes that revoke a token or
+    # change an identity call `principals.forget_all()` after their commit.
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -4,8 +4,9 @@
 A request without one is answered 401 with its body unread. Failed authentications
 are counted per client address (`ratelimit`); a client over its budget gets 429 with
 Retry-After and its token is not even checked. The checked principal travels in the
-scope, so the route's dependencies (`deps`) do not look the token up again. The
-presented token is never logged. DoH and everything else keep their own rules.
+scope, so the route's dependencies (`deps`) do not look the token up again; a token
+found valid is remembered for a second (`principals`). The presented token is never
+logged. DoH and everything else keep their own rules.
 
 The CAMARA APIs (`/sim-swap/`, `/device-swap/`, `/sim-swap-subscriptions/`, but not the
 spec documents served there) are gated the same way with their OAuth access tokens, and
@@ -42,6 +43,8 @@ from ztsim.api.problems import (
 from ztsim.api.ratelimit import FailureLimiter
 from ztsim.identity import token_store
 from ztsim.identity.roles import Principal
+from ztsim.identity.tokens import hash_token
+from ztsim.risk.clients import Grant
 from ztsim.risk.specs import SERVED_AT
 from ztsim.web.access import LOGIN_PATH
 
@@ -61,9 +64,19 @@ def bearer_token(scope: Scope) -> str | None:
 
 
 def _authenticate(ctx: ApiContext, token: str) -> Principal | None:
+    generation = ctx.principals.generation
     # A read: no write lock on SQLite (ctx.tx would take it).
     with ctx.engine.connect() as conn:
-        return token_store.authenticate(conn, token, ctx.clock())
+        found = token_store.authenticate_until(conn, token, ctx.clock())
+    if found is None:
+        return None
+    principal, expires_at = found
+    ctx.principals.put(hash_token(token), principal, expires_at, generation)
+    return principal
+
+
+def _remembered(ctx: ApiContext, token: str) -> Principal | None:
+    return ctx.principals.get(hash_token(token), ctx.clock())
 
 
 def _camara(scope: Scope) -> bool:
@@ -119,9 +132,12 @@ class AuthGate:
             return
         ctx = scope["app"].state.ctx
         assert isinstance(ctx, ApiContext)
-        check = camara_auth.authenticate if _camara(scope) else _authenticate
+        camara = _camara(scope)
+        check = camara_auth.authenticate if camara else _authenticate
         try:
-            principal = await run_in_threadpool(check, ctx, token)
+            principal: Principal | Grant | None = None if camara else _remembered(ctx, token)
+            if principal is None:
+                principal = await run_in_threadpool(check, ctx, token)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -135,7 +151,7 @@ class AuthGate:
             response = _refusal(scope, 401, "the token is unknown, expired or revoked", {})
             await response(scope, receive, send)
             return
-        scope[camara_auth.GRANT_KEY if _camara(scope) else PRINCIPAL_KEY] = principal
+        scope[camara_auth.GRANT_KEY if camara else PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
 
     def _retry_after(self, client: str) -> int:

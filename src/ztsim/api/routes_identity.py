@@ -140,6 +140,7 @@ def patch_identity(
             actor=p.actor,
             now=ctx.clock(),
         )
+    ctx.principals.forget_all()  # a disabled identity's tokens: refused from now on
     return IdentityOut.model_validate(ident, from_attributes=True)
 
 
@@ -292,9 +293,11 @@ def list_tokens(ctx: Ctx, p: TokensRead) -> list[TokenOut]:
 
 @router.delete("/tokens/{token_id}", tags=["identity"])
 def revoke_token(ctx: Ctx, p: TokensWrite, token_id: str) -> TokenOut:
-    """Revoke a token: it is refused from its next request on. Revoking a revoked token
-    changes nothing. Admins only (`tokens:write`); 404 for a token that is unknown or
-    another org's."""
+    """Revoke a token: this server refuses it from its next request on, other API
+    servers of the deployment within a second (their gate remembers valid tokens for a
+    second). Revoking a revoked token changes nothing. Admins only (`tokens:write`); 404
+    for a token that is unknown or another org's."""
     with ctx.tx() as conn:
         info = service.revoke_token(conn, p.org_id, token_id, actor=p.actor, now=ctx.clock())
-        return TokenOut.model_validate(info, from_attributes=True)
+    ctx.principals.forget_all()
+    return TokenOut.model_validate(info, from_attributes=True)

@@ -92,6 +92,14 @@ def revoke(conn: Connection, org_id: str, token_id: str, now: datetime) -> Token
 
 def authenticate(conn: Connection, token: str, now: datetime) -> Principal | None:
     """The principal for a presented token, or None (unknown, revoked, expired, disabled)."""
+    found = authenticate_until(conn, token, now)
+    return None if found is None else found[0]
+
+
+def authenticate_until(
+    conn: Connection, token: str, now: datetime
+) -> tuple[Principal, datetime | None] | None:
+    """`authenticate`, with the token's expiry (None: it does not expire)."""
     if not looks_like_token(token):
         return None
     row = conn.execute(select(_t).where(_t.c.token_hash == hash_token(token))).first()
@@ -104,4 +112,4 @@ def authenticate(conn: Connection, token: str, now: datetime) -> Principal | Non
         owner = repository.get_identity(conn, info.org_id, info.identity_id)
         if not owner.enabled:
             return None
-    return Principal(info.org_id, info.role, info.id, info.identity_id)
+    return Principal(info.org_id, info.role, info.id, info.identity_id), info.expires_at
