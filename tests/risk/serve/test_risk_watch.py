@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, insert, select
 from ztsim.db import schema
 from ztsim.events import store as events
 from ztsim.events.schema import NewEvent, Outcome, subject_of
+from ztsim.risk.detectors import Signal, signal_of
 from ztsim.risk.serve import watch
 from ztsim.risk.serve.watch import CURSOR, Watcher
 from ztsim.risk.settings import DEFAULT_SETTINGS, Detector, Response, with_response
@@ -191,3 +193,29 @@ def test_the_overlap_is_read_only_while_the_cursor_recently_moved(
     _twin_at(engine, world, end + 50, world.unbound_iccid)
     assert watcher.run_once(datetime.now(UTC)) == []
     assert _state(engine, world.unbound_iccid) == "active"
+
+
+def test_signals_already_fed_in_the_overlap_are_not_read_whole_again(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While attaches stream in, the overlap holds thousands of signals fed already;
+    # each round re-made them all from whole rows before (most of an API process's CPU).
+    watcher = Watcher(engine)
+    watcher.run_once(datetime.now(UTC))
+    for _ in range(30):
+        _twin(engine, world, world.unbound_iccid)
+    made: list[int] = []
+    real = signal_of
+
+    def counted(event_id: int, *rest: Any) -> Signal | None:
+        made.append(event_id)
+        return real(event_id, *rest)
+
+    monkeypatch.setattr(watch, "signal_of", counted)
+    watcher.run_once(datetime.now(UTC))
+    assert len(made) == 30
+    assert watcher.run_once(datetime.now(UTC)) == []  # the overlap again: all fed
+    assert len(made) == 30
+    _twin(engine, world, world.unbound_iccid)
+    watcher.run_once(datetime.now(UTC))
+    assert len(made) == 31
