@@ -5,6 +5,7 @@ PostgreSQL)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from support.traces import refused, run
 from tests_clock import NOW
 
 ACTOR = "test:admin"
+LATER = NOW + timedelta(hours=1)
 
 
 @dataclass
@@ -215,6 +217,11 @@ def test_tokens_are_audited_and_change_no_plane(engine: Engine, orgs: Orgs) -> N
     assert left.events == [(orgs.a, "token.revoked", f"token:{info.id}")]
     with engine.connect() as conn:
         assert token_store.authenticate(conn, token, NOW) is None
+    again, left = run(
+        engine, lambda c: service.revoke_token(c, orgs.a, info.id, actor=ACTOR, now=LATER)
+    )
+    assert again.revoked_at == revoked.revoked_at  # the first revocation's time stays
+    assert left.events == []  # and the audit log says it once
 
 
 def test_refused_token_operations_leave_nothing(engine: Engine, orgs: Orgs) -> None:

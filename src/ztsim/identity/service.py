@@ -181,7 +181,10 @@ def issue_token(
 def revoke_token(
     conn: Connection, org_id: str, token_id: str, *, actor: str, now: datetime
 ) -> TokenInfo:
+    """Revoke a token; a token already revoked is left as it is, with no second event."""
     with use_case(conn, now) as uc:
+        if token_store.get(conn, org_id, token_id).revoked_at is not None:
+            return token_store.get(conn, org_id, token_id)
         info = token_store.revoke(conn, org_id, token_id, now)
         uc.audit(org_id, "token.revoked", actor, subject_of("token", token_id))
         return info
