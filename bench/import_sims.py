@@ -9,6 +9,11 @@
    `GET /api/v1/sims?limit=100` requests over one keep-alive connection, each
    page starting from a random ICCID or following the previous page's cursor.
    With --postgres-list the same is done on PostgreSQL.
+3. Streams a file of 100,000 more SIMs into the 1,000,000 (`import_stock_file`, as
+   the API's upload does) while another writer takes SQLite's write lock every 5 ms,
+   as the AAA's accounting writer does: the import's seconds and that writer's
+   longest wait (`file_import_writer_wait_max_s`; the import seals and stages its rows
+   outside the lock and holds it only to copy them).
 
 Targets: >= 20,000 SIMs/s imported on SQLite; list p99 < 20 ms. The last line
 printed is one JSON object for scripts. Traffic goes to 127.0.0.1 only.
@@ -17,11 +22,13 @@ printed is one JSON object for scripts. Traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
 import secrets
 import socket
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -143,6 +150,56 @@ def fill(engine: Engine, sealer: Sealer, org_id: str, label: str) -> None:
         f"{label}: filled to {stored:,} SIMs in {time.perf_counter() - start:.1f} s; "
         f"import rate per batch of {IMPORT_ROWS:,}: " + ", ".join(f"{r:,.0f}" for r in rates)
     )
+
+
+def file_import_lock(
+    engine: Engine, sealer: Sealer, org_id: str, label: str
+) -> tuple[float, float]:
+    """A streamed file import of IMPORT_ROWS more SIMs (`import_stock_file`, as the API's
+    upload runs it) while another writer, as the AAA's, takes the write lock every 5 ms:
+    the import's seconds and the other writer's longest wait."""
+    path = Path(str(engine.url.database))
+    csv_text = stock_text(LIST_STORED, IMPORT_ROWS, SEED)
+    waits: list[float] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        other = sqlite3.connect(path, timeout=120, isolation_level=None)
+        try:
+            while not done.is_set():
+                asked = time.perf_counter()
+                other.execute("BEGIN IMMEDIATE")
+                waits.append(time.perf_counter() - asked)
+                other.execute("ROLLBACK")
+                time.sleep(0.005)
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        record = service.import_stock_file(
+            engine,
+            sealer,
+            org_id,
+            lambda: io.StringIO(csv_text, newline=""),
+            filename="file.csv",
+            kind=SimKind.PHYSICAL,
+            actor="bench",
+            now=datetime.now(UTC),
+        )
+    finally:
+        elapsed = time.perf_counter() - start
+        done.set()
+        thread.join()
+    if record.status != "imported":
+        raise SystemExit(f"{label}: the file import was rejected: {record.errors[:3]}")
+    print(
+        f"{label}: streamed file import of {IMPORT_ROWS:,} SIMs (into {LIST_STORED:,}) in "
+        f"{elapsed:.1f} s; another writer waited at most {max(waits):.2f} s for the write lock"
+    )
+    return elapsed, max(waits)
 
 
 @contextmanager
@@ -276,6 +333,9 @@ def main() -> None:
             p50, p99 = list_latency(engine, sealer, token, "sqlite")
             figures["list_p50_ms"] = p50
             figures["list_p99_ms"] = p99
+            seconds, wait = file_import_lock(engine, sealer, org_id, "sqlite")
+            figures["file_import_s"] = seconds
+            figures["file_import_writer_wait_max_s"] = wait
         finally:
             engine.dispose()
     print(

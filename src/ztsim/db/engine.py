@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -61,6 +61,12 @@ def for_writing(engine: Engine) -> Engine:
     """The same engine (and pool), whose transactions take SQLite's write lock at BEGIN.
     Use it for transactions that write; PostgreSQL ignores the option."""
     return engine.execution_options(**{_IMMEDIATE: True})
+
+
+def writing(conn: Connection) -> Connection:
+    """`for_writing` for one connection (its next transactions take the write lock at
+    BEGIN): for a connection that also works outside the write lock first."""
+    return conn.execution_options(**{_IMMEDIATE: True})
 
 
 def make_engine(url: str, *, schema: str | None = None) -> Engine:
