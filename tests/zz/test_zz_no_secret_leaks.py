@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from support.leaks import LEAKS, LeakWatch
 
@@ -24,6 +26,30 @@ def test_the_scanner_finds_a_planted_secret() -> None:
     watch.add_secret("ztsim_x")
     watch.add_text("token", "ztsim_x")
     assert len(watch.findings()) == 3
+
+
+_CHARS = st.sampled_from('ab09+/-_ $:.{}"')
+
+
+@given(
+    secrets=st.sets(st.text(_CHARS, min_size=1, max_size=6), max_size=6),
+    texts=st.lists(st.text(_CHARS, max_size=40), max_size=6),
+)
+def test_the_scan_finds_exactly_what_testing_each_secret_in_each_text_finds(
+    secrets: set[str], texts: list[str]
+) -> None:
+    watch = LeakWatch()
+    for secret in secrets:
+        watch.add_secret(secret)
+    for text in texts:
+        watch.add_text("api", text)
+    naive = [
+        f"api: contains a test secret ({s[:6]}…)"
+        for text in texts
+        for s in sorted(secrets)
+        if s in text
+    ]
+    assert watch.findings() == naive
 
 
 def test_nothing_the_suite_emitted_carries_a_secret() -> None:
