@@ -1,6 +1,7 @@
 """The facts DNS tags are worked out from: each org's checks and DNS SIM conditions, read
 for a batch in a fixed number of queries whatever its size, and none for an org that has
-neither; the signature that tells when an org's tags must be read again. Both backends."""
+neither; the signature that tells when an org's tags must be read again; a gateway's
+copy of them, read again only when refreshed. Both backends."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, event, insert, update
 
 from ztsim.db import schema
 from ztsim.dns.policy.rules import Action, Rule
-from ztsim.dns.store.facts_view import Facts, org_conditions, signatures
+from ztsim.dns.store.facts_view import Facts, OrgFacts, org_conditions
 from ztsim.dns.store.identity_view import load_entries, read_addresses
 from ztsim.policy.checks import PostureCheck
 from ztsim.policy.store import checks
@@ -129,17 +130,44 @@ def test_signatures_change_with_checks_and_conditions_only(engine: Engine) -> No
     world = FeedWorld(engine)
     FeedWorld(engine, "o2")
     with engine.connect() as conn:
-        empty = signatures(conn, ["o1", "o2"])
+        empty = OrgFacts().refresh(conn, ["o1", "o2"])
     assert empty == {"o1": ((), ()), "o2": ((), ())}
     world.rule(Rule("plain", Action.BLOCK, domains=("x.test",)))
     with world.write() as conn:
-        assert signatures(conn, ["o1"]) == {"o1": ((), ())}
+        assert OrgFacts().refresh(conn, ["o1"]) == {"o1": ((), ())}
         checks.create_check(conn, "o1", MODERN, actor="user:admin", now=T1)
     world.rule(Rule("swap", Action.BLOCK, sim=("sim.swap_age < 4h",)))
     with engine.connect() as conn:
-        found = signatures(conn, ["o1", "o2"])
+        found = OrgFacts().refresh(conn, ["o1", "o2"])
     assert found["o1"] == (
         (("modern", 'device.os_version >= "17"', timedelta(hours=2)),),
         ("sim.swap_age < 4h",),
     )
     assert found["o2"] == ((), ())
+
+
+def test_known_org_facts_are_read_once_then_again_only_when_refreshed(engine: Engine) -> None:
+    world = FeedWorld(engine)
+    _people(world, 2)
+    world.rule(Rule("a", Action.BLOCK, sim=("sim.swap_age < 4h",)))
+    known = OrgFacts()
+    with engine.connect() as conn:
+        first = read_addresses(conn, {"o1": ["10.0.0.1"]}, T1, known)
+    assert first["10.0.0.1"].who.tags == frozenset()  # no check yet, no swap
+    with world.write() as conn:
+        checks.create_check(conn, "o1", MODERN, actor="user:admin", now=T1)
+    with engine.connect() as conn, _counted(engine) as statements:
+        again = read_addresses(conn, {"o1": ["10.0.0.2"]}, T1, known)
+    read = " ".join(statements)
+    assert "posture_checks" not in read  # the org's facts as last read, not read again
+    assert "policy_rules" not in read
+    assert again["10.0.0.2"].who.tags == frozenset()  # the check is not known yet
+    with engine.connect() as conn:
+        signature = known.refresh(conn, ["o1"])  # its POLICY change arrived
+        after = read_addresses(conn, {"o1": ["10.0.0.2"]}, T1, known)
+    assert signature["o1"][0] == (("modern", 'device.os_version >= "17"', timedelta(hours=2)),)
+    assert after["10.0.0.2"].who.tags == {"posture:modern:passed"}
+    known.forget_all()
+    with engine.connect() as conn, _counted(engine) as statements:
+        read_addresses(conn, {"o1": ["10.0.0.1"]}, T1, known)
+    assert any("posture_checks" in s for s in statements)  # forgotten: read again

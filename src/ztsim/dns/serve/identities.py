@@ -47,7 +47,7 @@ from ztsim.dns.policy.identity import (
     token_digest,
 )
 from ztsim.dns.serve.deadlines import Deadlines
-from ztsim.dns.store.facts_view import Facts, Signature, signatures
+from ztsim.dns.store.facts_view import Facts, OrgFacts, Signature
 from ztsim.dns.store.identity_view import (
     Entry,
     TokenEntry,
@@ -153,6 +153,7 @@ class IdentityTable:
         self._by_device: _Index = {}
         self._tokens: dict[str, TokenEntry] = {}  # stored device tokens by id
         self._signatures: dict[str, Signature] = {}  # orgs with checks or SIM conditions
+        self._org_facts = OrgFacts()  # their checks and conditions, for batches' tags
         self._deadlines = Deadlines()
 
     # -- in full -------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class IdentityTable:
             self._sim_of, self._by_sim, self._by_identity, self._by_device = {}, {}, {}, {}
             self._deadlines.clear()
             self._signatures = dict(full.signatures)
+            self._org_facts.forget_all()
             by_address = dict(self._static)
             for entry in full.entries:
                 by_address[entry.address] = entry.who
@@ -267,7 +269,7 @@ class IdentityTable:
                 if t.who is not None and (t.who.identity_id in owners or t.who.device_id in devices)
             )
         now = self.clock()
-        current = signatures(conn, orgs) if orgs else {}
+        current = self._org_facts.refresh(conn, orgs) if orgs else {}
         changed = {o for o, s in current.items() if s != self._signatures.get(o, _NO_FACTS)}
         return self._read(conn, now, wanted, token_ids, owners, {o: current[o] for o in changed})
 
@@ -299,15 +301,17 @@ class IdentityTable:
         owners: set[str],
         orgs: dict[str, Signature],
     ) -> TablePatch:
-        entries = read_addresses(conn, wanted, now) if wanted else {}
+        entries = read_addresses(conn, wanted, now, self._org_facts) if wanted else {}
         if orgs:  # their checks or SIM conditions changed: every tag of theirs may have
-            found = read_orgs(conn, orgs, now)
+            found = read_orgs(conn, orgs, now, self._org_facts)
             entries.update(found)
             for address, entry in found.items():
                 wanted.setdefault(entry.who.org_id, set()).add(address)
         tokens: list[TokenEntry] = []
         if token_ids or owners or orgs:
-            tokens = read_tokens(conn, now, ids=token_ids, owners=owners, orgs=orgs)
+            tokens = read_tokens(
+                conn, now, ids=token_ids, owners=owners, orgs=orgs, known=self._org_facts
+            )
         read = {t.token_id for t in tokens}
         return TablePatch(
             addresses=tuple(
@@ -379,6 +383,7 @@ class IdentityTable:
         with self._lock:
             self._sim_of, self._by_sim, self._by_identity, self._tokens = {}, {}, {}, {}
             self._by_device, self._signatures = {}, {}
+            self._org_facts.forget_all()
             self._deadlines.clear()
             self.resolver.swap(IdentitySnapshot())
 

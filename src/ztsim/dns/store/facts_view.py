@@ -6,10 +6,16 @@ full load, the keys a batch of the change feed names) reads the checks and condi
 its orgs, then the posture of its devices and the signals of its SIMs through the policy
 context's loader (`ztsim.policy.store.facts`): one query each, never one per entry, and
 none for an org with neither checks nor conditions. Read-only.
+
+A gateway that follows the feed keeps each org's checks and conditions as last read
+(`OrgFacts`): they change only with a POLICY or DNS change of the org, and the batch that
+carries it reads them anew (`OrgFacts.refresh`) before any entry of the batch is read, so
+a batch of SIM or session changes reads only the posture and signals of its entries.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -54,6 +60,56 @@ def org_conditions(
     return {org_id: tuple(conditions.values()) for org_id, conditions in found.items()}
 
 
+Checks = dict[str, dict[str, PostureCheck]]
+Conditions = dict[str, tuple[Condition, ...]]
+
+
+class OrgFacts:
+    """Each org's posture checks and DNS SIM conditions as last read (thread-safe: a
+    gateway's feed thread and its deadline thread both read entries)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: set[str] = set()
+        self._checks: Checks = {}
+        self._conditions: Conditions = {}
+
+    def of(self, conn: Connection, org_ids: Collection[str]) -> tuple[Checks, Conditions]:
+        """These orgs' checks and conditions; an org not seen yet is read now."""
+        with self._lock:
+            missing = set(org_ids) - self._known
+        if missing:
+            # Stored only for orgs still unknown then: a `refresh` meanwhile read later.
+            self._store(missing, read_checks(conn, missing), org_conditions(conn, missing), False)
+        with self._lock:
+            return (
+                {o: self._checks[o] for o in org_ids if o in self._checks},
+                {o: self._conditions[o] for o in org_ids if o in self._conditions},
+            )
+
+    def refresh(self, conn: Connection, org_ids: Collection[str]) -> dict[str, Signature]:
+        """Read these orgs' checks and conditions anew (a POLICY or DNS change of theirs
+        arrived); what their tags are worked out from now."""
+        checks, conditions = read_checks(conn, org_ids), org_conditions(conn, org_ids)
+        self._store(set(org_ids), checks, conditions, True)
+        return {org: _signature(checks.get(org, {}), conditions.get(org, ())) for org in org_ids}
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._known, self._checks, self._conditions = set(), {}, {}
+
+    def _store(self, orgs: set[str], checks: Checks, conditions: Conditions, fresh: bool) -> None:
+        with self._lock:
+            for org in orgs if fresh else orgs - self._known:
+                self._known.add(org)
+                self._checks.pop(org, None)
+                self._conditions.pop(org, None)
+                if org in checks:
+                    self._checks[org] = checks[org]
+                if org in conditions:
+                    self._conditions[org] = conditions[org]
+
+
 class Facts:
     """The checks and conditions of the orgs of a batch of entries, and the posture and
     SIM signals they read: each read once for the batch (everything: `wanted` None)."""
@@ -63,12 +119,17 @@ class Facts:
         conn: Connection,
         now: datetime,
         wanted: Collection[tuple[str, str | None, str | None]] | None = None,
+        known: OrgFacts | None = None,
     ) -> None:
-        """`wanted`: (org, device, ICCID) of each entry the batch will tag."""
+        """`wanted`: (org, device, ICCID) of each entry the batch will tag; `known`: the
+        orgs' checks and conditions as a gateway keeps them (else read for the batch)."""
         self.now = now
         orgs = None if wanted is None else {org for org, _, _ in wanted}
-        self.checks = read_checks(conn, orgs)
-        self.conditions = org_conditions(conn, orgs)
+        if orgs is not None and known is not None:
+            self.checks, self.conditions = known.of(conn, orgs)
+        else:
+            self.checks = read_checks(conn, orgs)
+            self.conditions = org_conditions(conn, orgs)
         devices: set[str] | None = None
         iccids: set[str] | None = None
         if wanted is not None:  # an org with neither checks nor conditions reads nothing
@@ -113,9 +174,3 @@ class Facts:
 def _signature(checks: Mapping[str, PostureCheck], conditions: Iterable[Condition]) -> Signature:
     specs = tuple(sorted((c.name, c.expression, c.max_age) for c in checks.values()))
     return specs, tuple(sorted(c.text for c in conditions))
-
-
-def signatures(conn: Connection, org_ids: Collection[str]) -> dict[str, Signature]:
-    """What each org's tags are worked out from now (see `Signature`)."""
-    checks, conditions = read_checks(conn, org_ids), org_conditions(conn, org_ids)
-    return {org: _signature(checks.get(org, {}), conditions.get(org, ())) for org in org_ids}

@@ -34,7 +34,7 @@ from ztsim.dns.policy.identity import (
     Requester,
     canonical,
 )
-from ztsim.dns.store.facts_view import Facts
+from ztsim.dns.store.facts_view import Facts, OrgFacts
 from ztsim.errors import InvalidInput
 from ztsim.policy.facts import IdentityKind
 
@@ -174,21 +174,27 @@ def load_entries(conn: Connection, now: datetime, facts: Facts | None = None) ->
 
 
 def read_addresses(
-    conn: Connection, wanted: Mapping[str, Collection[str]], now: datetime
+    conn: Connection,
+    wanted: Mapping[str, Collection[str]],
+    now: datetime,
+    known: OrgFacts | None = None,
 ) -> dict[str, Entry]:
     """The entries of these addresses (org id -> canonical addresses); an address with no
-    live session is absent from the result."""
+    live session is absent from the result. `known`: the orgs' checks and conditions as
+    the caller keeps them."""
     rows: list[Any] = []
     for org_id, addresses in wanted.items():
         rows += rows_in(conn, _LIVE.where(_s.c.org_id == org_id), _s.c.ue_address, addresses)
-    facts = Facts(conn, now, _wanted(rows))
+    facts = Facts(conn, now, _wanted(rows), known)
     return _entries(conn, rows, {r[3] for r in rows if r[3] is not None}, facts)
 
 
-def read_orgs(conn: Connection, org_ids: Collection[str], now: datetime) -> dict[str, Entry]:
+def read_orgs(
+    conn: Connection, org_ids: Collection[str], now: datetime, known: OrgFacts | None = None
+) -> dict[str, Entry]:
     """Every live session's entry in these orgs (their checks or conditions changed)."""
     rows = rows_in(conn, _LIVE, _s.c.org_id, org_ids)
-    facts = Facts(conn, now, _wanted(rows))
+    facts = Facts(conn, now, _wanted(rows), known)
     return _entries(conn, rows, {r[3] for r in rows if r[3] is not None}, facts)
 
 
@@ -246,6 +252,7 @@ def read_tokens(
     owners: Collection[str] | None = None,
     orgs: Collection[str] | None = None,
     facts: Facts | None = None,
+    known: OrgFacts | None = None,
 ) -> list[TokenEntry]:
     """Device tokens, tagged at `now`: every live one (no selection), or these ids
     (revoked ones too, with `who` None) and the live ones of devices these identities own
@@ -260,7 +267,7 @@ def read_tokens(
         rows += rows_in(conn, live, _tokens.c.org_id, orgs or ())
         wanted = [(r[2], r[3], None) for r in rows]
         identities = {r[5] for r in rows if r[5] is not None}
-        subjects = _Subjects(conn, identities, Facts(conn, now, wanted))
+        subjects = _Subjects(conn, identities, Facts(conn, now, wanted, known))
     out: dict[str, TokenEntry] = {}
     for token_id, digest, org_id, device_id, revoked_at, owner, kind in rows:
         if revoked_at is not None:
