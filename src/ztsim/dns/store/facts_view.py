@@ -73,41 +73,49 @@ class OrgFacts:
         self._known: set[str] = set()
         self._checks: Checks = {}
         self._conditions: Conditions = {}
+        # Moves with every refresh and forget_all: a read that began before one of them
+        # (an older snapshot) is answered but not kept.
+        self._generation = 0
 
     def of(self, conn: Connection, org_ids: Collection[str]) -> tuple[Checks, Conditions]:
         """These orgs' checks and conditions; an org not seen yet is read now."""
         with self._lock:
             missing = set(org_ids) - self._known
+            generation = self._generation
+            checks = {o: self._checks[o] for o in org_ids if o in self._checks}
+            conditions = {o: self._conditions[o] for o in org_ids if o in self._conditions}
         if missing:
-            # Stored only for orgs still unknown then: a `refresh` meanwhile read later.
-            self._store(missing, read_checks(conn, missing), org_conditions(conn, missing), False)
-        with self._lock:
-            return (
-                {o: self._checks[o] for o in org_ids if o in self._checks},
-                {o: self._conditions[o] for o in org_ids if o in self._conditions},
-            )
+            read_c, read_k = read_checks(conn, missing), org_conditions(conn, missing)
+            checks.update(read_c)
+            conditions.update(read_k)
+            with self._lock:
+                if generation == self._generation:
+                    self._keep(missing, read_c, read_k)
+        return checks, conditions
 
     def refresh(self, conn: Connection, org_ids: Collection[str]) -> dict[str, Signature]:
         """Read these orgs' checks and conditions anew (a POLICY or DNS change of theirs
         arrived); what their tags are worked out from now."""
         checks, conditions = read_checks(conn, org_ids), org_conditions(conn, org_ids)
-        self._store(set(org_ids), checks, conditions, True)
+        with self._lock:
+            self._generation += 1
+            self._keep(set(org_ids), checks, conditions)
         return {org: _signature(checks.get(org, {}), conditions.get(org, ())) for org in org_ids}
 
     def forget_all(self) -> None:
         with self._lock:
+            self._generation += 1
             self._known, self._checks, self._conditions = set(), {}, {}
 
-    def _store(self, orgs: set[str], checks: Checks, conditions: Conditions, fresh: bool) -> None:
-        with self._lock:
-            for org in orgs if fresh else orgs - self._known:
-                self._known.add(org)
-                self._checks.pop(org, None)
-                self._conditions.pop(org, None)
-                if org in checks:
-                    self._checks[org] = checks[org]
-                if org in conditions:
-                    self._conditions[org] = conditions[org]
+    def _keep(self, orgs: set[str], checks: Checks, conditions: Conditions) -> None:
+        for org in orgs:
+            self._known.add(org)
+            self._checks.pop(org, None)
+            self._conditions.pop(org, None)
+            if org in checks:
+                self._checks[org] = checks[org]
+            if org in conditions:
+                self._conditions[org] = conditions[org]
 
 
 class Facts:
