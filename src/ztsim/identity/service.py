@@ -183,8 +183,9 @@ def revoke_token(
 ) -> TokenInfo:
     """Revoke a token; a token already revoked is left as it is, with no second event."""
     with use_case(conn, now) as uc:
-        if token_store.get(conn, org_id, token_id).revoked_at is not None:
-            return token_store.get(conn, org_id, token_id)
+        current = token_store.get(conn, org_id, token_id)
+        if current.revoked_at is not None:
+            return current
         info = token_store.revoke(conn, org_id, token_id, now)
         uc.audit(org_id, "token.revoked", actor, subject_of("token", token_id))
         return info

@@ -185,21 +185,21 @@ def _read(
     conn: Connection, start: int, position: int, seen: Container[int] = ()
 ) -> tuple[list[Signal], list[int], int]:
     """The signals with ids above `start` (but those in `seen`), in id order, at most
-    `BATCH` of them above `position`; the ids of the rows that make no signal (about
-    no known SIM); and where the cursor may move: the log's end as it
-    was before the read (every id up to it is read or, committing late, within the
-    overlap), or the last id read when the batch was full. The end moves the cursor past
-    other kinds of events (DNS queries, sessions), so a round never scans more than what
-    is new. The overlap is read as ids first: while attaches stream in it holds up to
-    `OVERLAP` signals, nearly all fed already, and parsing them whole ten times a second
-    was most of the API process's CPU."""
+    `BATCH` of them above `position`; the ids of the rows that make no signal (about no
+    known SIM); and where the cursor may move: the log's end as it was before the read
+    (every id up to it is read or, committing late, within the overlap), or the last id
+    read when the batch was full. The end moves the cursor past other kinds of events
+    (DNS queries, sessions), so a round never scans more than what is new. The overlap
+    is read as ids first: while attaches stream in it holds up to `OVERLAP` signals,
+    nearly all fed already, and parsing them whole ten times a second was most of the
+    API process's CPU."""
     end = int(conn.execute(select(func.coalesce(func.max(_e.c.id), 0))).scalar_one())
     signal_kinds = _e.c.kind.in_(SIGNAL_KINDS)
     overlap = conn.execute(
         select(_e.c.id).where(_e.c.id > start, _e.c.id <= position, signal_kinds)
     ).scalars()
     late = [event_id for event_id in overlap if event_id not in seen]
-    rows = rows_in(conn, _SIGNALS, _e.c.id, late) if late else []
+    rows = sorted(rows_in(conn, _SIGNALS, _e.c.id, late), key=lambda r: r[0]) if late else []
     new = conn.execute(
         _SIGNALS.where(_e.c.id > position, _e.c.id <= end, signal_kinds)
         .order_by(_e.c.id)
