@@ -4,9 +4,11 @@ do it, so no store builds an IN list past what a backend takes."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Select
+
+Key = TypeVar("Key", str, int)  # text keys (ids, addresses) or integer ids
 
 CHUNK = 500  # values per IN (...): well under every backend's parameter limit
 
@@ -15,7 +17,7 @@ def rows_in(
     conn: Connection,
     query: Select[Any],
     column: ColumnElement[Any],
-    values: Collection[str] | None,
+    values: Collection[Key] | None,
 ) -> list[Any]:
     """The query's rows: all (`values` None), or those whose `column` is in `values`,
     asked a chunk at a time."""
