@@ -80,6 +80,7 @@ from ztsim.api.context import ApiContext
 from ztsim.clock import new_id
 from ztsim.db import schema
 from ztsim.db.engine import make_engine, upgrade
+from ztsim.heap import freeze_startup
 from ztsim.identifiers import Iccid, Imei
 from ztsim.identity import repository as identities
 from ztsim.identity import token_store
@@ -124,6 +125,8 @@ class RunningAaa:
         self.thread.start()
         self.server = self.run(self.service.start())
         self.auth_port, self.acct_port = self.server.auth_port, self.server.acct_port
+        # As node/radius.py does once it serves: full collections skip the start-up heap.
+        freeze_startup()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)

@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ztsim.db.jsontext import json_text
 from ztsim.feed.change import Change, NewChange, Topic
 
 COLUMNS = ("org_id", "topic", "key", "payload", "created_at")
@@ -43,7 +44,7 @@ def stored_time(now: datetime, dialect: str) -> object:
 
 def dumps(payload: Mapping[str, Any]) -> str:
     """The JSON text SQLAlchemy's JSON type (and psycopg's `Json`) writes for `payload`."""
-    return json.dumps(dict(payload)) if payload else _EMPTY
+    return json_text(dict(payload)) if payload else _EMPTY
 
 
 def encode(changes: Iterable[NewChange], now: datetime, dialect: str) -> list[tuple[object, ...]]:

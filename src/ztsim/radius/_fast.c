@@ -1,6 +1,6 @@
 /*
- * The Access-Request hot path in C: reading a request, checking its
- * Message-Authenticator, signing the reply. ztsim/radius/fastpath.py holds the same
+ * The RADIUS hot path in C: reading an Access-Request, checking its
+ * Message-Authenticator, signing the reply; reading an Accounting-Request's values. ztsim/radius/fastpath.py holds the same
  * rules in Python; it is the reference, used where this module is not built, and a
  * Hypothesis test holds the two equal (tests/radius/test_radius_fast.py).
  *
@@ -285,6 +285,233 @@ done:
     return result;
 }
 
+/* ---- Accounting-Request: the typed values by name (fastpath.scan_accounting_py) ---- */
+
+#define ACCOUNTING_REQUEST 4 /* RFC 2866 §4.1 */
+
+static PyObject *raw_accounting; /* fastpath.RawAccounting */
+/* Per type number, None or (name, how, enum members by value or None, DataType, enum or
+   None): the standard attributes, and {Vendor-Id: the same} for the TLV vendors. */
+static PyObject *acct_standard;
+static PyObject *acct_vendors;
+static PyObject *decode_value_fn; /* datatypes.decode_value, for the rarer data types */
+
+/* How a value is decoded here (fastpath's _HOW); anything else goes to decode_value. */
+enum { AS_OTHER = 0, AS_TEXT = 1, AS_DIGITS = 2, AS_OCTETS = 3, AS_INTEGER = 4, AS_BYTE = 5 };
+
+/* An INTEGER or BYTE: the enum's member where it has one, else the number. */
+static PyObject *enum_or_int(PyObject *entry, unsigned long number) {
+    PyObject *value = PyLong_FromUnsignedLong(number);
+    PyObject *members = PyTuple_GET_ITEM(entry, 2);
+    if (value == NULL || members == Py_None) return value;
+    PyObject *member = PyDict_GetItemWithError(members, value); /* borrowed */
+    if (member != NULL) {
+        Py_INCREF(member);
+        Py_DECREF(value);
+        return member;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    /* Not a listed member: the enum may still take it (_missing_), as the reference asks. */
+    PyObject *made = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 4), value);
+    if (made != NULL || !PyErr_ExceptionMatches(PyExc_ValueError)) {
+        Py_DECREF(value);
+        return made;
+    }
+    PyErr_Clear();
+    return value;
+}
+
+/* datatypes.decode_value for one attribute, with its errors' messages. */
+static PyObject *acct_value(PyObject *entry, const unsigned char *p, Py_ssize_t size) {
+    PyObject *name = PyTuple_GET_ITEM(entry, 0);
+    long how = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+    if (how == AS_OCTETS) return PyBytes_FromStringAndSize((const char *)p, size);
+    if (how == AS_TEXT || how == AS_DIGITS) {
+        PyObject *text = PyUnicode_DecodeUTF8((const char *)p, size, "strict");
+        if (text == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                PyErr_Format(decode_error, "%U is not valid UTF-8", name);
+            }
+            return NULL;
+        }
+        int digits = size > 0;
+        for (Py_ssize_t i = 0; how == AS_DIGITS && digits && i < size; i++)
+            digits = p[i] >= '0' && p[i] <= '9';
+        if (how == AS_DIGITS && !digits) {
+            Py_DECREF(text);
+            PyErr_Format(decode_error, "%U must be decimal digits", name);
+            return NULL;
+        }
+        return text;
+    }
+    if (how == AS_INTEGER || how == AS_BYTE) {
+        Py_ssize_t want = how == AS_INTEGER ? 4 : 1;
+        if (size != want) {
+            PyErr_Format(decode_error, "%U is %zd octets, not %zd", name, size, want);
+            return NULL;
+        }
+        unsigned long number = p[0];
+        for (Py_ssize_t i = 1; i < size; i++) number = number << 8 | p[i];
+        return enum_or_int(entry, number);
+    }
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)p, size);
+    if (raw == NULL) return NULL;
+    PyObject *value = PyObject_CallFunctionObjArgs(
+        decode_value_fn, name, PyTuple_GET_ITEM(entry, 3), raw, PyTuple_GET_ITEM(entry, 4), NULL);
+    Py_DECREF(raw);
+    return value;
+}
+
+/* Decodes a known attribute into `values`, keeping the first of each name. */
+static int acct_attribute(PyObject *values, PyObject *table, int type, const unsigned char *p,
+                          Py_ssize_t size) {
+    PyObject *entry = PyTuple_GET_ITEM(table, type);
+    if (entry == Py_None) return 0;
+    PyObject *value = acct_value(entry, p, size);
+    if (value == NULL) return -1;
+    PyObject *kept = PyDict_SetDefault(values, PyTuple_GET_ITEM(entry, 0), value);
+    Py_DECREF(value);
+    return kept == NULL ? -1 : 0;
+}
+
+static PyObject *scan_acct(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (raw_accounting == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ztsim.radius._fast.init_accounting() was not called");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *d = view.buf;
+    Py_ssize_t size = view.len;
+    PyObject *values = NULL, *result = NULL;
+    unsigned char states[MAX_PACKET]; /* the Proxy-States, whole, in order */
+    Py_ssize_t states_used = 0;
+    if (size < HEADER) {
+        PyErr_Format(decode_error, "datagram is %zd octets, shorter than the RADIUS header", size);
+        goto done;
+    }
+    Py_ssize_t length = (Py_ssize_t)d[2] << 8 | d[3];
+    if (length < HEADER || length > MAX_PACKET || length > size) {
+        PyErr_Format(decode_error, "Length field %zd does not fit the %zd-octet datagram", length,
+                     size);
+        goto done;
+    }
+    if (d[0] != ACCOUNTING_REQUEST) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    values = PyDict_New();
+    if (values == NULL) goto done;
+    Py_ssize_t offset = HEADER;
+    while (offset < length) {
+        if (length - offset < 2) {
+            PyErr_Format(decode_error, "attribute at offset %zd is cut off after its type", offset);
+            goto done;
+        }
+        int kind = d[offset];
+        Py_ssize_t end = offset + d[offset + 1];
+        if (end < offset + 2 || end > length) {
+            PyErr_Format(decode_error, "attribute %d at offset %zd has a bad length", kind, offset);
+            goto done;
+        }
+        if (kind == VENDOR_SPECIFIC) {
+            /* RFC 2865 §5.26: Vendor-Id (4 octets), then for the TLV vendors Type, Length,
+               Value. */
+            Py_ssize_t start = offset + 2;
+            if (end - start < 5) {
+                PyErr_Format(decode_error, "Vendor-Specific value is %zd octets, shorter than 5",
+                             end - start);
+                goto done;
+            }
+            unsigned long vendor = (unsigned long)d[start] << 24 | (unsigned long)d[start + 1] << 16 |
+                                   (unsigned long)d[start + 2] << 8 | d[start + 3];
+            PyObject *key = PyLong_FromUnsignedLong(vendor);
+            if (key == NULL) goto done;
+            PyObject *table = PyDict_GetItemWithError(acct_vendors, key); /* borrowed */
+            Py_DECREF(key);
+            if (table == NULL && PyErr_Occurred()) goto done;
+            for (Py_ssize_t sub = start + 4; table != NULL && sub < end;) {
+                if (end - sub < 2) {
+                    PyErr_Format(decode_error, "vendor %lu sub-attribute is cut off after its type",
+                                 vendor);
+                    goto done;
+                }
+                int sub_type = d[sub];
+                Py_ssize_t sub_end = sub + d[sub + 1];
+                if (sub_end < sub + 2 || sub_end > end) {
+                    PyErr_Format(decode_error, "vendor %lu sub-attribute %d has a bad length",
+                                 vendor, sub_type);
+                    goto done;
+                }
+                if (acct_attribute(values, table, sub_type, d + sub + 2, sub_end - sub - 2) < 0)
+                    goto done;
+                sub = sub_end;
+            }
+        } else if (kind == MA_TYPE) {
+            /* Its HMAC is the general path's to check. */
+            result = Py_NewRef(Py_None);
+            goto done;
+        } else {
+            if (kind == PROXY_STATE) {
+                memcpy(states + states_used, d + offset, (size_t)(end - offset));
+                states_used += end - offset;
+            }
+            if (acct_attribute(values, acct_standard, kind, d + offset + 2, end - offset - 2) < 0)
+                goto done;
+        }
+        offset = end;
+    }
+    result = named(raw_accounting, Py_BuildValue("(iy#nOy#)", d[1], (const char *)d + 4,
+                                                 (Py_ssize_t)16, length, values,
+                                                 (const char *)states, states_used));
+done:
+    Py_XDECREF(values);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* A 256-tuple of None or (str name, int how, dict or None, data type, enum or None): the
+   entries are read without checks when scanning. */
+static int is_table(PyObject *table) {
+    if (!PyTuple_Check(table) || PyTuple_GET_SIZE(table) != 256) return 0;
+    for (int i = 0; i < 256; i++) {
+        PyObject *e = PyTuple_GET_ITEM(table, i);
+        if (e == Py_None) continue;
+        if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 5 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(e, 0)) || !PyLong_Check(PyTuple_GET_ITEM(e, 1)) ||
+            !(PyTuple_GET_ITEM(e, 2) == Py_None || PyDict_Check(PyTuple_GET_ITEM(e, 2))))
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *init_accounting(PyObject *self, PyObject *args) {
+    PyObject *accounting, *standard, *vendors, *decode;
+    if (!PyArg_ParseTuple(args, "OOO!O", &accounting, &standard, &PyDict_Type, &vendors, &decode))
+        return NULL;
+    int tables_ok = is_table(standard);
+    Py_ssize_t at = 0;
+    PyObject *key, *table;
+    while (tables_ok && PyDict_Next(vendors, &at, &key, &table)) tables_ok = is_table(table);
+    if (!PyType_Check(accounting) ||
+        !PyType_IsSubtype((PyTypeObject *)accounting, &PyTuple_Type) || !tables_ok ||
+        !PyCallable_Check(decode)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "init_accounting(RawAccounting, 256-tuple, {vendor: 256-tuple}, decode)");
+        return NULL;
+    }
+    Py_XSETREF(raw_accounting, Py_NewRef(accounting));
+    Py_XSETREF(acct_standard, Py_NewRef(standard));
+    Py_XSETREF(acct_vendors, Py_NewRef(vendors));
+    Py_XSETREF(decode_value_fn, Py_NewRef(decode));
+    Py_RETURN_NONE;
+}
+
 static PyObject *ma_ok(PyObject *self, PyObject *args) {
     Py_buffer datagram, secret;
     Py_ssize_t offset, length;
@@ -405,6 +632,11 @@ static PyObject *init(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"init", init, METH_VARARGS, "init(error, RawRequest, RawAccess): the types scan() makes."},
     {"scan", scan, METH_O, "scan(datagram) -> RawRequest, as fastpath.scan_request."},
+    {"init_accounting", init_accounting, METH_VARARGS,
+     "init_accounting(RawAccounting, standard, vendors, decode_value): what scan_accounting "
+     "makes and decodes with."},
+    {"scan_accounting", scan_acct, METH_O,
+     "scan_accounting(datagram) -> RawAccounting or None, as fastpath.scan_accounting_py."},
     {"ma_ok", ma_ok, METH_VARARGS,
      "ma_ok(datagram, offset, length, secret) -> bool: RFC 3579 §3.2 check."},
     {"sign", sign, METH_VARARGS,

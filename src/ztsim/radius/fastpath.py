@@ -278,11 +278,12 @@ _Definitions = dict[tuple[int, int], tuple[str, DataType, type[IntEnum] | None]]
 _KNOWN: _Definitions = {key: (d.name, d.data_type, d.enum) for key, d in BY_NUMBER.items()}
 
 
-def scan_accounting(datagram: bytes) -> RawAccounting | None:
+def scan_accounting_py(datagram: bytes) -> RawAccounting | None:
     """The values of an Accounting-Request, decoded as `Packet.decode` and
     `decode_attributes` decode them (the same checks; `RadiusDecodeError` where they
     raise), for the general path's work without its objects. None for anything else:
-    another code, or a Message-Authenticator (whose HMAC the general path checks)."""
+    another code, or a Message-Authenticator (whose HMAC the general path checks). The
+    Python reference of `scan_accounting`."""
     size = len(datagram)
     if size < HEADER_LENGTH:
         raise RadiusDecodeError(f"datagram is {size} octets, shorter than the RADIUS header")
@@ -347,3 +348,40 @@ def _scan_vendor(
             if name not in values:
                 values[name] = value
         sub = sub_end
+
+
+# How `_fast` decodes each data type itself (its AS_* numbers); the others it hands to
+# `decode_value`.
+_HOW = {
+    DataType.TEXT: 1,
+    DataType.DIGITS: 2,
+    DataType.OCTETS: 3,
+    DataType.INTEGER: 4,
+    DataType.BYTE: 5,
+}
+_Entry = tuple[str, int, dict[Any, Any] | None, DataType, type[IntEnum] | None] | None
+
+
+def _table(vendor: int) -> tuple[_Entry, ...]:
+    """`_KNOWN`'s definitions of `vendor` (0: the standard attributes) by type number, in
+    the form `_fast.init_accounting` takes."""
+    entries: list[_Entry] = [None] * 256
+    for (owner, number), (name, data_type, enum) in _KNOWN.items():
+        if owner == vendor and 0 <= number < 256:
+            members = None if enum is None else dict(enum._value2member_map_)
+            entries[number] = (name, _HOW.get(data_type, 0), members, data_type, enum)
+    return tuple(entries)
+
+
+def _accounting_speedup() -> Callable[[bytes], RawAccounting | None]:
+    if _fast is None:
+        return scan_accounting_py
+    _fast.init_accounting(
+        RawAccounting, _table(_STANDARD), {v: _table(v) for v in TLV_VENDORS}, decode_value
+    )
+    scan: Callable[[bytes], RawAccounting | None] = _fast.scan_accounting
+    return scan
+
+
+# The same function either way; the C one reads the values about five times faster.
+scan_accounting = _accounting_speedup()

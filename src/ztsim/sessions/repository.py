@@ -3,8 +3,7 @@ path), read by the API and the DNS gateway. Every read is scoped by org."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from ztsim.db import schema
 from ztsim.db.bulk import takes_driver_rows, upsert_rows
+from ztsim.db.jsontext import json_text
 from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
 from ztsim.sessions.table import Session
 
@@ -83,7 +83,27 @@ def _time(when: datetime | None, sqlite: bool) -> object:
     return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else utc
 
 
-def _row(s: Session, sqlite: bool) -> tuple[object, ...]:
+class _Times:
+    """`_time` of each time, remembered by object: the sessions a batch of accounting
+    made share one `now` (and a Start's started_at is its updated_at)."""
+
+    __slots__ = ("_sqlite", "_texts")
+
+    def __init__(self, sqlite: bool) -> None:
+        self._sqlite = sqlite
+        # By id: the sessions being written keep every one of these objects alive.
+        self._texts: dict[int, object] = {}
+
+    def __call__(self, when: datetime | None) -> object:
+        if when is None:
+            return None
+        text = self._texts.get(id(when))
+        if text is None:
+            text = self._texts[id(when)] = _time(when, self._sqlite)
+        return text
+
+
+def _row(s: Session, time: Callable[[datetime | None], object]) -> tuple[object, ...]:
     """A session as the driver takes it: the location as the JSON text SQLAlchemy's JSON
     binds (None too becomes "null"), the times as `_time`."""
     return (
@@ -99,10 +119,10 @@ def _row(s: Session, sqlite: bool) -> tuple[object, ...]:
         s.ue_address,
         s.apn,
         s.rat,
-        json.dumps(s.location),
-        _time(s.started_at, sqlite),
-        _time(s.updated_at, sqlite),
-        _time(s.stopped_at, sqlite),
+        "null" if s.location is None else json_text(s.location),
+        time(s.started_at),
+        time(s.updated_at),
+        time(s.stopped_at),
         s.stop_cause,
     )
 
@@ -116,8 +136,8 @@ def save(conn: Connection, sessions: Iterable[Session]) -> None:
     since the AAA process is the only writer of its gateways' sessions."""
     dialect = conn.dialect.name
     if takes_driver_rows(dialect):
-        sqlite = dialect == "sqlite"
-        rows = [_row(s, sqlite) for s in sessions]
+        time = _Times(dialect == "sqlite")
+        rows = [_row(s, time) for s in sessions]
         upsert_rows(conn, _t, _COLUMNS, rows, key=_KEY, kept=_KEPT)
         return
     for values in (_values(s) for s in sessions):

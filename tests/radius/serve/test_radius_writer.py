@@ -204,3 +204,32 @@ def test_a_first_attach_binding_publishes_its_sim(engine: Engine, sealer: Sealer
     # One SIM change, from the binding's use case, in the writer's transaction.
     sims = [(c.org_id, c.key) for c in changes if c.topic is Topic.SIM]
     assert sims == [(world.org_id, world.unbound_iccid)]
+
+
+def test_of_a_session_recorded_twice_before_a_commit_the_later_state_is_written(
+    engine: Engine,
+) -> None:
+    _orgs(engine)
+    writer = BatchWriter(engine, clock=lambda: T0)
+    started = replace(_session("s1"), ue_address="10.64.0.7")
+    stopped_at = datetime(2026, 1, 1, 0, 5, 0, 250_000, tzinfo=UTC)
+    writer.session(started)
+    writer.session(
+        replace(started, updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
+    )
+    batch = writer.take()
+    assert list(batch.sessions.values()) == [
+        replace(started, updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
+    ]
+    writer.write(batch)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                schema.radius_sessions.c.started_at,
+                schema.radius_sessions.c.updated_at,
+                schema.radius_sessions.c.stopped_at,
+                schema.radius_sessions.c.stop_cause,
+            )
+        ).one()
+    assert tuple(row) == (T0, stopped_at, stopped_at, "stop")
+    assert [(k, p["stopped"]) for _, _, k, p in _outbox(engine)] == [("10.64.0.7", True)]

@@ -82,8 +82,15 @@ class AccountingMixin:
     counters: Counters
     accepted: dict[str, AccessRequest]
 
-    def _accounting(self, gateway: GatewayEntry, nas: str, attrs: AttributeValues) -> None:
-        now = self.clock()
+    def _accounting(
+        self,
+        gateway: GatewayEntry,
+        nas: str,
+        attrs: AttributeValues,
+        now: datetime | None = None,
+    ) -> None:
+        if now is None:
+            now = self.clock()
         status = attrs.get("Acct-Status-Type")
         if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
             cause = "accounting_on" if status == AcctStatusType.ACCOUNTING_ON else "accounting_off"

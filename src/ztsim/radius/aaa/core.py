@@ -269,9 +269,12 @@ class AaaCore(AccountingMixin, StatusMixin):
         self.counters.answered += 1
         return reply
 
-    def handle_acct(self, datagram: bytes, peer: tuple[str, int]) -> bytes | AfterCommit | None:
+    def handle_acct(
+        self, datagram: bytes, peer: tuple[str, int], now: datetime | None = None
+    ) -> bytes | AfterCommit | None:
         """The reply to send now (a retransmission of a durable request), the reply to send
-        once the writer's batch `generation` is committed, or silence."""
+        once the writer's batch `generation` is committed, or silence. `now` as for
+        `handle_auth`."""
         # The hot path: one pass over the octets for the values, one MD5 to check, one to
         # sign. Anything unusual (a fault, a Message-Authenticator) takes the general path,
         # which counts it where it always did.
@@ -280,7 +283,7 @@ class AaaCore(AccountingMixin, StatusMixin):
         except RadiusDecodeError:
             scanned = None
         if scanned is None:
-            return self._handle_acct_general(datagram, peer)
+            return self._handle_acct_general(datagram, peer, now)
         self.counters.received += 1
         gateway = self.snapshot.gateway_for(peer[0])
         if gateway is None:
@@ -302,14 +305,14 @@ class AaaCore(AccountingMixin, StatusMixin):
         if not self._admit(key):
             return None
         self.counters.accounting += 1
-        self._accounting(gateway, peer[0], scanned.values)
+        self._accounting(gateway, peer[0], scanned.values, now)
         reply = _accounting_response(
             scanned.identifier, scanned.authenticator, scanned.proxy_states, secret
         )
         return self._await_commit(peer, key, reply)
 
     def _handle_acct_general(
-        self, datagram: bytes, peer: tuple[str, int]
+        self, datagram: bytes, peer: tuple[str, int], now: datetime | None
     ) -> bytes | AfterCommit | None:
         """`handle_acct` through the codec's packet and typed attributes."""
         if datagram[:1] == STATUS_SERVER_OCTET:
@@ -326,7 +329,7 @@ class AaaCore(AccountingMixin, StatusMixin):
             self.counters.malformed += 1
             return None
         self.counters.accounting += 1
-        self._accounting(gateway, peer[0], attributes)
+        self._accounting(gateway, peer[0], attributes, now)
         return self._await_commit(peer, key, accounting_response(packet, gateway.secret.reveal()))
 
     def _admit(self, key: tuple[object, ...]) -> bool:

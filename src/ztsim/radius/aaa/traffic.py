@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ztsim.db.jsontext import json_text
 from ztsim.events.schema import NewEvent, Outcome
 from ztsim.policy.reference import Decision as PolicyDecision
 from ztsim.radius.aaa.engine import Reason
@@ -90,7 +91,7 @@ _RISK_KIND: dict[str, str] = {
 def _location(value: bytes) -> str | None:
     # A UE attaches from few cells: each value is decoded, and its JSON made, once.
     summary = location_summary(value)
-    return None if summary is None else payload_json(summary)
+    return None if summary is None else json_text(summary)
 
 
 def location_of(request: bytes | None) -> str | None:
@@ -290,27 +291,6 @@ def sqlite_time(when: datetime) -> str:
     return when.isoformat(" ", "microseconds")[:26]
 
 
-def _payload_encoder() -> Callable[[Any], str]:
-    # json.dumps builds its C encoder anew on every call; built once, the same encoder
-    # (same arguments as json.dumps' defaults, less the cycle check on these flat dicts)
-    # is twice as fast. Without the C accelerator, json.dumps it is.
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    default = json.JSONEncoder().default
-    encode = make(
-        None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )
-
-    def dumps(payload: Any) -> str:
-        return "".join(encode(payload, 0))
-
-    return dumps
-
-
-payload_json = _payload_encoder()
-
-
 _escape: Callable[[str], str] = json.encoder.encode_basestring_ascii  # as json.dumps does
 
 
@@ -375,13 +355,18 @@ class AccessRows:
 def event_row(event: NewEvent, when: datetime, *, sqlite: bool) -> EventRow:
     """An event as the driver takes it (the text forms SQLAlchemy's types would bind):
     the time as text on SQLite, the payload as JSON text."""
+    return stored_event_row(event, sqlite_time(when) if sqlite else when)
+
+
+def stored_event_row(event: NewEvent, stored_time: object) -> EventRow:
+    """`event_row` with its time already in the driver's form."""
     return (
         event.org_id,
-        sqlite_time(when) if sqlite else when,
+        stored_time,
         event.kind,
         event.actor,
         event.subject,
         _OUTCOME_TEXT[event.outcome],
         event.reason,
-        payload_json(event.payload),
+        json_text(event.payload),
     )

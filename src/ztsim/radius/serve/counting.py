@@ -80,9 +80,9 @@ class CountedCore:
             counts.responses[reply[0]] += 1
         return reply
 
-    def handle_acct(self, datagram: bytes, peer: Peer) -> bytes | AfterCommit | None:
+    def handle_acct(self, datagram: bytes, peer: Peer, now: datetime) -> bytes | AfterCommit | None:
         started = time.perf_counter()
-        reply = self.core.handle_acct(datagram, peer)
+        reply = self.core.handle_acct(datagram, peer, now)
         counts = self.acct
         counts.timings.observe(time.perf_counter() - started)
         counts.requests += 1

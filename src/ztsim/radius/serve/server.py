@@ -150,7 +150,9 @@ class Core(Protocol):
 
     def handle_auth(self, datagram: bytes, peer: Peer, now: datetime) -> bytes | None: ...
 
-    def handle_acct(self, datagram: bytes, peer: Peer) -> bytes | AfterCommit | None: ...
+    def handle_acct(
+        self, datagram: bytes, peer: Peer, now: datetime
+    ) -> bytes | AfterCommit | None: ...
 
 
 @dataclass
@@ -225,13 +227,15 @@ def _acct_batches(
 
         def answer(datagram: bytes, peer: Peer) -> bytes | None:
             nonlocal waiting
-            reply = handle(datagram, peer)
+            reply = handle(datagram, peer, now)
             if isinstance(reply, AfterCommit):
                 waiting = True
                 return None
             return reply
 
         with lock:
+            # As for authentication: the datagrams of one system call share their time.
+            now = core.clock()
             yield answer
         if waiting:
             wake()

@@ -41,7 +41,8 @@ from ztsim.radius.aaa.traffic import (
     AccessRows,
     EventRow,
     access_events,
-    event_row,
+    sqlite_time,
+    stored_event_row,
 )
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.allocator import PoolEntry
@@ -95,9 +96,10 @@ class BatchWriter:
         self._engine = engine
         self._clock = clock
         self._batch = Batch()
-        # Events, the bulk, go through a deque: append and popleft are atomic, so the hot
-        # path records a decision without taking a lock. The rest is rare and locked.
+        # Events and sessions, the bulk, go through deques: append and popleft are atomic,
+        # so the hot path records them without taking a lock. The rest is rare and locked.
         self._events: collections.deque[_EventItem] = collections.deque()
+        self._sessions: collections.deque[Session] = collections.deque()
         # The hot path's thread adds while the event loop takes.
         self._lock = threading.Lock()
         self.generation = 0
@@ -110,6 +112,8 @@ class BatchWriter:
         self._raw = takes_driver_rows(dialect)
         self._sqlite = dialect == "sqlite"
         self._access_rows = AccessRows(sqlite=self._sqlite)
+        self._last_when: datetime | None = None
+        self._last_time: object = None
 
     # -- the Sink ------------------------------------------------------------------------
 
@@ -120,8 +124,7 @@ class BatchWriter:
         self._events.append((event, when))
 
     def session(self, session: Session) -> None:
-        with self._lock:
-            self._batch.sessions[session.key] = session
+        self._sessions.append(session)
 
     def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None:
         with self._lock:
@@ -148,6 +151,10 @@ class BatchWriter:
         # Appends racing with this land in the next batch.
         take = self._events.popleft
         batch.events = [take() for _ in range(len(self._events))]
+        take_session, sessions = self._sessions.popleft, batch.sessions
+        for _ in range(len(self._sessions)):
+            session = take_session()
+            sessions[session.key] = session  # a session's later state wins
         failed, self._failed = self._failed, None
         if failed is None:
             return batch
@@ -236,7 +243,11 @@ class BatchWriter:
 
     def _row(self, event: NewEvent, when: datetime) -> EventRow:
         if self._raw:
-            return event_row(event, when, sqlite=self._sqlite)
+            # The requests of one received batch share their time: its text once.
+            if when is not self._last_when:
+                self._last_when = when
+                self._last_time = sqlite_time(when) if self._sqlite else when
+            return stored_event_row(event, self._last_time)
         return (
             event.org_id,
             when,
