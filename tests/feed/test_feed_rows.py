@@ -145,6 +145,25 @@ def test_a_topic_this_version_does_not_know_is_skipped_by_a_filter_only(engine: 
             outbox.read_after(conn, 0)  # no filter: as loud as before
 
 
+def test_a_filtered_scan_reads_the_wanted_changes_whole(engine: Engine) -> None:
+    published = [
+        NewChange(ORG, Topic.SESSION, "10.0.0.1", {"iccid": "89"}),
+        NewChange(ORG, Topic.SIM, "8944", {"state": "active"}),
+        NewChange(ORG, Topic.SESSION, "10.0.0.2", {"iccid": "90"}),
+        NewChange(ORG, Topic.IDENTITY, "id-1", {}),
+        NewChange(ORG, Topic.POLICY, ORG, {"plane": "dns"}),
+    ]
+    with for_writing(engine).begin() as conn:
+        outbox.publish(conn, published, NOW)
+    with engine.connect() as conn:
+        for topics in ({Topic.SIM}, {Topic.SIM, Topic.POLICY}, {Topic.SESSION, Topic.IDENTITY}):
+            read = outbox.scan(conn, 0, topics=topics)
+            assert [(c.topic, c.key, dict(c.payload)) for c in read.changes] == [
+                (c.topic, c.key, dict(c.payload)) for c in published if c.topic in topics
+            ]
+            assert (read.first, read.last, read.rows) == (1, 5, 5)
+
+
 def test_decode_keeps_the_order_and_leaves_the_skipped_rows_alone() -> None:
     found = [
         (1, ORG, "session", "a", "not json: never decoded", "not a time either"),

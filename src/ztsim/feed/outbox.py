@@ -185,8 +185,16 @@ def scan(
     """The next `limit` rows above `seq`, in one statement, kept as changes when their
     topic is among `topics` (None: all). The rows skipped are decoded no further."""
     dialect = conn.dialect.name
+    wanted = rows.wanted_topics(topics)
     if takes_driver_rows(dialect):
-        found = conn.exec_driver_sql(_read_sql(conn), (seq, limit)).fetchall()
+        if wanted is None:
+            found = conn.exec_driver_sql(_read_sql(conn), (seq, limit)).fetchall()
+        else:
+            # The key and payload of the rows skipped stay in the database: most rows a
+            # follower reads are other planes' changes (the AAA's own sessions, say).
+            picked = tuple(sorted(wanted))
+            sql = _read_sql(conn, len(picked))
+            found = conn.exec_driver_sql(sql, (*picked, *picked, seq, limit)).fetchall()
     else:
         query = (
             select(*(_t.c[name] for name in rows.READ_COLUMNS))
@@ -197,7 +205,7 @@ def scan(
         found = list(conn.execute(query))
     if not found:
         return Scan([], None, None, 0)
-    changes = rows.decode(found, rows.wanted_topics(topics))
+    changes = rows.decode(found, wanted)
     return Scan(changes, int(found[0][0]), int(found[-1][0]), len(found))
 
 
@@ -221,20 +229,26 @@ def _insert_one_sql(table: str, names: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
 
 
-def _read_sql(conn: Connection) -> str:
+def _read_sql(conn: Connection, topics: int | None = None) -> str:
+    """The read of `scan`; with `topics`, that many topics are bound first (twice), and
+    the other rows come without their key and payload."""
     quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return _select_sql(quote(_t.name), tuple(quote(c) for c in rows.READ_COLUMNS), mark)
+    return _select_sql(quote(_t.name), tuple(quote(c) for c in rows.READ_COLUMNS), mark, topics)
 
 
-@functools.lru_cache(maxsize=8)
-def _select_sql(table: str, names: tuple[str, ...], mark: str) -> str:
+@functools.lru_cache(maxsize=32)
+def _select_sql(table: str, names: tuple[str, ...], mark: str, topics: int | None) -> str:
     seq, org_id, topic, key, payload, created_at = names
     # The payload as its text: psycopg would parse every row's JSON, wanted or not (the
     # rows a follower skips are most of them); SQLite's is text already. Only quoted
     # names and placeholders: the values are bound by the driver.
+    text = f"CAST({payload} AS TEXT)"
+    if topics is not None:
+        among = f"{topic} IN ({', '.join([mark] * topics)})"
+        key, text = f"CASE WHEN {among} THEN {key} END", f"CASE WHEN {among} THEN {text} END"
     return (
-        f"SELECT {seq}, {org_id}, {topic}, {key}, CAST({payload} AS TEXT), {created_at} "  # noqa: S608
+        f"SELECT {seq}, {org_id}, {topic}, {key}, {text}, {created_at} "  # noqa: S608
         f"FROM {table} WHERE {seq} > {mark} ORDER BY {seq} LIMIT {mark}"
     )
 
