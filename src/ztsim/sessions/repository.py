@@ -91,16 +91,17 @@ class _Times:
 
     def __init__(self, sqlite: bool) -> None:
         self._sqlite = sqlite
-        # By id: the sessions being written keep every one of these objects alive.
-        self._texts: dict[int, object] = {}
+        # By id, cheaper than a datetime's hash; each time is kept with its text, so no
+        # id is reused by another object while this lasts.
+        self._texts: dict[int, tuple[datetime, object]] = {}
 
     def __call__(self, when: datetime | None) -> object:
         if when is None:
             return None
-        text = self._texts.get(id(when))
-        if text is None:
-            text = self._texts[id(when)] = _time(when, self._sqlite)
-        return text
+        known = self._texts.get(id(when))
+        if known is None:
+            known = self._texts[id(when)] = (when, _time(when, self._sqlite))
+        return known[1]
 
 
 def _row(s: Session, time: Callable[[datetime | None], object]) -> tuple[object, ...]:
