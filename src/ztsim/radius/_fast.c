@@ -189,6 +189,38 @@ static PyObject *named(PyObject *cls, PyObject *values) {
     return made;
 }
 
+/* RFC 2865 §3: the datagram's Length field, checked against the datagram; -1 (the error
+   set) where it does not fit. */
+static Py_ssize_t packet_length(const unsigned char *d, Py_ssize_t size) {
+    if (size < HEADER) {
+        PyErr_Format(decode_error, "datagram is %zd octets, shorter than the RADIUS header", size);
+        return -1;
+    }
+    Py_ssize_t length = (Py_ssize_t)d[2] << 8 | d[3];
+    if (length < HEADER || length > MAX_PACKET || length > size) {
+        PyErr_Format(decode_error, "Length field %zd does not fit the %zd-octet datagram", length,
+                     size);
+        return -1;
+    }
+    return length;
+}
+
+/* RFC 2865 §5: where the attribute at `offset` ends, within `length`; -1 (the error set)
+   where it does not fit. */
+static Py_ssize_t attribute_end(const unsigned char *d, Py_ssize_t offset, Py_ssize_t length) {
+    if (length - offset < 2) {
+        PyErr_Format(decode_error, "attribute at offset %zd is cut off after its type", offset);
+        return -1;
+    }
+    Py_ssize_t end = offset + d[offset + 1];
+    if (end < offset + 2 || end > length) {
+        PyErr_Format(decode_error, "attribute %d at offset %zd has a bad length", d[offset],
+                     offset);
+        return -1;
+    }
+    return end;
+}
+
 static PyObject *scan(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (raw_request == NULL) {
@@ -200,31 +232,16 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
     Py_ssize_t size = view.len;
     PyObject *found[4] = {NULL, NULL, NULL, NULL}; /* user, imsi, imeisv, apn */
     PyObject *proxy = NULL, *result = NULL;
-    if (size < HEADER) {
-        PyErr_Format(decode_error, "datagram is %zd octets, shorter than the RADIUS header", size);
-        goto done;
-    }
-    Py_ssize_t length = (Py_ssize_t)d[2] << 8 | d[3];
-    if (length < HEADER || length > MAX_PACKET || length > size) {
-        PyErr_Format(decode_error, "Length field %zd does not fit the %zd-octet datagram", length,
-                     size);
-        goto done;
-    }
+    Py_ssize_t length = packet_length(d, size);
+    if (length < 0) goto done;
     proxy = PyList_New(0);
     if (proxy == NULL) goto done;
     long ma_offset = -1;
     Py_ssize_t offset = HEADER;
     while (offset < length) {
-        if (length - offset < 2) {
-            PyErr_Format(decode_error, "attribute at offset %zd is cut off after its type", offset);
-            goto done;
-        }
+        Py_ssize_t end = attribute_end(d, offset, length);
+        if (end < 0) goto done;
         int kind = d[offset];
-        Py_ssize_t end = offset + d[offset + 1];
-        if (end < offset + 2 || end > length) {
-            PyErr_Format(decode_error, "attribute %d at offset %zd has a bad length", kind, offset);
-            goto done;
-        }
         int slot = -1;
         const unsigned char *value = d + offset + 2;
         Py_ssize_t value_size = end - offset - 2;
@@ -391,16 +408,8 @@ static PyObject *scan_acct(PyObject *self, PyObject *arg) {
     PyObject *values = NULL, *result = NULL;
     unsigned char states[MAX_PACKET]; /* the Proxy-States, whole, in order */
     Py_ssize_t states_used = 0;
-    if (size < HEADER) {
-        PyErr_Format(decode_error, "datagram is %zd octets, shorter than the RADIUS header", size);
-        goto done;
-    }
-    Py_ssize_t length = (Py_ssize_t)d[2] << 8 | d[3];
-    if (length < HEADER || length > MAX_PACKET || length > size) {
-        PyErr_Format(decode_error, "Length field %zd does not fit the %zd-octet datagram", length,
-                     size);
-        goto done;
-    }
+    Py_ssize_t length = packet_length(d, size);
+    if (length < 0) goto done;
     if (d[0] != ACCOUNTING_REQUEST) {
         result = Py_NewRef(Py_None);
         goto done;
@@ -409,16 +418,9 @@ static PyObject *scan_acct(PyObject *self, PyObject *arg) {
     if (values == NULL) goto done;
     Py_ssize_t offset = HEADER;
     while (offset < length) {
-        if (length - offset < 2) {
-            PyErr_Format(decode_error, "attribute at offset %zd is cut off after its type", offset);
-            goto done;
-        }
+        Py_ssize_t end = attribute_end(d, offset, length);
+        if (end < 0) goto done;
         int kind = d[offset];
-        Py_ssize_t end = offset + d[offset + 1];
-        if (end < offset + 2 || end > length) {
-            PyErr_Format(decode_error, "attribute %d at offset %zd has a bad length", kind, offset);
-            goto done;
-        }
         if (kind == VENDOR_SPECIFIC) {
             /* RFC 2865 §5.26: Vendor-Id (4 octets), then for the TLV vendors Type, Length,
                Value. */
