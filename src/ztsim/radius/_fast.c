@@ -1,13 +1,14 @@
 /*
  * The RADIUS hot path in C: reading an Access-Request, checking its
- * Message-Authenticator, signing the reply; reading an Accounting-Request's values. ztsim/radius/fastpath.py holds the same
- * rules in Python; it is the reference, used where this module is not built, and a
- * Hypothesis test holds the two equal (tests/radius/test_radius_fast.py).
+ * Message-Authenticator, signing the reply; reading an Accounting-Request's values.
+ * ztsim/radius/fastpath.py holds the same rules in Python; it is the reference, used
+ * where this module is not built, and Hypothesis tests hold the two equal
+ * (tests/radius/test_radius_fast.py).
  *
  * MD5 as RFC 1321 specifies it; HMAC as RFC 2104; the RADIUS rules as RFC 2865 §3
  * (Response Authenticator) and RFC 3579 §3.2 (Message-Authenticator). Everything
- * here works on octets the caller owns; nothing is kept between calls but the
- * classes handed to init().
+ * here works on octets the caller owns; nothing is kept between calls but what
+ * init() and init_accounting() were handed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -509,7 +510,10 @@ static PyObject *init_accounting(PyObject *self, PyObject *args) {
     }
     Py_XSETREF(raw_accounting, Py_NewRef(accounting));
     Py_XSETREF(acct_standard, Py_NewRef(standard));
-    Py_XSETREF(acct_vendors, Py_NewRef(vendors));
+    /* A copy: the tables are read without checks, so nobody may change the mapping. */
+    PyObject *vendors_copy = PyDict_Copy(vendors);
+    if (vendors_copy == NULL) return NULL;
+    Py_XSETREF(acct_vendors, vendors_copy);
     Py_XSETREF(decode_value_fn, Py_NewRef(decode));
     Py_RETURN_NONE;
 }
