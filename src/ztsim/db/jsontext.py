@@ -2,8 +2,8 @@
 
 `json.dumps` builds its C encoder anew on every call. Built once, the same encoder (the
 arguments `json.dumps` passes by default, less the cycle check: these payloads are flat
-and built here; a cycle ends in RecursionError) writes the same text twice as fast; the hot paths write a payload per
-record. Without the C accelerator it is `json.dumps` itself.
+and built here; a cycle ends in RecursionError) writes the same text twice as fast; the
+hot paths write a payload per record. Without the C accelerator it is `json.dumps`.
 """
 
 from __future__ import annotations
