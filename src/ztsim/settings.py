@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     radius_dns_primary: str | None = None
     radius_dns_secondary: str | None = None
     radius_session_timeout: int = Field(default=86400, ge=0, le=2**32 - 1)
+    # Accounting answered once in a journal file in the data directory (one write per
+    # batch), before its commit; None: so with the embedded SQLite, not with a database
+    # server (whose commit is then what the answer waits for).
+    radius_acct_journal: bool | None = None
     # DNS gateway: where it listens, the upstream resolvers ("host" or "host:port", port 53
     # by default; "tls://name@host:port" for DoT; "https://host[:port]/path" for DoH), and
     # the TOML policy file (rules, lists, org DNS settings).
@@ -107,6 +111,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ztsim.db').resolve()}"
+
+    @property
+    def radius_journal_dir(self) -> Path | None:
+        on = self.radius_acct_journal
+        if on is None:
+            on = self.resolved_database_url().startswith("sqlite")
+        return self.data_dir / "radius-journal" if on else None
 
     @property
     def key_file(self) -> Path:

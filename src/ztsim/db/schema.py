@@ -372,6 +372,15 @@ radius_sessions = Table(
     Index(None, "imsi"),
 )
 
+# How far into each accounting journal file (`ztsim.radius.serve.journal`) the committed
+# records reach, written in the same transaction as they are.
+radius_journals = Table(
+    "radius_journals",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("applied", BigInteger, nullable=False),
+)
+
 SEALED_COLUMNS = (*SEALED_COLUMNS, (radius_gateways, "id", ("secret_sealed",)))
 
 

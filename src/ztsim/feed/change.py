@@ -51,7 +51,8 @@ class NewChange:
     def __post_init__(self) -> None:
         if not self.key or len(self.key) > MAX_KEY:
             raise InvalidInput(f"a change's key is 1 to {MAX_KEY} characters")
-        object.__setattr__(self, "topic", Topic(self.topic))
+        if type(self.topic) is not Topic:  # most are given as one: Topic() costs 0.3 µs
+            object.__setattr__(self, "topic", Topic(self.topic))
         object.__setattr__(self, "payload", _frozen(self.payload))
 
 

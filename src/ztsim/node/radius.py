@@ -36,6 +36,7 @@ def aaa_settings(settings: Settings) -> AaaSettings:
             dns_secondary=settings.radius_dns_secondary,
             session_timeout=settings.radius_session_timeout,
         ),
+        journal_dir=settings.radius_journal_dir,
     )
 
 

@@ -114,8 +114,29 @@ class SessionIndex:
 
     def stop(self, key: SessionKey, when: datetime, cause: str) -> Session | None:
         """End one session; None if it was not live (a repeated Stop changes nothing)."""
-        session = self._remove(key)
-        return None if session is None else replace(session, stopped_at=when, stop_cause=cause)
+        s = self._remove(key)
+        if s is None:
+            return None
+        # Not `dataclasses.replace`, which reads the fields anew each call: 3 µs a Stop.
+        return Session(
+            s.org_id,
+            s.gateway_id,
+            s.acct_session_id,
+            s.nas_address,
+            s.imsi,
+            s.iccid,
+            s.identity_id,
+            s.device_id,
+            s.imei,
+            s.ue_address,
+            s.apn,
+            s.rat,
+            s.location,
+            s.started_at,
+            s.updated_at,
+            when,
+            cause,
+        )
 
     def stop_where(self, *, gateway_id: str, imsi: str | None = None) -> list[SessionKey]:
         """Keys of the live sessions of a gateway (Accounting-On/Off), or of one IMSI at

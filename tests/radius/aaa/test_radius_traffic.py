@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ztsim.radius.aaa.engine import RISK_REASONS, Reason
 from ztsim.radius.aaa.traffic import (
+    REPLAY_ENTRIES,
     REPLAY_SECONDS,
     AccessRecord,
     AccessRows,
@@ -171,6 +172,20 @@ def test_the_replay_cache_forgets_a_sims_replies_and_its_index_expires_with_them
     assert cache.forget(["001010000000002"]) == 0  # gone with its entry, index and all
     assert cache.forget_all() == 1
     assert cache.get(("p", 4, b"d")) is None
+
+
+def test_the_replay_cache_keeps_its_bound_and_lets_the_oldest_replies_go_first() -> None:
+    cache = ReplayCache(lambda: 0.0)
+    total = REPLAY_ENTRIES + REPLAY_ENTRIES // 4
+    for n in range(total):
+        cache.put(("p", n, b""), b"%d" % n, f"0010100000{n % 7:05d}")
+    assert cache.get(("p", 0, b"")) is None
+    assert cache.get(("p", total - REPLAY_ENTRIES - REPLAY_ENTRIES // 16 - 1, b"")) is None
+    # The newest bound's worth are all there, each under its own IMSI too.
+    assert all(cache.get(("p", n, b"")) == b"%d" % n for n in range(total - REPLAY_ENTRIES, total))
+    held = cache.forget_all()
+    assert REPLAY_ENTRIES <= held <= REPLAY_ENTRIES + REPLAY_ENTRIES // 16
+    assert cache.get(("p", total - 1, b"")) is None
 
 
 def test_an_access_event_carries_where_the_ue_was() -> None:

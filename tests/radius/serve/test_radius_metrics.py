@@ -4,6 +4,7 @@ their responses by code, drops by reason, commits, the feed; rendered and read b
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -31,9 +32,12 @@ def _scrape(aaa: RunningAaa) -> Scrape:
     return parse(render(radius_collector(aaa.service)()).decode())
 
 
-def test_requests_responses_drops_and_commits(sqlite_engine: Engine, sealer: Sealer) -> None:
+@pytest.mark.parametrize("journaled", [False, True], ids=["after-commit", "journaled"])
+def test_requests_responses_drops_and_commits(
+    sqlite_engine: Engine, sealer: Sealer, tmp_path: Path, journaled: bool
+) -> None:
     world = build_world(sqlite_engine, sealer)
-    aaa = RunningAaa(sqlite_engine, sealer)
+    aaa = RunningAaa(sqlite_engine, sealer, journal_dir=tmp_path / "j" if journaled else None)
     try:
         before = _scrape(aaa)
         assert before.value("ztsim_radius_requests_total", port="auth") == 0
@@ -61,6 +65,7 @@ def test_requests_responses_drops_and_commits(sqlite_engine: Engine, sealer: Sea
     assert after.value("ztsim_radius_commits_total", result="failed") == 0
     assert after.value("ztsim_radius_commit_duration_seconds_count") >= 1
     assert after.value("ztsim_radius_accounting_awaiting_commit") == 0
+    assert after.value("ztsim_radius_accounting_journal_backlog_bytes") == 0
     assert after.value("ztsim_radius_disconnects_total", result="ack") == 0
     assert after.value("ztsim_feed_connected", role="radius") == 1
     assert after.value("ztsim_feed_position", role="radius") == aaa.service.applied_seq

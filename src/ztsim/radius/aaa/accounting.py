@@ -88,19 +88,21 @@ class AccountingMixin:
         nas: str,
         attrs: AttributeValues,
         now: datetime | None = None,
-    ) -> None:
+    ) -> bool:
+        """Records the request; whether it gave a session a UE address it did not have (the
+        other planes are to know it before the gateway is answered)."""
         if now is None:
             now = self.clock()
         status = attrs.get("Acct-Status-Type")
         if status in (AcctStatusType.ACCOUNTING_ON, AcctStatusType.ACCOUNTING_OFF):
             cause = "accounting_on" if status == AcctStatusType.ACCOUNTING_ON else "accounting_off"
             self._stop_keys(self.sessions.stop_where(gateway_id=gateway.id), now, cause)
-            return
+            return False
         session_id = attrs.get("Acct-Session-Id")
         if not isinstance(session_id, str) or not session_id:
             # Answered (RFC 2866 §4.1 asks for a response once recorded) but unusable.
             self.counters.acct_without_session += 1
-            return
+            return False
         key = (gateway.id, session_id)
         if status == AcctStatusType.STOP:
             # TS 29.061 §16.4.7.2: Session-Stop-Indicator says the whole PDP/IP session
@@ -111,9 +113,9 @@ class AccountingMixin:
                 if imsi is not None:
                     rest = self.sessions.stop_where(gateway_id=gateway.id, imsi=imsi)
                     self._stop_keys(rest, now, "stop")
-            return
+            return False
         if status not in (AcctStatusType.START, AcctStatusType.INTERIM_UPDATE):
-            return
+            return False
         request = _request(attrs)
         ue = attrs.get("Framed-IP-Address")
         sim = self.snapshot.sims.get(request.imsi) if request.imsi else None
@@ -122,11 +124,11 @@ class AccountingMixin:
             # same answer and event as for an unknown IMSI, so neither leaks.
             reason = Reason.IMSI_MISSING if request.imsi is None else Reason.UNKNOWN_IMSI
             self._refused(gateway, session_id, request.imsi, ue, reason.value, None, now)
-            return
+            return False
         if ue is not None and str(ue) != self._leased(sim):
             # An address ztsim did not lease to this SIM: a clone signal, not a session.
             self._refused(gateway, session_id, sim.imsi, ue, NOT_LEASED, sim, now, request.imei)
-            return
+            return False
         if request.imei is None or request.apn is None:
             # Accounting may leave out 3GPP-IMEISV or the APN: the accepted attach has them.
             attach = self.accepted.get(sim.imsi)
@@ -134,6 +136,7 @@ class AccountingMixin:
                 request = request._replace(
                     imei=request.imei or attach.imei, apn=request.apn or attach.apn
                 )
+        before = self.sessions.get(key)
         started = self.sessions.upsert(
             Session(
                 org_id=gateway.org_id,
@@ -153,10 +156,14 @@ class AccountingMixin:
                 updated_at=now,
             )
         )
-        if started is not None:
-            self.sink.session(started)
-            if started.started_at == now and status == AcctStatusType.START:
-                self._session_event(started, SESSION_STARTED, now)
+        if started is None:
+            return False
+        self.sink.session(started)
+        if started.started_at == now and status == AcctStatusType.START:
+            self._session_event(started, SESSION_STARTED, now)
+        return started.ue_address is not None and (
+            before is None or before.ue_address != started.ue_address
+        )
 
     def _leased(self, sim: SimEntry) -> str | None:
         pool = self.snapshot.pools.get(sim.org_id)

@@ -37,7 +37,7 @@ from ipaddress import IPv4Address
 
 from ztsim.clock import Clock, utc_now
 from ztsim.events.schema import subject_of
-from ztsim.radius.aaa.accounting import AccountingMixin
+from ztsim.radius.aaa.accounting import AccountingMixin, AttributeValues
 from ztsim.radius.aaa.engine import (
     MESSAGES,
     AccessRequest,
@@ -175,6 +175,9 @@ class AaaCore(AccountingMixin, StatusMixin):
     # The newest writer batch known to be committed (-1: none yet). Whoever re-reads
     # rows notes it before the read (`patch`, `install`).
     committed_generation: int = -1
+    # The newest writer batch with accounting the journal could not take (see
+    # `may_journal`).
+    unjournaled_generation: int = -1
 
     def __post_init__(self) -> None:
         settings = self.reply_settings
@@ -305,11 +308,11 @@ class AaaCore(AccountingMixin, StatusMixin):
         if not self._admit(key):
             return None
         self.counters.accounting += 1
-        self._accounting(gateway, peer[0], scanned.values, now)
+        binds = self._accounting(gateway, peer[0], scanned.values, now)
         reply = _accounting_response(
             scanned.identifier, scanned.authenticator, scanned.proxy_states, secret
         )
-        return self._await_commit(peer, key, reply)
+        return self._await_commit(peer, key, reply, binds)
 
     def _handle_acct_general(
         self, datagram: bytes, peer: tuple[str, int], now: datetime | None
@@ -329,8 +332,9 @@ class AaaCore(AccountingMixin, StatusMixin):
             self.counters.malformed += 1
             return None
         self.counters.accounting += 1
-        self._accounting(gateway, peer[0], attributes, now)
-        return self._await_commit(peer, key, accounting_response(packet, gateway.secret.reveal()))
+        binds = self._accounting(gateway, peer[0], attributes, now)
+        reply = accounting_response(packet, gateway.secret.reveal())
+        return self._await_commit(peer, key, reply, binds)
 
     def _admit(self, key: tuple[object, ...]) -> bool:
         """Whether a checked Accounting-Request is to be handled: not while its reply waits
@@ -345,13 +349,53 @@ class AaaCore(AccountingMixin, StatusMixin):
         return True
 
     def _await_commit(
-        self, peer: tuple[str, int], key: tuple[object, ...], reply: bytes
+        self, peer: tuple[str, int], key: tuple[object, ...], reply: bytes, binds: bool
     ) -> AfterCommit:
         # Read after recording: the records are in this batch or an earlier one.
-        after = AfterCommit(peer, reply, self.sink.generation)
+        after = AfterCommit(peer, reply, self.sink.generation, key, binds)
         self.awaiting.add(key, after)
         self.counters.answered += 1
         return after
+
+    def may_journal(self) -> bool:
+        """Whether requests may be answered once journaled: not before the requests the
+        journal could not take are committed, so that no reply overtakes an earlier one
+        (a Stop's Start) that a crash would lose."""
+        return self.committed_generation >= self.unjournaled_generation
+
+    def journaled(self, afters: list[AfterCommit]) -> list[AfterCommit]:
+        """These replies' requests are in the accounting journal: durable, so theirs to
+        send now (those a commit has not sent already), but for those that wait for the
+        commit anyway (`AfterCommit.until_commit`); a retransmission gets them from the
+        cache."""
+        done = []
+        for after in afters:
+            if not after.until_commit and self.awaiting.take(after.key) is not None:
+                self.replay.put(after.key, after.reply)
+                done.append(after)
+        return done
+
+    def unjournaled(self, afters: list[AfterCommit]) -> None:
+        """The journal could not take these requests: they, and those after them, wait for
+        their commit."""
+        for after in afters:
+            self.unjournaled_generation = max(self.unjournaled_generation, after.generation)
+
+    def replay_acct(self, datagram: bytes, peer: tuple[str, int], now: datetime) -> None:
+        """Record again an Accounting-Request of the journal of a process that ended (it
+        was checked and answered then): no authenticator check (the secret may have
+        changed since), no reply, no cache; a request no longer understood is skipped."""
+        gateway = self.snapshot.gateway_for(peer[0])
+        if gateway is None:
+            return  # the gateway is gone: so are its sessions' owners
+        try:
+            scanned = scan_accounting(datagram)
+            attributes: AttributeValues = (
+                decode_attributes(Packet.decode(datagram)) if scanned is None else scanned.values
+            )
+        except RadiusDecodeError:
+            return
+        self._accounting(gateway, peer[0], attributes, now)
 
     def committed(self, generation: int) -> list[AfterCommit]:
         """The writer has committed its batches up to `generation`: the replies that waited

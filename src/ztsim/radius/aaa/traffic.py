@@ -25,6 +25,9 @@ from ztsim.sessions.table import Session
 # RFC 5080 §2.2.2: answer a retransmission with the cached reply for a while.
 REPLAY_SECONDS = 30.0
 REPLAY_ENTRIES = 65536
+# Past the bound, entries go a sixteenth at a time: at thousands of replies a second the
+# cache is always full, and expiring one entry per reply cost more than the rest of it.
+_REPLAY_HIGH = REPLAY_ENTRIES + REPLAY_ENTRIES // 16
 DEFAULT_SESSION_TIMEOUT = 86400
 
 
@@ -172,11 +175,16 @@ class ReplySettings:
 @dataclass(frozen=True, slots=True)
 class AfterCommit:
     """An Accounting-Response to send once the writer has committed batch `generation`
-    (RFC 2866 §2: the server answers only once it has recorded the request)."""
+    (RFC 2866 §2: the server answers only once it has recorded the request), or once its
+    request is in the accounting journal (`AaaCore.journaled`), unless `until_commit`:
+    it gave a session its UE address, which the other planes learn from the commit, and
+    the gateway is answered only once they can (its first DNS query is answered)."""
 
     peer: tuple[str, int]
     reply: bytes
     generation: int
+    key: tuple[object, ...] = ()
+    until_commit: bool = False
 
 
 class Awaiting:
@@ -194,6 +202,9 @@ class Awaiting:
 
     def add(self, key: tuple[object, ...], after: AfterCommit) -> None:
         self._replies[key] = after
+
+    def take(self, key: tuple[object, ...]) -> AfterCommit | None:
+        return self._replies.pop(key, None)
 
     def committed(self, generation: int) -> list[tuple[tuple[object, ...], AfterCommit]]:
         """Take the replies whose batch (or an earlier one) is committed: generations only
@@ -237,8 +248,7 @@ class ReplayCache:
         entries[key] = (now, reply, imsi)
         if imsi is not None:
             self._by_imsi.setdefault(imsi, []).append(key)
-        # The scan below costs an iterator per call: only when something is due.
-        if len(entries) > REPLAY_ENTRIES or now - self._oldest > REPLAY_SECONDS:
+        if len(entries) > _REPLAY_HIGH or now - self._oldest > REPLAY_SECONDS:
             self._expire(now)
 
     def forget(self, imsis: Iterable[str]) -> int:
@@ -255,14 +265,17 @@ class ReplayCache:
 
     def _expire(self, now: float) -> None:
         entries = self._entries
+        take = entries.popitem
         while entries:
-            oldest_key, (stamp, _, imsi) = next(iter(entries.items()))
-            if len(entries) <= REPLAY_ENTRIES and now - stamp <= REPLAY_SECONDS:
+            key, entry = take(last=False)
+            stamp, _, imsi = entry
+            if len(entries) < REPLAY_ENTRIES and now - stamp <= REPLAY_SECONDS:
+                entries[key] = entry  # the oldest to keep: back in front
+                entries.move_to_end(key, last=False)
                 self._oldest = stamp
                 break
-            del entries[oldest_key]
             if imsi is not None:
-                self._unindex(imsi, oldest_key)
+                self._unindex(imsi, key)
 
     def _unindex(self, imsi: str, key: tuple[object, ...]) -> None:
         keys = self._by_imsi.get(imsi)

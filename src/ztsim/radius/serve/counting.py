@@ -90,6 +90,17 @@ class CountedCore:
             counts.responses[reply[0]] += 1  # a retransmission, answered from the cache
         return reply
 
+    def journaled(self, afters: list[AfterCommit]) -> list[AfterCommit]:
+        done = self.core.journaled(afters)
+        self.acct.responses[5] += len(done)  # Accounting-Response (RFC 2866 §4.2)
+        return done
+
+    def may_journal(self) -> bool:
+        return self.core.may_journal()
+
+    def unjournaled(self, afters: list[AfterCommit]) -> None:
+        self.core.unjournaled(afters)
+
     def responses(self) -> dict[int, int]:
         """Responses by code, both ports and the replies sent after commits."""
         total = [a + b for a, b in zip(self.auth.responses, self.acct.responses, strict=True)]

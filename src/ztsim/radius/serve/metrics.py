@@ -69,6 +69,11 @@ AWAITING = Spec(
     "Accounting-Responses waiting for their records to be committed.",
     Kind.GAUGE,
 )
+JOURNAL_BACKLOG = Spec(
+    "ztsim_radius_accounting_journal_backlog_bytes",
+    "Octets of accounting journaled (and answered) whose commit has not happened yet.",
+    Kind.GAUGE,
+)
 RETAINED = Spec(
     "ztsim_radius_records_retained",
     "AAA events kept in memory because their commit failed.",
@@ -151,6 +156,9 @@ def radius_collector(service: AaaService) -> Collector:
             COMMITS.family([(("ok",), commits.ok), (("failed",), commits.failed)]),
             COMMIT_DURATION.histogram([((), _histogram(commits.timings))]),
             AWAITING.family([((), len(core.awaiting))]),
+            JOURNAL_BACKLOG.family(
+                [((), service.journal.backlog if service.journal is not None else 0)]
+            ),
             RETAINED.family([((), service.writer.retained)]),
             RECORDS_DROPPED.family([((), service.writer.dropped_access)]),
             DISCONNECTS.family(

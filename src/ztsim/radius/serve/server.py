@@ -15,7 +15,10 @@ starts a commit at once), and the service sends a commit's replies with `send_ac
 after the commit, from the writer's thread: one sendmmsg(2) per up to `REPLY_SLOTS`
 replies (`AcctReplies`). That saves little CPU (the kernel's per-datagram work is most
 of a send) but one GIL release and re-take per reply: with the accounting thread busy,
-each re-take waited for it. Stopping is in two steps so that the last commit's replies
+each re-take waited for it. With an accounting journal (`journal`), the endpoint instead
+appends the batch's requests to it before the core's lock is let go, and sends their
+replies itself at once (`AaaCore.journaled`); those the journal cannot take wait for the
+commit as above. Stopping is in two steps so that the last commit's replies
 still go out from the accounting port: `stop_serving` ends both receiving threads,
 `close` then closes the socket the replies leave by.
 """
@@ -38,6 +41,7 @@ from ztsim.clock import Clock
 from ztsim.datagram import Answer, DatagramServer, Peer, bind_udp
 from ztsim.mmsg import SLOT, Iovec, Mmsghdr, batch_calls
 from ztsim.radius.aaa.traffic import AfterCommit
+from ztsim.radius.serve.journal import Journal, framed, record_head
 
 REPLY_SLOTS = 64  # replies per sendmmsg(2); a larger commit takes several calls
 _HDR, _IOV, _NAME = ctypes.sizeof(Mmsghdr), ctypes.sizeof(Iovec), 32  # sockaddr_in6: 28
@@ -154,6 +158,12 @@ class Core(Protocol):
         self, datagram: bytes, peer: Peer, now: datetime
     ) -> bytes | AfterCommit | None: ...
 
+    def may_journal(self) -> bool: ...
+
+    def journaled(self, afters: list[AfterCommit]) -> list[AfterCommit]: ...
+
+    def unjournaled(self, afters: list[AfterCommit]) -> None: ...
+
 
 @dataclass
 class RadiusServer:
@@ -164,9 +174,11 @@ class RadiusServer:
     acct_replies: socket.socket
     acct_send_failures: int = 0
     batched: bool = True
+    # The sender of `acct_replies`, if the accounting thread sends by it too.
+    sender: AcctReplies | None = None
 
     def __post_init__(self) -> None:
-        self._replies = AcctReplies(self.acct_replies, batched=self.batched)
+        self._replies = self.sender or AcctReplies(self.acct_replies, batched=self.batched)
 
     @property
     def auth_port(self) -> int:
@@ -217,19 +229,33 @@ def _auth_batches(
 
 
 def _acct_batches(
-    core: Core, lock: AbstractContextManager[object], wake: Callable[[], None]
+    core: Core,
+    lock: AbstractContextManager[object],
+    wake: Callable[[], None],
+    journal: Journal | None,
+    sender: AcctReplies,
 ) -> Callable[[], AbstractContextManager[Answer]]:
     handle = core.handle_acct
 
     @contextlib.contextmanager
     def batch() -> Iterator[Answer]:
         waiting = False
+        records: list[bytes] = []
+        afters: list[AfterCommit] = []
+        sent: list[AfterCommit] = []
+        heads: dict[Peer, bytes] = {}  # a gateway's few source ports
 
         def answer(datagram: bytes, peer: Peer) -> bytes | None:
             nonlocal waiting
             reply = handle(datagram, peer, now)
             if isinstance(reply, AfterCommit):
                 waiting = True
+                if journal is not None:
+                    head = heads.get(peer)
+                    if head is None:
+                        head = heads[peer] = record_head(peer, now)
+                    records.append(framed(head, datagram))
+                    afters.append(reply)
                 return None
             return reply
 
@@ -237,8 +263,18 @@ def _acct_batches(
             # As for authentication: the datagrams of one system call share their time.
             now = core.clock()
             yield answer
+            # Under the lock, so that a batch taken for a commit has the records of every
+            # request its journal mark covers (`Journal.mark`), and no others.
+            if journal is not None and records:
+                if core.may_journal() and journal.append(records):
+                    sent = core.journaled(afters)
+                else:
+                    core.unjournaled(afters)
+        if sent:
+            with contextlib.suppress(OSError):  # closed: stopping; the gateway retransmits
+                sender.send([(after.reply, after.peer) for after in sent])
         if waiting:
-            wake()
+            wake()  # the sessions reach the other planes with their commit
 
     return batch
 
@@ -252,10 +288,12 @@ async def start_server(
     *,
     batched: bool = True,
     wake: Callable[[], None] = lambda: None,
+    journal: Journal | None = None,
 ) -> RadiusServer:
     """Bind the authentication and accounting endpoints (port 0 picks a free port) and
     serve them; `batched`: datagrams over recvmmsg/sendmmsg where the system has them;
-    `wake`: called when accounting replies wait for a commit."""
+    `wake`: called when accounting replies wait for a commit; `journal`: where accounting
+    is made durable before its commit (else it is answered after its commit)."""
     acct_socket = bind_udp(host, acct_port)
     try:
         auth_socket = bind_udp(host, auth_port)
@@ -271,9 +309,13 @@ async def start_server(
     auth = DatagramServer(
         auth_socket, _auth_batches(core, lock), name="radius-auth", batched=batched
     )
+    sender = AcctReplies(replies, batched=batched)
     acct = DatagramServer(
-        acct_socket, _acct_batches(core, lock, wake), name="radius-acct", batched=batched
+        acct_socket,
+        _acct_batches(core, lock, wake, journal, sender),
+        name="radius-acct",
+        batched=batched,
     )
     auth.start()
     acct.start()
-    return RadiusServer(auth, acct, replies, batched=batched)
+    return RadiusServer(auth, acct, replies, batched=batched, sender=sender)

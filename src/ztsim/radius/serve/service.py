@@ -9,6 +9,12 @@
   `MAX_RETRY_SECONDS`; the gateway's retransmissions wait meanwhile (see
   `ztsim.radius.aaa.core.MAX_AWAITING` for the bound). `stop` commits what is pending
   and sends those replies before it returns.
+- With an accounting journal (`journal_dir`), an Accounting-Request is durable once its
+  batch of datagrams is in the journal file (`journal`), and answered then; the commit
+  follows as above and records how far into the file it reaches. `start` first replays
+  what the journals of processes that ended left uncommitted. Where the journal cannot
+  take a request (its backlog bound while the database is away, a full disk), the reply
+  waits for the commit again.
 - Access-Requests are handled on a thread of their own (see `server`); the service's
   lock keeps the core's state consistent between that thread, the feed's follower and
   this service's tasks.
@@ -42,6 +48,7 @@ import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -53,8 +60,10 @@ from ztsim.db.engine import for_writing
 from ztsim.feed.follower import Follower
 from ztsim.radius.aaa.core import AaaCore
 from ztsim.radius.aaa.traffic import ReplySettings
+from ztsim.radius.serve import journal_marks
 from ztsim.radius.serve.counting import Commits, CountedCoaClient, CountedCore
 from ztsim.radius.serve.following import TOPICS, Following
+from ztsim.radius.serve.journal import Journal, Marks, decode_records, orphans
 from ztsim.radius.serve.revocation import Revoker
 from ztsim.radius.serve.server import RadiusServer, start_server
 from ztsim.radius.serve.writer import Batch, BatchWriter
@@ -85,6 +94,11 @@ class AaaSettings:
     # The records' writer thread yields its core to the hot path (added to its nice value,
     # Linux; 0: same priority). Answers first: under a burst, records catch up in the gaps.
     writer_nice: int = DEFAULT_NICE
+    # Where the accounting journal's files are (None: accounting waits for its commit).
+    journal_dir: Path | None = None
+    # With the journal, a commit starts at most this long after the one before under load
+    # (nothing waits for it but the other planes: larger batches cost less per record).
+    journal_commit_gap: float = 0.02
 
 
 class AaaService:
@@ -125,6 +139,7 @@ class AaaService:
         self.revoker = Revoker(self.coa, self.writer, self.lock, clock, self._spawn)
         self.following = Following(engine, sealer, self.ipam, self.lock, clock, self.revoker.soon)
         self.follower: Follower | None = None
+        self.journal: Journal | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,6 +162,9 @@ class AaaService:
         self.revoker.start(self._loop, self.core)
         await self.coa.start(self.settings.host)
         self.counted = CountedCore(self.core)
+        if self.settings.journal_dir is not None:
+            await asyncio.to_thread(self._replay_journals, self.settings.journal_dir)
+            self.journal = Journal(self.settings.journal_dir)
         self.server = await start_server(
             self.counted,
             self.lock,
@@ -155,6 +173,7 @@ class AaaService:
             self.settings.acct_port,
             batched=self.settings.batched_auth,
             wake=self._wake_writer,
+            journal=self.journal,
         )
         # Last: a start that failed above leaves no thread behind.
         self._writing = BackgroundThread("radius-writer", nice=self.settings.writer_nice)
@@ -199,6 +218,9 @@ class AaaService:
             self._writing = None
         if self.server is not None:
             self.server.close()
+        if self.journal is not None:
+            await asyncio.to_thread(self._close_journal, self.journal)
+            self.journal = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -210,9 +232,19 @@ class AaaService:
         send the accounting replies that waited for it; False if the commit failed (its
         records are kept for the next one)."""
         async with self._flush_lock:
-            batch = self.writer.take()
+            journal = self.journal
+            if journal is None:
+                batch = self.writer.take()
+            else:
+                with self.lock:  # the accounting thread appends under it
+                    batch = self.writer.take(journal.mark())
             core = self.core
             if not batch and (core is None or not core.awaiting):
+                if journal is not None and batch.journal is not None:
+                    # Journaled requests that changed nothing (an Interim-Update alike):
+                    # nothing to commit, nor to replay.
+                    with self.lock:
+                        journal.committed(batch.journal)
                 return True
             if self._writing is not None:
                 return await self._writing.run(self._commit, batch)
@@ -243,6 +275,9 @@ class AaaService:
             self._failing = False
             log.warning("writing RADIUS records resumed")
         core, server, counted = self.core, self.server, self.counted
+        if batch.journal is not None and self.journal is not None:
+            with self.lock:
+                self.journal.committed(batch.journal)
         if core is not None:
             with self.lock:
                 done = core.committed(batch.generation)
@@ -252,6 +287,48 @@ class AaaService:
                 if counted is not None:
                     counted.acct_after_commit += len(done)
         return True
+
+    def _replay_journals(self, directory: Path) -> None:
+        """Before serving: what the journals of processes that ended hold beyond their
+        marks, recorded again through the core and committed; then the files go. A
+        commit that fails fails the start (the files stay for the next)."""
+        core = self.core
+        assert core is not None
+        with orphans(directory) as paths:
+            for path in paths:
+                with self.engine.connect() as conn:
+                    start = journal_marks.applied(conn, path.name)
+                data = path.read_bytes()
+                records, end = decode_records(data, start)
+                if end < len(data):
+                    log.warning(
+                        "accounting journal %s: %d octets at its end are not whole records "
+                        "(a write cut short): ignored, they were not answered",
+                        path.name,
+                        len(data) - end,
+                    )
+                with self.lock:
+                    for record in records:
+                        core.replay_acct(record.datagram, record.peer, record.when)
+                    batch = self.writer.take(Marks({path.name: end}))
+                self.writer.write(batch)
+                path.unlink()
+                with self._write_engine.begin() as conn:
+                    journal_marks.forget(conn, [path.name])
+                if records:
+                    log.warning(
+                        "replayed %d accounting requests from the journal of a process that ended",
+                        len(records),
+                    )
+
+    def _close_journal(self, journal: Journal) -> None:
+        forget = journal.close()
+        if forget:
+            try:
+                with self._write_engine.begin() as conn:
+                    journal_marks.forget(conn, forget)
+            except (SQLAlchemyError, OSError):
+                pass  # a mark without its file: nothing to replay
 
     def _wake_writer(self) -> None:
         # The accounting thread's `wake`: one call into the loop until the writer runs.
@@ -276,6 +353,8 @@ class AaaService:
                 written = False
             if written:
                 pause = FIRST_RETRY_SECONDS
+                if self.journal is not None and self._wake.is_set():
+                    await asyncio.sleep(self.settings.journal_commit_gap)
             else:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, MAX_RETRY_SECONDS)

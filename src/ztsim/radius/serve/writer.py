@@ -11,6 +11,9 @@ they are kept up to `MAX_RETAINED_EVENTS` records, the oldest decisions past it 
 dropped, counted per org (logged once per outage), and each org gets one
 `radius.records_dropped` event in the first commit that succeeds.
 
+A batch taken with the accounting journal's marks (`take(journal)`) records them in the
+same transaction (`journal_marks`): how far into each journal file its records reach.
+
 Each commit also publishes, last in its transaction, what it changed on the change feed
 (`ztsim.feed`): a SESSION change per session written (keyed by its UE address, else
 "<gateway id>/<Acct-Session-Id>"), and a SIM change per first-attach binding made (by
@@ -44,6 +47,8 @@ from ztsim.radius.aaa.traffic import (
     sqlite_time,
     stored_event_row,
 )
+from ztsim.radius.serve import journal_marks
+from ztsim.radius.serve.journal import Marks
 from ztsim.sessions import repository as sessions_repo
 from ztsim.sessions.allocator import PoolEntry
 from ztsim.sessions.leases import NewLease, record_leases
@@ -73,18 +78,30 @@ class Batch:
     bindings: list[Binding] = field(default_factory=list)
     # The newest generation whose records are in this batch.
     generation: int = 0
+    # How far into the accounting journal the batch's records reach (see `take`).
+    journal: Marks | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.leases or self.sessions or self.bindings)
+        return bool(
+            self.events
+            or self.leases
+            or self.sessions
+            or self.bindings
+            or (self.journal is not None and (self.journal.finished or self.journal.forget))
+        )
 
     def then(self, later: Batch) -> Batch:
         """This (failed) batch followed by `later`: one commit writes both, in order."""
+        journal = self.journal
+        if later.journal is not None:
+            journal = later.journal if journal is None else journal.then(later.journal)
         return Batch(
             self.events + later.events,
             self.leases + later.leases,
             {**self.sessions, **later.sessions},  # a session's later state wins
             self.bindings + later.bindings,
             later.generation,
+            journal,
         )
 
 
@@ -141,13 +158,16 @@ class BatchWriter:
         """Events kept from failed commits."""
         return 0 if self._failed is None else len(self._failed.events)
 
-    def take(self) -> Batch:
-        """What was recorded so far (after what failed before): the batch `generation`."""
+    def take(self, journal: Marks | None = None) -> Batch:
+        """What was recorded so far (after what failed before): the batch `generation`.
+        `journal`: the journal's marks, read under the lock that the journal's appends
+        take, as this is called, so that the batch holds what they cover."""
         with self._lock:
             batch, self._batch = self._batch, Batch()
             # In the same step as the swap: see `Sink.generation`.
             batch.generation = self.generation
             self.generation += 1
+        batch.journal = journal
         # Appends racing with this land in the next batch.
         take = self._events.popleft
         batch.events = [take() for _ in range(len(self._events))]
@@ -216,6 +236,9 @@ class BatchWriter:
             for start in range(0, len(events), _EVENTS_PER_STATEMENT):
                 rows = self._rows(events[start : start + _EVENTS_PER_STATEMENT])
                 written += insert_rows(conn, schema.events, EVENT_COLUMNS, rows)
+            if batch.journal is not None:
+                journal_marks.save(conn, batch.journal.offsets)
+                journal_marks.forget(conn, batch.journal.forget)
             now = self._clock()
             if dropped:
                 reports = [self._row(_dropped_event(o, n), now) for o, n in dropped.items()]
