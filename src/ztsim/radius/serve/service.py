@@ -353,7 +353,9 @@ class AaaService:
                 written = False
             if written:
                 pause = FIRST_RETRY_SECONDS
-                if self.journal is not None and self._wake.is_set():
+                # No gap while replies wait for the commit (a Start that gave an address).
+                waiting = self.core is not None and bool(self.core.awaiting)
+                if self.journal is not None and self._wake.is_set() and not waiting:
                     await asyncio.sleep(self.settings.journal_commit_gap)
             else:
                 await asyncio.sleep(pause)
