@@ -14,7 +14,6 @@ from ztsim.errors import Forbidden, Unauthenticated
 from ztsim.identity import token_store
 from ztsim.identity.roles import Permission, Principal, allows
 
-
 # The dependencies are coroutines: FastAPI runs a plain function in a worker thread, and
 # three thread hand-offs per request cost more CPU than many a handler's own work.
 
