@@ -83,13 +83,15 @@ def create_app(
     problems.install(app)
     udm_problems = problem_doc(401, 403, 413, 429, 503)
     routers: list[tuple[APIRouter, str, dict[int | str, dict[str, Any]] | None]] = [
+        # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
+        # First: requests are matched against the routers in this order, and the AUSFs'
+        # are the many (a tenth of a vector request's CPU went to matching the others).
+        (routes_udm.router, "", udm_problems),
         (routes_identity.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_inventory.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_events.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_esim.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_radius.router, API_PREFIX, _COMMON_PROBLEMS),
-        # 3GPP service-based interface: its own path, its own error shapes (TS 29.571).
-        (routes_udm.router, "", udm_problems),
         (routes_dns.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_posture.router, API_PREFIX, _COMMON_PROBLEMS),
         (routes_policy.router, API_PREFIX, _COMMON_PROBLEMS),
