@@ -214,3 +214,19 @@ def test_a_start_that_gives_an_address_waits_for_its_commit_and_holds_up_nothing
             assert _sessions(engine)["with-address"] is False
     finally:
         aaa.close()
+
+
+def test_without_a_journal_it_can_make_accounting_is_answered_after_its_commit(
+    engine: Engine, sealer: Sealer, world: World, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file-not-a-directory"
+    blocked.write_text("")
+    aaa = RunningAaa(engine, sealer, journal_dir=blocked)
+    try:
+        assert aaa.service.journal is None
+        with _gateway() as gateway:
+            gateway.sendto(_acct(1, "no-journal", world.active), ("127.0.0.1", aaa.acct_port))
+            assert _reply(gateway).code is Code.ACCOUNTING_RESPONSE
+            assert _sessions(engine) == {"no-journal": False}  # committed before the answer
+    finally:
+        aaa.close()

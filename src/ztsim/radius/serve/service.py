@@ -163,8 +163,16 @@ class AaaService:
         await self.coa.start(self.settings.host)
         self.counted = CountedCore(self.core)
         if self.settings.journal_dir is not None:
+            # What an ended process answered must be recorded first: a failure fails the
+            # start. A journal that cannot be made only costs speed: answers wait again.
             await asyncio.to_thread(self._replay_journals, self.settings.journal_dir)
-            self.journal = Journal(self.settings.journal_dir)
+            try:
+                self.journal = Journal(self.settings.journal_dir)
+            except OSError as exc:
+                log.warning(
+                    "no accounting journal (%s): accounting is answered after its commit",
+                    exc,
+                )
         self.server = await start_server(
             self.counted,
             self.lock,
