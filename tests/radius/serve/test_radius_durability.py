@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -170,6 +171,37 @@ def _durable(engine: Engine, org_id: str) -> tuple[set[str], set[str], set[str],
     return known, stopped, ids("radius.session_started"), ids("radius.session_stopped")
 
 
+def _recorded_twice(engine: Engine) -> list[tuple[str, str]]:
+    """Session events recorded more than once for one session (a replay of what was
+    already committed would make them: a Start of a stopped session starts it again)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select kind, payload from events where kind like 'radius.session_%'")
+        ).all()
+    seen = Counter(
+        (kind, (p if isinstance(p, dict) else json.loads(p))["acct_session_id"]) for kind, p in rows
+    )
+    return sorted(key for key, n in seen.items() if n > 1)
+
+
+def _settled(tmp_path: Path, env: dict[str, str], world: World, sessions: int = 100) -> None:
+    """Sessions started and stopped, all answered and committed, before the burst."""
+    requests = tmp_path / "settled.txt"
+    requests.write_text(acct_burst(world.active, sessions, prefix="c"))
+    port = int(env["ZTSIM_RADIUS_ACCT_PORT"])
+    command = burst_command(port, str(requests), in_flight=20, tries=3, timeout=2)
+    output = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    assert answered(output) == set(range(2 * sessions)), output[-2000:]
+    engine = _sqlite(tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_durable(engine, world.org_id)[1]) < sessions:
+            assert time.monotonic() < deadline, "the settled sessions were never committed"
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
 def _check(
     engine: Engine, org_id: str, got: set[int], *, prefix: str = "b", sessions: int = SESSIONS
 ) -> None:
@@ -190,6 +222,7 @@ def test_kill_9_mid_burst_loses_no_answered_accounting(tmp_path: Path) -> None:
     env, world = _installed(tmp_path)
     server = _serve(env)
     try:
+        _settled(tmp_path, env, world)
         got = _burst_then(tmp_path, env, world, server, signal.SIGKILL)
         assert server.returncode == -signal.SIGKILL
     finally:
@@ -205,6 +238,8 @@ def test_kill_9_mid_burst_loses_no_answered_accounting(tmp_path: Path) -> None:
     engine = _sqlite(tmp_path)
     try:
         _check(engine, world.org_id, got)
+        # The restart replayed its journal from the mark the commits left, not before.
+        assert _recorded_twice(engine) == []
     finally:
         engine.dispose()
 
