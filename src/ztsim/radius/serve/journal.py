@@ -213,7 +213,12 @@ def _create(directory: Path) -> tuple[str, int]:
     name = f"{PREFIX}{new_id()}{SUFFIX}"
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
     fd = os.open(directory / name, flags, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        (directory / name).unlink(missing_ok=True)
+        raise
     return name, fd
 
 
