@@ -283,17 +283,15 @@ class AaaService:
             self._failing = False
             log.warning("writing RADIUS records resumed")
         core, server, counted = self.core, self.server, self.counted
-        if batch.journal is not None and self.journal is not None:
-            with self.lock:
+        with self.lock:
+            if batch.journal is not None and self.journal is not None:
                 self.journal.committed(batch.journal)
-        if core is not None:
-            with self.lock:
-                done = core.committed(batch.generation)
-            if server is not None:
-                # One sendmmsg per batch: the writer does not wait for the GIL after each.
-                server.send_acct_many([(after.reply, after.peer) for after in done])
-                if counted is not None:
-                    counted.acct_after_commit += len(done)
+            done = core.committed(batch.generation) if core is not None else []
+        if done and server is not None:
+            # One sendmmsg per batch: the writer does not wait for the GIL after each.
+            server.send_acct_many([(after.reply, after.peer) for after in done])
+            if counted is not None:
+                counted.acct_after_commit += len(done)
         return True
 
     def _replay_journals(self, directory: Path) -> None:
