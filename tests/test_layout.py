@@ -89,7 +89,6 @@ COVERED_ELSEWHERE: dict[str, list[str]] = {
     "cli/sims_group.py": ["cli/test_cli_main.py", "cli/test_cli_sims.py"],
     "cli/simulate.py": ["simulator/test_simulator_loadtest.py"],
     "clock.py": ["esim/test_esim_api.py", "udm/test_udm_nudm_api.py"],
-    "db/engine.py": ["db/test_db_migrations.py"],
     "db/pagination.py": ["api/test_api_flows.py", "events/test_events_store.py"],
     "db/schema.py": ["db/test_db_migrations.py"],
     "dns/answercache.py": ["dns/test_dns_engine.py"],

@@ -4,20 +4,26 @@ the database cannot be reached."""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from ztsim.api.app import create_app
 from ztsim.api.context import ApiContext
 from ztsim.api.edge import HttpEdge
+from ztsim.api.principals import PrincipalCache
 from ztsim.db.engine import make_engine
 from ztsim.sealing import Sealer
 
+from api.edge_server import serving
 from support.api import ApiHarness, harness
 
 BAD = "ztsim_" + "B" * 43
@@ -92,3 +98,33 @@ def test_503_at_the_gate_when_postgresql_does_not_answer(sealer: Sealer) -> None
     assert r.status_code == 503, r.text
     assert r.headers["retry-after"] == "5"
     engine.dispose()
+
+
+def test_concurrent_requests_with_one_token_share_one_lookup(api: ApiHarness) -> None:
+    """A client's many connections presenting a token not remembered (a lapsed entry, a
+    new process): one database lookup, whose answer they all get, not one each."""
+    org = api.new_org("alpha")
+    ctx = ApiContext(api.engine, api.ctx.sealer, principals=PrincipalCache(ttl=60))
+    lookups = 0
+
+    def slow_lookup(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        nonlocal lookups
+        if "FROM api_tokens" in statement:
+            lookups += 1
+            time.sleep(0.3)  # the lookup takes a while: the other requests arrive meanwhile
+
+    event.listen(api.engine, "before_cursor_execute", slow_lookup)
+    try:
+        with serving(create_app(ctx)) as options, ThreadPoolExecutor(20) as pool:
+
+            def me(_: int) -> int:
+                conn = http.client.HTTPConnection("127.0.0.1", options.port, timeout=10)
+                conn.request("GET", "/api/v1/me", headers=org.auth())
+                status = conn.getresponse().status
+                conn.close()
+                return status
+
+            assert list(pool.map(me, range(20))) == [200] * 20
+    finally:
+        event.remove(api.engine, "before_cursor_execute", slow_lookup)
+    assert lookups == 1

@@ -4,6 +4,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import random
@@ -16,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from udm.usim_model import Usim
 from ztsim.db import schema
+from ztsim.db.engine import async_twin
 from ztsim.errors import NotFound
 from ztsim.events import store as events
 from ztsim.identity import repository as identities
@@ -32,6 +35,7 @@ from support.factories import SimSpec, activate, make_sims
 from tests_clock import NOW
 
 SNN = "5G:mnc001.mcc001.3gppnetwork.org"
+APPLICATION = "ztsim-test-issuer"
 IND_BITS = 5
 
 
@@ -45,14 +49,54 @@ def _active_sim(
     return org, spec
 
 
-@pytest.fixture
-def issuer(engine: Engine, sealer: Sealer) -> Iterator[VectorIssuer]:
-    with VectorIssuer(engine, sealer, rand=random.Random(9).randbytes) as it:
-        yield it
+class OnALoop:
+    """The issuer's event-loop path (batches awaited on the loop that calls, through an
+    asyncio PostgreSQL connection), driven from the tests' threads through a loop of its
+    own, as a server's requests drive it."""
+
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+        async_engine = async_twin(engine, APPLICATION)
+        assert async_engine is not None
+        self.issuer = VectorIssuer(
+            engine, sealer, rand=random.Random(9).randbytes, async_engine=async_engine
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def issue(self, request: VectorRequest) -> service.IssuedVector | service.Refusal:
+        future = asyncio.run_coroutine_threadsafe(self.issuer.issue_async(request), self.loop)
+        return future.result(30)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.issuer.aclose(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+Issuer = VectorIssuer | OnALoop
+
+
+@pytest.fixture(params=["thread", "loop"])
+def issuer(request: pytest.FixtureRequest, engine: Engine, sealer: Sealer) -> Iterator[Issuer]:
+    """Each scenario through the flusher thread, and (on PostgreSQL, the one asyncio
+    driver here) through the batches awaited on an event loop."""
+    if request.param == "thread":
+        with VectorIssuer(engine, sealer, rand=random.Random(9).randbytes) as it:
+            yield it
+        return
+    if engine.dialect.name != "postgresql":
+        pytest.skip("no asyncio driver for this backend: the thread path serves it")
+    on_a_loop = OnALoop(engine, sealer)
+    try:
+        yield on_a_loop
+    finally:
+        on_a_loop.close()
 
 
 def _issue(
-    issuer: VectorIssuer,
+    issuer: Issuer,
     org: str,
     spec: SimSpec,
     *,
@@ -78,7 +122,7 @@ def _seq(issued: service.IssuedVector) -> int:
 
 
 def test_concurrent_requests_get_distinct_sqns_in_real_time_order(
-    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+    engine: Engine, sealer: Sealer, issuer: Issuer
 ) -> None:
     """Many threads, one SIM: all SQNs distinct, and a request made after another was
     answered always gets a higher one (as with one UPDATE per vector)."""
@@ -105,7 +149,7 @@ def test_concurrent_requests_get_distinct_sqns_in_real_time_order(
 
 
 def test_vectors_authenticate_and_resyncs_work_as_with_one_update_per_vector(
-    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+    engine: Engine, sealer: Sealer, issuer: Issuer
 ) -> None:
     """The scenario of test_udm_service's thousand authentications, through the issuer:
     a restored database (SEQ_HE back to 1) is noticed, and the same four resyncs follow."""
@@ -132,7 +176,7 @@ def test_vectors_authenticate_and_resyncs_work_as_with_one_update_per_vector(
     assert len(page) == 4
 
 
-def _burst(issuer: VectorIssuer, org: str, spec: SimSpec, count: int) -> list[int]:
+def _burst(issuer: Issuer, org: str, spec: SimSpec, count: int) -> list[int]:
     """Vectors in quick succession, so that the SIM's blocks grow."""
     return [_seq(_issue(issuer, org, spec)) for _ in range(count)]
 
@@ -222,7 +266,7 @@ def test_a_resync_drops_the_block_in_this_process_and_in_others(
 
 
 def test_another_writer_moving_the_row_is_noticed(
-    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+    engine: Engine, sealer: Sealer, issuer: Issuer
 ) -> None:
     org, spec = _active_sim(engine, sealer)
     _burst(issuer, org, spec, 20)
@@ -242,7 +286,7 @@ def test_another_writer_moving_the_row_is_noticed(
 
 
 def test_refusals_and_unknown_supis_as_before(
-    engine: Engine, sealer: Sealer, issuer: VectorIssuer
+    engine: Engine, sealer: Sealer, issuer: Issuer
 ) -> None:
     org, spec = _active_sim(engine, sealer)
     other, _ = _active_sim(engine, sealer, "other", seed=4)
@@ -261,3 +305,62 @@ def test_refusals_and_unknown_supis_as_before(
     with engine.connect() as conn:
         page, _ = events.query(conn, org, events.EventQuery(kind="aka.refused"))
     assert [e.subject for e in page] == [f"sim:{spec.iccid}"]
+
+
+def test_the_loop_path_and_the_thread_path_never_share_an_sqn(
+    engine: Engine, sealer: Sealer
+) -> None:
+    """One issuer, called from its home loop and from another loop (whose batches go to
+    the flusher thread) at once: every SQN distinct."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("no asyncio driver for this backend")
+    org, spec = _active_sim(engine, sealer)
+    on_a_loop = OnALoop(engine, sealer)
+    try:
+        _issue(on_a_loop, org, spec)  # the loop becomes the issuer's home
+
+        def elsewhere(_: int) -> int:
+            async def one() -> int:
+                issued = await on_a_loop.issuer.issue_async(
+                    VectorRequest(org, spec.imsi, SNN, "a", NOW)
+                )
+                assert isinstance(issued, service.IssuedVector)
+                return _seq(issued)
+
+            return asyncio.run(one())
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            home = pool.map(lambda _: _seq(_issue(on_a_loop, org, spec)), range(150))
+            other = pool.map(elsewhere, range(30))
+            seqs = [*home, *other]
+    finally:
+        on_a_loop.close()
+    assert len(set(seqs)) == len(seqs) == 180
+
+
+def test_the_loop_path_reconnects_after_losing_its_connection(
+    engine: Engine, sealer: Sealer
+) -> None:
+    """PostgreSQL restarted or the connection killed: the batch that finds it gone fails
+    (its callers answered 503 by the API), and the next one connects afresh."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("no asyncio driver for this backend")
+    org, spec = _active_sim(engine, sealer)
+    on_a_loop = OnALoop(engine, sealer)
+    try:
+        before = _seq(_issue(on_a_loop, org, spec))
+        with engine.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = :name"
+                ),
+                {"name": APPLICATION},
+            ).scalar_one()
+        assert killed == 1
+        with pytest.raises(DBAPIError):
+            _issue(on_a_loop, org, spec)
+        after = _seq(_issue(on_a_loop, org, spec))
+    finally:
+        on_a_loop.close()
+    assert after > before

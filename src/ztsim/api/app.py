@@ -33,6 +33,7 @@ from ztsim.api.context import ApiContext
 from ztsim.api.edge import HttpEdge, wrap
 from ztsim.api.problems import problem_doc
 from ztsim.api.routes_metrics import ApiMetrics, Network, RequestMetrics, RouteTemplates
+from ztsim.api.ueau_fast_path import UeauFastPath
 from ztsim.dns.serve.doh import DohService
 from ztsim.metrics.registry import Registry
 from ztsim.web import install as install_web
@@ -46,13 +47,14 @@ _COMMON_PROBLEMS = problem_doc(400, 401, 403, 404, 405, 409, 413, 422, 429, 503)
 class _EdgedApp(FastAPI):
     """FastAPI with the HTTP edge (`edge.py`) around all of Starlette's stack, its
     error middleware included, so every response passes through the edge; the request
-    metrics around the edge, so they count its answers too."""
+    metrics around the edge, so they count its answers too. Inside the edge, before
+    FastAPI, the Nudm vector request's fast path (`ueau_fast_path`)."""
 
     edge: HttpEdge = HttpEdge()
     templates: RouteTemplates = RouteTemplates(())
 
     def build_middleware_stack(self) -> ASGIApp:
-        edged = wrap(super().build_middleware_stack(), self.edge)
+        edged = wrap(UeauFastPath(super().build_middleware_stack()), self.edge)
         return RequestMetrics(edged, self.state.metrics, self.templates)
 
 
@@ -75,6 +77,10 @@ def create_app(
         # FastAPI's own docs pages load Swagger UI and ReDoc from a CDN: `web` serves /docs.
         docs_url=None,
         redoc_url=None,
+        # No OpenTelemetry here (the metrics are ztsim's own): without this FastAPI asks
+        # the tracing API for its provider, an environment lookup, on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        lifespan=routes_udm.issuer_lifespan,
     )
     app.edge = edge or HttpEdge()
     app.state.ctx = ctx

@@ -16,9 +16,11 @@ authentications at the OAuth token endpoint count against the same per-client bu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -105,6 +107,7 @@ class AuthGate:
         self.app = app
         self.limiter = limiter
         self.clock = clock
+        self._lookups: dict[bytes, asyncio.Task[Principal | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == TOKEN_PATH:
@@ -133,11 +136,13 @@ class AuthGate:
         ctx = scope["app"].state.ctx
         assert isinstance(ctx, ApiContext)
         camara = _camara(scope)
-        check = camara_auth.authenticate if camara else _authenticate
+        check = camara_auth.authenticate
         try:
             principal: Principal | Grant | None = None if camara else _remembered(ctx, token)
             if principal is None:
-                principal = await run_in_threadpool(check, ctx, token)
+                principal = await (
+                    run_in_threadpool(check, ctx, token) if camara else self._lookup(ctx, token)
+                )
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
@@ -153,6 +158,26 @@ class AuthGate:
             return
         scope[camara_auth.GRANT_KEY if camara else PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+    async def _lookup(self, ctx: ApiContext, token: str) -> Principal | None:
+        """The token's principal from the database, one lookup per token at a time: the
+        requests presenting it meanwhile share the answer (a client's many connections
+        would otherwise each pay a lookup, in a worker thread, whenever its remembered
+        principal lapses)."""
+        key = hash_token(token)
+        loop = asyncio.get_running_loop()
+        lookup = self._lookups.get(key)
+        if lookup is None or lookup.get_loop() is not loop:
+            lookup = loop.create_task(run_in_threadpool(_authenticate, ctx, token))
+            self._lookups[key] = lookup
+            lookup.add_done_callback(partial(self._looked_up, key))
+        return await asyncio.shield(lookup)
+
+    def _looked_up(self, key: bytes, lookup: asyncio.Task[Principal | None]) -> None:
+        if self._lookups.get(key) is lookup:
+            del self._lookups[key]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: its waiters were told (or had gone)
 
     def _retry_after(self, client: str) -> int:
         """0 when `client` may try to authenticate, else the seconds it must wait."""

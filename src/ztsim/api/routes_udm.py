@@ -4,29 +4,39 @@ can use ztsim as its UDM/ARPF. Field names and error shapes follow the spec
 
 Vectors come from the app's `VectorIssuer` (SQN blocks and group commit: many AUSFs'
 requests share a transaction); the handler awaits it on the event loop rather than
-holding a worker thread, and deconceals SUCIs in a worker thread (a database read)."""
+holding a worker thread, and deconceals SUCIs in a worker thread (a database read).
+
+This route is the reference and documents the operation; `ueau_fast_path` answers the
+common request (an `imsi-` SUPI, no resynchronisation) before FastAPI's stack, with
+the same answers, and hands every other request on to here."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from ztsim.aka.errors import SuciError
 from ztsim.aka.suci import deconceal
 from ztsim.api.context import ApiContext
 from ztsim.api.deps import AkaVectors, Ctx
 from ztsim.api.problems import PROBLEM_MEDIA_TYPE
+from ztsim.db.engine import async_twin
 from ztsim.errors import NotFound
 from ztsim.udm import hn_keys, service
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
 
 router = APIRouter(prefix="/nudm-ueau/v1", tags=["nudm-ueau"])
 _issuer_lock = threading.Lock()
+# How the issuer's connection shows in PostgreSQL's pg_stat_activity.
+ISSUER_APPLICATION_NAME = "ztsim-udm-issuer"
 
 # TS 29.503 / TS 29.571 data types, as their OpenAPI patterns give them.
 _HEX128 = r"^[A-Fa-f0-9]{32}$"
@@ -109,15 +119,42 @@ def _deconceal(ctx: ApiContext, suci: str) -> str | JSONResponse:
         return sbi_problem(403, "AUTHENTICATION_REJECTED", "the SUCI does not deconceal")
 
 
-def _issuer(request: Request, ctx: ApiContext) -> VectorIssuer:
-    """The app's one issuer (its SQN blocks and group commit), made at first use."""
-    issuer = getattr(request.app.state, "udm_issuer", None)
+@asynccontextmanager
+async def issuer_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The app's issuer while a server runs it: on PostgreSQL its batches are awaited on
+    the serving loop (no flusher thread contending for the GIL with the loop), and it is
+    closed on that loop when the server stops."""
+    ctx = app.state.ctx
+    # Without a context yet (tests set it later), or run twice at once (two test
+    # clients): `issuer_of` makes one when it is needed.
+    if not isinstance(ctx, ApiContext) or getattr(app.state, "udm_issuer", None) is not None:
+        yield
+        return
+    issuer = VectorIssuer(
+        ctx.engine,
+        ctx.sealer,
+        rand=ctx.random,
+        async_engine=async_twin(ctx.engine, ISSUER_APPLICATION_NAME),
+    )
+    app.state.udm_issuer = issuer
+    try:
+        yield
+    finally:
+        if getattr(app.state, "udm_issuer", None) is issuer:
+            del app.state.udm_issuer
+        await issuer.aclose()
+
+
+def issuer_of(state: State, ctx: ApiContext) -> VectorIssuer:
+    """The app's one issuer (its SQN blocks and group commit): the lifespan's, or (an app
+    run without its lifespan, as tests do) one made at first use with a flusher thread."""
+    issuer = getattr(state, "udm_issuer", None)
     if issuer is None:
         with _issuer_lock:
-            issuer = getattr(request.app.state, "udm_issuer", None)
+            issuer = getattr(state, "udm_issuer", None)
             if issuer is None:
                 issuer = VectorIssuer(ctx.engine, ctx.sealer, rand=ctx.random)
-                request.app.state.udm_issuer = issuer
+                state.udm_issuer = issuer
     assert isinstance(issuer, VectorIssuer)
     return issuer
 
@@ -157,7 +194,7 @@ async def generate_auth_data(
             bytes.fromhex(body.resynchronizationInfo.auts),
         )
     try:
-        result = await _issuer(request, ctx).issue_async(
+        result = await issuer_of(request.app.state, ctx).issue_async(
             VectorRequest(
                 p.org_id,
                 supi.removeprefix("imsi-"),

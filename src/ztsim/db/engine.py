@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("ztsim.db")
@@ -80,13 +81,24 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         event.listen(engine, "begin", _begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        connect_args: dict[str, Any] = {}
         if schema is not None:
-            connect_args["options"] = f"-csearch_path={schema}"
+            # In the URL rather than connect_args, so that `async_twin` inherits it.
+            parsed = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
     raise ValueError(f"unsupported database backend: {parsed.get_backend_name()}")
+
+
+def async_twin(engine: Engine, application_name: str) -> AsyncEngine | None:
+    """The same PostgreSQL database (and search_path) for work awaited on an event loop,
+    through psycopg's asyncio connections, named `application_name` in pg_stat_activity;
+    None where there is no asyncio driver (SQLite). Its owner disposes of it on the loop
+    that used it."""
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return None
+    url = engine.url.update_query_dict({"application_name": application_name})
+    return create_async_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=0)
 
 
 def alembic_config() -> Config:

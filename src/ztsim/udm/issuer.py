@@ -9,8 +9,8 @@ thousand a second on PostgreSQL, bound by the commit's wait for the disk. A
    sealed keys. Unknown SUPIs and SUPIs of another org are NotFound, as before.
 2. Active SIMs whose block of reserved SEQs is still current (the row shows the
    block's top: no one else moved SEQ_HE) get the block's next SEQ, from memory.
-3. The others, in one transaction for the whole batch: an `UPDATE ... RETURNING` per
-   SIM reserves a new block (as big as the batch needs, plus what demand says), and
+3. The others, in one transaction for the whole batch: one `UPDATE ... RETURNING`
+   reserves a new block for each SIM (as big as the batch needs, plus what demand says), and
    SIMs found not active get their `aka.refused` event; then the commit, and only then
    any answer. A batch needing neither writes nothing.
 4. Each caller then computes its own vector (K and OPc unsealed for it and dropped).
@@ -24,22 +24,26 @@ Results, refusals, events and errors are those of `service.generate`; only the r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, Update, bindparam, case, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ztsim.db import schema
-from ztsim.db.engine import for_writing
+from ztsim.db.engine import writing
 from ztsim.errors import NotFound
 from ztsim.inventory.lifecycle import SimState
 from ztsim.sealing import Sealer
 from ztsim.udm import service
-from ztsim.udm.batcher import MAX_BATCH, MAX_WAIT, GroupCommit
+from ztsim.udm.batcher import MAX_BATCH, MAX_WAIT, GroupCommit, LoopGroupCommit
 from ztsim.udm.service import IssuedVector, Refusal, Resynchronization
 from ztsim.udm.sqn_blocks import MAX_BLOCK, SqnBlocks
 
@@ -72,6 +76,29 @@ class _Grant:
 _Outcome = _Grant | IssuedVector | Refusal
 
 
+# Each batch's read, built once (building and keying it cost as much as running it).
+_READ = select(
+    _s.c.id,
+    _s.c.org_id,
+    _s.c.imsi,
+    _s.c.iccid,
+    _s.c.state,
+    _s.c.sqn_seq,
+    _s.c.k_sealed,
+    _s.c.opc_sealed,
+).where(_s.c.imsi.in_(bindparam("imsis", expanding=True)))
+
+
+def _reserve(sizes: dict[str, int]) -> Update:
+    """One statement for the batch: each active SIM's SEQ_HE moved on by its block's size."""
+    return (
+        update(_s)
+        .where(_s.c.imsi.in_(sorted(sizes)), _s.c.state == _ACTIVE)
+        .values(sqn_seq=_s.c.sqn_seq + case(sizes, value=_s.c.imsi))
+        .returning(_s.c.imsi, _s.c.sqn_seq, _s.c.iccid, _s.c.k_sealed, _s.c.opc_sealed)
+    )
+
+
 class VectorIssuer:
     """The Nudm endpoint's service function; one per process and database."""
 
@@ -85,14 +112,22 @@ class VectorIssuer:
         max_block: int = MAX_BLOCK,
         max_batch: int = MAX_BATCH,
         max_wait: float = MAX_WAIT,
+        async_engine: AsyncEngine | None = None,
     ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._rand = rand
         self._clock = clock
-        self._blocks = SqnBlocks(max_block)  # touched by the flusher thread only
+        self._blocks = SqnBlocks(max_block)  # touched by one batch at a time
+        self._one_batch = threading.Lock()
         self._batcher: GroupCommit[VectorRequest, _Outcome] = GroupCommit(
             self._run, max_batch=max_batch, max_wait=max_wait, name="udm-vectors"
+        )
+        self._async_engine = async_engine
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._held: AsyncConnection | None = None  # the home loop's, between batches
+        self._loop_batcher: LoopGroupCommit[VectorRequest, _Outcome] = LoopGroupCommit(
+            self._run_async, max_batch=max_batch, name="udm-vectors"
         )
 
     def issue(self, request: VectorRequest) -> IssuedVector | Refusal:
@@ -100,11 +135,29 @@ class VectorIssuer:
         return self._finish(request, self._batcher.call(request))
 
     async def issue_async(self, request: VectorRequest) -> IssuedVector | Refusal:
-        """`issue` for a caller on an event loop."""
+        """`issue` for a caller on an event loop. With an `async_engine`, the batches of
+        the first loop that calls run on that loop; other loops' go to the thread."""
+        if self._async_engine is not None:
+            loop = asyncio.get_running_loop()
+            if self._home is None:
+                self._home = loop
+            if loop is self._home:
+                return self._finish(request, await self._loop_batcher.call(request))
         return self._finish(request, await self._batcher.call_async(request))
 
     def close(self) -> None:
         self._batcher.close()
+
+    async def aclose(self) -> None:
+        """`close`, and the loop's batches finished and their connections closed: on the
+        loop that ran them."""
+        await self._loop_batcher.aclose()
+        if self._held is not None:
+            await self._held.close()
+            self._held = None
+        if self._async_engine is not None:
+            await self._async_engine.dispose()
+        self.close()
 
     def __enter__(self) -> VectorIssuer:
         return self
@@ -133,32 +186,56 @@ class VectorIssuer:
             rand=self._rand,
         )
 
-    # -- the flusher thread ---------------------------------------------------------
+    # -- a batch: in the flusher thread, or awaited on the home loop ---------------------
 
     def _run(self, jobs: Sequence[VectorRequest]) -> list[_Outcome | Exception]:
+        with self._engine.connect() as conn:
+            return self._run_on(conn, jobs)
+
+    async def _run_async(self, jobs: Sequence[VectorRequest]) -> list[_Outcome | Exception]:
+        # One connection held from batch to batch: a checkout per batch cost two round
+        # trips more (the pool's ping, the reset on return) than the batch's own.
+        assert self._async_engine is not None
+        if self._held is None:
+            self._held = await self._async_engine.connect()
+        conn = self._held
+        try:
+            # The same statements, their round trips awaited on the loop (a greenlet).
+            return await conn.run_sync(self._run_on, jobs)
+        except BaseException:
+            self._held = None  # it may be broken: the next batch connects afresh
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+
+    def _run_on(
+        self, conn: Connection, jobs: Sequence[VectorRequest]
+    ) -> list[_Outcome | Exception]:
         # Preset: unknown, or of another org (each its own exception: raised in its caller).
         results: list[_Outcome | Exception] = [
             NotFound("no subscriber with that SUPI") for _ in jobs
         ]
-        self._plain(jobs, [i for i, job in enumerate(jobs) if job.resync is None], results)
-        for i, job in enumerate(jobs):
-            if job.resync is not None:
-                results[i] = self._resync(job, job.resync)
+        with self._one_batch:
+            plain = [i for i, job in enumerate(jobs) if job.resync is None]
+            self._plain(conn, jobs, plain, results)
+            for i, job in enumerate(jobs):
+                if job.resync is not None:
+                    results[i] = self._resync(conn, job, job.resync)
         return results
 
     def _plain(
-        self, jobs: Sequence[VectorRequest], indexes: list[int], results: list[_Outcome | Exception]
+        self,
+        conn: Connection,
+        jobs: Sequence[VectorRequest],
+        indexes: list[int],
+        results: list[_Outcome | Exception],
     ) -> None:
         if not indexes:
             return
         imsis = sorted({jobs[i].imsi for i in indexes})
-        columns = (_s.c.id, _s.c.org_id, _s.c.imsi, _s.c.iccid, _s.c.state, _s.c.sqn_seq)
-        keys = (_s.c.k_sealed, _s.c.opc_sealed)
         # A read: on SQLite it takes no write lock, and most batches need no write.
-        with self._engine.begin() as conn:
-            rows = {
-                r.imsi: r for r in conn.execute(select(*columns, *keys).where(_s.c.imsi.in_(imsis)))
-            }
+        with conn.begin():
+            rows = {r.imsi: r for r in conn.execute(_READ, {"imsis": imsis})}
         waiting: dict[str, list[int]] = {}  # IMSI -> requests needing a reservation
         refused: list[int] = []
         for i in indexes:
@@ -175,10 +252,11 @@ class VectorIssuer:
             else:
                 results[i] = _Grant(row.iccid, seq, row.k_sealed, row.opc_sealed)
         if waiting or refused:
-            self._write(jobs, waiting, refused, results)
+            self._write(conn, jobs, waiting, refused, results)
 
     def _write(
         self,
+        conn: Connection,
         jobs: Sequence[VectorRequest],
         waiting: dict[str, list[int]],
         refused: list[int],
@@ -186,37 +264,41 @@ class VectorIssuer:
     ) -> None:
         """Reservations and refusals, committed together; blocks kept after the commit."""
         now = self._clock()
+        sizes = {
+            imsi: self._blocks.reservation_size(imsi, len(waiters), now)
+            for imsi, waiters in waiting.items()
+        }
         installs: list[tuple[str, int, int, int]] = []
-        with for_writing(self._engine).begin() as conn:
+        with writing(conn).begin() as tx:
+            write = tx.connection
+            reserved = {r.imsi: r for r in write.execute(_reserve(sizes))} if sizes else {}
             for imsi, waiters in waiting.items():
-                size = self._blocks.reservation_size(imsi, len(waiters), now)
-                got = conn.execute(
-                    update(_s)
-                    .where(_s.c.imsi == imsi, _s.c.state == _ACTIVE)
-                    .values(sqn_seq=_s.c.sqn_seq + size)
-                    .returning(_s.c.sqn_seq, _s.c.iccid, _s.c.k_sealed, _s.c.opc_sealed)
-                ).first()
+                got = reserved.get(imsi)
                 if got is None:  # no longer active since the read
                     refused.extend(waiters)
                     continue
-                top, iccid, k_sealed, opc_sealed = got
+                size = sizes[imsi]
                 for n, i in enumerate(waiters):
-                    results[i] = _Grant(iccid, top - size + 1 + n, k_sealed, opc_sealed)
-                installs.append((imsi, top, size, len(waiters)))
+                    results[i] = _Grant(
+                        got.iccid, got.sqn_seq - size + 1 + n, got.k_sealed, got.opc_sealed
+                    )
+                installs.append((imsi, got.sqn_seq, size, len(waiters)))
             for i in sorted(refused):
                 job = jobs[i]
                 try:
-                    results[i] = service.refuse(conn, job.org_id, job.imsi, job.now)
+                    results[i] = service.refuse(write, job.org_id, job.imsi, job.now)
                 except NotFound as exc:
                     results[i] = exc
         for imsi, top, size, used in installs:
             self._blocks.install(imsi, top, size, used, now)
 
-    def _resync(self, job: VectorRequest, resync: Resynchronization) -> _Outcome | Exception:
+    def _resync(
+        self, conn: Connection, job: VectorRequest, resync: Resynchronization
+    ) -> _Outcome | Exception:
         try:
-            with for_writing(self._engine).begin() as conn:
+            with writing(conn).begin() as tx:
                 result = service.generate(
-                    conn,
+                    tx.connection,
                     self._sealer,
                     job.org_id,
                     job.imsi,

@@ -24,6 +24,7 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class IssuedVector:
     vector: FiveGHeVector
 
 
+@functools.lru_cache(maxsize=4096)  # a few AUSFs ask for vectors again and again
 def serving_node_slot(
     serving_network_name: str, node_id: str, ind_bitlen: int = DEFAULT_IND_BITLEN
 ) -> int:
