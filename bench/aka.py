@@ -1,7 +1,8 @@
 """5G HE authentication vectors per second: the pure function on one core; the service
 with SQN persisted, one transaction per vector (`service.generate`, as `ztsim aka vector`
 does it), on SQLite and PostgreSQL; the batched issuer the Nudm endpoint uses
-(`udm.issuer`, SQN blocks and group commit) with CONCURRENCY threads, on both; and the
+(`udm.issuer`, SQN blocks and group commit) with CONCURRENCY threads, on both, and with
+CONCURRENCY callers on one event loop (PostgreSQL: as a server runs it); and the
 TS 29.503 endpoint itself over HTTP/1.1 on PostgreSQL: a uvicorn server in a child
 process on loopback, CONNECTIONS keep-alive connections from this process, one request
 in flight on each.
@@ -37,7 +38,7 @@ from ztsim.aka.kdf import serving_network_name
 from ztsim.aka.milenage import Milenage
 from ztsim.aka.vectors import fiveg_he_vector
 from ztsim.clock import utc_now
-from ztsim.db.engine import make_engine, upgrade
+from ztsim.db.engine import make_engine, psycopg_conninfo, upgrade
 from ztsim.identifiers import Iccid
 from ztsim.identity import repository as identities
 from ztsim.identity import token_store
@@ -50,6 +51,7 @@ from ztsim.inventory.stock import parse_stock_csv
 from ztsim.sealing import Sealer
 from ztsim.udm import service
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
+from ztsim.udm.pg_batches import PgBatches
 
 ROUNDS = 5
 MAX_SECONDS = 2.0
@@ -174,6 +176,35 @@ def issuer_rate(s: Seeded, issuer: VectorIssuer) -> float:
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         total = sum(pool.map(caller, range(CONCURRENCY)))
     return total / (time.perf_counter() - start)
+
+
+def issuer_loop_rate(s: Seeded) -> float:
+    """The endpoint's service function as a server runs it on PostgreSQL: CONCURRENCY
+    callers on one event loop, the batches awaited there (`pg_batches`)."""
+    conninfo = psycopg_conninfo(s.engine, "ztsim-bench")
+    assert conninfo is not None
+    now = utc_now()
+
+    async def run() -> float:
+        issuer = VectorIssuer(s.engine, s.sealer, pg=PgBatches(conninfo))
+        stop = time.perf_counter() + MAX_SECONDS
+        counts: list[int] = []
+
+        async def caller(k: int) -> None:
+            n = 0
+            while time.perf_counter() < stop and n < MAX_VECTORS:
+                request = VectorRequest(s.org, s.imsis[(k * 7 + n) % SIMS], SNN, "ausf-1", now)
+                assert isinstance(await issuer.issue_async(request), service.IssuedVector)
+                n += 1
+            counts.append(n)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(k) for k in range(CONCURRENCY)))
+        rate = sum(counts) / (time.perf_counter() - start)
+        await issuer.aclose()
+        return rate
+
+    return asyncio.run(run())
 
 
 # -- the endpoint over HTTP -------------------------------------------------------------
@@ -317,6 +348,7 @@ def main() -> None:
                     ("service_postgres_vectors_per_s", lambda: service_rate(post)),
                     ("issuer_sqlite_vectors_per_s", lambda: issuer_rate(lite, lite_issuer)),
                     ("issuer_postgres_vectors_per_s", lambda: issuer_rate(post, pg_issuer)),
+                    ("issuer_loop_postgres_vectors_per_s", lambda: issuer_loop_rate(post)),
                     ("service_vectors_per_s_postgres", lambda: http_rate(post, port)),
                 ):
                     figures.setdefault(key, []).append(measure())
@@ -329,7 +361,8 @@ def main() -> None:
         f"one transaction per vector: SQLite {result['service_sqlite_vectors_per_s']:,}/s, "
         f"PostgreSQL {result['service_postgres_vectors_per_s']:,}/s; batched issuer "
         f"({CONCURRENCY} callers): SQLite {result['issuer_sqlite_vectors_per_s']:,}/s, "
-        f"PostgreSQL {result['issuer_postgres_vectors_per_s']:,}/s; HTTP endpoint on "
+        f"PostgreSQL {result['issuer_postgres_vectors_per_s']:,}/s, on one event loop "
+        f"(PostgreSQL) {result['issuer_loop_postgres_vectors_per_s']:,}/s; HTTP endpoint on "
         f"PostgreSQL ({CONNECTIONS} connections): {result['service_vectors_per_s_postgres']:,}/s"
     )
     print(json.dumps(result))

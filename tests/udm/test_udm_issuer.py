@@ -15,13 +15,13 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, select, text, update
-from sqlalchemy.exc import DBAPIError
 
 from udm.usim_model import Usim
 from ztsim.db import schema
-from ztsim.db.engine import async_twin
+from ztsim.db.engine import psycopg_conninfo
 from ztsim.errors import NotFound
 from ztsim.events import store as events
 from ztsim.identity import repository as identities
@@ -30,6 +30,7 @@ from ztsim.inventory.lifecycle import SimAction
 from ztsim.sealing import Sealer
 from ztsim.udm import service
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
+from ztsim.udm.pg_batches import PgBatches
 
 from support.factories import SimSpec, activate, make_sims
 from tests_clock import NOW
@@ -55,10 +56,10 @@ class OnALoop:
     own, as a server's requests drive it."""
 
     def __init__(self, engine: Engine, sealer: Sealer) -> None:
-        async_engine = async_twin(engine, APPLICATION)
-        assert async_engine is not None
+        conninfo = psycopg_conninfo(engine, APPLICATION)
+        assert conninfo is not None
         self.issuer = VectorIssuer(
-            engine, sealer, rand=random.Random(9).randbytes, async_engine=async_engine
+            engine, sealer, rand=random.Random(9).randbytes, pg=PgBatches(conninfo)
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -231,6 +232,7 @@ from ztsim.clock import utc_now
 from ztsim.db.engine import make_engine
 from ztsim.sealing import Sealer
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
+from ztsim.udm.pg_batches import PgBatches
 org, imsi, search_path = (sys.stdin.readline().strip() for _ in range(3))
 engine = make_engine(sys.argv[1], schema=search_path or None)
 issuer = VectorIssuer(engine, Sealer(bytes(range(32))))
@@ -358,7 +360,7 @@ def test_the_loop_path_reconnects_after_losing_its_connection(
                 {"name": APPLICATION},
             ).scalar_one()
         assert killed == 1
-        with pytest.raises(DBAPIError):
+        with pytest.raises(psycopg.OperationalError):
             _issue(on_a_loop, org, spec)
         after = _seq(_issue(on_a_loop, org, spec))
     finally:

@@ -136,12 +136,13 @@ class AuthGate:
         ctx = scope["app"].state.ctx
         assert isinstance(ctx, ApiContext)
         camara = _camara(scope)
-        check = camara_auth.authenticate
         try:
             principal: Principal | Grant | None = None if camara else _remembered(ctx, token)
             if principal is None:
                 principal = await (
-                    run_in_threadpool(check, ctx, token) if camara else self._lookup(ctx, token)
+                    run_in_threadpool(camara_auth.authenticate, ctx, token)
+                    if camara
+                    else self._lookup(ctx, token)
                 )
         except Exception as exc:
             if not database_unavailable(exc):

@@ -28,10 +28,11 @@ from ztsim.aka.suci import deconceal
 from ztsim.api.context import ApiContext
 from ztsim.api.deps import AkaVectors, Ctx
 from ztsim.api.problems import PROBLEM_MEDIA_TYPE
-from ztsim.db.engine import async_twin
+from ztsim.db.engine import psycopg_conninfo
 from ztsim.errors import NotFound
 from ztsim.udm import hn_keys, service
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
+from ztsim.udm.pg_batches import PgBatches
 
 router = APIRouter(prefix="/nudm-ueau/v1", tags=["nudm-ueau"])
 _issuer_lock = threading.Lock()
@@ -130,11 +131,12 @@ async def issuer_lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not isinstance(ctx, ApiContext) or getattr(app.state, "udm_issuer", None) is not None:
         yield
         return
+    conninfo = psycopg_conninfo(ctx.engine, ISSUER_APPLICATION_NAME)
     issuer = VectorIssuer(
         ctx.engine,
         ctx.sealer,
         rand=ctx.random,
-        async_engine=async_twin(ctx.engine, ISSUER_APPLICATION_NAME),
+        pg=None if conninfo is None else PgBatches(conninfo),
     )
     app.state.udm_issuer = issuer
     try:

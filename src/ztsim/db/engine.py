@@ -11,7 +11,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("ztsim.db")
@@ -82,7 +81,7 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         if schema is not None:
-            # In the URL rather than connect_args, so that `async_twin` inherits it.
+            # In the URL rather than connect_args, so that `psycopg_conninfo` has it.
             parsed = parsed.update_query_dict({"options": f"-csearch_path={schema}"})
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -90,15 +89,16 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     raise ValueError(f"unsupported database backend: {parsed.get_backend_name()}")
 
 
-def async_twin(engine: Engine, application_name: str) -> AsyncEngine | None:
-    """The same PostgreSQL database (and search_path) for work awaited on an event loop,
-    through psycopg's asyncio connections, named `application_name` in pg_stat_activity;
-    None where there is no asyncio driver (SQLite). Its owner disposes of it on the loop
-    that used it."""
+def psycopg_conninfo(engine: Engine, application_name: str) -> str | None:
+    """The libpq URI of a PostgreSQL engine's database (its search_path too), for a
+    psycopg connection of its own named `application_name` in pg_stat_activity; None for
+    another backend. It carries the password: never log it."""
     if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
         return None
-    url = engine.url.update_query_dict({"application_name": application_name})
-    return create_async_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=0)
+    url = engine.url.set(drivername="postgresql").update_query_dict(
+        {"application_name": application_name}
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def alembic_config() -> Config:

@@ -3,7 +3,10 @@
 
 `service.generate` advances SEQ_HE with one committed UPDATE per vector, about a
 thousand a second on PostgreSQL, bound by the commit's wait for the disk. A
-`VectorIssuer` serves concurrent requests in batches, one flusher thread per process:
+`VectorIssuer` serves concurrent requests in batches, one at a time per process: in a
+flusher thread (SQLAlchemy Core; SQLite, or callers in threads), or, given a
+`PgBatches`, awaited on the event loop of the first caller there (a server's), with
+its two statements on one asyncio PostgreSQL connection (`pg_batches`):
 
 1. One read for the batch: each SIM's org, state, SEQ_HE (the row's `sqn_seq`) and
    sealed keys. Unknown SUPIs and SUPIs of another org are NotFound, as before.
@@ -16,7 +19,8 @@ thousand a second on PostgreSQL, bound by the commit's wait for the disk. A
 4. Each caller then computes its own vector (K and OPc unsealed for it and dropped).
 
 Resynchronisations (AUTS) are rare and stay `service.generate` with its own
-transaction, run by the flusher between batches; the SIM's block is dropped after it
+transaction, run after the batch's vectors (by a worker thread on the loop's path, as
+are refusals there); the SIM's block is dropped after it
 commits, so every vector asked for after its answer comes from SEQ_MS on (Annex C.3).
 Results, refusals, events and errors are those of `service.generate`; only the row's
 `sqn_seq` may run ahead of the last SEQ issued, by the unused rest of a block.
@@ -25,7 +29,6 @@ Results, refusals, events and errors are those of `service.generate`; only the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 import time
@@ -33,9 +36,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Update, bindparam, case, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ztsim.db import schema
 from ztsim.db.engine import writing
@@ -44,6 +47,7 @@ from ztsim.inventory.lifecycle import SimState
 from ztsim.sealing import Sealer
 from ztsim.udm import service
 from ztsim.udm.batcher import MAX_BATCH, MAX_WAIT, GroupCommit, LoopGroupCommit
+from ztsim.udm.pg_batches import PgBatches
 from ztsim.udm.service import IssuedVector, Refusal, Resynchronization
 from ztsim.udm.sqn_blocks import MAX_BLOCK, SqnBlocks
 
@@ -74,7 +78,9 @@ class _Grant:
 
 
 _Outcome = _Grant | IssuedVector | Refusal
-
+_Results = list[_Outcome | Exception]
+# IMSI -> the indexes of the batch's requests waiting for a reservation for it.
+_Waiting = dict[str, list[int]]
 
 # Each batch's read, built once (building and keying it cost as much as running it).
 _READ = select(
@@ -112,20 +118,21 @@ class VectorIssuer:
         max_block: int = MAX_BLOCK,
         max_batch: int = MAX_BATCH,
         max_wait: float = MAX_WAIT,
-        async_engine: AsyncEngine | None = None,
+        pg: PgBatches | None = None,
     ) -> None:
         self._engine = engine
         self._sealer = sealer
         self._rand = rand
         self._clock = clock
-        self._blocks = SqnBlocks(max_block)  # touched by one batch at a time
-        self._one_batch = threading.Lock()
+        # The blocks are read and changed under this lock: batches of the thread and of
+        # the loop may overlap (callers on another loop go to the thread).
+        self._blocks = SqnBlocks(max_block)
+        self._blocks_lock = threading.Lock()
         self._batcher: GroupCommit[VectorRequest, _Outcome] = GroupCommit(
             self._run, max_batch=max_batch, max_wait=max_wait, name="udm-vectors"
         )
-        self._async_engine = async_engine
+        self._pg = pg
         self._home: asyncio.AbstractEventLoop | None = None
-        self._held: AsyncConnection | None = None  # the home loop's, between batches
         self._loop_batcher: LoopGroupCommit[VectorRequest, _Outcome] = LoopGroupCommit(
             self._run_async, max_batch=max_batch, name="udm-vectors"
         )
@@ -135,9 +142,9 @@ class VectorIssuer:
         return self._finish(request, self._batcher.call(request))
 
     async def issue_async(self, request: VectorRequest) -> IssuedVector | Refusal:
-        """`issue` for a caller on an event loop. With an `async_engine`, the batches of
-        the first loop that calls run on that loop; other loops' go to the thread."""
-        if self._async_engine is not None:
+        """`issue` for a caller on an event loop. With `pg`, the batches of the first loop
+        that calls are awaited on that loop; other loops' go to the thread."""
+        if self._pg is not None:
             loop = asyncio.get_running_loop()
             if self._home is None:
                 self._home = loop
@@ -149,14 +156,11 @@ class VectorIssuer:
         self._batcher.close()
 
     async def aclose(self) -> None:
-        """`close`, and the loop's batches finished and their connections closed: on the
+        """`close`, and the loop's batches finished and its connection closed: on the
         loop that ran them."""
         await self._loop_batcher.aclose()
-        if self._held is not None:
-            await self._held.close()
-            self._held = None
-        if self._async_engine is not None:
-            await self._async_engine.dispose()
+        if self._pg is not None:
+            await self._pg.aclose()
         self.close()
 
     def __enter__(self) -> VectorIssuer:
@@ -186,111 +190,149 @@ class VectorIssuer:
             rand=self._rand,
         )
 
-    # -- a batch: in the flusher thread, or awaited on the home loop ---------------------
+    # -- a batch in the flusher thread ------------------------------------------------
 
-    def _run(self, jobs: Sequence[VectorRequest]) -> list[_Outcome | Exception]:
+    def _run(self, jobs: Sequence[VectorRequest]) -> _Results:
+        results = _preset(jobs)
         with self._engine.connect() as conn:
-            return self._run_on(conn, jobs)
-
-    async def _run_async(self, jobs: Sequence[VectorRequest]) -> list[_Outcome | Exception]:
-        # One connection held from batch to batch: a checkout per batch cost two round
-        # trips more (the pool's ping, the reset on return) than the batch's own.
-        assert self._async_engine is not None
-        if self._held is None:
-            self._held = await self._async_engine.connect()
-        conn = self._held
-        try:
-            # The same statements, their round trips awaited on the loop (a greenlet).
-            return await conn.run_sync(self._run_on, jobs)
-        except BaseException:
-            self._held = None  # it may be broken: the next batch connects afresh
-            with contextlib.suppress(Exception):
-                await conn.close()
-            raise
-
-    def _run_on(
-        self, conn: Connection, jobs: Sequence[VectorRequest]
-    ) -> list[_Outcome | Exception]:
-        # Preset: unknown, or of another org (each its own exception: raised in its caller).
-        results: list[_Outcome | Exception] = [
-            NotFound("no subscriber with that SUPI") for _ in jobs
-        ]
-        with self._one_batch:
             plain = [i for i, job in enumerate(jobs) if job.resync is None]
-            self._plain(conn, jobs, plain, results)
-            for i, job in enumerate(jobs):
-                if job.resync is not None:
-                    results[i] = self._resync(conn, job, job.resync)
+            if plain:
+                # A read: on SQLite it takes no write lock, and most batches need no write.
+                with conn.begin():
+                    found = conn.execute(_READ, {"imsis": _imsis(jobs, plain)}).all()
+                waiting, refused = self._take(jobs, plain, found, results)
+                if waiting or refused:
+                    self._write(conn, jobs, waiting, refused, results)
+            self._resyncs(conn, jobs, results)
         return results
-
-    def _plain(
-        self,
-        conn: Connection,
-        jobs: Sequence[VectorRequest],
-        indexes: list[int],
-        results: list[_Outcome | Exception],
-    ) -> None:
-        if not indexes:
-            return
-        imsis = sorted({jobs[i].imsi for i in indexes})
-        # A read: on SQLite it takes no write lock, and most batches need no write.
-        with conn.begin():
-            rows = {r.imsi: r for r in conn.execute(_READ, {"imsis": imsis})}
-        waiting: dict[str, list[int]] = {}  # IMSI -> requests needing a reservation
-        refused: list[int] = []
-        for i in indexes:
-            job = jobs[i]
-            row = rows.get(job.imsi)
-            if row is None or row.org_id != job.org_id:
-                continue  # NotFound, as preset
-            if row.state != _ACTIVE:
-                refused.append(i)
-                continue
-            seq = self._blocks.take(job.imsi, row.sqn_seq)
-            if seq is None:
-                waiting.setdefault(job.imsi, []).append(i)
-            else:
-                results[i] = _Grant(row.iccid, seq, row.k_sealed, row.opc_sealed)
-        if waiting or refused:
-            self._write(conn, jobs, waiting, refused, results)
 
     def _write(
         self,
         conn: Connection,
         jobs: Sequence[VectorRequest],
-        waiting: dict[str, list[int]],
+        waiting: _Waiting,
         refused: list[int],
-        results: list[_Outcome | Exception],
+        results: _Results,
     ) -> None:
         """Reservations and refusals, committed together; blocks kept after the commit."""
         now = self._clock()
-        sizes = {
-            imsi: self._blocks.reservation_size(imsi, len(waiters), now)
-            for imsi, waiters in waiting.items()
-        }
-        installs: list[tuple[str, int, int, int]] = []
+        sizes = self._sizes(waiting, now)
         with writing(conn).begin() as tx:
-            write = tx.connection
-            reserved = {r.imsi: r for r in write.execute(_reserve(sizes))} if sizes else {}
-            for imsi, waiters in waiting.items():
-                got = reserved.get(imsi)
-                if got is None:  # no longer active since the read
-                    refused.extend(waiters)
-                    continue
-                size = sizes[imsi]
-                for n, i in enumerate(waiters):
-                    results[i] = _Grant(
-                        got.iccid, got.sqn_seq - size + 1 + n, got.k_sealed, got.opc_sealed
-                    )
-                installs.append((imsi, got.sqn_seq, size, len(waiters)))
-            for i in sorted(refused):
+            reserved = tx.connection.execute(_reserve(sizes)).all() if sizes else []
+            installs = self._grant(waiting, sizes, reserved, refused, results)
+            self._refuse(tx.connection, jobs, refused, results)
+        self._install(installs, now)
+
+    # -- a batch awaited on the home loop -----------------------------------------------
+
+    async def _run_async(self, jobs: Sequence[VectorRequest]) -> _Results:
+        assert self._pg is not None
+        results = _preset(jobs)
+        plain = [i for i, job in enumerate(jobs) if job.resync is None]
+        refused: list[int] = []
+        if plain:
+            found = await self._pg.read(_imsis(jobs, plain))
+            waiting, refused = self._take(jobs, plain, found, results)
+            if waiting:
+                now = self._clock()
+                sizes = self._sizes(waiting, now)
+                reserved = await self._pg.reserve(sizes)  # committed when it returns
+                self._install(self._grant(waiting, sizes, reserved, refused, results), now)
+        if refused or any(job.resync is not None for job in jobs):
+            # Rare, and written with their events through SQLAlchemy: in a worker thread.
+            await asyncio.to_thread(self._slow, jobs, refused, results)
+        return results
+
+    def _slow(self, jobs: Sequence[VectorRequest], refused: list[int], results: _Results) -> None:
+        with self._engine.connect() as conn:
+            if refused:
+                with writing(conn).begin() as tx:
+                    self._refuse(tx.connection, jobs, refused, results)
+            self._resyncs(conn, jobs, results)
+
+    # -- the steps both share --------------------------------------------------------------
+
+    def _take(
+        self,
+        jobs: Sequence[VectorRequest],
+        indexes: list[int],
+        found: Sequence[Any],
+        results: _Results,
+    ) -> tuple[_Waiting, list[int]]:
+        """Grants from the blocks still current; what waits for a reservation, and the
+        requests for SIMs not active. Unknown SUPIs stay NotFound."""
+        rows = {row.imsi: row for row in found}
+        waiting: _Waiting = {}
+        refused: list[int] = []
+        with self._blocks_lock:
+            for i in indexes:
                 job = jobs[i]
-                try:
-                    results[i] = service.refuse(write, job.org_id, job.imsi, job.now)
-                except NotFound as exc:
-                    results[i] = exc
-        for imsi, top, size, used in installs:
-            self._blocks.install(imsi, top, size, used, now)
+                row = rows.get(job.imsi)
+                if row is None or row.org_id != job.org_id:
+                    continue  # NotFound, as preset
+                if row.state != _ACTIVE:
+                    refused.append(i)
+                    continue
+                seq = self._blocks.take(job.imsi, row.sqn_seq)
+                if seq is None:
+                    waiting.setdefault(job.imsi, []).append(i)
+                else:
+                    results[i] = _Grant(row.iccid, seq, row.k_sealed, row.opc_sealed)
+        return waiting, refused
+
+    def _sizes(self, waiting: _Waiting, now: float) -> dict[str, int]:
+        with self._blocks_lock:
+            return {
+                imsi: self._blocks.reservation_size(imsi, len(waiters), now)
+                for imsi, waiters in waiting.items()
+            }
+
+    @staticmethod
+    def _grant(
+        waiting: _Waiting,
+        sizes: dict[str, int],
+        reserved: Sequence[Any],
+        refused: list[int],
+        results: _Results,
+    ) -> list[tuple[str, int, int, int]]:
+        """Each waiting request its SEQ of its SIM's new block; a SIM that was not active
+        any more at the reservation has its requests refused. The blocks to install."""
+        got = {row.imsi: row for row in reserved}
+        installs = []
+        for imsi, waiters in waiting.items():
+            row = got.get(imsi)
+            if row is None:
+                refused.extend(waiters)
+                continue
+            size = sizes[imsi]
+            for n, i in enumerate(waiters):
+                results[i] = _Grant(
+                    row.iccid, row.sqn_seq - size + 1 + n, row.k_sealed, row.opc_sealed
+                )
+            installs.append((imsi, row.sqn_seq, size, len(waiters)))
+        return installs
+
+    def _install(self, installs: list[tuple[str, int, int, int]], now: float) -> None:
+        """Blocks whose reservation committed."""
+        with self._blocks_lock:
+            for imsi, top, size, used in installs:
+                self._blocks.install(imsi, top, size, used, now)
+
+    @staticmethod
+    def _refuse(
+        conn: Connection, jobs: Sequence[VectorRequest], refused: list[int], results: _Results
+    ) -> None:
+        for i in sorted(refused):
+            job = jobs[i]
+            try:
+                results[i] = service.refuse(conn, job.org_id, job.imsi, job.now)
+            except NotFound as exc:
+                results[i] = exc
+
+    def _resyncs(self, conn: Connection, jobs: Sequence[VectorRequest], results: _Results) -> None:
+        for i, job in enumerate(jobs):
+            if job.resync is not None:
+                results[i] = self._resync(conn, job, job.resync)
 
     def _resync(
         self, conn: Connection, job: VectorRequest, resync: Resynchronization
@@ -312,5 +354,15 @@ class VectorIssuer:
             return exc
         finally:
             # Committed or not, SEQ_HE may have moved: the block must not outlive it.
-            self._blocks.drop(job.imsi)
+            with self._blocks_lock:
+                self._blocks.drop(job.imsi)
         return result
+
+
+def _preset(jobs: Sequence[VectorRequest]) -> _Results:
+    """Unknown, or of another org, until found (each its own exception: raised in its caller)."""
+    return [NotFound("no subscriber with that SUPI") for _ in jobs]
+
+
+def _imsis(jobs: Sequence[VectorRequest], indexes: list[int]) -> list[str]:
+    return sorted({jobs[i].imsi for i in indexes})
