@@ -33,6 +33,7 @@ from ztsim.udm.issuer import VectorIssuer, VectorRequest
 from ztsim.udm.pg_batches import PgBatches
 
 from support.factories import SimSpec, activate, make_sims
+from support.pg_backends import terminate
 from tests_clock import NOW
 
 SNN = "5G:mnc001.mcc001.3gppnetwork.org"
@@ -351,14 +352,7 @@ def test_the_loop_path_reconnects_after_losing_its_connection(
     on_a_loop = OnALoop(engine, sealer)
     try:
         before = _seq(_issue(on_a_loop, org, spec))
-        with engine.connect() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION},
-            ).scalar_one()
+        killed = terminate(engine, APPLICATION)
         assert killed == 1
         with pytest.raises(psycopg.OperationalError):
             _issue(on_a_loop, org, spec)

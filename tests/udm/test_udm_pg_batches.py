@@ -8,7 +8,7 @@ import asyncio
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, update
 
 from ztsim.db import schema
 from ztsim.db.engine import psycopg_conninfo
@@ -18,6 +18,7 @@ from ztsim.sealing import Sealer
 from ztsim.udm.pg_batches import PgBatches
 
 from support.factories import SimSpec, activate, make_sims
+from support.pg_backends import terminate
 from tests_clock import NOW
 
 APPLICATION = "ztsim-test-batches"
@@ -86,14 +87,7 @@ def test_a_lost_connection_fails_one_batch_and_is_made_again(
 
     async def run() -> None:
         assert len(await batches.read([a.imsi])) == 1
-        with engine.connect() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = :name"
-                ),
-                {"name": APPLICATION},
-            ).scalar_one()
+        killed = terminate(engine, APPLICATION)
         assert killed == 1
         with pytest.raises(psycopg.OperationalError):
             await batches.reserve({a.imsi: 1})

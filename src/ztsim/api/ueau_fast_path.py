@@ -29,7 +29,7 @@ from ztsim.identity.roles import Permission, Principal, allows
 from ztsim.udm import service
 from ztsim.udm.issuer import VectorRequest
 
-# TS 29.503 §6.3.3.2.4: POST {apiRoot}/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data
+# TS 29.503 Nudm_UEAU: POST {apiRoot}/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data
 _PATH = re.compile(r"/nudm-ueau/v1/imsi-([0-9]{5,15})/security-information/generate-auth-data")
 _JSON = re.compile(rb"application/(?:[A-Za-z0-9.+-]+\+)?json(?:\s*;.*)?", re.IGNORECASE)
 _HEADERS = [(b"content-type", b"application/json")]
@@ -99,7 +99,7 @@ class UeauFastPath:
 
 
 def _result_json(result: service.IssuedVector) -> bytes:
-    """AuthenticationInfoResult (TS 29.503 §6.3.6.2.3), as `routes_udm` renders it."""
+    """AuthenticationInfoResult (TS 29.503), as `routes_udm` renders it."""
     av = result.vector
     return (
         '{"authType":"5G_AKA","authenticationVector":{"avType":"5G_HE_AKA",'
