@@ -48,7 +48,7 @@ def test_503_from_inside_a_route_while_the_database_is_away() -> None:
 
 def test_the_edge_wraps_starlettes_own_errors(api: ApiHarness) -> None:
     app = create_app(api.ctx, edge=HttpEdge())
-    assert callable(wrap(app, HttpEdge()))
+    assert callable(wrap(app, HttpEdge(), None))
     with TestClient(app, raise_server_exceptions=False) as client:
         r = client.get("/nowhere")
     assert r.status_code == 404

@@ -30,10 +30,12 @@ from ztsim.api import (
 )
 from ztsim.api.camara import routes_oauth, routes_subscriptions, routes_swap
 from ztsim.api.context import ApiContext
-from ztsim.api.edge import HttpEdge, wrap
+from ztsim.api.edge import HttpEdge, failure_limiter, wrap
 from ztsim.api.problems import problem_doc
+from ztsim.api.ratelimit import FailureLimiter
 from ztsim.api.routes_metrics import ApiMetrics, Network, RequestMetrics, RouteTemplates
 from ztsim.api.ueau_fast_path import UeauFastPath
+from ztsim.api.ueau_lane import UeauLane
 from ztsim.dns.serve.doh import DohService
 from ztsim.metrics.registry import Registry
 from ztsim.web import install as install_web
@@ -48,14 +50,37 @@ class _EdgedApp(FastAPI):
     """FastAPI with the HTTP edge (`edge.py`) around all of Starlette's stack, its
     error middleware included, so every response passes through the edge; the request
     metrics around the edge, so they count its answers too. Inside the edge, before
-    FastAPI, the Nudm vector request's fast path (`ueau_fast_path`)."""
+    FastAPI, the Nudm vector request's fast path (`ueau_fast_path`); before all of it,
+    in the server's connection, the lane (`ueau_lane`) that shares the edge's limiter."""
 
     edge: HttpEdge = HttpEdge()
     templates: RouteTemplates = RouteTemplates(())
+    _limiter: FailureLimiter | None = None
+    _lane: UeauLane | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
-        edged = wrap(UeauFastPath(super().build_middleware_stack()), self.edge)
+        edged = wrap(UeauFastPath(super().build_middleware_stack()), self.edge, self._limiter)
         return RequestMetrics(edged, self.state.metrics, self.templates)
+
+    def set_edge(self, edge: HttpEdge) -> None:
+        self.edge = edge
+        self._limiter = failure_limiter(edge)
+        self._lane = None
+
+    @property
+    def ueau_lane(self) -> UeauLane:
+        """What `api.server`'s connections ask first (see `ueau_lane`)."""
+        if self._lane is None:
+            self._lane = UeauLane(
+                self.state,
+                self.state.ctx,
+                limits=self.edge.limits,
+                trusted_proxies=self.edge.trusted_proxies,
+                limiter=self._limiter,
+                metrics=self.state.metrics,
+                templates=self.templates,
+            )
+        return self._lane
 
 
 def create_app(
@@ -82,7 +107,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
         lifespan=routes_udm.issuer_lifespan,
     )
-    app.edge = edge or HttpEdge()
+    app.set_edge(edge or HttpEdge())
     app.state.ctx = ctx
     app.state.doh = doh
     app.state.metrics = ApiMetrics(metrics or Registry(), tuple(metrics_allow))

@@ -31,10 +31,13 @@ class HttpEdge:
     auth_failures_per_minute: int | None = None
 
 
-def wrap(app: ASGIApp, edge: HttpEdge) -> ASGIApp:
-    limiter = (
-        FailureLimiter(edge.auth_failures_per_minute) if edge.auth_failures_per_minute else None
-    )
+def failure_limiter(edge: HttpEdge) -> FailureLimiter | None:
+    """The one limiter of an app's edge (the gate's, and `ueau_lane`'s check of it)."""
+    per_minute = edge.auth_failures_per_minute
+    return FailureLimiter(per_minute) if per_minute else None
+
+
+def wrap(app: ASGIApp, edge: HttpEdge, limiter: FailureLimiter | None) -> ASGIApp:
     inner: ASGIApp = BodyLimitMiddleware(app, edge.limits)
     inner = AuthGate(inner, limiter)
     inner = SecurityHeadersMiddleware(inner)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 Network = IPv4Network | IPv6Network
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+def is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     try:
         ip = ip_address(address)
     except ValueError:
@@ -33,7 +33,7 @@ def client_address(
     if current is None or not forwarded_for:
         return current
     for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
-        if not _is_trusted(current, trusted):
+        if not is_trusted(current, trusted):
             break
         try:
             current = str(ip_address(hop))

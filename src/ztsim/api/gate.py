@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from starlette.concurrency import run_in_threadpool
@@ -57,7 +57,11 @@ log = logging.getLogger("ztsim.api.gate")
 
 
 def bearer_token(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
+    return bearer_token_in(scope["headers"])
+
+
+def bearer_token_in(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             token = token.strip()
@@ -77,7 +81,8 @@ def _authenticate(ctx: ApiContext, token: str) -> Principal | None:
     return principal
 
 
-def _remembered(ctx: ApiContext, token: str) -> Principal | None:
+def remembered(ctx: ApiContext, token: str) -> Principal | None:
+    """The token's principal if this process saw it valid lately; no database read."""
     return ctx.principals.get(hash_token(token), ctx.clock())
 
 
@@ -137,7 +142,7 @@ class AuthGate:
         assert isinstance(ctx, ApiContext)
         camara = _camara(scope)
         try:
-            principal: Principal | Grant | None = None if camara else _remembered(ctx, token)
+            principal: Principal | Grant | None = None if camara else remembered(ctx, token)
             if principal is None:
                 principal = await (
                     run_in_threadpool(camara_auth.authenticate, ctx, token)

@@ -8,7 +8,19 @@ by a cache. DoH answers set their own freshness (RFC 8484 §5.1) and keep it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def secured(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers with the ones every response carries (on the raw list:
+    building MutableHeaders cost more than the rest of this layer)."""
+    kept = [(name, value) for name, value in headers if name.lower() != b"x-content-type-options"]
+    kept.append((b"x-content-type-options", b"nosniff"))
+    if not any(name.lower() == b"cache-control" for name, _ in kept):
+        kept.append((b"cache-control", b"no-store"))
+    return kept
 
 
 class SecurityHeadersMiddleware:
@@ -22,16 +34,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # On the raw list: building MutableHeaders cost more than the rest of this layer.
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", ())
-                    if name.lower() != b"x-content-type-options"
-                ]
-                headers.append((b"x-content-type-options", b"nosniff"))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": secured(message.get("headers", ()))}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -12,15 +12,23 @@ request's headers, their size (with httptools), nor connections per client.
   many clients and are not counted.
 httptools (llhttp, in C) rather than h11: parsing was a third of a small request's CPU
 with h11. `server_config` is the one place the API's uvicorn configuration is built.
+
+A connection asks the app's Nudm lane (`ueau_lane`) about a POST to the UEAU path at
+its head, keeps its body from uvicorn, and once the request is whole either lets the
+lane answer it (a cycle of its own stands in uvicorn's place meanwhile, so that
+pipelined requests queue behind it and a shutdown closes after it) or hands it to
+uvicorn as the parser gave it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from ipaddress import ip_address
 from typing import Any
 
@@ -29,6 +37,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ztsim.api.forwarded import Network
+from ztsim.api.ueau_lane import Answer, UeauLane
 
 log = logging.getLogger("ztsim.api.server")
 # A request's head (request line and headers) past this many octets is refused (431).
@@ -112,8 +121,36 @@ class CoalescedWrites(asyncio.Transport):
         return self._transport.is_reading()
 
 
-def guarded_protocol(options: ServeOptions) -> type[HttpToolsProtocol]:
-    """An HTTP/1.1 protocol class with this server's own connection count per client."""
+class _LaneCycle:
+    """What uvicorn's connection asks of its current request while the lane answers it:
+    later pipelined requests queue behind it, and a shutdown asks it to close after."""
+
+    __slots__ = ("disconnected", "keep_alive", "message_event", "response_complete")
+
+    def __init__(self) -> None:
+        self.response_complete = False
+        self.keep_alive = True
+        self.disconnected = False
+        self.message_event = _Unawaited()
+
+
+class _Unawaited:
+    """uvicorn sets the request's event when the connection is lost; nobody waits here."""
+
+    def set(self) -> None:
+        pass
+
+
+@functools.cache
+def _status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii"))
+
+
+def guarded_protocol(
+    options: ServeOptions, lane: UeauLane | None = None
+) -> type[HttpToolsProtocol]:
+    """An HTTP/1.1 protocol class with this server's own connection count per client;
+    with `lane`, the requests it takes are answered without ASGI (see `ueau_lane`)."""
     open_per_client: Counter[str] = Counter()
 
     class GuardedHttpProtocol(HttpToolsProtocol):
@@ -123,6 +160,7 @@ def guarded_protocol(options: ServeOptions) -> type[HttpToolsProtocol]:
         _head_bytes = 0  # octets read while the current head was unfinished
         _head_size = 0  # the current head's request line and headers, as parsed
         _head_refused = False
+        _lane_body: list[bytes] | None = None  # a request's body, kept for the lane
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -158,7 +196,86 @@ def guarded_protocol(options: ServeOptions) -> type[HttpToolsProtocol]:
                 # uvicorn's answer to a parser error becomes ours (send_400_response).
                 self._head_refused = True
                 raise httptools.HttpParserError("request head too large")
+            if lane is not None and self._lane_may_take():
+                self._lane_body = []  # uvicorn hears of it only if the lane hands it back
+                return
             super().on_headers_complete()
+
+        def on_body(self, body: bytes) -> None:
+            kept = self._lane_body
+            if kept is None:
+                super().on_body(body)
+                return
+            kept.append(body)
+            assert lane is not None
+            if sum(map(len, kept)) > lane.body_limit(self.url):
+                self._hand_back()  # the edge answers 413
+
+        def on_message_complete(self) -> None:
+            kept = self._lane_body
+            if kept is None:
+                super().on_message_complete()
+                return
+            assert lane is not None
+            assert self.client is not None
+            body = b"".join(kept)
+            # The parser's view of this request (keep-alive) holds until this returns.
+            taken = (
+                lane.take(self.url, self.headers, body, self.client[0])
+                if self.parser.should_keep_alive()
+                else None
+            )
+            if taken is None:
+                self._hand_back()
+                super().on_message_complete()
+                return
+            self._lane_body = None
+            cycle = _LaneCycle()
+            self.cycle = cycle  # type: ignore[assignment]
+            task = self.loop.create_task(self._lane_answer(cycle, lane.answer(taken)))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        def _lane_may_take(self) -> bool:
+            assert lane is not None
+            parser = self.parser
+            limit = self.limit_concurrency
+            return (
+                (self.cycle is None or self.cycle.response_complete)
+                and not self.pipeline
+                and not self.expect_100_continue
+                and parser.get_http_version() == "1.1"
+                and not parser.should_upgrade()
+                and (limit is None or max(len(self.connections), len(self.tasks)) < limit)
+                and lane.wants(
+                    parser.get_method(), self.url, self.client[0] if self.client else None
+                )
+            )
+
+        def _hand_back(self) -> None:
+            """The kept request to uvicorn, as the parser would have told it."""
+            kept = self._lane_body
+            self._lane_body = None
+            super().on_headers_complete()
+            if kept:
+                super().on_body(b"".join(kept))
+
+        async def _lane_answer(self, cycle: _LaneCycle, answering: Awaitable[Answer]) -> None:
+            answer = await answering
+            if self.transport.is_closing():
+                cycle.response_complete = True
+                return
+            wire = [_status_line(answer.status)]
+            for name, value in (*self.server_state.default_headers, *answer.headers):
+                wire += [name, b": ", value, b"\r\n"]
+            if not cycle.keep_alive:
+                wire.append(b"connection: close\r\n")
+            wire += [b"\r\n", answer.body]
+            self.transport.write(b"".join(wire))
+            cycle.response_complete = True
+            if not cycle.keep_alive:
+                self.transport.close()
+            self.on_response_complete()
 
         def send_400_response(self, msg: str) -> None:
             if self._head_refused:
@@ -220,11 +337,13 @@ def guarded_protocol(options: ServeOptions) -> type[HttpToolsProtocol]:
 
 
 def server_config(app: Any, options: ServeOptions) -> uvicorn.Config:
+    """An app made by `create_app` brings its Nudm lane (`ueau_lane`)."""
+    lane: UeauLane | None = getattr(app, "ueau_lane", None)
     return uvicorn.Config(
         app,
         host=options.host,
         port=options.port,
-        http=guarded_protocol(options),
+        http=guarded_protocol(options, lane),
         ws="none",
         # Forwarding headers are read by the app's edge, from trusted proxies only.
         proxy_headers=False,

@@ -10,12 +10,16 @@ with a well-formed JSON body without `resynchronizationInfo`. Everything else (a
 SUCI, a resynchronisation, a malformed request, another role, another path) goes on
 to `routes_udm`, the reference, with the body handed on as read; so the errors and
 their shapes have one implementation. The answers are those of `routes_udm`.
+On a server, most such requests never get here: `ueau_lane` answers them from the
+connection once the gate remembers their token; this layer serves the rest (a token
+seen for the first time in a second, a client of the app without that server).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,14 +34,15 @@ from ztsim.udm import service
 from ztsim.udm.issuer import VectorRequest
 
 # TS 29.503 Nudm_UEAU: POST {apiRoot}/nudm-ueau/v1/{supiOrSuci}/security-information/generate-auth-data
-_PATH = re.compile(r"/nudm-ueau/v1/imsi-([0-9]{5,15})/security-information/generate-auth-data")
+PLAIN_PATH = r"/nudm-ueau/v1/imsi-([0-9]{5,15})/security-information/generate-auth-data"
+_PATH = re.compile(PLAIN_PATH)
 _JSON = re.compile(rb"application/(?:[A-Za-z0-9.+-]+\+)?json(?:\s*;.*)?", re.IGNORECASE)
 _HEADERS = [(b"content-type", b"application/json")]
 
 
-def _json_body(scope: Scope) -> bool:
+def json_content_type(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Content-Type names JSON (or is absent, which FastAPI also reads as JSON)."""
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-type":
             return _JSON.fullmatch(value) is not None
     return True
@@ -56,7 +61,7 @@ class UeauFastPath:
             match is None
             or not isinstance(principal, Principal)
             or not allows(principal.role, Permission.AKA_VECTORS)
-            or not _json_body(scope)
+            or not json_content_type(scope["headers"])
         ):
             await self.app(scope, receive, send)
             return
@@ -95,10 +100,10 @@ class UeauFastPath:
         if isinstance(result, service.Refusal):
             await sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason)(scope, receive, send)
             return
-        await _send_json(send, _result_json(result))
+        await _send_json(send, result_json(result))
 
 
-def _result_json(result: service.IssuedVector) -> bytes:
+def result_json(result: service.IssuedVector) -> bytes:
     """AuthenticationInfoResult (TS 29.503), as `routes_udm` renders it."""
     av = result.vector
     return (

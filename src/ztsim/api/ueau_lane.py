@@ -1,0 +1,182 @@
+"""The Nudm vector request answered inside the HTTP connection, before ASGI.
+
+Even on `ueau_fast_path`, an AUSF's vector request spent a third of its CPU in the ASGI
+machinery around it: a task, a scope, the edge's layers and their send wrappers, the
+server's response framing. The connection (`api.server`) asks this lane first, once a
+request is whole, and the lane takes it only when the HTTP edge and the fast path
+would let it through and answer it the same way:
+- POST for an `imsi-` SUPI on the UEAU path, from a peer that is not a trusted proxy
+  (a proxy's client is only known to the edge), not refused for failed
+  authentications, within the body limit;
+- a bearer token whose principal the gate remembers (no database lookup here: a token
+  not remembered goes the long way, and the gate remembers it after), allowed vectors;
+- a JSON body that `AuthenticationInfoRequest` accepts, without a resynchronisation.
+Anything else is handed back and takes the ASGI path, which is the reference for every
+error. The lane's answers carry the edge's headers and are counted in the request
+metrics as the edge's are.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from ztsim.api.context import ApiContext
+from ztsim.api.forwarded import Network, is_trusted
+from ztsim.api.gate import bearer_token_in, remembered
+from ztsim.api.headers import secured
+from ztsim.api.limits import BodyLimits
+from ztsim.api.problems import (
+    database_unavailable,
+    log_unavailable,
+    problem_response,
+    unavailable_response,
+)
+from ztsim.api.ratelimit import FailureLimiter
+from ztsim.api.routes_metrics import ApiMetrics, RouteTemplates
+from ztsim.api.routes_udm import AuthenticationInfoRequest, issuer_of, sbi_problem
+from ztsim.api.ueau_fast_path import PLAIN_PATH, json_content_type, result_json
+from ztsim.errors import NotFound
+from ztsim.identity.roles import Permission, Principal, allows
+from ztsim.udm import service
+from ztsim.udm.issuer import VectorRequest
+
+if TYPE_CHECKING:
+    from starlette.datastructures import State
+
+log = logging.getLogger("ztsim.api.ueau_lane")
+
+# The fast path's, on the raw request target: a query or a percent-escape goes the long way.
+_TARGET = re.compile(PLAIN_PATH.encode("ascii"))
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Headers  # the edge's headers included; the server adds its own (date)
+    body: bytes
+
+
+@dataclass(frozen=True)
+class LaneRequest:
+    """A request the lane has taken: answered by `UeauLane.answer`."""
+
+    vector: VectorRequest
+    path: str
+    started: float
+
+
+class UeauLane:
+    """Bound to one app: its state (context, issuer), edge settings, failure limiter and
+    request metrics."""
+
+    def __init__(
+        self,
+        state: State,
+        ctx: ApiContext,
+        *,
+        limits: BodyLimits,
+        trusted_proxies: Sequence[Network],
+        limiter: FailureLimiter | None,
+        metrics: ApiMetrics,
+        templates: RouteTemplates,
+    ) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.limits = limits
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.limiter = limiter
+        self.metrics = metrics
+        self.templates = templates
+
+    def wants(self, method: bytes, target: bytes, client: str | None) -> bool:
+        """Whether to keep a request's body for the lane (decided at its head)."""
+        return (
+            method == b"POST"
+            and client is not None
+            and _TARGET.fullmatch(target) is not None
+            and not (self.trusted_proxies and is_trusted(client, self.trusted_proxies))
+        )
+
+    def body_limit(self, target: bytes) -> int:
+        return self.limits.for_path(target.decode("ascii", "replace"))
+
+    def take(self, target: bytes, headers: Headers, body: bytes, client: str) -> LaneRequest | None:
+        """The request, if the lane answers it (then `answer` must be awaited: it is
+        counted in flight from here); None hands it to the ASGI path."""
+        match = _TARGET.fullmatch(target)
+        if match is None or not json_content_type(headers):
+            return None
+        path = target.decode("ascii")
+        if len(body) > self.limits.for_path(path):
+            return None
+        token = bearer_token_in(headers)
+        if token is None:
+            return None
+        if self.limiter is not None and self.limiter.retry_after(client, time.monotonic()):
+            return None
+        ctx = self.ctx
+        principal = remembered(ctx, token)
+        if not isinstance(principal, Principal) or not allows(
+            principal.role, Permission.AKA_VECTORS
+        ):
+            return None
+        try:
+            request = AuthenticationInfoRequest.model_validate_json(body)
+        except ValidationError:
+            return None
+        if request.resynchronizationInfo is not None:
+            return None
+        self.metrics.in_flight.add(1)
+        vector = VectorRequest(
+            principal.org_id,
+            match.group(1).decode("ascii"),
+            request.servingNetworkName,
+            request.ausfInstanceId,
+            ctx.clock(),
+        )
+        return LaneRequest(vector, path, time.perf_counter())
+
+    async def answer(self, request: LaneRequest) -> Answer:
+        """What the ASGI path would have answered; counted in the request metrics (500
+        if it never is, as `RequestMetrics` counts a request whose handler failed)."""
+        status = 500
+        try:
+            answer = await self._answer(request)
+            status = answer.status
+            return answer
+        finally:
+            metrics = self.metrics
+            metrics.in_flight.add(-1)
+            labels = ("POST", self.templates(request.path), str(status))
+            metrics.requests.inc(*labels)
+            metrics.durations.observe(time.perf_counter() - request.started, *labels)
+
+    async def _answer(self, request: LaneRequest) -> Answer:
+        try:
+            result = await issuer_of(self.state, self.ctx).issue_async(request.vector)
+        except NotFound:
+            return _response(sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI"))
+        except Exception as exc:
+            if database_unavailable(exc):
+                log_unavailable(exc)
+                return _response(unavailable_response())
+            log.exception("answering a vector request failed")
+            return _response(problem_response(500, "internal error"))
+        if isinstance(result, service.Refusal):
+            return _response(sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason))
+        body = result_json(result)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        return Answer(200, secured(headers), body)
+
+
+def _response(response: Response) -> Answer:
+    return Answer(response.status_code, secured(response.raw_headers), bytes(response.body))
