@@ -5,7 +5,9 @@ does it), on SQLite and PostgreSQL; the batched issuer the Nudm endpoint uses
 CONCURRENCY callers on one event loop (PostgreSQL: as a server runs it); and the
 TS 29.503 endpoint itself over HTTP/1.1 on PostgreSQL: a uvicorn server in a child
 process on loopback, CONNECTIONS keep-alive connections from this process, one request
-in flight on each, for SIMS SIMs of its own (the other figures share another SIMS).
+in flight on each, for SIMS SIMs of its own (the other figures share another SIMS);
+beside its rate, the server process's CPU time per vector (/proc/<pid>/stat), which the
+machine's other load moves less than the rate.
 
 Five rounds, each measuring every figure in turn (interleaved, so the machine's other
 load moves them alike), about two seconds per figure; the medians are reported.
@@ -32,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dns_peers import tree_cpu
 from sqlalchemy import Engine, text
 
 from ztsim.aka.kdf import serving_network_name
@@ -237,7 +240,8 @@ def serve(url: str, schema: str, port: int) -> None:
 
 
 @contextmanager
-def server(url: str, schema: str, kek: bytes) -> Iterator[int]:
+def server(url: str, schema: str, kek: bytes) -> Iterator[tuple[int, int]]:
+    """The child's port and process id."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -256,7 +260,7 @@ def server(url: str, schema: str, kek: bytes) -> Iterator[int]:
                 break
             except OSError:
                 time.sleep(0.05)
-        yield port
+        yield port, child.pid
     finally:
         child.terminate()
         child.wait(10)
@@ -282,7 +286,8 @@ async def _client(port: int, requests: list[bytes], stop: float, counts: list[in
         counts.append(n)
 
 
-def http_rate(s: Seeded, port: int) -> float:
+def http_load(s: Seeded, port: int) -> tuple[float, int]:
+    """Vectors per second through the endpoint, and how many."""
     body = json.dumps({"servingNetworkName": SNN, "ausfInstanceId": "ausf-1"}).encode()
 
     def request(imsi: str) -> bytes:
@@ -292,7 +297,7 @@ def http_rate(s: Seeded, port: int) -> float:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
 
-    async def run() -> float:
+    async def run() -> tuple[float, int]:
         counts: list[int] = []
         start = time.perf_counter()
         stop = start + MAX_SECONDS
@@ -302,7 +307,7 @@ def http_rate(s: Seeded, port: int) -> float:
                 for k in range(CONNECTIONS)
             )
         )
-        return sum(counts) / (time.perf_counter() - start)
+        return sum(counts) / (time.perf_counter() - start), sum(counts)
 
     return asyncio.run(run())
 
@@ -332,6 +337,7 @@ def main() -> None:
     )
     kek = secrets.token_bytes(32)
     figures: dict[str, list[float]] = {}
+    cpu_us: list[float] = []  # the endpoint's server, CPU microseconds per vector
     with tempfile.TemporaryDirectory() as tmp, pg_schema(url) as (pg, schema):
         lite = seed(make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"), kek)
         # The endpoint on SIMs of its own: the other figures' SQN writes would otherwise
@@ -345,9 +351,18 @@ def main() -> None:
         with (
             VectorIssuer(lite.engine, lite.sealer) as lite_issuer,
             VectorIssuer(post.engine, post.sealer) as pg_issuer,
-            server(url, schema, kek) as port,
+            server(url, schema, kek) as (port, pid),
         ):
-            http_rate(endpoint, port)  # warm-up: connections, imports, the blocks' growth
+            http_load(endpoint, port)  # warm-up: connections, imports, the blocks' growth
+
+            def http_figures() -> float:
+                """The rate; the server's CPU per vector kept beside it (a figure that
+                other load on the machine moves less than the rate)."""
+                cpu = tree_cpu(pid)
+                rate, count = http_load(endpoint, port)
+                cpu_us.append((tree_cpu(pid) - cpu) * 1e6 / max(count, 1))
+                return rate
+
             for r in range(ROUNDS):
                 for key, measure in (
                     ("pure_vectors_per_s", pure_rate),
@@ -356,13 +371,16 @@ def main() -> None:
                     ("issuer_sqlite_vectors_per_s", lambda: issuer_rate(lite, lite_issuer)),
                     ("issuer_postgres_vectors_per_s", lambda: issuer_rate(post, pg_issuer)),
                     ("issuer_loop_postgres_vectors_per_s", lambda: issuer_loop_rate(post)),
-                    ("service_vectors_per_s_postgres", lambda: http_rate(endpoint, port)),
+                    ("service_vectors_per_s_postgres", http_figures),
                 ):
                     figures.setdefault(key, []).append(measure())
                 line = ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.items())
                 print(f"aka: round {r + 1}/{ROUNDS}: {line}", flush=True)
         lite.engine.dispose()
-    result = {key: round(statistics.median(values)) for key, values in figures.items()}
+    result: dict[str, float] = {
+        key: round(statistics.median(values)) for key, values in figures.items()
+    }
+    result["service_cpu_us_per_vector_postgres"] = round(statistics.median(cpu_us), 1)
     print(
         f"aka: medians of {ROUNDS}: pure {result['pure_vectors_per_s']:,}/s on one core; "
         f"one transaction per vector: SQLite {result['service_sqlite_vectors_per_s']:,}/s, "
@@ -370,7 +388,8 @@ def main() -> None:
         f"({CONCURRENCY} callers): SQLite {result['issuer_sqlite_vectors_per_s']:,}/s, "
         f"PostgreSQL {result['issuer_postgres_vectors_per_s']:,}/s, on one event loop "
         f"(PostgreSQL) {result['issuer_loop_postgres_vectors_per_s']:,}/s; HTTP endpoint on "
-        f"PostgreSQL ({CONNECTIONS} connections): {result['service_vectors_per_s_postgres']:,}/s"
+        f"PostgreSQL ({CONNECTIONS} connections): {result['service_vectors_per_s_postgres']:,}/s "
+        f"at {result['service_cpu_us_per_vector_postgres']} us of server CPU a vector"
     )
     print(json.dumps(result))
 
