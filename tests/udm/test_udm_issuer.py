@@ -360,3 +360,44 @@ def test_the_loop_path_reconnects_after_losing_its_connection(
     finally:
         on_a_loop.close()
     assert after > before
+
+
+def test_issue_soon_answers_callbacks_on_the_home_loop_and_elsewhere(
+    engine: Engine, sealer: Sealer
+) -> None:
+    """`issue_soon` is for callers that are not coroutines (a server's protocol): on the
+    home loop its future is settled by the batch itself, on another loop by a task of
+    `issue_async`; an answer nobody waits for any more (cancelled) leaves the batch to the
+    others."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("no asyncio driver for this backend")
+    org, spec = _active_sim(engine, sealer)
+    on_a_loop = OnALoop(engine, sealer)
+    request = VectorRequest(org, spec.imsi, SNN, "a", NOW)
+    try:
+        _issue(on_a_loop, org, spec)  # the loop becomes the issuer's home
+
+        async def from_callbacks() -> list[int]:
+            futures = [on_a_loop.issuer.issue_soon(request) for _ in range(12)]
+            assert not any(isinstance(f, asyncio.Task) for f in futures)  # no task each
+            futures[3].cancel()
+            await asyncio.wait(futures)
+            assert futures[3].cancelled()
+            issued = [f.result() for i, f in enumerate(futures) if i != 3]
+            assert all(isinstance(v, service.IssuedVector) for v in issued)
+            return [v.sqn >> IND_BITS for v in issued if isinstance(v, service.IssuedVector)]
+
+        home = asyncio.run_coroutine_threadsafe(from_callbacks(), on_a_loop.loop).result(30)
+
+        async def elsewhere() -> int:
+            issued = await on_a_loop.issuer.issue_soon(request)
+            assert isinstance(issued, service.IssuedVector)
+            return _seq(issued)
+
+        other = asyncio.run(elsewhere())
+        after = _seq(_issue(on_a_loop, org, spec))
+    finally:
+        on_a_loop.close()
+    seqs = [*home, other, after]
+    assert len(set(seqs)) == len(seqs) == 13
+    assert home == sorted(home)

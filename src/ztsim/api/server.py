@@ -23,11 +23,11 @@ uvicorn as the parser gave it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 from http import HTTPStatus
 from ipaddress import ip_address
 from typing import Any
@@ -141,7 +141,7 @@ class _Unawaited:
         pass
 
 
-@functools.cache
+@cache
 def _status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii"))
 
@@ -232,9 +232,7 @@ def guarded_protocol(
             self._lane_body = None
             cycle = _LaneCycle()
             self.cycle = cycle  # type: ignore[assignment]
-            task = self.loop.create_task(self._lane_answer(cycle, lane.answer(taken)))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            lane.start(taken, partial(self._lane_reply, cycle))
 
         def _lane_may_take(self) -> bool:
             assert lane is not None
@@ -260,8 +258,7 @@ def guarded_protocol(
             if kept:
                 super().on_body(b"".join(kept))
 
-        async def _lane_answer(self, cycle: _LaneCycle, answering: Awaitable[Answer]) -> None:
-            answer = await answering
+        def _lane_reply(self, cycle: _LaneCycle, answer: Answer) -> None:
             if self.transport.is_closing():
                 cycle.response_complete = True
                 return

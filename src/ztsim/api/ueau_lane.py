@@ -18,11 +18,13 @@ metrics as the edge's are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -45,8 +47,8 @@ from ztsim.api.routes_udm import AuthenticationInfoRequest, issuer_of, sbi_probl
 from ztsim.api.ueau_fast_path import PLAIN_PATH, json_content_type, result_json
 from ztsim.errors import NotFound
 from ztsim.identity.roles import Permission, Principal, allows
-from ztsim.udm import service
 from ztsim.udm.issuer import VectorRequest
+from ztsim.udm.service import IssuedVector, Refusal
 
 if TYPE_CHECKING:
     from starlette.datastructures import State
@@ -67,7 +69,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class LaneRequest:
-    """A request the lane has taken: answered by `UeauLane.answer`."""
+    """A request the lane has taken: answered by `UeauLane.start`."""
 
     vector: VectorRequest
     path: str
@@ -110,7 +112,7 @@ class UeauLane:
         return self.limits.for_path(target.decode("ascii", "replace"))
 
     def take(self, target: bytes, headers: Headers, body: bytes, client: str) -> LaneRequest | None:
-        """The request, if the lane answers it (then `answer` must be awaited: it is
+        """The request, if the lane answers it (then `start` must be called: it is
         counted in flight from here); None hands it to the ASGI path."""
         match = _TARGET.fullmatch(target)
         if match is None or not json_content_type(headers):
@@ -145,37 +147,64 @@ class UeauLane:
         )
         return LaneRequest(vector, path, time.perf_counter())
 
-    async def answer(self, request: LaneRequest) -> Answer:
-        """What the ASGI path would have answered; counted in the request metrics (500
-        if it never is, as `RequestMetrics` counts a request whose handler failed)."""
-        status = 500
+    def start(self, request: LaneRequest, reply: Callable[[Answer], None]) -> None:
+        """Answer a request `take` gave: `reply` is called with what the ASGI path would
+        have answered, on this loop, once the vector (or the reason there is none) is
+        known. Counted in the request metrics then (500 if it never is, as
+        `RequestMetrics` counts a request whose handler failed)."""
         try:
-            answer = await self._answer(request)
-            status = answer.status
-            return answer
-        finally:
-            metrics = self.metrics
-            metrics.in_flight.add(-1)
-            labels = ("POST", self.templates(request.path), str(status))
-            metrics.requests.inc(*labels)
-            metrics.durations.observe(time.perf_counter() - request.started, *labels)
-
-    async def _answer(self, request: LaneRequest) -> Answer:
-        try:
-            result = await issuer_of(self.state, self.ctx).issue_async(request.vector)
-        except NotFound:
-            return _response(sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI"))
+            issued = issuer_of(self.state, self.ctx).issue_soon(request.vector)
         except Exception as exc:
-            if database_unavailable(exc):
-                log_unavailable(exc)
-                return _response(unavailable_response())
-            log.exception("answering a vector request failed")
-            return _response(problem_response(500, "internal error"))
-        if isinstance(result, service.Refusal):
-            return _response(sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason))
-        body = result_json(result)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        return Answer(200, secured(headers), body)
+            self._answered(request, reply, _failure(exc))
+            return
+        issued.add_done_callback(partial(self._issued, request, reply))
+
+    def _issued(
+        self,
+        request: LaneRequest,
+        reply: Callable[[Answer], None],
+        issued: asyncio.Future[IssuedVector | Refusal],
+    ) -> None:
+        if issued.cancelled():  # the server's loop is ending: nobody to answer
+            self._count(request, 500)
+            return
+        if (failure := issued.exception()) is not None:
+            self._answered(request, reply, _failure(failure))
+            return
+        result = issued.result()
+        if isinstance(result, Refusal):
+            answer = _response(sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason))
+        else:
+            body = result_json(result)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            answer = Answer(200, secured(headers), body)
+        self._answered(request, reply, answer)
+
+    def _answered(
+        self, request: LaneRequest, reply: Callable[[Answer], None], answer: Answer
+    ) -> None:
+        self._count(request, answer.status)
+        reply(answer)
+
+    def _count(self, request: LaneRequest, status: int) -> None:
+        metrics = self.metrics
+        metrics.in_flight.add(-1)
+        labels = ("POST", self.templates(request.path), str(status))
+        metrics.requests.inc(*labels)
+        metrics.durations.observe(time.perf_counter() - request.started, *labels)
+
+
+def _failure(exc: BaseException) -> Answer:
+    if isinstance(exc, NotFound):
+        return _response(sbi_problem(404, "USER_NOT_FOUND", "no subscriber with that SUPI"))
+    if database_unavailable(exc):
+        log_unavailable(exc)
+        return _response(unavailable_response())
+    log.error("answering a vector request failed", exc_info=exc)
+    return _response(problem_response(500, "internal error"))
 
 
 def _response(response: Response) -> Answer:

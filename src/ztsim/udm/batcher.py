@@ -195,6 +195,11 @@ class LoopGroupCommit(Generic[J, R]):
 
     async def call(self, job: J) -> R:
         """The job's result once its batch committed; its exception raised here."""
+        return await self.submit(job)
+
+    def submit(self, job: J) -> asyncio.Future[R]:
+        """`call` for a caller that is not a coroutine: the job's future, settled once its
+        batch committed (called on the loop)."""
         if self._closed:
             raise BatcherClosed(f"{self.name} is closed")
         loop = asyncio.get_running_loop()
@@ -202,7 +207,7 @@ class LoopGroupCommit(Generic[J, R]):
         self._pending.append((job, future))
         if self._drain_task is None:
             self._drain_task = loop.create_task(self._drain(), name=self.name)
-        return await future
+        return future
 
     async def aclose(self) -> None:
         """Refuse new jobs and let the waiting ones finish."""

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -144,13 +145,46 @@ class VectorIssuer:
     async def issue_async(self, request: VectorRequest) -> IssuedVector | Refusal:
         """`issue` for a caller on an event loop. With `pg`, the batches of the first loop
         that calls are awaited on that loop; other loops' go to the thread."""
-        if self._pg is not None:
-            loop = asyncio.get_running_loop()
-            if self._home is None:
-                self._home = loop
-            if loop is self._home:
-                return self._finish(request, await self._loop_batcher.call(request))
+        if self._on_home_loop():
+            return await self.issue_soon(request)
         return self._finish(request, await self._batcher.call_async(request))
+
+    def issue_soon(self, request: VectorRequest) -> asyncio.Future[IssuedVector | Refusal]:
+        """`issue_async` for a caller that is not a coroutine (a protocol's callback): the
+        answer's future, on the running loop."""
+        loop = asyncio.get_running_loop()
+        if not self._on_home_loop():
+            return loop.create_task(self.issue_async(request))
+        answer: asyncio.Future[IssuedVector | Refusal] = loop.create_future()
+        granted = self._loop_batcher.submit(request)
+        granted.add_done_callback(partial(self._answer_granted, request, answer))
+        return answer
+
+    def _on_home_loop(self) -> bool:
+        if self._pg is None:
+            return False
+        loop = asyncio.get_running_loop()
+        if self._home is None:
+            self._home = loop
+        return loop is self._home
+
+    def _answer_granted(
+        self,
+        request: VectorRequest,
+        answer: asyncio.Future[IssuedVector | Refusal],
+        granted: asyncio.Future[_Outcome],
+    ) -> None:
+        if answer.cancelled():
+            return
+        if granted.cancelled():
+            answer.cancel()
+        elif (failure := granted.exception()) is not None:
+            answer.set_exception(failure)
+        else:
+            try:
+                answer.set_result(self._finish(request, granted.result()))
+            except Exception as exc:  # a sealed key that does not open, say
+                answer.set_exception(exc)
 
     def close(self) -> None:
         self._batcher.close()
