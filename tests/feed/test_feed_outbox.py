@@ -68,6 +68,48 @@ def test_published_changes_read_back_in_order_with_their_values(engine: Engine) 
         assert outbox.position(conn) == got[2].seq
 
 
+def test_a_scan_for_some_topics_gives_the_window_whatever_its_rows_topics(
+    engine: Engine,
+) -> None:
+    # SIM, SESSION, SESSION, DNS, SIM: a follower of SIM and DNS moves over the sessions.
+    keys = ["s1", "10.0.0.1", "10.0.0.2", ORG, "s2"]
+    topics = [Topic.SIM, Topic.SESSION, Topic.SESSION, Topic.DNS, Topic.SIM]
+    with for_writing(engine).begin() as conn:
+        outbox.publish(
+            conn,
+            [
+                NewChange(ORG, t, k, {"n": n})
+                for n, (t, k) in enumerate(zip(topics, keys, strict=True))
+            ],
+            NOW,
+        )
+    with engine.connect() as conn:
+        seqs = [c.seq for c in outbox.read_after(conn, 0)]
+        wanted = {Topic.SIM, Topic.DNS}
+        whole = outbox.scan(conn, 0, 1000, wanted)
+        assert [(c.seq, c.topic, c.key, dict(c.payload)) for c in whole.changes] == [
+            (seqs[0], Topic.SIM, "s1", {"n": 0}),
+            (seqs[3], Topic.DNS, ORG, {"n": 3}),
+            (seqs[4], Topic.SIM, "s2", {"n": 4}),
+        ]
+        assert [c.created_at for c in whole.changes] == [NOW] * 3
+        assert (whole.first, whole.last, whole.rows) == (seqs[0], seqs[4], 5)
+        # A window of skipped rows only: no change, yet its bounds, to move past it.
+        sessions = outbox.scan(conn, seqs[0], 2, wanted)
+        assert (sessions.changes, sessions.first, sessions.last, sessions.rows) == (
+            [],
+            seqs[1],
+            seqs[2],
+            2,
+        )
+        assert [c.key for c in outbox.scan(conn, seqs[2], 1, wanted).changes] == [ORG]
+        # Above the head: nothing, as without topics.
+        assert outbox.scan(conn, seqs[4], 1000, wanted) == outbox.Scan([], None, None, 0)
+        assert outbox.scan(conn, seqs[4], 1000) == outbox.Scan([], None, None, 0)
+        # Without topics: every row is a change.
+        assert [c.seq for c in outbox.scan(conn, 0, 1000).changes] == seqs
+
+
 def test_a_key_of_the_full_column_width_round_trips(engine: Engine) -> None:
     key = "é" * MAX_KEY  # characters, not bytes: 400 octets in UTF-8
     publish(engine, key)

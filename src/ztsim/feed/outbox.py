@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,19 +183,11 @@ def scan(
     conn: Connection, seq: int, limit: int = 1000, topics: Collection[Topic] | None = None
 ) -> Scan:
     """The next `limit` rows above `seq`, in one statement, kept as changes when their
-    topic is among `topics` (None: all). The rows skipped are decoded no further."""
+    topic is among `topics` (None: all). The rows skipped stay in the database."""
     dialect = conn.dialect.name
     wanted = rows.wanted_topics(topics)
-    if takes_driver_rows(dialect):
-        if wanted is None:
-            found = conn.exec_driver_sql(_read_sql(conn), (seq, limit)).fetchall()
-        else:
-            # The key and payload of the rows skipped stay in the database: most rows a
-            # follower reads are other planes' changes (the AAA's own sessions, say).
-            picked = tuple(sorted(wanted))
-            sql = _read_sql(conn, len(picked))
-            found = conn.exec_driver_sql(sql, (*picked, *picked, seq, limit)).fetchall()
-    else:
+    found: Sequence[Sequence[Any]]
+    if not takes_driver_rows(dialect):
         query = (
             select(*(_t.c[name] for name in rows.READ_COLUMNS))
             .where(_t.c.seq > seq)
@@ -203,10 +195,27 @@ def scan(
             .limit(limit)
         )
         found = list(conn.execute(query))
+    elif wanted is None:
+        found = conn.exec_driver_sql(_read_sql(conn), (seq, limit)).fetchall()
+    else:
+        return _scan_topics(conn, seq, limit, tuple(sorted(wanted)))
     if not found:
         return Scan([], None, None, 0)
     changes = rows.decode(found, wanted)
     return Scan(changes, int(found[0][0]), int(found[-1][0]), len(found))
+
+
+def _scan_topics(conn: Connection, seq: int, limit: int, wanted: tuple[str, ...]) -> Scan:
+    # Most rows a follower reads are other planes' changes (the AAA's own sessions, say):
+    # the database walks the window and hands over its bounds and the wanted rows only
+    # (a skipped row cost a quarter of what it did as a row fetched and dropped here).
+    sql = _read_topics_sql(conn, len(wanted))
+    found = conn.exec_driver_sql(sql, (seq, limit, seq, *wanted)).fetchall()
+    _, first, last, count, *_ = found[0]  # the window's row comes first
+    if not count:
+        return Scan([], None, None, 0)
+    kept = [(row[1], *row[4:]) for row in found[1:]]
+    return Scan(rows.decode(kept, None), int(first), int(last), int(count))
 
 
 def read_after(
@@ -229,27 +238,48 @@ def _insert_one_sql(table: str, names: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
 
 
-def _read_sql(conn: Connection, topics: int | None = None) -> str:
-    """The read of `scan`; with `topics`, that many topics are bound first (twice), and
-    the other rows come without their key and payload."""
+def _read_sql(conn: Connection) -> str:
+    """The read of `scan` for every topic."""
     quote = conn.dialect.identifier_preparer.quote
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return _select_sql(quote(_t.name), tuple(quote(c) for c in rows.READ_COLUMNS), mark, topics)
+    return _select_sql(quote(_t.name), tuple(quote(c) for c in rows.READ_COLUMNS), mark)
 
 
 @functools.lru_cache(maxsize=32)
-def _select_sql(table: str, names: tuple[str, ...], mark: str, topics: int | None) -> str:
+def _select_sql(table: str, names: tuple[str, ...], mark: str) -> str:
     seq, org_id, topic, key, payload, created_at = names
-    # The payload as its text: psycopg would parse every row's JSON, wanted or not (the
-    # rows a follower skips are most of them); SQLite's is text already. Only quoted
-    # names and placeholders: the values are bound by the driver.
-    text = f"CAST({payload} AS TEXT)"
-    if topics is not None:
-        among = f"{topic} IN ({', '.join([mark] * topics)})"
-        key, text = f"CASE WHEN {among} THEN {key} END", f"CASE WHEN {among} THEN {text} END"
+    # The payload as its text: psycopg would parse the JSON of every row; SQLite's is
+    # text already. Only quoted names and placeholders: the values are bound by the driver.
     return (
-        f"SELECT {seq}, {org_id}, {topic}, {key}, {text}, {created_at} "  # noqa: S608
+        f"SELECT {seq}, {org_id}, {topic}, {key}, CAST({payload} AS TEXT), {created_at} "  # noqa: S608
         f"FROM {table} WHERE {seq} > {mark} ORDER BY {seq} LIMIT {mark}"
+    )
+
+
+def _read_topics_sql(conn: Connection, topics: int) -> str:
+    """The read of `scan` for some topics: the window's bounds and size first (a row of
+    its own, also when the window is empty), then the rows of the `topics` in it. One
+    statement, so one snapshot on PostgreSQL too (READ COMMITTED)."""
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = tuple(quote(c) for c in rows.READ_COLUMNS)
+    return _select_topics_sql(quote(_t.name), names, mark, topics)
+
+
+@functools.lru_cache(maxsize=32)
+def _select_topics_sql(table: str, names: tuple[str, ...], mark: str, topics: int) -> str:
+    seq, org_id, topic, key, payload, created_at = names
+    among = ", ".join([mark] * topics)
+    # Columns: part (0 the window, 1 a change), seq (the window's first), the window's
+    # last and size, then the change's other columns. Only quoted names and placeholders.
+    return (
+        f"WITH w AS (SELECT {seq} FROM {table} WHERE {seq} > {mark} "  # noqa: S608
+        f"ORDER BY {seq} LIMIT {mark}) "
+        "SELECT 0, MIN(w.seq), MAX(w.seq), COUNT(*), NULL, NULL, NULL, NULL, NULL FROM w "
+        f"UNION ALL SELECT 1, {seq}, NULL, NULL, {org_id}, {topic}, {key}, "
+        f"CAST({payload} AS TEXT), {created_at} FROM {table} "
+        f"WHERE {seq} > {mark} AND {seq} <= (SELECT MAX(w.seq) FROM w) "
+        f"AND {topic} IN ({among}) ORDER BY 1, 2"
     )
 
 

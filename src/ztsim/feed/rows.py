@@ -13,8 +13,8 @@ would have read, so either way of writing reads back the same through the other.
 - created_at: naive UTC text with microseconds on SQLite (SQLAlchemy's storage format),
   an aware UTC datetime on PostgreSQL (timestamptz).
 
-Decoding also skips the topics a follower does not want without building them: a row
-it skips costs its fetch only.
+Decoding also skips the topics a follower does not want without building them (on the
+backends where `outbox.scan` cannot leave them in the database).
 """
 
 from __future__ import annotations
