@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -89,3 +90,64 @@ def test_the_indexes_answer_as_a_walk_over_every_live_session_would(
                 assert set(index.stop_where(gateway_id=g, imsi=i)) == of_imsi
         for i in ("001010000000001", "001010000000002", "001010000000003"):
             assert {s.key for s in index.for_imsi(i)} == {s.key for s in live if s.imsi == i}
+
+
+_PLACE = {"type": "TAI_ECGI", "parts": [{"kind": "Tai", "mcc": "001", "tac": 1}], "raw": "82"}
+
+
+def test_locations_come_back_as_they_went_in_and_a_later_one_wins() -> None:
+    index = SessionIndex([_session("a", location=_PLACE)])
+    assert index.get(("g1", "a")) == _session("a", location=_PLACE)
+    later = T0 + timedelta(minutes=1)
+    # An update without a location keeps the one known; a new one replaces it.
+    kept = index.upsert(_session("a", rat="NR", updated_at=later))
+    assert kept is not None
+    assert (kept.location, kept.rat) == (_PLACE, "NR")
+    moved = {**_PLACE, "raw": "83"}
+    updated = index.upsert(_session("a", location=moved, updated_at=later))
+    assert updated is not None
+    assert updated.location == moved
+    assert index.upsert(_session("a", location=moved, updated_at=later)) is None
+    stopped = index.stop(("g1", "a"), later, "stop")
+    assert stopped is not None
+    assert (stopped.location, stopped.rat, stopped.started_at) == (moved, "EUTRAN", T0)
+
+
+def test_ue_address_of_a_live_session_only() -> None:
+    index = SessionIndex([_session("a"), _session("b", ue_address=None)])
+    assert index.ue_address(("g1", "a")) == "10.64.0.1"
+    assert index.ue_address(("g1", "b")) is None
+    assert index.ue_address(("g1", "c")) is None
+    index.stop(("g1", "a"), T0, "stop")
+    assert index.ue_address(("g1", "a")) is None
+
+
+def test_a_full_collection_walks_none_of_the_live_sessions() -> None:
+    # A million live sessions held as objects made every full collection take seconds.
+    index = SessionIndex()
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(5000):
+        index.upsert(_session(f"s{n}", imsi=f"00101{n:010d}", gateway=f"g{n % 3}", location=_PLACE))
+    gc.collect()
+    assert len(index) == 5000
+    assert len(gc.get_objects()) - before < 50
+    # And they are all still there to find, by key, IMSI and gateway.
+    assert index.live_imeis("001010000004999") == {"353490069873320"}
+    assert len(index.stop_where(gateway_id="g1")) == 1667
+    stopped = index.stop(("g2", "s5"), T0, "stop")
+    assert stopped is not None
+    assert stopped.location == _PLACE
+
+
+def test_any_acct_session_id_keys_a_session() -> None:
+    # RFC 2866 §5.5: the gateway chooses it; a NUL or a separator is no key of ours.
+    odd = ["a\x00b", "\x00", "a\x01", "ü/;", "x" * 253]
+    index = SessionIndex(_session(sid, imsi=f"00101000000000{n}") for n, sid in enumerate(odd))
+    assert sorted(index.stop_where(gateway_id="g1")) == sorted(("g1", sid) for sid in odd)
+    for n, sid in enumerate(odd):
+        assert index.stop_where(gateway_id="g1", imsi=f"00101000000000{n}") == [("g1", sid)]
+        stopped = index.stop(("g1", sid), T0, "stop")
+        assert stopped is not None
+        assert stopped.key == ("g1", sid)
+    assert len(index) == 0

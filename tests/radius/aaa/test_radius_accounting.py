@@ -12,7 +12,14 @@ import pytest
 from ztsim.events.schema import NewEvent
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
 from ztsim.radius.aaa.core import AaaCore
-from ztsim.radius.aaa.engine import AccessRequest, GatewayEntry, SimEntry, Snapshot, imei_of
+from ztsim.radius.aaa.engine import (
+    AccessRequest,
+    GatewayEntry,
+    SimEntry,
+    Snapshot,
+    attach_text,
+    imei_of,
+)
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.sessions.allocator import Ipam, PoolEntry
 from ztsim.sessions.table import Session, SessionIndex
@@ -75,7 +82,7 @@ def _core() -> tuple[AaaCore, _Sink]:
         clock=lambda: NOW,
     )
     # B's SIM attached through B's gateway: its IMEI and APN are remembered.
-    core.accepted[IMSI_B] = AccessRequest(IMSI_B, IMEI_B, "corp")
+    core.accepted[IMSI_B] = attach_text(AccessRequest(IMSI_B, IMEI_B, "corp"))
     return core, sink
 
 

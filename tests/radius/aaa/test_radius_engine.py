@@ -18,6 +18,8 @@ from ztsim.radius.aaa.engine import (
     Snapshot,
     SnapshotPatch,
     access_request,
+    attach_of,
+    attach_text,
     decide,
     imei_of,
 )
@@ -200,3 +202,13 @@ def test_a_patch_replaces_sims_and_forgets_what_no_longer_exists() -> None:
     assert decide(snapshot, GW, AccessRequest(OK.imsi, OTHER_IMEI, "corp")).reason is (
         Reason.ACCEPTED
     )
+
+
+@pytest.mark.parametrize(
+    ("imei", "apn"),
+    [(IMEI, "corp"), (None, "corp"), (IMEI, None), (None, None), (IMEI, "a\x00b.example")],
+)
+def test_an_attach_remembered_as_text_comes_back(imei: str | None, apn: str | None) -> None:
+    text = attach_text(AccessRequest("001010000000001", imei, apn))
+    assert isinstance(text, str)
+    assert attach_of(text) == (imei, apn)

@@ -25,6 +25,7 @@ from ztsim.radius.aaa.engine import (
     Reason,
     SimEntry,
     Snapshot,
+    attach_of,
     make_request,
 )
 from ztsim.radius.aaa.traffic import Counters, Sink
@@ -80,7 +81,7 @@ class AccountingMixin:
     sink: Sink
     clock: Clock
     counters: Counters
-    accepted: dict[str, AccessRequest]
+    accepted: dict[str, str]  # see `AaaCore.accepted`
 
     def _accounting(
         self,
@@ -133,10 +134,9 @@ class AccountingMixin:
             # Accounting may leave out 3GPP-IMEISV or the APN: the accepted attach has them.
             attach = self.accepted.get(sim.imsi)
             if attach is not None:
-                request = request._replace(
-                    imei=request.imei or attach.imei, apn=request.apn or attach.apn
-                )
-        before = self.sessions.get(key)
+                imei, apn = attach_of(attach)
+                request = request._replace(imei=request.imei or imei, apn=request.apn or apn)
+        before = self.sessions.ue_address(key)
         started = self.sessions.upsert(
             Session(
                 org_id=gateway.org_id,
@@ -161,9 +161,7 @@ class AccountingMixin:
         self.sink.session(started)
         if started.started_at == now and status == AcctStatusType.START:
             self._session_event(started, SESSION_STARTED, now)
-        return started.ue_address is not None and (
-            before is None or before.ue_address != started.ue_address
-        )
+        return started.ue_address is not None and before != started.ue_address
 
     def _leased(self, sim: SimEntry) -> str | None:
         pool = self.snapshot.pools.get(sim.org_id)

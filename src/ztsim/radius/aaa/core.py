@@ -47,6 +47,7 @@ from ztsim.radius.aaa.engine import (
     SimEntry,
     Snapshot,
     SnapshotPatch,
+    attach_text,
     decide,
     make_request_from_text,
 )
@@ -164,8 +165,9 @@ class AaaCore(AccountingMixin, StatusMixin):
     # an address are refused rather than left waiting for a block that cannot come.
     exhausted_pools: set[str] = field(default_factory=set)
     _accept_tail: bytes = field(init=False, repr=False, default=b"")
-    # IMSI -> its last accepted Access-Request (IMEI, APN), for accounting without them.
-    accepted: dict[str, AccessRequest] = field(default_factory=dict)
+    # IMSI -> its last accepted Access-Request's IMEI and APN (`attach_text`), for
+    # accounting without them.
+    accepted: dict[str, str] = field(default_factory=dict)
     # Accounting replies handed out, not yet durable.
     awaiting: Awaiting = field(default_factory=Awaiting)
     # First-attach bindings made in memory, by IMSI: (ICCID, IMEI, the writer's batch that
@@ -466,7 +468,7 @@ class AaaCore(AccountingMixin, StatusMixin):
         if accepted and address is not None:
             self.counters.accepts += 1
             if request.imsi is not None:
-                self.accepted[request.imsi] = request
+                self.accepted[request.imsi] = attach_text(request)
             return Code.ACCESS_ACCEPT, _framed(address) + self._accept_tail
         self.counters.rejects += 1
         return Code.ACCESS_REJECT, _reject_attributes(decision.reason)
