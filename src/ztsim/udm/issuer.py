@@ -1,5 +1,6 @@
 """Vectors for the Nudm endpoint at the rate of many AUSFs: SQN blocks reserved ahead
-(`sqn_blocks`) and group commit (`batcher`) around the same rules as `service.generate`.
+(`sqn_blocks`, handed out per batch by `grants`) and group commit (`batcher`) around the
+same rules as `service.generate`.
 
 `service.generate` advances SEQ_HE with one committed UPDATE per vector, about a
 thousand a second on PostgreSQL, bound by the commit's wait for the disk. A
@@ -30,30 +31,34 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any
 
-from sqlalchemy import Connection, Engine, Update, bindparam, case, select, update
+from sqlalchemy import Connection, Engine
 
-from ztsim.db import schema
 from ztsim.db.engine import writing
 from ztsim.errors import NotFound
-from ztsim.inventory.lifecycle import SimState
 from ztsim.sealing import Sealer
 from ztsim.udm import service
 from ztsim.udm.batcher import MAX_BATCH, MAX_WAIT, GroupCommit, LoopGroupCommit
+from ztsim.udm.grants import (
+    READ,
+    Grant,
+    Grants,
+    Outcome,
+    Results,
+    Waiting,
+    imsis,
+    preset,
+    reserve,
+)
 from ztsim.udm.pg_batches import PgBatches
 from ztsim.udm.service import IssuedVector, Refusal, Resynchronization
-from ztsim.udm.sqn_blocks import MAX_BLOCK, SqnBlocks
-
-_s = schema.sims
-_ACTIVE = SimState.ACTIVE.value
+from ztsim.udm.sqn_blocks import MAX_BLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,44 +71,6 @@ class VectorRequest:
     node_id: str
     now: datetime
     resync: Resynchronization | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Grant:
-    """A committed SEQ for one request, and what computing its vector needs."""
-
-    iccid: str
-    seq: int
-    k_sealed: bytes
-    opc_sealed: bytes
-
-
-_Outcome = _Grant | IssuedVector | Refusal
-_Results = list[_Outcome | Exception]
-# IMSI -> the indexes of the batch's requests waiting for a reservation for it.
-_Waiting = dict[str, list[int]]
-
-# Each batch's read, built once (building and keying it cost as much as running it).
-_READ = select(
-    _s.c.id,
-    _s.c.org_id,
-    _s.c.imsi,
-    _s.c.iccid,
-    _s.c.state,
-    _s.c.sqn_seq,
-    _s.c.k_sealed,
-    _s.c.opc_sealed,
-).where(_s.c.imsi.in_(bindparam("imsis", expanding=True)))
-
-
-def _reserve(sizes: dict[str, int]) -> Update:
-    """One statement for the batch: each active SIM's SEQ_HE moved on by its block's size."""
-    return (
-        update(_s)
-        .where(_s.c.imsi.in_(sorted(sizes)), _s.c.state == _ACTIVE)
-        .values(sqn_seq=_s.c.sqn_seq + case(sizes, value=_s.c.imsi))
-        .returning(_s.c.imsi, _s.c.sqn_seq, _s.c.iccid, _s.c.k_sealed, _s.c.opc_sealed)
-    )
 
 
 class VectorIssuer:
@@ -125,16 +92,15 @@ class VectorIssuer:
         self._sealer = sealer
         self._rand = rand
         self._clock = clock
-        # The blocks are read and changed under this lock: batches of the thread and of
-        # the loop may overlap (callers on another loop go to the thread).
-        self._blocks = SqnBlocks(max_block)
-        self._blocks_lock = threading.Lock()
-        self._batcher: GroupCommit[VectorRequest, _Outcome] = GroupCommit(
+        # Batches of the thread and of the loop may overlap (callers on another loop go to
+        # the thread): the grants' blocks are behind their own lock.
+        self._grants = Grants(max_block)
+        self._batcher: GroupCommit[VectorRequest, Outcome] = GroupCommit(
             self._run, max_batch=max_batch, max_wait=max_wait, name="udm-vectors"
         )
         self._pg = pg
         self._home: asyncio.AbstractEventLoop | None = None
-        self._loop_batcher: LoopGroupCommit[VectorRequest, _Outcome] = LoopGroupCommit(
+        self._loop_batcher: LoopGroupCommit[VectorRequest, Outcome] = LoopGroupCommit(
             self._run_async, max_batch=max_batch, name="udm-vectors"
         )
 
@@ -172,7 +138,7 @@ class VectorIssuer:
         self,
         request: VectorRequest,
         answer: asyncio.Future[IssuedVector | Refusal],
-        granted: asyncio.Future[_Outcome],
+        granted: asyncio.Future[Outcome],
     ) -> None:
         if answer.cancelled():
             return
@@ -208,8 +174,8 @@ class VectorIssuer:
     ) -> None:
         self.close()
 
-    def _finish(self, request: VectorRequest, outcome: _Outcome) -> IssuedVector | Refusal:
-        if not isinstance(outcome, _Grant):
+    def _finish(self, request: VectorRequest, outcome: Outcome) -> IssuedVector | Refusal:
+        if not isinstance(outcome, Grant):
             return outcome
         milenage = service.milenage_for(
             self._sealer, outcome.iccid, outcome.k_sealed, outcome.opc_sealed
@@ -226,15 +192,15 @@ class VectorIssuer:
 
     # -- a batch in the flusher thread ------------------------------------------------
 
-    def _run(self, jobs: Sequence[VectorRequest]) -> _Results:
-        results = _preset(jobs)
+    def _run(self, jobs: Sequence[VectorRequest]) -> Results:
+        results = preset(jobs)
         with self._engine.connect() as conn:
             plain = [i for i, job in enumerate(jobs) if job.resync is None]
             if plain:
                 # A read: on SQLite it takes no write lock, and most batches need no write.
                 with conn.begin():
-                    found = conn.execute(_READ, {"imsis": _imsis(jobs, plain)}).all()
-                waiting, refused = self._take(jobs, plain, found, results)
+                    found = conn.execute(READ, {"imsis": imsis(jobs, plain)}).all()
+                waiting, refused = self._grants.take(jobs, plain, found, results)
                 if waiting or refused:
                     self._write(conn, jobs, waiting, refused, results)
             self._resyncs(conn, jobs, results)
@@ -244,117 +210,50 @@ class VectorIssuer:
         self,
         conn: Connection,
         jobs: Sequence[VectorRequest],
-        waiting: _Waiting,
+        waiting: Waiting,
         refused: list[int],
-        results: _Results,
+        results: Results,
     ) -> None:
         """Reservations and refusals, committed together; blocks kept after the commit."""
         now = self._clock()
-        sizes = self._sizes(waiting, now)
+        sizes = self._grants.sizes(waiting, now)
         with writing(conn).begin() as tx:
-            reserved = tx.connection.execute(_reserve(sizes)).all() if sizes else []
-            installs = self._grant(waiting, sizes, reserved, refused, results)
+            reserved = tx.connection.execute(reserve(sizes)).all() if sizes else []
+            installs = self._grants.grant(waiting, sizes, reserved, refused, results)
             self._refuse(tx.connection, jobs, refused, results)
-        self._install(installs, now)
+        self._grants.install(installs, now)
 
     # -- a batch awaited on the home loop -----------------------------------------------
 
-    async def _run_async(self, jobs: Sequence[VectorRequest]) -> _Results:
+    async def _run_async(self, jobs: Sequence[VectorRequest]) -> Results:
         assert self._pg is not None
-        results = _preset(jobs)
+        results = preset(jobs)
         plain = [i for i, job in enumerate(jobs) if job.resync is None]
         refused: list[int] = []
         if plain:
-            found = await self._pg.read(_imsis(jobs, plain))
-            waiting, refused = self._take(jobs, plain, found, results)
+            found = await self._pg.read(imsis(jobs, plain))
+            waiting, refused = self._grants.take(jobs, plain, found, results)
             if waiting:
                 now = self._clock()
-                sizes = self._sizes(waiting, now)
+                sizes = self._grants.sizes(waiting, now)
                 reserved = await self._pg.reserve(sizes)  # committed when it returns
-                self._install(self._grant(waiting, sizes, reserved, refused, results), now)
+                grants = self._grants.grant(waiting, sizes, reserved, refused, results)
+                self._grants.install(grants, now)
         if refused or any(job.resync is not None for job in jobs):
             # Rare, and written with their events through SQLAlchemy: in a worker thread.
             await asyncio.to_thread(self._slow, jobs, refused, results)
         return results
 
-    def _slow(self, jobs: Sequence[VectorRequest], refused: list[int], results: _Results) -> None:
+    def _slow(self, jobs: Sequence[VectorRequest], refused: list[int], results: Results) -> None:
         with self._engine.connect() as conn:
             if refused:
                 with writing(conn).begin() as tx:
                     self._refuse(tx.connection, jobs, refused, results)
             self._resyncs(conn, jobs, results)
 
-    # -- the steps both share --------------------------------------------------------------
-
-    def _take(
-        self,
-        jobs: Sequence[VectorRequest],
-        indexes: list[int],
-        found: Sequence[Any],
-        results: _Results,
-    ) -> tuple[_Waiting, list[int]]:
-        """Grants from the blocks still current; what waits for a reservation, and the
-        requests for SIMs not active. Unknown SUPIs stay NotFound."""
-        rows = {row.imsi: row for row in found}
-        waiting: _Waiting = {}
-        refused: list[int] = []
-        with self._blocks_lock:
-            for i in indexes:
-                job = jobs[i]
-                row = rows.get(job.imsi)
-                if row is None or row.org_id != job.org_id:
-                    continue  # NotFound, as preset
-                if row.state != _ACTIVE:
-                    refused.append(i)
-                    continue
-                seq = self._blocks.take(job.imsi, row.sqn_seq)
-                if seq is None:
-                    waiting.setdefault(job.imsi, []).append(i)
-                else:
-                    results[i] = _Grant(row.iccid, seq, row.k_sealed, row.opc_sealed)
-        return waiting, refused
-
-    def _sizes(self, waiting: _Waiting, now: float) -> dict[str, int]:
-        with self._blocks_lock:
-            return {
-                imsi: self._blocks.reservation_size(imsi, len(waiters), now)
-                for imsi, waiters in waiting.items()
-            }
-
-    @staticmethod
-    def _grant(
-        waiting: _Waiting,
-        sizes: dict[str, int],
-        reserved: Sequence[Any],
-        refused: list[int],
-        results: _Results,
-    ) -> list[tuple[str, int, int, int]]:
-        """Each waiting request its SEQ of its SIM's new block; a SIM that was not active
-        any more at the reservation has its requests refused. The blocks to install."""
-        got = {row.imsi: row for row in reserved}
-        installs = []
-        for imsi, waiters in waiting.items():
-            row = got.get(imsi)
-            if row is None:
-                refused.extend(waiters)
-                continue
-            size = sizes[imsi]
-            for n, i in enumerate(waiters):
-                results[i] = _Grant(
-                    row.iccid, row.sqn_seq - size + 1 + n, row.k_sealed, row.opc_sealed
-                )
-            installs.append((imsi, row.sqn_seq, size, len(waiters)))
-        return installs
-
-    def _install(self, installs: list[tuple[str, int, int, int]], now: float) -> None:
-        """Blocks whose reservation committed."""
-        with self._blocks_lock:
-            for imsi, top, size, used in installs:
-                self._blocks.install(imsi, top, size, used, now)
-
     @staticmethod
     def _refuse(
-        conn: Connection, jobs: Sequence[VectorRequest], refused: list[int], results: _Results
+        conn: Connection, jobs: Sequence[VectorRequest], refused: list[int], results: Results
     ) -> None:
         for i in sorted(refused):
             job = jobs[i]
@@ -363,14 +262,14 @@ class VectorIssuer:
             except NotFound as exc:
                 results[i] = exc
 
-    def _resyncs(self, conn: Connection, jobs: Sequence[VectorRequest], results: _Results) -> None:
+    def _resyncs(self, conn: Connection, jobs: Sequence[VectorRequest], results: Results) -> None:
         for i, job in enumerate(jobs):
             if job.resync is not None:
                 results[i] = self._resync(conn, job, job.resync)
 
     def _resync(
         self, conn: Connection, job: VectorRequest, resync: Resynchronization
-    ) -> _Outcome | Exception:
+    ) -> Outcome | Exception:
         try:
             with writing(conn).begin() as tx:
                 result = service.generate(
@@ -388,15 +287,5 @@ class VectorIssuer:
             return exc
         finally:
             # Committed or not, SEQ_HE may have moved: the block must not outlive it.
-            with self._blocks_lock:
-                self._blocks.drop(job.imsi)
+            self._grants.drop(job.imsi)
         return result
-
-
-def _preset(jobs: Sequence[VectorRequest]) -> _Results:
-    """Unknown, or of another org, until found (each its own exception: raised in its caller)."""
-    return [NotFound("no subscriber with that SUPI") for _ in jobs]
-
-
-def _imsis(jobs: Sequence[VectorRequest], indexes: list[int]) -> list[str]:
-    return sorted({jobs[i].imsi for i in indexes})
