@@ -6,8 +6,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, select
 
+from ztsim.db import schema
 from ztsim.identifiers import Iccid
 from ztsim.identity import repository as identities
 from ztsim.identity.models import IdentityKind
@@ -106,3 +107,12 @@ def activate(conn: Connection, sealer: Sealer, org_id: str, spec: SimSpec, now: 
         conn, org_id, spec.iccid, SimAction.ACTIVATE, actor="test", reason="", now=now
     )
     return person.id
+
+
+def sqn_seq(engine: Engine, spec: SimSpec) -> int:
+    """The SIM's SEQ_HE as its row holds it now (`sims.sqn_seq`)."""
+    with engine.connect() as conn:
+        seq = conn.execute(
+            select(schema.sims.c.sqn_seq).where(schema.sims.c.iccid == spec.iccid)
+        ).scalar_one()
+    return int(seq)

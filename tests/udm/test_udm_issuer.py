@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, text, update
 
 from udm.usim_model import Usim
 from ztsim.db import schema
@@ -32,7 +32,7 @@ from ztsim.udm import service
 from ztsim.udm.issuer import VectorIssuer, VectorRequest
 from ztsim.udm.pg_batches import PgBatches
 
-from support.factories import SimSpec, activate, make_sims
+from support.factories import SimSpec, activate, make_sims, sqn_seq
 from support.pg_backends import terminate
 from tests_clock import NOW
 
@@ -110,15 +110,6 @@ def _issue(
     return issued
 
 
-def _row_seq(engine: Engine, spec: SimSpec) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(schema.sims.c.sqn_seq).where(schema.sims.c.iccid == spec.iccid)
-            ).scalar_one()
-        )
-
-
 def _seq(issued: service.IssuedVector) -> int:
     return issued.sqn >> IND_BITS
 
@@ -147,7 +138,7 @@ def test_concurrent_requests_get_distinct_sqns_in_real_time_order(
     for (_, answered, before), (asked, _, after) in itertools.product(done, done):
         if answered < asked:
             assert before < after
-    assert _row_seq(engine, spec) >= max(seqs)  # the row is a high-water mark
+    assert sqn_seq(engine, spec) >= max(seqs)  # the row is a high-water mark
 
 
 def test_vectors_authenticate_and_resyncs_work_as_with_one_update_per_vector(
@@ -187,7 +178,7 @@ def test_a_discarded_process_block_is_skipped_never_reused(engine: Engine, seale
     org, spec = _active_sim(engine, sealer)
     first = VectorIssuer(engine, sealer)
     issued = _burst(first, org, spec, 20)
-    reserved = _row_seq(engine, spec)
+    reserved = sqn_seq(engine, spec)
     assert reserved > max(issued)  # a block was reserved ahead
     first.close()  # as if the process died: its block is lost with it
     with VectorIssuer(engine, sealer) as second:
@@ -252,7 +243,7 @@ def test_a_resync_drops_the_block_in_this_process_and_in_others(
         early = _issue(a, org, spec).vector
         assert usim.authenticate(early.rand, early.autn, SNN).kind == "res"
         _burst(a, org, spec, 40)  # never used: the USIM still stands at the first
-        assert _row_seq(engine, spec) > 41  # a holds a block reserved ahead
+        assert sqn_seq(engine, spec) > 41  # a holds a block reserved ahead
         for resyncing, other in ((a, b), (b, a)):
             stale = _issue(other, org, spec)  # from a block reserved ahead
             replay = usim.authenticate(early.rand, early.autn, SNN)

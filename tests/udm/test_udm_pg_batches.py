@@ -8,7 +8,7 @@ import asyncio
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 
 from ztsim.db import schema
 from ztsim.db.engine import psycopg_conninfo
@@ -17,7 +17,7 @@ from ztsim.inventory.lifecycle import SimState
 from ztsim.sealing import Sealer
 from ztsim.udm.pg_batches import PgBatches
 
-from support.factories import SimSpec, activate, make_sims
+from support.factories import SimSpec, activate, make_sims, sqn_seq
 from support.pg_backends import terminate
 from tests_clock import NOW
 
@@ -39,15 +39,6 @@ def _sims(engine: Engine, sealer: Sealer, count: int) -> list[SimSpec]:
             org = identities.create_org(conn, f"Acme {n}", f"acme-{n}", NOW).id
             activate(conn, sealer, org, spec, NOW)
     return specs
-
-
-def _seq(engine: Engine, spec: SimSpec) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(schema.sims.c.sqn_seq).where(schema.sims.c.imsi == spec.imsi)
-            ).scalar_one()
-        )
 
 
 def test_a_batch_reads_its_sims_and_reserves_for_the_active_ones(
@@ -76,7 +67,7 @@ def test_a_batch_reads_its_sims_and_reserves_for_the_active_ones(
     }
     assert {(r.imsi, r.sqn_seq) for r in reserved} == {(a.imsi, 3), (b.imsi, 1)}  # type: ignore[attr-defined]
     # Committed when it returned: another connection sees it; the suspended SIM is untouched.
-    assert (_seq(engine, a), _seq(engine, b), _seq(engine, c)) == (3, 1, 0)
+    assert (sqn_seq(engine, a), sqn_seq(engine, b), sqn_seq(engine, c)) == (3, 1, 0)
 
 
 def test_a_lost_connection_fails_one_batch_and_is_made_again(
@@ -95,7 +86,7 @@ def test_a_lost_connection_fails_one_batch_and_is_made_again(
         await batches.aclose()
 
     asyncio.run(run())
-    assert _seq(engine, a) == 1  # the failed reservation wrote nothing
+    assert sqn_seq(engine, a) == 1  # the failed reservation wrote nothing
 
 
 def test_it_never_shows_its_conninfo(pg: str) -> None:
