@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ztsim.dns.policy.feeds import sample_feeds
-from ztsim.dns.policy.identity import Requester, tags_of
+from ztsim.dns.policy.identity import Requester, shared, tags_of
 from ztsim.dns.policy.lists import ListFormat, parse_list
 from ztsim.dns.policy.rules import Action, Category, OrgPolicy, OrgSettings, PolicyData, Rule
 from ztsim.dns.policy.snapshot import ALLOW_LIST_ONLY, PolicySnapshot
@@ -267,3 +268,22 @@ def test_requirements_are_checked_and_kept_as_parsed() -> None:
     ):
         with pytest.raises(InvalidInput, match="rule r"):
             Rule("r", Action.BLOCK, **bad)  # type: ignore[arg-type]
+
+
+def test_requesters_share_their_sets_of_groups_fleets_and_tags() -> None:
+    # A million live addresses each held three sets of their own for the collector to walk.
+    a = Requester("o", "a", frozenset({"staff"}), frozenset(), "esim", "d1", tags=frozenset())
+    b = Requester("o", "b", frozenset(["staff"]), frozenset(), "esim", "d2", tags=frozenset())
+    assert a.group_ids is b.group_ids
+    assert a.fleet_ids is b.fleet_ids
+    assert a.tags is b.tags
+    # Across a pickle (to the gateway's workers) too, equal and still sharing.
+    copy = pickle.loads(pickle.dumps(a))  # noqa: S301 (our own bytes)
+    assert copy == a
+    assert hash(copy) == hash(a)
+    assert copy.group_ids is a.group_ids
+    assert shared(frozenset({"staff"})) is a.group_ids
+    # Sharing never mixes sets up: other members, another set.
+    c = Requester("o", "c", frozenset({"staff", "admins"}))
+    assert c.group_ids == {"staff", "admins"}
+    assert c.group_ids is not a.group_ids
