@@ -4,7 +4,6 @@ update-then-insert path elsewhere agrees with both; an update keeps `started_at`
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -43,7 +42,7 @@ def _session(org: str, n: int, **changes: object) -> Session:
         started_at=T0 + timedelta(microseconds=n),
         updated_at=(T0 + timedelta(seconds=n)).astimezone(PLUS2),
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 def _batches(org: str) -> list[list[Session]]:

@@ -151,3 +151,24 @@ def test_any_acct_session_id_keys_a_session() -> None:
         assert stopped is not None
         assert stopped.key == ("g1", sid)
     assert len(index) == 0
+
+
+def test_one_imsi_with_thousands_of_sessions() -> None:
+    # A gateway may name any number of Acct-Session-Ids for one IMSI.
+    index = SessionIndex()
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(3000):
+        index.upsert(_session(f"s{n}", gateway=f"g{n % 2}"))
+    gc.collect()
+    assert len(gc.get_objects()) - before < 50
+    imsi = "001010000000001"
+    assert len(index.for_imsi(imsi)) == 3000
+    assert len(index.stop_where(gateway_id="g1", imsi=imsi)) == 1500
+    assert index.live_imeis(imsi) == {"353490069873320"}
+    for n in range(2999):
+        assert index.stop((f"g{n % 2}", f"s{n}"), T0, "stop") is not None
+    assert [s.key for s in index.for_imsi(imsi)] == [("g1", "s2999")]
+    assert index.stop(("g1", "s2999"), T0, "stop") is not None
+    assert index.for_imsi(imsi) == []
+    assert index.live_imeis(imsi) == set()

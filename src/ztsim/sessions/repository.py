@@ -4,7 +4,7 @@ path), read by the API and the DNS gateway. Every read is scoped by org."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
@@ -16,7 +16,7 @@ from ztsim.db.pagination import check_limit, decode_cursor, encode_cursor
 from ztsim.sessions.table import Session
 
 _t = schema.radius_sessions
-_FIELDS = [_t.c[f.name] for f in fields(Session)]  # a row in the dataclass's field order
+_FIELDS = [_t.c[name] for name in Session._fields]  # a row in the tuple's field order
 
 
 def _session(m: RowMapping) -> Session:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import functools
 import marshal
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 SessionKey = tuple[str, str]  # (gateway id, Acct-Session-Id)
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
+# A tuple, not a frozen dataclass: one or two are made per Accounting-Request, and a
+# frozen dataclass's __init__ sets each of its 17 fields through object.__setattr__
+# (3.4 us against 0.5 here).
+class Session(NamedTuple):
     org_id: str
     gateway_id: str
     acct_session_id: str
@@ -64,6 +65,7 @@ _IMEI: Final = 8
 _UE_ADDRESS: Final = 9
 _RAT: Final = 11
 _LOCATION: Final = 12
+_STARTED_AT: Final = 13
 _UPDATED_AT: Final = 14
 
 
@@ -88,11 +90,7 @@ def _session_key(key: str) -> SessionKey:
 
 
 def _fields(s: Session) -> tuple[Any, ...]:
-    return (
-        s.org_id, s.gateway_id, s.acct_session_id, s.nas_address, s.imsi, s.iccid,
-        s.identity_id, s.device_id, s.imei, s.ue_address, s.apn, s.rat, s.location,
-        _micros(s.started_at), _micros(s.updated_at),
-    )  # fmt: skip
+    return (*s[:_STARTED_AT], _micros(s.started_at), _micros(s.updated_at))
 
 
 def _load(row: bytes) -> tuple[Any, ...]:
@@ -127,8 +125,11 @@ class SessionIndex:
 
     def __init__(self, sessions: Iterable[Session] = ()) -> None:
         self._live: dict[str, bytes] = {}
-        # An IMSI's one key, or marshal's bytes of its keys; a gateway's keys as a dict's.
-        self._by_imsi: dict[str, str | bytes] = {}
+        # An IMSI's one key (the usual case); the keys of an IMSI with several, and of a
+        # gateway, as a dict's (a dict of strings is untracked, a set never is). A
+        # misbehaving gateway may give one IMSI thousands: each add and remove is O(1).
+        self._by_imsi: dict[str, str] = {}
+        self._imsi_keys: dict[str, dict[str, None]] = {}
         self._by_gateway: dict[str, dict[str, None]] = {}
         for session in sessions:
             if session.live:
@@ -153,39 +154,35 @@ class SessionIndex:
         fields = self._fields_of(_key(key))
         return None if fields is None else fields[_UE_ADDRESS]
 
-    def _keys_of(self, imsi: str) -> tuple[str, ...]:
-        keys = self._by_imsi.get(imsi)
-        if keys is None:
-            return ()
-        return (keys,) if isinstance(keys, str) else _load(keys)
+    def _keys_of(self, imsi: str) -> Iterable[str]:
+        one = self._by_imsi.get(imsi)
+        if one is not None:
+            return (one,)
+        return list(self._imsi_keys.get(imsi, ()))
 
     def for_imsi(self, imsi: str) -> list[Session]:
         return [_session(_load(self._live[k])) for k in self._keys_of(imsi)]
 
     def live_imeis(self, imsi: str) -> set[str]:
-        if imsi not in self._by_imsi:
+        if imsi not in self._by_imsi and imsi not in self._imsi_keys:
             # Every Access-Request asks; most IMSIs have no live session.
             return set()
         imeis = (_load(self._live[k])[_IMEI] for k in self._keys_of(imsi))
         return {imei for imei in imeis if imei is not None}
 
-    def _set_keys(self, imsi: str, keys: tuple[str, ...]) -> None:
-        if not keys:
-            self._by_imsi.pop(imsi, None)
-        else:
-            self._by_imsi[imsi] = keys[0] if len(keys) == 1 else _store(keys)
-
     def _add(self, key: str, fields: tuple[Any, ...]) -> None:
         self._live[key] = _store(fields)
         imsi = fields[_IMSI]
         if imsi is not None:
-            known = self._by_imsi.get(imsi)
-            if known is None:
-                self._by_imsi[imsi] = key  # the usual case: the IMSI's one session
-            elif known != key:
-                keys = self._keys_of(imsi)
-                if key not in keys:
-                    self._set_keys(imsi, (*keys, key))
+            many = self._imsi_keys.get(imsi)
+            one = self._by_imsi.get(imsi)
+            if many is not None:
+                many[key] = None
+            elif one is None:
+                self._by_imsi[imsi] = key
+            elif one != key:
+                del self._by_imsi[imsi]
+                self._imsi_keys[imsi] = {one: None, key: None}
         gateway_id = fields[1]
         gateway = self._by_gateway.get(gateway_id)
         if gateway is None:
@@ -201,8 +198,12 @@ class SessionIndex:
         if imsi is not None:
             if self._by_imsi.get(imsi) == key:
                 del self._by_imsi[imsi]
-            else:
-                self._set_keys(imsi, tuple(k for k in self._keys_of(imsi) if k != key))
+            elif (many := self._imsi_keys.get(imsi)) is not None:
+                many.pop(key, None)
+                if len(many) <= 1:
+                    del self._imsi_keys[imsi]
+                    for last in many:
+                        self._by_imsi[imsi] = last
         gateway_id = fields[1]
         gateway = self._by_gateway.get(gateway_id)
         if gateway is not None:
@@ -227,7 +228,7 @@ class SessionIndex:
             current[10],
             session.rat or current[_RAT],
             session.location or current[_LOCATION],
-            current[13],
+            current[_STARTED_AT],
             max(current[_UPDATED_AT], updated_at),
         )
         if merged == current:

@@ -4,7 +4,6 @@ backends."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert
@@ -136,16 +135,14 @@ def test_revoked_at_load_and_read_by_key(engine: Engine) -> None:
         repository.save(
             conn,
             [
-                replace(
-                    _session("1", "10.0.0.1", "8900000000000000001", "alice"),
-                    imsi="001010000000001",
+                _session("1", "10.0.0.1", "8900000000000000001", "alice")._replace(
+                    imsi="001010000000001"
                 ),
-                replace(
-                    _session("2", "10.0.0.2", "8900000000000000002", "bob"), imsi="001010000000002"
+                _session("2", "10.0.0.2", "8900000000000000002", "bob")._replace(
+                    imsi="001010000000002"
                 ),
-                replace(
-                    _session("3", "10.0.0.3", "8900000000000000003", "carol"),
-                    imsi="001010000000003",
+                _session("3", "10.0.0.3", "8900000000000000003", "carol")._replace(
+                    imsi="001010000000003"
                 ),
             ],
         )

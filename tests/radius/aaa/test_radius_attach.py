@@ -336,7 +336,7 @@ def _session(apn: str = "corp") -> Session:
 
 
 def test_a_class_that_goes_stale_revokes_its_live_sessions_when_due() -> None:
-    core, _ = _core(_subject(), (_session(), replace(_session("iot"), acct_session_id="s2")))
+    core, _ = _core(_subject(), (_session(), _session("iot")._replace(acct_session_id="s2")))
     due = core.next_due()
     assert due is not None
     assert core.reclassify_due(due - timedelta(seconds=1)) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -149,7 +148,7 @@ def _outbox(engine: Engine) -> list[tuple[str, str, str, dict[str, object]]]:
 def test_sessions_are_published_in_the_commit_that_writes_them(engine: Engine) -> None:
     _orgs(engine)
     writer = BatchWriter(engine, clock=lambda: T0)
-    addressed = replace(_session("s1"), iccid="8944", ue_address="10.64.0.7")
+    addressed = _session("s1")._replace(iccid="8944", ue_address="10.64.0.7")
     bare = _session("s2")
     long_id = _session("x" * 253)
     writer.session(addressed)
@@ -161,7 +160,7 @@ def test_sessions_are_published_in_the_commit_that_writes_them(engine: Engine) -
         writer.write(batch)
     writer.keep(batch)
     assert _outbox(engine) == []  # nothing of a failed commit
-    writer.session(replace(addressed, stopped_at=T0, stop_cause="stop"))  # a later state wins
+    writer.session(addressed._replace(stopped_at=T0, stop_cause="stop"))  # a later state wins
     writer.write(writer.take())
     published = _outbox(engine)
     assert published[:2] == [
@@ -211,15 +210,15 @@ def test_of_a_session_recorded_twice_before_a_commit_the_later_state_is_written(
 ) -> None:
     _orgs(engine)
     writer = BatchWriter(engine, clock=lambda: T0)
-    started = replace(_session("s1"), ue_address="10.64.0.7")
+    started = _session("s1")._replace(ue_address="10.64.0.7")
     stopped_at = datetime(2026, 1, 1, 0, 5, 0, 250_000, tzinfo=UTC)
     writer.session(started)
     writer.session(
-        replace(started, updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
+        started._replace(updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
     )
     batch = writer.take()
     assert list(batch.sessions.values()) == [
-        replace(started, updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
+        started._replace(updated_at=stopped_at, stopped_at=stopped_at, stop_cause="stop")
     ]
     writer.write(batch)
     with engine.connect() as conn:
