@@ -63,6 +63,7 @@ _SEPARATOR = "\x00"
 _IMSI: Final = 4
 _IMEI: Final = 8
 _UE_ADDRESS: Final = 9
+_APN: Final = 10
 _RAT: Final = 11
 _LOCATION: Final = 12
 _STARTED_AT: Final = 13
@@ -225,7 +226,7 @@ class SessionIndex:
             *current[:_IMEI],
             session.imei or current[_IMEI],
             session.ue_address or current[_UE_ADDRESS],
-            current[10],
+            current[_APN],
             session.rat or current[_RAT],
             session.location or current[_LOCATION],
             current[_STARTED_AT],

@@ -11,6 +11,7 @@ import pytest
 
 from ztsim.events.schema import NewEvent
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
+from ztsim.radius.aaa.accounting import location_json
 from ztsim.radius.aaa.core import AaaCore
 from ztsim.radius.aaa.engine import (
     AccessRequest,
@@ -21,6 +22,13 @@ from ztsim.radius.aaa.engine import (
     imei_of,
 )
 from ztsim.radius.dictionary import decode_attributes, make_attribute
+from ztsim.radius.uli import (
+    EutranCellGlobalId,
+    LocationType,
+    Plmn,
+    TrackingAreaId,
+    UserLocationInfo,
+)
 from ztsim.sessions.allocator import Ipam, PoolEntry
 from ztsim.sessions.table import Session, SessionIndex
 
@@ -170,6 +178,27 @@ def test_own_sim_at_its_leased_address_makes_the_session_and_a_wrong_interim_cha
         "radius.accounting_refused",
         "risk.clone",
     ]
+
+
+def test_a_located_session_keeps_its_place_to_its_stop() -> None:
+    plmn = Plmn("262", "01")
+    uli = UserLocationInfo.build(
+        LocationType.TAI_AND_ECGI, TrackingAreaId(plmn, 7), EutranCellGlobalId(plmn, 42)
+    )
+    core, sink = _core()
+    start = _request(1, "loc-1", IMSI_A, "10.231.0.1", imei=True)
+    located = (*start.attributes, make_attribute("3GPP-User-Location-Info", uli))
+    _send(core, GW_A, Packet(start.code, start.identifier, start.authenticator, located))
+    # An Interim-Update without a ULI changes nothing; then the Stop.
+    _send(core, GW_A, _request(3, "loc-1", IMSI_A, "10.231.0.1", imei=True))
+    _send(core, GW_A, _request(2, "loc-1", IMSI_A, "10.231.0.1", imei=True))
+    started, stopped = sink.sessions
+    assert started.location == location_json(uli)
+    assert started.location is not None
+    assert started.location["type"] == "TAI_AND_ECGI"
+    # The Stop's row rewrites the session: the place the index kept comes with it.
+    assert stopped.location == started.location
+    assert (stopped.stop_cause, stopped.stopped_at) == ("stop", NOW)
 
 
 def test_the_sims_own_gateway_still_gets_the_imei_of_the_attach() -> None:
