@@ -275,10 +275,10 @@ def _select_topics_sql(table: str, names: tuple[str, ...], mark: str, topics: in
     return (
         f"WITH w AS (SELECT {seq} FROM {table} WHERE {seq} > {mark} "  # noqa: S608
         f"ORDER BY {seq} LIMIT {mark}) "
-        "SELECT 0, MIN(w.seq), MAX(w.seq), COUNT(*), NULL, NULL, NULL, NULL, NULL FROM w "
+        f"SELECT 0, MIN(w.{seq}), MAX(w.{seq}), COUNT(*), NULL, NULL, NULL, NULL, NULL FROM w "
         f"UNION ALL SELECT 1, {seq}, NULL, NULL, {org_id}, {topic}, {key}, "
         f"CAST({payload} AS TEXT), {created_at} FROM {table} "
-        f"WHERE {seq} > {mark} AND {seq} <= (SELECT MAX(w.seq) FROM w) "
+        f"WHERE {seq} > {mark} AND {seq} <= (SELECT MAX(w.{seq}) FROM w) "
         f"AND {topic} IN ({among}) ORDER BY 1, 2"
     )
 
