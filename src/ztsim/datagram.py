@@ -133,6 +133,7 @@ class DatagramServer:
     def _serve_batches(self) -> None:
         batch, chunk = self._batch, self._reply_chunk
         assert batch is not None
+        early = chunk < batch.slots  # else a batch's replies all leave at its end
         while True:
             try:
                 count = batch.receive()
@@ -156,7 +157,7 @@ class DatagramServer:
                             continue
                         if reply is not None and not batch.reply(slot, reply):
                             self.send(reply, peer)  # too large for a slot: on its own
-                        if batch.queued >= chunk:
+                        if early and batch.queued >= chunk:
                             self.send_failures += batch.flush()
             except Exception:
                 self._dropped()  # opening or closing the batch's context failed

@@ -73,22 +73,38 @@ class UdpServer:
             task.cancel()
 
     def _batch(self) -> AbstractContextManager[Answer]:
-        return contextlib.nullcontext(self._answer)
+        return contextlib.nullcontext(self._answerer())
 
-    def _answer(self, data: bytes, peer: Peer) -> bytes | None:
+    def _answerer(self) -> Answer:
+        """How this batch's datagrams are answered. What every query of a batch would read
+        alike is read once: the clock (as for RADIUS: the datagrams of one system call
+        share their time), the engine, the identity snapshot's address map and whether
+        anyone observes answers. A snapshot swapped meanwhile serves from the next batch."""
         gateway = self.gateway
-        who = gateway.identities.by_source(peer[0])
-        if who is None and self._wait_late(data, peer):
-            return None
-        step = gateway.engine.handle(data, who, gateway.clock(), udp=True)
-        if isinstance(step, Forward):
-            self._hand_over(step, peer)
-            return None
-        if step is None:
-            return None
-        if who is not None:
-            gateway.observe(peer[0], step.wire)
-        return step.wire
+        now = gateway.clock()
+        handle = gateway.engine.handle
+        by_source = gateway.identities.by_source
+        by_address = gateway.identities.snapshot.by_address
+        observe = gateway.observe if gateway.on_answer is not None else None
+
+        def answer(data: bytes, peer: Peer) -> bytes | None:
+            source = peer[0]
+            # The address map first: the resolver's own path (IPv4-mapped addresses,
+            # network defaults) only for an address the map does not hold.
+            who = by_address.get(source) or by_source(source)
+            if who is None and self._wait_late(data, peer):
+                return None
+            step = handle(data, who, now, udp=True)
+            if step is None:
+                return None
+            if isinstance(step, Forward):
+                self._hand_over(step, peer)
+                return None
+            if who is not None and observe is not None:
+                observe(source, step.wire)
+            return step.wire
+
+        return answer
 
     def _hand_over(self, step: Forward, peer: Peer) -> None:
         if len(self._tasks) < self.max_pending and self._loop is not None:
