@@ -1,7 +1,8 @@
-"""The optional C speed-up of the RADIUS hot path (ztsim.radius._fast).
+"""The optional C speed-ups: the RADIUS hot path (ztsim.radius._fast) and the datagram
+rings of the UDP servers (ztsim._mmsg).
 
 Everything else is in pyproject.toml. `optional=True`: without a C compiler the
-install goes on and ztsim.radius.fastpath runs its Python reference instead.
+install goes on and ztsim.radius.fastpath and ztsim.mmsg run their Python references.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +14,12 @@ setup(
             ["src/ztsim/radius/_fast.c"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
-        )
+        ),
+        Extension(
+            "ztsim._mmsg",
+            ["src/ztsim/_mmsg.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            optional=True,
+        ),
     ]
 )

@@ -1,16 +1,65 @@
-"""recvmmsg/sendmmsg batches over real loopback sockets."""
+"""recvmmsg/sendmmsg batches over real loopback sockets: the ctypes rings (`DatagramBatch`,
+the reference) and the C ones (`_mmsg.Batch`) held to the same behaviour."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from ztsim.mmsg import SLOT, DatagramBatch, batch_calls
+from ztsim import mmsg
+from ztsim.mmsg import SLOT, Batch, DatagramBatch, batch_calls, batch_for
 
 CALLS = batch_calls()
 pytestmark = pytest.mark.skipif(CALLS is None, reason="recvmmsg/sendmmsg are Linux calls")
+IMPLEMENTATIONS = ["ctypes"] if mmsg._C is None else ["ctypes", "c"]
+Make = Callable[[socket.socket, int], Batch]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def make_batch(request: pytest.FixtureRequest) -> Make:
+    def make(sock: socket.socket, slots: int) -> Batch:
+        assert CALLS is not None
+        if request.param == "ctypes":
+            return DatagramBatch(sock, CALLS, slots)
+        assert mmsg._C is not None
+        batch: Batch = mmsg._C.Batch(sock.fileno(), sock.family == socket.AF_INET6, slots, SLOT)
+        return batch
+
+    return make
+
+
+def test_the_c_rings_are_built_unless_asked_not_to() -> None:
+    """The suite runs the C rings wherever the install built them (make test rebuilds)."""
+    assert (mmsg._C is None) == bool(os.environ.get("ZTSIM_PURE_PYTHON"))
+    with _server(socket.AF_INET, "127.0.0.1") as server:
+        batch = batch_for(server, 4)
+        expected = DatagramBatch if mmsg._C is None else mmsg._C.Batch
+        assert isinstance(batch, expected)
+        assert batch.slots == 4
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stream,
+        pytest.raises(ValueError, match="datagram"),
+    ):
+        batch_for(stream, 4)
+
+
+@pytest.mark.skipif(mmsg._C is None, reason="pure Python run (ZTSIM_PURE_PYTHON)")
+def test_c_rings_refuse_what_the_reference_would_misuse() -> None:
+    assert mmsg._C is not None
+    with _server(socket.AF_INET, "127.0.0.1") as server:
+        batch = mmsg._C.Batch(server.fileno(), False, 2, SLOT)
+        with pytest.raises(ValueError, match="slot"):
+            batch.reply(2, b"x")  # there are slots 0 and 1
+        with pytest.raises(ValueError, match="count"):
+            batch.received(3)
+        for bad in ((-1, False, 2, SLOT), (server.fileno(), False, 0, SLOT)):
+            with pytest.raises(ValueError, match="slots"):
+                mmsg._C.Batch(*bad)
+        assert batch.flush() == 0  # nothing queued
 
 
 def _server(family: int, host: str) -> socket.socket:
@@ -34,11 +83,10 @@ def _client(family: int, host: str) -> socket.socket:
     ],
 )
 def test_many_datagrams_per_call_each_answered(
-    family: int, server_host: str, client_hosts: list[str]
+    family: int, server_host: str, client_hosts: list[str], make_batch: Make
 ) -> None:
-    assert CALLS is not None
     with _server(family, server_host) as server:
-        batch = DatagramBatch(server, CALLS, slots=8)
+        batch = make_batch(server, 8)
         clients = [_client(family, host) for host in client_hosts]
         try:
             for n, client in enumerate(clients):
@@ -59,13 +107,12 @@ def test_many_datagrams_per_call_each_answered(
                 client.close()
 
 
-def test_limits_oversize_and_full() -> None:
-    assert CALLS is not None
+def test_limits_oversize_and_full(make_batch: Make) -> None:
     with (
         _server(socket.AF_INET, "127.0.0.1") as server,
         _client(socket.AF_INET, "127.0.0.1") as client,
     ):
-        batch = DatagramBatch(server, CALLS, slots=2)
+        batch = make_batch(server, 2)
         client.sendto(b"x" * (SLOT + 1), server.getsockname())
         client.sendto(b"small", server.getsockname())
         assert batch.receive() == 2
@@ -80,10 +127,9 @@ def test_limits_oversize_and_full() -> None:
         assert batch.flush() == 0  # nothing queued any more
 
 
-def test_shutdown_wakes_a_blocked_receive() -> None:
-    assert CALLS is not None
+def test_shutdown_wakes_a_blocked_receive(make_batch: Make) -> None:
     with _server(socket.AF_INET, "127.0.0.1") as server:
-        batch = DatagramBatch(server, CALLS, slots=4)
+        batch = make_batch(server, 4)
         seen: list[int | bytes] = []
 
         def receive() -> None:
@@ -102,12 +148,11 @@ def test_shutdown_wakes_a_blocked_receive() -> None:
         assert seen == [1]  # one empty wake-up, which `received` leaves out
 
 
-def test_a_reply_sent_out_of_turn_does_not_misroute_the_next_batch() -> None:
+def test_a_reply_sent_out_of_turn_does_not_misroute_the_next_batch(make_batch: Make) -> None:
     """Reply slots follow datagram slots unless a datagram goes unanswered; then that
     reply is pointed at its own source, and put back after sending."""
-    assert CALLS is not None
     with _server(socket.AF_INET, "127.0.0.1") as server:
-        batch = DatagramBatch(server, CALLS, slots=4)
+        batch = make_batch(server, 4)
         one, two = _client(socket.AF_INET, "127.0.0.2"), _client(socket.AF_INET, "127.0.0.3")
         try:
             one.sendto(b"a", server.getsockname())
@@ -126,12 +171,11 @@ def test_a_reply_sent_out_of_turn_does_not_misroute_the_next_batch() -> None:
             two.close()
 
 
-def test_replies_sent_part_way_through_a_batch_reach_their_sources() -> None:
+def test_replies_sent_part_way_through_a_batch_reach_their_sources(make_batch: Make) -> None:
     """A server may flush some replies before it has answered the whole batch; the rest
     then take the first reply slots again, pointed at their own sources."""
-    assert CALLS is not None
     with _server(socket.AF_INET, "127.0.0.1") as server:
-        batch = DatagramBatch(server, CALLS, slots=4)
+        batch = make_batch(server, 4)
         hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
         clients = [_client(socket.AF_INET, host) for host in hosts]
         try:

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from ztsim.mmsg import DatagramBatch, batch_calls
+from ztsim.mmsg import batch_for
 
 log = logging.getLogger("ztsim.datagram")
 
@@ -90,8 +90,7 @@ class DatagramServer:
         self._open_batch = open_batch
         self._reply_chunk = reply_chunk
         self._closing = False
-        calls = batch_calls() if batched else None
-        self._batch = None if calls is None else DatagramBatch(sock, calls, BATCH)
+        self._batch = batch_for(sock, BATCH) if batched else None
         self._thread: threading.Thread | None = None
 
     @property
