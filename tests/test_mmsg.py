@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ztsim import mmsg
 from ztsim.mmsg import SLOT, Batch, DatagramBatch, batch_calls, batch_for
@@ -198,3 +200,65 @@ def test_replies_sent_part_way_through_a_batch_reach_their_sources(make_batch: M
         finally:
             for client in clients:
                 client.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.one_of(st.integers(0, 64), st.sampled_from([SLOT - 1, SLOT, SLOT + 1, SLOT + 8])),
+            st.integers(0, 255),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_each_implementation_hands_out_exactly_what_was_sent(
+    sends: list[tuple[int, int, int]],
+) -> None:
+    """Whatever mix of sources and sizes arrives (empty, a whole slot, one octet too many),
+    both rings hand out each whole datagram with its source, in order, and leave out
+    those cut short; a reply to each reaches its own source."""
+    assert CALLS is not None
+    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    with _server(socket.AF_INET, "127.0.0.1") as server:
+        clients = [_client(socket.AF_INET, host) for host in hosts]
+        try:
+            for name in IMPLEMENTATIONS:
+                batch = (
+                    DatagramBatch(server, CALLS, 8) if name == "ctypes" else batch_for(server, 8)
+                )
+                assert batch is not None
+                for who, size, octet in sends:
+                    clients[who].sendto(bytes([octet]) * size, server.getsockname())
+                count = 0
+                while count < len(sends):
+                    count += _received_into(batch, sends, count, clients)
+        finally:
+            for client in clients:
+                client.close()
+
+
+def _received_into(
+    batch: Batch,
+    sends: list[tuple[int, int, int]],
+    offset: int,
+    clients: list[socket.socket],
+) -> int:
+    """One receive: checks what it handed out against `sends[offset:]`; how many it took."""
+    taken = batch.receive()
+    got = batch.received(taken)
+    expected = [
+        (slot, bytes([octet]) * size, clients[who].getsockname())
+        for slot, (who, size, octet) in enumerate(sends[offset : offset + taken])
+        if size <= SLOT
+    ]
+    assert got == expected
+    for slot, data, _ in got:
+        assert batch.reply(slot, data[:16] + b"!")
+    assert batch.flush() == 0
+    for _, data, source in got:
+        client = next(c for c in clients if c.getsockname() == source)
+        assert client.recvfrom(SLOT)[0] == data[:16] + b"!"
+    return taken
