@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ztsim.heap import freeze_startup
+from ztsim.heap import freeze_startup, refreeze
 
 
 @pytest.fixture
@@ -43,3 +43,31 @@ def test_live_objects_leave_the_collections_and_cyclic_garbage_is_not_frozen(
     fresh = _Node()
     assert gc.is_tracked(fresh)
     assert id(fresh) in {id(o) for o in gc.get_objects()}
+
+
+def test_refreeze_collects_what_became_cyclic_garbage_and_freezes_the_new(
+    unfrozen: None,
+) -> None:
+    a, b = _Node(), _Node()
+    cycle = weakref.ref(a)
+    freeze_startup()
+    a.peer, b.peer = b, a  # frozen alive, then a cycle among frozen objects: garbage
+    del a, b
+    gc.collect()
+    assert cycle() is not None  # frozen: no collection reaches it
+    snapshot = [_Node() for _ in range(100)]  # what a reload made since
+
+    frozen = refreeze()
+
+    assert frozen >= len(snapshot)
+    assert cycle() is None  # the thaw let the collection take the cycle
+    walked = {id(o) for o in gc.get_objects()}
+    assert not any(id(node) in walked for node in snapshot)
+
+
+def test_refreeze_leaves_a_heap_that_was_never_frozen_alone() -> None:
+    assert gc.get_freeze_count() == 0
+    made = _Node()
+    assert refreeze() == 0
+    assert gc.get_freeze_count() == 0
+    assert id(made) in {id(o) for o in gc.get_objects()}

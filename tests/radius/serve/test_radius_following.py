@@ -6,6 +6,7 @@ was committed."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, delete, event, select
 from ztsim.db import schema
 from ztsim.feed import outbox
 from ztsim.feed.change import Topic
+from ztsim.heap import freeze_startup
 from ztsim.inventory import service as inventory
 from ztsim.inventory.lifecycle import SimAction
 from ztsim.radius import Code, Packet, SharedSecret, encode_reply, make_reply
@@ -231,6 +233,30 @@ def test_a_follower_behind_the_retention_reloads_everything(
         out = radclient(aaa.auth_port, "auth", access(world.active))
         assert "Received Access-Reject" in out, out
     finally:
+        aaa.close()
+
+
+def test_a_reload_keeps_a_frozen_heap_frozen(
+    engine: Engine, sealer: Sealer, world: World, coa: socket.socket
+) -> None:
+    """A process that froze its start-up heap (node/radius.py does) has the reloaded
+    snapshot frozen too: full collections do not walk a million SIMs after a resync."""
+    aaa = RunningAaa(engine, sealer)
+    try:
+        core = aaa.service.core
+        assert core is not None
+        freeze_startup()
+        old = core.snapshot
+        assert aaa.service.following.resync() >= 0
+        snapshot = core.snapshot
+        assert snapshot is not old
+        entries = list(snapshot.sims.values())
+        assert entries
+        walked = {id(o) for o in gc.get_objects()}
+        assert not any(id(sim) in walked for sim in entries)
+        assert id(snapshot) not in walked
+    finally:
+        gc.unfreeze()
         aaa.close()
 
 

@@ -39,6 +39,7 @@ from ztsim.db.engine import for_writing
 from ztsim.feed import outbox
 from ztsim.feed.change import Change, Topic
 from ztsim.feed.follower import consistent_read
+from ztsim.heap import refreeze
 from ztsim.policy.compile import CompiledPolicy
 from ztsim.radius.aaa.attach import classify_all
 from ztsim.radius.aaa.core import AaaCore, Revocation
@@ -324,4 +325,6 @@ class Following:
             revoked = core.revoked(core.sessions)
         self.revoke(revoked)
         self.mark_applied(load.loaded.position)
+        # The new snapshot out of the collector's way, as the start-up one was.
+        refreeze()
         return load.loaded.position
