@@ -22,7 +22,7 @@ from ztsim.db import schema
 from ztsim.db.engine import for_writing
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
 from ztsim.radius.dictionary import make_attribute
-from ztsim.radius.serve.journal import PREFIX, SUFFIX, encode_record
+from ztsim.radius.serve.journal import PREFIX, SUFFIX, decode_records, encode_record
 from ztsim.sealing import Sealer
 
 from support.radius_world import SECRET, RunningAaa, World, access, build_world, radclient
@@ -116,6 +116,34 @@ def test_accounting_is_answered_once_journaled_and_committed_when_the_database_f
     # A clean stop: everything committed, so neither the file nor its mark stays.
     assert list((tmp_path / "j").iterdir()) == []
     assert _marks(engine) == {}
+
+
+def test_a_burst_is_journaled_and_answered_every_request_once(
+    engine: Engine, sealer: Sealer, world: World, tmp_path: Path
+) -> None:
+    """A burst larger than a reply chunk, arriving in one receive or several, while the
+    database is busy: each request answered once, each in the journal, none committed
+    yet; then all of them committed."""
+    burst = 40
+    aaa = RunningAaa(engine, sealer, journal_dir=tmp_path / "j")
+    try:
+        journal = aaa.service.journal
+        assert journal is not None
+        with _gateway() as gateway, _busy(engine):
+            requests = [_acct(1, f"burst-{n}", world.active) for n in range(burst)]
+            for request in requests:
+                gateway.sendto(request, ("127.0.0.1", aaa.acct_port))
+            replies = [_reply(gateway) for _ in range(burst)]
+            assert all(reply.code is Code.ACCOUNTING_RESPONSE for reply in replies)
+            assert sorted(r.identifier for r in replies) == sorted(
+                Packet.decode(request).identifier for request in requests
+            )
+            records, _ = decode_records((tmp_path / "j" / journal.name).read_bytes())
+            assert sorted(r.datagram for r in records) == sorted(requests)
+            assert not any(name.startswith("burst-") for name in _sessions(engine))
+        wait_until(lambda: sum(n.startswith("burst-") for n in _sessions(engine)) == burst, 5)
+    finally:
+        aaa.close()
 
 
 def test_a_journal_left_behind_is_replayed_from_its_mark_then_removed(
