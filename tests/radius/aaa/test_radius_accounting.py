@@ -11,7 +11,13 @@ import pytest
 
 from ztsim.events.schema import NewEvent
 from ztsim.radius import Code, Packet, SharedSecret, sign_request
-from ztsim.radius.aaa.accounting import location_json
+from ztsim.radius.aaa.accounting import (
+    SESSION_STARTED,
+    SESSION_STOPPED,
+    location_json,
+    session_event,
+    session_event_row,
+)
 from ztsim.radius.aaa.core import AaaCore
 from ztsim.radius.aaa.engine import (
     AccessRequest,
@@ -21,6 +27,7 @@ from ztsim.radius.aaa.engine import (
     attach_text,
     imei_of,
 )
+from ztsim.radius.aaa.traffic import stored_event_row
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.uli import (
     EutranCellGlobalId,
@@ -57,6 +64,9 @@ class _Sink:
 
     def event(self, event: NewEvent, when: datetime) -> None:
         self.events.append(event)
+
+    def session_event(self, session: Session, kind: str, when: datetime) -> None:
+        self.events.append(session_event(session, kind))
 
     def session(self, session: Session) -> None:
         self.sessions.append(session)
@@ -214,3 +224,20 @@ def test_a_refused_request_is_still_answered() -> None:
     assert core.handle_acct(wire, ("127.0.0.1", 1813)) is not None
     assert sink.sessions == []
     assert [e.kind for e in sink.events] == ["radius.accounting_refused"]
+
+
+@pytest.mark.parametrize(
+    ("iccid", "imsi", "stop_cause"),
+    [("8900000000000000001", IMSI_A, None), (None, IMSI_A, "stop"), (None, None, "disconnected")],
+)
+def test_a_session_events_row_is_the_row_of_its_event(
+    iccid: str | None, imsi: str | None, stop_cause: str | None
+) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    s = Session(
+        "org-a", "gw-a", "s-1", "127.0.0.1", imsi, iccid, "id-1", None, "3520990017614823",
+        "10.231.0.1", "corp.apn", "EUTRAN", None, now, now, now if stop_cause else None,
+        stop_cause,
+    )  # fmt: skip
+    for kind in (SESSION_STARTED, SESSION_STOPPED):
+        assert session_event_row(s, kind, "t") == stored_event_row(session_event(s, kind), "t")

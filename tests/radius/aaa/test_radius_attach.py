@@ -17,6 +17,7 @@ from ztsim.policy.compile import CompiledPolicy
 from ztsim.policy.facts import Posture, SimSignals, Subject
 from ztsim.policy.rules import PolicyRule
 from ztsim.radius import Code, Packet, SharedSecret, decode_attributes, sign_request
+from ztsim.radius.aaa.accounting import session_event
 from ztsim.radius.aaa.attach import (
     BAD_APN,
     UNCLASSIFIED,
@@ -260,6 +261,9 @@ class _Sink:
 
     def event(self, event: NewEvent, when: datetime) -> None:
         self.events.append(event)
+
+    def session_event(self, session: Session, kind: str, when: datetime) -> None:
+        self.events.append(session_event(session, kind))
 
     def session(self, session: object) -> None:
         pass

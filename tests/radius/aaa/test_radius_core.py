@@ -35,6 +35,7 @@ from ztsim.radius import (
     verify_request,
 )
 from ztsim.radius.aaa import core as core_module
+from ztsim.radius.aaa.accounting import session_event
 from ztsim.radius.aaa.core import AaaCore, accounting_response
 from ztsim.radius.aaa.engine import (
     MESSAGES,
@@ -48,7 +49,7 @@ from ztsim.radius.aaa.traffic import AfterCommit, access_events
 from ztsim.radius.dictionary import decode_attributes, make_attribute
 from ztsim.radius.fastpath import RawRequest, message_authenticator_ok, scan_request
 from ztsim.sessions.allocator import Ipam, PoolEntry
-from ztsim.sessions.table import SessionIndex
+from ztsim.sessions.table import Session, SessionIndex
 
 from support.mutations import overwritten
 
@@ -71,6 +72,9 @@ class _Sink:
 
     def event(self, event: object, when: datetime) -> None:
         self.events.append(event)
+
+    def session_event(self, session: Session, kind: str, when: datetime) -> None:
+        self.events.append(session_event(session, kind))
 
     def session(self, session: object) -> None:
         self.sessions.append(session)

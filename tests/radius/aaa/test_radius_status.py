@@ -21,12 +21,13 @@ from ztsim.radius import (
     sign_request,
     verify_reply,
 )
+from ztsim.radius.aaa.accounting import session_event
 from ztsim.radius.aaa.core import MAX_AWAITING, AaaCore
 from ztsim.radius.aaa.engine import GatewayEntry, SimEntry, Snapshot
 from ztsim.radius.aaa.traffic import AfterCommit
 from ztsim.radius.dictionary import make_attribute
 from ztsim.sessions.allocator import Ipam, PoolEntry
-from ztsim.sessions.table import SessionIndex
+from ztsim.sessions.table import Session, SessionIndex
 
 from support.mutations import overwritten
 
@@ -50,6 +51,9 @@ class _Sink:
 
     def event(self, event: object, when: datetime) -> None:
         self.records.append(event)
+
+    def session_event(self, session: Session, kind: str, when: datetime) -> None:
+        self.records.append(session_event(session, kind))
 
     def session(self, session: object) -> None:
         self.records.append(session)

@@ -19,6 +19,7 @@ from ztsim.db import schema
 from ztsim.events.schema import NewEvent
 from ztsim.feed import outbox
 from ztsim.feed.change import Topic
+from ztsim.radius.aaa.accounting import SESSION_STARTED, SESSION_STOPPED, session_event
 from ztsim.radius.aaa.traffic import AccessRecord
 from ztsim.radius.serve import writer as writer_module
 from ztsim.radius.serve.writer import DROPPED_KIND, BatchWriter
@@ -98,23 +99,24 @@ def test_a_failed_batch_is_kept_and_written_with_the_next(engine: Engine) -> Non
 def test_past_the_bound_the_oldest_decisions_go_counted_and_reported_per_org(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "MAX_RETAINED_EVENTS", 5)
+    monkeypatch.setattr(writer_module, "MAX_RETAINED_EVENTS", 6)
     _orgs(engine)
     writer = BatchWriter(engine, clock=lambda: T0)
     with _outage(engine):
         for n in range(4):
             writer.access(_decision("o1" if n < 3 else "o2", n))
         writer.event(NewEvent("o1", "radius.session_started", "gw", "sim:1"), T0)
+        writer.session_event(_session("s1"), SESSION_STOPPED, T0)
         batch = writer.take()
         with pytest.raises(sa.exc.SQLAlchemyError):
             writer.write(batch)
         writer.keep(batch)
         for n in range(4, 8):
             writer.access(_decision("o2", n))
-        # 9 events, 5 kept: the 4 oldest decisions go (3 of o1, 1 of o2), the session
-        # event stays.
+        # 10 events, 6 kept: the 4 oldest decisions go (3 of o1, 1 of o2), the session
+        # events stay.
         batch = writer.take()
-        assert len(batch.events) == 5
+        assert len(batch.events) == 6
         assert writer.dropped_access == 4
         with pytest.raises(sa.exc.SQLAlchemyError):
             writer.write(batch)  # the reports wait for a commit that succeeds
@@ -124,6 +126,7 @@ def test_past_the_bound_the_oldest_decisions_go_counted_and_reported_per_org(
     kinds = [k for _, k, _ in events]
     assert kinds.count("radius.access") == 4
     assert kinds.count("radius.session_started") == 1
+    assert kinds.count(SESSION_STOPPED) == 1
     reports = {o: p for o, k, p in events if k == DROPPED_KIND}
     assert reports == {
         "o1": {"kind": "radius.access", "dropped": 3},
@@ -133,6 +136,32 @@ def test_past_the_bound_the_oldest_decisions_go_counted_and_reported_per_org(
     writer.access(_decision("o1", 9))
     writer.write(writer.take())
     assert [k for _, k, _ in _events(engine)].count(DROPPED_KIND) == 2
+
+
+def test_a_session_event_is_written_as_the_event_accounting_describes(engine: Engine) -> None:
+    _orgs(engine)
+    writer = BatchWriter(engine)
+    session = _session("s1")._replace(
+        imsi="001010000000001", iccid="8900000000000000001", ue_address="10.0.0.1"
+    )
+    stopped = session._replace(stopped_at=T0, stop_cause="stop")
+    writer.session_event(session, SESSION_STARTED, T0)
+    writer.session_event(stopped, SESSION_STOPPED, T0)
+    writer.write(writer.take())
+    e = schema.events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.c.org_id, e.c.kind, e.c.actor, e.c.subject, e.c.outcome, e.c.reason)
+            .add_columns(e.c.payload, e.c.time)
+            .order_by(e.c.id)
+        ).all()
+    expected = [session_event(session, SESSION_STARTED), session_event(stopped, SESSION_STOPPED)]
+    assert [tuple(r) for r in rows] == [
+        (x.org_id, x.kind, x.actor, x.subject, x.outcome.value, x.reason, x.payload, T0)
+        for x in expected
+    ]
+    assert rows[1].subject == "sim:8900000000000000001"
+    assert rows[1].reason == "stop"
 
 
 # -- the change feed: what a commit changed, published in that commit ---------------------

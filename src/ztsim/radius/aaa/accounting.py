@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ztsim.clock import Clock
+from ztsim.db.jsontext import json_text
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.radius.aaa.engine import (
     AccessRequest,
@@ -28,7 +29,7 @@ from ztsim.radius.aaa.engine import (
     attach_of,
     make_request,
 )
-from ztsim.radius.aaa.traffic import Counters, Sink
+from ztsim.radius.aaa.traffic import Counters, EventRow, Sink
 from ztsim.radius.datatypes import Value
 from ztsim.radius.uli import UserLocationInfo
 from ztsim.radius.values import AcctStatusType, RatType
@@ -40,6 +41,7 @@ from ztsim.sessions.table import Session, SessionIndex
 NOT_LEASED = "address_not_leased"
 SESSION_STARTED = "radius.session_started"
 SESSION_STOPPED = "radius.session_stopped"
+_SUCCESS = Outcome.SUCCESS.value
 
 
 class AttributeValues(Protocol):
@@ -206,24 +208,32 @@ class AccountingMixin:
                 self._session_event(stopped, SESSION_STOPPED, now)
 
     def _session_event(self, s: Session, kind: str, now: datetime) -> None:
-        self.sink.event(session_event(s, kind), now)
+        # The session as it is, not its event: the writer's thread makes the row.
+        self.sink.session_event(s, kind, now)
+
+
+def _parts(s: Session) -> tuple[str, str, str, dict[str, Any]]:
+    """A session event's actor (the gateway), subject, reason and payload."""
+    subject = subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-")
+    payload = {
+        "acct_session_id": s.acct_session_id,
+        "ue_address": s.ue_address,
+        "imsi": s.imsi,
+        "imei": s.imei,
+        "identity_id": s.identity_id,
+    }
+    return f"gateway:{s.gateway_id}", subject, s.stop_cause or "", payload
 
 
 def session_event(s: Session, kind: str) -> NewEvent:
     """A session's start or end (`SESSION_STARTED`, `SESSION_STOPPED`) as an event, in the
     gateway's name; an end's reason is its stop cause (stop, accounting_off, disconnected)."""
-    subject = subject_of("sim", s.iccid) if s.iccid else subject_of("imsi", s.imsi or "-")
-    return NewEvent(
-        s.org_id,
-        kind,
-        f"gateway:{s.gateway_id}",
-        subject,
-        reason=s.stop_cause or "",
-        payload={
-            "acct_session_id": s.acct_session_id,
-            "ue_address": s.ue_address,
-            "imsi": s.imsi,
-            "imei": s.imei,
-            "identity_id": s.identity_id,
-        },
-    )
+    actor, subject, reason, payload = _parts(s)
+    return NewEvent(s.org_id, kind, actor, subject, reason=reason, payload=payload)
+
+
+def session_event_row(s: Session, kind: str, stored_time: object) -> EventRow:
+    """`session_event` as the driver takes it (`traffic.stored_event_row`), without the
+    event object: one is made per Start and per Stop."""
+    actor, subject, reason, payload = _parts(s)
+    return (s.org_id, stored_time, kind, actor, subject, _SUCCESS, reason, json_text(payload))

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ztsim.db.jsontext import json_text
 from ztsim.events.schema import NewEvent, Outcome
@@ -160,6 +160,8 @@ class Sink(Protocol):
 
     def access(self, record: AccessRecord) -> None: ...
     def event(self, event: NewEvent, when: datetime) -> None: ...
+    # `accounting.session_event(session, kind)` at `when`, made into a row by the writer.
+    def session_event(self, session: Session, kind: str, when: datetime) -> None: ...
     def session(self, session: Session) -> None: ...
     def lease(self, pool: PoolEntry, imsi: str, address: str, when: datetime) -> None: ...
     def bind(self, org_id: str, iccid: str, imei: str, when: datetime) -> None: ...
@@ -172,8 +174,9 @@ class ReplySettings:
     session_timeout: int = DEFAULT_SESSION_TIMEOUT
 
 
-@dataclass(frozen=True, slots=True)
-class AfterCommit:
+# A tuple, as `Session` is: one is made per Accounting-Request, and a frozen dataclass's
+# __init__ sets each field through object.__setattr__ (0.6 us against 0.24 here).
+class AfterCommit(NamedTuple):
     """An Accounting-Response to send once the writer has committed batch `generation`
     (RFC 2866 §2: the server answers only once it has recorded the request), or once its
     request is in the accounting journal (`AaaCore.journaled`), unless `until_commit`:

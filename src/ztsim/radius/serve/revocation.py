@@ -29,7 +29,7 @@ from typing import Any
 
 from ztsim.clock import Clock
 from ztsim.events.schema import NewEvent, Outcome, subject_of
-from ztsim.radius.aaa.accounting import SESSION_STOPPED, session_event
+from ztsim.radius.aaa.accounting import SESSION_STOPPED
 from ztsim.radius.aaa.core import AaaCore, Revocation
 from ztsim.radius.aaa.engine import GatewayEntry
 from ztsim.radius.builders import framed_ip_address
@@ -163,4 +163,4 @@ class Revoker:
                 self.writer.session(stopped)
                 # As an Accounting-Stop would: the gateway's own Stop, if it comes, finds
                 # the session ended and records nothing more.
-                self.writer.event(session_event(stopped, SESSION_STOPPED), now)
+                self.writer.session_event(stopped, SESSION_STOPPED, now)

@@ -38,6 +38,7 @@ from ztsim.errors import ZtsimError
 from ztsim.events.schema import NewEvent, Outcome, subject_of
 from ztsim.feed.change import MAX_KEY, NewChange, Topic
 from ztsim.inventory import service as inventory
+from ztsim.radius.aaa.accounting import session_event, session_event_row
 from ztsim.radius.aaa.traffic import (
     EVENT_COLUMNS,
     AccessRecord,
@@ -57,21 +58,24 @@ from ztsim.usecase import use_case
 
 log = logging.getLogger("ztsim.radius.serve.writer")
 
-_EventItem = AccessRecord | tuple[NewEvent, datetime]
+# An access decision, an event with its time, or a session's start or end (`kind`) with
+# its time: told apart by their lengths (11, 2, 3).
+_EventItem = AccessRecord | tuple[NewEvent, datetime] | tuple[Session, str, datetime]
 # A first-attach binding to make: org id, ICCID, IMEI, when.
 Binding = tuple[str, str, str, datetime]
 
 # Events kept while commits fail: about 1 KB each in memory, so about 100 MB at most;
 # at 1,000 decisions a second, a minute and a half of outage before any is dropped.
 MAX_RETAINED_EVENTS = 100_000
+
 DROPPED_KIND = "radius.records_dropped"
 
 
 @dataclass
 class Batch:
-    # Events in arrival order: access decisions as the hot path left them, other events
-    # with their time. Turned into rows by the writer, so the hot path's thread only
-    # appends a tuple.
+    # Events in arrival order: access decisions and sessions' starts and ends as the hot
+    # path left them, other events with their time. Turned into rows by the writer, so
+    # the hot path's thread only appends a tuple.
     events: list[_EventItem] = field(default_factory=list)
     leases: list[NewLease] = field(default_factory=list)
     sessions: dict[tuple[str, str], Session] = field(default_factory=dict)
@@ -140,6 +144,9 @@ class BatchWriter:
     def event(self, event: NewEvent, when: datetime) -> None:
         self._events.append((event, when))
 
+    def session_event(self, session: Session, kind: str, when: datetime) -> None:
+        self._events.append((session, kind, when))
+
     def session(self, session: Session) -> None:
         self._sessions.append(session)
 
@@ -193,9 +200,9 @@ class BatchWriter:
         for item in events:
             # Only decisions: the other events are session changes whose accounting
             # replies wait for them, and revocations' outcomes, both few.
-            if excess > 0 and len(item) != 2:
+            org_id = item[0]  # an access record's org id; the others begin with an object
+            if excess > 0 and isinstance(org_id, str):
                 excess -= 1
-                org_id = item[0]
                 self._dropped[org_id] = self._dropped.get(org_id, 0) + 1
                 self.dropped_access += 1
             else:
@@ -255,8 +262,14 @@ class BatchWriter:
     def _rows(self, events: list[_EventItem]) -> list[EventRow]:
         rows: list[EventRow] = []
         for item in events:
-            if len(item) == 2:  # (event, time); an access record has 11 fields
+            if len(item) == 2:
                 rows.append(self._row(*item))
+            elif len(item) == 3:
+                session, kind, when = item
+                if self._raw:
+                    rows.append(session_event_row(session, kind, self._stored_time(when)))
+                else:
+                    rows.append(self._row(session_event(session, kind), when))
             elif self._raw:
                 rows.extend(self._access_rows(item))
             else:
@@ -264,13 +277,16 @@ class BatchWriter:
                 rows.extend(self._row(event, when) for event in access_events(item))
         return rows
 
+    def _stored_time(self, when: datetime) -> object:
+        # The requests of one received batch share their time: its text once.
+        if when is not self._last_when:
+            self._last_when = when
+            self._last_time = sqlite_time(when) if self._sqlite else when
+        return self._last_time
+
     def _row(self, event: NewEvent, when: datetime) -> EventRow:
         if self._raw:
-            # The requests of one received batch share their time: its text once.
-            if when is not self._last_when:
-                self._last_when = when
-                self._last_time = sqlite_time(when) if self._sqlite else when
-            return stored_event_row(event, self._last_time)
+            return stored_event_row(event, self._stored_time(when))
         return (
             event.org_id,
             when,
