@@ -67,7 +67,6 @@ Binding = tuple[str, str, str, datetime]
 # Events kept while commits fail: about 1 KB each in memory, so about 100 MB at most;
 # at 1,000 decisions a second, a minute and a half of outage before any is dropped.
 MAX_RETAINED_EVENTS = 100_000
-
 DROPPED_KIND = "radius.records_dropped"
 
 
