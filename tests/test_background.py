@@ -6,6 +6,8 @@ import asyncio
 import os
 import sys
 import threading
+import time
+import weakref
 
 import pytest
 
@@ -56,3 +58,26 @@ def test_only_the_worker_thread_is_lowered() -> None:
 
 def test_nothing_to_lower_at_zero() -> None:
     assert lower_this_thread(0) is False
+
+
+class _Batch:
+    """Stands for a writer's batch: only its lifetime matters here."""
+
+
+def test_a_finished_call_keeps_nothing_alive_while_the_thread_waits() -> None:
+    # The AAA's writer hands each batch of records to this thread: a batch kept until the
+    # next call kept tens of thousands of sessions for the collector to walk.
+    async def scenario() -> bool:
+        worker = BackgroundThread("test-worker", nice=0)
+        batch = _Batch()
+        ref = weakref.ref(batch)
+        assert await worker.run(lambda b: isinstance(b, _Batch), batch)
+        del batch
+        deadline = time.monotonic() + 5
+        while ref() is not None and time.monotonic() < deadline:  # bounded
+            await asyncio.sleep(0.01)
+        released = ref() is None  # before `close`, which ends the thread and its frame
+        worker.close()
+        return released
+
+    assert asyncio.run(scenario())

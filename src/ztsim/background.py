@@ -72,13 +72,22 @@ class BackgroundThread:
     def _work(self) -> None:
         lower_this_thread(self._nice)
         while (job := self._jobs.get()) is not None:
-            call, loop, future = job
-            try:
-                result = call()
-            except BaseException as exc:  # handed to the awaiting task, not lost here
-                _settle(loop, future, exc, None)
-            else:
-                _settle(loop, future, None, result)
+            _run(*job)
+            # Not kept while the thread waits for the next call: a call's arguments (the
+            # AAA writer's batch, tens of thousands of sessions) would stay alive until
+            # then, for the garbage collector to walk in every full collection.
+            del job
+
+
+def _run(
+    call: Callable[[], Any], loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+) -> None:
+    try:
+        result = call()
+    except BaseException as exc:  # handed to the awaiting task, not lost here
+        _settle(loop, future, exc, None)
+    else:
+        _settle(loop, future, None, result)
 
 
 def _settle(
