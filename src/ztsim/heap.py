@@ -9,7 +9,8 @@ was made since: 1.7 ms in the same setting.
 
 Frozen objects are still freed by reference counting when they are no longer used; only
 a reference cycle among them would never be collected. So this runs once, after
-start-up, and garbage is collected just before; not after every reload.
+start-up, and garbage is collected just before; not after every change the feed applies
+(only after a resync, below).
 
 A resync (the AAA role reloading everything after its feed fell behind) replaces that
 heap's largest part, the snapshot: a million SIMs' entries, tracked again, which every
