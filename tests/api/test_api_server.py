@@ -159,3 +159,21 @@ def test_coalesced_writes_send_one_turns_writes_at_once_and_flush_before_closing
         assert len(inner.writes) == 2  # nothing sent twice, nothing after the close
 
     asyncio.run(main())
+
+
+def test_a_whole_response_goes_out_at_once_but_never_before_what_waits() -> None:
+    async def main() -> None:
+        inner = Recording()
+        coalesced = CoalescedWrites(inner, asyncio.get_running_loop())
+        coalesced.write_whole(b"HTTP/1.1 200 OK\r\n\r\nfirst")
+        assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nfirst"]  # no turn of the loop
+        coalesced.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        coalesced.write_whole(b"HTTP/1.1 404 Not Found\r\n\r\n")
+        assert len(inner.writes) == 1
+        await asyncio.sleep(0)
+        assert inner.writes[1:] == [b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n"]
+        inner.closed = True
+        coalesced.write_whole(b"late")
+        assert len(inner.writes) == 2  # nothing sent on a closing transport
+
+    asyncio.run(main())

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text, update
 from udm.usim_model import Usim
 from ztsim.db import schema
 from ztsim.db.engine import psycopg_conninfo
-from ztsim.errors import NotFound
+from ztsim.errors import NotFound, SealingError
 from ztsim.events import store as events
 from ztsim.identity import repository as identities
 from ztsim.inventory import service as inventory
@@ -299,6 +299,49 @@ def test_refusals_and_unknown_supis_as_before(
     with engine.connect() as conn:
         page, _ = events.query(conn, org, events.EventQuery(kind="aka.refused"))
     assert [e.subject for e in page] == [f"sim:{spec.iccid}"]
+
+
+def _together(issuer: Issuer, requests: list[VectorRequest]) -> list[object]:
+    """Each request's answer or exception, the requests handed in at once (on the loop:
+    in one turn, so in one batch)."""
+    if isinstance(issuer, OnALoop):
+
+        async def at_once() -> list[object]:
+            futures = [issuer.issuer.issue_soon(request) for request in requests]
+            return list(await asyncio.gather(*futures, return_exceptions=True))
+
+        return asyncio.run_coroutine_threadsafe(at_once(), issuer.loop).result(30)
+
+    def one(request: VectorRequest) -> object:
+        try:
+            return issuer.issue(request)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        return list(pool.map(one, requests))
+
+
+def test_a_key_that_does_not_open_fails_its_own_request_only(
+    engine: Engine, sealer: Sealer, issuer: Issuer
+) -> None:
+    """A SIM whose keys were sealed under a key-encryption key this process lacks: its
+    request fails with the sealing error, the others beside it are answered."""
+    org, good = _active_sim(engine, sealer)
+    elsewhere, sealed_away = _active_sim(engine, Sealer(b"\x07" * 32), "away", seed=4)
+    answers = _together(
+        issuer,
+        [
+            VectorRequest(org, good.imsi, SNN, "a", NOW),
+            VectorRequest(elsewhere, sealed_away.imsi, SNN, "a", NOW),
+            VectorRequest(org, good.imsi, SNN, "a", NOW),
+        ],
+    )
+    first, failed, last = answers
+    assert isinstance(failed, SealingError)
+    assert isinstance(first, service.IssuedVector)
+    assert isinstance(last, service.IssuedVector)
+    assert first.sqn != last.sqn
 
 
 def test_the_loop_path_and_the_thread_path_never_share_an_sqn(

@@ -23,9 +23,8 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -57,22 +56,23 @@ log = logging.getLogger("ztsim.api.ueau_lane")
 
 # The fast path's, on the raw request target: a query or a percent-escape goes the long way.
 _TARGET = re.compile(PLAIN_PATH.encode("ascii"))
+_EXAMPLE_PATH = "/nudm-ueau/v1/imsi-001010000000001/security-information/generate-auth-data"
 Headers = list[tuple[bytes, bytes]]
+# A vector's answer: its content type, its length, then what `secured` adds to them.
+_OK_HEAD = [(b"content-type", b"application/json")]
+_SECURED = secured([])
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     headers: Headers  # the edge's headers included; the server adds its own (date)
     body: bytes
 
 
-@dataclass(frozen=True)
-class LaneRequest:
+class LaneRequest(NamedTuple):
     """A request the lane has taken: answered by `UeauLane.start`."""
 
     vector: VectorRequest
-    path: str
     started: float
 
 
@@ -97,7 +97,9 @@ class UeauLane:
         self.trusted_proxies = tuple(trusted_proxies)
         self.limiter = limiter
         self.metrics = metrics
-        self.templates = templates
+        # Every path the lane takes is served by one route: its label, found once (the
+        # templates try each route's pattern in turn).
+        self.route = templates(_EXAMPLE_PATH)
 
     def wants(self, method: bytes, target: bytes, client: str | None) -> bool:
         """Whether to keep a request's body for the lane (decided at its head)."""
@@ -145,7 +147,7 @@ class UeauLane:
             request.ausfInstanceId,
             ctx.clock(),
         )
-        return LaneRequest(vector, path, time.perf_counter())
+        return LaneRequest(vector, time.perf_counter())
 
     def start(self, request: LaneRequest, reply: Callable[[Answer], None]) -> None:
         """Answer a request `take` gave: `reply` is called with what the ASGI path would
@@ -176,11 +178,9 @@ class UeauLane:
             answer = _response(sbi_problem(403, "AUTHENTICATION_REJECTED", result.reason))
         else:
             body = result_json(result)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ]
-            answer = Answer(200, secured(headers), body)
+            answer = Answer(
+                200, [*_OK_HEAD, (b"content-length", b"%d" % len(body)), *_SECURED], body
+            )
         self._answered(request, reply, answer)
 
     def _answered(
@@ -192,7 +192,7 @@ class UeauLane:
     def _count(self, request: LaneRequest, status: int) -> None:
         metrics = self.metrics
         metrics.in_flight.add(-1)
-        labels = ("POST", self.templates(request.path), str(status))
+        labels = ("POST", self.route, str(status))
         metrics.requests.inc(*labels)
         metrics.durations.observe(time.perf_counter() - request.started, *labels)
 

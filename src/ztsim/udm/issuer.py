@@ -17,7 +17,8 @@ its two statements on one asyncio PostgreSQL connection (`pg_batches`):
    reserves a new block for each SIM (as big as the batch needs, plus what demand says), and
    SIMs found not active get their `aka.refused` event; then the commit, and only then
    any answer. A batch needing neither writes nothing.
-4. Each caller then computes its own vector (K and OPc unsealed for it and dropped).
+4. Each request's vector is computed then, K and OPc unsealed for it and dropped: by
+   its caller in the thread's path, by the batch before it answers on the loop's.
 
 Resynchronisations (AUTS) are rare and stay `service.generate` with its own
 transaction, run after the batch's vectors (by a worker thread on the loop's path, as
@@ -35,7 +36,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -100,8 +100,9 @@ class VectorIssuer:
         )
         self._pg = pg
         self._home: asyncio.AbstractEventLoop | None = None
-        self._loop_batcher: LoopGroupCommit[VectorRequest, Outcome] = LoopGroupCommit(
-            self._run_async, max_batch=max_batch, name="udm-vectors"
+        # Its batches end with their vectors computed: one future a request, set once.
+        self._loop_batcher: LoopGroupCommit[VectorRequest, IssuedVector | Refusal] = (
+            LoopGroupCommit(self._run_async, max_batch=max_batch, name="udm-vectors")
         )
 
     def issue(self, request: VectorRequest) -> IssuedVector | Refusal:
@@ -121,10 +122,7 @@ class VectorIssuer:
         loop = asyncio.get_running_loop()
         if not self._on_home_loop():
             return loop.create_task(self.issue_async(request))
-        answer: asyncio.Future[IssuedVector | Refusal] = loop.create_future()
-        granted = self._loop_batcher.submit(request)
-        granted.add_done_callback(partial(self._answer_granted, request, answer))
-        return answer
+        return self._loop_batcher.submit(request)
 
     def _on_home_loop(self) -> bool:
         if self._pg is None:
@@ -133,24 +131,6 @@ class VectorIssuer:
         if self._home is None:
             self._home = loop
         return loop is self._home
-
-    def _answer_granted(
-        self,
-        request: VectorRequest,
-        answer: asyncio.Future[IssuedVector | Refusal],
-        granted: asyncio.Future[Outcome],
-    ) -> None:
-        if answer.cancelled():
-            return
-        if granted.cancelled():
-            answer.cancel()
-        elif (failure := granted.exception()) is not None:
-            answer.set_exception(failure)
-        else:
-            try:
-                answer.set_result(self._finish(request, granted.result()))
-            except Exception as exc:  # a sealed key that does not open, say
-                answer.set_exception(exc)
 
     def close(self) -> None:
         self._batcher.close()
@@ -225,7 +205,9 @@ class VectorIssuer:
 
     # -- a batch awaited on the home loop -----------------------------------------------
 
-    async def _run_async(self, jobs: Sequence[VectorRequest]) -> Results:
+    async def _run_async(
+        self, jobs: Sequence[VectorRequest]
+    ) -> list[IssuedVector | Refusal | Exception]:
         assert self._pg is not None
         results = preset(jobs)
         plain = [i for i, job in enumerate(jobs) if job.resync is None]
@@ -242,7 +224,17 @@ class VectorIssuer:
         if refused or any(job.resync is not None for job in jobs):
             # Rare, and written with their events through SQLAlchemy: in a worker thread.
             await asyncio.to_thread(self._slow, jobs, refused, results)
-        return results
+        return [self._finished(job, outcome) for job, outcome in zip(jobs, results, strict=True)]
+
+    def _finished(
+        self, request: VectorRequest, outcome: Outcome | Exception
+    ) -> IssuedVector | Refusal | Exception:
+        if isinstance(outcome, Exception):
+            return outcome
+        try:
+            return self._finish(request, outcome)
+        except Exception as exc:  # a sealed key that does not open, say: this request's
+            return exc
 
     def _slow(self, jobs: Sequence[VectorRequest], refused: list[int], results: Results) -> None:
         with self._engine.connect() as conn:
