@@ -221,3 +221,34 @@ def test_error_types_are_invalid_input() -> None:
     assert issubclass(sqnmod.ResyncError, InvalidInput)
     assert issubclass(ReexportedSuciError, InvalidInput)
     assert issubclass(SqnError, InvalidInput)
+
+
+@given(
+    bits=st.integers(0, sqnmod.MAX_IND_BITLEN),
+    data=st.data(),
+)
+def test_sqn_for_is_next_sqn_of_the_state_before(bits: int, data: st.DataObject) -> None:
+    seq = data.draw(st.integers(1, (1 << (sqnmod.SQN_BITS - bits)) - 1))
+    ind = data.draw(st.integers(0, (1 << bits) - 1))
+    sqn, after = sqnmod.next_sqn(SqnState(seq - 1, bits), ind)
+    assert sqnmod.sqn_for(seq, ind, bits) == sqn
+    assert after == SqnState(seq, bits)
+    assert sqnmod.split_sqn(sqn, bits) == (seq, ind)
+
+
+@pytest.mark.parametrize(
+    ("seq", "ind", "bits", "message"),
+    [
+        (0, 0, 5, "SEQ must be an int from 1"),
+        (1, 32, 5, "IND must be an int from 0 to 31"),
+        (1, -1, 5, "IND must be an int from 0 to 31"),
+        (1 << 43, 0, 5, "SEQ_HE is exhausted"),
+        (1, 0, 17, "ind_bitlen must be an int from 0 to 16"),
+        (True, 0, 5, "SEQ must be an int from 1"),
+    ],
+)
+def test_sqn_for_refuses_what_no_state_could_issue(
+    seq: int, ind: int, bits: int, message: str
+) -> None:
+    with pytest.raises(SqnError, match=message):
+        sqnmod.sqn_for(seq, ind, bits)

@@ -121,13 +121,23 @@ class SqnState:
 
 def next_sqn(state: SqnState, ind: int) -> tuple[int, SqnState]:
     """The SQN for a new vector in slot `ind`, and the state that follows it."""
-    slots = 1 << state.ind_bitlen
+    seq = state.seq_he + 1
+    return sqn_for(seq, ind, state.ind_bitlen), SqnState(seq, state.ind_bitlen)
+
+
+def sqn_for(seq: int, ind: int, ind_bitlen: int = DEFAULT_IND_BITLEN) -> int:
+    """The SQN carrying SEQ `seq` (from 1: SEQ_HE starts at 0 and moves on before each
+    vector) in slot `ind`: `next_sqn`'s for a state whose SEQ_HE is `seq - 1`, without the
+    states (an issuer that keeps SEQ_HE elsewhere)."""
+    bits = _check_ind_bitlen(ind_bitlen)
+    slots = 1 << bits
     if type(ind) is not int or not 0 <= ind < slots:
         raise SqnError(f"IND must be an int from 0 to {slots - 1}")
-    seq = state.seq_he + 1
-    if seq >= 1 << (SQN_BITS - state.ind_bitlen):
+    if type(seq) is not int or seq < 1:
+        raise SqnError("SEQ must be an int from 1")
+    if seq >= 1 << (SQN_BITS - bits):
         raise SqnError("SEQ_HE is exhausted: SQN would wrap around")
-    return (seq << state.ind_bitlen) | ind, replace(state, seq_he=seq)
+    return (seq << bits) | ind
 
 
 def resync(state: SqnState, sqn_ms: int) -> SqnState:

@@ -36,9 +36,8 @@ from ztsim.aka.errors import ResyncError
 from ztsim.aka.milenage import Milenage
 from ztsim.aka.sqn import (
     DEFAULT_IND_BITLEN,
-    SqnState,
-    next_sqn,
     split_sqn,
+    sqn_for,
     sqn_to_bytes,
     verify_auts,
 )
@@ -105,7 +104,7 @@ def issued_vector(
 ) -> IssuedVector:
     """The vector carrying SEQ `new_seq` (already committed as issued) in the node's slot."""
     slot = serving_node_slot(serving_network_name, node_id, ind_bitlen)
-    sqn, _ = next_sqn(SqnState(new_seq - 1, ind_bitlen), slot)
+    sqn = sqn_for(new_seq, slot, ind_bitlen)
     vector = fiveg_he_vector(milenage, rand(16), sqn_to_bytes(sqn), amf, serving_network_name)
     return IssuedVector(f"imsi-{imsi}", iccid, sqn, vector)
 
