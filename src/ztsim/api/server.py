@@ -218,7 +218,7 @@ def guarded_protocol(
                 return
             kept.append(body)
             assert lane is not None
-            if sum(map(len, kept)) > lane.body_limit(self.url):
+            if sum(map(len, kept)) > lane.body_limit:
                 self._hand_back()  # the edge answers 413
 
         def on_message_complete(self) -> None:

@@ -93,13 +93,13 @@ class UeauLane:
     ) -> None:
         self.state = state
         self.ctx = ctx
-        self.limits = limits
         self.trusted_proxies = tuple(trusted_proxies)
         self.limiter = limiter
         self.metrics = metrics
-        # Every path the lane takes is served by one route: its label, found once (the
-        # templates try each route's pattern in turn).
+        # Every path the lane takes is served by one route, found once (the templates try
+        # each route's pattern in turn): its label, and the edge's body limit.
         self.route = templates(_EXAMPLE_PATH)
+        self.body_limit = limits.for_path(_EXAMPLE_PATH)
 
     def wants(self, method: bytes, target: bytes, client: str | None) -> bool:
         """Whether to keep a request's body for the lane (decided at its head)."""
@@ -110,17 +110,13 @@ class UeauLane:
             and not (self.trusted_proxies and is_trusted(client, self.trusted_proxies))
         )
 
-    def body_limit(self, target: bytes) -> int:
-        return self.limits.for_path(target.decode("ascii", "replace"))
-
     def take(self, target: bytes, headers: Headers, body: bytes, client: str) -> LaneRequest | None:
         """The request, if the lane answers it (then `start` must be called: it is
         counted in flight from here); None hands it to the ASGI path."""
         match = _TARGET.fullmatch(target)
         if match is None or not json_content_type(headers):
             return None
-        path = target.decode("ascii")
-        if len(body) > self.limits.for_path(path):
+        if len(body) > self.body_limit:
             return None
         token = bearer_token_in(headers)
         if token is None:
