@@ -179,3 +179,28 @@ def test_a_cancelled_drain_leaves_no_caller_waiting() -> None:
         assert all(w.cancelled() for w in done)
 
     asyncio.run(main())
+
+
+def test_a_job_answered_early_keeps_that_answer_whatever_its_batch_does() -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def run(jobs: Sequence[int]) -> list[int | Exception]:
+            for i, job in enumerate(jobs):
+                if job < 10:
+                    batcher.answer_now(i, job * 10)
+            await release.wait()  # the rest of the batch: a commit that takes its time
+            raise ConnectionError("database down")
+
+        batcher: LoopGroupCommit[int, int] = LoopGroupCommit(run)
+        calls = [asyncio.ensure_future(batcher.call(j)) for j in (1, 20, 3)]
+        await asyncio.wait(calls, timeout=2, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.sleep(0)
+        assert [c.done() for c in calls] == [True, False, True]
+        assert (calls[0].result(), calls[2].result()) == (10, 30)
+        release.set()
+        with pytest.raises(ConnectionError):
+            await calls[1]
+        assert (calls[0].result(), calls[2].result()) == (10, 30)
+
+    asyncio.run(main())

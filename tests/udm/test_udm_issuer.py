@@ -14,10 +14,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, select, text, update
 
 from udm.usim_model import Usim
 from ztsim.db import schema
@@ -342,6 +343,56 @@ def test_a_key_that_does_not_open_fails_its_own_request_only(
     assert isinstance(first, service.IssuedVector)
     assert isinstance(last, service.IssuedVector)
     assert first.sqn != last.sqn
+
+
+def test_on_the_loop_a_current_block_answers_before_a_reservation_commits(
+    engine: Engine, sealer: Sealer
+) -> None:
+    """One batch: a SIM with SEQs left in its block, and one that needs a reservation
+    whose row another transaction holds locked. The first is answered while the
+    reservation waits; the second once the lock goes, with a SEQ of its own."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("no asyncio driver for this backend")
+    org, current = _active_sim(engine, sealer)
+    other, fresh = _active_sim(engine, sealer, "fresh", seed=4)
+    on_a_loop = OnALoop(engine, sealer)
+    try:
+        issued = _burst(on_a_loop, org, current, 5)
+        assert sqn_seq(engine, current) > max(issued)  # its block has SEQs left
+
+        Answer = asyncio.Future[service.IssuedVector | service.Refusal]
+
+        async def submit() -> tuple[Answer, Answer]:
+            soon = on_a_loop.issuer.issue_soon
+            return (
+                soon(VectorRequest(org, current.imsi, SNN, "ausf-1", NOW)),
+                soon(VectorRequest(other, fresh.imsi, SNN, "ausf-1", NOW)),
+            )
+
+        async def settled(future: Answer, seconds: float) -> bool:
+            await asyncio.wait([future], timeout=seconds)
+            return future.done()
+
+        def on_loop(coroutine: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(coroutine, on_a_loop.loop).result(30)
+
+        with engine.connect() as locker:
+            sims = schema.sims
+            locker.execute(
+                select(sims.c.id).where(sims.c.imsi == fresh.imsi).with_for_update()
+            ).all()
+            early, late = on_loop(submit())
+            assert on_loop(settled(early, 10))
+            assert not on_loop(settled(late, 0.3))  # its reservation waits for the lock
+            locker.rollback()
+        assert on_loop(settled(late, 10))
+        answered_early, answered_late = early.result(), late.result()
+    finally:
+        on_a_loop.close()
+    assert isinstance(answered_early, service.IssuedVector)
+    assert isinstance(answered_late, service.IssuedVector)
+    assert _seq(answered_early) == max(issued) + 1
+    assert _seq(answered_late) == sqn_seq(engine, fresh)
 
 
 def test_the_loop_path_and_the_thread_path_never_share_an_sqn(

@@ -162,9 +162,10 @@ class _LoopWaiter(Generic[R]):
 
 
 def _settle(settled: list[tuple[asyncio.Future[R], R | Exception]]) -> None:
-    """On the callers' loop: each future its outcome, unless its caller gave up."""
+    """On the callers' loop: each future its outcome, unless its caller gave up or it
+    was answered early (`LoopGroupCommit.answer_now`)."""
     for future, outcome in settled:
-        if future.cancelled():
+        if future.done():
             continue
         if isinstance(outcome, Exception):
             future.set_exception(outcome)
@@ -190,6 +191,7 @@ class LoopGroupCommit(Generic[J, R]):
         self.max_batch = max_batch
         self.name = name
         self._pending: deque[tuple[J, asyncio.Future[R]]] = deque()
+        self._running: list[tuple[J, asyncio.Future[R]]] = []
         self._drain_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -209,6 +211,11 @@ class LoopGroupCommit(Generic[J, R]):
             self._drain_task = loop.create_task(self._drain(), name=self.name)
         return future
 
+    def answer_now(self, index: int, outcome: R | Exception) -> None:
+        """From inside `run`: the running batch's job at `index` gets `outcome` at once,
+        before the rest of the batch is done (what `run` returns for it is then unused)."""
+        _settle([(self._running[index][1], outcome)])
+
     async def aclose(self) -> None:
         """Refuse new jobs and let the waiting ones finish."""
         self._closed = True
@@ -220,7 +227,7 @@ class LoopGroupCommit(Generic[J, R]):
         try:
             while self._pending:
                 count = min(len(self._pending), self.max_batch)
-                batch = [self._pending.popleft() for _ in range(count)]
+                batch = self._running = [self._pending.popleft() for _ in range(count)]
                 outcomes: Sequence[R | Exception]
                 try:
                     outcomes = await self._run([job for job, _ in batch])
@@ -231,7 +238,7 @@ class LoopGroupCommit(Generic[J, R]):
                 except Exception as exc:  # every caller of the batch gets it
                     outcomes = [exc] * len(batch)
                 _settle([(f, outcome) for (_, f), outcome in zip(batch, outcomes, strict=True)])
-                batch = []
+                batch = self._running = []
         finally:
             # Only when the drain itself was cancelled (its loop is ending): no caller may
             # wait for ever.

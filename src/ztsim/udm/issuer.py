@@ -16,9 +16,12 @@ its two statements on one asyncio PostgreSQL connection (`pg_batches`):
 3. The others, in one transaction for the whole batch: one `UPDATE ... RETURNING`
    reserves a new block for each SIM (as big as the batch needs, plus what demand says), and
    SIMs found not active get their `aka.refused` event; then the commit, and only then
-   any answer. A batch needing neither writes nothing.
-4. Each request's vector is computed then, K and OPc unsealed for it and dropped: by
-   its caller in the thread's path, by the batch before it answers on the loop's.
+   their answers. A batch needing neither writes nothing. On the loop's path the
+   requests granted in step 2 are answered before this step (their SEQs were committed
+   with their block), so a commit's wait for the disk holds back only its own SIMs'.
+4. Each request's vector is computed once its SEQ is, K and OPc unsealed for it and
+   dropped: by its caller in the thread's path, by the batch before it answers on the
+   loop's.
 
 Resynchronisations (AUTS) are rare and stay `service.generate` with its own
 transaction, run after the batch's vectors (by a worker thread on the loop's path, as
@@ -212,9 +215,17 @@ class VectorIssuer:
         results = preset(jobs)
         plain = [i for i, job in enumerate(jobs) if job.resync is None]
         refused: list[int] = []
+        answered: dict[int, IssuedVector | Refusal | Exception] = {}
         if plain:
             found = await self._pg.read(imsis(jobs, plain))
             waiting, refused = self._grants.take(jobs, plain, found, results)
+            if waiting or refused or len(plain) < len(jobs):
+                # Grants from current blocks need nothing of what follows (a reservation's
+                # commit, a worker thread): answered before it.
+                for i in plain:
+                    if isinstance(results[i], Grant):
+                        answered[i] = self._finished(jobs[i], results[i])
+                        self._loop_batcher.answer_now(i, answered[i])
             if waiting:
                 now = self._clock()
                 sizes = self._grants.sizes(waiting, now)
@@ -224,7 +235,10 @@ class VectorIssuer:
         if refused or any(job.resync is not None for job in jobs):
             # Rare, and written with their events through SQLAlchemy: in a worker thread.
             await asyncio.to_thread(self._slow, jobs, refused, results)
-        return [self._finished(job, outcome) for job, outcome in zip(jobs, results, strict=True)]
+        return [
+            answered[i] if i in answered else self._finished(job, outcome)
+            for i, (job, outcome) in enumerate(zip(jobs, results, strict=True))
+        ]
 
     def _finished(
         self, request: VectorRequest, outcome: Outcome | Exception
