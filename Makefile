@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo run test lint typecheck pytest system-deps bench clean
 
-$(STAMP): pyproject.toml setup.py src/ztsim/radius/_fast.c src/ztsim/_mmsg.c
+$(STAMP): pyproject.toml setup.py src/ztsim/radius/_fast.c src/ztsim/_mmsg.c src/ztsim/aka/_milenage.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 # The C modules are optional for running ztsim, not for its tests: built again here if
 # the install ran before system-deps brought a compiler.
 pytest: $(STAMP) system-deps
-	$(BIN)/python -c "import ztsim.radius._fast, ztsim._mmsg" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -c "import ztsim.radius._fast, ztsim._mmsg, ztsim.aka._milenage" 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -1,5 +1,7 @@
-"""EPS and 5G HE vectors, and a USIM model running 1,000 authentications."""
+"""EPS and 5G HE vectors (by both paths: the C module where it runs, and the Python
+reference), and a USIM model running 1,000 authentications."""
 
+import hmac
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -8,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ztsim.aka import kdf
+from ztsim.aka import kdf, milenage
 from ztsim.aka import sqn as sqnmod
 from ztsim.aka.errors import AkaInputError
 from ztsim.aka.milenage import Milenage
@@ -22,10 +24,16 @@ RESYNC = VECTORS["milenage_resync"]
 h = bytes.fromhex
 
 
+needs_c = pytest.mark.skipif(milenage._fast is None, reason="no C Milenage in this run")
+PATHS = ["python"] if milenage._fast is None else ["c", "python"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", VECTORS["fiveg_kdf"]["vectors"], ids=lambda c: c["id"])
-def test_free5gc_5g_he_vector(case: dict[str, Any]) -> None:
+def test_free5gc_5g_he_vector(case: dict[str, Any], path: str) -> None:
     inputs = case["milenage_inputs"]
-    m = Milenage(h(inputs["K"]), h(inputs["OPc"]))
+    m = Milenage(h(inputs["K"]), h(inputs["OPc"]), reference=path == "python")
+    assert (m.fiveg_he_parts(bytes(16), bytes(6), bytes(2), b"x") is None) == (path == "python")
     rand, sqn, amf = h(case["RAND"]), h(case["SQN"]), h(inputs["AMF"])
     assert m.f2345(rand) == (h(case["XRES"]), h(case["CK"]), h(case["IK"]), h(case["AK"]))
     vector = fiveg_he_vector(m, rand, sqn, amf, case["SNN"])
@@ -34,6 +42,44 @@ def test_free5gc_5g_he_vector(case: dict[str, Any]) -> None:
     assert vector.xres_star == h(case["XRES_star"])
     assert vector.kausf == h(case["KAUSF"])
     assert vector.hxres_star == kdf.hxres_star(rand, h(case["XRES_star"]))
+
+
+def octets(n: int) -> st.SearchStrategy[bytes]:
+    return st.binary(min_size=n, max_size=n)
+
+
+@needs_c
+@given(
+    octets(16),
+    octets(16),
+    octets(16),
+    octets(6),
+    octets(2),
+    st.text(st.characters(codec="utf-8"), min_size=1, max_size=120),
+)
+def test_the_c_vector_is_the_references(
+    k: bytes, opc: bytes, rand: bytes, sqn: bytes, amf: bytes, snn: str
+) -> None:
+    fast = fiveg_he_vector(Milenage(k, opc), rand, sqn, amf, snn)
+    assert fast == fiveg_he_vector(Milenage(k, opc, reference=True), rand, sqn, amf, snn)
+
+
+@needs_c
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_the_c_hmac_sha256_is_the_standard_librarys(key: bytes, message: bytes) -> None:
+    # Keys past the 64-octet block are hashed first (RFC 2104 §2); messages cross blocks.
+    assert milenage._fast.hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
+
+
+@needs_c
+def test_the_c_vector_refuses_what_the_reference_refuses() -> None:
+    m = Milenage(bytes(16), bytes(16))
+    with pytest.raises(AkaInputError, match="serving network name"):
+        fiveg_he_vector(m, bytes(16), bytes(6), bytes(2), "")
+    with pytest.raises(AkaInputError, match="RAND must be 16 bytes"):
+        fiveg_he_vector(m, bytes(15), bytes(6), bytes(2), "5G:x")
+    with pytest.raises(ValueError, match=r"^the serving network name must be 1 to 65535 octets$"):
+        milenage._fast.fiveg_he(bytes(16), bytes(16), bytes(16), bytes(6), bytes(2), b"")
 
 
 def test_osmocom_autn_through_eps_vector() -> None:

@@ -11,7 +11,7 @@ for a USIM model.
 from dataclasses import dataclass
 
 from ztsim.aka import kdf
-from ztsim.aka._check import fixed
+from ztsim.aka._check import fixed, text
 from ztsim.aka.milenage import Milenage
 
 __all__ = ["Autn", "EpsVector", "FiveGHeVector", "eps_vector", "fiveg_he_vector"]
@@ -96,6 +96,10 @@ def fiveg_he_vector(
     5G; that is a policy of the caller's AMF value and is not forced here, so
     that published vectors with other AMFs can be reproduced.
     """
+    parts = milenage.fiveg_he_parts(rand, sqn, amf, text("serving network name", snn))
+    if parts is not None:
+        autn, xres_star, kausf, hxres_star = parts
+        return FiveGHeVector(rand, autn, xres_star, kausf, hxres_star)
     autn, sqn_xor_ak, res, ck, ik = _autn(milenage, rand, sqn, amf)
     xres_star = kdf.xres_star(ck, ik, snn, rand, res)
     return FiveGHeVector(
