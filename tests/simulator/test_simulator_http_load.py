@@ -85,10 +85,13 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(self.delay)
         status = 404 if self.path == "/missing" else 200
         body = b'{"ok": true}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the generator gave up on this answer and closed the connection
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass
