@@ -289,25 +289,32 @@ PyDoc_STRVAR(outputs_doc,
              "OUT1..OUT5 of TS 35.206 4.1, 16 octets each, in order. Only where "
              "supported() is true.");
 
-static PyObject *outputs(PyObject *self, PyObject *args) {
 #ifdef HAVE_AESNI
-    Py_buffer k, opc, rand, sqn, amf;
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &k, &opc, &rand, &sqn, &amf)) return NULL;
+/* K, OPc, RAND, SQN, AMF: whether they can go to `milenage` (else an exception is set). */
+static int milenage_inputs(Py_buffer in[5]) {
     if (!have_aes) {
         PyErr_SetString(PyExc_RuntimeError, "this processor has no AES instructions");
-    } else if (fixed(&k, BLOCK, "K") && fixed(&opc, BLOCK, "OPc") &&
-               fixed(&rand, BLOCK, "RAND") && fixed(&sqn, 6, "SQN") && fixed(&amf, 2, "AMF")) {
-        result = PyBytes_FromStringAndSize(NULL, OUTPUTS * BLOCK);
-        if (result != NULL)
-            milenage(k.buf, opc.buf, rand.buf, sqn.buf, amf.buf,
-                     (unsigned char *)PyBytes_AS_STRING(result));
+        return 0;
     }
-    PyBuffer_Release(&k);
-    PyBuffer_Release(&opc);
-    PyBuffer_Release(&rand);
-    PyBuffer_Release(&sqn);
-    PyBuffer_Release(&amf);
+    return fixed(&in[0], BLOCK, "K") && fixed(&in[1], BLOCK, "OPc") &&
+           fixed(&in[2], BLOCK, "RAND") && fixed(&in[3], 6, "SQN") && fixed(&in[4], 2, "AMF");
+}
+
+static void release(Py_buffer *buffers, int count) {
+    for (int i = 0; i < count; i++) PyBuffer_Release(&buffers[i]);
+}
+#endif
+
+static PyObject *outputs(PyObject *self, PyObject *args) {
+#ifdef HAVE_AESNI
+    Py_buffer in[5];
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &in[0], &in[1], &in[2], &in[3], &in[4]))
+        return NULL;
+    if (milenage_inputs(in) && (result = PyBytes_FromStringAndSize(NULL, OUTPUTS * BLOCK)))
+        milenage(in[0].buf, in[1].buf, in[2].buf, in[3].buf, in[4].buf,
+                 (unsigned char *)PyBytes_AS_STRING(result));
+    release(in, 5);
     return result;
 #else
     PyErr_SetString(PyExc_RuntimeError, "built without AES instructions");
@@ -323,28 +330,19 @@ PyDoc_STRVAR(fiveg_he_doc,
 
 static PyObject *fiveg_he_vector(PyObject *self, PyObject *args) {
 #ifdef HAVE_AESNI
-    Py_buffer k, opc, rand, sqn, amf, snn;
+    Py_buffer in[6]; /* the five of `outputs`, then the serving network name */
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*", &k, &opc, &rand, &sqn, &amf, &snn)) return NULL;
-    if (!have_aes) {
-        PyErr_SetString(PyExc_RuntimeError, "this processor has no AES instructions");
-    } else if (fixed(&k, BLOCK, "K") && fixed(&opc, BLOCK, "OPc") &&
-               fixed(&rand, BLOCK, "RAND") && fixed(&sqn, 6, "SQN") && fixed(&amf, 2, "AMF")) {
-        if (snn.len < 1 || snn.len > 0xffff) {
-            PyErr_SetString(PyExc_ValueError, "the serving network name must be 1 to 65535 octets");
-        } else {
-            result = PyBytes_FromStringAndSize(NULL, HE_SIZE);
-            if (result != NULL)
-                fiveg_he(k.buf, opc.buf, rand.buf, sqn.buf, amf.buf, snn.buf, (size_t)snn.len,
-                         (unsigned char *)PyBytes_AS_STRING(result));
-        }
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*", &in[0], &in[1], &in[2], &in[3], &in[4], &in[5]))
+        return NULL;
+    if (!milenage_inputs(in)) {
+        /* the exception is set */
+    } else if (in[5].len < 1 || in[5].len > 0xffff) {
+        PyErr_SetString(PyExc_ValueError, "the serving network name must be 1 to 65535 octets");
+    } else if ((result = PyBytes_FromStringAndSize(NULL, HE_SIZE))) {
+        fiveg_he(in[0].buf, in[1].buf, in[2].buf, in[3].buf, in[4].buf, in[5].buf,
+                 (size_t)in[5].len, (unsigned char *)PyBytes_AS_STRING(result));
     }
-    PyBuffer_Release(&k);
-    PyBuffer_Release(&opc);
-    PyBuffer_Release(&rand);
-    PyBuffer_Release(&sqn);
-    PyBuffer_Release(&amf);
-    PyBuffer_Release(&snn);
+    release(in, 6);
     return result;
 #else
     PyErr_SetString(PyExc_RuntimeError, "built without AES instructions");

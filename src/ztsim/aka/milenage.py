@@ -109,15 +109,21 @@ class Milenage:
     def __repr__(self) -> str:
         return "Milenage(K=<hidden>, OPc=<hidden>)"
 
-    def _outputs(self, rand: bytes, sqn: bytes, amf: bytes) -> bytes | None:
-        # OUT1..OUT5 from the C module, if this instance uses it.
+    def _c_inputs(self, rand: bytes, sqn: bytes, amf: bytes) -> tuple[bytes, bytes] | None:
+        # (K, OPc) for the C module once the other inputs are checked; None: Python path.
         if self._c_keys is None:
             return None
         fixed("RAND", rand, 16)
         fixed("SQN", sqn, 6)
         fixed("AMF", amf, 2)
-        k, opc = self._c_keys
-        out: bytes = _fast.outputs(k, opc, rand, sqn, amf)
+        return self._c_keys
+
+    def _outputs(self, rand: bytes, sqn: bytes, amf: bytes) -> bytes | None:
+        # OUT1..OUT5 from the C module, if this instance uses it.
+        keys = self._c_inputs(rand, sqn, amf)
+        if keys is None:
+            return None
+        out: bytes = _fast.outputs(*keys, rand, sqn, amf)
         return out
 
     def fiveg_he_parts(
@@ -126,13 +132,10 @@ class Milenage:
         """(AUTN, XRES*, KAUSF, HXRES*) of a 5G HE vector (TS 33.501 6.1.3.2) in one call
         of the C module, for the serving network name's encoding `snn`; None where this
         instance does not use it (`vectors.fiveg_he_vector` then derives them in Python)."""
-        if self._c_keys is None:
+        keys = self._c_inputs(rand, sqn, amf)
+        if keys is None:
             return None
-        fixed("RAND", rand, 16)
-        fixed("SQN", sqn, 6)
-        fixed("AMF", amf, 2)
-        k, opc = self._c_keys
-        he: bytes = _fast.fiveg_he(k, opc, rand, sqn, amf, snn)
+        he: bytes = _fast.fiveg_he(*keys, rand, sqn, amf, snn)
         return he[:16], he[16:32], he[32:64], he[64:]
 
     def _block(self, value: int) -> int:
