@@ -11,12 +11,12 @@ OpenSSL. Make one per thread, or per request: the cost is one key schedule.
 
 `_milenage.c` computes OUT1..OUT5 in one call on the processor's AES instructions,
 where the install could build it, the processor has them and ZTSIM_PURE_PYTHON is not
-set (read once, at import): a Nudm vector's Milenage then costs about 1 us instead of
-about 8 (the encryptor's making was half of it), and with `fiveg_he_parts` its whole 5G
-HE vector (the KDFs too: OpenSSL's one-shot HMAC alone cost 1.7 us a call here) about 2 us
-instead of 16. An instance then holds K and OPc as bytes (as the encryptor held K's
-schedule) and no encryptor; the functions here and in `kdf` are the reference
-(`outputs_py`; the tests hold the two equal).
+set (read once, at import): an instance and the functions a vector needs then cost
+about 1.7 us instead of 8.1 here (the encryptor's making was half of it), and with
+`fiveg_he_parts` a whole 5G HE vector (the KDFs too: OpenSSL's one-shot HMAC alone cost
+1.7 us a call) about 5.6 us instead of 17. An instance then holds K and OPc as bytes
+(as the encryptor held K's schedule) and no encryptor; the functions here and in `kdf`
+are the reference (`outputs_py`; the tests hold the two equal).
 """
 
 import os

@@ -11,7 +11,7 @@ Keep-alive connections, one request in flight on each (as a pool of HTTP/1.1 cli
 without pipelining); connection k sends its own list of requests in turn, from the
 start again when it reaches the end. Responses must be framed by Content-Length (the
 server under test is ours); anything else, a head past `MAX_HEAD`, or a connection the
-server closes ends the run with `HttpLoadError`. Bounded by the number of responses and
+server closes ends the run with `HttpLoadError`. Bounded by the number of requests and
 by `seconds`; requests still unanswered `timeout` seconds after the last was sent are
 counted in `LoadResult.unanswered`. `client_cpu` is this process's own CPU time over
 the run, so a benchmark can show the generator was not the limit.
@@ -141,8 +141,8 @@ class HttpLoad:
         self.timeout = timeout
 
     def run(self, count: int, *, seconds: float) -> LoadResult:
-        """Send until `count` responses have come or `seconds` have passed, then wait
-        (at most `timeout`) for the responses still due."""
+        """Send at most `count` requests, none after `seconds`; then wait (at most
+        `timeout`) for the responses still due."""
         if count < 1 or seconds <= 0:
             raise ValueError("count and seconds must be positive")
         connections: dict[int, _Connection] = {}
