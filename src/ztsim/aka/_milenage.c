@@ -2,7 +2,10 @@
  * derivations on top of it: the optional speed-up of ztsim.aka.milenage and
  * ztsim.aka.vectors, whose Python functions are its reference (the tests hold the two
  * equal and run the TS 35.208 sets and the 5G vectors through both). SHA-256 is
- * FIPS 180-4's, written out here, as MD5 is in radius/_fast.c.
+ * FIPS 180-4's, written out here as MD5 is in radius/_fast.c, and run on the SHA
+ * extensions where the processor has them (chosen at import; ZTSIM_SOFT_SHA256 set and
+ * not empty keeps the portable compression, which the tests check in a process of its
+ * own).
  *
  * One call computes OUT1..OUT5 for (K, OPc, RAND, SQN, AMF): the key schedule is made
  * for the call and wiped with the other intermediate values before it returns, so no
@@ -13,11 +16,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <emmintrin.h>
+#include <immintrin.h>
 #include <wmmintrin.h>
 #define HAVE_AESNI 1
 #endif
@@ -143,7 +148,7 @@ static const uint32_t ROUND[64] = {
 
 #define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void sha256_block(uint32_t state[8], const unsigned char *block) {
+static void sha256_block_soft(uint32_t state[8], const unsigned char *block) {
     uint32_t w[64], a, b, c, d, e, f, g, h;
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
@@ -165,6 +170,58 @@ static void sha256_block(uint32_t state[8], const unsigned char *block) {
     state[4] += e, state[5] += f, state[6] += g, state[7] += h;
     wipe(w, sizeof w);
 }
+
+/* The same compression on the SHA extensions (sha256rnds2: two rounds; sha256msg1/2:
+ * the message schedule's sigma terms), where the processor has them. The state lives in
+ * two registers as the instructions want it: (A, B, E, F) and (C, D, G, H). */
+#define SHANI __attribute__((target("sha,sse4.1,ssse3")))
+
+SHANI static void sha256_block_ni(uint32_t state[8], const unsigned char *block) {
+    const __m128i big_endian = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)state);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)(state + 4));
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xb1);
+    __m128i efgh = _mm_shuffle_epi32(hgfe, 0x1b);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+    __m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xf0);
+    const __m128i abef_in = abef, cdgh_in = cdgh;
+    __m128i w[4];
+    for (int i = 0; i < 16; i++) {
+        __m128i words;
+        if (i < 4) {
+            words = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16 * i)), big_endian);
+        } else {
+            /* W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16], four at a time */
+            __m128i partial = _mm_sha256msg1_epu32(w[i % 4], w[(i + 1) % 4]);
+            partial = _mm_add_epi32(partial, _mm_alignr_epi8(w[(i + 3) % 4], w[(i + 2) % 4], 4));
+            words = _mm_sha256msg2_epu32(partial, w[(i + 3) % 4]);
+        }
+        w[i % 4] = words;
+        __m128i sum = _mm_add_epi32(words, _mm_loadu_si128((const __m128i *)(ROUND + 4 * i)));
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, sum);
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(sum, 0x0e));
+    }
+    abef = _mm_add_epi32(abef, abef_in);
+    cdgh = _mm_add_epi32(cdgh, cdgh_in);
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1b);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xb1);
+    _mm_storeu_si128((__m128i *)state, _mm_blend_epi16(feba, dchg, 0xf0));
+    _mm_storeu_si128((__m128i *)(state + 4), _mm_alignr_epi8(dchg, feba, 8));
+    for (int i = 0; i < 4; i++) w[i] = _mm_setzero_si128();
+    __asm__ __volatile__("" : : "r"(w) : "memory");
+}
+
+static int sha_supported(void) {
+    unsigned int eax, ebx, ecx, edx;
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    if (!(ebx & bit_SHA)) return 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    return (ecx & bit_SSE4_1) && (ecx & bit_SSSE3);
+}
+
+/* Chosen at import (`PyInit__milenage`). */
+static void (*sha256_block)(uint32_t state[8], const unsigned char *block) = sha256_block_soft;
 
 static void sha256_init(Sha256 *s) {
     static const uint32_t initial[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -393,6 +450,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__milenage(void) {
 #ifdef HAVE_AESNI
     have_aes = aes_supported();
+    const char *soft = getenv("ZTSIM_SOFT_SHA256"); /* set and not empty: the reference */
+    if (!(soft && *soft) && sha_supported()) sha256_block = sha256_block_ni;
 #endif
     return PyModule_Create(&module);
 }

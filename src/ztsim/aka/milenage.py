@@ -14,7 +14,9 @@ where the install could build it, the processor has them and ZTSIM_PURE_PYTHON i
 set (read once, at import): an instance and the functions a vector needs then cost
 about 1.7 us instead of 8.1 here (the encryptor's making was half of it), and with
 `fiveg_he_parts` a whole 5G HE vector (the KDFs too: OpenSSL's one-shot HMAC alone cost
-1.7 us a call) about 5.6 us instead of 17. An instance then holds K and OPc as bytes
+1.7 us a call; the module's SHA-256 runs on the SHA extensions where the processor has
+them, ZTSIM_SOFT_SHA256 set at import asks for its portable compression) about 3.5 us
+instead of 17. An instance then holds K and OPc as bytes
 (as the encryptor held K's schedule) and no encryptor; the functions here and in `kdf`
 are the reference (`outputs_py`; the tests hold the two equal).
 """
