@@ -8,8 +8,9 @@
  * own).
  *
  * One call computes OUT1..OUT5 for (K, OPc, RAND, SQN, AMF): the key schedule is made
- * for the call and wiped with the other intermediate values before it returns, so no
- * key material outlives it (the Python path keeps an OpenSSL encryptor per Milenage).
+ * for the call and wiped with the other intermediate values (CK, IK, the HMAC pads)
+ * before it returns, so the call leaves no key material behind; its caller's Milenage
+ * holds K and OPc as the Python path's holds an OpenSSL encryptor of K.
  * AES-128 only through AES-NI, whose rounds take no data-dependent time; where the
  * processor lacks them `supported()` is false and ztsim keeps the Python path.
  */
@@ -122,7 +123,6 @@ AESNI static void milenage(const unsigned char *k, const unsigned char *opc,
     wipe(x, sizeof x);
     wipe(in1, sizeof in1);
 }
-
 
 /* ---- SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104), for the 5G HE vector ---------- */
 
