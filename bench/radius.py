@@ -37,9 +37,10 @@ a power cut. Every round's Stops are then checked in ztsim's session table (afte
 last flush: on a slow machine the writer had not yet committed 6,400 of the last round's
 when the count was taken). radclient keeps its core busy for both (about 55-60 us of
 its CPU a reply here), so this figure is radclient's nearly as much as the servers'; the
-lean generator below shows what each server itself costs. (Answered after the commit instead, as with a
-database server, radclient reached about 8,500-13,000 a second: replies in bursts, a
-commit's worth at a time, cost radclient more walks over its list per reply.)
+lean generator below shows what each server itself costs. (Answered after the commit
+instead, as with a database server, radclient reached about 8,500-13,000 a second:
+replies in bursts, a commit's worth at a time, cost radclient more walks over its list
+per reply.)
 
 CPU per request, with a load generator that is not the bottleneck: radclient is, at
 about 10,000 requests per second here, so the rates above are partly its own. The
