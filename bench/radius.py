@@ -9,20 +9,25 @@ IMSIs) accepts each with a fixed Framed-IP-Address.
 
 The peer's Access-Accepts carry what ztsim's do (a Message-Authenticator, the
 BlastRADIUS defence, and MS-Primary-DNS-Server), so radclient does the same work per
-reply for both: radclient is the bottleneck of this load (it walks its whole list of
-unfinished requests, with a select() per entry, after every batch it sends), and
-checking a Message-Authenticator and decoding one more attribute cost it about 3% of
-its rate. A second FreeRADIUS with the minimal reply (Framed-IP-Address and
-Session-Timeout only) is measured too and reported beside it.
+reply for both: radclient is the bottleneck of this load, and checking a
+Message-Authenticator and decoding one more attribute cost it about 3% of its rate. After
+every window it sends it walks its whole list of requests not yet answered, with a
+select() per entry: N requests at P in flight cost it N*N/(2P) + 1.5N + 1 select calls,
+1,030,001 for 20,000 at 200, whichever server answers (strace -c, the same count against
+ztsim and FreeRADIUS), so a server that answers each window within a walk only meets
+radclient's ceiling. Each round's `radclient busy` (its CPU seconds per second, in the
+JSON `radclient_busy_*`) shows it: 1.0 is that ceiling. A second FreeRADIUS with the
+minimal reply (Framed-IP-Address and Session-Timeout only) is measured too and reported
+beside it.
 
 radclient runs on one CPU and the server under test on the others (see `split_cpus`),
 as if the gateway were another machine; `--shared-cpus` lets them share. The load runs
 `--rounds` times per server (7 by default, after one load each that is not counted), in
 turn, and the medians are compared: single runs here vary by 10% and more, and a
-FreeRADIUS run now and then loses requests to radclient's 5 s retry. Each server's CPU time per request is reported too (ztsim's
-includes writing that round's decision events). Then the revocation latency: the time
-from the API call that suspends a SIM to its Disconnect-Request arriving at a CoA
-receiver, over REVOCATIONS SIMs with live sessions.
+FreeRADIUS run now and then loses requests to radclient's 5 s retry. Each server's CPU
+time per request is reported too (ztsim's includes writing that round's decision events).
+Then the revocation latency: the time from the API call that suspends a SIM to its
+Disconnect-Request arriving at a CoA receiver, over REVOCATIONS SIMs with live sessions.
 
 Accounting too: ACCT_REQUESTS Accounting-Requests (a Start, then a Stop, for each of
 ACCT_SESSIONS sessions, new ones each round), ACCT_IN_FLIGHT in flight, answered per
@@ -36,11 +41,11 @@ Neither syncs to the disk per request: both survive the server process's crash, 
 a power cut. Every round's Stops are then checked in ztsim's session table (after one
 last flush: on a slow machine the writer had not yet committed 6,400 of the last round's
 when the count was taken). radclient keeps its core busy for both (about 55-60 us of
-its CPU a reply here), so this figure is radclient's nearly as much as the servers'; the
-lean generator below shows what each server itself costs. (Answered after the commit
-instead, as with a database server, radclient reached about 8,500-13,000 a second:
-replies in bursts, a commit's worth at a time, cost radclient more walks over its list
-per reply.)
+its CPU a reply here, the select calls above), so this figure is radclient's ceiling
+whenever both servers keep up with it; the lean generator below shows what each server
+itself costs. (Answered after the commit instead, as with a database server, radclient
+reached about 8,500-13,000 a second: replies in bursts, a commit's worth at a time, cost
+radclient more walks over its list per reply.)
 
 CPU per request, with a load generator that is not the bottleneck: radclient is, at
 about 10,000 requests per second here, so the rates above are partly its own. The
@@ -49,7 +54,9 @@ authenticators computed before the clock starts, sendmmsg/recvmmsg batches, a fe
 microseconds of client CPU per request, reported) sends the same Access-Requests, IN_FLIGHT
 in flight, to ztsim and to the FreeRADIUS peer, `--lean-rounds` times in turn (5 by
 default), in a child process on the load CPU; then ACCT_REQUESTS new Accounting-Requests
-the same way. Each server's CPU microseconds per request are compared
+the same way. A server's CPU is counted from the moment the child has made its datagrams
+(not while it starts) to the end of its load, and, for ztsim, of that round's commit.
+Each server's CPU microseconds per request are compared
 (`cpu_ratio_vs_freeradius`, target <= 1.0). Both record every request: ztsim its
 decision event (counted in its CPU, flushed each round), the FreeRADIUS peer the reply
 to each Access-Request in a detail file (`reply_log` in post-auth) and each
@@ -68,6 +75,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -77,7 +85,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -283,10 +291,13 @@ def load(
     kind: str = "auth",
     count: int = REQUESTS,
     in_flight: int = IN_FLIGHT,
-) -> tuple[float, int]:
-    """Requests per second and the number of responses radclient counted as accepted (for
-    accounting: every Accounting-Response); radclient on `cpu` if given."""
+) -> tuple[float, int, float]:
+    """Requests per second, the number of responses radclient counted as accepted (for
+    accounting: every Accounting-Response), and radclient's CPU seconds per second of the
+    run (1.0: it was the bottleneck); radclient on `cpu` if given."""
     assert RADCLIENT is not None
+    # The only child this process reaps meanwhile is radclient.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(
         [
@@ -314,8 +325,10 @@ def load(
         os.sched_setaffinity(proc.pid, {cpu})
     output, _ = proc.communicate(timeout=600)
     elapsed = time.perf_counter() - start
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = (used.ru_utime - children.ru_utime + used.ru_stime - children.ru_stime) / elapsed
     accepts = re.search(r"Accepted\s*:\s*(\d+)", output)
-    return count / elapsed, int(accepts.group(1)) if accepts else -1
+    return count / elapsed, int(accepts.group(1)) if accepts else -1, busy
 
 
 def lean_requests(kind: str, prefix: str) -> tuple[Code, list[list[Attribute]]]:
@@ -353,13 +366,17 @@ def lean_requests(kind: str, prefix: str) -> tuple[Code, list[list[Attribute]]]:
 
 def lean_worker() -> None:
     """The child process of `lean_load`: its job on stdin, its result on stdout. A process
-    of its own so that its CPU time is not counted as ztsim's (ztsim runs in the parent)."""
+    of its own so that its CPU time is not counted as ztsim's (ztsim runs in the parent).
+    It says "ready" once its datagrams are made and sends on the parent's "go"."""
     job = json.loads(sys.stdin.readline())
     code, requests = lean_requests(job["kind"], job["prefix"])
     datagrams = precompute(code, requests, SharedSecret(job["secret"]))
     load = RadiusLoad(
         ("127.0.0.1", job["port"]), datagrams, window=job["window"], timeout=LEAN_TIMEOUT
     )
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit("the parent did not say go")
     result = load.run(deadline=300)
     print(
         json.dumps(
@@ -374,23 +391,43 @@ def lean_worker() -> None:
     )
 
 
-def lean_load(port: int, cpu: int | None, *, kind: str = "auth", prefix: str = "") -> Any:
+def lean_load(
+    port: int,
+    cpu: int | None,
+    *,
+    kind: str = "auth",
+    prefix: str = "",
+    ready: Callable[[], float] = time.perf_counter,
+) -> tuple[Any, float]:
     """One run of the lean generator (a child process, on `cpu` if given): REQUESTS
-    Access-Requests or ACCT_REQUESTS Accounting-Requests, IN_FLIGHT in flight."""
+    Access-Requests or ACCT_REQUESTS Accounting-Requests, IN_FLIGHT in flight. Returns its
+    result and what `ready` gave when called: once the child has made its datagrams, just
+    before it sends the first. A server's CPU read there leaves out the seconds it idled
+    while the child started (an idle ztsim polls its change feed: ~12 ms of CPU a second
+    here, 1-2 us a request)."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--lean-worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     if cpu is not None:
         # Long before its first request: it still has its imports and datagrams to make.
         os.sched_setaffinity(proc.pid, {cpu})
     job = {"port": port, "kind": kind, "prefix": prefix, "secret": SECRET, "window": IN_FLIGHT}
-    output, _ = proc.communicate(json.dumps(job) + "\n", timeout=600)
+    proc.stdin.write(json.dumps(job) + "\n")
+    proc.stdin.flush()
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("the lean load generator failed before it was ready")
+    mark = ready()
+    output, _ = proc.communicate("go\n", timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"the lean load generator failed ({proc.returncode})")
-    return json.loads(output.splitlines()[-1])
+    return json.loads(output.splitlines()[-1]), mark
 
 
 def split_cpus() -> tuple[int | None, set[int] | None]:
@@ -638,6 +675,9 @@ class Server:
         self.rps: list[float] = []
         self.cpu: list[float] = []
         self.acct_rps: list[float] = []
+        # radclient's CPU seconds per second of each round (auth, acct): 1.0 is its ceiling.
+        self.client_busy: list[float] = []
+        self.acct_client_busy: list[float] = []
         # The lean generator's rounds: rates, server and client CPU us per request.
         self.lean_rps: list[float] = []
         self.lean_cpu_us: list[float] = []
@@ -718,18 +758,20 @@ def main() -> None:
                 load(server.port, requests, load_cpu)
             running.flush()
             # Rounds go through the servers in turn, so a drift in the machine's speed
-            # touches each; the medians are compared. An idle server uses no CPU.
+            # touches each; the medians are compared. An idle server uses next to no CPU
+            # (ztsim polls its change feed, ~1% of a core).
             for n in range(args.rounds):
                 for server in servers:
                     cpu = server.cpu_seconds()
-                    rps, accepts = load(server.port, requests, load_cpu)
+                    rps, accepts, busy = load(server.port, requests, load_cpu)
                     if server is ztsim:
                         running.flush()  # this round's records count as its work
                     server.cpu.append(server.cpu_seconds() - cpu)
                     server.rps.append(rps)
+                    server.client_busy.append(busy)
                     print(
                         f"round {n + 1}: {server.name:18} {rps:8.0f} Access-Requests/s "
-                        f"({accepts} accepts)"
+                        f"({accepts} accepts, radclient busy {busy:.2f})"
                     )
             # The lean generator: ztsim and the FreeRADIUS peer, in turn, Access- then
             # Accounting-Requests (new sessions each round) in each round.
@@ -744,8 +786,9 @@ def main() -> None:
                         ("auth", server.port, REQUESTS),
                         ("acct", acct_ports[server.name], ACCT_REQUESTS),
                     ):
-                        cpu = server.cpu_seconds()
-                        got = lean_load(port, load_cpu, kind=kind, prefix=f"L{n}")
+                        got, cpu = lean_load(
+                            port, load_cpu, kind=kind, prefix=f"L{n}", ready=server.cpu_seconds
+                        )
                         if server is ztsim:
                             running.flush()
                         cpu_us = (server.cpu_seconds() - cpu) / count * 1e6
@@ -769,7 +812,7 @@ def main() -> None:
             for n in range(args.rounds):
                 requests_n = acct_file(directory, f"r{n}")
                 for server in acct_servers:
-                    rps, answered = load(
+                    rps, answered, busy = load(
                         acct_ports[server.name],
                         requests_n,
                         load_cpu,
@@ -778,9 +821,10 @@ def main() -> None:
                         in_flight=ACCT_IN_FLIGHT,
                     )
                     server.acct_rps.append(rps)
+                    server.acct_client_busy.append(busy)
                     print(
                         f"round {n + 1}: {server.name:18} {rps:8.0f} Accounting-Requests/s "
-                        f"({answered} answered)"
+                        f"({answered} answered, radclient busy {busy:.2f})"
                     )
                 requests_n.unlink()
             stopped = acct_stopped(engine)
@@ -877,6 +921,12 @@ def main() -> None:
                 "acct_rps": round(acct_ztsim),
                 "freeradius_acct_rps": rounded(acct_peer),
                 "acct_ratio_vs_freeradius": rounded(acct_ratio, 3),
+                "radclient_busy_ztsim": round(median(ztsim.client_busy), 3),
+                "radclient_busy_freeradius": rounded(median(peer.client_busy) if peer else None, 3),
+                "radclient_busy_acct_ztsim": round(median(ztsim.acct_client_busy), 3),
+                "radclient_busy_acct_freeradius": rounded(
+                    median(peer.acct_client_busy) if peer else None, 3
+                ),
                 "cpu_ratio_vs_freeradius": rounded(cpu_ratio, 3),
                 "ztsim_cpu_us_per_request_lean": round(lean_ztsim_cpu, 1),
                 "freeradius_cpu_us_per_request_lean": rounded(lean_peer_cpu, 1),
