@@ -126,6 +126,40 @@ def test_a_commit_in_another_process_wakes_the_follower(
     assert recorder.keys == ["remote"]
 
 
+def test_an_idle_poll_of_a_sqlite_file_reads_nothing_until_a_commit(
+    engine: Engine, database: tuple[str, str | None], running: list[Follower]
+) -> None:
+    # SQLite's data_version is asked first: a poll with no commit since the one before
+    # leaves its read out, and still counts as current.
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL's follower is woken by NOTIFY")
+    url, schema = database
+    recorder = Recorder()
+    follower = _start(running, Follower(engine, recorder, lambda: 0, position=0, poll_seconds=0.01))
+    assert wait_until(lambda: follower.polls_left_out >= 5, 10)
+    reads, left_out = follower.reads, follower.polls_left_out
+    assert wait_until(lambda: follower.polls_left_out >= left_out + 20, 10)
+    assert follower.reads == reads
+    assert follower.lag_seconds() < WAKE_BOUND
+    # Another process's commit: no hint reaches this one, its next poll reads.
+    committed = publish_from_another_process(url, schema, "remote")
+    assert wait_until(lambda: "remote" in recorder.applied_at, 10)
+    assert recorder.applied_at["remote"] - committed < WAKE_BOUND
+    assert follower.reads > reads
+    assert recorder.keys == ["remote"]
+
+
+def test_polls_are_never_left_out_on_postgresql(engine: Engine, running: list[Follower]) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite: the test above)")
+    follower = _start(
+        running,
+        Follower(engine, Recorder(), lambda: 0, position=0, poll_seconds=0.01, listen=False),
+    )
+    assert wait_until(lambda: follower.reads >= 10, 10)
+    assert follower.polls_left_out == 0
+
+
 def _listening(engine: Engine, app_name: str) -> bool:
     with engine.connect() as conn:
         found = conn.execute(

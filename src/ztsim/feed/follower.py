@@ -4,7 +4,9 @@ A gateway loads its state and the outbox position that state reflects in one
 consistent read (`consistent_read`), then starts a `Follower` at that position. The
 follower wakes on a hint (NOTIFY on PostgreSQL, a local commit in this process) or
 every `poll_seconds` in case a hint was missed, reads what lies above its position and
-hands it to `apply`, batch by batch, in sequence order. When its position has fallen
+hands it to `apply`, batch by batch, in sequence order. On an SQLite file a poll first
+asks whether anything was committed since the poll before (`ztsim.db.data_version`),
+and reads only then: an idle follower's poll was about 1 ms of CPU, ten times a second. When its position has fallen
 below what the outbox keeps (pruned), it calls `resync`, which reloads the state and
 returns the position that state reflects.
 
@@ -31,6 +33,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ztsim.db.data_version import DataVersion
 from ztsim.feed import outbox
 from ztsim.feed.change import Change, Topic
 from ztsim.feed.listen import Listener
@@ -114,6 +117,10 @@ class Follower:
         self._lost = False
         self._remove_local: Callable[[], None] | None = None
         self._listener = Listener(engine, self.wake) if listen and backend == "postgresql" else None
+        # Asked before a poll's read: nothing committed since the last poll, no read. Polls
+        # left out so (tests count them).
+        self._data_version = DataVersion(engine)
+        self.polls_left_out = 0
 
     @property
     def position(self) -> int:
@@ -186,6 +193,7 @@ class Follower:
         try:
             self._loop(waiting)
         finally:
+            self._data_version.close()
             _settle(waiting, False)
             _settle(self._take_asked(), False)
 
@@ -211,6 +219,8 @@ class Follower:
                 gap = self._read_at + self.min_read_interval - time.monotonic()
                 if gap > 0 and self._stopping.wait(gap):
                     return
+            elif not hinted and not pause and self._idle_poll():
+                continue  # (after a failed read or apply, `pause`: tried again regardless)
             # Taken before the read starts: each of these was asked before it, so the read
             # sees whatever was committed before the request.
             waiting += self._take_asked()
@@ -246,6 +256,17 @@ class Follower:
                 self._wake.set()
             else:
                 _settle(waiting, True)
+
+    def _idle_poll(self) -> bool:
+        """A poll (no hint, no request) that needs no read: nothing was committed to the
+        database since the previous poll, whose read (or the one it left out) had reached
+        the head. Only on a plain SQLite file (see `ztsim.db.data_version`)."""
+        now = self._clock()
+        if self._data_version.changed():
+            return False
+        self.polls_left_out += 1
+        self._current_at = now
+        return True
 
     def _step(self) -> tuple[bool, int]:
         """One read and apply. Returns (more may be waiting, changes applied)."""

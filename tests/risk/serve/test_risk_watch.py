@@ -178,6 +178,68 @@ def test_the_thread_runs_rounds_until_stopped(engine: Engine, world: World) -> N
     assert _state(engine, world.active_iccid) == "suspended"
 
 
+def test_idle_ticks_on_a_sqlite_file_leave_their_round_out(engine: Engine, world: World) -> None:
+    sqlite = engine.dialect.name == "sqlite"
+    watcher = Watcher(engine, every=0.01)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 5
+        # Past its first round (a first start begins at the log's end) and, on SQLite, idle.
+        while time.monotonic() < deadline and (
+            _position(engine) is None or (sqlite and watcher.rounds_left_out < 20)
+        ):
+            time.sleep(0.02)
+        # Committed through the pool: a connection other than the watcher's look-out.
+        _twin(engine, world)
+        deadline = time.monotonic() + 5
+        while _state(engine, world.active_iccid) != "suspended" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+    assert _state(engine, world.active_iccid) == "suspended"
+    if sqlite:
+        assert watcher.rounds_left_out >= 20
+    else:  # no data_version: every tick reads
+        assert watcher.rounds_left_out == 0
+
+
+def test_after_a_failed_round_the_next_tick_tries_again_without_a_commit(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: elsewhere no round is left out")
+    calls: list[datetime] = []
+    fail_next: list[bool] = []
+    original = Watcher.run_once
+
+    def failing_once(self: Watcher, now: datetime) -> list[Any]:
+        calls.append(now)
+        if fail_next:
+            fail_next.clear()
+            self.rounds_failed += 1  # as run_once counts a database error
+            return []
+        return original(self, now)
+
+    monkeypatch.setattr(Watcher, "run_once", failing_once)
+    watcher = Watcher(engine, every=0.01)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 5
+        while watcher.rounds_left_out < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)  # idle: its first round (and the cursor it stored) are past
+        idle = len(calls)
+        fail_next.append(True)
+        _twin(engine, world)  # one commit: the round after it fails, the next retries
+        deadline = time.monotonic() + 5
+        while _state(engine, world.active_iccid) != "suspended" and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        watcher.stop()
+    assert not fail_next  # a round failed
+    assert len(calls) >= idle + 2
+    assert _state(engine, world.active_iccid) == "suspended"
+
+
 def test_the_overlap_is_read_only_while_the_cursor_recently_moved(
     engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,7 +10,8 @@ is harmless (a finding is recorded once per detector and source event; the detec
 judge an event the same way twice). A database error is logged by its class and the
 round is tried again, from the same cursor, at the next tick. A first start begins at
 the current end of the log: history is not judged again; later starts resume from the
-stored cursor.
+stored cursor. On an SQLite file a tick with no commit since the one before leaves its
+round out (`ztsim.db.data_version`): there is nothing new to read.
 
 The node runs one watcher per database (the API process's or `ztsim up`'s): a second
 would do the same work, and change nothing twice.
@@ -31,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ztsim.clock import Clock, utc_now
 from ztsim.db import schema
 from ztsim.db.chunks import rows_in
+from ztsim.db.data_version import DataVersion
 from ztsim.db.engine import for_writing
 from ztsim.risk.detectors import SIGNAL_KINDS, Detectors, Signal, signal_of
 from ztsim.risk.settings import RiskSettings
@@ -79,6 +81,8 @@ class Watcher:
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Ticks whose round was left out: nothing committed since the tick before.
+        self.rounds_left_out = 0
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -94,10 +98,20 @@ class Watcher:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            self.run_once(self.clock())
-            self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+        version = DataVersion(self.engine)
+        retry = True  # the first round, and one after a round that failed
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                if version.changed() or retry:
+                    failed = self.rounds_failed
+                    self.run_once(self.clock())
+                    retry = self.rounds_failed != failed
+                else:
+                    self.rounds_left_out += 1
+                self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+        finally:
+            version.close()
 
     # -- one round -------------------------------------------------------------------------
 
