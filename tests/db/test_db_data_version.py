@@ -1,6 +1,6 @@
 """`DataVersion` on real SQLite files: it sees every commit of another connection (of this
 process or another one), none of its own looks, and answers True wherever it cannot be
-sure (memory, URIs, PostgreSQL, a file that is gone)."""
+sure (memory, options in the URL, PostgreSQL, a file that is gone)."""
 
 from __future__ import annotations
 
