@@ -8,8 +8,9 @@ its own, before each poll, can leave out every poll that would find nothing: an 
 change-feed follower otherwise read the outbox through the pool ten times a second, about
 1 ms of CPU each here, a core's 0.6% per follower and three followers in `ztsim up`.
 
-Only where it is certain: a plain database file. Anywhere else (`:memory:`, a URI, another
-backend) and after any error, `changed()` answers True, so the poll happens as before.
+Only where it is certain: a plain database file. Anywhere else (`:memory:`, options in the
+URL, another backend) and after any error, `changed()` answers True: the poll happens as
+before.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The watcher on a real database (SQLite and PostgreSQL): a first start begins at the
 log's end; signals become findings with each org's response; the cursor is stored and a
 new watcher resumes from it; an event committed late below the cursor is still read; a
-database error is logged by class and the round tried again; the thread runs rounds."""
+database error is logged by class and the round tried again; the thread runs rounds, and
+on an SQLite file leaves out those with no commit since the tick before."""
 
 from __future__ import annotations
 
