@@ -6,9 +6,9 @@ follower wakes on a hint (NOTIFY on PostgreSQL, a local commit in this process) 
 every `poll_seconds` in case a hint was missed, reads what lies above its position and
 hands it to `apply`, batch by batch, in sequence order. On an SQLite file a poll first
 asks whether anything was committed since the poll before (`ztsim.db.data_version`),
-and reads only then: an idle follower's poll was about 1 ms of CPU, ten times a second. When its position has fallen
-below what the outbox keeps (pruned), it calls `resync`, which reloads the state and
-returns the position that state reflects.
+and reads only then: an idle follower's poll was about 1 ms of CPU, ten times a second.
+When its position has fallen below what the outbox keeps (pruned), it calls `resync`,
+which reloads the state and returns the position that state reflects.
 
 While the database cannot be read the follower keeps trying; the gateway keeps serving
 its last state, and `lag_seconds` says for how long it has not been sure to be current.
@@ -117,8 +117,8 @@ class Follower:
         self._lost = False
         self._remove_local: Callable[[], None] | None = None
         self._listener = Listener(engine, self.wake) if listen and backend == "postgresql" else None
-        # Asked before a poll's read: nothing committed since the last poll, no read. Polls
-        # left out so (tests count them).
+        # Asked before a poll's read: nothing committed since the poll before, no read.
+        # `polls_left_out` counts the reads so saved (tests read it).
         self._data_version = DataVersion(engine)
         self.polls_left_out = 0
 
